@@ -1,0 +1,114 @@
+"""Write an analysis to an output folder: GeoJSON layers, summary.json and workspace.gpkg.
+
+Everything is written into a temporary folder beside the target and moved
+into place at the end, so an interrupted run leaves the previous output (or
+nothing) and never a half-written one.
+
+Example
+-------
+>>> write_outputs(analyze("sample_geojson"), "out/sample")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+
+from geo.errors import GridcoverError
+
+_WGS84 = "EPSG:4326"
+#: Output layers written as GeoJSON and into the workspace, in order.
+OUTPUT_LAYERS = ("households", "grids", "coverage_issues")
+
+
+def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """A copy that every driver can write: nullable ints stay ints, objects stay text."""
+    out = frame.copy()
+    for column in out.columns:
+        if column == out.geometry.name:
+            continue
+        dtype = out[column].dtype
+        if isinstance(dtype, pd.BooleanDtype):
+            out[column] = out[column].astype(object)
+    return out
+
+
+def _write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pyogrio.write_dataframe(_plain(frame.to_crs(_WGS84)), path, driver="GeoJSON",
+                                layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": 7, "WRITE_NAME": "NO"})
+
+
+def _write_gpkg_layer(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pyogrio.write_dataframe(_plain(frame.to_crs(_WGS84)), path, layer=layer, driver="GPKG",
+                                append=path.exists())
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Path:
+    """Write every output of ``analysis`` into ``out_dir`` atomically; returns the folder."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GridcoverError(f"--out {out_dir} exists and is not a folder")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        outputs = {
+            "households": analysis.households,
+            "grids": analysis.grids,
+            "coverage_issues": analysis.coverage_issues,
+        }
+        for name, frame in outputs.items():
+            _write_geojson(frame, tmp / f"{name}.geojson")
+        if progress:
+            progress("wrote households.geojson, grids.geojson, coverage_issues.geojson")
+        gpkg = tmp / "workspace.gpkg"
+        for name, frame in analysis.data.layers.items():
+            _write_gpkg_layer(frame, gpkg, f"input_{name}" if name in outputs else name)
+        for name, frame in outputs.items():
+            _write_gpkg_layer(frame, gpkg, name)
+        summary = dict(analysis.summary)
+        summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
+        (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
+        if progress:
+            progress("wrote workspace.gpkg and summary.json")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``, replacing an existing folder with two renames."""
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old.rmdir()
+        target.rename(old)
+        try:
+            new.rename(target)
+        except BaseException:
+            old.rename(target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)

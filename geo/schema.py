@@ -1,0 +1,184 @@
+"""The data model: every input layer, its geometry and its fields, declared once.
+
+The loader validates against these declarations, ``docs/data-model.md``
+describes them, and the tests read them; adding a field is adding it here.
+
+Example
+-------
+>>> LAYERS["grids"].field("worker_phone").required
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Geometry families a layer may hold.
+POLYGON = "polygon"
+POINT = "point"
+LINE = "line"
+
+#: Field types understood by the loader.
+STR = "str"
+INT = "int"
+FLOAT = "float"
+BOOL = "bool"
+DATE = "date"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One attribute of a layer."""
+
+    name: str
+    type: str
+    required: bool = True
+    nullable: bool = False
+    description: str = ""
+    references: str | None = None  # "layer.field" this field points to
+    default: object = None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One input layer (a file named ``<name>.geojson`` etc. in the data folder)."""
+
+    name: str
+    geometry: str
+    required: bool
+    title_zh: str
+    description: str
+    fields: tuple[Field, ...] = field(default_factory=tuple)
+    geometry_optional: bool = False  # households may come with a building_id instead of a point
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+#: Special-group flags of a household (特殊群体). Counted, never shown as points in public outputs.
+SPECIAL_GROUPS = ("elderly_alone", "child_in_difficulty", "mental_disorder", "migrant", "rental")
+
+_ID = Field("id", STR, description="unique identifier within the layer")
+
+LAYERS: dict[str, Layer] = {
+    layer.name: layer
+    for layer in (
+        Layer(
+            "streets", POLYGON, True, "街道",
+            "Street offices (sub-districts): the lowest level of city government.",
+            (_ID, Field("name", STR, description="name, e.g. 督院街街道")),
+        ),
+        Layer(
+            "communities", POLYGON, True, "社区",
+            "Communities (residents' committees) or villages, each in one street.",
+            (
+                _ID,
+                Field("name", STR),
+                Field("street_id", STR, references="streets.id"),
+                Field("ur_code", STR, required=False, nullable=True,
+                      description="3-digit urban-rural code 城乡分类代码 (111 core, 112 城乡结合区, 122 镇乡结合区, 220 village)"),
+                Field("code", STR, required=False, nullable=True, description="12-digit statistical code"),
+            ),
+        ),
+        Layer(
+            "grids", POLYGON, True, "网格",
+            "Grids: the unit of responsibility; every household belongs to exactly one.",
+            (
+                _ID,
+                Field("name", STR),
+                Field("community_id", STR, references="communities.id"),
+                Field("worker_name", STR, nullable=True, description="full-time grid worker 网格员 (empty: no worker)"),
+                Field("worker_phone", STR, nullable=True, description="the worker's work phone"),
+                Field("full_time_workers", INT, required=False, nullable=True,
+                      description="number of full-time workers; default 1 if worker_name is set, else 0"),
+                Field("info_officer_name", STR, required=False, nullable=True, description="part-time information officer 信息员"),
+                Field("info_officer_phone", STR, required=False, nullable=True),
+                Field("mediator_name", STR, required=False, nullable=True, description="part-time mediator 调解员"),
+                Field("mediator_phone", STR, required=False, nullable=True),
+            ),
+        ),
+        Layer(
+            "estates", POLYGON, False, "小区",
+            "Estates (gated compounds); walking routes leave them through their gates.",
+            (
+                _ID,
+                Field("name", STR),
+                Field("year_built", INT, required=False, nullable=True, description="year of completion; ≤ 2000 makes it an old estate 老旧小区"),
+                Field("address", STR, required=False, nullable=True),
+            ),
+        ),
+        Layer(
+            "gates", POINT, False, "出入口",
+            "Gates of estates.",
+            (
+                _ID,
+                Field("estate_id", STR, references="estates.id"),
+                Field("name", STR, required=False, nullable=True),
+            ),
+        ),
+        Layer(
+            "buildings", POLYGON, False, "楼栋",
+            "Building footprints.",
+            (
+                _ID,
+                Field("estate_id", STR, required=False, nullable=True, references="estates.id"),
+                Field("name", STR, required=False, nullable=True, description="name or number, e.g. 3栋"),
+                Field("address", STR, required=False, nullable=True),
+                Field("year_built", INT, required=False, nullable=True),
+                Field("floors", INT, nullable=True, description="storeys above ground (empty: unknown)"),
+                Field("residential", BOOL, required=False, nullable=True, default=True,
+                      description="false for offices, shops, schools (default true)"),
+            ),
+        ),
+        Layer(
+            "households", POINT, True, "户",
+            "Households: the unit counted. A point, a building_id, or both.",
+            (
+                _ID,
+                Field("address", STR, nullable=True),
+                Field("building_id", STR, required=False, nullable=True, references="buildings.id",
+                      description="the building on record; when given it wins over the point"),
+                Field("persons", INT, description="members of the household (≥ 0)"),
+                *(Field(g, BOOL, nullable=True, default=False, description=f"special group: {g}") for g in SPECIAL_GROUPS),
+                Field("last_visit", DATE, required=False, nullable=True, description="date of the grid worker's last visit (YYYY-MM-DD)"),
+            ),
+            geometry_optional=True,
+        ),
+        Layer(
+            "facilities", POINT, False, "设施",
+            "Service facilities of the life circle (used by the reach analysis).",
+            (
+                _ID,
+                Field("name", STR, required=False, nullable=True),
+                Field("category", STR, description="category id, e.g. kindergarten, health_centre"),
+            ),
+        ),
+        Layer(
+            "roads", LINE, False, "道路",
+            "Roads and paths (used by the reach analysis).",
+            (
+                Field("id", STR, required=False, nullable=True),
+                Field("name", STR, required=False, nullable=True),
+                Field("highway", STR, required=False, nullable=True, description="OSM highway class"),
+            ),
+        ),
+        Layer(
+            "areas", POLYGON, False, "重点区域",
+            "Areas given by the street office: old estates, urban-rural fringes, others.",
+            (
+                _ID,
+                Field("kind", STR, description="old_estate | urban_rural_fringe | other"),
+                Field("name", STR, required=False, nullable=True),
+            ),
+        ),
+    )
+}
+
+#: Order in which layers are read and validated (references point backwards).
+LAYER_ORDER = ("streets", "communities", "grids", "estates", "gates", "buildings", "households", "facilities", "roads", "areas")
+
+#: Allowed values of areas.kind.
+AREA_KINDS = ("old_estate", "urban_rural_fringe", "other")

@@ -1,0 +1,51 @@
+"""Analysis settings: every tolerance and standard in one place, with its reason.
+
+Defaults are the documented ones; a data folder's ``gridcover.toml`` may
+override them in its ``[analysis]`` table (see docs/data-model.md).
+
+Example
+-------
+>>> Settings().households_per_worker
+300
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tolerances and standards of the assignment and the grid diagnostics."""
+
+    #: A household point outside every footprint is attached to the nearest
+    #: building within this distance (metres) and flagged ``snapped_to_building``.
+    #: 15 m covers geocoding to a building's door or street number, but not to
+    #: the building across a street.
+    snap_tolerance_m: float = 15.0
+    #: Coordinates are snapped to this grid (metres) before coverage checks, so
+    #: that floating-point noise from reprojection does not show up as slivers.
+    precision_m: float = 0.01
+    #: Gaps between grids narrower than this (metres) are digitising slivers:
+    #: still reported (nobody owns them), with ``sliver = true``. shapely's
+    #: coverage validation uses the same width.
+    gap_width_m: float = 1.0
+    #: Gap, overlap and outside-community polygons smaller than this (m²) are
+    #: not reported (precision noise after reprojection).
+    min_issue_area_m2: float = 1.0
+    #: A building is split when a second grid holds at least this share of its
+    #: footprint; smaller slivers come from boundaries drawn along a wall.
+    split_min_share: float = 0.02
+    #: The plan's standard: one full-time grid worker per 300 households.
+    households_per_worker: int = 300
+
+    def with_overrides(self, values: dict) -> "Settings":
+        """A copy with the given fields replaced; unknown names raise ``KeyError``."""
+        known = {f.name: f for f in fields(self)}
+        clean = {}
+        for key, value in values.items():
+            if key not in known:
+                msg = f"unknown analysis setting {key!r} (known: {', '.join(sorted(known))})"
+                raise KeyError(msg)
+            clean[key] = type(getattr(self, key))(value)
+        return replace(self, **clean)
