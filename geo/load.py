@@ -112,6 +112,11 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
     data_dir = path.parent if gpkg else path
     if gpkg is not None and gpkg.suffix.lower() != ".gpkg":
         raise InputError(f"{path}: give a data folder or a GeoPackage (.gpkg)")
+    if crs is not None:
+        try:
+            parse_crs(crs)
+        except ValueError as exc:
+            raise ConfigError(f"--crs: {exc}") from None
     config = read_config(data_dir) if gpkg is None else {}
     settings = settings or Settings()
     try:
