@@ -63,6 +63,7 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
     repaired: list[dict] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)
+    folder: Path | None = None  # the data folder (config files live there)
 
     def get(self, name: str) -> gpd.GeoDataFrame | None:
         return self.layers.get(name)
@@ -174,7 +175,8 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
     metric = local_metric_crs((centre[0] + centre[2]) / 2.0, (centre[1] + centre[3]) / 2.0)
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
-                   missing_optional=missing, warnings=dataset_warnings, repaired=repaired, settings=settings)
+                   missing_optional=missing, warnings=dataset_warnings, repaired=repaired, settings=settings,
+                   folder=data_dir)
 
 
 def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None,

@@ -8,6 +8,7 @@ Example
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -19,7 +20,10 @@ import pandas as pd
 
 from geo.assign import STATUSES, assign_communities, assign_households, building_grids
 from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, grid_workload
+from geo.areas import ZONES, household_zones
+from geo.lifecircle import (DEFAULT_H3_RESOLUTION, h3_reach, household_origins, household_reach, reach_shares)
 from geo.load import Dataset, load_data
+from geo.reach import ReachModel, load_config
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 
@@ -38,6 +42,8 @@ class Analysis:
     building_grid: pd.DataFrame | None
     summary: dict
     timings: dict[str, float] = field(default_factory=dict)
+    h3_reach: gpd.GeoDataFrame | None = None
+    reach_model: ReachModel | None = None
 
 
 class _Clock:
@@ -56,7 +62,7 @@ class _Clock:
 
 
 def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None,
-            progress: Callable[[str], None] | None = None) -> Analysis:
+            h3_resolution: int = DEFAULT_H3_RESOLUTION, progress: Callable[[str], None] | None = None) -> Analysis:
     """Load a data folder and run the assignment and the grid diagnostics."""
     clock = _Clock(progress)
     if progress:
@@ -103,10 +109,102 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     coverage = community_coverage(grids, communities, settings=settings)
     clock.step("diagnose", f"found {len(issues):,} coverage issues")
 
+    zones = household_zones(assigned["x"].to_numpy(), assigned["y"].to_numpy(), assigned["building_id"].to_numpy(),
+                            assigned["community_id"].to_numpy(), buildings=buildings, estates=layers.get("estates"),
+                            communities=communities, areas=layers.get("areas"))
+    for column in ("old_estate", "fringe", "zone"):
+        out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
+    reach = run_reach(data, assigned, households, zones, h3_resolution=h3_resolution)
+    for column in reach.household_columns:
+        out_households.insert(len(out_households.columns) - 1, column, reach.households[column].to_numpy())
+    grid_shares = reach.shares[reach.shares["level"] == "grid"]
+    for column, values in grid_share_columns(grid_shares, out_grids["id"].astype(str).to_numpy()).items():
+        out_grids.insert(len(out_grids.columns) - 1, column, values)
+    clock.step("reach", f"measured walking reach to {len(reach.model.config.ids)} categories "
+                        f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
+
     summary = build_summary(data, out_households, out_grids, issues, coverage, streets, communities)
+    summary["reach"] = reach.summary
     summary["timings_s"] = clock.timings
     return Analysis(data=data, households=out_households, grids=out_grids, coverage_issues=issues,
-                    building_grid=bg, summary=summary, timings=clock.timings)
+                    building_grid=bg, summary=summary, timings=clock.timings, h3_reach=reach.cells,
+                    reach_model=reach.model)
+
+
+@dataclass
+class ReachResult:
+    model: ReachModel
+    households: pd.DataFrame
+    household_columns: list
+    shares: pd.DataFrame
+    cells: gpd.GeoDataFrame
+    summary: dict
+
+
+def run_reach(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFrame, zones: pd.DataFrame, *,
+              h3_resolution: int = DEFAULT_H3_RESOLUTION) -> ReachResult:
+    """The 15-minute life-circle stage: network, per-household minutes, H3 cells, shares per level."""
+    layers = data.layers
+    config = load_config(data.folder)
+    facilities = layers.get("facilities")
+    unknown: dict[str, int] = {}
+    if facilities is not None:
+        known = facilities["category"].isin(config.ids)
+        unknown = {str(k): int(v) for k, v in facilities.loc[~known, "category"].value_counts().items()}
+        for cat, count in unknown.items():
+            data.warnings.append(f"facilities: {count} with category {cat!r} not in {config.source}: not used for reach")
+        facilities = facilities[known.to_numpy()]
+    x, y = assigned["x"].to_numpy(), assigned["y"].to_numpy()
+    origins, origin_of = household_origins(x, y, assigned["building_id"].to_numpy(), buildings=layers.get("buildings"),
+                                           estates=layers.get("estates"), gates=layers.get("gates"))
+    model = ReachModel.build(layers.get("roads"), facilities, origins, config=config)
+    elderly_alone = households["elderly_alone"].astype(bool).to_numpy()
+    reach = household_reach(model, origin_of, elderly_alone)
+    not_attached = ~model.origin_attached()
+    on_fragment = model.origin_on_fragment()
+    hh_not_attached = (origin_of >= 0) & np.where(origin_of >= 0, not_attached[np.maximum(origin_of, 0)], False)
+    hh_stranded = (origin_of >= 0) & np.where(origin_of >= 0, on_fragment[np.maximum(origin_of, 0)], False)
+    special = pd.DataFrame({g: households[g].astype(bool).to_numpy() for g in SPECIAL_GROUPS})
+    groups = {"street": assigned["street_id"].to_numpy(), "community": assigned["community_id"].to_numpy(),
+              "grid": assigned["grid_id"].to_numpy(), "zone": zones["zone"].to_numpy(),
+              "old_estate": np.where(zones["old_estate"], "old_estate", None),
+              "fringe": np.where(zones["fringe"], "fringe", None)}
+    shares = reach_shares(groups, reach, households["persons"].astype(float).to_numpy(), special, config)
+    lonlat = gpd.GeoSeries(gpd.points_from_xy(x, y), crs=households.crs).to_crs("EPSG:4326")
+    lon = np.where(np.isfinite(x), lonlat.x.to_numpy(), np.nan)
+    lat = np.where(np.isfinite(y), lonlat.y.to_numpy(), np.nan)
+    area = layers["streets"].to_crs("EPSG:4326").geometry.to_list()
+    cells = h3_reach(model, household_lonlat=(lon, lat), reach=reach, area_wgs84=area, resolution=h3_resolution,
+                     metric_crs=data.metric_crs)
+    columns = [c for c in reach.columns if not c.startswith("within_")]
+    level_rows = shares[shares["level"].isin(["street", "community", "zone", "old_estate", "fringe"])]
+    summary = {
+        "method": model.method,
+        "estimate": model.method != "network",
+        "categories_source": config.source,
+        "speeds_m_per_s": config.speeds,
+        "detour_factor": config.detour_factor if model.method != "network" else None,
+        "categories": [asdict(c) for c in config.categories],
+        "network": model.stats,
+        "facilities_unknown_category": unknown,
+        "households_not_attached": int(hh_not_attached.sum()),
+        "households_on_fragments": int(hh_stranded.sum()),
+        "households_basic_complete": int(reach["basic_complete"].sum()),
+        "h3_resolution": h3_resolution,
+        "h3_cells": int(len(cells)),
+        "h3_cells_from_centre": int(cells["from_centre"].sum()) if len(cells) else 0,
+        "shares": json.loads(level_rows.to_json(orient="records")),
+    }
+    return ReachResult(model=model, households=reach, household_columns=columns, shares=shares, cells=cells, summary=summary)
+
+
+def grid_share_columns(grid_shares: pd.DataFrame, grid_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """``reach_<category>_share`` (households within tier) and ``basic_share`` per grid, aligned with ``grid_ids``."""
+    out = {}
+    for cat, rows in grid_shares.groupby("category", sort=False):
+        name = "basic_share" if cat == "basic_set" else f"reach_{cat}_share"
+        out[name] = pd.Series(rows["households_share"].to_numpy(), index=rows["id"].to_numpy()).reindex(grid_ids).to_numpy()
+    return out
 
 
 def _counts(series: pd.Series, keys) -> dict[str, int]:

@@ -27,7 +27,7 @@ from geo.errors import GridcoverError
 
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
-OUTPUT_LAYERS = ("households", "grids", "coverage_issues")
+OUTPUT_LAYERS = ("households", "grids", "coverage_issues", "h3_reach")
 
 
 def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -77,10 +77,12 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Pat
             "grids": analysis.grids,
             "coverage_issues": analysis.coverage_issues,
         }
+        if analysis.h3_reach is not None:
+            outputs["h3_reach"] = analysis.h3_reach
         for name, frame in outputs.items():
             _write_geojson(frame, tmp / f"{name}.geojson")
         if progress:
-            progress("wrote households.geojson, grids.geojson, coverage_issues.geojson")
+            progress("wrote " + ", ".join(f"{name}.geojson" for name in outputs))
         gpkg = tmp / "workspace.gpkg"
         for name, frame in analysis.data.layers.items():
             _write_gpkg_layer(frame, gpkg, f"input_{name}" if name in outputs else name)

@@ -25,7 +25,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     progress = None if args.quiet else _progress
-    analysis = analyze(args.data_dir, crs=args.crs, progress=progress)
+    analysis = analyze(args.data_dir, crs=args.crs, h3_resolution=args.h3_resolution, progress=progress)
     for warning in analysis.data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     out = write_outputs(analysis, args.out, progress=progress)
@@ -35,6 +35,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(f"{s['households']:,} households: {counts}")
     print(f"{s['grids']['count']} grids ({s['grids']['over_capacity']} over {s['grids']['households_per_worker_standard']} "
           f"households per worker); coverage issues: {issues or 'none'}")
+    r = s.get("reach")
+    if r:
+        label = "network" if not r["estimate"] else f"straight-line ESTIMATE x{r['detour_factor']}"
+        print(f"life circle ({label}): {r['households_basic_complete']:,} of {s['households']:,} households reach the "
+              f"full basic set within its tiers; {r['h3_cells']:,} H3 cells")
     print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -47,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("data_dir", help="folder of input layers (or a GeoPackage)")
     analyze.add_argument("--out", required=True, help="output folder (replaced atomically)")
     analyze.add_argument("--crs", help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
+    analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
+                         help="H3 resolution of the reach cells (default 10)")
     analyze.add_argument("--quiet", action="store_true", help="no progress lines")
     analyze.set_defaults(func=cmd_analyze)
     return parser
