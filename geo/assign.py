@@ -45,6 +45,11 @@ def _pick_min(left: np.ndarray, key: np.ndarray, right: np.ndarray, n: int) -> n
     out = np.full(n, -1, dtype=np.int64)
     if len(left) == 0:
         return out
+    one = np.bincount(left, minlength=n)[left] == 1  # a single candidate needs no sort
+    out[left[one]] = right[one]
+    left, key, right = left[~one], key[~one], right[~one]
+    if len(left) == 0:
+        return out
     order = np.lexsort((key, left))
     left_sorted = left[order]
     first = np.ones(len(order), dtype=bool)
@@ -122,8 +127,14 @@ def building_grids(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, *,
         grid_share[bi_s[pair_best]] = share_s[pair_best]
     in_overlap = covered > 1.0 + settings.split_min_share
     split = ~in_overlap & has & ((n_grids >= 2) | (covered < 1.0 - settings.split_min_share))
-    order = np.lexsort((grank[gi_s], -share_s, bi_s))
-    grid_ids = pd.Series(gids[gi_s[order]]).groupby(bi_s[order]).agg(",".join)
+    # the grids of each building by share: joined as text only for the few buildings in several grids
+    grid_ids = np.full(n, None, dtype=object)
+    grid_ids[has] = gids[best[has]]
+    multi = n_grids[bi_s] >= 2
+    if multi.any():
+        order = np.lexsort((grank[gi_s[multi]], -share_s[multi], bi_s[multi]))
+        joined = pd.Series(gids[gi_s[multi][order]]).groupby(bi_s[multi][order]).agg(",".join)
+        grid_ids[joined.index.to_numpy()] = joined.to_numpy()
     out = pd.DataFrame({
         "grid": best,
         "grid_id": np.where(has, gids[np.maximum(best, 0)], None),
@@ -133,7 +144,7 @@ def building_grids(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, *,
         "split": split,
         "in_overlap": in_overlap,
     }, index=buildings.index)
-    out["grid_ids"] = pd.Series(grid_ids.reindex(np.arange(n)).to_numpy(), index=buildings.index)
+    out["grid_ids"] = grid_ids
     return out
 
 
@@ -241,18 +252,22 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
         "no_building": no_building,
         "snapped_to_building": snapped,
     }
-    status = np.full(n, "ok", dtype=object)
-    for code in reversed(STATUSES[:-1]):
-        status[conditions[code]] = code
-    flags = np.full(n, "", dtype=object)
-    for code in STATUSES[:-1]:
-        mask = conditions[code]
-        flags[mask] = np.where(flags[mask] == "", code, flags[mask] + "," + code)
-    building_id = np.full(n, None, dtype=object)
-    if have_buildings:
-        building_id[with_b] = bids[bidx[with_b]]
-    grid_id = np.full(n, None, dtype=object)
-    grid_id[gidx >= 0] = gids[gidx[gidx >= 0]]
+    # codes, not strings: one categorical per column (a million strings would cost more than the geometry)
+    code = np.full(n, len(STATUSES) - 1, dtype=np.int8)
+    bits = np.zeros(n, dtype=np.int16)
+    for i, name in reversed(list(enumerate(STATUSES[:-1]))):
+        code[conditions[name]] = i
+    for i, name in enumerate(STATUSES[:-1]):
+        bits |= conditions[name].astype(np.int16) << i
+    status = pd.Categorical.from_codes(code, STATUSES)
+    combos, inverse = np.unique(bits, return_inverse=True)
+    labels = [",".join(nm for i, nm in enumerate(STATUSES[:-1]) if c >> i & 1) for c in combos]  # one per combination
+    flags = pd.Categorical.from_codes(inverse.ravel(), labels)
+    building_id = pd.Categorical.from_codes(bidx, bids) if have_buildings else pd.Categorical.from_codes(
+        np.full(n, -1), categories=pd.Index([], dtype=object))
+    grid_id = pd.Categorical.from_codes(gidx, gids)
+    location = pd.Categorical.from_codes(np.where(location == "point", 0, np.where(location == "building", 1, 2)),
+                                         ["point", "building", "none"])
     return pd.DataFrame({
         "building_id": building_id,
         "grid_id": grid_id,

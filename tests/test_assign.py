@@ -104,4 +104,4 @@ def test_many_households_give_the_same_answer_as_one(tiny):
     for i in range(len(hh)):
         one = assign_households(hh.iloc[[i]], tiny["buildings"], tiny["grids"])
         cols = ["building_id", "grid_id", "status"]
-        assert one[cols].fillna("-").iloc[0].tolist() == whole[cols].fillna("-").iloc[i].tolist()
+        assert one[cols].astype(object).fillna("-").iloc[0].tolist() == whole[cols].astype(object).fillna("-").iloc[i].tolist()

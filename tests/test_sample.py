@@ -1,0 +1,210 @@
+"""The committed sample district (sample_geojson/): complete, plausible, with its planted defects.
+
+These tests read the committed files only (a few seconds); regenerating the
+sample from the real data is checked by ``test_build_sample_is_deterministic``,
+which runs only when the shared data folder is present.
+"""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from geo.schema import LAYER_ORDER, LAYERS
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_geojson"
+DATA = ROOT.parent / "shared" / "data"
+UTM = "EPSG:32648"
+
+
+@pytest.fixture(scope="module")
+def sample() -> dict[str, gpd.GeoDataFrame]:
+    return {name: gpd.read_file(SAMPLE / f"{name}.geojson", engine="pyogrio") for name in LAYER_ORDER}
+
+
+@pytest.fixture(scope="module")
+def metric(sample) -> dict[str, gpd.GeoDataFrame]:
+    return {name: gdf.to_crs(UTM) for name, gdf in sample.items() if name != "households"}
+
+
+def _households_in_buildings(sample, metric) -> pd.Series:
+    """Households per building: by building_id, else by the footprint holding the point."""
+    hh = sample["households"]
+    b = metric["buildings"]
+    bid = hh["building_id"].copy()
+    pts = hh.geometry.to_crs(UTM)
+    todo = bid.isna() & pts.notna().values
+    idx, bi = shapely.STRtree(b.geometry.values).query(pts.values[todo.values], predicate="within")
+    bid.loc[bid.index[todo.values][idx]] = b["id"].values[bi]
+    return bid.value_counts()
+
+
+def test_every_layer_is_committed_with_its_fields(sample):
+    for name in LAYER_ORDER:
+        gdf = sample[name]
+        assert len(gdf) > 0, name
+        for f in LAYERS[name].fields:
+            if f.required:
+                assert f.name in gdf.columns, (name, f.name)
+
+
+def test_sample_is_small_enough_to_commit():
+    total = sum(p.stat().st_size for p in SAMPLE.iterdir())
+    assert total < 15_000_000
+
+
+def test_household_count_is_a_real_street_offices(sample):
+    assert 20_000 <= len(sample["households"]) <= 40_000
+    assert sample["households"]["persons"].between(1, 5).all()
+
+
+def test_coordinates_are_wgs84_lonlat_in_chengdu(sample):
+    for name, gdf in sample.items():
+        x0, y0, x1, y1 = gdf.total_bounds
+        assert 103.9 < x0 and x1 < 104.3 and 30.5 < y0 and y1 < 30.9, name
+
+
+def test_ids_are_unique(sample):
+    for name, gdf in sample.items():
+        if "id" in gdf:
+            assert gdf["id"].is_unique, name
+
+
+def test_every_reference_resolves(sample):
+    ids = {name: set(gdf["id"]) for name, gdf in sample.items()}
+    for name in LAYER_ORDER:
+        for f in LAYERS[name].fields:
+            if f.references:
+                target = f.references.split(".")[0]
+                values = sample[name][f.name].dropna()
+                values = values[values != ""]
+                assert set(values) <= ids[target], (name, f.name)
+
+
+def test_street_and_communities_are_real(sample):
+    assert sample["streets"]["id"].tolist() == ["510105001000"]
+    assert sample["streets"]["name"].tolist() == ["太升路街道"]
+    com = sample["communities"]
+    assert com["code"].str.fullmatch(r"5101050010\d\d").all()
+    assert set(com["ur_code"]) == {"111", "112"}
+
+
+def test_grids_mostly_hold_200_to_600_households(sample, metric):
+    per_building = _households_in_buildings(sample, metric)
+    b = metric["buildings"].assign(households=lambda d: d["id"].map(per_building).fillna(0))
+    g = metric["grids"]
+    gi, bi = shapely.STRtree(g.geometry.values).query(shapely.point_on_surface(b.geometry.values), predicate="within")
+    per_grid = pd.Series(b["households"].values[gi]).groupby(g["id"].values[bi]).sum().reindex(g["id"]).fillna(0)
+    assert per_grid.between(200, 600).mean() >= 0.85
+
+
+def test_a_gap_between_grids_holds_households(sample, metric):
+    g, com = metric["grids"], metric["communities"]
+    covered = shapely.union_all(g.geometry.values)
+    hh = sample["households"].to_crs(UTM)
+    pts = hh.geometry.values[hh.geometry.notna().values]
+    for code, poly in zip(com["id"], com.geometry.values):
+        if com.set_index("id").loc[code, "ur_code"] == "112":
+            continue  # the fringe village is uncovered on purpose too; look for the gap elsewhere
+        hole = shapely.difference(poly, covered)
+        if hole.area > 1000:
+            assert shapely.contains_xy(hole, shapely.get_x(pts), shapely.get_y(pts)).sum() > 0
+            return
+    pytest.fail("no uncovered area inside a regular community")
+
+
+def test_two_grids_overlap_over_a_building_with_households(sample, metric):
+    g = metric["grids"]
+    i, j = shapely.STRtree(g.geometry.values).query(g.geometry.values, predicate="overlaps")
+    keep = i < j
+    overlaps = shapely.intersection(g.geometry.values[i[keep]], g.geometry.values[j[keep]])
+    overlaps = overlaps[shapely.area(overlaps) > 100]
+    assert len(overlaps) >= 1
+    per_building = _households_in_buildings(sample, metric)
+    b = metric["buildings"]
+    bi = shapely.STRtree(b.geometry.values).query(overlaps, predicate="contains")[1]
+    assert b["id"].iloc[bi].map(per_building).fillna(0).sum() > 0
+
+
+def test_a_grid_line_cuts_a_building(metric):
+    g, b = metric["grids"], metric["buildings"]
+    bi, gi = shapely.STRtree(g.geometry.values).query(b.geometry.values, predicate="intersects")
+    share = shapely.area(shapely.intersection(b.geometry.values[bi], g.geometry.values[gi])) / shapely.area(b.geometry.values[bi])
+    per = pd.DataFrame({"b": bi, "share": share})
+    cut = per[per["share"].between(0.2, 0.8)].groupby("b").size()
+    assert (cut >= 2).any()
+
+
+def test_fringe_community_has_buildings_no_grid_covers(sample, metric):
+    com = metric["communities"]
+    fringe = com[com["ur_code"] == "112"]
+    assert len(fringe) == 1
+    covered = shapely.union_all(metric["grids"].geometry.values)
+    b = metric["buildings"]
+    inside = shapely.within(b.geometry.values, fringe.geometry.iloc[0])
+    uncovered = inside & ~shapely.intersects(b.geometry.values, covered)
+    assert uncovered.sum() >= 50
+    assert (sample["areas"]["kind"] == "urban_rural_fringe").any()
+
+
+def test_an_old_estate_has_residential_buildings_without_records(sample, metric):
+    per_building = _households_in_buildings(sample, metric)
+    b = metric["buildings"]
+    e = sample["estates"]
+    old = set(e.loc[e["year_built"] <= 2000, "id"])
+    res_old = b[b["estate_id"].isin(old) & b["residential"].astype(bool)]
+    empty = res_old[res_old["id"].map(per_building).fillna(0) <= 2]
+    assert len(empty) >= 2
+    assert (sample["areas"]["kind"] == "old_estate").any()
+
+
+def test_special_groups_are_uneven(sample, metric):
+    hh = sample["households"]
+    assert 0 < hh["mental_disorder"].sum() < 0.01 * len(hh)
+    assert 0 < hh["child_in_difficulty"].sum() < 0.01 * len(hh)
+    addr_village = hh["address"].str.contains("组", regex=False)
+    assert hh.loc[addr_village, "migrant"].mean() > 2 * hh.loc[~addr_village, "migrant"].mean()
+    old_estates = sample["estates"].loc[sample["estates"]["year_built"] <= 2000, "name"]
+    new_estates = sample["estates"].loc[sample["estates"]["year_built"] > 2010, "name"]
+    estate = hh["address"].str.split(" ").str[2]
+    assert hh.loc[estate.isin(old_estates), "elderly_alone"].mean() > 2 * hh.loc[estate.isin(new_estates), "elderly_alone"].mean()
+
+
+def test_households_come_in_every_form(sample):
+    hh = sample["households"]
+    has_point = hh.geometry.notna()
+    has_building = hh["building_id"].notna()
+    assert (has_building & ~has_point).sum() > 100
+    assert 1 <= (~has_building & ~has_point).sum() <= 10
+    overdue = hh["elderly_alone"] & (pd.to_datetime(hh["last_visit"]) < pd.Timestamp("2026-11-22"))
+    assert overdue.sum() > 0
+
+
+def test_one_grid_has_no_worker(sample):
+    g = sample["grids"]
+    assert (g["worker_name"].fillna("") == "").sum() == 1
+    phones = g.loc[g["worker_name"].fillna("") != "", "worker_phone"]
+    assert phones.str.fullmatch(r"028-8\d{3}-\d{4}").all()
+
+
+def test_facilities_mark_their_source(sample):
+    f = sample["facilities"]
+    assert {"osm", "synthetic"} <= set(f["source"])
+    assert {"elderly_daycare", "kindergarten", "primary_school", "street_office"} <= set(f["category"])
+
+
+@pytest.mark.skipif(not (DATA / "chengdu-central-2018.osm").exists(), reason="shared data not present")
+def test_build_sample_is_deterministic_and_matches_the_committed_files(tmp_path):
+    from gridcover.sample import build_sample
+
+    counts = build_sample(DATA, tmp_path)
+    assert counts == {name: len(gpd.read_file(SAMPLE / f"{name}.geojson", engine="pyogrio")) for name in counts}
+    names = [f"{name}.geojson" for name in counts] + ["README.md"]
+    match, mismatch, errors = filecmp.cmpfiles(SAMPLE, tmp_path, names, shallow=False)
+    assert not mismatch and not errors, mismatch + errors
