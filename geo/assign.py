@@ -58,34 +58,35 @@ def _pick_min(left: np.ndarray, key: np.ndarray, right: np.ndarray, n: int) -> n
     return out
 
 
-def points_in_polygons(x: np.ndarray, y: np.ndarray, polygons: np.ndarray, tree: shapely.STRtree | None = None,
-                       *, tie_rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Polygon index covering each point (boundary included; ties → lowest ``tie_rank``) and the number of
-    polygons whose interior holds it.
+def points_in_polygons(points: np.ndarray, polygons: np.ndarray, *, tie_rank: np.ndarray | None = None,
+                       xy: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Polygon index covering each point (boundary included; ties → lowest ``tie_rank``; -1 for none or a
+    missing point) and the number of polygons whose interior holds it.
 
-    >>> idx, inside = points_in_polygons(x, y, grids.geometry.to_numpy())
+    The tree is built on the points and queried with the polygons' boxes (cheaper than the other way round
+    when points outnumber polygons), then each candidate pair is tested with prepared polygons.
+
+    >>> idx, inside = points_in_polygons(households.geometry.to_numpy(), grids.geometry.to_numpy())
     """
-    n = len(x)
-    tree = tree or shapely.STRtree(polygons)
+    points = np.asarray(points, dtype=object)
+    n = len(points)
     tie_rank = np.arange(len(polygons)) if tie_rank is None else tie_rank
-    valid = np.isfinite(x) & np.isfinite(y)
-    pts = shapely.points(x[valid], y[valid])
-    pi, gi = tree.query(pts, predicate=None)
+    if n == 0 or len(polygons) == 0:
+        return np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    gi, pi = shapely.STRtree(points).query(polygons, predicate=None)
+    px, py = xy if xy is not None else (shapely.get_x(points), shapely.get_y(points))
+    x, y = px[pi], py[pi]
     shapely.prepare(polygons)
-    px, py = x[valid][pi], y[valid][pi]
-    inside = shapely.contains_xy(polygons[gi], px, py)
+    inside = shapely.contains_xy(polygons[gi], x, y)
     keep = inside.copy()
-    # the boundary counts as covered: test only pairs whose bbox matched but interior did not
-    maybe = ~inside
-    if maybe.any():
-        on_edge = shapely.intersects_xy(polygons[gi[maybe]], px[maybe], py[maybe])
-        keep[np.flatnonzero(maybe)[on_edge]] = True
-    full = np.flatnonzero(valid)
-    pi_full = full[pi]
+    # the boundary counts as covered: test only pairs whose box matched but interior did not
+    maybe = np.flatnonzero(~inside)
+    if len(maybe):
+        keep[maybe[shapely.intersects_xy(polygons[gi[maybe]], x[maybe], y[maybe])]] = True
     # prefer a polygon whose interior holds the point, then the lowest rank
     key = np.where(inside, 0, 1) * (len(polygons) + 1) + tie_rank[gi]
-    best = _pick_min(pi_full[keep], key[keep], gi[keep], n)
-    interior_count = np.bincount(pi_full[inside], minlength=n)
+    best = _pick_min(pi[keep], key[keep], gi[keep], n)
+    interior_count = np.bincount(pi[inside], minlength=n)
     return best, interior_count
 
 
@@ -190,14 +191,13 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
                 bidx[np.flatnonzero(has_given)[pos >= 0]] = pos[pos >= 0]
         todo = (bidx < 0) & has_point
         if todo.any():
-            tree = shapely.STRtree(bgeom)
-            found, _ = points_in_polygons(x[todo], y[todo], bgeom, tree, tie_rank=brank)
             idx_todo = np.flatnonzero(todo)
+            found, _ = points_in_polygons(hgeom[idx_todo], bgeom, tie_rank=brank, xy=(x[idx_todo], y[idx_todo]))
             bidx[idx_todo] = found
             left = idx_todo[found < 0]
             if len(left) and settings.snap_tolerance_m > 0:
-                pts = shapely.points(x[left], y[left])
-                pi, bi = tree.query_nearest(pts, max_distance=settings.snap_tolerance_m, all_matches=True)
+                pi, bi = shapely.STRtree(bgeom).query_nearest(hgeom[left], max_distance=settings.snap_tolerance_m,
+                                                              all_matches=True)
                 near = _pick_min(pi, brank[bi], bi, len(left))
                 bidx[left] = near
                 snapped[left[near >= 0]] = True
@@ -237,7 +237,7 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
         split[with_b] = bg_split[bidx[with_b]]
     loose = ~with_b & np.isfinite(x)
     if loose.any():
-        found, interior = points_in_polygons(x[loose], y[loose], ggeom, tie_rank=_rank(gids))
+        found, interior = points_in_polygons(shapely.points(x[loose], y[loose]), ggeom, tie_rank=_rank(gids))
         gidx[loose] = found
         overlap[loose] = interior >= 2
 
@@ -260,7 +260,8 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
     for i, name in enumerate(STATUSES[:-1]):
         bits |= conditions[name].astype(np.int16) << i
     status = pd.Categorical.from_codes(code, STATUSES)
-    combos, inverse = np.unique(bits, return_inverse=True)
+    combos = np.flatnonzero(np.bincount(bits, minlength=1 << (len(STATUSES) - 1)))
+    inverse = np.searchsorted(combos, bits)
     labels = [",".join(nm for i, nm in enumerate(STATUSES[:-1]) if c >> i & 1) for c in combos]  # one per combination
     flags = pd.Categorical.from_codes(inverse.ravel(), labels)
     building_id = pd.Categorical.from_codes(bidx, bids) if have_buildings else pd.Categorical.from_codes(
@@ -292,7 +293,8 @@ def assign_communities(x: np.ndarray, y: np.ndarray, grid_id: np.ndarray, grids:
     loose = ~has_grid & np.isfinite(x)
     if loose.any():
         cids = communities["id"].to_numpy().astype(str)
-        found, _ = points_in_polygons(x[loose], y[loose], communities.geometry.to_numpy(), tie_rank=_rank(cids))
+        found, _ = points_in_polygons(shapely.points(x[loose], y[loose]), communities.geometry.to_numpy(),
+                                      tie_rank=_rank(cids))
         community[np.flatnonzero(loose)[found >= 0]] = cids[found[found >= 0]]
     street = np.full(n, None, dtype=object)
     has_comm = pd.notna(community)

@@ -84,7 +84,8 @@ def test_building_grids_reports_split_and_overlap(tiny):
 
 def test_points_in_polygons_counts_interior_hits():
     polys = np.array([shapely.box(0, 0, 2, 2), shapely.box(1, 0, 3, 2)])
-    idx, interior = points_in_polygons(np.array([0.5, 1.5, 2.5, 9.0, 1.0]), np.array([1, 1, 1, 9, 1.0]), polys)
+    pts = shapely.points([0.5, 1.5, 2.5, 9.0, 1.0], [1, 1, 1, 9, 1.0])
+    idx, interior = points_in_polygons(pts, polys)
     assert idx.tolist() == [0, 0, 1, -1, 0]
     assert interior.tolist() == [1, 2, 1, 0, 1]
 
