@@ -220,7 +220,7 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
     with_b = bidx >= 0
     if have_buildings and with_b.any():
         if building_grid is None:
-            used = np.unique(bidx[with_b])
+            used = np.flatnonzero(np.bincount(bidx[with_b], minlength=len(buildings)))
             sub = building_grids(buildings.iloc[used], grids, settings=settings)
             bg_grid = np.full(len(buildings), -1, dtype=np.int64)
             bg_over = np.zeros(len(buildings), dtype=bool)
