@@ -146,10 +146,12 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
     for name in LAYER_ORDER:
         layer = LAYERS[name]
         if gpkg is not None:
-            if name not in gpkg_layers:
+            # a workspace written by analyze keeps the inputs of its output layers as input_<name>
+            source_layer = f"input_{name}" if f"input_{name}" in gpkg_layers else name
+            if source_layer not in gpkg_layers:
                 file, others, label = None, [], gpkg.name
             else:
-                file, others, label = gpkg, [], f"{gpkg.name}:{name}"
+                file, others, label = gpkg, [], f"{gpkg.name}:{source_layer}"
         else:
             file, others = find_layer_file(data_dir, name)
             label = file.name if file else name
@@ -162,7 +164,8 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
         for other in others:
             dataset_warnings.append(f"{other.name} ignored: {file.name} is read for layer {name!r}")
         user_crs = crs or crs_config.get(name) or crs_config.get("default")
-        frame, crs_text, fixed = _read_layer(file, layer, label, gpkg_layer=name if gpkg else None, user_crs=user_crs)
+        frame, crs_text, fixed = _read_layer(file, layer, label, gpkg_layer=label.split(":", 1)[1] if gpkg else None,
+                                             user_crs=user_crs)
         for item in fixed:
             dataset_warnings.append(f"{label}: feature {item['index']} (id={item['id']}): {item['problem']}; repaired with make_valid")
         repaired.extend(fixed)

@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
+import uuid
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
@@ -90,7 +93,11 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Pat
             _write_gpkg_layer(frame, gpkg, name)
         summary = dict(analysis.summary)
         summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
-        (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
+        summary_text = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)
+        (tmp / "summary.json").write_text(summary_text, encoding="utf-8")
+        write_meta(gpkg, {"workspace_id": uuid.uuid4().hex, "version": "1",
+                          "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "metric_crs": summary.get("metric_crs", ""), "summary": summary_text})
         if progress:
             progress("wrote workspace.gpkg and summary.json")
         _replace_dir(tmp, out_dir)
@@ -98,6 +105,29 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+#: The table in a workspace GeoPackage holding its identity, version and summary.
+META_TABLE = "gridcover_meta"
+
+
+def write_meta(gpkg: Path, values: dict[str, str]) -> None:
+    """Set key/value rows of the workspace's meta table (one transaction)."""
+    with sqlite3.connect(gpkg) as db:
+        db.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.executemany(f"INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)", list(values.items()))
+    db.close()
+
+
+def read_meta(gpkg: Path) -> dict[str, str]:
+    """The workspace's meta table as a dict ({} for a GeoPackage that gridcover did not write)."""
+    db = sqlite3.connect(f"file:{gpkg}?mode=ro", uri=True)
+    try:
+        return dict(db.execute(f"SELECT key, value FROM {META_TABLE}").fetchall())
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -7,12 +7,17 @@ no traceback reaches a user (``GRIDCOVER_DEBUG=1`` shows it for developers).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
 import traceback
 
 from geo.errors import ConfigError, GridcoverError, InputError
+
+
+#: Modules that add a subcommand with ``register(subparsers)``; each sets ``func`` returning an exit status.
+COMMAND_MODULES = ("api.serve_cli", "api.lookup_cli", "api.redraw_cli")
 
 
 def _progress(message: str) -> None:
@@ -56,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="H3 resolution of the reach cells (default 10)")
     analyze.add_argument("--quiet", action="store_true", help="no progress lines")
     analyze.set_defaults(func=cmd_analyze)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub)
     return parser
 
 
