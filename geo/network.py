@@ -180,9 +180,20 @@ def _snap_dangling(x, y, u, v, seg_line, end_nodes, tol):
         target[ok] = cand[ok]
     remap = np.arange(len(x))
     merged = target >= 0
-    remap[dangling[merged]] = target[merged]
+    # two dangling ends that find each other merge once, the larger id into the smaller: no cycles
+    src_nodes, dst_nodes = dangling[merged], target[merged]
+    both = np.isin(dst_nodes, dangling)
+    lo, hi = np.minimum(src_nodes, dst_nodes), np.maximum(src_nodes, dst_nodes)
+    src_nodes = np.where(both, hi, src_nodes)
+    dst_nodes = np.where(both, lo, dst_nodes)
+    remap[src_nodes] = dst_nodes
+    for _ in range(32):  # follow chains a -> b -> c
+        nxt = remap[remap]
+        if np.array_equal(nxt, remap):
+            break
+        remap = nxt
     u, v = remap[u], remap[v]
-    n_snapped = int(merged.sum())
+    n_snapped = int(len(np.unique(src_nodes)))
     # 2) the rest: onto the nearest segment of another line, splitting it
     rest = dangling[~merged]
     rest_line = own_line[~merged]
