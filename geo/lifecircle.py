@@ -89,13 +89,14 @@ def household_origins(x: np.ndarray, y: np.ndarray, building_id: np.ndarray, *,
     return Origins(x=ox, y=oy, entry_origin=entry_origin, entry_x=entry_x, entry_y=entry_y, entry_extra=extra), origin_of
 
 
-def _lists(mask: np.ndarray, ids: np.ndarray, valid: np.ndarray) -> list:
-    """Per row, the ids whose column is True (None where not ``valid``), built in arrow, not a Python loop."""
+def _lists(mask: np.ndarray, ids: np.ndarray, valid: np.ndarray) -> pd.arrays.ArrowExtensionArray:
+    """Per row, the ids whose column is True (null where not ``valid``), as an arrow list column (no Python
+    object per row; writers turn it into JSON arrays)."""
     rows, cols = np.nonzero(mask)
     offsets = np.r_[0, np.cumsum(np.bincount(rows, minlength=mask.shape[0]))].astype(np.int32)
-    arr = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids[cols].astype(str), pa.string()),
-                                   mask=pa.array(~valid))
-    return arr.to_pylist()
+    values = pa.array(ids.astype(str), pa.string()).take(pa.array(cols, pa.int64()))
+    arr = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~valid))
+    return pd.arrays.ArrowExtensionArray(arr)
 
 
 def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -36,6 +36,8 @@ NEEDS_FOOTWAY = frozenset({"trunk", "trunk_link"})
 _FOOT_YES = {"yes", "designated", "permissive", "official"}
 _FOOT_NO = {"no", "private", "use_sidepath"}
 _SIDEWALK_YES = {"both", "left", "right", "yes", "separate"}
+#: Radius (m) of the first, box-based search for the segment nearest to a point.
+_FIRST_RADIUS_M = 30.0
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,11 @@ def walking_graph(roads: gpd.GeoDataFrame, *, settings: NetworkSettings = Networ
     if len(coords) == 0:
         raise ValueError("no walkable road: the roads layer holds no walkable line")
     q = np.round(coords / settings.vertex_precision_m).astype(np.int64)
-    key, node_of = np.unique(q, axis=0, return_inverse=True)
+    q -= q.min(axis=0)
+    span = int(q[:, 1].max()) + 1
+    key, first_of, node_of = np.unique(q[:, 0] * span + q[:, 1], return_index=True, return_inverse=True)
     node_of = node_of.ravel()
-    xy = key * settings.vertex_precision_m
+    xy = np.round(coords[first_of] / settings.vertex_precision_m) * settings.vertex_precision_m
     same_line = line_of[1:] == line_of[:-1]
     u = node_of[:-1][same_line]
     v = node_of[1:][same_line]
@@ -262,12 +266,30 @@ def attach_points(graph: WalkGraph, x: np.ndarray, y: np.ndarray, *, max_distanc
     off = np.zeros(n)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.any() and len(graph.u):
-        pts = shapely.points(x[ok], y[ok])
-        pi, si = graph.tree.query_nearest(pts, max_distance=max_distance, all_matches=False)
-        where = np.flatnonzero(ok)[pi]
-        seg[where] = si
-        along[where] = shapely.line_locate_point(graph.segments[si], pts[pi])
-        off[where] = shapely.distance(graph.segments[si], pts[pi])
+        where = np.flatnonzero(ok)
+        px, py = x[ok], y[ok]
+        # first the segments whose boxes meet a small box round each point (most points lie near a street),
+        # then a nearest-neighbour search for the few points left; ties go to the lowest segment number
+        r = min(_FIRST_RADIUS_M, max_distance)
+        pi, si = graph.tree.query(shapely.box(px - r, py - r, px + r, py + r), predicate=None)
+        pts = shapely.points(px, py)
+        d = shapely.distance(pts[pi], graph.segments[si])
+        near = d <= r
+        pi, si, d = pi[near], si[near], d[near]
+        order = np.lexsort((si, d, pi))
+        first = np.ones(len(order), bool)
+        first[1:] = pi[order][1:] != pi[order][:-1]
+        best = np.full(len(px), -1, dtype=np.int64)
+        best[pi[order][first]] = si[order][first]
+        rest = np.flatnonzero(best < 0)
+        if len(rest) and max_distance > r:
+            qi, qs = graph.tree.query_nearest(pts[rest], max_distance=max_distance, all_matches=False)
+            best[rest[qi]] = qs
+        got = best >= 0
+        idx = where[got]
+        seg[idx] = best[got]
+        along[idx] = shapely.line_locate_point(graph.segments[best[got]], pts[got])
+        off[idx] = shapely.distance(graph.segments[best[got]], pts[got])
     return Attachment(segment=seg, along=along, off=off)
 
 

@@ -116,7 +116,7 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
         out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
     reach = run_reach(data, assigned, households, zones, h3_resolution=h3_resolution)
     for column in reach.household_columns:
-        out_households.insert(len(out_households.columns) - 1, column, reach.households[column].to_numpy())
+        out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
     grid_shares = reach.shares[reach.shares["level"] == "grid"]
     for column, values in grid_share_columns(grid_shares, out_grids["id"].astype(str).to_numpy()).items():
         out_grids.insert(len(out_grids.columns) - 1, column, values)

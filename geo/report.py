@@ -24,6 +24,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 
 from geo.errors import GridcoverError
@@ -42,6 +43,9 @@ def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         dtype = out[column].dtype
         if isinstance(dtype, pd.BooleanDtype):
             out[column] = out[column].astype(object)
+        elif isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype):
+            # arrow lists become Python lists, which the GeoJSON driver writes as JSON arrays
+            out[column] = pd.Series(out[column].array._pa_array.to_pylist(), index=out.index, dtype=object)
     return out
 
 

@@ -76,7 +76,7 @@ def test_household_without_location_has_no_figures():
     model = ReachModel.build(None, _gdf({"id": ["S"], "category": ["shop"]}, [shapely.Point(X0, Y0)]),
                              Origins.simple(np.array([X0 + 100]), np.array([Y0])), config=CONFIG)
     reach = household_reach(model, np.array([0, -1]), elderly_alone=np.array([False, False]))
-    assert reach.loc[1, "missing_categories"] is None and pd.isna(reach.loc[1, "reach_method"])
+    assert pd.isna(reach.loc[1, "missing_categories"]) and pd.isna(reach.loc[1, "reach_method"])
     assert reach.loc[0, "reach_method"] == "straight_line_estimate"
 
 

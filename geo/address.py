@@ -1,0 +1,512 @@
+"""Chinese addresses (地址): normalise them and match them to a building (楼栋) or an estate (小区).
+
+An address runs from large to small: 省 市 区 街道 路/街 号, 小区, 楼栋, 单元, 室. The same building is
+written many ways (3栋, 3号楼, 三栋, ３幢, 3#, 3座), so both the query and every known address are
+normalised the same way before they are compared:
+
+1. NFKC (full-width digits and letters → ASCII), spaces and punctuation removed, 小区 dropped;
+2. Chinese numerals before a unit word → Arabic (三栋 → 3栋, 二段 → 2段, 十二号 → 12号);
+3. 号楼 / 栋 / 幢 / 座 / # → 栋; 单元, 室, floor and the dash form (3-2-501) stripped to the building;
+4. the administrative prefix (province, city, district, street office, community) stripped. A district
+   without a city is read in the configured city (朝阳区 is Beijing's in a Beijing workspace and
+   Changchun's in a Changchun one); an address naming another city, or a district that is not one of the
+   workspace's, is not matched and says why.
+
+What remains is a *place* (road and number and/or estate name) and a *building number*. Known addresses
+come from the buildings (their address; their estate's name and address with their own name), the
+households (each household's address reduced to its building: only the building id is kept, never a
+household) and the estates. Matching is exact on the normalised place first (score 1.0), else by the
+cosine similarity of character bigrams (TF-IDF) between places, computed for a whole batch as one sparse
+matrix product; the building number must be equal. A single best target (score ≥ ``accept_score`` and
+no other within ``tie_margin``) is a match; otherwise the candidates with their scores are returned
+instead of a guess.
+
+Example
+-------
+>>> normalise_address("成都市青羊区太升路街道 白家塘街四十号 粮食局宿舍 三号楼 2单元 501室")
+'白家塘街40号粮食局宿舍3栋'
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+# ------------------------------------------------------------------ normalising text
+_CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+             "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+#: Words after which a Chinese numeral is a number (building, unit, room, section, phase, floor …).
+_UNIT_WORDS = "号楼|号院|号|栋|幢|座|单元|室|段|期|楼|层|组|巷|弄|排|户|区"
+_CN_NUMBER = re.compile(rf"([零〇○一二两三四五六七八九十百千]+)(?=(?:{_UNIT_WORDS}))")
+_PUNCT = re.compile(r"[\s,，.。、;；:：·'\"“”‘’()（）\[\]【】<>《》_~]+")
+_DASH = re.compile(r"[‐‑‒–—―－﹣−]")
+_HASH_BUILDING = re.compile(r"([0-9]+[A-Za-z]?|[A-Za-z])#(?:楼)?")
+_BUILDING = re.compile(r"([0-9]+[A-Za-z]?|[A-Za-z])(?:号楼|号栋|号幢|号座|栋|幢|座)")
+_AFTER_BUILDING = re.compile(r"^(.*?(?:[0-9]+[A-Za-z]?|[A-Za-z])栋).*$")
+_DASH_FORM = re.compile(r"^(.*?\D)([0-9]+)-[0-9]+(?:-[0-9]+)?(?:室|号)?$")
+_UNIT_ROOM = re.compile(r"([0-9]+单元|[0-9]+层|[0-9]+楼(?![0-9]*栋)|[0-9]+室|[0-9]+户).*$")
+_TAIL_ROOM = re.compile(r"(栋)[0-9]+$")
+_SPLIT = re.compile(r"^(.*?)([0-9]+[A-Za-z]?|[A-Za-z])栋$")
+
+_HAN = r"[\u4e00-\u9fff]"
+_PROVINCE = re.compile(rf"^({_HAN}{{2,3}}省|{_HAN}{{2,10}}?自治区)")
+_CITY = re.compile(rf"^({_HAN}{{2,4}}?市)(?![场集政民])")
+_DISTRICT = re.compile(rf"^({_HAN}{{1,3}}(?:区|县))")
+_NOT_DISTRICT = ("小区", "社区", "园区", "校区", "厂区", "景区", "片区", "营区", "住区", "苑区", "期区")
+_STREET_OFFICE = re.compile(rf"^({_HAN}{{2,8}}?街道)(?:办事处)?")
+_COMMUNITY = re.compile(rf"^({_HAN}{{2,8}}?社区)(?:居委会|居民委员会)?")
+
+
+def chinese_numeral_to_int(text: str) -> int:
+    """The value of a Chinese numeral: 三 → 3, 十二 → 12, 二十 → 20, 一百零五 → 105, 一零五 → 105.
+
+    >>> chinese_numeral_to_int("十五")
+    15
+    """
+    if not any(ch in _CN_UNIT for ch in text):  # digit by digit: 一零五
+        return int("".join(str(_CN_DIGIT[ch]) for ch in text))
+    total, digit = 0, 0
+    for ch in text:
+        if ch in _CN_DIGIT:
+            digit = _CN_DIGIT[ch]
+        else:
+            total += (digit or 1) * _CN_UNIT[ch]
+            digit = 0
+    return total + digit
+
+
+def _numerals(text: str) -> str:
+    return _CN_NUMBER.sub(lambda m: str(chinese_numeral_to_int(m.group(1))), text)
+
+
+def clean_text(text: str) -> str:
+    """Step 1–3 without the administrative prefix: width, numerals, building variants, unit/room stripped.
+
+    >>> clean_text("锦华苑 ３幢 2单元 501")
+    '锦华苑3栋'
+    """
+    text = unicodedata.normalize("NFKC", str(text)).upper()
+    text = _DASH.sub("-", text)
+    text = _PUNCT.sub("", text).replace("小区", "")
+    text = _numerals(text)
+    text = _HASH_BUILDING.sub(r"\1栋", text)
+    text = _BUILDING.sub(r"\1栋", text)
+    if "栋" in text:
+        text = _AFTER_BUILDING.sub(r"\1", text)
+    else:
+        text = _UNIT_ROOM.sub("", text)
+        text = _DASH_FORM.sub(r"\1\2栋", text)
+    text = _UNIT_ROOM.sub("", text)
+    return text.replace("-", "")
+
+
+# ------------------------------------------------------------------ settings and parsing
+@dataclass(frozen=True)
+class AddressSettings:
+    """Where the workspace's addresses are: the city, and the districts, street offices and communities known.
+
+    ``city`` (e.g. ``成都市``) resolves district names that repeat across cities; ``None`` reads no city.
+    """
+
+    city: str | None = None
+    province: str | None = None
+    districts: tuple[str, ...] = ()
+    street_offices: tuple[str, ...] = ()
+    communities: tuple[str, ...] = ()
+    #: A single best target at or above this score is a match (1.0 = the normalised place is equal).
+    accept_score: float = 0.8
+    #: Targets within this score of the best one make the answer ambiguous.
+    tie_margin: float = 0.05
+    #: Candidates below this score are not shown.
+    min_score: float = 0.4
+    #: At most this many candidates per answer.
+    max_candidates: int = 5
+
+
+@dataclass(frozen=True)
+class ParsedAddress:
+    """An address cut into its parts (all normalised)."""
+
+    text: str
+    place: str
+    building: str
+    city: str | None = None
+    district: str | None = None
+    problem: str | None = None
+
+    @property
+    def normalised(self) -> str:
+        return f"{self.place}{self.building}栋" if self.building else self.place
+
+
+def _strip_known(text: str, names: tuple[str, ...]) -> tuple[str, str | None]:
+    for name in names:
+        if name and text.startswith(name):
+            return text[len(name):], name
+    return text, None
+
+
+def parse_address(text: str, *, settings: AddressSettings = AddressSettings()) -> ParsedAddress:
+    """Normalise an address and cut it into place and building number.
+
+    >>> parse_address("朝阳区望京西园三号楼", settings=AddressSettings(city="北京市", districts=("朝阳区",))).normalised
+    '望京西园3栋'
+    """
+    raw = clean_text(text)
+    rest = raw
+    city = district = problem = None
+    m = _PROVINCE.match(rest)
+    if m:
+        if settings.province and m.group(1) != settings.province:
+            problem = f"the address is in {m.group(1)}; this workspace answers for {settings.province}"
+        rest = rest[m.end():]
+    m = _CITY.match(rest)
+    if m:
+        city = m.group(1)
+        if settings.city and city != settings.city and problem is None:
+            problem = f"the address is in {city}; this workspace answers for {settings.city}"
+        rest = rest[m.end():]
+    elif settings.city:
+        short = settings.city[:-1] if settings.city.endswith("市") else settings.city
+        if rest.startswith(short):
+            after, found = _strip_known(rest[len(short):], settings.districts)
+            if found:
+                city = settings.city
+                rest = rest[len(short):]
+    districts = tuple(sorted(settings.districts, key=len, reverse=True))
+    rest, district = _strip_known(rest, districts)
+    if district is None:
+        m = _DISTRICT.match(rest)
+        if m and not m.group(1).endswith(_NOT_DISTRICT) and settings.districts:
+            district = m.group(1)
+            if problem is None:
+                where = f"{settings.city or ''}{'、'.join(settings.districts)}"
+                problem = f"the address is in {district}, which is not one of this workspace's districts ({where})"
+            rest = rest[m.end():]
+    rest, found = _strip_known(rest, tuple(sorted(settings.street_offices, key=len, reverse=True)))
+    if found is None:
+        m = _STREET_OFFICE.match(rest)
+        if m and m.end() < len(rest):
+            rest = rest[m.end():]
+    rest, found = _strip_known(rest, tuple(sorted(settings.communities, key=len, reverse=True)))
+    if found is None:
+        m = _COMMUNITY.match(rest)
+        if m and m.end() < len(rest):
+            rest = rest[m.end():]
+    m = _SPLIT.match(rest)
+    place, building = (m.group(1), m.group(2)) if m else (rest, "")
+    return ParsedAddress(text=raw, place=place, building=building, city=city, district=district, problem=problem)
+
+
+def normalise_address(text: str, *, settings: AddressSettings = AddressSettings()) -> str:
+    """The normalised form of an address: place and building, without prefix, unit or room (see module)."""
+    return parse_address(text, settings=settings).normalised
+
+
+def infer_settings(addresses: pd.Series, *, city: str | None = None, districts=(), street_offices=(),
+                   communities=(), **options) -> AddressSettings:
+    """Settings read from the data: the city most addresses start with, and the districts after it.
+
+    ``city`` wins over the inferred one; the given ``districts`` are kept and the ones found are added.
+    """
+    text = addresses.dropna().astype(str)
+    text = text[text.str.len() > 0]
+    province = None
+    found_districts: list[str] = []
+    if len(text):
+        sample = text.sample(min(len(text), 20000), random_state=0) if len(text) > 20000 else text
+        sample = sample.map(lambda s: _PUNCT.sub("", unicodedata.normalize("NFKC", s)))
+        parts = sample.str.extract(rf"^({_HAN}{{2,3}}省)?({_HAN}{{2,4}}?市)?({_HAN}{{1,3}}(?:区|县))?")
+        if city is None and parts[1].notna().any():
+            city = str(parts[1].mode().iloc[0])
+        if parts[0].notna().any():
+            province = str(parts[0].mode().iloc[0])
+        if city is not None:
+            in_city = parts[1] == city
+            counts = parts.loc[in_city, 2].dropna().value_counts()
+            found_districts = [str(d) for d in counts.index if not str(d).endswith(_NOT_DISTRICT)]
+    all_districts = tuple(dict.fromkeys([str(d) for d in districts if d] + found_districts))
+    return AddressSettings(city=city, province=province, districts=all_districts,
+                           street_offices=tuple(str(s) for s in street_offices if s),
+                           communities=tuple(str(c) for c in communities if c), **options)
+
+
+# ------------------------------------------------------------------ the index
+def _bigrams(text: str) -> list[str]:
+    return [text[i:i + 2] for i in range(len(text) - 1)] if len(text) > 1 else [text]
+
+
+@dataclass
+class AddressIndex:
+    """Known places and what each names: building rows (``building`` ≥ 0) and estate rows (``estate`` ≥ 0).
+
+    ``entries`` has columns ``place`` (code into ``places``), ``bno`` (building number, "" for an estate
+    row), ``building`` and ``estate`` (positions into the caller's arrays, -1 for none).
+    """
+
+    places: pd.Index
+    entries: pd.DataFrame
+    matrix: sp.csr_matrix
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    settings: AddressSettings = field(default_factory=AddressSettings)
+
+    def _vectors(self, texts: list[str]) -> sp.csr_matrix:
+        rows, cols = [], []
+        for i, text in enumerate(texts):
+            for gram in _bigrams(text):
+                col = self.vocabulary.get(gram)
+                if col is not None:
+                    rows.append(i)
+                    cols.append(col)
+        return _tfidf(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), len(texts),
+                      len(self.vocabulary), self.idf)
+
+
+def _tfidf(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, idf: np.ndarray) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows from (row, term) occurrences."""
+    m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_rows, n_cols))
+    m.sum_duplicates()
+    m = m.multiply(idf[np.newaxis, :]).tocsr() if n_cols else m
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ m)
+
+
+def _parse_many(texts: pd.Series, settings: AddressSettings) -> pd.DataFrame:
+    """``place`` and ``bno`` of many addresses; each distinct text is parsed once."""
+    codes, uniques = pd.factorize(texts.fillna("").astype(str))
+    parsed = [parse_address(t, settings=settings) if t else ParsedAddress("", "", "") for t in uniques]
+    place = np.array([p.place for p in parsed], dtype=object)
+    bno = np.array([p.building for p in parsed], dtype=object)
+    if len(codes) == 0:
+        return pd.DataFrame({"place": pd.Series(dtype=object), "bno": pd.Series(dtype=object)})
+    return pd.DataFrame({"place": place[codes], "bno": bno[codes]}, index=texts.index)
+
+
+def build_address_index(*, buildings: pd.DataFrame | None = None, estates: pd.DataFrame | None = None,
+                        households: pd.DataFrame | None = None,
+                        settings: AddressSettings = AddressSettings()) -> AddressIndex:
+    """Index the known addresses (see the module docstring).
+
+    Parameters
+    ----------
+    buildings
+        ``id``, optional ``address``, ``name``, ``estate_id``.
+    estates
+        ``id``, ``name``, optional ``address``.
+    households
+        ``address`` and ``building_id`` (the assigned building); only that pair is used.
+    settings
+        The city and the known districts, street offices and communities.
+    """
+    frames = []
+    b_ids = pd.Index(buildings["id"].astype(str)) if buildings is not None else pd.Index([], dtype=object)
+    e_ids = pd.Index(estates["id"].astype(str)) if estates is not None else pd.Index([], dtype=object)
+
+    def rows(place: pd.Series, bno: pd.Series, building: np.ndarray, estate: np.ndarray) -> None:
+        frames.append(pd.DataFrame({"place": place.to_numpy(dtype=object), "bno": bno.to_numpy(dtype=object),
+                                    "building": building, "estate": estate}))
+
+    if estates is not None and len(estates):
+        n = len(estates)
+        e_pos = np.arange(n)
+        name = estates["name"].fillna("").astype(str)
+        addr = estates["address"].fillna("").astype(str) if "address" in estates else pd.Series([""] * n)
+        for text in (name, addr, addr + name):
+            parsed = _parse_many(text.reset_index(drop=True), settings)
+            rows(parsed["place"], pd.Series([""] * n), np.full(n, -1), e_pos)
+    if buildings is not None and len(buildings):
+        n = len(buildings)
+        b_pos = np.arange(n)
+        est = (e_ids.get_indexer(buildings["estate_id"].astype(str)) if "estate_id" in buildings and len(e_ids)
+               else np.full(n, -1))
+        if "address" in buildings:
+            parsed = _parse_many(buildings["address"].reset_index(drop=True), settings)
+            rows(parsed["place"], parsed["bno"], b_pos, est)
+        if "name" in buildings and estates is not None and len(estates):
+            has = est >= 0
+            bname = buildings["name"].fillna("").astype(str).reset_index(drop=True)
+            ename = estates["name"].fillna("").astype(str).to_numpy()
+            eaddr = (estates["address"].fillna("").astype(str).to_numpy() if "address" in estates
+                     else np.full(len(estates), ""))
+            safe = np.where(has, est, 0)
+            for prefix in (ename[safe], eaddr[safe], np.char.add(eaddr[safe].astype(str), ename[safe].astype(str))):
+                text = pd.Series(prefix.astype(object)) + bname
+                parsed = _parse_many(text[has], settings)
+                rows(parsed["place"], parsed["bno"], b_pos[has], est[has])
+    if households is not None and len(households) and buildings is not None and len(b_ids):
+        pos = b_ids.get_indexer(households["building_id"].astype(str))
+        has = (pos >= 0) & households["address"].notna().to_numpy()
+        if has.any():
+            # cut unit and room first so that the households of one building share one text to parse
+            cut = households["address"][has].astype(str).str.replace(r"\s*[0-9０-９一二三四五六七八九十]+单元.*$", "",
+                                                                       regex=True)
+            pair = pd.DataFrame({"text": cut.to_numpy(), "building": pos[has]}).drop_duplicates()
+            parsed = _parse_many(pair["text"].reset_index(drop=True), settings)
+            est = (e_ids.get_indexer(buildings["estate_id"].astype(str))
+                   if "estate_id" in buildings and len(e_ids) else np.full(len(buildings), -1))
+            rows(parsed["place"], parsed["bno"], pair["building"].to_numpy(), est[pair["building"].to_numpy()])
+    if frames:
+        entries = pd.concat(frames, ignore_index=True)
+    else:
+        entries = pd.DataFrame({"place": [], "bno": [], "building": [], "estate": []})
+    entries = entries[entries["place"].astype(str).str.len() > 0]
+    # a building row needs its number; an estate row has none
+    entries = entries[(entries["building"] < 0) | (entries["bno"].astype(str).str.len() > 0)]
+    entries = entries.drop_duplicates(subset=["place", "bno", "building", "estate"]).reset_index(drop=True)
+    codes, places = pd.factorize(entries["place"].astype(str))
+    entries["place"] = codes
+    entries["building"] = entries["building"].astype(np.int64)
+    entries["estate"] = entries["estate"].astype(np.int64)
+    entries["bno"] = entries["bno"].astype(str)
+    # character bigrams of every place → TF-IDF rows
+    grams = [_bigrams(p) for p in places]
+    lengths = np.fromiter((len(g) for g in grams), dtype=np.int64, count=len(grams))
+    flat = [g for gs in grams for g in gs]
+    col, vocab_index = pd.factorize(pd.Series(flat, dtype=object)) if flat else (np.array([], dtype=np.int64), [])
+    row = np.repeat(np.arange(len(places)), lengths)
+    df = np.bincount(np.unique(np.column_stack([row, col]), axis=0)[:, 1], minlength=len(vocab_index)) \
+        if len(flat) else np.zeros(0)
+    idf = np.log((1 + len(places)) / (1 + df)) + 1.0
+    matrix = _tfidf(row, np.asarray(col, dtype=np.int64), len(places), len(vocab_index), idf)
+    vocabulary = {str(g): i for i, g in enumerate(vocab_index)}
+    return AddressIndex(places=pd.Index(places), entries=entries, matrix=matrix, vocabulary=vocabulary, idf=idf,
+                        settings=settings)
+
+
+# ------------------------------------------------------------------ matching
+@dataclass
+class AddressMatches:
+    """The answer for a batch of addresses (arrays aligned with the queries).
+
+    ``kind`` is ``building``, ``estate``, ``ambiguous`` or ``none``; ``building`` / ``estate`` are positions
+    (-1 for none); ``score`` the best score; ``candidates`` a DataFrame with ``query``, ``building``,
+    ``estate``, ``score`` for the ambiguous queries; ``normalised`` and ``problem`` per query.
+    """
+
+    kind: np.ndarray
+    building: np.ndarray
+    estate: np.ndarray
+    score: np.ndarray
+    normalised: np.ndarray
+    problem: np.ndarray
+    candidates: pd.DataFrame
+
+
+def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> AddressMatches:
+    """Match addresses to buildings or estates (exact normalised place first, then bigram similarity).
+
+    >>> m = match_addresses(index, ["锦华苑三栋", "红星路二段12号"])
+    >>> m.kind
+    array(['building', 'ambiguous'], dtype=object)
+    """
+    settings = index.settings
+    texts = pd.Series(list(texts), dtype=object)
+    n = len(texts)
+    codes, uniques = pd.factorize(texts.fillna("").astype(str))
+    parsed_u = [parse_address(t, settings=settings) for t in uniques]
+    place_q = np.array([p.place for p in parsed_u], dtype=object)[codes] if n else np.array([], dtype=object)
+    bno_q = np.array([p.building for p in parsed_u], dtype=object)[codes] if n else np.array([], dtype=object)
+    problem = np.array([p.problem for p in parsed_u], dtype=object)[codes] if n else np.array([], dtype=object)
+    normalised = np.array([p.normalised for p in parsed_u], dtype=object)[codes] if n else np.array([], dtype=object)
+    usable = np.array([p is None for p in problem], dtype=bool) & (pd.Series(place_q).str.len().to_numpy() > 0) \
+        if n else np.zeros(0, dtype=bool)
+
+    # exact places, then bigram similarity for the rest: (query, place, score) pairs
+    exact = index.places.get_indexer(place_q) if n and len(index.places) else np.full(n, -1)
+    qi = [np.flatnonzero(usable & (exact >= 0))]
+    pi = [exact[qi[0]]]
+    sc = [np.ones(len(qi[0]))]
+    fuzzy = np.flatnonzero(usable & (exact < 0))
+    if len(fuzzy) and len(index.places):
+        for start in range(0, len(fuzzy), chunk):
+            part = fuzzy[start:start + chunk]
+            sim = (index._vectors(list(place_q[part])) @ index.matrix.T).tocoo()
+            keep = sim.data >= settings.min_score
+            r, c, v = sim.row[keep], sim.col[keep], sim.data[keep]
+            # best few places per query (sorting the kept pairs, not all places)
+            order = np.lexsort((-v, r))
+            r, c, v = r[order], c[order], v[order]
+            first = np.searchsorted(r, r, side="left")
+            top = (np.arange(len(r)) - first) < 4 * settings.max_candidates
+            qi.append(part[r[top]])
+            pi.append(c[top])
+            sc.append(np.minimum(v[top], 0.999))
+    pairs = pd.DataFrame({"query": np.concatenate(qi), "place": np.concatenate(pi), "score": np.concatenate(sc)})
+    hits = pairs.merge(index.entries, on="place", how="inner")
+    hits["want"] = bno_q[hits["query"].to_numpy()] if len(hits) else []
+    is_b = hits["building"].to_numpy() >= 0
+    want_b = hits["want"].astype(str).str.len().to_numpy() > 0
+    same_b = is_b & want_b & (hits["bno"].to_numpy() == hits["want"].to_numpy())
+    # a building asked for: its rows; if no place knows that number, the estate of the place (score lowered)
+    has_same = np.zeros(n, dtype=bool)
+    has_same[hits["query"].to_numpy()[same_b]] = True
+    est_row = ~is_b
+    q = hits["query"].to_numpy()
+    has_estate = np.zeros(n, dtype=bool)
+    has_estate[q[est_row]] = True
+    take = np.where(want_b, same_b | (~has_same[q] & est_row),
+                    est_row | (~has_estate[q] & is_b))
+    chosen = hits[take].copy()
+    chosen.loc[(chosen["building"] < 0).to_numpy() & want_b[take], "score"] *= 0.9
+    chosen["target"] = np.where(chosen["building"] >= 0, chosen["building"], -2 - chosen["estate"])
+    best = (chosen.sort_values(["query", "score", "target"], ascending=[True, False, True])
+            .drop_duplicates(subset=["query", "target"]))
+    # decide per query: a single best target above accept_score is a match
+    kind = np.full(n, "none", dtype=object)
+    building = np.full(n, -1, dtype=np.int64)
+    estate = np.full(n, -1, dtype=np.int64)
+    score = np.full(n, np.nan)
+    if len(best):
+        qb = best["query"].to_numpy()
+        top_score = best.groupby("query", sort=True)["score"].transform("max").to_numpy()
+        near = best["score"].to_numpy() >= top_score - settings.tie_margin
+        n_near = np.bincount(qb[near], minlength=n)
+        first = np.r_[True, qb[1:] != qb[:-1]]
+        head = best[first]
+        hq = head["query"].to_numpy()
+        score[hq] = head["score"].to_numpy()
+        single = (n_near[hq] == 1) & (head["score"].to_numpy() >= settings.accept_score)
+        building[hq[single]] = head["building"].to_numpy()[single]
+        estate[hq[single]] = head["estate"].to_numpy()[single]
+        kind[hq[single]] = np.where(head["building"].to_numpy()[single] >= 0, "building", "estate")
+        kind[hq[~single]] = "ambiguous"
+        rank = np.arange(len(best)) - np.searchsorted(qb, qb, side="left")
+        cand = best[(rank < settings.max_candidates) & (kind[qb] == "ambiguous")]
+        candidates = cand[["query", "building", "estate", "score"]].reset_index(drop=True)
+    else:
+        candidates = pd.DataFrame({"query": [], "building": [], "estate": [], "score": []})
+    empty = pd.Series(place_q).str.len().to_numpy() == 0 if n else np.zeros(0, dtype=bool)
+    problem = problem.copy()
+    problem[empty & pd.isna(problem)] = "no street, estate or building left after normalising"
+    return AddressMatches(kind=kind, building=building, estate=estate, score=np.round(score, 3),
+                          normalised=normalised, problem=problem, candidates=candidates)
+
+
+class LazyAddressIndex:
+    """Builds an :class:`AddressIndex` on first use (thread-safe), so point lookups never pay for it."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._index: AddressIndex | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> AddressIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self._build()
+        return self._index
+
+
+__all__ = ["AddressIndex", "AddressMatches", "AddressSettings", "LazyAddressIndex", "ParsedAddress",
+           "build_address_index", "chinese_numeral_to_int", "clean_text", "infer_settings", "match_addresses",
+           "normalise_address", "parse_address"]
