@@ -359,8 +359,6 @@ def build_address_index(*, buildings: pd.DataFrame | None = None, estates: pd.Da
     else:
         entries = pd.DataFrame({"place": [], "bno": [], "building": [], "estate": []})
     entries = entries[entries["place"].astype(str).str.len() > 0]
-    # a building row needs its number; an estate row has none
-    entries = entries[(entries["building"] < 0) | (entries["bno"].astype(str).str.len() > 0)]
     entries = entries.drop_duplicates(subset=["place", "bno", "building", "estate"]).reset_index(drop=True)
     codes, places = pd.factorize(entries["place"].astype(str))
     entries["place"] = codes
@@ -457,7 +455,7 @@ def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> Address
                     est_row | (~has_estate[q] & is_b))
     chosen = hits[take].copy()
     chosen.loc[(chosen["building"] < 0).to_numpy() & want_b[take], "score"] *= 0.9
-    chosen["target"] = np.where(chosen["building"] >= 0, chosen["building"], -2 - chosen["estate"])
+    chosen["target"] = np.where(chosen["building"] >= 0, chosen["building"], (1 << 40) + chosen["estate"])
     best = (chosen.sort_values(["query", "score", "target"], ascending=[True, False, True])
             .drop_duplicates(subset=["query", "target"]))
     # decide per query: a single best target above accept_score is a match
@@ -486,7 +484,7 @@ def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> Address
         candidates = pd.DataFrame({"query": [], "building": [], "estate": [], "score": []})
     empty = pd.Series(place_q).str.len().to_numpy() == 0 if n else np.zeros(0, dtype=bool)
     problem = problem.copy()
-    problem[empty & pd.isna(problem)] = "no street, estate or building left after normalising"
+    problem[empty & pd.isna(problem)] = "the address names no road, number or estate (only a building, unit or room)"
     return AddressMatches(kind=kind, building=building, estate=estate, score=np.round(score, 3),
                           normalised=normalised, problem=problem, candidates=candidates)
 

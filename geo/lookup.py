@@ -28,10 +28,14 @@ array(['G01-02'], dtype=object)
 
 from __future__ import annotations
 
+import atexit
 import sqlite3
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import geopandas as gpd
@@ -73,14 +77,10 @@ METHODS = {
 
 def to_wgs84(lon, lat, crs: str = "wgs84") -> tuple[np.ndarray, np.ndarray]:
     """Convert lon/lat arrays in one of :data:`LOOKUP_CRS` to WGS-84 (``InputError`` for anything else)."""
-    key = str(crs or "wgs84").strip().lower()
+    source = _lookup_crs(str(crs or "wgs84").strip().lower())
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
-    try:
-        source = parse_crs(key)
-    except ValueError:
-        source = None
-    if source is None or not source.is_geographic:
+    if source is None:
         msg = f"crs must be one of {', '.join(LOOKUP_CRS)} (lon/lat degrees), not {crs!r}"
         raise InputError(msg, field="crs")
     if source.offset is not None:
@@ -91,6 +91,16 @@ def to_wgs84(lon, lat, crs: str = "wgs84") -> tuple[np.ndarray, np.ndarray]:
 
 
 _TRANSFORMERS: dict[int, pyproj.Transformer] = {}
+
+
+@lru_cache(maxsize=64)
+def _lookup_crs(key: str):
+    """The parsed CRS of a caller's ``crs`` parameter, or ``None`` if it is not lon/lat degrees."""
+    try:
+        source = parse_crs(key)
+    except ValueError:
+        return None
+    return source if source.is_geographic else None
 
 
 def _transformer(epsg: int) -> pyproj.Transformer:
@@ -385,7 +395,8 @@ def lookup_addresses(index: LookupIndex, addresses) -> dict[str, np.ndarray]:
             "grid_id": _take_ids(index.grids, cg),
             "score": cand["score"].round(3).to_numpy(),
         })
-        records = frame.drop(columns="query").to_dict("records")
+        plain = frame.drop(columns="query").astype(object)
+        records = plain.where(plain.notna(), None).to_dict("records")
         grouped: dict[int, list] = {}
         for q, rec in zip(frame["query"].to_numpy(), records):
             grouped.setdefault(int(q), []).append(rec)
@@ -416,8 +427,18 @@ def lookup_addresses(index: LookupIndex, addresses) -> dict[str, np.ndarray]:
     return out
 
 
+def _plain(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def records(columns: dict[str, np.ndarray]) -> list[dict]:
     """The answers as a list of JSON-ready dicts (NaN → None, numpy scalars → Python)."""
+    if all(len(v) == 1 for v in columns.values()):  # a single answer: no frame needed
+        return [{k: _plain(v[0]) for k, v in columns.items()}]
     frame = pd.DataFrame(columns)
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict("records")
@@ -430,18 +451,26 @@ class BlindSpotLog:
     Kept in a small SQLite file next to the workspace (``lookup_blind_spots.sqlite``; not inside the
     GeoPackage, whose change would make every cache stale), one row per workspace version, nearest grid
     and H3 cell (resolution 9, about 0.1 km²): where, never who — no coordinates or callers are stored.
-    Safe across threads and processes (one transaction per batch).
+    Counts are gathered in memory and written in one transaction at most every ``flush_seconds`` (by a
+    background thread, so no lookup waits for the disk) and whenever they are read; SQLite's locking makes
+    the file safe for several processes.
     """
 
     FILE = "lookup_blind_spots.sqlite"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, flush_seconds: float = 2.0) -> None:
         self.path = Path(path)
+        self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str, str], int] = {}
+        self._last_flush = time.monotonic()
+        self._flushing = False
         with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS blind_spots (version TEXT NOT NULL, nearest_grid_id TEXT NOT NULL,"
                        " h3 TEXT NOT NULL, count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,"
                        " PRIMARY KEY (version, nearest_grid_id, h3))")
+        atexit.register(self.flush)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
@@ -451,7 +480,7 @@ class BlindSpotLog:
         covered = answers.get("covered")
         if covered is None or "lon_wgs84" not in answers:
             return 0
-        out = np.flatnonzero(np.array([c is False or c is np.False_ for c in covered], dtype=bool))
+        out = np.flatnonzero(~np.asarray(covered, dtype=bool))
         if len(out) == 0:
             return 0
         from h3ronpy import vector as h3v
@@ -461,21 +490,48 @@ class BlindSpotLog:
         lon = np.asarray(answers["lon_wgs84"][out], dtype=float)
         cells = np.asarray(h3ronpy.cells_to_string(h3v.coordinates_to_cells(lat, lon, BLIND_SPOT_H3_RESOLUTION)),
                            dtype=object)
-        frame = pd.DataFrame({"version": np.asarray(answers["version"][out]).astype(str),
-                              "nearest": answers["nearest_grid_id"][out].astype(str), "h3": cells})
-        counts = frame.value_counts().reset_index(name="n")
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        rows = [(v, g, h, int(c), now, now) for v, g, h, c in counts.itertuples(index=False)]
-        with self._lock, self._connect() as db:
-            db.executemany("INSERT INTO blind_spots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(version, nearest_grid_id, h3)"
-                           " DO UPDATE SET count = count + excluded.count, last_seen = excluded.last_seen", rows)
+        version = np.asarray(answers["version"][out]).astype(str)
+        nearest = answers["nearest_grid_id"][out].astype(str)
+        if len(out) > 64:
+            counts = pd.DataFrame({"v": version, "g": nearest, "h": cells}).value_counts()
+            items = zip(counts.index, counts.to_numpy())
+        else:
+            items = Counter(zip(version, nearest, cells)).items()
+        with self._lock:
+            for key, c in items:
+                key = tuple(str(k) for k in key)
+                self._pending[key] = self._pending.get(key, 0) + int(c)
+            due = not self._flushing and time.monotonic() - self._last_flush >= self.flush_seconds
+            if due:
+                self._flushing = True
+        if due:
+            threading.Thread(target=self.flush, daemon=True).start()
         return len(out)
+
+    def flush(self) -> None:
+        """Write the counts gathered in memory (one transaction)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last_flush = time.monotonic()
+        try:
+            if pending:
+                now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                rows = [(v, g, h, c, now, now) for (v, g, h), c in pending.items()]
+                with self._connect() as db:
+                    db.executemany("INSERT INTO blind_spots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(version, "
+                                   "nearest_grid_id, h3) DO UPDATE SET count = count + excluded.count, "
+                                   "last_seen = excluded.last_seen", rows)
+        finally:
+            with self._lock:
+                self._flushing = False
 
     def counts(self) -> pd.DataFrame:
         """All counts: ``version``, ``nearest_grid_id``, ``h3``, ``count``, ``first_seen``, ``last_seen``."""
+        self.flush()
         with self._connect() as db:
             return pd.read_sql_query("SELECT * FROM blind_spots ORDER BY count DESC, nearest_grid_id, h3", db)
 
     def total(self) -> int:
+        self.flush()
         with self._connect() as db:
             return int(db.execute("SELECT COALESCE(SUM(count), 0) FROM blind_spots").fetchone()[0])

@@ -1,0 +1,91 @@
+"""``gridcover lookup``: the grid and grid worker responsible for a coordinate, an address or a CSV of them.
+
+    gridcover lookup [WORKSPACE] --lon 104.0657 --lat 30.6595 [--crs gcj02]
+    gridcover lookup [WORKSPACE] --address "锦华苑三号楼2单元501"
+    gridcover lookup [WORKSPACE] --batch points.csv [--crs bd09]     # columns lon,lat or address
+
+WORKSPACE defaults to ``out/sample`` (what ``gridcover analyze sample_geojson --out out/sample`` writes), or
+``$GRIDCOVER_WORKSPACE`` when set. Prints JSON (one answer, or ``{"results": [...]}`` in the file's order).
+Errors are one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from geo.errors import ConfigError, InputError
+
+DEFAULT_WORKSPACE = "out/sample"
+
+
+def _read_batch(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ConfigError(f"--batch {path}: file not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a readable UTF-8 CSV file: {exc}".splitlines()[0], file=str(path)) from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if not ({"lon", "lat"} <= set(frame.columns) or "address" in frame.columns):
+        raise InputError(f"the header must name lon,lat or address columns (got {','.join(frame.columns)})",
+                         file=str(path))
+    frame = frame[[c for c in ("lon", "lat", "address") if c in frame.columns]].replace({"": None})
+    return frame
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    from api.lookup import answer, answer_items, lookup_index, parse_as_of, _as_of_fields, _json_records
+    from geo.lookup import records
+    from gridcover.workspace import open_workspace
+
+    given = [args.address is not None, args.batch is not None, args.lon is not None or args.lat is not None]
+    if sum(given) != 1:
+        raise ConfigError("give one of --lon/--lat, --address or --batch FILE.csv")
+    when = parse_as_of(args.as_of)
+    workspace = open_workspace(args.workspace)
+    if args.batch is not None:
+        items = _read_batch(Path(args.batch))
+        try:
+            frame = answer_items(workspace, items, crs=args.crs, city=args.city)
+        except InputError as exc:
+            raise InputError(exc.message.replace("item ", "row ", 1) + " (rows count from 0 after the header)",
+                             file=args.batch) from None
+        head = {"count": len(frame)}
+        head.update(_as_of_fields(when, lookup_index(workspace, city=args.city)))
+        sys.stdout.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "results": ' + _json_records(frame) + "}\n")
+        return 0
+    if args.address is not None:
+        if not args.address.strip():
+            raise ConfigError("--address is empty")
+        cols = answer(workspace, addresses=[args.address], city=args.city)
+    else:
+        if args.lon is None or args.lat is None:
+            raise ConfigError("give both --lon and --lat")
+        cols = answer(workspace, lon=[args.lon], lat=[args.lat], crs=args.crs, city=args.city)
+    record = records(cols)[0]
+    record.update(_as_of_fields(when, lookup_index(workspace, city=args.city)))
+    print(json.dumps(record, ensure_ascii=False, indent=2))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``gridcover lookup`` to the command line."""
+    p = subparsers.add_parser("lookup", help="grid and grid worker responsible for a coordinate or an address",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("workspace", nargs="?", default=os.environ.get("GRIDCOVER_WORKSPACE", DEFAULT_WORKSPACE),
+                   help=f"workspace folder or .gpkg written by analyze (default {DEFAULT_WORKSPACE})")
+    p.add_argument("--lon", type=float, help="longitude")
+    p.add_argument("--lat", type=float, help="latitude")
+    p.add_argument("--crs", default="wgs84", help="wgs84 (default), cgcs2000, gcj02 or bd09")
+    p.add_argument("--address", help="a Chinese address, e.g. 锦华苑三号楼2单元501")
+    p.add_argument("--batch", metavar="FILE.csv", help="CSV with lon,lat or address columns")
+    p.add_argument("--as-of", dest="as_of", help="date YYYY-MM-DD (current boundaries until grid history exists)")
+    p.add_argument("--city", help="city addresses are read in, e.g. 成都市 (default: $GRIDCOVER_CITY, else the "
+                                  "city most addresses in the workspace name)")
+    p.set_defaults(func=cmd_lookup)

@@ -1,0 +1,180 @@
+"""Point lookups: grid, worker, building and estate of a coordinate, and agreement with PostGIS ST_Covers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from geo.assign import _rank, points_in_polygons
+from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
+from geo.lookup import BlindSpotLog, build_index, lookup_addresses, lookup_points, records
+from geo.errors import InputError
+from lookup_data import layers, xy
+
+pytest_plugins = ["pg_fixture"]
+
+
+@pytest.fixture(scope="module")
+def city():
+    return layers()
+
+
+@pytest.fixture(scope="module")
+def index(city):
+    return build_index(city["grids"], buildings=city["buildings"], estates=city["estates"],
+                       communities=city["communities"], streets=city["streets"], households=city["households"],
+                       version=7)
+
+
+def look(index, *units, crs="wgs84"):
+    lon, lat = np.array([xy(*u) for u in units]).T
+    return lookup_points(index, lon, lat, crs=crs)
+
+
+def test_a_point_inside_a_grid_gets_its_grid_worker_street_and_version(index):
+    r = records(look(index, (0.3, 3.9)))[0]
+    assert (r["grid_id"], r["grid_name"], r["community_id"], r["street_id"]) == ("G3", "G3网格", "C1", "S1")
+    assert (r["worker_name"], r["worker_phone"], r["version"], r["covered"]) == ("李娜", "028-8000-0002", 7, True)
+    assert r["method"] == "grid" and r["estate_id"] is None and r["building_id"] is None
+
+
+def test_the_answer_carries_no_household_data(index):
+    r = records(look(index, (0.75, 2.75)))[0]
+    assert r["building_id"] == "B2" and r["estate_id"] == "E1"
+    assert not {"households", "elderly_alone", "persons", "info_officer_name", "address"} & set(r)
+    assert "H1" not in str(r)
+
+
+def test_gcj02_and_bd09_inputs_land_in_the_same_grid_as_their_wgs84_originals(index):
+    rng = np.random.default_rng(3)
+    units = np.column_stack([rng.uniform(0, 11, 300), rng.uniform(0, 4, 300)])
+    lon, lat = np.array([xy(*u) for u in units]).T
+    wgs = lookup_points(index, lon, lat)
+    for convert, crs in ((wgs84_to_gcj02, "gcj02"), (wgs84_to_bd09, "bd09")):
+        other = lookup_points(index, *convert(lon, lat), crs=crs)
+        assert list(other["grid_id"]) == list(wgs["grid_id"])
+        assert np.allclose(other["lon_wgs84"], lon, atol=1e-7) and np.allclose(other["lat_wgs84"], lat, atol=1e-7)
+    shifted = lookup_points(index, *wgs84_to_gcj02(lon, lat))  # an offset point read as WGS-84 lands elsewhere
+    assert list(shifted["grid_id"]) != list(wgs["grid_id"])
+
+
+def test_points_on_a_shared_edge_and_a_shared_vertex_take_the_smallest_id(index):
+    r = look(index, (2, 1.5), (2, 2), (0, 2), (4, 3))
+    assert list(r["grid_id"]) == ["G10", "G10", "G2", "G4"]  # "G10" < "G2" as text
+    assert list(r["method"]) == ["boundary"] * 4
+
+
+def test_a_point_in_a_building_across_a_grid_line_takes_the_buildings_grid(index):
+    r = look(index, (1.9, 0.75))  # inside G2, but in B1 which lies 2/3 in G10
+    assert (r["grid_id"][0], r["building_id"][0], r["method"][0]) == ("G10", "B1", "building")
+
+
+def test_points_in_the_hole_of_a_multipolygon_grid(index):
+    r = look(index, (6.5, 2), (7.5, 2), (5.5, 0.5), (10.5, 0.5), (8, 2))
+    assert list(r["grid_id"]) == ["G6", None, "G5", "G5", "G5"]  # (8, 2) is on the hole's ring: covered
+    assert list(r["covered"]) == [True, False, True, True, True]
+    assert r["nearest_grid_id"][1] in ("G5", "G6") and 40 < r["distance_m"][1] < 50
+
+
+def test_a_point_outside_every_grid_is_not_covered_with_nearest_grid_and_metres(index):
+    r = records(look(index, (12, 0.5)))[0]
+    assert r["covered"] is False and r["grid_id"] is None and r["worker_name"] is None
+    assert r["nearest_grid_id"] == "G5" and r["method"] == "not_covered"
+    assert r["distance_m"] == pytest.approx(1024 ** -1 * 111_320 * np.cos(np.radians(30.5)), rel=0.01)
+
+
+def test_an_unstaffed_grid_answers_without_a_worker(index):
+    r = records(look(index, (6.5, 1.5)))[0]
+    assert r["grid_id"] == "G6" and r["worker_name"] is None and r["worker_phone"] is None
+
+
+def test_bad_coordinates_and_crs_are_refused_with_the_parameter_named(index):
+    with pytest.raises(InputError, match="crs"):
+        lookup_points(index, [104.0], [30.5], crs="EPSG:32648")
+    with pytest.raises(InputError, match="item 1"):
+        lookup_points(index, [104.0, 200.0], [30.5, 30.5])
+
+
+def test_the_lookup_agrees_with_the_household_assignment_on_loose_points(index, city):
+    rng = np.random.default_rng(5)
+    units = np.vstack([np.column_stack([rng.uniform(-1, 12, 2000), rng.uniform(-1, 5, 2000)]),
+                       [(x, y) for x in range(12) for y in range(5)]])
+    lon, lat = np.array([xy(*u) for u in units]).T
+    no_buildings = build_index(city["grids"], communities=city["communities"])
+    got = lookup_points(no_buildings, lon, lat)["grid_id"]
+    ids = city["grids"]["id"].to_numpy()
+    best, _ = points_in_polygons(shapely.points(lon, lat), city["grids"].geometry.to_numpy(), tie_rank=_rank(ids))
+    assert list(got) == [ids[b] if b >= 0 else None for b in best]
+
+
+def test_addresses_lead_to_the_grid_of_their_building_or_to_candidates(index):
+    r = records(lookup_addresses(index, ["红星路二段12号锦华苑三号楼2单元501", "锦华苑3栋", "火星路1号"]))
+    assert (r[0]["grid_id"], r[0]["building_id"], r[0]["method"]) == ("G3", "B2", "address_building")
+    assert r[1]["method"] == "address_ambiguous" and r[1]["grid_id"] is None and r[1]["covered"] is None
+    assert {(c["building_id"], c["grid_id"]) for c in r[1]["candidates"]} == {("B2", "G3"), ("B3", "G4")}
+    assert r[2]["method"] == "address_not_found" and r[2]["grid_id"] is None
+
+
+def test_not_covered_answers_are_counted_as_blind_spots_without_coordinates(index, tmp_path):
+    log = BlindSpotLog(tmp_path / BlindSpotLog.FILE)
+    assert log.record(look(index, (12, 0.5), (12, 0.6), (1, 1), (7.5, 2))) == 3
+    log.record(look(index, (12, 0.5)))
+    counts = log.counts()
+    assert log.total() == 4
+    assert set(counts.columns) == {"version", "nearest_grid_id", "h3", "count", "first_seen", "last_seen"}
+    assert counts.groupby("nearest_grid_id")["count"].sum().to_dict() == {"G5": 3, "G6": 1}
+
+
+# ------------------------------------------------------------------ PostGIS agreement
+def _test_points(grids, n_random: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random points around the grids plus every vertex and every edge midpoint of them."""
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = grids.total_bounds
+    dx, dy = (x1 - x0) * 0.05, (y1 - y0) * 0.05
+    rx, ry = rng.uniform(x0 - dx, x1 + dx, n_random), rng.uniform(y0 - dy, y1 + dy, n_random)
+    rings = shapely.get_rings(shapely.get_parts(grids.geometry.to_numpy()))
+    coords = shapely.get_coordinates(rings)
+    mids = (shapely.get_coordinates(rings)[:-1] + shapely.get_coordinates(rings)[1:]) / 2.0
+    pts = np.vstack([np.column_stack([rx, ry]), coords, mids])
+    return pts[:, 0], pts[:, 1]
+
+
+def _postgis_answers(dsn: str, grids, lon: np.ndarray, lat: np.ndarray) -> list:
+    import psycopg
+
+    with psycopg.connect(dsn) as db:
+        db.execute("CREATE TEMP TABLE g (id text, geom geometry(MultiPolygon, 4326))")
+        with db.cursor().copy("COPY g (id, geom) FROM STDIN") as copy:
+            multi = [shapely.MultiPolygon([p]) if p.geom_type == "Polygon" else p for p in grids.geometry]
+            for gid, wkb in zip(grids["id"], shapely.to_wkb(multi, hex=True)):
+                copy.write_row((gid, f"SRID=4326;{wkb}"))
+        db.execute("CREATE INDEX ON g USING gist (geom)")
+        db.execute("CREATE TEMP TABLE p (i int, geom geometry(Point, 4326))")
+        with db.cursor().copy("COPY p (i, geom) FROM STDIN") as copy:
+            for i, wkb in enumerate(shapely.to_wkb(shapely.points(lon, lat), hex=True)):
+                copy.write_row((i, f"SRID=4326;{wkb}"))
+        rows = db.execute("""
+            SELECT DISTINCT ON (p.i) p.i, g.id FROM p LEFT JOIN g ON ST_Covers(g.geom, p.geom)
+            ORDER BY p.i, ST_Contains(g.geom, p.geom) DESC, g.id COLLATE "C" """).fetchall()
+    out = [None] * len(lon)
+    for i, gid in rows:
+        out[i] = gid
+    return out
+
+
+def test_batch_answers_agree_with_postgis_st_covers_and_the_tie_rule(postgis_dsn, city):
+    from gridcover.synthetic import make_district
+
+    cases = [city]
+    cases.append(make_district(households=0, buildings=400, grids=40, seed=2))
+    for case in cases:
+        grids = case["grids"]
+        lon, lat = _test_points(grids, 3000, seed=1)
+        index = build_index(grids, communities=case["communities"])
+        ours = list(lookup_points(index, lon, lat)["grid_id"])
+        theirs = _postgis_answers(postgis_dsn, grids, lon, lat)
+        differ = [(i, lon[i], lat[i], ours[i], theirs[i]) for i in range(len(lon)) if ours[i] != theirs[i]]
+        assert not differ, f"{len(differ)} of {len(lon)} points differ, e.g. {differ[:5]}"
+        boundary = lookup_points(index, lon, lat)["method"] == "boundary"
+        assert boundary.sum() >= 50  # the vertices and midpoints really are on boundaries
