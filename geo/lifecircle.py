@@ -182,11 +182,21 @@ def reach_shares(groups: dict[str, np.ndarray], reach: pd.DataFrame, persons: np
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def _cells_of(lon: np.ndarray, lat: np.ndarray, resolution: int) -> np.ndarray:
+def cells_of(lon: np.ndarray, lat: np.ndarray, resolution: int) -> np.ndarray:
+    """The H3 cell (uint64) of each lon/lat point, 0 where a coordinate is missing."""
     out = np.zeros(len(lon), dtype=np.uint64)
     ok = np.isfinite(lon) & np.isfinite(lat)
     if ok.any():
         out[ok] = np.asarray(h3v.coordinates_to_cells(lat[ok], lon[ok], resolution))
+    return out
+
+
+def cells_to_strings(cells: np.ndarray) -> np.ndarray:
+    """H3 cell ids as hex strings (None for 0)."""
+    out = np.full(len(cells), None, dtype=object)
+    ok = cells > 0
+    if ok.any():
+        out[ok] = np.asarray(h3ronpy.cells_to_string(cells[ok]), dtype=object)
     return out
 
 
@@ -202,7 +212,7 @@ def h3_reach(model: ReachModel, *, household_lonlat: tuple[np.ndarray, np.ndarra
         raise ValueError(f"H3 resolution must be one of {H3_RESOLUTIONS}, got {resolution}")
     cfg = model.config
     lon, lat = household_lonlat
-    cells = _cells_of(lon, lat, resolution)
+    cells = cells_of(lon, lat, resolution)
     located = cells > 0
     frame = reach.loc[located].copy()
     frame["cell"] = cells[located]

@@ -11,19 +11,25 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import date
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from geo.assign import STATUSES, assign_communities, assign_households, building_grids
 from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, grid_workload
 from geo.areas import ZONES, household_zones
-from geo.lifecircle import (DEFAULT_H3_RESOLUTION, h3_reach, household_origins, household_reach, reach_shares)
+from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
+                            household_reach, reach_shares)
 from geo.load import Dataset, load_data
 from geo.reach import ReachModel, load_config
+from geo.blindspots import blind_spots
+from geo.risk import (COLOURS, REASONS, RiskConfig, building_registration, grid_risk, household_risk,
+                      load_risk_config, scorecard)
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 
@@ -44,6 +50,8 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
     h3_reach: gpd.GeoDataFrame | None = None
     reach_model: ReachModel | None = None
+    blindspots: gpd.GeoDataFrame | None = None
+    scorecard: pd.DataFrame | None = None
 
 
 class _Clock:
@@ -62,8 +70,13 @@ class _Clock:
 
 
 def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None,
-            h3_resolution: int = DEFAULT_H3_RESOLUTION, progress: Callable[[str], None] | None = None) -> Analysis:
-    """Load a data folder and run the assignment and the grid diagnostics."""
+            h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
+            progress: Callable[[str], None] | None = None) -> Analysis:
+    """Load a data folder and run assignment, grid diagnostics, 15-minute reach and risk.
+
+    ``reference_date`` is the day visits are judged against (default: today).
+    """
+    reference_date = reference_date or date.today()
     clock = _Clock(progress)
     if progress:
         progress(f"[   0.0s] reading {path}")
@@ -114,7 +127,11 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
                             communities=communities, areas=layers.get("areas"))
     for column in ("old_estate", "fringe", "zone"):
         out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
-    reach = run_reach(data, assigned, households, zones, h3_resolution=h3_resolution)
+    lonlat = gpd.GeoSeries(gpd.points_from_xy(assigned["x"], assigned["y"]), crs=households.crs).to_crs("EPSG:4326")
+    located = np.isfinite(assigned["x"].to_numpy())
+    lon = np.where(located, lonlat.x.to_numpy(), np.nan)
+    lat = np.where(located, lonlat.y.to_numpy(), np.nan)
+    reach = run_reach(data, assigned, households, zones, lonlat=(lon, lat), h3_resolution=h3_resolution)
     for column in reach.household_columns:
         out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
     grid_shares = reach.shares[reach.shares["level"] == "grid"]
@@ -123,12 +140,49 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     clock.step("reach", f"measured walking reach to {len(reach.model.config.ids)} categories "
                         f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
 
+    risk_config = load_risk_config(data.folder, categories=reach.model.config)
+    registration = building_registration(buildings, assigned["building_id"].to_numpy(), risk_config) \
+        if buildings is not None else None
+    under = set(registration.loc[registration["under_registered"], "id"]) if registration is not None else set()
+    risk_input = pd.DataFrame({
+        "status": assigned["status"].to_numpy(), "grid_id": assigned["grid_id"].to_numpy(),
+        "community_id": assigned["community_id"].to_numpy(), "street_id": assigned["street_id"].to_numpy(),
+        "building_id": assigned["building_id"].to_numpy(), "persons": households["persons"].astype(float).to_numpy(),
+        "last_visit": households["last_visit"].to_numpy() if "last_visit" in households.columns else None,
+        **{g: households[g].astype(bool).to_numpy() for g in SPECIAL_GROUPS},
+        "old_estate": zones["old_estate"].to_numpy(), "fringe": zones["fringe"].to_numpy(),
+        **({"migrant_registered": households["migrant_registered"].to_numpy()}
+           if "migrant_registered" in households.columns else {}),
+    })
+    over = set(out_grids.loc[out_grids["over_capacity"].astype(bool), "id"].astype(str))
+    risk = household_risk(risk_input, reach.households, over_capacity_grids=over, under_registered=under,
+                          config=risk_config, reference_date=reference_date, categories=reach.model.config)
+    for column in ("risk", "risk_reasons", "visit_overdue"):
+        out_households.insert(len(out_households.columns) - 1, column, risk[column].array)
+    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
+    for column in g_risk.columns:
+        out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
+    cells = add_cell_risk(reach.cells, lon, lat, risk, resolution=h3_resolution)
+    if registration is not None and len(under):
+        inner = shapely.point_on_surface(buildings.geometry.to_numpy()[registration["under_registered"].to_numpy()])
+        ub = gpd.GeoSeries(inner, crs=buildings.crs).to_crs("EPSG:4326")
+        ub_lonlat = (ub.x.to_numpy(), ub.y.to_numpy())
+    else:
+        ub_lonlat = (np.zeros(0), np.zeros(0))
+    spots = blind_spots(lon, lat, risk_input, risk, under_registered_lonlat=ub_lonlat, config=risk_config,
+                        metric_crs=data.metric_crs, resolution=h3_resolution)
+    card = scorecard(risk_input, risk, reach.households, out_grids, communities, streets, config=risk_config)
+    card = pd.concat([card, zone_scorecard(risk_input, risk, reach.households, config=risk_config)], ignore_index=True)
+    clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
+                       f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
+
     summary = build_summary(data, out_households, out_grids, issues, coverage, streets, communities)
     summary["reach"] = reach.summary
+    summary["risk"] = risk_summary(risk, zones, spots, registration, risk_config, reference_date)
     summary["timings_s"] = clock.timings
     return Analysis(data=data, households=out_households, grids=out_grids, coverage_issues=issues,
-                    building_grid=bg, summary=summary, timings=clock.timings, h3_reach=reach.cells,
-                    reach_model=reach.model)
+                    building_grid=bg, summary=summary, timings=clock.timings, h3_reach=cells,
+                    reach_model=reach.model, blindspots=spots, scorecard=card)
 
 
 @dataclass
@@ -142,7 +196,7 @@ class ReachResult:
 
 
 def run_reach(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFrame, zones: pd.DataFrame, *,
-              h3_resolution: int = DEFAULT_H3_RESOLUTION) -> ReachResult:
+              lonlat: tuple[np.ndarray, np.ndarray], h3_resolution: int = DEFAULT_H3_RESOLUTION) -> ReachResult:
     """The 15-minute life-circle stage: network, per-household minutes, H3 cells, shares per level."""
     layers = data.layers
     config = load_config(data.folder)
@@ -170,9 +224,7 @@ def run_reach(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFram
               "old_estate": np.where(zones["old_estate"], "old_estate", None),
               "fringe": np.where(zones["fringe"], "fringe", None)}
     shares = reach_shares(groups, reach, households["persons"].astype(float).to_numpy(), special, config)
-    lonlat = gpd.GeoSeries(gpd.points_from_xy(x, y), crs=households.crs).to_crs("EPSG:4326")
-    lon = np.where(np.isfinite(x), lonlat.x.to_numpy(), np.nan)
-    lat = np.where(np.isfinite(y), lonlat.y.to_numpy(), np.nan)
+    lon, lat = lonlat
     area = layers["streets"].to_crs("EPSG:4326").geometry.to_list()
     cells = h3_reach(model, household_lonlat=(lon, lat), reach=reach, area_wgs84=area, resolution=h3_resolution,
                      metric_crs=data.metric_crs)
@@ -196,6 +248,66 @@ def run_reach(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFram
         "shares": json.loads(level_rows.to_json(orient="records")),
     }
     return ReachResult(model=model, households=reach, household_columns=columns, shares=shares, cells=cells, summary=summary)
+
+
+def add_cell_risk(cells: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray, risk: pd.DataFrame, *,
+                  resolution: int) -> gpd.GeoDataFrame:
+    """The H3 cells with their households by colour and the worst colour (``risk``)."""
+    cell_ids = cells_to_strings(cells_of(lon, lat, resolution))
+    frame = pd.DataFrame({"h3": cell_ids, "level": risk["risk_level"].to_numpy()})
+    frame = frame[frame["h3"].notna()]
+    out = cells.copy()
+    for i, colour in enumerate(COLOURS[1:], start=1):
+        counts = (frame["level"] == i).groupby(frame["h3"]).sum()
+        out.insert(len(out.columns) - 1, f"{colour}_households",
+                   counts.reindex(out["h3"]).fillna(0).astype(int).to_numpy())
+    worst = frame.groupby("h3")["level"].max().reindex(out["h3"]).fillna(0).astype(int).to_numpy()
+    out.insert(len(out.columns) - 1, "risk", np.asarray(COLOURS, dtype=object)[worst])
+    return out
+
+
+def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataFrame, *, config: RiskConfig) -> pd.DataFrame:
+    """The scorecard's served/coverage indicators for old estates, fringes and the rest (level ``zone``)."""
+    t = config.targets
+    zone_masks = {"old_estate": households["old_estate"].to_numpy(bool), "fringe": households["fringe"].to_numpy(bool)}
+    zone_masks["rest"] = ~(zone_masks["old_estate"] | zone_masks["fringe"])
+    names = {"old_estate": "老旧小区 old estates", "fringe": "城乡结合部 urban-rural fringe", "rest": "其他 the rest"}
+    special = np.column_stack([households[g].astype(bool).to_numpy() for g in ("elderly_alone", "child_in_difficulty",
+                                                                             "mental_disorder")]).any(axis=1)
+    rows = []
+    for zone, mask in zone_masks.items():
+        for name, target, num, den in (
+            ("households_covered", t.get("weak_areas_served", 0.9), risk["covered"].to_numpy(bool) & mask, mask),
+            ("special_groups_served", t.get("special_groups_served", 0.98), risk["served"].to_numpy(bool) & special & mask,
+             special & mask),
+            ("basic_services", t.get("basic_services", 1.0), reach["basic_complete"].to_numpy(bool) & mask, mask),
+        ):
+            d, k = int(den.sum()), int(num.sum())
+            value = round(k / d, 4) if d else None
+            rows.append({"level": "zone", "id": zone, "name": names[zone], "indicator": name, "value": value,
+                         "target": target, "pass": (value >= target) if value is not None else None,
+                         "numerator": k, "denominator": d})
+    return pd.DataFrame(rows)
+
+
+def risk_summary(risk: pd.DataFrame, zones: pd.DataFrame, spots: gpd.GeoDataFrame, registration: pd.DataFrame | None,
+                 config: RiskConfig, reference_date: date) -> dict:
+    """Risk counts by colour and reason, broken down into old estates / fringe / the rest."""
+    out = {"reference_date": reference_date.isoformat(), "rules_source": config.source,
+           "households_by_colour": {c: int((risk["risk"] == c).sum()) for c in COLOURS},
+           "households_by_reason": {r: int(risk[f"reason_{r}"].sum()) for r in REASONS},
+           "by_zone": {}, "blind_spots": int(len(spots)),
+           "blind_spot_households": int(spots["households"].sum()) if len(spots) else 0}
+    for zone in ("old_estate", "fringe", "rest"):
+        mask = (zones["zone"] == zone).to_numpy()
+        out["by_zone"][zone] = {"households": int(mask.sum()),
+                                **{c: int(((risk["risk"] == c).to_numpy() & mask).sum()) for c in COLOURS}}
+    if registration is not None:
+        res = registration[registration["residential"]]
+        out["residential_buildings"] = int(len(res))
+        out["under_registered_buildings"] = int(res["under_registered"].sum())
+        out["buildings_without_records"] = int((res["records"] == 0).sum())
+    return out
 
 
 def grid_share_columns(grid_shares: pd.DataFrame, grid_ids: np.ndarray) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ from geo.errors import GridcoverError
 
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
-OUTPUT_LAYERS = ("households", "grids", "coverage_issues", "h3_reach")
+OUTPUT_LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots")
 
 
 def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -86,6 +86,8 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Pat
         }
         if analysis.h3_reach is not None:
             outputs["h3_reach"] = analysis.h3_reach
+        if analysis.blindspots is not None:
+            outputs["blindspots"] = analysis.blindspots
         for name, frame in outputs.items():
             _write_geojson(frame, tmp / f"{name}.geojson")
         if progress:
@@ -95,6 +97,10 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Pat
             _write_gpkg_layer(frame, gpkg, f"input_{name}" if name in outputs else name)
         for name, frame in outputs.items():
             _write_gpkg_layer(frame, gpkg, name)
+        if analysis.scorecard is not None:
+            card = analysis.scorecard
+            (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
+            card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese text
         summary = dict(analysis.summary)
         summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
         summary_text = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)

@@ -12,12 +12,20 @@ import os
 import sys
 import time
 import traceback
+from datetime import date
 
 from geo.errors import ConfigError, GridcoverError, InputError
 
 
 #: Modules that add a subcommand with ``register(subparsers)``; each sets ``func`` returning an exit status.
 COMMAND_MODULES = ("api.serve_cli", "api.lookup_cli", "api.redraw_cli")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _progress(message: str) -> None:
@@ -30,7 +38,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     progress = None if args.quiet else _progress
-    analysis = analyze(args.data_dir, crs=args.crs, h3_resolution=args.h3_resolution, progress=progress)
+    analysis = analyze(args.data_dir, crs=args.crs, h3_resolution=args.h3_resolution, reference_date=args.as_of,
+                       progress=progress)
     for warning in analysis.data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     out = write_outputs(analysis, args.out, progress=progress)
@@ -45,6 +54,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         label = "network" if not r["estimate"] else f"straight-line ESTIMATE x{r['detour_factor']}"
         print(f"life circle ({label}): {r['households_basic_complete']:,} of {s['households']:,} households reach the "
               f"full basic set within its tiers; {r['h3_cells']:,} H3 cells")
+    k = s.get("risk")
+    if k:
+        colours = k["households_by_colour"]
+        print(f"risk: red {colours['red']:,}, yellow {colours['yellow']:,}, blue {colours['blue']:,} households; "
+              f"{k['blind_spots']} blind spots")
     print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -59,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--crs", help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
     analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
                          help="H3 resolution of the reach cells (default 10)")
+    analyze.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
+                         help="the day visits are judged against (default: today)")
     analyze.add_argument("--quiet", action="store_true", help="no progress lines")
     analyze.set_defaults(func=cmd_analyze)
     for module_name in COMMAND_MODULES:

@@ -1,0 +1,120 @@
+"""Blind spots (盲区): adjacent H3 cells at risk merged into polygons, ranked so the worst come first.
+
+A household counts when it has a blind-spot reason (``geo.risk.BLIND_SPOT_REASONS``), is red, or is a
+special-group member not visited for longer than ``long_gap_days``;
+a cell is at risk when the weight of such households plus its under-registered residential buildings
+reaches ``min_cell_weight`` (``risk.toml`` [blindspots]). Cells touching each other (H3 neighbours) form
+one blind spot. Each carries its reasons, worst colour, counts of households and
+persons at risk, special-group counts, the grids and communities it touches, and a rank by weight
+(``risk.toml`` [weights]: red × red households + yellow × yellow + blue × blue + unregistered × buildings).
+
+Example
+-------
+>>> spots = blind_spots(lon, lat, households, risk, buildings_lonlat=(blon, blat), under=under, config=cfg)
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import h3ronpy
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import scipy.sparse as sp
+import shapely
+from h3ronpy import vector as h3v
+from scipy.sparse.csgraph import connected_components
+
+from geo.lifecircle import cells_of
+from geo.risk import BLIND_SPOT_REASONS, COLOURS, REASONS, RiskConfig
+from geo.schema import SPECIAL_GROUPS
+
+DEFAULT_RESOLUTION = 10
+_COLUMNS = ["id", "rank", "risk", "risk_reasons", "weight", "households", "persons", "households_total",
+            "unregistered_buildings", *SPECIAL_GROUPS, "grids", "communities", "cells", "area_m2"]
+
+
+def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
+                under_registered_lonlat: tuple[np.ndarray, np.ndarray], config: RiskConfig, metric_crs,
+                resolution: int = DEFAULT_RESOLUTION) -> gpd.GeoDataFrame:
+    """Blind-spot polygons (WGS-84) from household locations (lon/lat), their risk and the under-registered
+    buildings' inside points."""
+    cell = cells_of(lon, lat, resolution)
+    level = risk["risk_level"].to_numpy()
+    w = config.weights
+    reasoned = np.column_stack([risk[f"reason_{r}"].to_numpy(bool) for r in BLIND_SPOT_REASONS]).any(axis=1)
+    serious = (cell > 0) & (reasoned | (level == 3) | risk["long_visit_gap"].to_numpy(bool))
+    hh_weight = np.where(level == 3, w["red"], np.where(level == 2, w["yellow"], w["blue"])) * serious
+    ub_cell = cells_of(*under_registered_lonlat, resolution)
+    ub_cell = ub_cell[ub_cell > 0]
+    cell_weight = pd.concat([pd.Series(hh_weight[serious], index=cell[serious]),
+                             pd.Series(w["unregistered_building"], index=ub_cell)]).groupby(level=0).sum()
+    hot = np.sort(cell_weight.index[cell_weight.to_numpy() >= config.min_cell_weight].to_numpy().astype(np.uint64))
+    ub_cell = ub_cell[np.isin(ub_cell, hot)]
+    at_risk_hh = serious
+    if len(hot) == 0:
+        return gpd.GeoDataFrame({c: [] for c in _COLUMNS}, geometry=[], crs="EPSG:4326")
+    # neighbours among hot cells → connected components
+    disk = pa.array(h3ronpy.grid_disk(hot, 1, flatten=False))
+    counts = np.diff(disk.offsets.to_numpy())
+    src = np.repeat(np.arange(len(hot)), counts)
+    dst_cells = disk.flatten().to_numpy().astype(np.uint64)
+    pos = np.searchsorted(hot, dst_cells)
+    pos = np.clip(pos, 0, len(hot) - 1)
+    hit = hot[pos] == dst_cells
+    graph = sp.coo_matrix((np.ones(int(hit.sum())), (src[hit], pos[hit])), shape=(len(hot), len(hot)))
+    _, comp = connected_components(graph, directed=False)
+
+    # households in hot cells (all of them count for totals; at-risk ones for the figures)
+    in_hot = (cell > 0) & np.isin(cell, hot)
+    hh_comp = np.full(len(cell), -1)
+    hh_comp[in_hot] = comp[np.searchsorted(hot, cell[in_hot])]
+    n_comp = int(comp.max()) + 1
+    frame = pd.DataFrame({"comp": hh_comp, "at_risk": at_risk_hh, "level": level,
+                          "persons": households["persons"].astype(float).fillna(0).to_numpy(),
+                          "grid": households["grid_id"].astype("string").to_numpy(),
+                          "community": households["community_id"].astype("string").to_numpy()})
+    for g in SPECIAL_GROUPS:
+        frame[g] = households[g].astype(bool).to_numpy()
+    for r in REASONS:
+        frame[r] = risk[f"reason_{r}"].to_numpy(bool)
+    frame = frame[frame["comp"] >= 0]
+    risky = frame[frame["at_risk"]]
+    by = risky.groupby("comp")
+    idx = pd.RangeIndex(n_comp)
+    households_n = by.size().reindex(idx).fillna(0).astype(int)
+    persons = by["persons"].sum().reindex(idx).fillna(0).astype(int)
+    worst = by["level"].max().reindex(idx).fillna(0).astype(int)
+    per_level = {lv: (risky["level"] == lv).groupby(risky["comp"]).sum().reindex(idx).fillna(0) for lv in (1, 2, 3)}
+    reasons_any = by[list(REASONS)].any().reindex(idx).fillna(False)
+    ub_comp = comp[np.searchsorted(hot, ub_cell)] if len(ub_cell) else np.zeros(0, int)
+    ub_count = np.bincount(ub_comp, minlength=n_comp)
+    reasons_any["unregistered_building"] = reasons_any["unregistered_building"].to_numpy(bool) | (ub_count > 0)
+    weight = (w["red"] * per_level[3] + w["yellow"] * per_level[2] + w["blue"] * per_level[1]
+              + w["unregistered_building"] * ub_count).to_numpy()  # the same weights that chose the cells
+    # a spot with only an unregistered building is blue at least
+    worst = np.maximum(worst.to_numpy(), np.where(ub_count > 0, 1, 0))
+
+    polys = shapely.from_wkb(np.asarray(h3v.cells_to_wkb_polygons(hot), dtype=object))
+    geoms = [shapely.union_all(polys[comp == c]) for c in range(n_comp)]  # one union per blind spot
+    names = np.array(REASONS, dtype=object)
+    touched_grids = frame.dropna(subset=["grid"]).groupby("comp")["grid"].agg(lambda s: ",".join(sorted(set(s))))
+    touched_comms = frame.dropna(subset=["community"]).groupby("comp")["community"].agg(lambda s: ",".join(sorted(set(s))))
+    out = gpd.GeoDataFrame({
+        "risk": np.asarray(COLOURS, dtype=object)[worst],
+        "risk_reasons": [list(names[row]) for row in reasons_any[list(REASONS)].to_numpy(bool)],
+        "weight": np.round(weight, 1),
+        "households": households_n.to_numpy(),
+        "persons": persons.to_numpy(),
+        "households_total": frame.groupby("comp").size().reindex(idx).fillna(0).astype(int).to_numpy(),
+        "unregistered_buildings": ub_count,
+        **{g: by[g].sum().reindex(idx).fillna(0).astype(int).to_numpy() for g in SPECIAL_GROUPS},
+        "grids": touched_grids.reindex(idx).fillna("").to_numpy(),
+        "communities": touched_comms.reindex(idx).fillna("").to_numpy(),
+        "cells": np.bincount(comp, minlength=n_comp),
+    }, geometry=geoms, crs="EPSG:4326")
+    out["area_m2"] = np.round(out.to_crs(metric_crs).area.to_numpy(), 0)
+    out = out.sort_values(["weight", "households"], ascending=[False, False], kind="stable").reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out.insert(0, "id", [f"BS{r:04d}" for r in out["rank"]])
+    return out

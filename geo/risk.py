@@ -1,0 +1,291 @@
+"""Risk of falling out of care (脱管): reason codes per household, three colours (三色预警), the scorecard.
+
+Rules (docs/risk.md has them in full, with the plan's words):
+
+* reasons: ``no_grid``, ``overlapping_grids``, ``grid_over_capacity``, ``missing_services``,
+  ``special_group_unreached``, ``visit_overdue``, ``unregistered_building``;
+* red (may cause a serious incident): a person with a severe mental disorder in no grid or not visited on
+  time; an elderly person living alone or a child in difficulty in no grid;
+* yellow (a service missing for a long time): a special-group member who cannot reach their group's
+  services, or whose last visit is older than ``long_gap_days`` (or who was never visited);
+* blue (a routine lapse): any other reason;
+* none: no reason.
+
+Visit frequencies, group services, thresholds, weights and targets live in ``geo/risk.toml`` (a data
+folder's ``risk.toml`` replaces it).
+
+Example
+-------
+>>> cfg = load_risk_config()
+>>> risk = household_risk(households, reach, over_capacity_grids=set(), under_registered=set(),
+...                       config=cfg, reference_date=date(2026, 11, 29), categories=load_config())
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import shapely
+
+from geo.errors import ConfigError
+from geo.reach import ReachConfig
+from geo.schema import SPECIAL_GROUPS
+
+REASONS = ("no_grid", "overlapping_grids", "grid_over_capacity", "missing_services", "special_group_unreached",
+           "visit_overdue", "unregistered_building")
+#: Colours from none to the worst; their position is their severity.
+COLOURS = ("none", "blue", "yellow", "red")
+#: Reasons that make an H3 cell part of a blind spot: lapses of care. Service gaps (missing services, a
+#: special group out of reach of its services) are mapped by the reach layer and answered by "where to add
+#: a service"; counted here they would paint whole districts. They still appear among a spot's reasons.
+BLIND_SPOT_REASONS = ("no_grid", "overlapping_grids", "visit_overdue", "unregistered_building")
+CONFIG_NAME = "risk.toml"
+#: Groups the plan watches individually (the ones with visits and group services).
+WATCHED_GROUPS = ("elderly_alone", "child_in_difficulty", "mental_disorder")
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Visit frequencies (days), group services, registration check, blind-spot weights and plan targets."""
+
+    visits: dict
+    long_gap_days: int
+    group_services: dict
+    registration: dict
+    weights: dict
+    targets: dict
+    min_cell_weight: float = 10.0
+    source: str = "built-in"
+
+
+def load_risk_config(data_dir: str | Path | None = None, *, categories: ReachConfig | None = None) -> RiskConfig:
+    """The data folder's ``risk.toml`` if there is one, else gridcover's default (geo/risk.toml)."""
+    path = Path(data_dir) / CONFIG_NAME if data_dir is not None else None
+    if path is not None and path.is_file():
+        raw, source = path.read_bytes(), str(path)
+    else:
+        raw, source = resources.files("geo").joinpath(CONFIG_NAME).read_bytes(), "built-in"
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+        visits = {k: int(v) for k, v in doc.get("visits", {}).items() if k != "long_gap_days"}
+        long_gap = int(doc.get("visits", {}).get("long_gap_days", 30))
+        group_services = {k: [str(c) for c in v] for k, v in doc.get("group_services", {}).items()}
+        registration = {k: float(v) for k, v in doc.get("registration", {}).items()}
+        weights = {k: float(v) for k, v in doc.get("weights", {}).items()}
+        targets = {k: float(v) for k, v in doc.get("targets", {}).items()}
+        min_cell_weight = float(doc.get("blindspots", {}).get("min_cell_weight", 10.0))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{source}: not a valid risk file: {exc}") from None
+    unknown = (set(visits) | set(group_services)) - set(SPECIAL_GROUPS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown special group(s) {', '.join(sorted(unknown))} (known: {', '.join(SPECIAL_GROUPS)})")
+    if categories is not None:
+        missing = {c for cats in group_services.values() for c in cats} - set(categories.ids)
+        if missing:
+            raise ConfigError(f"{source}: [group_services] names categories not in {categories.source}: "
+                              f"{', '.join(sorted(missing))}")
+    for key, default in (("min_share", 0.5), ("flat_m2", 90.0), ("efficiency", 0.75)):
+        registration.setdefault(key, default)
+    for key, default in (("red", 10.0), ("yellow", 3.0), ("blue", 1.0), ("unregistered_building", 5.0)):
+        weights.setdefault(key, default)
+    return RiskConfig(visits=visits, long_gap_days=long_gap, group_services=group_services,
+                      registration=registration, weights=weights, targets=targets, min_cell_weight=min_cell_weight,
+                      source=source)
+
+
+def building_registration(buildings, building_of_household: np.ndarray, config: RiskConfig) -> pd.DataFrame:
+    """Per building: household records, estimated flats, and whether a residential building is
+    under-registered (records below ``min_share`` of its estimated flats; 0 records always counts).
+
+    Estimated flats = floors × footprint × efficiency ÷ flat size (only where floors are known).
+    """
+    ids = buildings["id"].astype(str).to_numpy()
+    records = pd.Series(building_of_household).dropna().astype(str).value_counts().reindex(ids).fillna(0).to_numpy()
+    floors = pd.to_numeric(buildings.get("floors", pd.Series(np.nan, index=buildings.index)), errors="coerce").to_numpy(float)
+    area = shapely.area(buildings.geometry.to_numpy())
+    reg = config.registration
+    flats = np.floor(floors * area * reg["efficiency"] / reg["flat_m2"])
+    residential = buildings["residential"].fillna(True).astype(bool).to_numpy() if "residential" in buildings.columns \
+        else np.ones(len(ids), bool)
+    share = np.where(flats > 0, records / np.maximum(flats, 1), np.nan)
+    under = residential & ((records == 0) | (np.nan_to_num(share, nan=1.0) < reg["min_share"]))
+    return pd.DataFrame({"id": ids, "records": records.astype(int), "estimated_flats": flats,
+                         "registered_share": np.round(share, 3), "residential": residential,
+                         "under_registered": under})
+
+
+def _days_since(last_visit: pd.Series, reference: date) -> np.ndarray:
+    parsed = pd.to_datetime(last_visit, format="%Y-%m-%d", errors="coerce")
+    days = (pd.Timestamp(reference) - parsed).dt.days.to_numpy(dtype=float)
+    return days  # NaN: never visited (no date)
+
+
+def household_risk(households: pd.DataFrame, reach: pd.DataFrame | None, *, over_capacity_grids: set,
+                   under_registered: set, config: RiskConfig, reference_date: date,
+                   categories: ReachConfig | None) -> pd.DataFrame:
+    """Reasons, colour and whether each household is served.
+
+    ``households`` holds ``status``, ``grid_id``, ``building_id``, ``last_visit`` and the special-group flags;
+    ``reach`` the life-circle frame of :func:`geo.lifecircle.household_reach` (``within_<c>``,
+    ``basic_complete``, ``reach_<c>_min_elderly``) or ``None``.
+    """
+    n = len(households)
+    status = households["status"].astype(str).to_numpy()
+    grid = households["grid_id"]
+    has_grid = grid.notna().to_numpy()
+    flags = {g: households[g].astype(bool).to_numpy() for g in SPECIAL_GROUPS}
+    reasons = {}
+    reasons["no_grid"] = ~has_grid
+    reasons["overlapping_grids"] = status == "in_overlapping_grids"
+    reasons["grid_over_capacity"] = has_grid & grid.astype("string").isin(over_capacity_grids).fillna(False).to_numpy()
+    located = status != "no_location"
+    if reach is not None and len(reach):
+        reasons["missing_services"] = located & ~reach["basic_complete"].to_numpy(bool)
+        unreached = np.zeros(n, bool)
+        for group, cats in config.group_services.items():
+            member = flags.get(group, np.zeros(n, bool))
+            for cid in cats:
+                cat = categories.category(cid)
+                if group == "elderly_alone" or cat.elderly:
+                    minutes = reach[f"reach_{cid}_min_elderly"].to_numpy(float)
+                else:
+                    minutes = reach[f"reach_{cid}_min"].to_numpy(float)
+                unreached |= member & located & ~(np.nan_to_num(minutes, nan=np.inf) <= cat.tier)
+        reasons["special_group_unreached"] = unreached
+    else:
+        reasons["missing_services"] = np.zeros(n, bool)
+        reasons["special_group_unreached"] = np.zeros(n, bool)
+    days = _days_since(households["last_visit"], reference_date) if "last_visit" in households.columns \
+        else np.full(n, np.nan)
+    allowed = np.full(n, np.inf)
+    for group, every in config.visits.items():
+        allowed = np.where(flags.get(group, np.zeros(n, bool)), np.minimum(allowed, every), allowed)
+    watched = np.isfinite(allowed)
+    overdue = watched & (np.isnan(days) | (days > allowed))
+    long_gap = watched & (np.isnan(days) | (days > config.long_gap_days))
+    reasons["visit_overdue"] = overdue
+    bid = households["building_id"].astype("string").fillna("").to_numpy() if "building_id" in households.columns \
+        else np.full(n, "")
+    reasons["unregistered_building"] = pd.Series(bid).isin(under_registered).to_numpy()
+
+    mental, elderly, child = flags["mental_disorder"], flags["elderly_alone"], flags["child_in_difficulty"]
+    red = (mental & (reasons["no_grid"] | overdue)) | ((elderly | child) & reasons["no_grid"])
+    special = elderly | child | mental
+    yellow = reasons["special_group_unreached"] | (special & long_gap)
+    any_reason = np.column_stack([reasons[r] for r in REASONS]).any(axis=1)
+    colour = np.where(red, 3, np.where(yellow, 2, np.where(any_reason, 1, 0)))
+
+    matrix = np.column_stack([reasons[r] for r in REASONS])
+    rows, cols = np.nonzero(matrix)
+    offsets = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))].astype(np.int32)
+    values = pa.array(list(REASONS), pa.string()).take(pa.array(cols, pa.int64()))
+    reason_lists = pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(pa.array(offsets), values))
+    covered = has_grid & ~reasons["overlapping_grids"]
+    out = pd.DataFrame({
+        "risk": np.asarray(COLOURS, dtype=object)[colour],
+        "risk_level": colour,
+        "risk_reasons": reason_lists,
+        "days_since_visit": days,
+        "visit_overdue": overdue,
+        "long_visit_gap": long_gap,
+        "covered": covered,
+        "served": covered & ~overdue,
+    }, index=households.index)
+    for r in REASONS:
+        out[f"reason_{r}"] = reasons[r]
+    return out
+
+
+def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame) -> pd.DataFrame:
+    """Per grid: households by colour and the worst colour (``risk``) and its reasons (``risk_reasons``)."""
+    frame = pd.DataFrame({"grid_id": households["grid_id"].astype("string").to_numpy(), "level": risk["risk_level"].to_numpy()})
+    for r in REASONS:
+        frame[r] = risk[f"reason_{r}"].to_numpy()
+    frame = frame[frame["grid_id"].notna()]
+    by = frame.groupby("grid_id")
+    out = pd.DataFrame(index=pd.Index(grid_ids.astype(str), name="grid_id"))
+    for i, colour in enumerate(COLOURS[1:], start=1):
+        out[f"{colour}_households"] = (frame["level"] == i).groupby(frame["grid_id"]).sum().reindex(out.index).fillna(0).astype(int)
+    worst = by["level"].max().reindex(out.index).fillna(0).astype(int).to_numpy()
+    out["risk"] = np.asarray(COLOURS, dtype=object)[worst]
+    present = by[list(REASONS)].any().reindex(out.index).fillna(False).to_numpy(bool)
+    names = np.array(REASONS, dtype=object)
+    out["risk_reasons"] = [list(names[row]) for row in present]  # one list per grid (grids, not households)
+    return out.reset_index(drop=True)
+
+
+def scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataFrame | None, grids: pd.DataFrame,
+              communities: pd.DataFrame, streets: pd.DataFrame, *, config: RiskConfig) -> pd.DataFrame:
+    """Rows ``level``, ``id``, ``name``, ``indicator``, ``value``, ``target``, ``pass``, ``numerator``,
+    ``denominator`` for every community and street against the plan's targets.
+
+    A value is ``None`` (and ``pass`` too) where the data cannot say: no member of the group, no field.
+    """
+    t = config.targets
+    special = np.zeros(len(households), bool)
+    for g in WATCHED_GROUPS:
+        special |= households[g].astype(bool).to_numpy()
+    weak = (households.get("old_estate", pd.Series(False, index=households.index)).astype(bool)
+            | households.get("fringe", pd.Series(False, index=households.index)).astype(bool)).to_numpy()
+    served = risk["served"].to_numpy(bool)
+    covered = risk["covered"].to_numpy(bool)
+    on_time = ~risk["visit_overdue"].to_numpy(bool)
+    watched = np.zeros(len(households), bool)
+    for g in config.visits:
+        watched |= households[g].astype(bool).to_numpy()
+    unreached = risk["reason_special_group_unreached"].to_numpy(bool)
+    basic = reach["basic_complete"].to_numpy(bool) if reach is not None and len(reach) else np.zeros(len(households), bool)
+    migrant = households["migrant"].astype(bool).to_numpy()
+    registered_col = "migrant_registered" if "migrant_registered" in households.columns else None
+
+    # (indicator, target, higher_is_better, numerator mask, denominator mask)
+    indicators = [
+        ("special_groups_served", t.get("special_groups_served", 0.98), served & special, special),
+        ("weak_areas_served", t.get("weak_areas_served", 0.90), covered & weak, weak),
+        ("visits_on_time", t.get("visits_on_time", 0.98), on_time & watched, watched),
+        ("basic_services", t.get("basic_services", 1.0), basic, households["status"].astype(str).to_numpy() != "no_location"),
+        ("special_group_services", t.get("special_group_services", 0.95), special & ~unreached, special),
+    ]
+    if registered_col:
+        reg = households[registered_col].astype("boolean").fillna(False).to_numpy(bool)
+        indicators.append(("migrants_registered", t.get("migrants_registered", 0.95), migrant & reg, migrant))
+    rows = []
+    levels = (("community", "community_id", communities), ("street", "street_id", streets))
+    for level, key, table in levels:
+        keys = households[key].astype("string").fillna("").to_numpy()
+        names = dict(zip(table["id"].astype(str), table["name"].astype(str)))
+        for uid in table["id"].astype(str):
+            mine = keys == uid
+            for name, target, num, den in indicators:
+                d = int((den & mine).sum())
+                k = int((num & mine).sum())
+                value = round(k / d, 4) if d else None
+                rows.append({"level": level, "id": uid, "name": names[uid], "indicator": name, "value": value,
+                             "target": target, "pass": (value >= target) if value is not None else None,
+                             "numerator": k, "denominator": d})
+            if not registered_col:
+                rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "migrants_registered",
+                             "value": None, "target": t.get("migrants_registered", 0.95), "pass": None,
+                             "numerator": None, "denominator": None,
+                             "note": "no migrant_registered field in households: not measured"})
+            # workload: households per full-time worker, lower is better
+            if level == "community":
+                g = grids[grids["community_id"].astype(str) == uid]
+            else:
+                comm = communities.loc[communities["street_id"].astype(str) == uid, "id"].astype(str)
+                g = grids[grids["community_id"].astype(str).isin(set(comm))]
+            hh = int(mine.sum())
+            workers = int(g["workers"].sum()) if len(g) else 0
+            value = round(hh / workers, 1) if workers else None
+            target = t.get("households_per_worker", 300)
+            rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "households_per_worker",
+                         "value": value, "target": target, "pass": (value <= target) if value is not None else False,
+                         "numerator": hh, "denominator": workers})
+    return pd.DataFrame(rows)
