@@ -52,6 +52,7 @@ class Analysis:
     reach_model: ReachModel | None = None
     blindspots: gpd.GeoDataFrame | None = None
     scorecard: pd.DataFrame | None = None
+    risk_context: "RiskContext | None" = None
 
 
 class _Clock:
@@ -155,24 +156,23 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
            if "migrant_registered" in households.columns else {}),
     })
     over = set(out_grids.loc[out_grids["over_capacity"].astype(bool), "id"].astype(str))
-    risk = household_risk(risk_input, reach.households, over_capacity_grids=over, under_registered=under,
-                          config=risk_config, reference_date=reference_date, categories=reach.model.config)
-    for column in ("risk", "risk_reasons", "visit_overdue"):
-        out_households.insert(len(out_households.columns) - 1, column, risk[column].array)
-    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
-    for column in g_risk.columns:
-        out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
-    cells = add_cell_risk(reach.cells, lon, lat, risk, resolution=h3_resolution)
     if registration is not None and len(under):
         inner = shapely.point_on_surface(buildings.geometry.to_numpy()[registration["under_registered"].to_numpy()])
         ub = gpd.GeoSeries(inner, crs=buildings.crs).to_crs("EPSG:4326")
         ub_lonlat = (ub.x.to_numpy(), ub.y.to_numpy())
     else:
         ub_lonlat = (np.zeros(0), np.zeros(0))
-    spots = blind_spots(lon, lat, risk_input, risk, under_registered_lonlat=ub_lonlat, config=risk_config,
-                        metric_crs=data.metric_crs, resolution=h3_resolution)
-    card = scorecard(risk_input, risk, reach.households, out_grids, communities, streets, config=risk_config)
-    card = pd.concat([card, zone_scorecard(risk_input, risk, reach.households, config=risk_config)], ignore_index=True)
+    ctx = RiskContext(households=risk_input, grids=out_grids, communities=communities, streets=streets,
+                      config=risk_config, categories=reach.model.config, over_capacity=over, under_registered=under,
+                      under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=data.metric_crs, resolution=h3_resolution,
+                      reference_date=reference_date, origin_of=reach.origin_of)
+    risk, spots, card = assess_risk(ctx, reach.households)
+    for column in ("risk", "risk_reasons", "visit_overdue"):
+        out_households.insert(len(out_households.columns) - 1, column, risk[column].array)
+    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
+    for column in g_risk.columns:
+        out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
+    cells = add_cell_risk(reach.cells, lon, lat, risk, resolution=h3_resolution)
     clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
                        f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
 
@@ -182,12 +182,46 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     summary["timings_s"] = clock.timings
     return Analysis(data=data, households=out_households, grids=out_grids, coverage_issues=issues,
                     building_grid=bg, summary=summary, timings=clock.timings, h3_reach=cells,
-                    reach_model=reach.model, blindspots=spots, scorecard=card)
+                    reach_model=reach.model, blindspots=spots, scorecard=card, risk_context=ctx)
+
+
+@dataclass
+class RiskContext:
+    """What the risk stage needs, kept so that what-if edits (new sites) can be assessed again."""
+
+    households: pd.DataFrame
+    grids: gpd.GeoDataFrame
+    communities: gpd.GeoDataFrame
+    streets: gpd.GeoDataFrame
+    config: RiskConfig
+    categories: object
+    over_capacity: set
+    under_registered: set
+    under_lonlat: tuple
+    lon: np.ndarray
+    lat: np.ndarray
+    metric_crs: object
+    resolution: int
+    reference_date: date
+    origin_of: np.ndarray
+
+
+def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.DataFrame, gpd.GeoDataFrame, pd.DataFrame]:
+    """Household risk, blind spots and the scorecard for one state of the life-circle figures."""
+    risk = household_risk(ctx.households, reach_households, over_capacity_grids=ctx.over_capacity,
+                          under_registered=ctx.under_registered, config=ctx.config, reference_date=ctx.reference_date,
+                          categories=ctx.categories)
+    spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
+                        config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
+    card = scorecard(ctx.households, risk, reach_households, ctx.grids, ctx.communities, ctx.streets, config=ctx.config)
+    card = pd.concat([card, zone_scorecard(ctx.households, risk, reach_households, config=ctx.config)], ignore_index=True)
+    return risk, spots, card
 
 
 @dataclass
 class ReachResult:
     model: ReachModel
+    origin_of: np.ndarray
     households: pd.DataFrame
     household_columns: list
     shares: pd.DataFrame
@@ -247,7 +281,7 @@ def run_reach(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFram
         "h3_cells_from_centre": int(cells["from_centre"].sum()) if len(cells) else 0,
         "shares": json.loads(level_rows.to_json(orient="records")),
     }
-    return ReachResult(model=model, households=reach, household_columns=columns, shares=shares, cells=cells, summary=summary)
+    return ReachResult(model=model, origin_of=origin_of, households=reach, household_columns=columns, shares=shares, cells=cells, summary=summary)
 
 
 def add_cell_risk(cells: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray, risk: pd.DataFrame, *,

@@ -124,3 +124,16 @@ def to_gcj02(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     present = ~out.geometry.isna()
     out.loc[present, "geometry"] = transform_geometries(out.geometry[present].to_numpy(), wgs84_to_gcj02)
     return out
+
+
+@pytest.fixture(scope="session")
+def sample_analysis(tmp_path_factory):
+    """The sample district analysed once per test session (visits judged on 2026-11-29), and its output folder."""
+    from datetime import date
+
+    from geo.pipeline import analyze
+    from geo.report import write_outputs
+
+    analysis = analyze("sample_geojson", reference_date=date(2026, 11, 29))
+    out = write_outputs(analysis, tmp_path_factory.mktemp("sample") / "out")
+    return analysis, out

@@ -14,10 +14,8 @@ SAMPLE = "sample_geojson"
 
 
 @pytest.fixture(scope="session")
-def sample(tmp_path_factory):
-    analysis = analyze(SAMPLE)
-    out = write_outputs(analysis, tmp_path_factory.mktemp("sample") / "out")
-    return analysis, out
+def sample(sample_analysis):
+    return sample_analysis
 
 
 def _hh(analysis):
@@ -115,3 +113,43 @@ def test_outputs_on_disk(sample):
     first = json.loads((out / "households.geojson").read_text(encoding="utf-8"))["features"][0]["properties"]
     assert isinstance(first["missing_categories"], list)  # a JSON array of category ids
     assert all(isinstance(c, str) for c in first["missing_categories"])
+
+
+def test_blind_spots_put_the_uncovered_fringe_village_first(sample):
+    analysis, _ = sample
+    spots = analysis.blindspots
+    first = spots.iloc[0]
+    assert first["rank"] == 1 and first["risk"] == "red" and "no_grid" in first["risk_reasons"]
+    assert first["communities"] == "510105001004"  # 小关庙: the fringe village no grid covers
+    assert spots["weight"].is_monotonic_decreasing
+
+
+def test_the_old_estate_with_unregistered_tenants_shows_up(sample):
+    analysis, _ = sample
+    risk = analysis.summary["risk"]
+    assert risk["under_registered_buildings"] >= 3
+    hh = analysis.households
+    in_e156 = hh[hh["building_id"].isin(["B00823", "B00855", "B00856"])]
+    assert all("unregistered_building" in list(r) for r in in_e156["risk_reasons"])
+    assert analysis.blindspots["unregistered_buildings"].sum() >= 3
+
+
+def test_scorecard_covers_every_community_street_and_zone(sample):
+    analysis, out = sample
+    card = analysis.scorecard
+    assert set(card["level"]) == {"community", "street", "zone"}
+    assert set(card.loc[card["level"] == "community", "id"]) == set(analysis.data.layers["communities"]["id"])
+    weak = card[(card["level"] == "zone") & (card["indicator"] == "households_covered") & (card["id"] == "fringe")].iloc[0]
+    assert weak["value"] < 0.9 and not weak["pass"]  # the village no grid covers pulls the fringe below 90%
+    rows = json.loads((out / "scorecard.json").read_text(encoding="utf-8"))
+    assert {"level", "id", "indicator", "value", "target", "pass"} <= set(rows[0])
+    assert (out / "scorecard.csv").read_text(encoding="utf-8-sig").startswith("level,id,name,indicator")
+
+
+def test_risk_columns_in_households_and_grids(sample):
+    analysis, out = sample
+    assert set(analysis.households["risk"]) <= {"red", "yellow", "blue", "none"}
+    assert {"risk", "risk_reasons", "red_households"} <= set(analysis.grids.columns)
+    assert analysis.summary["risk"]["households_by_colour"]["red"] > 0
+    first = json.loads((out / "households.geojson").read_text(encoding="utf-8"))["features"][0]["properties"]
+    assert isinstance(first["risk_reasons"], list)
