@@ -123,15 +123,16 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     coverage = community_coverage(grids, communities, settings=settings)
     clock.step("diagnose", f"found {len(issues):,} coverage issues")
 
-    zones = household_zones(assigned["x"].to_numpy(), assigned["y"].to_numpy(), assigned["building_id"].to_numpy(),
-                            assigned["community_id"].to_numpy(), buildings=buildings, estates=layers.get("estates"),
-                            communities=communities, areas=layers.get("areas"))
-    for column in ("old_estate", "fringe", "zone"):
-        out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
     lonlat = gpd.GeoSeries(gpd.points_from_xy(assigned["x"], assigned["y"]), crs=households.crs).to_crs("EPSG:4326")
     located = np.isfinite(assigned["x"].to_numpy())
     lon = np.where(located, lonlat.x.to_numpy(), np.nan)
     lat = np.where(located, lonlat.y.to_numpy(), np.nan)
+    zones = household_zones(assigned["x"].to_numpy(), assigned["y"].to_numpy(), assigned["building_id"].to_numpy(),
+                            assigned["community_id"].to_numpy(), buildings=buildings, estates=layers.get("estates"),
+                            communities=communities, areas=layers.get("areas"), derive_fringe=settings.derive_fringe,
+                            lonlat=(lon, lat))
+    for column in ("old_estate", "fringe", "zone"):
+        out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
     reach = run_reach(data, assigned, households, zones, lonlat=(lon, lat), h3_resolution=h3_resolution)
     for column in reach.household_columns:
         out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
@@ -328,6 +329,7 @@ def risk_summary(risk: pd.DataFrame, zones: pd.DataFrame, spots: gpd.GeoDataFram
                  config: RiskConfig, reference_date: date) -> dict:
     """Risk counts by colour and reason, broken down into old estates / fringe / the rest."""
     out = {"reference_date": reference_date.isoformat(), "rules_source": config.source,
+           "fringe_source": zones.attrs.get("fringe_source", "none"),
            "households_by_colour": {c: int((risk["risk"] == c).sum()) for c in COLOURS},
            "households_by_reason": {r: int(risk[f"reason_{r}"].sum()) for r in REASONS},
            "by_zone": {}, "blind_spots": int(len(spots)),

@@ -38,6 +38,8 @@ class Settings:
     split_min_share: float = 0.02
     #: The plan's standard: one full-time grid worker per 300 households.
     households_per_worker: int = 300
+    #: Derive the urban-rural fringe from building heights when the data name none (geo.areas).
+    derive_fringe: bool = False
 
     def with_overrides(self, values: dict) -> "Settings":
         """A copy with the given fields replaced; unknown names raise ``KeyError``."""
@@ -47,5 +49,8 @@ class Settings:
             if key not in known:
                 msg = f"unknown analysis setting {key!r} (known: {', '.join(sorted(known))})"
                 raise KeyError(msg)
-            clean[key] = type(getattr(self, key))(value)
+            kind = type(getattr(self, key))
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false")
+            clean[key] = kind(value)
         return replace(self, **clean)

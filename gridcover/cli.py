@@ -37,11 +37,13 @@ def _progress(message: str) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from geo.pipeline import analyze
     from geo.report import write_outputs
+    from geo.settings import Settings
 
     started = time.perf_counter()
     progress = None if args.quiet else _progress
-    analysis = analyze(args.data_dir, crs=args.crs, h3_resolution=args.h3_resolution, reference_date=args.as_of,
-                       progress=progress)
+    settings = Settings(derive_fringe=True) if args.derive_fringe else None
+    analysis = analyze(args.data_dir, crs=args.crs, settings=settings, h3_resolution=args.h3_resolution,
+                       reference_date=args.as_of, progress=progress)
     for warning in analysis.data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     out = write_outputs(analysis, args.out, progress=progress)
@@ -126,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="H3 resolution of the reach cells (default 10)")
     analyze.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
                          help="the day visits are judged against (default: today)")
+    analyze.add_argument("--derive-fringe", action="store_true",
+                         help="derive the urban-rural fringe from building heights where the data name none")
     analyze.add_argument("--quiet", action="store_true", help="no progress lines")
     analyze.set_defaults(func=cmd_analyze)
 

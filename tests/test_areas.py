@@ -35,3 +35,33 @@ def test_zones_by_year_code_and_area_polygons():
     assert z["old_estate"].tolist() == [True, False, False, True, True, False, False, False]
     assert z["fringe"].tolist() == [False, False, False, False, False, True, True, False]
     assert z["zone"].tolist() == ["old_estate", "rest", "rest", "old_estate", "old_estate", "fringe", "fringe", "rest"]
+
+
+def test_the_fringe_can_be_derived_from_building_heights():
+    from geo.areas import FringeRule, derive_fringe_cells
+    from geo.lifecircle import cells_of
+
+    x0, y0 = 404000.0, 3392000.0
+    rng = np.random.default_rng(0)
+
+    def cluster(cx, cy, n, floors):
+        xy = rng.uniform(-150, 150, (n, 2))
+        return [(shapely.box(cx + a, cy + b, cx + a + 12, cy + b + 10), floors) for a, b in xy]
+
+    items = cluster(x0, y0, 60, 18) + cluster(x0 + 900, y0, 40, 2) + cluster(x0 + 6000, y0, 40, 2)
+    b = _gdf({"id": [f"B{i}" for i in range(len(items))], "floors": [f for _, f in items]}, [g for g, _ in items])
+    cells = derive_fringe_cells(b, rule=FringeRule())
+    pts = gpd.GeoSeries([shapely.Point(x0, y0), shapely.Point(x0 + 900, y0), shapely.Point(x0 + 6000, y0)], crs=CRS).to_crs(4326)
+    where = cells_of(pts.x.to_numpy(), pts.y.to_numpy(), 9)
+    assert np.isin(where, cells).tolist() == [False, True, False]  # the core is not fringe; the far village is a village
+
+    # household_zones uses it only when switched on and when the data name no fringe
+    comm = _gdf({"id": ["C1"], "ur_code": ["111"]}, [shapely.box(x0 - 1000, y0 - 1000, x0 + 7000, y0 + 1000)])
+    xs = np.array([x0, x0 + 900]); ys = np.array([y0, y0])
+    hh_ll = gpd.GeoSeries(gpd.points_from_xy(xs, ys), crs=CRS).to_crs(4326)
+    kwargs = dict(buildings=b, estates=None, communities=comm, areas=None, lonlat=(hh_ll.x.to_numpy(), hh_ll.y.to_numpy()))
+    off = household_zones(xs, ys, np.array([None, None], dtype=object), np.array(["C1", "C1"], dtype=object), **kwargs)
+    on = household_zones(xs, ys, np.array([None, None], dtype=object), np.array(["C1", "C1"], dtype=object),
+                         derive_fringe=True, **kwargs)
+    assert off["fringe"].tolist() == [False, False] and on["fringe"].tolist() == [False, True]
+    assert on.attrs["fringe_source"] == "derived"
