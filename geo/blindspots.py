@@ -31,7 +31,7 @@ from geo.schema import SPECIAL_GROUPS
 
 DEFAULT_RESOLUTION = 10
 _COLUMNS = ["id", "rank", "risk", "risk_reasons", "weight", "households", "persons", "households_total",
-            "unregistered_buildings", *SPECIAL_GROUPS, "grids", "communities", "cells", "area_m2"]
+            "unregistered_buildings", *SPECIAL_GROUPS, "grid_ids", "community_ids", "cells", "area_m2"]
 
 
 def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
@@ -109,8 +109,8 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
         "households_total": frame.groupby("comp").size().reindex(idx).fillna(0).astype(int).to_numpy(),
         "unregistered_buildings": ub_count,
         **{g: by[g].sum().reindex(idx).fillna(0).astype(int).to_numpy() for g in SPECIAL_GROUPS},
-        "grids": touched_grids.reindex(idx).fillna("").to_numpy(),
-        "communities": touched_comms.reindex(idx).fillna("").to_numpy(),
+        "grid_ids": touched_grids.reindex(idx).fillna("").to_numpy(),
+        "community_ids": touched_comms.reindex(idx).fillna("").to_numpy(),
         "cells": np.bincount(comp, minlength=n_comp),
     }, geometry=geoms, crs="EPSG:4326")
     out["area_m2"] = np.round(out.to_crs(metric_crs).area.to_numpy(), 0)

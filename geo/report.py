@@ -71,13 +71,20 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Path:
-    """Write every output of ``analysis`` into ``out_dir`` atomically; returns the folder."""
+def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=()) -> Path:
+    """Write every output of ``analysis`` into ``out_dir`` atomically; returns the folder.
+
+    ``extra`` are callables ``f(folder)`` writing more files into the temporary folder before it is moved
+    into place (the CLI's report.html, which lives in layers/ and so is not imported here).
+    """
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     if out_dir.exists() and not out_dir.is_dir():
         raise GridcoverError(f"--out {out_dir} exists and is not a folder")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary folder
     try:
         outputs = {
             "households": analysis.households,
@@ -101,6 +108,8 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None) -> Pat
             card = analysis.scorecard
             (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
             card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese text
+        for write in extra:
+            write(tmp)
         summary = dict(analysis.summary)
         summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
         summary_text = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)

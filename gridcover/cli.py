@@ -46,7 +46,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                        reference_date=args.as_of, progress=progress)
     for warning in analysis.data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    out = write_outputs(analysis, args.out, progress=progress)
+    from layers.report import write_report
+
+    out = write_outputs(analysis, args.out, progress=progress,
+                        extra=[lambda folder: write_report(analysis, folder / "report.html")])
     s = analysis.summary
     counts = ", ".join(f"{k} {v:,}" for k, v in s["status_counts"].items() if v)
     issues = ", ".join(f"{v['count']} {k}" for k, v in s["coverage_issues"].items() if v["count"])

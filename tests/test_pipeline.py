@@ -120,7 +120,7 @@ def test_blind_spots_put_the_uncovered_fringe_village_first(sample):
     spots = analysis.blindspots
     first = spots.iloc[0]
     assert first["rank"] == 1 and first["risk"] == "red" and "no_grid" in first["risk_reasons"]
-    assert first["communities"] == "510105001004"  # 小关庙: the fringe village no grid covers
+    assert first["community_ids"] == "510105001004"  # 小关庙: the fringe village no grid covers
     assert spots["weight"].is_monotonic_decreasing
 
 
