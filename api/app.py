@@ -14,10 +14,13 @@ from __future__ import annotations
 import importlib
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.access import HEADER, PUBLIC, Caller, Keys
-from geo.errors import GridcoverError, InputError
+from geo.errors import ConfigError, GridcoverError, InputError
 from gridcover.workspace import Workspace, WorkspaceError
 
 #: Modules whose ``build_router()`` is included, in order.
@@ -47,12 +50,90 @@ def require(role: str):
     return check
 
 
-def create_app(workspace: Workspace, *, keys: Keys | None = None) -> FastAPI:
-    """The gridcover server for one workspace."""
-    app = FastAPI(title="gridcover", version="0.1.0",
+def openapi_30(doc: dict) -> dict:
+    """An OpenAPI 3.1 document (what FastAPI writes) rewritten as 3.0.3 (what GDAL and the OGC suite read)."""
+    def fix(node):
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        node = {k: fix(v) for k, v in node.items() if k not in ("$schema", "contentMediaType", "contentEncoding")}
+        for key in ("anyOf", "oneOf"):
+            options = node.get(key)
+            if isinstance(options, list) and any(o == {"type": "null"} for o in options):
+                rest = [o for o in options if o != {"type": "null"}]
+                node.pop(key)
+                if len(rest) == 1:
+                    node.update(rest[0])
+                else:
+                    node[key] = rest
+                node["nullable"] = True
+        if isinstance(node.get("type"), list):
+            types = [t for t in node["type"] if t != "null"]
+            if len(types) < len(node["type"]):
+                node["nullable"] = True
+            node["type"] = types[0] if len(types) == 1 else "string"
+        if "const" in node:
+            node["enum"] = [node.pop("const")]
+        if isinstance(node.get("examples"), list) and "in" not in node and "schema" not in node:
+            examples = node.pop("examples")
+            if examples:
+                node["example"] = examples[0]
+        for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if isinstance(node.get(bound), (int, float)) and not isinstance(node.get(bound), bool):
+                node[flag] = node.pop(bound)
+                node[bound] = True
+        return node
+
+    out = fix(doc)
+    out["openapi"] = "3.0.3"
+    return out
+
+
+def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
+               basemap: str | None = None) -> FastAPI:
+    """The gridcover server for one workspace.
+
+    Parameters
+    ----------
+    workspace
+        What ``gridcover analyze`` wrote.
+    keys
+        API keys and roles (everyone is public without).
+    k
+        Counts of special-group members from 1 to k-1 are withheld from callers not entitled to the street.
+    basemap
+        Optional XYZ raster tile URL template for the web map's base map (none by default: works offline).
+    """
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, not {k}")
+    app = FastAPI(title="gridcover", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Grid coverage, 15-minute reach and blind spots of a street office (网格化管理).")
     app.state.workspace = workspace
     app.state.keys = keys or Keys()
+    app.state.k = k
+    app.state.basemap = basemap
+
+    def _openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_30(get_openapi(title=app.title, version=app.version,
+                                                        description=app.description, routes=app.routes))
+        return app.openapi_schema
+    app.openapi = _openapi
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        codes = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                 405: "MethodNotAllowed"}
+        return JSONResponse(status_code=exc.status_code, headers=getattr(exc, "headers", None),
+                            content={"code": codes.get(exc.status_code, "Error"), "description": str(exc.detail)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
+        return JSONResponse(status_code=400, content={"code": "InvalidParameterValue",
+                                                      "description": f"parameter {where}: {first.get('msg', 'invalid')}"})
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError):

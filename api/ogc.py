@@ -1,0 +1,388 @@
+"""OGC API – Features Part 1 (Core) and Part 2 (CRS) over the declared layers (要素服务).
+
+Routes only translate HTTP to calls into :mod:`layers.features` and back: parse and check the query
+(400 for an invalid ``limit``, ``bbox``, ``crs`` or an unknown parameter), pick the caller's view
+(households only for street offices — their own streets — and admins; special-group counts 1..k-1
+withheld), and write the GeoJSON pages with their paging links.
+
+Output CRSs (``crs``, ``bbox-crs``): CRS84 (default), EPSG:4326 and EPSG:4490 (latitude first, as
+their EPSG definitions say), EPSG:3857, and GCJ-02 under :data:`GCJ02_URI` for overlays on Amap or
+Tencent base maps.
+
+Example
+-------
+>>> httpx.get("http://127.0.0.1:8000/collections/grids/items", params={"bbox": "104.07,30.65,104.08,30.66"})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.access import PUBLIC, ROLES, Caller
+from api.app import get_caller, get_workspace
+from layers.base import DEFAULT_K
+from layers.catalog import FIELD_NAMES, layer as declared
+from layers.features import View, available, bbox_to_wgs84, prepared, version_key
+
+#: The documented URI of GCJ-02 (not an EPSG system): lon/lat degrees with the published offset.
+GCJ02_URI = "urn:gridcover:def:crs:GCJ-02"
+CRS_URIS = {
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84": "CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326": "EPSG:4326",
+    "http://www.opengis.net/def/crs/EPSG/0/4490": "EPSG:4490",
+    "http://www.opengis.net/def/crs/EPSG/0/3857": "EPSG:3857",
+    GCJ02_URI: "GCJ-02",
+}
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+ITEMS_PARAMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"})
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+]
+GEOJSON = "application/geo+json"
+OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+_DATETIME = re.compile(r"^(\.\.|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9:]+)?)?)?"
+                       r"(/(\.\.|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9:]+)?)?)?)?$")
+
+
+def bad_request(message: str) -> HTTPException:
+    """A 400 answer naming the parameter and what is wrong with it."""
+    return HTTPException(status_code=400, detail=message)
+
+
+def view_of(caller: Caller, k: int) -> View:
+    """The view a caller gets: its roles, its streets (every street for admin), and k."""
+    roles = frozenset(r for r in ROLES if caller.at_least(r))
+    if caller.role == "admin":
+        return View(k=k, roles=roles, streets=None)
+    if caller.role == "street_office":
+        return View(k=k, roles=roles, streets=frozenset(caller.streets))
+    return View(k=k, roles=roles, streets=frozenset())
+
+
+def _k(request: Request) -> int:
+    return int(getattr(request.app.state, "k", DEFAULT_K))
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _may_see(caller: Caller, layer) -> bool:
+    if layer.role == "public":
+        return True
+    return caller.sees_households and caller.at_least(layer.role)
+
+
+def _layer_for(request: Request, collection_id: str, caller: Caller):
+    workspace = get_workspace(request)
+    try:
+        layer = declared(collection_id)
+    except KeyError:
+        layer = None
+    if layer is None or not workspace.has(layer.source):
+        names = ", ".join(lay.id for lay in available(workspace) if _may_see(caller, lay))
+        raise HTTPException(status_code=404, detail=f"no collection {collection_id!r} (collections: {names})")
+    if not _may_see(caller, layer):
+        status = 401 if caller is PUBLIC else 403
+        raise HTTPException(status_code=status, detail=f"collection {collection_id!r} holds personal data: it needs an "
+                            "X-API-Key of a street_office (own streets) or admin")
+    return layer
+
+
+def _etag(request: Request, view: View, *parts: object) -> str:
+    digest = hashlib.blake2b(repr((str(request.url), view.key, parts)).encode(), digest_size=8).hexdigest()
+    return f'W/"{version_key(get_workspace(request))}-{digest}"'
+
+
+def _not_modified(request: Request, etag: str) -> Response | None:
+    if request.headers.get("if-none-match") in (etag, "*"):
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache", "Vary": "X-API-Key"})
+    return None
+
+
+def _json(doc: dict, *, etag: str | None = None, media_type: str = "application/json") -> Response:
+    headers = {"Cache-Control": "no-cache", "Vary": "X-API-Key"}
+    if etag:
+        headers["ETag"] = etag
+    return Response(json.dumps(doc, ensure_ascii=False), media_type=media_type, headers=headers)
+
+
+def _check_f(request: Request, allowed=("json", "geojson")) -> None:
+    f = request.query_params.get("f")
+    if f is not None and f not in allowed:
+        raise bad_request(f"parameter f: {f!r} is not offered (offered: {', '.join(allowed)})")
+
+
+def _crs_key(value: str | None, name: str) -> str:
+    if value is None:
+        return "CRS84"
+    key = CRS_URIS.get(value.strip().strip("[]"))
+    if key is None:
+        alias = {"EPSG:4326": "EPSG:4326", "EPSG:4490": "EPSG:4490", "EPSG:3857": "EPSG:3857", "CRS84": "CRS84",
+                 "OGC:CRS84": "CRS84", "GCJ-02": "GCJ-02", "GCJ02": "GCJ-02"}.get(value.strip().strip("[]").upper())
+        key = alias
+    if key is None:
+        raise bad_request(f"parameter {name}: unsupported coordinate system {value!r} (supported: {', '.join(CRS_URIS)})")
+    return key
+
+
+def _uri_of(key: str) -> str:
+    return next(uri for uri, k in CRS_URIS.items() if k == key)
+
+
+def _collection_doc(request: Request, layer, prepared_layer) -> dict:
+    base = _base(request)
+    url = f"{base}/collections/{layer.id}"
+    x0, y0, x1, y1 = prepared_layer.extent_wgs84()
+    return {
+        "id": layer.id, "title": f"{layer.title_zh} {layer.title_en}",
+        "description": layer.description or f"{layer.title_en} ({layer.title_zh})",
+        "itemType": "feature",
+        "extent": {"spatial": {"bbox": [[x0, y0, x1, y1]], "crs": CRS84}},
+        "crs": list(CRS_URIS), "storageCrs": CRS84,
+        "links": [
+            {"href": url, "rel": "self", "type": "application/json", "title": "this collection"},
+            {"href": f"{url}/items", "rel": "items", "type": GEOJSON, "title": "items as GeoJSON"},
+            {"href": f"{url}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": "application/schema+json", "title": "queryables"},
+            *([{"href": f"{base}/tiles/{layer.id}.json", "rel": "tiles", "type": "application/json",
+                "title": "vector tiles (TileJSON)"}] if layer.tiles else []),
+        ],
+    }
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["OGC API – Features"])
+
+    @router.get("/", summary="Landing page (JSON); browsers asking for HTML get the web map")
+    def landing(request: Request):
+        wants_html = request.query_params.get("f") == "html" or (
+            request.query_params.get("f") is None and "text/html" in request.headers.get("accept", ""))
+        if wants_html:
+            try:
+                from api.webmap import page_response
+            except ImportError:
+                pass
+            else:
+                return page_response(request)
+        _check_f(request, ("json", "html"))
+        base = _base(request)
+        summary = get_workspace(request).summary()
+        return _json({
+            "title": "gridcover", "description": "Grid coverage, 15-minute reach and blind spots (网格化管理 脱管 分析). "
+            f"{summary.get('households', '?')} households.",
+            "links": [
+                {"href": f"{base}/", "rel": "self", "type": "application/json", "title": "this document"},
+                {"href": f"{base}/openapi", "rel": "service-desc", "type": OPENAPI_TYPE, "title": "the API definition"},
+                {"href": f"{base}/api.html", "rel": "service-doc", "type": "text/html", "title": "the API documentation"},
+                {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json",
+                 "title": "conformance classes"},
+                {"href": f"{base}/collections", "rel": "data", "type": "application/json", "title": "the collections"},
+                {"href": f"{base}/?f=html", "rel": "alternate", "type": "text/html", "title": "the web map"},
+            ],
+        })
+
+    @router.get("/openapi", summary="The API definition (OpenAPI 3.0)", response_class=Response)
+    def openapi(request: Request):
+        return Response(json.dumps(request.app.openapi(), ensure_ascii=False), media_type=OPENAPI_TYPE)
+
+    @router.get("/api.html", summary="The API documentation (a page listing every operation)", response_class=Response)
+    def api_doc(request: Request):
+        doc = request.app.openapi()
+        rows = "".join(f"<tr><td>{m.upper()}</td><td><code>{html.escape(path)}</code></td>"
+                       f"<td>{html.escape(op.get('summary', ''))}</td></tr>"
+                       for path, ops in doc["paths"].items() for m, op in ops.items())
+        page = (f"<!doctype html><html lang='en'><meta charset='utf-8'><title>gridcover API</title>"
+                f"<h1>gridcover API</h1><p>OpenAPI 3.0 definition: <a href='openapi'>openapi</a>. "
+                f"Collections: <a href='collections'>collections</a>.</p><table>{rows}</table></html>")
+        return Response(page, media_type="text/html")
+
+    @router.get("/conformance", summary="Conformance classes")
+    def conformance(request: Request):
+        _check_f(request)
+        return _json({"conformsTo": CONFORMANCE})
+
+    @router.get("/collections", summary="The collections this caller may see")
+    def collections(request: Request, caller: Caller = Depends(get_caller)):
+        _check_f(request)
+        workspace = get_workspace(request)
+        layers = [lay for lay in available(workspace) if _may_see(caller, lay)]
+        docs = [_collection_doc(request, lay, prepared(workspace, lay.id)) for lay in layers]
+        base = _base(request)
+        return _json({"links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json",
+                                 "title": "the collections"}],
+                      "collections": docs, "crs": list(CRS_URIS)})
+
+    @router.get("/collections/{collection_id}", summary="One collection")
+    def collection(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
+        _check_f(request)
+        layer = _layer_for(request, collection_id, caller)
+        return _json(_collection_doc(request, layer, prepared(get_workspace(request), layer.id)))
+
+    @router.get("/collections/{collection_id}/queryables", summary="Properties usable as filters")
+    def queryables(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
+        _check_f(request)
+        layer = _layer_for(request, collection_id, caller)
+        data = prepared(get_workspace(request), layer.id).data
+        props = {}
+        for name in layer.queryables:
+            if name not in data.columns:
+                continue
+            kind = ("boolean" if str(data[name].dtype) in ("bool", "boolean") else
+                    "integer" if str(data[name].dtype).lower().startswith("int") else
+                    "number" if str(data[name].dtype).startswith("float") else "string")
+            zh, en = FIELD_NAMES.get(name, (name, name))
+            props[name] = {"title": f"{zh} {en}", "type": kind}
+        return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
+                      "$id": f"{_base(request)}/collections/{layer.id}/queryables",
+                      "type": "object", "title": layer.title_en, "properties": props},
+                     media_type="application/schema+json")
+
+    @router.get("/collections/{collection_id}/items", summary="Features (GeoJSON), paged",
+                response_class=Response, openapi_extra={"parameters": _ITEMS_PARAMETERS})
+    async def items(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
+        layer = _layer_for(request, collection_id, caller)
+        params = request.query_params
+        allowed = ITEMS_PARAMS | set(layer.queryables)
+        unknown = sorted(set(params.keys()) - allowed)
+        if unknown:
+            raise bad_request(f"unknown query parameter {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        _check_f(request)
+        limit = _int_param(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _int_param(params.get("offset"), "offset", 0, 0, None)
+        crs_key = _crs_key(params.get("crs"), "crs")
+        bbox_crs = _crs_key(params.get("bbox-crs"), "bbox-crs")
+        if params.get("bbox-crs") is not None and params.get("bbox") is None:
+            raise bad_request("parameter bbox-crs needs a bbox")
+        area = _bbox(params.get("bbox"), bbox_crs)
+        if params.get("datetime") is not None and not _DATETIME.match(params["datetime"]):
+            raise bad_request(f"parameter datetime: {params['datetime']!r} is not an RFC 3339 instant or interval")
+        equals = {name: params[name] for name in layer.queryables if name in params}
+        view = view_of(caller, _k(request))
+        etag = _etag(request, view)
+        if (hit := _not_modified(request, etag)) is not None:
+            return hit
+        body, returned = await run_in_threadpool(_items_body, request, layer.id, view, crs_key, area, equals,
+                                                 limit, offset)
+        headers = {"Content-Crs": f"<{_uri_of(crs_key)}>", "ETag": etag, "Cache-Control": "no-cache",
+                   "Vary": "X-API-Key"}
+        return Response(body, media_type=GEOJSON, headers=headers)
+
+    @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature (GeoJSON)",
+                response_class=Response)
+    def item(collection_id: str, feature_id: str, request: Request, caller: Caller = Depends(get_caller)):
+        layer = _layer_for(request, collection_id, caller)
+        unknown = sorted(set(request.query_params.keys()) - {"crs", "f"})
+        if unknown:
+            raise bad_request(f"unknown query parameter {unknown[0]!r} (allowed: crs, f)")
+        _check_f(request)
+        crs_key = _crs_key(request.query_params.get("crs"), "crs")
+        view = view_of(caller, _k(request))
+        source = prepared(get_workspace(request), layer.id)
+        row = source.row_of(feature_id)
+        visible = source.visible_rows(view)
+        if row is None or (visible is not None and not visible[row]):
+            raise HTTPException(status_code=404, detail=f"collection {layer.id!r} has no feature {feature_id!r}")
+        etag = _etag(request, view)
+        if (hit := _not_modified(request, etag)) is not None:
+            return hit
+        base = _base(request)
+        url = f"{base}/collections/{layer.id}"
+        links = [{"href": f"{url}/items/{feature_id}", "rel": "self", "type": GEOJSON, "title": "this feature"},
+                 {"href": url, "rel": "collection", "type": "application/json", "title": "the collection"}]
+        text = source.feature_strings(view, crs_key)[row]
+        body = text[:-1] + ',"links":' + json.dumps(links, ensure_ascii=False) + "}"
+        return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{_uri_of(crs_key)}>", "ETag": etag,
+                                                           "Cache-Control": "no-cache", "Vary": "X-API-Key"})
+
+    return router
+
+
+def _int_param(value: str | None, name: str, default: int, low: int, high: int | None) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise bad_request(f"parameter {name}: {value!r} is not a whole number") from None
+    if number < low or (high is not None and number > high):
+        span = f"{low}..{high}" if high is not None else f"at least {low}"
+        raise bad_request(f"parameter {name}: {number} is out of range ({span})")
+    return number
+
+
+def _bbox(value: str | None, crs_key: str):
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise bad_request(f"parameter bbox: {value!r} is not four (or six) comma-separated numbers") from None
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4:
+        raise bad_request(f"parameter bbox: {value!r} is not four (or six) comma-separated numbers")
+    a0, b0, a1, b1 = numbers
+    if a0 > a1 or b0 > b1:
+        raise bad_request(f"parameter bbox: {value!r}: the lower corner must come first")
+    return bbox_to_wgs84((a0, b0, a1, b1), crs_key)
+
+
+def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area, equals: dict,
+                limit: int, offset: int) -> tuple[str, int]:
+    source = prepared(get_workspace(request), layer_id)
+    rows = source.query(view=view, bbox_wgs84=area, equals=equals)
+    page = rows[offset:offset + limit]
+    strings = source.feature_strings(view, crs_key)
+    url = request.url
+    links = [{"href": str(url), "rel": "self", "type": GEOJSON, "title": "this page"},
+             {"href": f"{_base(request)}/collections/{layer_id}", "rel": "collection", "type": "application/json",
+              "title": "the collection"}]
+    if offset + limit < len(rows):
+        links.append({"href": str(url.include_query_params(offset=offset + limit, limit=limit)), "rel": "next",
+                      "type": GEOJSON, "title": "next page"})
+    if offset > 0:
+        links.append({"href": str(url.include_query_params(offset=max(offset - limit, 0), limit=limit)),
+                      "rel": "prev", "type": GEOJSON, "title": "previous page"})
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = ('{"type":"FeatureCollection","features":[' + ",".join(strings[page]) + "]"
+            f',"numberMatched":{len(rows)},"numberReturned":{len(page)},"timeStamp":"{stamp}",'
+            f'"links":{json.dumps(links, ensure_ascii=False)}}}')
+    return body, len(page)
+
+
+def _param(name: str, description: str, schema: dict, *, style: str | None = None, explode: bool | None = None) -> dict:
+    doc = {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+    if style:
+        doc["style"] = style
+    if explode is not None:
+        doc["explode"] = explode
+    return doc
+
+
+_ITEMS_PARAMETERS = [
+    _param("limit", f"features per page (default {DEFAULT_LIMIT})",
+           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, style="form", explode=False),
+    _param("offset", "features to skip (the next/prev links carry it)", {"type": "integer", "minimum": 0, "default": 0}),
+    _param("bbox", "minx,miny,maxx,maxy in bbox-crs (axis order of that CRS)",
+           {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}, style="form", explode=False),
+    _param("bbox-crs", "CRS of bbox", {"type": "string", "format": "uri", "enum": list(CRS_URIS)}),
+    _param("crs", "CRS of the answer", {"type": "string", "format": "uri", "enum": list(CRS_URIS)}),
+    _param("datetime", "accepted and ignored: no collection has a time property", {"type": "string"}),
+    _param("f", "format: json/geojson", {"type": "string", "enum": ["json", "geojson"]}),
+]

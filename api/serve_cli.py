@@ -1,0 +1,73 @@
+"""``gridcover serve WORKSPACE``: the map server (地图服务) on one workspace, printing the address to open.
+
+Example
+-------
+$ gridcover serve out/sample --keys keys.json
+gridcover: serving out/sample/workspace.gpkg (version 1) — open http://127.0.0.1:8000/ (Ctrl+C stops)
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from geo.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    """Add the ``serve`` subcommand."""
+    serve = subparsers.add_parser("serve", help="serve a workspace: OGC API – Features, tiles and the web map")
+    serve.add_argument("workspace", help="the folder (or workspace.gpkg) that 'gridcover analyze' wrote")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--keys", help="KEYS.json mapping API keys to roles (without it everyone is public)")
+    serve.add_argument("--k", type=int, default=5, dest="k",
+                       help="withhold counts of special-group members from 1 to k-1 in public outputs (default 5)")
+    serve.add_argument("--basemap", help="XYZ raster tile URL template of an optional base map for the web map "
+                       "(none by default, so the page works without internet access)")
+    # A later issue adds --db URL (serve from PostGIS instead of the GeoPackage): add it here and pass it
+    # to open_workspace; nothing else in this command needs to change.
+    serve.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.access import load_keys
+    from api.app import create_app
+    from gridcover.workspace import open_workspace
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port {args.port}: not a port number (1..65535)")
+    if args.k < 1:
+        raise ConfigError(f"--k {args.k}: must be at least 1")
+    workspace = open_workspace(args.workspace)
+    keys = load_keys(args.keys)
+    app = create_app(workspace, keys=keys, k=args.k, basemap=args.basemap)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    _check_listen(args.host, args.port)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"gridcover: serving {workspace.path} (version {workspace.version}, {len(keys.entries)} API keys) — "
+          f"open http://{host}:{args.port}/ (Ctrl+C stops)", flush=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    if not server.started:
+        print(f"gridcover: error: could not listen on {args.host}:{args.port}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """One clear line when the address cannot be listened on (in use, or not this machine's)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            msg = f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? try --port)"
+            raise ConfigError(msg) from None

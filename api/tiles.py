@@ -1,0 +1,144 @@
+"""Tile routes: MVT vector tiles with TileJSON 3.0, PNG heat-map tiles, ETag / If-None-Match (瓦片服务).
+
+The ETag of every tile carries the workspace tag (identity and version) and k, so the moment the
+workspace changes every tile has a new ETag and the cache a new key; ``Cache-Control: no-cache`` makes
+browsers ask each time (answered by 304 while nothing changed).
+
+Example
+-------
+>>> httpx.get("http://127.0.0.1:8000/tiles/grids/15/26085/13712.mvt").headers["ETag"]
+'"ed0e751af084-1.k5"'
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.app import get_workspace
+from layers.base import DEFAULT_K
+from layers.catalog import HEATS, heat as declared_heat, layer as declared
+from layers.features import prepared, version_key
+from layers.tiles import CACHE, check_tile, heat_tile, vector_tile
+
+MVT_TYPE = "application/vnd.mapbox-vector-tile"
+_JSON_TYPES = {"String": "String", "Number": "Number", "Boolean": "Boolean"}
+
+
+def _k(request: Request) -> int:
+    return int(getattr(request.app.state, "k", DEFAULT_K))
+
+
+def _xyz(z: str, x: str, y: str) -> tuple[int, int, int]:
+    try:
+        zi, xi, yi = int(z), int(x), int(y)
+        check_tile(zi, xi, yi)
+    except ValueError as exc:
+        detail = str(exc) if "tile" in str(exc) or "zoom" in str(exc) else f"not a tile address: {z}/{x}/{y}"
+        raise HTTPException(status_code=404, detail=detail) from None
+    return zi, xi, yi
+
+
+def _tile_layer(layer_id: str):
+    try:
+        layer = declared(layer_id)
+    except KeyError as exc:
+        raise HTTPException(status_code=404, detail=str(exc.args[0])) from None
+    if not layer.tiles:
+        raise HTTPException(status_code=404, detail=f"layer {layer_id!r} is not served as tiles (it holds personal data)")
+    return layer
+
+
+def _field_type(dtype) -> str:
+    kind = str(dtype).lower()
+    if kind.startswith("bool"):
+        return "Boolean"
+    if kind.startswith(("int", "uint", "float")):
+        return "Number"
+    return "String"
+
+
+async def _cached(request: Request, kind: str, name: str, z: int, x: int, y: int, render, media_type: str):
+    workspace = get_workspace(request)
+    k = _k(request)
+    tag = version_key(workspace)
+    etag = f'"{tag}.k{k}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    key = (str(workspace.path), tag, k, kind, name, z, x, y)
+    data = CACHE.get(key)
+    if data is None:
+        data = await run_in_threadpool(render)
+        CACHE.put(key, data)
+    return Response(data, media_type=media_type, headers=headers)
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["tiles"])
+
+    @router.get("/tiles/heat/{heat_id}.json", summary="TileJSON 3.0 of a heat map (PNG tiles)")
+    def heat_tilejson(heat_id: str, request: Request):
+        try:
+            heat = declared_heat(heat_id)
+        except KeyError as exc:
+            raise HTTPException(status_code=404, detail=str(exc.args[0])) from None
+        workspace = get_workspace(request)
+        base = str(request.base_url).rstrip("/")
+        doc = {"tilejson": "3.0.0", "name": heat.title_en, "description": f"{heat.title_zh} — {heat.title_en}",
+               "tiles": [f"{base}/tiles/heat/{heat.id}/{{z}}/{{x}}/{{y}}.png"], "minzoom": 10, "maxzoom": 18,
+               "scheme": "xyz", "tileSize": 256}
+        if workspace.has(declared(heat.layer).source):
+            x0, y0, x1, y1 = prepared(workspace, heat.layer).extent_wgs84()
+            doc["bounds"] = [x0, y0, x1, y1]
+        return JSONResponse(doc)
+
+    @router.get("/tiles/heat/{heat_id}/{z}/{x}/{y}.png", summary="A heat-map tile (PNG, 256 px, transparent)",
+                response_class=Response)
+    async def heat_png(heat_id: str, z: str, x: str, y: str, request: Request):
+        try:
+            declared_heat(heat_id)
+        except KeyError as exc:
+            raise HTTPException(status_code=404, detail=str(exc.args[0])) from None
+        zi, xi, yi = _xyz(z, x, y)
+        workspace = get_workspace(request)
+        return await _cached(request, "png", heat_id, zi, xi, yi,
+                             lambda: heat_tile(workspace, heat_id, zi, xi, yi), "image/png")
+
+    @router.get("/tiles/{layer_id}.json", summary="TileJSON 3.0 of a layer's vector tiles")
+    def tilejson(layer_id: str, request: Request):
+        layer = _tile_layer(layer_id)
+        workspace = get_workspace(request)
+        if not workspace.has(layer.source):
+            raise HTTPException(status_code=404, detail=f"the workspace has no layer {layer.source!r} yet")
+        source = prepared(workspace, layer.id)
+        x0, y0, x1, y1 = source.extent_wgs84()
+        base = str(request.base_url).rstrip("/")
+        fields = {f: _field_type(source.data[f].dtype) for f in layer.tile_fields if f in source.data.columns}
+        doc = {
+            "tilejson": "3.0.0", "name": layer.id, "description": f"{layer.title_zh} — {layer.title_en}",
+            "version": workspace.tag, "scheme": "xyz", "attribution": "gridcover",
+            "tiles": [f"{base}/tiles/{layer.id}/{{z}}/{{x}}/{{y}}.mvt"],
+            "minzoom": layer.minzoom, "maxzoom": layer.maxzoom,
+            "bounds": [x0, y0, x1, y1],
+            "center": [(x0 + x1) / 2, (y0 + y1) / 2, max(layer.minzoom, 14)],
+            "vector_layers": [{"id": layer.id, "description": layer.title_en, "fields": fields,
+                               "minzoom": layer.minzoom, "maxzoom": layer.maxzoom}],
+        }
+        return JSONResponse(doc, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/tiles/{layer_id}/{z}/{x}/{y}.mvt", summary="A vector tile (MVT, EPSG:3857 XYZ)",
+                response_class=Response)
+    async def mvt(layer_id: str, z: str, x: str, y: str, request: Request):
+        layer = _tile_layer(layer_id)
+        zi, xi, yi = _xyz(z, x, y)
+        workspace = get_workspace(request)
+        k = _k(request)
+        return await _cached(request, "mvt", layer.id, zi, xi, yi,
+                             lambda: vector_tile(workspace, layer.id, zi, xi, yi, k=k), MVT_TYPE)
+
+    return router
+
+
+__all__ = ["build_router", "HEATS"]

@@ -1,0 +1,108 @@
+"""The planners' web map (规划人员网页地图): the page at ``/``, its files, and what it reads.
+
+Everything the page loads is served from here: the page, its script and style, and the vendored
+MapLibre GL JS (BSD-3-Clause, ``static/vendor/maplibre-gl/LICENSE.txt``). No CDN, no web font and no
+glyph server (labels are HTML: popups, legend, search), so it works on an intranet with no internet
+access. The layer switcher, legend and popups are built from the layer declarations (``layers/``)
+that ``/webmap/config.json`` hands over; the base map is optional (``gridcover serve --basemap``).
+
+Example
+-------
+>>> httpx.get("http://127.0.0.1:8000/", headers={"Accept": "text/html"}).text[:15]
+'<!doctype html>'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mimetypes
+from pathlib import Path
+
+import shapely
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from api.app import get_workspace
+from layers.base import DEFAULT_K
+from layers.catalog import FIELD_NAMES, HEATS
+from layers.features import available, prepared, public_view
+
+STATIC = Path(__file__).parent / "static"
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/css", ".css")
+
+
+def page_response(request: Request) -> Response:
+    """The web map page (``/`` for browsers, also ``/map``)."""
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def map_config(request: Request) -> dict:
+    """The declarations the page needs: layers present in the workspace, heat maps, extent, base map."""
+    workspace = get_workspace(request)
+    layers = []
+    for layer in available(workspace):
+        if not layer.tiles:
+            continue
+        style = dataclasses.asdict(layer.style)
+        fields = list(dict.fromkeys(layer.popup or layer.tile_fields))
+        layers.append({
+            "id": layer.id, "title_zh": layer.title_zh, "title_en": layer.title_en, "geometry": layer.geometry,
+            "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "visible": layer.visible, "id_field": layer.id_field,
+            "style": _jsonable(style), "popup": fields,
+        })
+    present = {lay["id"] for lay in layers}
+    heats = [{"id": h.id, "title_zh": h.title_zh, "title_en": h.title_en, "group": h.group,
+              "stops": [list(s) for s in h.stops]} for h in HEATS if h.layer in present]
+    bounds = None
+    for name in ("grids", "communities", "streets"):
+        if name in present:
+            bounds = list(prepared(workspace, name).extent_wgs84())
+            break
+    return {"layers": layers, "heats": heats, "bounds": bounds, "basemap": request.app.state.basemap,
+            "k": int(getattr(request.app.state, "k", DEFAULT_K)), "version": workspace.tag,
+            "field_names": {k: list(v) for k, v in FIELD_NAMES.items()}}
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["web map"])
+
+    @router.get("/map", summary="The web map page", response_class=Response)
+    def page(request: Request):
+        return page_response(request)
+
+    @router.get("/webmap/config.json", summary="Layers, heat maps and extent for the web map")
+    def config(request: Request):
+        return JSONResponse(map_config(request), headers={"Cache-Control": "no-cache"})
+
+    @router.get("/webmap/grids.json", summary="Grid names and extents for the map's search box")
+    def grids(request: Request):
+        workspace = get_workspace(request)
+        if not workspace.has("grids"):
+            return JSONResponse([])
+        source = prepared(workspace, "grids")
+        props = source.properties_cached(public_view(DEFAULT_K), [c for c in ("id", "name", "worker_name")
+                                                                   if c in source.data.columns])
+        bounds = shapely.bounds(source.geoms).round(6).tolist()
+        rows = props.astype(object).where(props.notna(), None).to_dict("records")
+        return JSONResponse([{**row, "bbox": box} for row, box in zip(rows, bounds)],
+                            headers={"Cache-Control": "no-cache"})
+
+    @router.get("/static/{path:path}", summary="Files of the web map (script, style, MapLibre)",
+                response_class=Response)
+    def static(path: str):
+        target = (STATIC / path).resolve()
+        if not target.is_file() or STATIC.resolve() not in target.parents:
+            raise HTTPException(status_code=404, detail=f"no file {path!r}")
+        return FileResponse(target, headers={"Cache-Control": "no-cache"})
+
+    return router

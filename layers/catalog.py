@@ -1,0 +1,241 @@
+"""The declarations of gridcover's map layers (图层目录), one per layer, and of the heat maps.
+
+Order matters: the web map draws them bottom to top in this order and its layer switcher lists them so.
+
+Example
+-------
+>>> [layer.id for layer in LAYERS][:3]
+['streets', 'communities', 'areas']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from geo.areas import FRINGE_CODES, OLD_ESTATE_CUTOFF
+from geo.reach import load_config
+from layers.base import SPECIAL_GROUP_COUNTS, Class, Heat, Layer, Style
+
+#: Chinese and English names of the properties shown in popups and legends.
+FIELD_NAMES: dict[str, tuple[str, str]] = {
+    "id": ("编号", "id"), "name": ("名称", "name"), "street_id": ("街道", "street"),
+    "community_id": ("社区", "community"), "grid_id": ("网格", "grid"), "ur_code": ("城乡分类代码", "urban-rural code"),
+    "worker_name": ("网格员", "grid worker"), "worker_phone": ("网格员电话", "grid worker phone"),
+    "info_officer_name": ("信息员", "information officer"), "info_officer_phone": ("信息员电话", "information officer phone"),
+    "mediator_name": ("调解员", "mediator"), "mediator_phone": ("调解员电话", "mediator phone"),
+    "households": ("户数", "households"), "persons": ("人数", "persons"), "workers": ("专职网格员", "full-time workers"),
+    "households_per_worker": ("每名网格员户数", "households per worker"), "load": ("负荷", "load"),
+    "over_capacity": ("超负荷", "over capacity"), "unstaffed": ("无网格员", "unstaffed"),
+    "elderly_alone": ("独居老人", "elderly living alone"), "child_in_difficulty": ("困境儿童", "children in difficulty"),
+    "mental_disorder": ("严重精神障碍患者", "severe mental disorders"), "migrant": ("流动人口户", "migrant households"),
+    "rental": ("出租户", "rental households"), "split_buildings": ("被网格线切分的楼栋", "buildings cut by a grid line"),
+    "basic_share": ("基本服务全覆盖户比例", "share reaching the full basic set"),
+    "year_built": ("建成年份", "year built"), "old_estate": ("老旧小区", "old estate"), "fringe": ("城乡结合部", "urban-rural fringe"),
+    "address": ("地址", "address"), "floors": ("层数", "floors"), "kind": ("类型", "kind"), "category": ("类别", "category"),
+    "tier": ("生活圈层级（分钟）", "life-circle tier (minutes)"), "area_m2": ("面积（平方米）", "area (m²)"),
+    "grid_ids": ("涉及网格", "grids"), "risk": ("风险等级", "risk"), "risk_reasons": ("风险原因", "risk reasons"),
+    "rank": ("排名", "rank"), "h3": ("H3 单元", "H3 cell"), "from_centre": ("按单元中心估算", "measured from the cell centre"),
+    "status": ("分配状态", "assignment status"),
+}
+
+_RISK_CLASSES = (Class("#d7191c", "红色预警", "red", "red"), Class("#fdae61", "黄色预警", "yellow", "yellow"),
+                 Class("#2c7bb6", "蓝色预警", "blue", "blue"), Class("#bbbbbb", "无风险", "none"))
+_SHARE_STOPS = ((0.0, "#d7191cb0"), (0.5, "#fdae61a0"), (0.8, "#ffffbf80"), (1.0, "#1a964180"))
+
+
+def _year_old(frame: pd.DataFrame) -> pd.Series:
+    year = pd.to_numeric(frame.get("year_built", pd.Series(np.nan, index=frame.index)), errors="coerce")
+    return (year <= OLD_ESTATE_CUTOFF).fillna(False).astype(bool)
+
+
+def _estate_derived(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    return {"old_estate": _year_old(frame)}
+
+
+def _community_derived(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    code = frame.get("ur_code", pd.Series("", index=frame.index)).astype("string").fillna("")
+    return {"fringe": code.isin(FRINGE_CODES).astype(bool)}
+
+
+def _grid_derived(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    over = frame.get("over_capacity", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+    unstaffed = frame.get("unstaffed", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+    load = np.where(unstaffed, "unstaffed", np.where(over, "over", "ok"))
+    return {"load": pd.Series(load, index=frame.index)}
+
+
+def _facility_derived(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    tiers = {c.id: c.tier for c in load_config().categories}
+    return {"tier": frame.get("category", pd.Series("", index=frame.index)).map(tiers).astype("Int64")}
+
+
+LAYERS: tuple[Layer, ...] = (
+    Layer(
+        id="streets", source="streets", title_zh="街道", title_en="Street offices", geometry="polygon",
+        public_fields=("name", "district"), tile_fields=("id", "name"), queryables=("id", "name"),
+        style=Style(kind="line", classes=(Class("#333333", "街道边界", "street boundary"),), width=3.0),
+        minzoom=8, coverage=True, popup=("name",)),
+    Layer(
+        id="communities", source="communities", title_zh="社区", title_en="Communities", geometry="polygon",
+        public_fields=("name", "street_id", "ur_code", "code"), derived=_community_derived,
+        tile_fields=("id", "name", "street_id", "ur_code", "fringe"), queryables=("id", "name", "street_id", "ur_code"),
+        style=Style(kind="fill", field="fringe", opacity=0.35, outline="#6a3d9a", width=2.0,
+                    classes=(Class("#9e6ad1", "城乡结合部社区", "urban-rural fringe community", True),
+                             Class("#ffffff", "其他社区", "other community", None))),
+        minzoom=9, coverage=True, popup=("name", "ur_code", "fringe")),
+    Layer(
+        id="areas", source="areas", title_zh="重点区域", title_en="Areas of attention", geometry="polygon",
+        public_fields=("kind", "name"), tile_fields=("id", "kind", "name"), queryables=("id", "kind"),
+        style=Style(kind="fill", field="kind", opacity=0.35, outline="#7f2704",
+                    classes=(Class("#fd8d3c", "老旧小区（区域）", "old estate (area)", "old_estate"),
+                             Class("#9e6ad1", "城乡结合部（区域）", "urban-rural fringe (area)", "urban_rural_fringe"),
+                             Class("#bdbdbd", "其他重点区域", "other area", None))),
+        minzoom=10, visible=False, popup=("name", "kind")),
+    Layer(
+        id="grids", source="grids", title_zh="网格", title_en="Grids", geometry="polygon",
+        description="Grids (网格) with their workers and load; special-group counts 1..k-1 are withheld.",
+        public_fields=("name", "community_id", "worker_name", "worker_phone", "full_time_workers", "households",
+                       "persons", "workers", "households_per_worker", "load_ratio", "over_capacity", "unstaffed",
+                       "split_buildings", "basic_share"),
+        counts=SPECIAL_GROUP_COUNTS, derived=_grid_derived,
+        role_fields={"lookup": ("info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")},
+        tile_fields=("id", "name", "community_id", "worker_name", "households", "persons", "workers",
+                     "households_per_worker", "load", "basic_share", *SPECIAL_GROUP_COUNTS),
+        queryables=("id", "name", "community_id", "worker_name", "over_capacity", "unstaffed"),
+        style=Style(kind="fill", field="load", opacity=0.15, outline="#225ea8", width=1.5,
+                    classes=(Class("#41ab5d", "负荷正常（≤300户/人）", "within 300 households per worker", "ok"),
+                             Class("#e31a1c", "超负荷", "over capacity", "over"),
+                             Class("#737373", "无专职网格员", "no full-time worker", "unstaffed"))),
+        minzoom=11, coverage=True,
+        popup=("name", "worker_name", "worker_phone", "households", "persons", "households_per_worker",
+               "basic_share", *SPECIAL_GROUP_COUNTS)),
+    Layer(
+        id="estates", source="estates", title_zh="小区", title_en="Estates", geometry="polygon",
+        public_fields=("name", "year_built", "address"), derived=_estate_derived,
+        tile_fields=("id", "name", "year_built", "old_estate"), queryables=("id", "name"),
+        style=Style(kind="fill", field="old_estate", opacity=0.45, outline="#a63603",
+                    classes=(Class("#fd8d3c", "老旧小区（2000年及以前）", "old estate (built 2000 or earlier)", True),
+                             Class("#fdd0a2", "其他小区", "other estate", None))),
+        minzoom=13, popup=("name", "year_built", "old_estate")),
+    Layer(
+        id="buildings", source="buildings", title_zh="楼栋", title_en="Buildings", geometry="polygon",
+        public_fields=("estate_id", "name", "address", "year_built", "floors", "residential"),
+        derived=_estate_derived,
+        tile_fields=("id", "name", "address", "floors", "year_built", "old_estate"), queryables=("id", "estate_id"),
+        style=Style(kind="fill", field="old_estate", opacity=0.7, outline="#525252", width=0.5,
+                    classes=(Class("#f16913", "老旧楼栋", "old building", True), Class("#bdbdbd", "楼栋", "building", None))),
+        minzoom=14, popup=("name", "address", "floors", "year_built")),
+    Layer(
+        id="h3_reach", source="h3_reach", id_field="h3", title_zh="15分钟生活圈（H3）",
+        title_en="15-minute reach (H3 cells)", geometry="polygon",
+        public_fields=("resolution", "households", "basic_share", "from_centre", "reach_method"),
+        tile_fields=("h3", "households", "basic_share", "from_centre"), queryables=("h3",),
+        style=Style(kind="fill", field="basic_share", steps=True, opacity=0.45, outline=None,
+                    classes=(Class("#d7191c", "基本服务覆盖 <50%", "basic set reached by < 50%", 0.0),
+                             Class("#fdae61", "50–80%", "50–80%", 0.5), Class("#a6d96a", "80–100%", "80–100%", 0.8),
+                             Class("#1a9641", "100%", "100%", 1.0))),
+        minzoom=12, visible=False, popup=("h3", "households", "basic_share")),
+    Layer(
+        id="coverage_issues", source="coverage_issues", title_zh="网格覆盖问题", title_en="Coverage issues",
+        geometry="polygon",
+        public_fields=("kind", "community_id", "grid_ids", "building_id", "area_m2", "sliver", "households", "persons"),
+        tile_fields=("id", "kind", "community_id", "grid_ids", "area_m2", "households"),
+        queryables=("id", "kind", "community_id"),
+        style=Style(kind="fill", field="kind", opacity=0.6, outline="#67000d",
+                    classes=(Class("#e31a1c", "网格空隙", "gap", "gap"), Class("#ff7f00", "网格重叠", "overlap", "overlap"),
+                             Class("#984ea3", "超出社区", "outside its community", "outside_community"),
+                             Class("#f781bf", "楼栋被切分", "split building", "split_building"),
+                             Class("#999999", "其他", "other", None))),
+        minzoom=12, popup=("kind", "grid_ids", "area_m2", "households")),
+    Layer(
+        id="blindspots", source="blindspots", title_zh="盲区", title_en="Blind spots", geometry="polygon",
+        description="Blind spots (盲区): merged H3 cells at risk; special-group counts 1..k-1 are withheld.",
+        public_fields=("risk", "risk_reasons", "households", "persons", "rank", "grid_ids", "community_ids"),
+        counts=SPECIAL_GROUP_COUNTS,
+        tile_fields=("id", "risk", "risk_reasons", "households", "persons", "rank", *SPECIAL_GROUP_COUNTS),
+        queryables=("id", "risk"),
+        style=Style(kind="fill", field="risk", opacity=0.45, outline="#252525", width=0.5, classes=_RISK_CLASSES),
+        minzoom=11, popup=("risk", "risk_reasons", "households", "persons", "rank", *SPECIAL_GROUP_COUNTS)),
+    Layer(
+        id="facilities", source="facilities", title_zh="服务设施", title_en="Facilities", geometry="point",
+        public_fields=("name", "category"), derived=_facility_derived,
+        tile_fields=("id", "name", "category", "tier"), queryables=("id", "category"),
+        style=Style(kind="circle", field="tier", radius=5.0, opacity=0.9, outline="#ffffff",
+                    classes=(Class("#1b9e77", "5分钟生活圈设施", "5-minute facility", 5),
+                             Class("#7570b3", "10分钟生活圈设施", "10-minute facility", 10),
+                             Class("#d95f02", "15分钟生活圈设施", "15-minute facility", 15),
+                             Class("#666666", "其他设施", "other facility", None))),
+        minzoom=13, popup=("name", "category", "tier")),
+    Layer(
+        id="households", source="households", title_zh="户（个人数据）", title_en="Households (personal data)",
+        geometry="point", role="street_office", public_fields=("*",),
+        description="Household-level data (户): only for street_office keys (own streets) and admin keys.",
+        queryables=("id", "grid_id", "community_id", "street_id", "status", "building_id"),
+        style=Style(kind="circle", classes=(Class("#000000", "户", "household"),)), tiles=False, visible=False),
+)
+
+_BY_ID = {layer.id: layer for layer in LAYERS}
+
+
+def _heats() -> tuple[Heat, ...]:
+    config = load_config()
+    heats = [Heat(id="basic", layer="h3_reach", value="basic_share", title_zh="基本服务全覆盖（各自层级内）",
+                  title_en="full basic set within its tier", stops=_SHARE_STOPS)]
+    for tier in sorted({c.tier for c in config.categories}):
+        heats.append(Heat(id=f"tier{tier}", layer="h3_reach", value=f"tier{tier}_share", stops=_SHARE_STOPS,
+                          title_zh=f"{tier}分钟生活圈（基本设施平均可达比例）",
+                          title_en=f"{tier}-minute life circle (mean share of its basic categories reached)"))
+    for c in config.categories:
+        heats.append(Heat(id=c.id, layer="h3_reach", value=f"within_{c.id}", stops=_SHARE_STOPS,
+                          title_zh=f"{c.name_zh}（{c.tier}分钟）", title_en=f"{c.name_en} ({c.tier} min)", group="category"))
+    heats.append(Heat(id="blindspots", layer="blindspots", value="intensity", group="blindspots",
+                      title_zh="盲区强度", title_en="blind-spot intensity",
+                      stops=((0.0, "#2c7bb600"), (0.3, "#2c7bb690"), (0.6, "#fdae61b0"), (1.0, "#d7191cd0"))))
+    return tuple(heats)
+
+
+HEATS: tuple[Heat, ...] = _heats()
+_HEAT_BY_ID = {heat.id: heat for heat in HEATS}
+
+
+def tier_shares(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """``tier<t>_share`` of H3 cells: the mean share of households reaching each basic category of tier t."""
+    out = {}
+    config = load_config()
+    for tier in sorted({c.tier for c in config.categories}):
+        cols = [f"within_{c.id}" for c in config.categories if c.tier == tier and c.basic and f"within_{c.id}" in frame]
+        if cols:
+            out[f"tier{tier}_share"] = frame[cols].astype(float).mean(axis=1).round(3)
+    return out
+
+
+RISK_INTENSITY = {"red": 1.0, "yellow": 0.6, "blue": 0.3, "none": 0.0}
+
+
+def blindspot_intensity(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """``intensity`` of a blind spot: 1.0 red, 0.6 yellow, 0.3 blue (the plan's three colours), 0 none."""
+    risk = frame.get("risk", pd.Series("none", index=frame.index)).astype("string").fillna("none")
+    return {"intensity": risk.map(RISK_INTENSITY).fillna(0.0).astype(float)}
+
+
+#: Columns computed for heat maps, per source layer (kept out of the declarations' public fields).
+HEAT_DERIVED = {"h3_reach": tier_shares, "blindspots": blindspot_intensity}
+
+
+def layer(layer_id: str) -> Layer:
+    """The declaration of ``layer_id``; ``KeyError`` naming the known ids otherwise."""
+    try:
+        return _BY_ID[layer_id]
+    except KeyError:
+        msg = f"unknown layer {layer_id!r} (known: {', '.join(_BY_ID)})"
+        raise KeyError(msg) from None
+
+
+def heat(heat_id: str) -> Heat:
+    """The heat map declaration ``heat_id``; ``KeyError`` naming the known ids otherwise."""
+    try:
+        return _HEAT_BY_ID[heat_id]
+    except KeyError:
+        msg = f"unknown heat map {heat_id!r} (known: {', '.join(_HEAT_BY_ID)})"
+        raise KeyError(msg) from None

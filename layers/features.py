@@ -1,0 +1,318 @@
+"""A declared layer read from the workspace and prepared for serving: views by caller, queries, GeoJSON.
+
+:func:`prepared` gives the :class:`PreparedLayer` of a layer for the workspace's current version (read
+once per version; a new version of the workspace gives a new one). Everything the servers answer with is
+computed here, over arrays: which properties a caller sees (k-suppression of special-group counts, the
+streets of a street office), bbox and property queries (STRtree), GeoJSON in CRS84, CGCS2000 (EPSG:4490,
+latitude first), Web Mercator and GCJ-02 (geo.crs).
+
+Example
+-------
+>>> layer = prepared(open_workspace("out/sample"), "grids")
+>>> page = layer.query(bbox=(104.07, 30.65, 104.08, 30.66), view=public_view(5))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from geo.crs import transform_geometries, wgs84_to_gcj02
+from layers.base import Layer
+from layers.catalog import HEAT_DERIVED, LAYERS, layer as declared
+
+#: Output coordinate systems: key → (pyproj target or offset name, swap axes to lat/lon, decimals).
+OUTPUT_CRS = {
+    "CRS84": (None, False, 7),
+    "EPSG:4326": (None, True, 7),
+    "EPSG:4490": ("EPSG:4490", True, 7),
+    "EPSG:3857": ("EPSG:3857", False, 2),
+    "GCJ-02": ("gcj02", False, 7),
+}
+
+_TO_3857 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+_FROM_3857 = pyproj.Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+_TO_4490 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4490", always_xy=True)
+
+
+@dataclass(frozen=True)
+class View:
+    """What one caller sees of a layer: the roles it holds, the streets it answers for, and k.
+
+    ``streets=None`` means every street (admin); counts of special groups in features outside the caller's
+    streets are withheld when 0 < count < k.
+    """
+
+    k: int
+    roles: frozenset[str] = frozenset({"public"})
+    streets: frozenset[str] | None = frozenset()
+
+    def at_least(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def key(self) -> tuple:
+        return (self.k, tuple(sorted(self.roles)), None if self.streets is None else tuple(sorted(self.streets)))
+
+
+def public_view(k: int) -> View:
+    """The view of a caller without a key (also what every tile shows)."""
+    return View(k=k)
+
+
+def project(geoms: np.ndarray, transformer: pyproj.Transformer) -> np.ndarray:
+    """Every vertex of a geometry array through a pyproj transformer (x, y order)."""
+    def _apply(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+    return shapely.transform(np.asarray(geoms, dtype=object), _apply)
+
+
+def to_output_crs(geoms: np.ndarray, crs_key: str) -> np.ndarray:
+    """WGS-84 geometries in an output CRS of :data:`OUTPUT_CRS` (axis order and rounding included)."""
+    target, swap, decimals = OUTPUT_CRS[crs_key]
+    if target == "gcj02":
+        geoms = transform_geometries(geoms, wgs84_to_gcj02)
+    elif target == "EPSG:3857":
+        geoms = project(geoms, _TO_3857)
+    elif target == "EPSG:4490":
+        geoms = project(geoms, _TO_4490)
+
+    def _finish(coords: np.ndarray) -> np.ndarray:
+        coords = np.round(coords, decimals)
+        return coords[:, ::-1] if swap else coords
+    return shapely.transform(np.asarray(geoms, dtype=object), _finish)
+
+
+def bbox_to_wgs84(bbox: tuple[float, float, float, float], crs_key: str) -> shapely.Geometry:
+    """A bbox given in an output CRS (its axis order) as a WGS-84 polygon (edges densified for curved ones)."""
+    target, swap, _ = OUTPUT_CRS[crs_key]
+    a0, b0, a1, b1 = bbox
+    x0, y0, x1, y1 = (b0, a0, b1, a1) if swap else (a0, b0, a1, b1)
+    box = shapely.segmentize(shapely.box(x0, y0, x1, y1), max(x1 - x0, y1 - y0) / 16 or 1.0)
+    if target == "gcj02":
+        from geo.crs import gcj02_to_wgs84
+        box = transform_geometries(np.array([box], dtype=object), gcj02_to_wgs84)[0]
+    elif target == "EPSG:3857":
+        box = project(np.array([box], dtype=object), _FROM_3857)[0]
+    return box
+
+
+def _json_records(frame: pd.DataFrame) -> list[str]:
+    """One JSON object per row (nulls as null, text unescaped)."""
+    if frame.shape[1] == 0:
+        return ["{}"] * len(frame)
+    records = json.loads(frame.to_json(orient="records", force_ascii=False, double_precision=10,
+                                       date_format="iso", default_handler=str))
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    return [dumps(r) for r in records]
+
+
+class PreparedLayer:
+    """One declared layer of one workspace version, ready to answer queries and draw tiles."""
+
+    def __init__(self, layer: Layer, frame: gpd.GeoDataFrame, *, street_of: np.ndarray | None, tag: str) -> None:
+        self.layer = layer
+        self.tag = tag
+        extra = {}
+        if layer.derived is not None:
+            extra.update(layer.derived(frame))
+        if layer.id in HEAT_DERIVED:
+            extra.update(HEAT_DERIVED[layer.id](frame))
+        data = frame.drop(columns=frame.geometry.name)
+        data = data.assign(**extra) if extra else data
+        if layer.id_field not in data.columns:
+            data[layer.id_field] = np.arange(len(data)).astype(str)
+        self.data = data.reset_index(drop=True)
+        self.geoms = frame.geometry.to_numpy()
+        self.ids = self.data[layer.id_field].astype(str).to_numpy()
+        self._row_of = pd.Index(self.ids)
+        self.street_of = street_of
+        self.tree = shapely.STRtree(self.geoms)
+        self.bounds = tuple(float(v) for v in frame.total_bounds) if len(frame) else (0.0, 0.0, 0.0, 0.0)
+        self._lock = threading.Lock()
+        self._features: dict[tuple, np.ndarray] = {}
+        self._props: dict[tuple, pd.DataFrame] = {}
+        self._merc: np.ndarray | None = None
+        self._merc_tree: shapely.STRtree | None = None
+        self._simplified: dict[int, np.ndarray] = {}
+
+    # --- properties by caller -------------------------------------------------------------------
+    def fields(self, view: View) -> list[str]:
+        """The properties ``view`` sees, among those the table holds."""
+        if self.layer.public_fields == ("*",):
+            return [c for c in self.data.columns]
+        names = self.layer.fields_for(view.at_least)
+        return [n for n in names if n in self.data.columns]
+
+    def properties(self, view: View, *, fields: list[str] | None = None) -> pd.DataFrame:
+        """The properties table seen by ``view`` (special-group counts 1..k-1 withheld where not entitled)."""
+        cols = fields if fields is not None else self.fields(view)
+        out = self.data[cols].copy()
+        counts = [c for c in self.layer.counts if c in out.columns]
+        if counts:
+            if view.streets is None:
+                entitled = np.ones(len(out), dtype=bool)
+            elif self.street_of is not None and view.streets:
+                entitled = np.isin(self.street_of, list(view.streets))
+            else:
+                entitled = np.zeros(len(out), dtype=bool)
+            for c in counts:
+                values = pd.to_numeric(out[c], errors="coerce")
+                hide = (values > 0) & (values < view.k) & ~entitled
+                out[c] = values.astype("Int64").mask(hide)
+        return out
+
+    def properties_cached(self, view: View, fields: list[str]) -> pd.DataFrame:
+        """:meth:`properties` for a fixed list of fields, computed once per view (tiles ask for it per tile)."""
+        key = (view.key, tuple(fields))
+        out = self._props.get(key)
+        if out is None:
+            out = self.properties(view, fields=fields)
+            with self._lock:
+                self._props[key] = out
+        return out
+
+    def visible_rows(self, view: View) -> np.ndarray | None:
+        """Rows the view may see at all (``None``: every row); a street office sees its own streets."""
+        if self.layer.role == "public" or view.streets is None:
+            return None
+        if self.street_of is None:
+            return np.zeros(len(self.data), dtype=bool)
+        return np.isin(self.street_of, list(view.streets))
+
+    # --- GeoJSON ----------------------------------------------------------------------------------
+    def feature_strings(self, view: View, crs_key: str) -> np.ndarray:
+        """GeoJSON text of every feature as ``view`` sees it in ``crs_key`` (built once, then reused)."""
+        key = (view.key, crs_key)
+        strings = self._features.get(key)
+        if strings is None:
+            geoms = to_output_crs(self.geoms, crs_key)
+            geometry = shapely.to_geojson(geoms)
+            props = _json_records(self.properties(view))
+            ids = [json.dumps(i, ensure_ascii=False) for i in self.ids]
+            strings = np.array(
+                [f'{{"type":"Feature","id":{i},"geometry":{g if g is not None else "null"},"properties":{p}}}'
+                 for i, g, p in zip(ids, geometry, props)], dtype=object)
+            with self._lock:
+                if len(self._features) > 16:
+                    self._features.clear()
+                self._features[key] = strings
+        return strings
+
+    def query(self, *, view: View, bbox_wgs84: shapely.Geometry | None = None,
+              equals: dict[str, str] | None = None) -> np.ndarray:
+        """Row numbers (in order) matching a WGS-84 area and ``property = value`` filters, within the view."""
+        if bbox_wgs84 is not None:
+            rows = np.sort(self.tree.query(bbox_wgs84, predicate="intersects"))
+        else:
+            rows = np.arange(len(self.data))
+        visible = self.visible_rows(view)
+        if visible is not None:
+            rows = rows[visible[rows]]
+        for name, value in (equals or {}).items():
+            column = self.data[name].iloc[rows]
+            if pd.api.types.is_bool_dtype(column) or column.dtype == object and set(column.dropna().map(type)) == {bool}:
+                text = column.map(lambda v: "true" if v is True else "false" if v is False else "")
+                wanted = value.strip().lower()
+            else:
+                text = column.astype("string").fillna("")
+                wanted = value
+                if pd.api.types.is_numeric_dtype(column):
+                    try:
+                        rows = rows[(pd.to_numeric(column, errors="coerce") == float(value)).to_numpy()]
+                        continue
+                    except ValueError:
+                        return rows[:0]
+            rows = rows[(text == wanted).to_numpy()]
+        return rows
+
+    def row_of(self, feature_id: str) -> int | None:
+        row = self._row_of.get_indexer([feature_id])[0]
+        return None if row < 0 else int(row)
+
+    def extent_wgs84(self) -> tuple[float, float, float, float]:
+        return self.bounds
+
+    # --- Web Mercator for tiles -------------------------------------------------------------------
+    @property
+    def merc(self) -> np.ndarray:
+        if self._merc is None:
+            merc = project(self.geoms, _TO_3857)
+            self._merc_tree = shapely.STRtree(merc)
+            self._merc = merc
+        return self._merc
+
+    @property
+    def merc_tree(self) -> shapely.STRtree:
+        _ = self.merc
+        return self._merc_tree
+
+    def simplified(self, z: int, tolerance: float) -> np.ndarray:
+        """Web Mercator geometries simplified for zoom ``z`` (coverage-preserving for coverages)."""
+        out = self._simplified.get(z)
+        if out is None:
+            merc = self.merc
+            if tolerance <= 0 or self.layer.geometry == "point":
+                out = merc
+            elif self.layer.coverage:
+                out = shapely.coverage_simplify(merc, tolerance, simplify_boundary=True)
+            else:
+                out = shapely.simplify(merc, tolerance, preserve_topology=True)
+            with self._lock:
+                self._simplified[z] = out
+        return out
+
+
+_CACHE: dict[tuple[str, str], PreparedLayer] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _street_of(workspace, layer: Layer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
+    if layer.id == "streets":
+        return frame["id"].astype(str).to_numpy()
+    if "street_id" in frame.columns:
+        return frame["street_id"].astype("string").fillna("").to_numpy(dtype=object)
+    if "community_id" in frame.columns and workspace.has("communities"):
+        communities = workspace.read("communities")
+        mapping = pd.Series(communities["street_id"].astype(str).to_numpy(), index=communities["id"].astype(str).to_numpy())
+        return mapping.reindex(frame["community_id"].astype("string").fillna("").to_numpy()).fillna("").to_numpy(dtype=object)
+    return None
+
+
+def version_key(workspace) -> str:
+    """The workspace's tag plus its file's identity and stamp: changes with a new analysis *and* with any
+    edit of the GeoPackage in place (QGIS), so no cache or ETag keyed by it can be stale."""
+    st = os.stat(workspace.path)
+    stamp = hashlib.blake2b(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}".encode(), digest_size=4).hexdigest()
+    return f"{workspace.tag}-{stamp}"
+
+
+def available(workspace) -> list[Layer]:
+    """The declared layers the workspace holds, in catalogue order."""
+    names = set(workspace.layer_names())
+    return [layer for layer in LAYERS if layer.source in names]
+
+
+def prepared(workspace, layer_id: str) -> PreparedLayer:
+    """The prepared layer for the workspace's current version (``KeyError`` for an unknown layer id)."""
+    layer = declared(layer_id)
+    tag = version_key(workspace)
+    key = (str(workspace.path), layer_id)
+    hit = _CACHE.get(key)
+    if hit is not None and hit.tag == tag:
+        return hit
+    frame = workspace.read(layer.source)
+    out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag)
+    with _CACHE_LOCK:
+        _CACHE[key] = out
+    return out

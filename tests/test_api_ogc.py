@@ -1,0 +1,196 @@
+"""OGC API – Features Part 1 and 2 as clients see it: pages, filters, CRSs, keys, k-suppression, GDAL."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from serving import KEYS, SAMPLE_STREET, ServerProcess, keys_file, sample_workspace
+
+from api.access import load_keys
+from api.app import create_app
+from api.ogc import GCJ02_URI
+from geo.crs import wgs84_to_gcj02
+from gridcover.workspace import open_workspace
+
+EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+EPSG3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
+PUBLIC_COLLECTIONS = {"streets", "communities", "grids", "estates", "buildings", "facilities", "coverage_issues",
+                      "h3_reach", "areas"}
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    return open_workspace(sample_workspace())
+
+
+@pytest.fixture(scope="module")
+def client(workspace):
+    return TestClient(create_app(workspace, keys=load_keys(keys_file())))
+
+
+def key(name: str) -> dict:
+    return {"X-API-Key": name}
+
+
+def test_landing_page_links_the_openapi_30_definition_and_the_collections(client):
+    doc = client.get("/", headers={"Accept": "application/json"}).json()
+    rels = {link["rel"]: link for link in doc["links"]}
+    assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
+    api = client.get(rels["service-desc"]["href"].replace("http://testserver", ""))
+    assert api.headers["content-type"].startswith("application/vnd.oai.openapi+json;version=3.0")
+    definition = api.json()
+    assert definition["openapi"] == "3.0.3"
+    assert "/collections/{collection_id}/items" in definition["paths"]
+    text = json.dumps(definition)
+    assert '"type": "null"' not in text and '"const"' not in text  # 3.1-only constructs rewritten
+    params = {p["name"] for p in definition["paths"]["/collections/{collection_id}/items"]["get"]["parameters"]}
+    assert {"limit", "bbox", "crs", "bbox-crs", "offset"} <= params
+    assert "features-2/1.0/conf/crs" in " ".join(client.get("/conformance").json()["conformsTo"])
+
+
+def test_public_collections_hide_households_and_admin_sees_them(client, workspace):
+    public = {c["id"] for c in client.get("/collections").json()["collections"]}
+    assert PUBLIC_COLLECTIONS <= public and "households" not in public
+    if workspace.has("blindspots"):
+        assert "blindspots" in public
+    admin = {c["id"] for c in client.get("/collections", headers=key("k-admin")).json()["collections"]}
+    assert admin == public | {"households"}
+    grids = client.get("/collections/grids").json()
+    assert EPSG4490 in grids["crs"] and GCJ02_URI in grids["crs"] and grids["storageCrs"].endswith("CRS84")
+
+
+def test_items_page_through_next_links_to_every_feature(client, workspace):
+    total = len(workspace.read("buildings"))
+    seen = []
+    url = "/collections/buildings/items?limit=400"
+    while url:
+        page = client.get(url).json()
+        assert page["numberMatched"] == total and page["numberReturned"] == len(page["features"])
+        assert page["timeStamp"].endswith("Z")
+        seen += [f["id"] for f in page["features"]]
+        nxt = [link["href"] for link in page["links"] if link["rel"] == "next"]
+        url = nxt[0].replace("http://testserver", "") if nxt else None
+    assert len(seen) == total == len(set(seen))
+    last = client.get("/collections/buildings/items?limit=400&offset=800").json()
+    assert any(link["rel"] == "prev" for link in last["links"])
+
+
+def test_bad_limit_and_unknown_parameters_are_400_naming_the_parameter(client):
+    for query, word in (("limit=0", "limit"), ("limit=abc", "limit"), ("limit=10001", "limit"), ("offset=-1", "offset"),
+                        ("colour=red", "colour"), ("bbox=1,2,3", "bbox"), ("crs=EPSG:9999", "crs"), ("f=xml", "f")):
+        r = client.get(f"/collections/grids/items?{query}")
+        assert r.status_code == 400, query
+        assert word in r.json()["description"]
+    assert client.get("/collections/nowhere/items").status_code == 404
+    assert client.get("/collections/grids/items/no-such-grid").status_code == 404
+
+
+def test_bbox_and_property_filters_select_the_right_grids(client, workspace):
+    grids = workspace.read("grids")
+    one = grids.iloc[0]
+    x0, y0, x1, y1 = shapely.bounds(one.geometry.centroid.buffer(1e-5))
+    page = client.get(f"/collections/grids/items?bbox={x0},{y0},{x1},{y1}").json()
+    expected = set(grids.loc[grids.intersects(shapely.box(x0, y0, x1, y1)), "id"])
+    assert {f["id"] for f in page["features"]} == expected and one["id"] in expected
+    page = client.get("/collections/grids/items", params={"community_id": one["community_id"]}).json()
+    assert page["numberMatched"] == int((grids["community_id"] == one["community_id"]).sum())
+    queryables = client.get("/collections/grids/queryables").json()
+    assert "community_id" in queryables["properties"]
+
+
+def test_crs_parameters_give_cgcs2000_latitude_first_web_mercator_and_gcj02(client, workspace):
+    grid_id = workspace.read("grids").iloc[0]["id"]
+    base = client.get(f"/collections/grids/items/{grid_id}").json()["geometry"]["coordinates"][0][0]
+    lat_first = client.get(f"/collections/grids/items/{grid_id}?crs={EPSG4490}")
+    assert lat_first.headers["content-crs"] == f"<{EPSG4490}>"
+    assert lat_first.json()["geometry"]["coordinates"][0][0] == pytest.approx(base[::-1], abs=1e-6)
+    merc = client.get(f"/collections/grids/items/{grid_id}?crs={EPSG3857}").json()["geometry"]["coordinates"][0][0]
+    assert merc[0] == pytest.approx(base[0] * 20037508.342789244 / 180, abs=0.1)
+    gcj = client.get(f"/collections/grids/items/{grid_id}?crs={GCJ02_URI}").json()["geometry"]["coordinates"][0][0]
+    expected = np.array(wgs84_to_gcj02(np.array([base[0]]), np.array([base[1]]))).ravel()
+    assert gcj == pytest.approx(expected.tolist(), abs=2e-7)
+    # a bbox given in Web Mercator selects what the same bbox in CRS84 does
+    x0, y0 = base[0] - 1e-4, base[1] - 1e-4
+    x1, y1 = base[0] + 1e-4, base[1] + 1e-4
+    k = 20037508.342789244 / 180
+    merc_box = ",".join(str(v) for v in (x0 * k, np.log(np.tan((90 + y0) * np.pi / 360)) / np.pi * 20037508.342789244,
+                                         x1 * k, np.log(np.tan((90 + y1) * np.pi / 360)) / np.pi * 20037508.342789244))
+    by_merc = client.get(f"/collections/grids/items?bbox={merc_box}&bbox-crs={EPSG3857}").json()
+    by_crs84 = client.get(f"/collections/grids/items?bbox={x0},{y0},{x1},{y1}").json()
+    assert {f["id"] for f in by_merc["features"]} == {f["id"] for f in by_crs84["features"]} != set()
+
+
+def test_households_only_for_street_offices_of_their_streets_and_admins(client, workspace):
+    assert client.get("/collections/households/items").status_code == 401
+    assert client.get("/collections/households/items", headers=key("k-lookup")).status_code == 403
+    assert client.get("/collections/households/items", headers=key("k-nobody")).status_code == 401
+    own = client.get("/collections/households/items?limit=5", headers=key("k-office")).json()
+    expected = int((workspace.read("households")["street_id"].astype(str) == SAMPLE_STREET).sum())
+    assert own["numberMatched"] == expected > 0
+    assert {f["properties"]["street_id"] for f in own["features"]} == {SAMPLE_STREET}
+    other = client.get("/collections/households/items", headers=key("k-other-office")).json()
+    assert other["numberMatched"] == 0
+    hid = own["features"][0]["id"]
+    assert client.get(f"/collections/households/items/{hid}", headers=key("k-other-office")).status_code == 404
+    assert client.get(f"/collections/households/items/{hid}", headers=key("k-admin")).status_code == 200
+
+
+def test_special_group_counts_below_k_are_withheld_from_the_public(workspace):
+    grids = workspace.read("grids").set_index("id")
+    counts = ["elderly_alone", "child_in_difficulty", "mental_disorder", "migrant", "rental"]
+    for k in (5, 30):
+        app = create_app(workspace, keys=load_keys(keys_file()), k=k)
+        c = TestClient(app)
+        public = {f["id"]: f["properties"] for f in c.get("/collections/grids/items?limit=1000").json()["features"]}
+        admin = {f["id"]: f["properties"]
+                 for f in c.get("/collections/grids/items?limit=1000", headers=key("k-admin")).json()["features"]}
+        hidden = 0
+        for gid, props in public.items():
+            for name in counts:
+                true = int(grids.loc[gid, name])
+                assert admin[gid][name] == true
+                if 0 < true < k:
+                    assert props[name] is None
+                    hidden += 1
+                else:
+                    assert props[name] == true
+        assert hidden > 0
+    # the part-time officers' phones need a key
+    assert "info_officer_phone" not in public[next(iter(public))]
+    assert "info_officer_phone" in admin[next(iter(admin))]
+
+
+def test_items_answer_304_to_their_etag(client):
+    r = client.get("/collections/estates/items?limit=3")
+    assert r.headers["etag"]
+    assert client.get("/collections/estates/items?limit=3", headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert client.get("/collections/estates/items?limit=4", headers={"If-None-Match": r.headers["etag"]}).status_code == 200
+
+
+def test_gdal_lists_every_collection_and_reads_every_feature_through_the_pages():
+    ws = open_workspace(sample_workspace())
+    with ServerProcess(sample_workspace(), keys=keys_file()) as server:
+        url = f"OAPIF:{server.url}/"
+        listed = {str(name) for name, _ in pyogrio.list_layers(url)}
+        expected = {c for c in PUBLIC_COLLECTIONS | {"blindspots"} if ws.has(c)}
+        assert listed == expected
+        for name in sorted(listed):
+            frame = pyogrio.read_dataframe(url, layer=name, PAGE_SIZE=250)
+            source = ws.read(name)
+            id_field = "h3" if name == "h3_reach" else "id"
+            assert len(frame) == len(source), name
+            assert set(frame[id_field].astype(str)) == set(source[id_field].astype(str)), name
+        header = sample_workspace().parent / "gdal-headers.txt"
+        header.write_text(f"X-API-Key: {next(k for k, v in KEYS.items() if v['role'] == 'admin')}\n", encoding="utf-8")
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": str(header)})
+        try:
+            assert "households" in {str(n) for n, _ in pyogrio.list_layers(url)}
+            households = pyogrio.read_dataframe(url, layer="households", PAGE_SIZE=5000, columns=["id", "street_id"])
+            assert len(households) == len(ws.read("households"))
+        finally:
+            pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": None})

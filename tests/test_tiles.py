@@ -1,0 +1,142 @@
+"""Vector and heat-map tiles as a map client sees them: right features, no personal data, fresh ETags."""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+
+import mapbox_vector_tile
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from PIL import Image
+from serving import sample_workspace
+
+from api.app import create_app
+from gridcover.workspace import open_workspace
+from layers.catalog import LAYERS
+from layers.tiles import CACHE, tile_bounds
+
+PERSONAL = {"address", "worker_phone", "info_officer_phone", "mediator_phone", "persons_list", "last_visit"}
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    return open_workspace(sample_workspace())
+
+
+@pytest.fixture(scope="module")
+def client(workspace):
+    return TestClient(create_app(workspace))
+
+
+def decode(data: bytes) -> dict:
+    return mapbox_vector_tile.decode(data, default_options={"y_coord_down": True}) if data else {}
+
+
+def test_a_grid_tile_holds_exactly_the_grids_it_touches_with_display_attributes(client, workspace):
+    grids = workspace.read("grids")
+    lon, lat = grids.geometry.iloc[0].representative_point().coords[0]
+    for z in (13, 15):
+        x, y = tile_of(lon, lat, z)
+        r = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+        layer = decode(r.content)["grids"]
+        minx, miny, maxx, maxy = tile_bounds(z, x, y)
+        box = shapely.box(minx, miny, maxx, maxy)
+        merc = grids.to_crs(3857)
+        expected = set(merc.loc[merc.intersects(box), "id"])
+        got = {f["properties"]["id"] for f in layer["features"]}
+        # the tile buffer may add grids just outside the tile, never drop one inside it
+        assert expected <= got and grids["id"].iloc[0] in got
+        props = layer["features"][0]["properties"]
+        assert {"name", "worker_name", "households", "load"} <= set(props)
+        assert not PERSONAL & set(props)
+        # geometry in tile units, inside the buffered extent
+        coords = np.array(shapely.get_coordinates(shapely.geometry.shape(layer["features"][0]["geometry"])))
+        assert coords.min() >= -64 and coords.max() <= 4096 + 64
+
+
+def test_tiles_withhold_special_group_counts_below_k(workspace):
+    client = TestClient(create_app(workspace, k=30))
+    grids = workspace.read("grids").set_index("id")
+    lon, lat = grids.geometry.iloc[0].representative_point().coords[0]
+    x, y = tile_of(lon, lat, 13)
+    features = decode(client.get(f"/tiles/grids/13/{x}/{y}.mvt").content)["grids"]["features"]
+    checked = 0
+    for f in features:
+        true = int(grids.loc[f["properties"]["id"], "elderly_alone"])
+        if 0 < true < 30:
+            assert "elderly_alone" not in f["properties"]
+            checked += 1
+        else:
+            assert f["properties"]["elderly_alone"] == true
+    assert checked > 0
+
+
+def test_households_are_never_tiles(client):
+    assert client.get("/tiles/households/15/1/1.mvt").status_code == 404
+    assert client.get("/tiles/households.json").status_code == 404
+    assert client.get("/tiles/grids/13/0/99999.mvt").status_code == 404
+    assert client.get("/tiles/grids/13/a/1.mvt").status_code == 404
+
+
+def test_tilejson_describes_every_tiled_layer(client, workspace):
+    for layer in LAYERS:
+        if not layer.tiles or not workspace.has(layer.source):
+            continue
+        doc = client.get(f"/tiles/{layer.id}.json").json()
+        assert doc["tilejson"] == "3.0.0" and doc["tiles"][0].endswith(f"/tiles/{layer.id}/{{z}}/{{x}}/{{y}}.mvt")
+        assert doc["vector_layers"][0]["id"] == layer.id
+        assert doc["minzoom"] == layer.minzoom and len(doc["bounds"]) == 4
+
+
+def test_heat_tiles_colour_the_cells_and_leave_the_rest_transparent(client, workspace):
+    cells = workspace.read("h3_reach")
+    lon, lat = cells.geometry.iloc[0].representative_point().coords[0]
+    x, y = tile_of(lon, lat, 14)
+    for heat in ("basic", "tier15", "shop"):
+        r = client.get(f"/tiles/heat/{heat}/14/{x}/{y}.png")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        image = np.asarray(Image.open(io.BytesIO(r.content)))
+        assert image.shape == (256, 256, 4)
+        alpha = image[:, :, 3]
+        assert (alpha > 0).any()
+    far = client.get("/tiles/heat/basic/14/0/0.png")
+    assert (np.asarray(Image.open(io.BytesIO(far.content)))[:, :, 3] == 0).all()
+    assert client.get("/tiles/heat/nothing/14/0/0.png").status_code == 404
+    assert client.get("/tiles/heat/basic.json").json()["tiles"][0].endswith("/tiles/heat/basic/{z}/{x}/{y}.png")
+
+
+def test_etag_answers_304_until_the_workspace_changes(tmp_path):
+    folder = tmp_path / "ws"
+    shutil.copytree(sample_workspace(), folder)
+    workspace = open_workspace(folder)
+    client = TestClient(create_app(workspace))
+    grids = workspace.read("grids")
+    gid = grids["id"].iloc[0]
+    lon, lat = grids.geometry.iloc[0].representative_point().coords[0]
+    x, y = tile_of(lon, lat, 15)
+    url = f"/tiles/grids/15/{x}/{y}.mvt"
+    first = client.get(url)
+    etag = first.headers["etag"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    # a planner renames the grid in QGIS: the very next request sees it
+    edited = pyogrio.read_dataframe(folder / "workspace.gpkg", layer="grids")
+    edited.loc[edited["id"] == gid, "name"] = "改名网格"
+    pyogrio.write_dataframe(edited, folder / "workspace.gpkg", layer="grids", driver="GPKG")
+    fresh = client.get(url, headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+    names = {f["properties"]["id"]: f["properties"]["name"] for f in decode(fresh.content)["grids"]["features"]}
+    assert names[gid] == "改名网格"
+    CACHE.clear()

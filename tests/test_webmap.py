@@ -1,0 +1,129 @@
+"""The planners' web map in a real headless Chromium, with every request off the server blocked."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from fastapi.testclient import TestClient
+from serving import REPO, ServerProcess, sample_workspace
+
+from api.app import create_app
+from gridcover.workspace import open_workspace
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+ARTEFACTS = REPO / "build" / "test-artefacts"
+STATIC = REPO / "api" / "static"
+
+
+@pytest.fixture(scope="module")
+def client():
+    return TestClient(create_app(open_workspace(sample_workspace())))
+
+
+def test_the_page_and_everything_it_loads_come_from_gridcover(client):
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'lang="zh-CN"' in page.text
+    own = [STATIC / "index.html", STATIC / "app.js", STATIC / "app.css"]
+    for path in own:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"(src|href)=[\"']https?://", text), path
+        assert "cdn" not in text.lower() and "fonts.googleapis" not in text, path
+    for asset in ("static/vendor/maplibre-gl/maplibre-gl.js", "static/vendor/maplibre-gl/maplibre-gl.css",
+                  "static/vendor/maplibre-gl/LICENSE.txt", "static/app.js", "static/app.css"):
+        assert client.get("/" + asset).status_code == 200, asset
+    assert "BSD" in (STATIC / "vendor/maplibre-gl/LICENSE.txt").read_text() or "Redistribution" in (
+        STATIC / "vendor/maplibre-gl/LICENSE.txt").read_text()
+    assert client.get("/static/../app.py").status_code == 404
+
+
+def test_config_hands_the_declarations_to_the_page(client):
+    cfg = client.get("/webmap/config.json").json()
+    ids = [lay["id"] for lay in cfg["layers"]]
+    assert {"grids", "buildings", "estates", "communities", "facilities"} <= set(ids)
+    assert "households" not in ids
+    grids = next(lay for lay in cfg["layers"] if lay["id"] == "grids")
+    assert grids["style"]["classes"][0]["zh"] and grids["style"]["classes"][0]["en"]
+    assert {"basic", "tier15"} <= {h["id"] for h in cfg["heats"]}
+    assert cfg["basemap"] is None and len(cfg["bounds"]) == 4
+    names = client.get("/webmap/grids.json").json()
+    assert names and {"id", "name", "bbox"} <= set(names[0])
+
+
+def _browser_or_skip():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run must install Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI installs it")
+    from playwright.sync_api import sync_playwright
+    return sync_playwright
+
+
+def test_the_map_shows_the_grids_in_chromium_offline():
+    sync_playwright = _browser_or_skip()
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    with ServerProcess(sample_workspace()) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            host = urlparse(server.url).netloc
+            blocked, errors, requested = [], [], []
+
+            def route(r):
+                if urlparse(r.request.url).netloc != host:
+                    blocked.append(r.request.url)
+                    r.abort()
+                else:
+                    requested.append(r.request.url)
+                    r.continue_()
+
+            page.route("**/*", route)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            page.wait_for_function("window.gridcoverReady === true", timeout=60_000)
+            grids = page.evaluate("map.queryRenderedFeatures({layers: ['grids-fill']}).map(f => f.properties.id)")
+            assert len(set(grids)) >= 10, grids
+            assert page.evaluate("map.queryRenderedFeatures({layers: ['estates-fill']}).length") > 0
+            assert page.inner_text("#panel h1") == "网格覆盖地图"
+            assert "老旧小区" in page.inner_text("#legend")
+            page.screenshot(path=str(ARTEFACTS / "webmap.png"))
+
+            # search by grid name zooms to it and outlines it
+            name = page.evaluate("document.querySelector('#grid-names option').value")
+            page.fill("#search", name)
+            page.press("#search", "Enter")
+            page.wait_for_function("window.gridcoverFound !== undefined")
+            page.wait_for_function("window.map.loaded() && !window.map.isMoving()", timeout=30_000)
+            page.wait_for_timeout(500)
+            found = page.evaluate("window.gridcoverFound")
+            assert found in page.evaluate("map.queryRenderedFeatures({layers: ['grids-fill']}).map(f => f.properties.id)")
+
+            # with the layers above the grids switched off, a click on the grid opens a popup with its worker
+            for other in page.evaluate("Array.from(document.querySelectorAll('#layers input:checked')).map(i => i.id)"):
+                if other not in ("toggle-grids", "toggle-communities", "toggle-streets"):
+                    page.uncheck("#" + other)
+            centre = page.evaluate("(() => { const c = map.getCanvas().getBoundingClientRect(); "
+                                   "const p = map.project(map.getCenter()); return [c.left + p.x, c.top + p.y]; })()")
+            page.mouse.click(*centre)
+            page.wait_for_selector(".maplibregl-popup .popup", timeout=10_000)
+            assert "网格员" in page.inner_text(".maplibregl-popup")
+
+            # a heat map of coverage loads its PNG tiles from the server
+            page.select_option("#heat", "basic")
+            page.wait_for_function("map.getLayer('heat') && map.isSourceLoaded('heat')", timeout=30_000)
+            assert any("/tiles/heat/basic/" in u for u in requested)
+
+            # English on a click
+            page.click("#lang")
+            assert page.inner_text("#panel h1") == "Grid coverage map"
+            page.screenshot(path=str(ARTEFACTS / "webmap-en.png"))
+            assert blocked == [] and errors == [], (blocked, errors)
+            assert all(urlparse(u).netloc == host for u in requested)
+        finally:
+            browser.close()
