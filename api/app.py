@@ -90,6 +90,30 @@ def openapi_30(doc: dict) -> dict:
     return out
 
 
+class CachedTiles:
+    """ASGI middleware: a GET of a tile already in the cache is answered before routing (the hot path of a
+    map being panned); everything else goes on to the application."""
+
+    def __init__(self, app, *, state) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/tiles/"):
+            from api.tiles import cached_tile
+
+            inm = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None)
+            hit = cached_tile(self.state.workspace, int(getattr(self.state, "k", 5)), scope["path"], inm)
+            if hit is not None:
+                status, headers, body = hit
+                raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+                raw.append((b"content-length", str(len(body)).encode()))
+                await send({"type": "http.response.start", "status": status, "headers": raw})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
                basemap: str | None = None) -> FastAPI:
     """The gridcover server for one workspace.
@@ -147,6 +171,7 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     async def _domain_error(request: Request, exc: GridcoverError):
         return JSONResponse(status_code=400, content={"code": "BadRequest", "description": str(exc)})
 
+    app.add_middleware(CachedTiles, state=app.state)
     for module_name in ROUTER_MODULES:
         try:
             module = importlib.import_module(module_name)

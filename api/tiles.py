@@ -12,6 +12,8 @@ Example
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -59,15 +61,40 @@ def _field_type(dtype) -> str:
     return "String"
 
 
+def _key_and_headers(workspace, k: int, kind: str, name: str, z: int, x: int, y: int) -> tuple[tuple, dict]:
+    """The cache key and the caching headers of one tile (one place for both the route and the fast path)."""
+    tag = version_key(workspace)
+    headers = {"ETag": f'"{tag}.k{k}"', "Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+    return (str(workspace.path), tag, k, kind, name, z, x, y), headers
+
+
+_TILE_PATH = re.compile(r"^/tiles/(heat/)?([A-Za-z0-9_]+)/(\d+)/(\d+)/(\d+)\.(mvt|png)$")
+
+
+def cached_tile(workspace, k: int, path: str, if_none_match: str | None) -> tuple[int, dict, bytes] | None:
+    """A tile answer straight from the cache (status, headers, body), or ``None`` when the route must render
+    it. Serves the hot path in front of the framework (``api.app``): no routing, no validation to redo — a
+    cached key exists only for a tile the route already validated and rendered."""
+    m = _TILE_PATH.match(path)
+    if m is None or (m.group(1) is None) != (m.group(6) == "mvt"):
+        return None
+    kind = "png" if m.group(1) else "mvt"
+    key, headers = _key_and_headers(workspace, k, kind, m.group(2), int(m.group(3)), int(m.group(4)), int(m.group(5)))
+    data = CACHE.get(key)
+    if data is None:
+        return None
+    if if_none_match == headers["ETag"]:
+        return 304, headers, b""
+    headers["Content-Type"] = MVT_TYPE if kind == "mvt" else "image/png"
+    return 200, headers, data
+
+
 async def _cached(request: Request, kind: str, name: str, z: int, x: int, y: int, render, media_type: str):
     workspace = get_workspace(request)
     k = _k(request)
-    tag = version_key(workspace)
-    etag = f'"{tag}.k{k}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
-    if request.headers.get("if-none-match") == etag:
+    key, headers = _key_and_headers(workspace, k, kind, name, z, x, y)
+    if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
-    key = (str(workspace.path), tag, k, kind, name, z, x, y)
     data = CACHE.get(key)
     if data is None:
         data = await run_in_threadpool(render)

@@ -140,3 +140,19 @@ def test_etag_answers_304_until_the_workspace_changes(tmp_path):
     names = {f["properties"]["id"]: f["properties"]["name"] for f in decode(fresh.content)["grids"]["features"]}
     assert names[gid] == "改名网格"
     CACHE.clear()
+
+
+def test_a_cached_tile_is_answered_before_routing_with_the_same_bytes_and_etag(client, workspace):
+    from api.tiles import cached_tile
+
+    grids = workspace.read("grids")
+    lon, lat = grids.geometry.iloc[1].representative_point().coords[0]
+    x, y = tile_of(lon, lat, 14)
+    path = f"/tiles/grids/14/{x}/{y}.mvt"
+    first = client.get(path)  # rendered by the route and cached
+    status, headers, body = cached_tile(workspace, 5, path, None)
+    assert status == 200 and body == first.content and headers["ETag"] == first.headers["etag"]
+    assert cached_tile(workspace, 5, path, first.headers["etag"])[0] == 304
+    again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert cached_tile(workspace, 5, "/tiles/heat/grids/14/1/1.mvt", None) is None  # not a tile path
