@@ -20,10 +20,11 @@ def test_serve_prints_the_address_and_answers(tmp_path):
     with ServerProcess(sample_workspace(), keys=keys_file()) as server:
         assert f"open {server.url}/" in server.first_line
         assert "4 API keys" in server.first_line
-        assert httpx.get(server.url + "/", headers={"Accept": "text/html"}).text.startswith("<!doctype html>")
-        assert httpx.get(server.url + "/collections/households/items").status_code == 401
+        # generous timeouts: the first read of a layer (29,574 households) is slow on a busy 2-core machine
+        assert httpx.get(server.url + "/", headers={"Accept": "text/html"}, timeout=60).text.startswith("<!doctype html>")
+        assert httpx.get(server.url + "/collections/households/items", timeout=60).status_code == 401
         assert httpx.get(server.url + "/collections/households/items?limit=1",
-                         headers={"X-API-Key": "k-admin"}).status_code == 200
+                         headers={"X-API-Key": "k-admin"}, timeout=60).status_code == 200
 
 
 def test_a_missing_workspace_is_one_line_and_exit_2(tmp_path, capsys):
