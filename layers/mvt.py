@@ -13,6 +13,8 @@ Example
 
 from __future__ import annotations
 
+import functools
+
 import struct
 
 import numpy as np
@@ -164,6 +166,7 @@ def _geometry_commands(xy: np.ndarray, lengths: np.ndarray, path_feat: np.ndarra
     return out
 
 
+@functools.lru_cache(maxsize=262_144, typed=True)  # the same ids and names recur in every neighbouring tile
 def _value_message(value: object) -> bytes:
     if isinstance(value, (bool, np.bool_)):
         return b"\x38" + (b"\x01" if value else b"\x00")
