@@ -25,6 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 
 from geo.errors import GridcoverError
@@ -34,8 +35,10 @@ _WGS84 = "EPSG:4326"
 OUTPUT_LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots")
 
 
-def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """A copy that every driver can write: nullable ints stay ints, objects stay text."""
+def _plain(frame: gpd.GeoDataFrame, *, lists: str = "python") -> gpd.GeoDataFrame:
+    """A copy that every driver can write: nullable ints stay ints, objects stay text. Arrow list columns
+    become Python lists (``lists="python"``: the GeoJSON driver writes JSON arrays) or JSON text
+    (``lists="json"``: a GeoPackage has no list type), built in arrow, not per row in Python."""
     out = frame.copy()
     for column in out.columns:
         if column == out.geometry.name:
@@ -44,8 +47,21 @@ def _plain(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if isinstance(dtype, pd.BooleanDtype):
             out[column] = out[column].astype(object)
         elif isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype):
-            # arrow lists become Python lists, which the GeoJSON driver writes as JSON arrays
-            out[column] = pd.Series(out[column].array._pa_array.to_pylist(), index=out.index, dtype=object)
+            arr = pa.chunked_array(out[column].array._pa_array).combine_chunks()
+            if lists == "json":
+                # list items are identifiers (category ids, reason codes): no quote to escape
+                joined = pc.binary_join(arr.cast(pa.list_(pa.string())), '","')
+                text = pc.binary_join_element_wise('["', joined, '"]', "")
+                text = pc.if_else(pc.equal(pc.list_value_length(arr), 0), "[]", text)
+                out[column] = pd.Series(text.to_numpy(zero_copy_only=False), index=out.index, dtype=object)
+            else:
+                out[column] = pd.Series(arr.to_pylist(), index=out.index, dtype=object)
+        elif lists == "json" and dtype == object:
+            sample = out[column].dropna()
+            if len(sample) and isinstance(sample.iloc[0], (list, tuple, np.ndarray)):
+                # object columns of lists belong to small layers (grids, blind spots): one dumps per row
+                out[column] = [v if v is None or isinstance(v, float) else json.dumps(list(v), ensure_ascii=False)
+                               for v in out[column]]
     return out
 
 
@@ -59,7 +75,7 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
 def _write_gpkg_layer(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pyogrio.write_dataframe(_plain(frame.to_crs(_WGS84)), path, layer=layer, driver="GPKG",
+        pyogrio.write_dataframe(_plain(frame.to_crs(_WGS84), lists="json"), path, layer=layer, driver="GPKG",
                                 append=path.exists())
 
 

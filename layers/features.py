@@ -117,6 +117,21 @@ def _json_records(frame: pd.DataFrame) -> list[str]:
     return [dumps(r) for r in records]
 
 
+#: Columns the analysis writes as lists (JSON text in the GeoPackage): served as JSON arrays again.
+LIST_FIELDS = ("risk_reasons", "missing_categories")
+
+
+def _lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The list columns of a layer read back as lists (once per workspace version)."""
+    cols = [c for c in LIST_FIELDS if c in frame.columns and frame[c].dtype == object]
+    if not cols:
+        return frame
+    frame = frame.copy()
+    for c in cols:
+        frame[c] = [json.loads(v) if isinstance(v, str) and v.startswith("[") else v for v in frame[c]]
+    return frame
+
+
 class PreparedLayer:
     """One declared layer of one workspace version, ready to answer queries and draw tiles."""
 
@@ -311,7 +326,7 @@ def prepared(workspace, layer_id: str) -> PreparedLayer:
     hit = _CACHE.get(key)
     if hit is not None and hit.tag == tag:
         return hit
-    frame = workspace.read(layer.source)
+    frame = _lists_from_json(workspace.read(layer.source))
     out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag)
     with _CACHE_LOCK:
         _CACHE[key] = out
