@@ -11,7 +11,6 @@ Example
 
 from __future__ import annotations
 
-import importlib
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.access import HEADER, PUBLIC, Caller, Keys
 from geo.errors import ConfigError, GridcoverError, InputError
+from gridcover.modules import present
 from gridcover.workspace import Workspace, WorkspaceError
 
 #: Modules whose ``build_router()`` is included, in order.
@@ -172,12 +172,6 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
         return JSONResponse(status_code=400, content={"code": "BadRequest", "description": str(exc)})
 
     app.add_middleware(CachedTiles, state=app.state)
-    for module_name in ROUTER_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    for module in present(ROUTER_MODULES):
         app.include_router(module.build_router())
     return app
