@@ -7,7 +7,6 @@ no traceback reaches a user (``GRIDCOVER_DEBUG=1`` shows it for developers).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -42,14 +41,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     progress = None if args.quiet else _progress
     settings = Settings(derive_fringe=True) if args.derive_fringe else None
-    analysis = analyze(args.data_dir, crs=args.crs, settings=settings, h3_resolution=args.h3_resolution,
-                       reference_date=args.as_of, progress=progress)
-    for warning in analysis.data.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     from layers.report import write_report
 
-    out = write_outputs(analysis, args.out, progress=progress,
-                        extra=[lambda folder: write_report(analysis, folder / "report.html")])
+    if args.scheduler and args.engine != "dask":
+        raise GridcoverError("--scheduler needs --engine dask")
+    if args.engine == "dask":
+        from gridcover.engine_dask import analyze_dask
+
+        analysis, out = analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
+                                     h3_resolution=args.h3_resolution, reference_date=args.as_of,
+                                     scheduler=args.scheduler, progress=progress,
+                                     extra=lambda a: [lambda folder: write_report(a, folder / "report.html")])
+        for warning in analysis.data.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    else:
+        analysis = analyze(args.data_dir, crs=args.crs, settings=settings, h3_resolution=args.h3_resolution,
+                           reference_date=args.as_of, progress=progress)
+        for warning in analysis.data.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        out = write_outputs(analysis, args.out, progress=progress,
+                            extra=[lambda folder: write_report(analysis, folder / "report.html")])
     s = analysis.summary
     counts = ", ".join(f"{k} {v:,}" for k, v in s["status_counts"].items() if v)
     issues = ", ".join(f"{v['count']} {k}" for k, v in s["coverage_issues"].items() if v["count"])
@@ -133,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the day visits are judged against (default: today)")
     analyze.add_argument("--derive-fringe", action="store_true",
                          help="derive the urban-rural fringe from building heights where the data name none")
+    analyze.add_argument("--engine", choices=("single", "dask"), default="single",
+                         help="single: one process (default); dask: one task per street on a Dask cluster "
+                              "(docs/dask.md)")
+    analyze.add_argument("--scheduler", metavar="ADDRESS",
+                         help="with --engine dask: a dask.distributed scheduler (e.g. tcp://host:8786); "
+                              "default: a local cluster of this machine's cores")
     analyze.add_argument("--quiet", action="store_true", help="no progress lines")
     analyze.set_defaults(func=cmd_analyze)
 
@@ -145,13 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     sites.add_argument("--out", default="out/sites", help="output folder (default out/sites)")
     sites.add_argument("--quiet", action="store_true")
     sites.set_defaults(func=cmd_sites)
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    from gridcover.modules import present
+
+    for module in present(COMMAND_MODULES):
         module.register(sub)
     return parser
 
