@@ -90,28 +90,34 @@ def openapi_30(doc: dict) -> dict:
     return out
 
 
-class CachedTiles:
-    """ASGI middleware: a GET of a tile already in the cache is answered before routing (the hot path of a
-    map being panned); everything else goes on to the application."""
+class FastGets:
+    """ASGI middleware for the two hot paths — a tile already in the cache, a single coordinate lookup —
+    answered before routing by the ``fast_get(state, scope)`` of the router modules that have one, which
+    call the same functions as their routes and give up (``None``) on anything unusual, leaving it to the
+    full route with its validation and errors."""
 
-    def __init__(self, app, *, state) -> None:
+    def __init__(self, app, *, state, handlers) -> None:
         self.app = app
         self.state = state
+        self.handlers = handlers
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/tiles/"):
-            from api.tiles import cached_tile
-
-            inm = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None)
-            hit = cached_tile(self.state.workspace, int(getattr(self.state, "k", 5)), scope["path"], inm)
-            if hit is not None:
-                status, headers, body = hit
-                raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-                raw.append((b"content-length", str(len(body)).encode()))
-                await send({"type": "http.response.start", "status": status, "headers": raw})
-                await send({"type": "http.response.body", "body": body})
-                return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            for handler in self.handlers:
+                hit = handler(self.state, scope)
+                if hit is not None:
+                    status, headers, body = hit
+                    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+                    raw.append((b"content-length", str(len(body)).encode()))
+                    await send({"type": "http.response.start", "status": status, "headers": raw})
+                    await send({"type": "http.response.body", "body": body})
+                    return
         await self.app(scope, receive, send)
+
+
+def header(scope, name: bytes) -> str | None:
+    """One request header from an ASGI scope."""
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
 
 
 def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
@@ -171,7 +177,9 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     async def _domain_error(request: Request, exc: GridcoverError):
         return JSONResponse(status_code=400, content={"code": "BadRequest", "description": str(exc)})
 
-    app.add_middleware(CachedTiles, state=app.state)
-    for module in present(ROUTER_MODULES):
+    modules = list(present(ROUTER_MODULES))
+    app.add_middleware(FastGets, state=app.state,
+                       handlers=[m.fast_get for m in modules if hasattr(m, "fast_get")])
+    for module in modules:
         app.include_router(module.build_router())
     return app

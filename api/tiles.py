@@ -89,6 +89,16 @@ def cached_tile(workspace, k: int, path: str, if_none_match: str | None) -> tupl
     return 200, headers, data
 
 
+def fast_get(state, scope) -> tuple[int, dict, bytes] | None:
+    """The tile hot path for :class:`api.app.FastGets`: a tile already in the cache."""
+    if not scope["path"].startswith("/tiles/"):
+        return None
+    from api.app import header
+
+    return cached_tile(state.workspace, int(getattr(state, "k", DEFAULT_K)), scope["path"],
+                       header(scope, b"if-none-match"))
+
+
 async def _cached(request: Request, kind: str, name: str, z: int, x: int, y: int, render, media_type: str):
     workspace = get_workspace(request)
     k = _k(request)
