@@ -11,6 +11,8 @@ Example
 
 from __future__ import annotations
 
+import math
+
 import csv
 import io
 import json
@@ -26,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.app import get_workspace, require
-from geo.errors import InputError
+from geo.errors import GridcoverError, InputError
 from geo.lookup import BlindSpotLog, LookupIndex, build_index, lookup_addresses, lookup_points, records
 from gridcover.workspace import Workspace
 
@@ -34,8 +36,9 @@ from gridcover.workspace import Workspace
 MAX_BATCH = 100_000
 #: Environment variable naming the city addresses are read in (e.g. 成都市); inferred from the data if unset.
 CITY_ENV = "GRIDCOVER_CITY"
-AS_OF_NOTE = ("grid boundary history is not kept yet (it arrives with the grid redraw issue): "
-              "answered with the current boundaries, version {version}")
+AS_OF_NOTE = "answered with the grids in force on {date}: version {version} of {created}"
+AS_OF_BEFORE_NOTE = ("no grid version is recorded on or before {date}: answered with the first recorded, "
+                     "version {version} of {created}")
 #: Fields of a point answer that are internal to the service (the converted coordinates are kept).
 _PUBLIC_EXTRA = ("lon_wgs84", "lat_wgs84")
 
@@ -45,11 +48,17 @@ _BUILD_LOCKS: dict[Path, threading.Lock] = {}
 _LOGS: dict[Path, BlindSpotLog | None] = {}
 
 
-def lookup_index(workspace: Workspace, *, city: str | None = None) -> LookupIndex:
-    """The lookup index of a workspace's current version (built on first use per workspace tag and city)."""
+def lookup_index(workspace: Workspace, *, city: str | None = None, as_of: date | None = None) -> LookupIndex:
+    """The lookup index of a workspace's current version (built on first use per workspace tag and city), or of
+    the grid version in force on ``as_of`` (the first version for a date before it)."""
     city = city or os.environ.get(CITY_ENV) or None
     key = workspace.path
     tag = workspace.tag
+    if as_of is not None:
+        v = workspace.version_as_of(as_of) or workspace.history()[0]
+        if v.version != workspace.version:
+            key = Path(f"{workspace.path}@{v.version}")
+            tag = f"{tag}@{v.version}"
     hit = _CACHE.get(key)
     if hit and hit[0] == tag and hit[1] == city:
         return hit[2]
@@ -59,7 +68,7 @@ def lookup_index(workspace: Workspace, *, city: str | None = None) -> LookupInde
         hit = _CACHE.get(key)
         if hit and hit[0] == tag and hit[1] == city:
             return hit[2]
-        index = index_of(workspace, city=city)
+        index = index_of(workspace, city=city, version=None if key == workspace.path else int(tag.split("@")[1]))
         _CACHE[key] = (tag, city, index)
         return index
 
@@ -71,8 +80,8 @@ def index_ready(workspace: Workspace, *, city: str | None = None) -> bool:
     return bool(hit and hit[0] == workspace.tag and hit[1] == city)
 
 
-def index_of(workspace: Workspace, *, city: str | None = None) -> LookupIndex:
-    """Build the lookup index of a workspace's layers (grids of the current version)."""
+def index_of(workspace: Workspace, *, city: str | None = None, version: int | None = None) -> LookupIndex:
+    """Build the lookup index of a workspace's layers (grids of the current version, or of ``version``)."""
     def optional(name: str):
         return workspace.read(name) if workspace.has(name) else None
 
@@ -81,9 +90,10 @@ def index_of(workspace: Workspace, *, city: str | None = None) -> LookupIndex:
         frame = workspace.read("households")
         if {"address", "building_id"} <= set(frame.columns):
             households = frame[["address", "building_id"]]
-    return build_index(workspace.read("grids"), buildings=optional("buildings"), estates=optional("estates"),
+    grids = workspace.read("grids") if version is None else workspace.grids_at(version)
+    return build_index(grids, buildings=optional("buildings"), estates=optional("estates"),
                        communities=optional("communities"), streets=optional("streets"), households=households,
-                       version=workspace.version, city=city)
+                       version=workspace.version if version is None else version, city=city)
 
 
 def blind_spot_log(workspace: Workspace) -> BlindSpotLog | None:
@@ -107,16 +117,23 @@ def parse_as_of(value: str | None) -> date | None:
         raise InputError(f"as_of must be a date YYYY-MM-DD, not {value!r}", field="as_of") from None
 
 
-def _as_of_fields(as_of: date | None, index: LookupIndex) -> dict:
+def _as_of_fields(as_of: date | None, index: LookupIndex, workspace: Workspace | None = None) -> dict:
     if as_of is None:
         return {}
-    return {"as_of": as_of.isoformat(), "as_of_note": AS_OF_NOTE.format(version=index.version)}
+    created = "?"
+    note = AS_OF_NOTE
+    if workspace is not None:
+        created = workspace.grid_version(int(index.version)).created
+        if workspace.version_as_of(as_of) is None:
+            note = AS_OF_BEFORE_NOTE
+    return {"as_of": as_of.isoformat(), "as_of_note": note.format(date=as_of.isoformat(), version=index.version,
+                                                                  created=created)}
 
 
 def answer(workspace: Workspace, *, lon=None, lat=None, addresses=None, crs: str = "wgs84",
-           city: str | None = None) -> dict[str, np.ndarray]:
+           city: str | None = None, as_of: date | None = None) -> dict[str, np.ndarray]:
     """Answers for points or addresses (columns); not-covered points are counted as blind spots."""
-    index = lookup_index(workspace, city=city)
+    index = lookup_index(workspace, city=city, as_of=as_of)
     if addresses is not None:
         return lookup_addresses(index, addresses)
     columns = lookup_points(index, lon, lat, crs=crs)
@@ -127,7 +144,7 @@ def answer(workspace: Workspace, *, lon=None, lat=None, addresses=None, crs: str
 
 
 def answer_items(workspace: Workspace, items: pd.DataFrame, *, crs: str = "wgs84",
-                 city: str | None = None) -> pd.DataFrame:
+                 city: str | None = None, as_of: date | None = None) -> pd.DataFrame:
     """Answers for a batch of items with ``lon``/``lat`` or ``address`` columns, in their order."""
     n = len(items)
     if n > MAX_BATCH:
@@ -154,7 +171,7 @@ def answer_items(workspace: Workspace, items: pd.DataFrame, *, crs: str = "wgs84
                    f"lat={items['lat'].iloc[i]!s}; {int(bad.sum())} such item(s))")
             raise InputError(msg, field="items")
         try:
-            cols = answer(workspace, lon=lon, lat=lat, crs=crs, city=city)
+            cols = answer(workspace, lon=lon, lat=lat, crs=crs, city=city, as_of=as_of)
         except InputError as exc:
             if exc.field == "lon/lat" and exc.message.startswith("item "):
                 k = int(exc.message.split(":")[0].split()[1])
@@ -163,7 +180,7 @@ def answer_items(workspace: Workspace, items: pd.DataFrame, *, crs: str = "wgs84
         parts.append(pd.DataFrame(cols, index=pts))
     adr = np.flatnonzero(~is_point)
     if len(adr):
-        cols = answer(workspace, addresses=items["address"].iloc[adr].astype(str).tolist(), city=city)
+        cols = answer(workspace, addresses=items["address"].iloc[adr].astype(str).tolist(), city=city, as_of=as_of)
         parts.append(pd.DataFrame(cols, index=adr))
     frame = pd.concat(parts).sort_index() if len(parts) > 1 else parts[0] if parts else pd.DataFrame()
     return frame
@@ -212,6 +229,41 @@ def _json_records(frame: pd.DataFrame) -> str:
     return frame.to_json(orient="records", force_ascii=False, double_precision=8)
 
 
+_FAST_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
+
+
+def fast_get(state, scope) -> tuple[int, dict, bytes] | None:
+    """The single-coordinate hot path for :class:`api.app.FastGets`: ``GET /lookup?lon=…&lat=…[&crs=…]`` by a
+    caller whose key allows it, once the index is built. Anything else (an address, ``as_of``, a bad value,
+    no key) goes to the route, which answers it with its checks and errors."""
+    if scope["path"] != "/lookup":
+        return None
+    from urllib.parse import parse_qsl
+
+    from api.access import HEADER
+    from api.app import header
+
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+    if not {"lon", "lat"} <= set(query) <= {"lon", "lat", "crs"} or query.get("crs", "wgs84") not in _FAST_CRS:
+        return None
+    caller = state.keys.caller(header(scope, HEADER.lower().encode()))
+    if caller is None or not caller.at_least("lookup"):
+        return None
+    try:
+        lon, lat = float(query["lon"]), float(query["lat"])
+    except ValueError:
+        return None
+    workspace = state.workspace
+    if not (math.isfinite(lon) and math.isfinite(lat)) or not index_ready(workspace):
+        return None
+    try:
+        record = records(answer(workspace, lon=[lon], lat=[lat], crs=query.get("crs", "wgs84")))[0]
+    except GridcoverError:
+        return None  # e.g. outside lon/lat range: the route says why
+    body = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return 200, {"Content-Type": "application/json"}, body
+
+
 def build_router() -> APIRouter:
     """The lookup routes."""
     router = APIRouter(tags=["lookup"])
@@ -231,17 +283,17 @@ def build_router() -> APIRouter:
         if address is not None:
             if not address.strip():
                 raise InputError("address is empty", field="address")
-            kwargs = {"addresses": [address]}
+            kwargs = {"addresses": [address], "as_of": when}
         elif lon is None or lat is None:
             raise InputError("give lon and lat (and crs), or address", field="lon/lat")
         else:
-            kwargs = {"lon": [lon], "lat": [lat], "crs": crs}
-        if index_ready(workspace) and address is None:
+            kwargs = {"lon": [lon], "lat": [lat], "crs": crs, "as_of": when}
+        if index_ready(workspace) and address is None and when is None:
             cols = answer(workspace, **kwargs)  # well under a millisecond: no thread hop
         else:  # building an index (or an address index) takes seconds: not on the event loop
             cols = await run_in_threadpool(lambda: answer(workspace, **kwargs))
         record = records(cols)[0]
-        record.update(_as_of_fields(when, lookup_index(workspace)))
+        record.update(_as_of_fields(when, lookup_index(workspace, as_of=when), workspace))
         return JSONResponse(record)
 
     @router.post("/lookup/batch", summary="Up to 100,000 coordinates or addresses, answered in request order")
@@ -256,9 +308,9 @@ def build_router() -> APIRouter:
             items, items_crs = _items_from_body(body, request.headers.get("content-type", ""), crs)
         except UnicodeDecodeError:
             raise InputError("the body must be UTF-8 text", field="body") from None
-        frame = await run_in_threadpool(answer_items, workspace, items, crs=items_crs)
+        frame = await run_in_threadpool(answer_items, workspace, items, crs=items_crs, as_of=when)
         head = {"count": len(frame)}
-        head.update(_as_of_fields(when, lookup_index(workspace)))
+        head.update(_as_of_fields(when, lookup_index(workspace, as_of=when), workspace))
         prefix = json.dumps(head, ensure_ascii=False)[:-1]
         text = prefix + ', "results": ' + _json_records(frame) + "}"
         return Response(content=text.encode("utf-8"), media_type="application/json")

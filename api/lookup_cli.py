@@ -52,24 +52,24 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if args.batch is not None:
         items = _read_batch(Path(args.batch))
         try:
-            frame = answer_items(workspace, items, crs=args.crs, city=args.city)
+            frame = answer_items(workspace, items, crs=args.crs, city=args.city, as_of=when)
         except InputError as exc:
             raise InputError(exc.message.replace("item ", "row ", 1) + " (rows count from 0 after the header)",
                              file=args.batch) from None
         head = {"count": len(frame)}
-        head.update(_as_of_fields(when, lookup_index(workspace, city=args.city)))
+        head.update(_as_of_fields(when, lookup_index(workspace, city=args.city, as_of=when), workspace))
         sys.stdout.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "results": ' + _json_records(frame) + "}\n")
         return 0
     if args.address is not None:
         if not args.address.strip():
             raise ConfigError("--address is empty")
-        cols = answer(workspace, addresses=[args.address], city=args.city)
+        cols = answer(workspace, addresses=[args.address], city=args.city, as_of=when)
     else:
         if args.lon is None or args.lat is None:
             raise ConfigError("give both --lon and --lat")
-        cols = answer(workspace, lon=[args.lon], lat=[args.lat], crs=args.crs, city=args.city)
+        cols = answer(workspace, lon=[args.lon], lat=[args.lat], crs=args.crs, city=args.city, as_of=when)
     record = records(cols)[0]
-    record.update(_as_of_fields(when, lookup_index(workspace, city=args.city)))
+    record.update(_as_of_fields(when, lookup_index(workspace, city=args.city, as_of=when), workspace))
     print(json.dumps(record, ensure_ascii=False, indent=2))
     return 0
 
@@ -85,7 +85,7 @@ def register(subparsers) -> None:
     p.add_argument("--crs", default="wgs84", help="wgs84 (default), cgcs2000, gcj02 or bd09")
     p.add_argument("--address", help="a Chinese address, e.g. 锦华苑三号楼2单元501")
     p.add_argument("--batch", metavar="FILE.csv", help="CSV with lon,lat or address columns")
-    p.add_argument("--as-of", dest="as_of", help="date YYYY-MM-DD (current boundaries until grid history exists)")
+    p.add_argument("--as-of", dest="as_of", help="date YYYY-MM-DD: the grids in force on that day (grid history)")
     p.add_argument("--city", help="city addresses are read in, e.g. 成都市 (default: $GRIDCOVER_CITY, else the "
                                   "city most addresses in the workspace name)")
     p.set_defaults(func=cmd_lookup)

@@ -1,5 +1,13 @@
 """The workspace: what ``gridcover analyze`` wrote, opened for the server, lookups and redraws.
 
+Grid history (网格调整记录): every change of the grids layer is a new version with its author, time and
+reason, kept in the GeoPackage's ``gridcover_grid_versions`` table (the grids of every version as GeoJSON);
+the version ``analyze`` wrote is version 1 (recorded on first use). :meth:`Workspace.commit_grids` applies
+a new grids layer atomically: the whole GeoPackage is written as a copy beside it and moved into place with
+``os.replace`` under a lock, so a crash leaves the previous version intact, and a reader sees either the old
+or the new file. The meta table's ``version`` changes with it, so tiles and lookups switch at once. An
+``expected_version`` makes a concurrent change to the same community a :class:`ConflictError`.
+
 The embedded default is the folder (or the ``workspace.gpkg`` in it) that
 ``analyze`` writes: one GeoPackage that QGIS opens, holding every input and
 output layer and a ``gridcover_meta`` table (workspace id, version, summary).
@@ -16,22 +24,71 @@ Example
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
 import os
+import shutil
+import sqlite3
+import tempfile
 import threading
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
 
 from geo.errors import GridcoverError
-from geo.report import META_TABLE, read_meta
+from geo.report import META_TABLE, _json_default, _plain, read_meta, write_meta
 
 WORKSPACE_FILE = "workspace.gpkg"
 
 
 class WorkspaceError(GridcoverError):
     """A workspace that cannot be opened or read."""
+
+
+class ConflictError(GridcoverError):
+    """Someone else changed the same grids since the version a change was checked against."""
+
+
+#: The table holding every version of the grids layer.
+HISTORY_TABLE = "gridcover_grid_versions"
+#: Fields of a grid kept in history (what a user draws; the rest is computed).
+HISTORY_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
+                  "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")
+
+
+@dataclass(frozen=True)
+class GridVersion:
+    """One version of the grids: who, when, why, and which communities it changed."""
+
+    version: int
+    created: str          # ISO 8601 UTC
+    author: str
+    reason: str
+    kind: str             # analyze, apply or restore
+    communities: tuple[str, ...]
+    parent: int | None
+    grids: int
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["communities"] = list(self.communities)
+        return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _history_frame(grids: gpd.GeoDataFrame) -> str:
+    keep = [c for c in HISTORY_FIELDS if c in grids.columns]
+    frame = grids[keep + [grids.geometry.name]].to_crs(4326)
+    return frame.to_json(drop_id=True, ensure_ascii=False)
 
 
 class Workspace:
@@ -103,6 +160,170 @@ class Workspace:
             with self._lock:
                 self._cache[name] = frame
         return frame
+
+
+    # ------------------------------------------------------------ grid history
+    def _baseline(self) -> GridVersion:
+        meta = self.meta
+        grids = self.read("input_grids") if self.has("input_grids") else self.read("grids")
+        return GridVersion(version=int(meta.get("version", "1")), created=meta.get("created", _now()),
+                           author="gridcover analyze", reason="grids as analysed", kind="analyze",
+                           communities=tuple(sorted(grids["community_id"].astype(str).unique())), parent=None,
+                           grids=len(grids))
+
+    def history(self) -> list[GridVersion]:
+        """Every version of the grids, oldest first (the analysed grids are the first)."""
+        rows = self._history_rows()
+        if not rows:
+            return [self._baseline()]
+        return [GridVersion(version=int(r[0]), created=r[1], author=r[2], reason=r[3], kind=r[4],
+                            communities=tuple(json.loads(r[5])), parent=r[6], grids=int(r[7])) for r in rows]
+
+    def _history_rows(self) -> list[tuple]:
+        self._refresh()
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            return db.execute(f"SELECT version, created, author, reason, kind, communities, parent, n_grids "
+                              f"FROM {HISTORY_TABLE} ORDER BY version").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            db.close()
+
+    def grid_version(self, version: int) -> GridVersion:
+        for v in self.history():
+            if v.version == int(version):
+                return v
+        known = ", ".join(str(v.version) for v in self.history())
+        raise WorkspaceError(f"no grid version {version} (known: {known})")
+
+    def grids_at(self, version: int) -> gpd.GeoDataFrame:
+        """The grids (the fields a user draws, WGS-84) of any version."""
+        v = self.grid_version(version)
+        if v.version == self.version:
+            grids = self.read("input_grids") if self.has("input_grids") else self.read("grids")
+            return grids[[c for c in HISTORY_FIELDS if c in grids.columns] + [grids.geometry.name]]
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            row = db.execute(f"SELECT grids FROM {HISTORY_TABLE} WHERE version = ?", (v.version,)).fetchone()
+        finally:
+            db.close()
+        frame = gpd.read_file(io.StringIO(row[0]), engine="pyogrio")
+        return frame.set_crs(4326, allow_override=True)
+
+    def version_as_of(self, when: date | datetime) -> GridVersion | None:
+        """The version in force at the end of day ``when`` (UTC), or at the moment given; ``None`` before the
+        first version."""
+        if not isinstance(when, datetime):
+            when = datetime.combine(when, time(23, 59, 59), tzinfo=timezone.utc)
+        elif when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        found = None
+        for v in self.history():
+            if datetime.fromisoformat(v.created) <= when:
+                found = v
+        return found
+
+    def grids_as_of(self, when: date | datetime) -> tuple[GridVersion, gpd.GeoDataFrame]:
+        """The version in force on ``when`` and its grids (``WorkspaceError`` before the first version)."""
+        v = self.version_as_of(when)
+        if v is None:
+            first = self.history()[0]
+            msg = f"no grids were recorded on {when}: the first version ({first.version}) dates from {first.created}"
+            raise WorkspaceError(msg)
+        return v, self.grids_at(v.version)
+
+    @contextmanager
+    def _write_lock(self):
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def commit_grids(self, grids: gpd.GeoDataFrame, *, layers: dict[str, gpd.GeoDataFrame], summary: dict | None,
+                     author: str, reason: str, communities: list[str], kind: str = "apply",
+                     expected_version: int | None = None, fail_after: str | None = None) -> GridVersion:
+        """Make ``grids`` (the whole layer) the new version, with the recomputed ``layers``, atomically.
+
+        Parameters
+        ----------
+        grids
+            The new grids layer (any CRS; the fields of :data:`HISTORY_FIELDS` are kept in history).
+        layers
+            Output layers to replace (``grids``, ``households``, ``coverage_issues`` …), WGS-84.
+        communities
+            The communities the change touches.
+        expected_version
+            The version the change was checked against: if a later version touched one of ``communities``
+            the change is refused with :class:`ConflictError` (a change to other communities is merged).
+        fail_after
+            For tests only: raise after this step (``copy``, ``layers``, ``history``) to simulate a crash.
+        """
+        author = (author or "").strip()
+        reason = (reason or "").strip()
+        if not author or not reason:
+            raise WorkspaceError("a change of the grids needs an author and a reason")
+        with self._write_lock():
+            self._stamp = None
+            self._refresh()
+            current = self.version
+            history = self.history()
+            if expected_version is not None:
+                later = [v for v in history if v.version > int(expected_version)
+                         and set(v.communities) & set(map(str, communities))]
+                if int(expected_version) > current:
+                    raise ConflictError(f"version {expected_version} does not exist (the current one is {current})")
+                if later:
+                    v = later[-1]
+                    msg = (f"conflict: version {v.version} by {v.author} at {v.created} ({v.reason}) changed "
+                           f"{', '.join(sorted(set(v.communities) & set(map(str, communities))))} after version "
+                           f"{expected_version} that this change was checked against; check it again on version {current}")
+                    raise ConflictError(msg)
+            new_version = current + 1
+            tmp = Path(tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)[1])
+            try:
+                shutil.copyfile(self.path, tmp)
+                if fail_after == "copy":
+                    raise RuntimeError("simulated crash after copy")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    for name, frame in layers.items():
+                        pyogrio.write_dataframe(_plain(frame.to_crs(4326)), tmp, layer=name, driver="GPKG")
+                if fail_after == "layers":
+                    raise RuntimeError("simulated crash after layers")
+                rows = [] if self._history_rows() else [history[0]]
+                with sqlite3.connect(tmp) as db:
+                    db.execute(f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (version INTEGER PRIMARY KEY, "
+                               "created TEXT NOT NULL, author TEXT NOT NULL, reason TEXT NOT NULL, kind TEXT NOT NULL, "
+                               "communities TEXT NOT NULL, parent INTEGER, n_grids INTEGER NOT NULL, grids TEXT NOT NULL)")
+                    for base in rows:  # the analysed grids become version 1 on the first change
+                        db.execute(f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   (base.version, base.created, base.author, base.reason, base.kind,
+                                    json.dumps(list(base.communities)), None, base.grids,
+                                    _history_frame(self.grids_at(base.version))))
+                    created = _now()
+                    db.execute(f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (new_version, created, author, reason, kind, json.dumps(sorted(map(str, communities))),
+                                current, len(grids), _history_frame(grids)))
+                db.close()
+                values = {"version": str(new_version), "updated": created}
+                if summary is not None:
+                    values["summary"] = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)
+                write_meta(tmp, values)
+                if fail_after == "history":
+                    raise RuntimeError("simulated crash after history")
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            self._stamp = None
+            self._refresh()
+            return self.grid_version(new_version)
 
 
 def open_workspace(path: str | os.PathLike) -> Workspace:

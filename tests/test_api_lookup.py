@@ -64,10 +64,10 @@ def test_an_address_and_an_ambiguous_address(client):
     assert {"building_id", "grid_id", "score"} <= set(body["candidates"][0])
 
 
-def test_as_of_answers_with_the_current_version_and_says_so(client):
+def test_as_of_before_the_first_version_answers_with_the_first_and_says_so(client):
     lon, lat = xy(1, 1)
     body = client.get("/lookup", params={"lon": lon, "lat": lat, "as_of": "2025-01-01"}, headers=HOTLINE).json()
-    assert body["as_of"] == "2025-01-01" and "current boundaries" in body["as_of_note"] and body["version"] == 1
+    assert body["as_of"] == "2025-01-01" and "first recorded" in body["as_of_note"] and body["version"] == 1
     r = client.get("/lookup", params={"lon": lon, "lat": lat, "as_of": "yesterday"}, headers=HOTLINE)
     assert r.status_code == 400 and "as_of" in r.json()["description"]
 

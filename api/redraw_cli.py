@@ -1,0 +1,220 @@
+"""``gridcover redraw``: check, propose, apply, list, compare and restore grid boundaries (网格调整).
+
+    gridcover redraw check WORKSPACE PROPOSAL --out REPORT.json [--target 300-500]
+    gridcover redraw propose WORKSPACE --community ID [--target 300-500] [--keep-current] --out FILE.geojson
+    gridcover redraw apply WORKSPACE PROPOSAL --author NAME --reason TEXT [--expected-version N]
+    gridcover redraw history WORKSPACE
+    gridcover redraw compare WORKSPACE FROM TO [--community ID] [--out DIFF.json]
+    gridcover redraw restore WORKSPACE VERSION --author NAME --reason TEXT
+
+PROPOSAL is a file of grid polygons (GeoJSON, GeoPackage, Shapefile; ``id`` and ``community_id`` per grid)
+or a JSON file ``{"moves": [{"building_id"|"estate_id": ..., "to": grid id}, ...]}``. The commands work on
+the embedded workspace as ``POST /grids/proposals`` and ``POST /grids/proposals/{id}/apply`` do on the
+server. Errors are one line on stderr with exit status 2; a conflict with another change exits with 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from geo.errors import ConfigError, InputError
+
+#: Exit status of a refused apply (another change of the same community came first).
+EXIT_CONFLICT = 3
+
+
+def _proposal(path: str, ctx):
+    from api.redraw import proposal_from_body
+    from geo.redraw import read_proposal
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"proposal {path}: file not found")
+    if p.suffix.lower() in (".json", ".geojson"):
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"not valid UTF-8 JSON: {exc}", file=str(p)) from None
+        if isinstance(doc, dict) and "moves" in doc:
+            return proposal_from_body(ctx, doc)
+    return read_proposal(p, ctx)
+
+
+def _write_json(doc, out: str | None) -> None:
+    from geo.report import _json_default
+
+    text = json.dumps(doc, ensure_ascii=False, indent=2, default=_json_default)
+    if out is None:
+        print(text)
+        return
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, target)
+
+
+def _open(path: str):
+    from gridcover.workspace import open_workspace
+
+    return open_workspace(path)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from api.redraw import redraw_context
+    from geo.propose import parse_band
+    from geo.redraw import check_proposal
+
+    workspace = _open(args.workspace)
+    ctx = redraw_context(workspace)
+    grids = _proposal(args.proposal, ctx)
+    report = check_proposal(ctx, grids, band=parse_band(args.target))
+    _write_json(report, args.out)
+    s = report["summary"]
+    state = "valid" if report["valid"] else "NOT valid: " + "; ".join(report["problems"])
+    print(f"{s['grids']} grids, {s['in_band']} in {report['band'][0]}-{report['band'][1]} households; "
+          f"{report['moved']['households']:,} households change grid; {state}", file=sys.stderr)
+    if args.out:
+        print(f"wrote {args.out} in {report['timings_s']['total']:.2f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from api.redraw import propose_for, redraw_context
+    from geo.propose import parse_band
+    from geo.report import _write_geojson
+
+    workspace = _open(args.workspace)
+    ctx = redraw_context(workspace)
+    grids, report, notes = propose_for(ctx, args.community, band=parse_band(args.target),
+                                       keep_current=args.keep_current)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".geojson", dir=out.parent)
+    os.close(fd)
+    Path(tmp).unlink()
+    _write_geojson(grids, Path(tmp))
+    os.replace(tmp, out)
+    if args.report:
+        _write_json(report, args.report)
+    s = report["summary"]
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{s['grids']} grids (at most {s['maximum_grids']} with {report['band'][0]} households each), "
+          f"{s['in_band']} in {report['band'][0]}-{report['band'][1]}, households {s['households_min']}-"
+          f"{s['households_max']}, mean Polsby-Popper {s['mean_polsby_popper']}; "
+          f"{'valid' if report['valid'] else 'NOT valid: ' + '; '.join(report['problems'])}; wrote {out}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from api.redraw import apply_proposal, redraw_context
+    from geo.propose import parse_band
+    from gridcover.workspace import ConflictError
+
+    workspace = _open(args.workspace)
+    ctx = redraw_context(workspace)
+    grids = _proposal(args.proposal, ctx)
+    try:
+        version, report = apply_proposal(workspace, grids, author=args.author, reason=args.reason,
+                                         expected_version=args.expected_version, band=parse_band(args.target))
+    except ConflictError as exc:
+        print(f"gridcover: conflict: {exc}", file=sys.stderr)
+        return EXIT_CONFLICT
+    print(f"version {version['version']} by {version['author']} at {version['created']}: "
+          f"{report['moved']['households']:,} households changed grid in {', '.join(version['communities'])}",
+          file=sys.stderr)
+    print(json.dumps(version, ensure_ascii=False))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    workspace = _open(args.workspace)
+    rows = [v.as_dict() for v in workspace.history()]
+    if args.json:
+        print(json.dumps({"current": workspace.version, "versions": rows}, ensure_ascii=False, indent=2))
+        return 0
+    for v in rows:
+        mark = "*" if v["version"] == workspace.version else " "
+        print(f"{mark} {v['version']:>3}  {v['created']}  {v['kind']:<8} {v['grids']:>5} grids  {v['author']}: "
+              f"{v['reason']}  [{', '.join(v['communities'][:5])}{' …' if len(v['communities']) > 5 else ''}]")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from api.redraw import compare_versions
+
+    workspace = _open(args.workspace)
+    diff = compare_versions(workspace, args.from_version, args.to_version, community=args.community)
+    _write_json(diff, args.out)
+    print(f"{diff['moved']['households']:,} households change grid between versions {args.from_version} and "
+          f"{args.to_version}; created {len(diff['created'])}, removed {len(diff['removed'])}", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from api.redraw import restore_version
+
+    workspace = _open(args.workspace)
+    v = restore_version(workspace, args.version, author=args.author, reason=args.reason)
+    print(f"version {v['version']}: the grids of version {args.version} are current again", file=sys.stderr)
+    print(json.dumps(v, ensure_ascii=False))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``gridcover redraw`` and its subcommands."""
+    p = subparsers.add_parser("redraw", help="check, propose, apply and keep the history of grid boundaries")
+    sub = p.add_subparsers(dest="redraw_command", required=True)
+
+    c = sub.add_parser("check", help="check a proposal (grid polygons or moves) against the current grids")
+    c.add_argument("workspace")
+    c.add_argument("proposal", help="GeoJSON/GeoPackage/Shapefile of grids, or JSON {\"moves\": [...]}")
+    c.add_argument("--out", help="write the report here (JSON); printed otherwise")
+    c.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
+    c.set_defaults(func=cmd_check)
+
+    q = sub.add_parser("propose", help="propose balanced grids for a community from whole buildings and estates")
+    q.add_argument("workspace")
+    q.add_argument("--community", required=True, help="community id")
+    q.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
+    q.add_argument("--keep-current", action="store_true", help="change the current grids as little as the band permits")
+    q.add_argument("--out", required=True, help="the proposed grids (GeoJSON)")
+    q.add_argument("--report", help="also write the check of the proposal (JSON)")
+    q.set_defaults(func=cmd_propose)
+
+    a = sub.add_parser("apply", help="apply a valid proposal as a new version of the grids")
+    a.add_argument("workspace")
+    a.add_argument("proposal")
+    a.add_argument("--author", required=True)
+    a.add_argument("--reason", required=True)
+    a.add_argument("--target", default="300-500")
+    a.add_argument("--expected-version", type=int, help="refuse if another change of these communities came after it")
+    a.set_defaults(func=cmd_apply)
+
+    h = sub.add_parser("history", help="every version of the grids: who, when, why")
+    h.add_argument("workspace")
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_history)
+
+    m = sub.add_parser("compare", help="who changes grid between two versions")
+    m.add_argument("workspace")
+    m.add_argument("from_version", type=int)
+    m.add_argument("to_version", type=int)
+    m.add_argument("--community")
+    m.add_argument("--out")
+    m.set_defaults(func=cmd_compare)
+
+    r = sub.add_parser("restore", help="make an earlier version's grids current again (a new version)")
+    r.add_argument("workspace")
+    r.add_argument("version", type=int)
+    r.add_argument("--author", required=True)
+    r.add_argument("--reason", required=True)
+    r.set_defaults(func=cmd_restore)

@@ -1,0 +1,845 @@
+"""Check a redraw of grid boundaries (网格调整) and compare it with the current grids.
+
+A proposal is a set of grid polygons for one or more communities (a GeoJSON file, or one drawn in QGIS), or a
+list of moves "these buildings/estates go to grid X" (:func:`grids_from_moves`). :func:`check_proposal`
+answers, for the communities it touches, with plain JSON-ready data:
+
+- validity: gaps and overlaps (shapely coverage checks after ``set_precision``, gaps narrower than
+  ``gap_width_m`` are slivers but still gaps), parts outside the community, grids in several pieces,
+  buildings and estates cut by a boundary (an estate above the ceiling may be cut along building lines);
+- balance: households and persons per grid and per full-time worker against the band, special-group load;
+- shape: Polsby-Popper compactness, share of the boundary between grids that follows a road centre line;
+- the diff against the current grids: every household, building and special-group count that changes
+  grid (and so worker), grids created, removed, merged and split, and the blind-spot and 15-minute reach
+  figures before and after.
+
+Everything works in the metric CRS of a :class:`RedrawContext` (built once per workspace version).
+
+Example
+-------
+>>> ctx = RedrawContext.from_layers(workspace.read)
+>>> report = check_proposal(ctx, read_proposal("proposal.geojson", ctx))
+>>> report["valid"], report["moved"]["households"]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyproj
+import shapely
+
+from geo.assign import assign_households, building_grids
+from geo.crs import local_metric_crs
+from geo.diagnose import community_coverage, grid_coverage_issues, grid_workload
+from geo.errors import InputError
+from geo.propose import DEFAULT_BAND, dissolve_cells, parse_band, polsby_popper, tessellate
+from geo.schema import SPECIAL_GROUPS
+from geo.settings import Settings
+
+#: A grid boundary within this distance (m) of a road centre line follows the road (half a wide street).
+ROAD_FOLLOW_M = 15.0
+#: Fields of a grid that a proposal carries (the rest is computed).
+GRID_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
+               "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")
+#: A new grid "merges" old grids that each send it at least this share of their households; an old grid is
+#: "split" when at least two new grids each receive this share of its households.
+MERGE_SPLIT_SHARE = 0.2
+
+
+@dataclass
+class RedrawContext:
+    """The current state in one metric CRS: what every check compares against."""
+
+    metric_crs: pyproj.CRS
+    communities: gpd.GeoDataFrame
+    grids: gpd.GeoDataFrame
+    buildings: gpd.GeoDataFrame | None
+    estates: gpd.GeoDataFrame | None
+    households: gpd.GeoDataFrame
+    roads: gpd.GeoDataFrame | None
+    settings: Settings = field(default_factory=Settings)
+    version: int | str = 0
+    _cells: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_layers(cls, read: Callable[[str], gpd.GeoDataFrame | None], *, settings: Settings | None = None,
+                    version: int | str = 0, metric_crs: pyproj.CRS | str | None = None) -> "RedrawContext":
+        """Build from a reader of WGS-84 layers (``Workspace.read``; ``None`` or ``KeyError`` for a missing
+        optional layer)."""
+        def opt(name):
+            try:
+                return read(name)
+            except Exception:  # noqa: BLE001 - a missing optional layer
+                return None
+
+        grids = read("grids")
+        if metric_crs is None:
+            x0, y0, x1, y1 = grids.total_bounds
+            metric_crs = local_metric_crs((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+        metric_crs = pyproj.CRS.from_user_input(metric_crs)
+
+        def m(frame):
+            return None if frame is None else frame.to_crs(metric_crs)
+
+        hh = read("households")
+        keep = [c for c in ("id", "building_id", "grid_id", "community_id", "persons", "status", "basic_complete",
+                            *SPECIAL_GROUPS) if c in hh.columns]
+        households = m(hh[keep + [hh.geometry.name]])
+        for g in SPECIAL_GROUPS:
+            if g in households.columns:
+                households[g] = households[g].fillna(False).astype(bool)
+        households["persons"] = households["persons"].astype(float).fillna(0)
+        grid_cols = [c for c in GRID_FIELDS if c in grids.columns]
+        return cls(metric_crs=metric_crs, communities=m(read("communities")), grids=m(grids[grid_cols + ["geometry"]]),
+                   buildings=m(opt("buildings")), estates=m(opt("estates")), households=households,
+                   roads=m(opt("roads")), settings=settings or Settings(), version=version)
+
+    def community_ids(self) -> set[str]:
+        return set(self.communities["id"].astype(str))
+
+    def community(self, cid: str) -> gpd.GeoDataFrame:
+        rows = self.communities[self.communities["id"].astype(str) == str(cid)]
+        if rows.empty:
+            raise InputError(f"no community {cid!r} in the workspace (known: {', '.join(sorted(self.community_ids())[:10])})",
+                             field="community")
+        return rows
+
+    def households_of(self, cids: set[str]) -> gpd.GeoDataFrame:
+        return self.households[self.households["community_id"].astype(str).isin(cids).to_numpy()]
+
+    def buildings_of(self, cids: set[str]) -> gpd.GeoDataFrame | None:
+        """Buildings whose inside point lies in one of the communities, or holding one of their households."""
+        if self.buildings is None:
+            return None
+        polys = self.communities[self.communities["id"].astype(str).isin(cids)].geometry.to_numpy()
+        inner = shapely.point_on_surface(self.buildings.geometry.to_numpy())
+        hit = np.zeros(len(self.buildings), dtype=bool)
+        bi, _ = shapely.STRtree(polys).query(inner, predicate="intersects")
+        hit[bi] = True
+        used = self.households_of(cids)["building_id"].dropna().astype(str)
+        hit |= self.buildings["id"].astype(str).isin(set(used)).to_numpy()
+        return self.buildings[hit]
+
+    def estates_of(self, cids: set[str]) -> gpd.GeoDataFrame | None:
+        if self.estates is None:
+            return None
+        polys = self.communities[self.communities["id"].astype(str).isin(cids)].geometry.to_numpy()
+        inner = shapely.point_on_surface(self.estates.geometry.to_numpy())
+        ei, _ = shapely.STRtree(polys).query(inner, predicate="intersects")
+        return self.estates.iloc[np.unique(ei)]
+
+    def grids_of(self, cids: set[str]) -> gpd.GeoDataFrame:
+        return self.grids[self.grids["community_id"].astype(str).isin(cids).to_numpy()]
+
+
+# ------------------------------------------------------------------ reading a proposal
+def read_proposal(path: str | os.PathLike, ctx: RedrawContext) -> gpd.GeoDataFrame:
+    """A proposal file (GeoJSON, GeoPackage, Shapefile: grid polygons with ``id`` and ``community_id``) in the
+    context's metric CRS; ``InputError`` naming the file, feature and field for anything wrong."""
+    path = Path(path)
+    label = path.name
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    try:
+        frame = pyogrio.read_dataframe(path)
+    except Exception as exc:  # noqa: BLE001 - any reader error is the user's file
+        raise InputError(f"cannot be read as a vector file: {exc}", file=label) from None
+    if frame.crs is None:
+        frame = frame.set_crs(4326)
+    return proposal_frame(frame, ctx, label=label)
+
+
+def proposal_from_geojson(doc: dict, ctx: RedrawContext, *, label: str = "proposal") -> gpd.GeoDataFrame:
+    """A proposal from a GeoJSON FeatureCollection (WGS-84 lon/lat) as a dict."""
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
+        raise InputError("must be a GeoJSON FeatureCollection of grid polygons", file=label)
+    if not doc["features"]:
+        raise InputError("holds no feature: a proposal needs at least one grid polygon", file=label)
+    for i, feat in enumerate(doc["features"]):
+        if not isinstance(feat, dict) or not isinstance(feat.get("geometry"), dict):
+            raise InputError("not a GeoJSON feature with a geometry", file=label, index=i)
+    try:
+        frame = gpd.GeoDataFrame.from_features(doc["features"], crs=4326)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"not valid GeoJSON: {exc}", file=label) from None
+    return proposal_frame(frame, ctx, label=label)
+
+
+def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = "proposal") -> gpd.GeoDataFrame:
+    """Validate grid polygons and bring them into the context's metric CRS."""
+    if len(frame) == 0:
+        raise InputError("holds no feature: a proposal needs at least one grid polygon", file=label)
+    if "id" not in frame.columns:
+        raise InputError("every grid needs an 'id' field", file=label, field="id")
+    ids = frame["id"]
+    missing = ids.isna() | (ids.astype(str).str.strip() == "")
+    if missing.any():
+        i = int(np.flatnonzero(missing.to_numpy())[0])
+        raise InputError("empty id", file=label, index=i, field="id")
+    ids = ids.astype(str)
+    dup = ids.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise InputError(f"duplicate id {ids.iloc[i]!r}", file=label, index=i, feature_id=ids.iloc[i], field="id")
+    geoms = frame.geometry.to_numpy()
+    types = shapely.get_type_id(geoms)
+    bad = shapely.is_missing(geoms) | ~np.isin(types, (3, 6))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        kind = "no geometry" if shapely.is_missing(geoms[i]) else f"a {shapely.get_type_id(geoms[i])} geometry"
+        raise InputError(f"a grid must be a Polygon or MultiPolygon, not {kind}", file=label, index=i,
+                         feature_id=ids.iloc[i], field="geometry")
+    x0, y0, x1, y1 = frame.to_crs(4326).total_bounds if frame.crs is not None else frame.total_bounds
+    if frame.crs is not None and frame.crs.is_geographic and not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise InputError("coordinates are not lon/lat degrees", file=label)
+    out = frame.to_crs(ctx.metric_crs)
+    out["id"] = ids.to_numpy()
+    invalid = ~shapely.is_valid(out.geometry.to_numpy())
+    if invalid.any():
+        fixed = shapely.make_valid(out.geometry.to_numpy()[invalid])
+        out.loc[invalid, "geometry"] = _polygonal(fixed)
+    known = ctx.community_ids()
+    if "community_id" not in out.columns:
+        out["community_id"] = None
+    cid = out["community_id"]
+    need = cid.isna() | (cid.astype(str).str.strip() == "")
+    if need.any():  # a polygon drawn in QGIS without the field: the community holding most of it
+        cg = ctx.communities.geometry.to_numpy()
+        pi, ci = shapely.STRtree(cg).query(out.geometry.to_numpy()[need.to_numpy()], predicate="intersects")
+        area = shapely.area(shapely.intersection(out.geometry.to_numpy()[need.to_numpy()][pi], cg[ci]))
+        best = pd.DataFrame({"p": pi, "c": ci, "a": area}).sort_values("a", ascending=False).drop_duplicates("p")
+        fill = np.full(int(need.sum()), None, dtype=object)
+        fill[best["p"].to_numpy()] = ctx.communities["id"].astype(str).to_numpy()[best["c"].to_numpy()]
+        out.loc[need, "community_id"] = fill
+    cid = out["community_id"].astype(str)
+    unknown = ~cid.isin(known) | out["community_id"].isna()
+    if unknown.any():
+        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise InputError(f"community_id {out['community_id'].iloc[i]!r} is not a community of the workspace",
+                         file=label, index=i, feature_id=ids.iloc[i], field="community_id")
+    out["community_id"] = cid.to_numpy()
+    # a grid id used by another community's current grid would make two grids one
+    others = ctx.grids[~ctx.grids["community_id"].astype(str).isin(set(cid))]
+    clash = out["id"].isin(set(others["id"].astype(str)))
+    if clash.any():
+        i = int(np.flatnonzero(clash.to_numpy())[0])
+        raise InputError(f"id {out['id'].iloc[i]!r} belongs to a grid of another community", file=label, index=i,
+                         feature_id=out["id"].iloc[i], field="id")
+    if "name" not in out.columns:
+        out["name"] = out["id"]
+    out["name"] = out["name"].where(out["name"].notna(), out["id"])
+    for f in ("worker_name", "worker_phone"):
+        if f not in out.columns:
+            # a grid keeping its id keeps its worker unless the proposal says otherwise
+            cur = ctx.grids.set_index(ctx.grids["id"].astype(str))
+            out[f] = cur[f].reindex(out["id"]).to_numpy() if f in cur.columns else None
+    if "full_time_workers" in out.columns:
+        bad = pd.to_numeric(out["full_time_workers"], errors="coerce").isna() & out["full_time_workers"].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"not a whole number: {out['full_time_workers'].iloc[i]!r}", file=label, index=i,
+                             feature_id=out["id"].iloc[i], field="full_time_workers")
+        out["full_time_workers"] = _workers_column(out["full_time_workers"])
+    keep = [c for c in GRID_FIELDS if c in out.columns]
+    return out[keep + ["geometry"]].reset_index(drop=True)
+
+
+def _polygonal(geoms: np.ndarray) -> np.ndarray:
+    out = np.asarray(geoms, dtype=object).copy()
+    for i in np.flatnonzero(~np.isin(shapely.get_type_id(out), (3, 6))):
+        parts = [p for p in shapely.get_parts(out[i]) if p.geom_type in ("Polygon", "MultiPolygon")]
+        out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
+    return out
+
+
+# ------------------------------------------------------------------ moves
+@dataclass
+class UnitCells:
+    """Every building and estate of one community with the area nearest to it (a Voronoi tessellation of
+    points on their outlines): moving a building moves its cell, so the grids still tile the community."""
+
+    community_id: str
+    community: shapely.Geometry
+    building_ids: np.ndarray
+    estate_ids: np.ndarray
+    building_estate: np.ndarray
+    cells: np.ndarray   # one per label: buildings first, then estates
+    piece_geom: np.ndarray
+    piece_label: np.ndarray
+
+    def region(self, *, building_ids=(), estate_ids=()) -> shapely.Geometry:
+        """The area (cells and footprints) that moves with these buildings and estates."""
+        bpos = pd.Index(self.building_ids).get_indexer([str(b) for b in building_ids])
+        epos = pd.Index(self.estate_ids).get_indexer([str(e) for e in estate_ids])
+        labels = list(bpos[bpos >= 0])
+        if len(epos[epos >= 0]):
+            labels += list(len(self.building_ids) + epos[epos >= 0])
+            labels += list(np.flatnonzero(np.isin(self.building_estate, epos[epos >= 0])))
+        labels = np.unique(np.asarray(labels, dtype=np.int64))
+        if not len(labels):
+            return shapely.Polygon()
+        own = self.piece_geom[np.isin(self.piece_label, labels)]
+        return shapely.union_all(np.r_[self.cells[labels], own], grid_size=0.01)
+
+
+def unit_cells(ctx: RedrawContext, community_id: str, *, spacing_m: float = 10.0) -> UnitCells:
+    """The tessellation of a community by its buildings and estates (cached in the context)."""
+    key = (str(community_id), spacing_m)
+    if key in ctx._cells:
+        return ctx._cells[key]
+    comm = ctx.community(community_id)
+    cgeom = shapely.set_precision(comm.geometry.iloc[0], ctx.settings.precision_m)
+    b = ctx.buildings_of({str(community_id)})
+    e = ctx.estates_of({str(community_id)})
+    b = b if b is not None else gpd.GeoDataFrame({"id": []}, geometry=[], crs=ctx.metric_crs)
+    e = e if e is not None else gpd.GeoDataFrame({"id": []}, geometry=[], crs=ctx.metric_crs)
+    bids = b["id"].astype(str).to_numpy(dtype=object)
+    eids = e["id"].astype(str).to_numpy(dtype=object)
+    best = np.full(len(b), -1, dtype=np.int64)
+    if "estate_id" in b.columns and len(e):
+        has = b["estate_id"].notna().to_numpy()
+        best[has] = pd.Index(eids).get_indexer(b["estate_id"][has].astype(str))
+    pieces = np.r_[b.geometry.to_numpy(), shapely.intersection(e.geometry.to_numpy(), cgeom)]
+    labels = np.r_[np.arange(len(b)), len(b) + np.arange(len(e))]
+    if len(pieces) == 0:
+        raise InputError(f"community {community_id} holds no building or estate to move", field="moves")
+    tess = tessellate(cgeom, pieces, labels, spacing_m=spacing_m)
+    n = len(b) + len(e)
+    order = np.argsort(tess.label, kind="stable")
+    bounds = np.searchsorted(tess.label[order], np.arange(n + 1))
+    cells = dissolve_cells(tess.cells[order], bounds, ctx.settings.precision_m)
+    cells = shapely.intersection(cells, cgeom, grid_size=ctx.settings.precision_m)
+    out = UnitCells(community_id=str(community_id), community=cgeom, building_ids=bids, estate_ids=eids,
+                    building_estate=best, cells=cells, piece_geom=pieces, piece_label=labels)
+    ctx._cells[key] = out
+    return out
+
+
+def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoDataFrame | None = None,
+                     label: str = "moves") -> gpd.GeoDataFrame:
+    """The grids after moving buildings/estates: ``[{"building_id" or "estate_id": ..., "to": grid id}, …]``.
+
+    ``base`` are the grids the moves start from (the current grids of the communities by default). A ``to``
+    that names no grid yet creates one (with that id) in the unit's community.
+    """
+    if not isinstance(moves, list) or not moves:
+        raise InputError("give a non-empty list of moves [{\"building_id\" or \"estate_id\": …, \"to\": grid id}]",
+                         field=label)
+    b_comm = {}
+    hh = ctx.households
+    if ctx.buildings is not None:
+        by_b = hh.dropna(subset=["building_id"]).drop_duplicates("building_id")
+        b_comm = dict(zip(by_b["building_id"].astype(str), by_b["community_id"].astype(str)))
+    grid_comm = dict(zip(ctx.grids["id"].astype(str), ctx.grids["community_id"].astype(str)))
+    if base is not None:
+        grid_comm.update(zip(base["id"].astype(str), base["community_id"].astype(str)))
+    parsed = []
+    for i, mv in enumerate(moves):
+        if not isinstance(mv, dict):
+            raise InputError("each move must be an object", field=f"{label}[{i}]")
+        to = mv.get("to")
+        kinds = [k for k in ("building_id", "estate_id") if mv.get(k) not in (None, "")]
+        if len(kinds) != 1 or to in (None, ""):
+            raise InputError('give exactly one of "building_id" or "estate_id", and "to"', field=f"{label}[{i}]")
+        kind = kinds[0]
+        uid = str(mv[kind])
+        if kind == "building_id":
+            if ctx.buildings is None or uid not in set(ctx.buildings["id"].astype(str)):
+                raise InputError(f"no building {uid!r} in the workspace", field=f"{label}[{i}].building_id")
+            cid = b_comm.get(uid) or _community_at(ctx, ctx.buildings[ctx.buildings["id"].astype(str) == uid])
+        else:
+            if ctx.estates is None or uid not in set(ctx.estates["id"].astype(str)):
+                raise InputError(f"no estate {uid!r} in the workspace", field=f"{label}[{i}].estate_id")
+            cid = _community_at(ctx, ctx.estates[ctx.estates["id"].astype(str) == uid])
+        if cid is None:
+            raise InputError(f"{uid} lies in no community", field=f"{label}[{i}]")
+        to = str(to)
+        if to in grid_comm and grid_comm[to] != cid:
+            raise InputError(f"grid {to} belongs to community {grid_comm[to]}, but {uid} lies in {cid}",
+                             field=f"{label}[{i}].to")
+        parsed.append((kind, uid, to, cid))
+    cids = {p[3] for p in parsed}
+    grids = (base if base is not None else ctx.grids_of(cids)).copy()
+    grids = grids[grids["community_id"].astype(str).isin(cids)].reset_index(drop=True)
+    for cid in cids:
+        cells = unit_cells(ctx, cid)
+        for kind, uid, to, c in parsed:
+            if c != cid:
+                continue
+            region = cells.region(**{"building_ids" if kind == "building_id" else "estate_ids": [uid]})
+            geoms = grids.geometry.to_numpy()
+            in_comm = (grids["community_id"].astype(str) == cid).to_numpy()
+            geoms[in_comm] = shapely.difference(geoms[in_comm], region, grid_size=ctx.settings.precision_m)
+            if to in set(grids["id"].astype(str)):
+                j = int(np.flatnonzero(grids["id"].astype(str).to_numpy() == to)[0])
+                geoms[j] = shapely.union(geoms[j], region, grid_size=ctx.settings.precision_m)
+                grids = grids.set_geometry(geoms)
+            else:
+                grids = grids.set_geometry(geoms)
+                row = {c_: None for c_ in grids.columns}
+                row.update({"id": to, "name": to, "community_id": cid, "worker_name": "", "worker_phone": "",
+                            "geometry": region})
+                grids = gpd.GeoDataFrame(pd.concat([grids, gpd.GeoDataFrame([row], geometry="geometry",
+                                                                             crs=grids.crs)], ignore_index=True),
+                                         geometry="geometry", crs=grids.crs)
+    geoms = _polygonal(grids.geometry.to_numpy())
+    empty = shapely.is_empty(geoms) | (shapely.area(geoms) <= 0)
+    grids = grids.set_geometry(geoms)
+    return grids[~empty].reset_index(drop=True)
+
+
+def _community_at(ctx: RedrawContext, rows: gpd.GeoDataFrame) -> str | None:
+    pt = shapely.point_on_surface(rows.geometry.iloc[0])
+    cg = ctx.communities.geometry.to_numpy()
+    hit = np.flatnonzero(shapely.intersects(cg, pt))
+    return str(ctx.communities["id"].iloc[hit[0]]) if len(hit) else None
+
+
+# ------------------------------------------------------------------ the check
+def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAULT_BAND,
+                   road_follow_m: float = ROAD_FOLLOW_M) -> dict:
+    """Validity, balance, shape and the diff of a proposal (metric grids with ``id``, ``community_id``).
+
+    Returns a JSON-ready dict; ``valid`` is true when the proposal has no gap, overlap, part outside its
+    community, grid in several pieces, split building or split estate (other than one above the ceiling).
+    Balance against the band is reported per grid (``in_band``) and in ``all_in_band`` but does not make a
+    proposal invalid (a street office may have its reasons; the report shows them).
+    """
+    t0 = time.perf_counter()
+    lo, hi = parse_band(band)
+    s = ctx.settings
+    cids = set(proposal["community_id"].astype(str))
+    comms = ctx.communities[ctx.communities["id"].astype(str).isin(cids)].reset_index(drop=True)
+    new = proposal.reset_index(drop=True)
+    old = ctx.grids_of(cids).reset_index(drop=True)
+    hh = ctx.households_of(cids).reset_index(drop=True)
+    buildings = ctx.buildings_of(cids)
+    buildings = buildings.reset_index(drop=True) if buildings is not None else None
+    estates = ctx.estates_of(cids)
+    estates = estates.reset_index(drop=True) if estates is not None else None
+    t1 = time.perf_counter()
+
+    # ---- where each household goes
+    bg = building_grids(buildings, new, settings=s) if buildings is not None else None
+    assigned = assign_households(hh, buildings, new, settings=s, building_grid=bg)
+    new_grid = assigned["grid_id"].astype(object).to_numpy()
+    old_grid = hh["grid_id"].astype(object).to_numpy() if "grid_id" in hh.columns else np.full(len(hh), None, object)
+    persons = hh["persons"].to_numpy(dtype=float)
+    located = pd.DataFrame({"x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(), "persons": persons,
+                            "building_id": assigned["building_id"].to_numpy()})
+    t2 = time.perf_counter()
+
+    # ---- validity
+    issues = grid_coverage_issues(new, comms, buildings, bg, located, settings=s)
+    coverage = community_coverage(new, comms, settings=s)
+    gp = shapely.set_precision(new.geometry.to_numpy(), s.precision_m)
+    parts = shapely.get_num_geometries(gp)
+    non_contiguous = [{"grid_id": g, "parts": int(p)} for g, p in zip(new["id"], parts) if p > 1]
+    split_estates = _split_estates(estates, buildings, new, hh, hi, s)
+    gaps = _issue_rows(issues, "gap")
+    overlaps = _issue_rows(issues, "overlap")
+    outside = _issue_rows(issues, "outside_community")
+    split_b = _issue_rows(issues, "split_building")
+    problems = []
+    if gaps:
+        problems.append(f"{len(gaps)} gap(s) no grid covers ({sum(g['households'] for g in gaps)} households)")
+    if overlaps:
+        problems.append(f"{len(overlaps)} overlap(s) between grids ({sum(g['households'] for g in overlaps)} households)")
+    if outside:
+        problems.append(f"{len(outside)} part(s) of grids outside their community")
+    if non_contiguous:
+        problems.append(f"{len(non_contiguous)} grid(s) in several pieces: {', '.join(r['grid_id'] for r in non_contiguous[:10])}")
+    if split_b:
+        problems.append(f"{len(split_b)} building(s) cut by a grid boundary: {', '.join(str(r['building_id']) for r in split_b[:10])}")
+    bad_estates = [r for r in split_estates if not r["allowed"]]
+    if bad_estates:
+        problems.append(f"{len(bad_estates)} estate(s) cut by a grid boundary though they fit one grid: "
+                        f"{', '.join(r['estate_id'] for r in bad_estates[:10])}")
+    for row in coverage.itertuples(index=False):
+        if not row.coverage_valid and not (gaps or overlaps) and _slivers_between_grids(new, comms, row.community_id, s):
+            problems.append(f"community {row.community_id}: the grids are not a valid coverage (slivers narrower "
+                            f"than {s.gap_width_m} m)")
+    t3 = time.perf_counter()
+
+    # ---- balance and shape
+    work_in = pd.DataFrame({"grid_id": new_grid, "persons": persons})
+    for g in SPECIAL_GROUPS:
+        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
+    work = grid_workload(new, work_in, building_grid=bg, settings=s)
+    pp = polsby_popper(gp)
+    road_share = _road_share(gp, comms, ctx.roads, road_follow_m, s)
+    basic_new = _basic_share(hh, new_grid)
+    basic_old = _basic_share(hh, old_grid)
+    grid_rows = []
+    for i, r in enumerate(new.itertuples(index=False)):
+        w = work.iloc[i]
+        row = {"id": r.id, "community_id": r.community_id, "name": getattr(r, "name", r.id),
+               "households": int(w["households"]), "persons": int(w["persons"]), "workers": int(w["workers"]),
+               "households_per_worker": _num(w["households_per_worker"]),
+               "persons_per_worker": _num(w["persons_per_worker"]),
+               "in_band": bool(lo <= w["households"] <= hi),
+               "polsby_popper": round(float(pp[i]), 3), "road_share": _num(road_share[i], 3),
+               "basic_share": _num(basic_new.get(r.id), 4),
+               "basic_share_before": _num(basic_old.get(r.id), 4)}
+        for g in SPECIAL_GROUPS:
+            if g in work.columns:
+                row[g] = int(w[g])
+        grid_rows.append(row)
+    hh_counts = np.array([r["households"] for r in grid_rows]) if grid_rows else np.zeros(0)
+    t4 = time.perf_counter()
+
+    # ---- the diff
+    diff = _diff(hh, assigned, old_grid, new_grid, old, new)
+    before_status = hh["status"].astype(str).to_numpy() if "status" in hh.columns else np.full(len(hh), "", object)
+    after_status = assigned["status"].astype(str).to_numpy()
+    blind = {
+        "households_in_no_grid": {"before": int((before_status == "outside_all_grids").sum()),
+                                  "after": int((after_status == "outside_all_grids").sum())},
+        "households_in_overlaps": {"before": int((before_status == "in_overlapping_grids").sum()),
+                                   "after": int((after_status == "in_overlapping_grids").sum())},
+        "households_in_split_buildings": {"before": int((before_status == "building_split").sum()),
+                                          "after": int((after_status == "building_split").sum())},
+    }
+    blind.update(_risk_blind_spots())
+    reach = _reach_diff(hh, old_grid, new_grid)
+    t5 = time.perf_counter()
+    valid = not problems
+    return {
+        "valid": valid,
+        "problems": problems,
+        "band": [lo, hi],
+        "base_version": ctx.version,
+        "communities": [{"id": str(c), "grids_before": int((old["community_id"].astype(str) == c).sum()),
+                         "grids_after": int((new["community_id"].astype(str) == c).sum()),
+                         "households": int((hh["community_id"].astype(str) == c).sum()),
+                         "coverage_valid": bool(coverage.set_index("community_id")["coverage_valid"].get(c, False))}
+                        for c in sorted(cids)],
+        "gaps": gaps, "overlaps": overlaps, "outside_community": outside,
+        "non_contiguous": non_contiguous, "split_buildings": split_b, "split_estates": split_estates,
+        "grids": grid_rows,
+        "summary": {"grids": len(grid_rows), "in_band": int(sum(r["in_band"] for r in grid_rows)),
+                    "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
+                    "households_min": int(hh_counts.min()) if len(hh_counts) else 0,
+                    "households_max": int(hh_counts.max()) if len(hh_counts) else 0,
+                    "mean_polsby_popper": round(float(np.nanmean(pp)), 3) if len(pp) else None,
+                    "maximum_grids": int(len(hh) // lo)},
+        "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
+        **diff,
+        "blind_spots": blind,
+        "reach": reach,
+        "settings": {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
+                     "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
+                     "road_follow_m": road_follow_m},
+        "timings_s": {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
+                      "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)},
+    }
+
+
+def _num(value, digits: int = 1):
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(v, digits) if np.isfinite(v) else None
+
+
+def _issue_rows(issues: gpd.GeoDataFrame, kind: str) -> list[dict]:
+    rows = issues[issues["kind"] == kind]
+    out = []
+    for r in rows.itertuples(index=False):
+        row = {"community_id": r.community_id, "area_m2": float(r.area_m2), "households": int(r.households),
+               "persons": int(r.persons)}
+        if kind in ("gap", "overlap"):
+            row["sliver"] = bool(r.sliver)
+        if kind != "gap":
+            row["grid_ids"] = r.grid_ids
+        if kind == "split_building":
+            row["building_id"] = r.building_id
+        out.append(row)
+    return out
+
+
+def _slivers_between_grids(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, cid: str, s: Settings) -> bool:
+    """Does shapely's coverage check flag an edge that is not on the community's own outline?
+
+    Two grids meeting at a notch of the community narrower than the gap width are flagged too, though no
+    household can fall between them; only edges away from the outline are real slivers."""
+    gp = shapely.set_precision(grids.geometry.to_numpy()[(grids["community_id"].astype(str) == str(cid)).to_numpy()],
+                               s.precision_m)
+    edges = shapely.coverage_invalid_edges(gp, gap_width=s.gap_width_m)
+    edges = edges[~shapely.is_empty(edges)]
+    if not len(edges):
+        return False
+    comm = comms.geometry.to_numpy()[(comms["id"].astype(str) == str(cid)).to_numpy()]
+    outline = shapely.buffer(shapely.boundary(shapely.set_precision(comm[0], s.precision_m)), 10 * s.precision_m)
+    return bool((shapely.length(shapely.difference(edges, outline)) > 10 * s.precision_m).any())
+
+
+def _split_estates(estates, buildings, grids, hh, hi: int, s: Settings) -> list[dict]:
+    """Estates cut by a grid boundary (allowed when the estate alone holds more than the ceiling)."""
+    if estates is None or not len(estates):
+        return []
+    eg = building_grids(estates, grids, settings=s)
+    cut = eg["split"].to_numpy() | eg["in_overlap"].to_numpy()
+    if not cut.any():
+        return []
+    counts = pd.Series(dtype=float)
+    if buildings is not None and "estate_id" in buildings.columns:
+        b_est = dict(zip(buildings["id"].astype(str), buildings["estate_id"]))
+        est = hh["building_id"].astype(object).map(lambda b: b_est.get(str(b)) if pd.notna(b) else None)
+        counts = est.value_counts()
+    out = []
+    for i in np.flatnonzero(cut):
+        eid = str(estates["id"].iloc[i])
+        n = int(counts.get(eid, 0))
+        out.append({"estate_id": eid, "grid_ids": eg["grid_ids"].iloc[i], "households": n, "allowed": n > hi})
+    return out
+
+
+def _road_share(gp: np.ndarray, comms: gpd.GeoDataFrame, roads, follow_m: float, s: Settings) -> np.ndarray:
+    """Share of each grid's boundary with another grid (not the community's outline) lying within
+    ``follow_m`` of a road centre line; NaN without roads or without such a boundary."""
+    out = np.full(len(gp), np.nan)
+    if roads is None or not len(roads) or not len(gp):
+        return out
+    outline = shapely.union_all(shapely.boundary(shapely.set_precision(comms.geometry.to_numpy(), s.precision_m)))
+    inner = shapely.difference(shapely.boundary(gp), shapely.buffer(outline, 0.5))
+    length = shapely.length(inner)
+    box = shapely.box(*shapely.total_bounds(gp))
+    near = roads.geometry.to_numpy()[shapely.intersects(roads.geometry.to_numpy(), shapely.buffer(box, follow_m))]
+    if not len(near):
+        return np.where(length > 0, 0.0, np.nan)
+    zone = shapely.buffer(shapely.union_all(near), follow_m)
+    along = shapely.length(shapely.intersection(inner, zone))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(length > 1e-6, np.round(along / np.maximum(length, 1e-9), 3), np.nan)
+
+
+def _basic_share(hh: pd.DataFrame, grid: np.ndarray) -> dict:
+    """Share of each grid's households reaching the full basic set of the life circle."""
+    if "basic_complete" not in hh.columns:
+        return {}
+    ok = pd.notna(grid)
+    frame = pd.DataFrame({"g": grid[ok].astype(str), "b": hh["basic_complete"].fillna(False).astype(bool).to_numpy()[ok]})
+    return frame.groupby("g")["b"].mean().to_dict()
+
+
+def _reach_diff(hh: pd.DataFrame, old_grid: np.ndarray, new_grid: np.ndarray) -> dict:
+    """What the redraw does to the 15-minute figures: each household's own reach does not change (it walks
+    from its home), but the grid shares do, and so does which worker answers for households lacking it."""
+    if "basic_complete" not in hh.columns:
+        return {"available": False, "note": "the workspace holds no reach figures (run gridcover analyze with roads "
+                                            "and facilities)"}
+    lack = ~hh["basic_complete"].fillna(False).astype(bool).to_numpy()
+    changed = pd.Series(old_grid).astype(object).fillna("∅").to_numpy() != pd.Series(new_grid).astype(object).fillna("∅").to_numpy()
+    old_s = _basic_share(hh, old_grid)
+    new_s = _basic_share(hh, new_grid)
+    return {
+        "available": True,
+        "households_lacking_basic_set": int(lack.sum()),
+        "households_lacking_basic_set_changing_grid": int((lack & changed).sum()),
+        "grids_basic_share_before": {k: round(float(v), 4) for k, v in sorted(old_s.items())},
+        "grids_basic_share_after": {k: round(float(v), 4) for k, v in sorted(new_s.items())},
+        "note": "households' walking reach does not depend on grid boundaries; the shares per grid do",
+    }
+
+
+def _risk_blind_spots() -> dict:
+    """How the blind spots of geo.risk / geo.blindspots relate to a redraw."""
+    return {"note": "of the blind-spot reasons (geo.risk), no_grid and overlapping_grids depend on grid boundaries "
+                    "and are counted above; visit_overdue and unregistered_building do not; the blind-spot "
+                    "polygons (geo.blindspots) are redrawn by the next gridcover analyze"}
+
+
+def _diff(hh: pd.DataFrame, assigned: pd.DataFrame, old_grid: np.ndarray, new_grid: np.ndarray,
+          old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict:
+    """Who changes grid: moves per (from, to) with households, persons, buildings and special-group counts."""
+    o = pd.Series(old_grid, dtype=object).fillna("").astype(str).to_numpy()
+    n = pd.Series(new_grid, dtype=object).fillna("").astype(str).to_numpy()
+    frame = pd.DataFrame({"from": o, "to": n, "persons": hh["persons"].to_numpy(dtype=float),
+                          "building_id": assigned["building_id"].astype(object).to_numpy()})
+    for g in SPECIAL_GROUPS:
+        frame[g] = hh[g].to_numpy().astype(int) if g in hh.columns else 0
+    moved = frame[frame["from"] != frame["to"]]
+    worker_old = dict(zip(old["id"].astype(str), old["worker_name"].fillna("").astype(str))) if "worker_name" in old else {}
+    worker_new = dict(zip(new["id"].astype(str), new["worker_name"].fillna("").astype(str))) if "worker_name" in new else {}
+    moves = []
+    if len(moved):
+        agg = moved.groupby(["from", "to"]).agg(households=("persons", "size"), persons=("persons", "sum"),
+                                                **{g: (g, "sum") for g in SPECIAL_GROUPS})
+        blds = moved.dropna(subset=["building_id"]).groupby(["from", "to"])["building_id"].agg(
+            lambda s: sorted(set(map(str, s))))
+        for (f, t), r in agg.iterrows():
+            b = blds.get((f, t), [])
+            moves.append({"from_grid": f or None, "to_grid": t or None,
+                          "from_worker": worker_old.get(f, "") or None, "to_worker": worker_new.get(t, "") or None,
+                          "worker_changes": (worker_old.get(f, "") or None) != (worker_new.get(t, "") or None),
+                          "households": int(r["households"]), "persons": int(r["persons"]),
+                          "buildings": b, **{g: int(r[g]) for g in SPECIAL_GROUPS}})
+        moves.sort(key=lambda m: -m["households"])
+    old_ids = set(old["id"].astype(str))
+    new_ids = set(new["id"].astype(str))
+    # merged / split: by shares of households
+    flows = frame.groupby(["from", "to"]).size().rename("n").reset_index()
+    flows = flows[(flows["from"] != "") & (flows["to"] != "")]
+    out_tot = flows.groupby("from")["n"].transform("sum")
+    flows["share_of_from"] = flows["n"] / out_tot
+    big = flows[flows["share_of_from"] >= MERGE_SPLIT_SHARE]
+    merged = []
+    for t, rows in big.groupby("to"):
+        main = rows[rows["share_of_from"] >= 0.5]
+        if len(main) >= 2:
+            merged.append({"into": t, "from": sorted(main["from"].tolist())})
+    split = []
+    for f, rows in big.groupby("from"):
+        if len(rows) >= 2:
+            split.append({"grid": f, "into": sorted(rows["to"].tolist())})
+    moved_b = moved.dropna(subset=["building_id"])
+    return {
+        "moves": moves,
+        "moved": {"households": int(len(moved)), "persons": int(moved["persons"].sum()),
+                  "buildings": int(moved_b["building_id"].nunique()),
+                  "changing_worker": int(sum(m["households"] for m in moves if m["worker_changes"])),
+                  **{g: int(moved[g].sum()) for g in SPECIAL_GROUPS}},
+        "created": sorted(new_ids - old_ids),
+        "removed": sorted(old_ids - new_ids),
+        "kept": sorted(new_ids & old_ids),
+        "merged": merged,
+        "split": split,
+    }
+
+
+def compare_grids(ctx: RedrawContext, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> dict:
+    """Compare two versions of the grids (metric): the diff of :func:`check_proposal` between them.
+
+    Households are assigned to both versions afresh (so any two versions from history can be compared).
+    """
+    cids = set(before["community_id"].astype(str)) | set(after["community_id"].astype(str))
+    hh = ctx.households_of(cids).reset_index(drop=True)
+    buildings = ctx.buildings_of(cids)
+    buildings = buildings.reset_index(drop=True) if buildings is not None else None
+    b_bef = before[before["community_id"].astype(str).isin(cids)].reset_index(drop=True)
+    b_aft = after[after["community_id"].astype(str).isin(cids)].reset_index(drop=True)
+    a1 = assign_households(hh, buildings, b_bef, settings=ctx.settings)
+    a2 = assign_households(hh, buildings, b_aft, settings=ctx.settings)
+    g1 = a1["grid_id"].astype(object).to_numpy()
+    g2 = a2["grid_id"].astype(object).to_numpy()
+    out = _diff(hh, a2, g1, g2, b_bef, b_aft)
+    out["reach"] = _reach_diff(hh, g1, g2)
+    s1 = a1["status"].astype(str).to_numpy()
+    s2 = a2["status"].astype(str).to_numpy()
+    out["blind_spots"] = {k: {"before": int((s1 == v).sum()), "after": int((s2 == v).sum())}
+                          for k, v in (("households_in_no_grid", "outside_all_grids"),
+                                       ("households_in_overlaps", "in_overlapping_grids"),
+                                       ("households_in_split_buildings", "building_split"))}
+    out["communities"] = sorted(cids)
+    return out
+
+
+# ------------------------------------------------------------------ applying: the layers after a redraw
+def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The whole grids layer after a proposal (metric): other communities' grids unchanged."""
+    cids = set(proposal["community_id"].astype(str))
+    keep = ctx.grids[~ctx.grids["community_id"].astype(str).isin(cids)]
+    cols = [c for c in GRID_FIELDS if c in keep.columns or c in proposal.columns]
+    frames = [f.reindex(columns=cols + ["geometry"]) for f in (keep, proposal)]
+    out = pd.concat(frames, ignore_index=True)
+    if "full_time_workers" in out.columns:
+        out["full_time_workers"] = _workers_column(out["full_time_workers"])
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=ctx.metric_crs)
+
+
+def _workers_column(values: pd.Series) -> pd.Series:
+    """``full_time_workers`` as nullable whole numbers (GeoJSON may bring floats, text or nulls)."""
+    return pd.to_numeric(values, errors="coerce").round().astype("Int64")
+
+
+def reassess(ctx: RedrawContext, read: Callable[[str], gpd.GeoDataFrame], grids: gpd.GeoDataFrame, *,
+             summary: dict | None = None) -> tuple[dict[str, gpd.GeoDataFrame], dict]:
+    """The output layers after the grids change (what ``analyze`` would write for them), in WGS-84.
+
+    ``grids`` is the whole new grids layer (metric, :data:`GRID_FIELDS`). Households keep every field but
+    their ``grid_id``, ``community_id``, ``street_id``, ``status`` and ``flags``, which are assigned afresh;
+    the grids get their workload, special-group counts and reach shares; coverage issues are found again.
+    Walking reach does not depend on grids and is not recomputed. Returns the layers (``households``,
+    ``grids``, ``input_grids``, ``coverage_issues``) and the summary with its counts brought up to date.
+    """
+    from geo.assign import STATUSES, assign_communities
+    from geo.diagnose import ISSUE_KINDS
+
+    s = ctx.settings
+    grids = grids.reset_index(drop=True)
+    households = read("households").copy()
+    hh = ctx.households
+    buildings = ctx.buildings
+    bg = building_grids(buildings, grids, settings=s) if buildings is not None else None
+    assigned = assign_households(hh, buildings, grids, settings=s, building_grid=bg)
+    community, street = assign_communities(assigned["x"].to_numpy(), assigned["y"].to_numpy(),
+                                           assigned["grid_id"].to_numpy(), grids, ctx.communities)
+    households["grid_id"] = assigned["grid_id"].astype(object).to_numpy()
+    households["community_id"] = community
+    households["street_id"] = street
+    households["status"] = assigned["status"].astype(str).to_numpy()
+    households["flags"] = assigned["flags"].astype(str).to_numpy()
+    persons = hh["persons"].to_numpy(dtype=float)
+    located = pd.DataFrame({"x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(), "persons": persons,
+                            "building_id": assigned["building_id"].to_numpy()})
+    issues = grid_coverage_issues(grids, ctx.communities, buildings, bg, located, settings=s)
+    work_in = pd.DataFrame({"grid_id": assigned["grid_id"].to_numpy(), "persons": persons})
+    for g in SPECIAL_GROUPS:
+        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
+    work = grid_workload(grids, work_in, building_grid=bg, settings=s)
+    out_grids = pd.concat([grids.drop(columns="geometry"), work, grids[["geometry"]]], axis=1)
+    gid = households["grid_id"]
+    summary = dict(summary or {})
+    cats = (summary.get("reach") or {}).get("categories") or []
+    elderly_alone = households["elderly_alone"].fillna(False).astype(bool).to_numpy() \
+        if "elderly_alone" in households.columns else np.zeros(len(households), dtype=bool)
+    for cat in cats:
+        general, elderly = f"reach_{cat['id']}_min", f"reach_{cat['id']}_min_elderly"
+        if general not in households.columns or elderly not in households.columns:
+            continue
+        g_min = pd.to_numeric(households[general], errors="coerce").to_numpy(dtype=float)
+        e_min = pd.to_numeric(households[elderly], errors="coerce").to_numpy(dtype=float)
+        eff = e_min if cat.get("elderly") else np.where(elderly_alone, e_min, g_min)
+        within = np.nan_to_num(eff, nan=np.inf) <= cat["tier"]
+        share = pd.Series(within).groupby(gid.to_numpy()).mean().round(4)
+        out_grids.insert(len(out_grids.columns) - 1, f"reach_{cat['id']}_share",
+                         share.reindex(grids["id"].astype(str)).to_numpy())
+    if "basic_complete" in households.columns:
+        share = households["basic_complete"].fillna(False).astype(bool).groupby(gid.to_numpy()).mean().round(4)
+        out_grids.insert(len(out_grids.columns) - 1, "basic_share", share.reindex(grids["id"].astype(str)).to_numpy())
+    out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
+    status = households["status"]
+    summary["status_counts"] = {k: int((status == k).sum()) for k in STATUSES}
+    summary["status_total"] = int(len(households))
+    summary["households_without_grid"] = int(households["grid_id"].isna().sum())
+    summary["coverage_issues"] = {kind: {"count": int((issues["kind"] == kind).sum()),
+                                         "area_m2": round(float(issues.loc[issues["kind"] == kind, "area_m2"].sum()), 1),
+                                         "households": int(issues.loc[issues["kind"] == kind, "households"].sum())}
+                                  for kind in ISSUE_KINDS}
+    hh_per = out_grids["households"]
+    summary["grids"] = dict(summary.get("grids") or {}, count=int(len(out_grids)),
+                            over_capacity=int(out_grids["over_capacity"].sum()),
+                            unstaffed=int(out_grids["unstaffed"].sum()),
+                            households_min=int(hh_per.min()) if len(hh_per) else 0,
+                            households_max=int(hh_per.max()) if len(hh_per) else 0)
+    summary["per_grid"] = [
+        {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
+         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings)}
+        for r in out_grids[["id", "community_id", "households", "persons", "workers", "over_capacity",
+                            "split_buildings"]].itertuples(index=False)]
+    layers = {"households": households, "grids": out_grids.to_crs(4326),
+              "input_grids": grids.to_crs(4326), "coverage_issues": issues.to_crs(4326)}
+    return layers, summary

@@ -1,0 +1,103 @@
+"""HTTP redraw: what a street office sees from /grids/proposals, /grids/propose, /grids/versions."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.access import load_keys
+from api.app import create_app
+from gridcover.workspace import open_workspace
+from redraw_data import synthetic_workspace
+
+OFFICE = {"X-API-Key": "k-office"}
+OTHER = {"X-API-Key": "k-other"}
+ADMIN = {"X-API-Key": "k-admin"}
+
+
+@pytest.fixture
+def client(tmp_path):
+    folder = synthetic_workspace(tmp_path)
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"k-office": {"role": "street_office", "streets": ["S1"], "name": "督院街"},
+                                "k-other": {"role": "street_office", "streets": ["S9"]},
+                                "k-admin": {"role": "admin", "name": "区网格中心"},
+                                "k-hotline": {"role": "lookup"}}), encoding="utf-8")
+    return TestClient(create_app(open_workspace(folder), keys=load_keys(keys)))
+
+
+def _grids(client, community="C1"):
+    doc = client.get("/grids/versions/1", headers=OFFICE).json()
+    doc["features"] = [f for f in doc["features"] if f["properties"]["community_id"] == community]
+    doc.pop("version")
+    return doc
+
+
+def test_checking_needs_a_street_office_key_for_that_street(client):
+    doc = _grids(client)
+    assert client.post("/grids/proposals/check", json=doc).status_code == 401
+    assert client.post("/grids/proposals/check", json=doc, headers={"X-API-Key": "k-hotline"}).status_code == 403
+    r = client.post("/grids/proposals/check", json=doc, headers=OTHER)
+    assert r.status_code == 403 and "C1" in r.json()["description"]
+
+
+def test_a_list_of_moves_is_checked_and_the_moved_grids_come_back(client):
+    cur = _grids(client)
+    target = cur["features"][1]["properties"]["id"]
+    r = client.post("/grids/proposals/check", headers=OFFICE,
+                    json={"moves": [{"estate_id": "E01", "to": target}]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["grids"]["type"] == "FeatureCollection"
+    assert body["check"]["moved"]["households"] >= 0 and "valid" in body["check"]
+
+
+def test_an_invalid_proposal_is_saved_as_a_draft_but_not_applied(client):
+    doc = _grids(client)
+    doc["features"] = doc["features"][:-1]  # one grid left out: a gap
+    saved = client.post("/grids/proposals", headers=OFFICE, json=doc).json()
+    assert saved["status"] == "draft" and not saved["applicable"] and saved["check"]["gaps"]
+    r = client.post(f"/grids/proposals/{saved['id']}/apply", params={"reason": "试"}, headers=OFFICE)
+    assert r.status_code == 400 and "not valid" in r.json()["description"]
+    assert [p["id"] for p in client.get("/grids/proposals", headers=OFFICE).json()["proposals"]] == [saved["id"]]
+
+
+def test_apply_makes_a_new_version_lookups_switch_and_a_second_editor_gets_409(client):
+    p1 = client.post("/grids/propose", headers=OFFICE, json={"community": "C1", "target": "300-500"}).json()
+    p2 = client.post("/grids/proposals", headers=OFFICE, json=_grids(client)).json()
+    r = client.post(f"/grids/proposals/{p1['id']}/apply", params={"reason": "均衡工作量"}, headers=OFFICE)
+    assert r.status_code == 200, r.text
+    assert r.json()["version"]["version"] == 2 and r.json()["version"]["author"] == "督院街"
+    versions = client.get("/grids/versions", headers=OFFICE).json()
+    assert versions["current"] == 2 and [v["reason"] for v in versions["versions"]] == ["grids as analysed", "均衡工作量"]
+    r = client.post(f"/grids/proposals/{p2['id']}/apply", params={"reason": "另一个方案"}, headers=OFFICE)
+    assert r.status_code == 409 and "conflict" in r.json()["description"]
+    lon, lat = 104.0005, 30.6005  # inside the district's first block
+    hotline = {"X-API-Key": "k-hotline"}
+    assert client.get("/lookup", params={"lon": lon, "lat": lat}, headers=hotline).json()["version"] == 2
+    today = date.today().isoformat()
+    assert client.get("/grids/as_of", params={"date": today}, headers={"X-API-Key": "k-hotline"}).json()[
+        "version"]["version"] == 2
+    diff = client.get("/grids/compare", params={"from": 1, "to": 2}, headers=OFFICE).json()
+    assert diff["from_version"] == 1 and diff["moved"]["households"] == p1["check"]["moved"]["households"]
+
+
+def test_only_an_admin_restores(client):
+    p1 = client.post("/grids/propose", headers=OFFICE, json={"community": "C1"}).json()
+    client.post(f"/grids/proposals/{p1['id']}/apply", params={"reason": "x"}, headers=OFFICE)
+    assert client.post("/grids/versions/1/restore", params={"reason": "回退"}, headers=OFFICE).status_code == 403
+    r = client.post("/grids/versions/1/restore", params={"reason": "回退"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["version"]["version"] == 3
+
+
+def test_bad_bodies_get_one_clear_400(client):
+    r = client.post("/grids/proposals/check", headers=OFFICE, content=b"{not json")
+    assert r.status_code == 400 and "JSON" in r.json()["description"]
+    r = client.post("/grids/proposals/check", headers=OFFICE, json={"type": "FeatureCollection", "features": []})
+    assert r.status_code == 400 and "no feature" in r.json()["description"]
+    r = client.post("/grids/propose", headers=OFFICE, json={"community": "C1", "target": "500-300"})
+    assert r.status_code == 400 and "band" in r.json()["description"]
+    assert client.get("/grids/versions/7", headers=OFFICE).status_code == 404

@@ -1,0 +1,60 @@
+"""``gridcover redraw``: what a user sees from propose, check, apply, history, compare and restore."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gridcover.cli import main
+from redraw_data import synthetic_workspace
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return synthetic_workspace(tmp_path)
+
+
+def test_propose_check_apply_history(ws, tmp_path, capsys):
+    out = tmp_path / "p.geojson"
+    assert main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out)]) == 0
+    feats = json.loads(out.read_text(encoding="utf-8"))["features"]
+    assert feats and all({"id", "community_id", "households", "persons"} <= set(f["properties"]) for f in feats)
+    assert all(300 <= f["properties"]["households"] <= 500 for f in feats)
+    report = tmp_path / "r.json"
+    assert main(["redraw", "check", str(ws), str(out), "--out", str(report)]) == 0
+    r = json.loads(report.read_text(encoding="utf-8"))
+    assert {"valid", "gaps", "overlaps", "split_buildings", "grids", "moves"} <= set(r)
+    assert r["valid"] and all({"households", "in_band"} <= set(g) for g in r["grids"])
+    assert main(["redraw", "apply", str(ws), str(out), "--author", "张三", "--reason", "调整"]) == 0
+    capsys.readouterr()
+    assert main(["redraw", "history", str(ws)]) == 0
+    text = capsys.readouterr().out
+    assert "张三: 调整" in text and text.splitlines()[-1].startswith("*   2")
+    assert main(["redraw", "compare", str(ws), "1", "2", "--out", str(tmp_path / "d.json")]) == 0
+    assert main(["redraw", "restore", str(ws), "1", "--author", "李四", "--reason", "回退"]) == 0
+
+
+def test_moves_file_and_conflict_exit_status(ws, tmp_path, capsys):
+    moves = tmp_path / "moves.json"
+    moves.write_text(json.dumps({"moves": [{"estate_id": "E01", "to": "C1-NEW"}]}), encoding="utf-8")
+    assert main(["redraw", "check", str(ws), str(moves), "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["created"] == ["C1-NEW"]
+    out = tmp_path / "p.geojson"
+    main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out)])
+    main(["redraw", "apply", str(ws), str(out), "--author", "a", "--reason", "b"])
+    capsys.readouterr()
+    assert main(["redraw", "apply", str(ws), str(out), "--author", "c", "--reason", "d", "--expected-version", "1"]) == 3
+    assert "conflict" in capsys.readouterr().err
+
+
+def test_a_bad_proposal_is_one_line_and_exit_2(ws, tmp_path, capsys):
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+                   '"geometry": {"type": "Point", "coordinates": [104, 30.6]}}]}', encoding="utf-8")
+    assert main(["redraw", "check", str(ws), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.geojson" in err and "id" in err
+    assert main(["redraw", "propose", str(ws), "--community", "C9", "--out", str(tmp_path / "x.geojson")]) == 2
+    assert "no community 'C9'" in capsys.readouterr().err
+    assert not (tmp_path / "x.geojson").exists()
