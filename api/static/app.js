@@ -159,6 +159,7 @@
     return String(value);
   }
   map.on('click', async (e) => {
+    if (window.gridcoverEditing) return; // the redraw panel (redraw.js) owns clicks while editing
     const found = map.queryRenderedFeatures(e.point, { layers: interactive().filter((id) => map.getLayer(id)) });
     if (!found.length) return;
     const f = found[0];
@@ -210,12 +211,26 @@
       `特殊群体仅显示人数，且少于${cfg.k}人时不公开。底图${cfg.basemap ? '已配置' : '未配置（离线可用）'}。`,
       `Special groups are shown as counts only, withheld below ${cfg.k}. Base map ${cfg.basemap ? 'configured' : 'off (works offline)'}.`);
     renderSwitcher(); renderHeatOptions(); renderLegend();
+    document.dispatchEvent(new CustomEvent('gridcover-language', { detail: lang }));
   }
   document.getElementById('lang').addEventListener('click', () => {
     lang = lang === 'zh' ? 'en' : 'zh';
     if (window.localStorage) localStorage.setItem('gridcover-lang', lang);
     applyLanguage();
   });
+  // --- what other scripts of the page (redraw.js) use -------------------------------------------
+  function setLayerVisible(id, on) {
+    if (!(id in visible) || visible[id] === on) return;
+    visible[id] = on;
+    for (const mid of layerIds[id]) map.setLayoutProperty(mid, 'visibility', on ? 'visible' : 'none');
+    renderSwitcher(); renderLegend();
+  }
+  function reloadTiles() { // after a new grid version: the same URLs answer with the new version
+    for (const l of cfg.layers) { const src = map.getSource(l.id); if (src && src.setTiles) src.setTiles(style.sources[l.id].tiles); }
+  }
+  window.gridcoverApp = { map, cfg, base, esc, tr, lang: () => lang, layerIds, isVisible: (id) => !!visible[id],
+    setLayerVisible, reloadTiles };
+  document.dispatchEvent(new CustomEvent('gridcover-app', { detail: window.gridcoverApp }));
   applyLanguage();
   map.once('idle', () => { window.gridcoverReady = true; });
 })();

@@ -1,0 +1,255 @@
+"""The web map's redraw panel (网格调整) in a real headless Chromium: moves, the check, a file, drafts, apply, compare.
+
+A street office opens a community, paints a building into another grid and moves an estate by clicking it
+and then its new grid, sees the check's figures change, undoes both, loads a proposal file, saves it as a
+draft, is refused (403) with another street's key, applies it with its own, and compares the two versions
+side by side. Runs on a temporary copy of the sample workspace; every request off the server is blocked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import httpx
+import pyogrio
+import pytest
+import shapely
+from serving import REPO, ServerProcess, keys_file, sample_workspace
+from test_webmap import CHROMIUM, FLAGS, _browser_or_skip
+
+ARTEFACTS = REPO / "build" / "test-artefacts"
+#: The community the moves are made in (valid grids in the sample) and the one the proposal file redraws.
+MOVES_IN = "510105001005"
+FILE_FOR = "510105001003"
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    """A copy of the sample workspace: applying a version must not change the shared one."""
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    shutil.copy2(sample_workspace() / "workspace.gpkg", folder / "workspace.gpkg")
+    return folder
+
+
+def _units(gpkg: Path) -> dict:
+    """A building with households and a neighbouring grid; an estate and a neighbouring grid (community MOVES_IN)."""
+    grids = pyogrio.read_dataframe(gpkg, layer="grids", columns=["id", "community_id"])
+    grids = grids[grids["community_id"].astype(str) == MOVES_IN].to_crs(32648).reset_index(drop=True)
+    homes = pyogrio.read_dataframe(gpkg, layer="households", columns=["building_id", "grid_id"], read_geometry=False)
+
+    def neighbour(grid_id: str) -> str:
+        own = grids.loc[grids["id"] == grid_id, "geometry"].iloc[0]
+        shared = grids[grids["id"] != grid_id].geometry.intersection(own.buffer(0.5)).length
+        return str(grids.loc[shared.idxmax(), "id"])
+
+    counts = homes[homes["grid_id"].isin(grids["id"])].groupby(["building_id", "grid_id"]).size()
+    (building, b_grid), b_households = counts.sort_values(ascending=False).index[0], int(counts.max())
+    buildings = pyogrio.read_dataframe(gpkg, layer="buildings", columns=["id"])
+    b_point = buildings.loc[buildings["id"] == building, "geometry"].iloc[0].representative_point()
+
+    estates = pyogrio.read_dataframe(gpkg, layer="estates", columns=["id"])
+    points = estates.geometry.representative_point().to_crs(32648)
+    owner = grids.sindex.query(points.values, predicate="within")
+    e_index, g_index = owner[0][0], owner[1][0]
+    estate, e_grid = str(estates["id"].iloc[e_index]), str(grids["id"].iloc[g_index])
+    e_target = neighbour(e_grid)
+    target_geom = grids.loc[grids["id"] == e_target, "geometry"].to_crs(4326).iloc[0]
+    estate_geom = estates.geometry.iloc[e_index]
+    # a point of the target grid clear of the estate (whose area moves with it)
+    t_point = shapely.difference(target_geom, estate_geom.buffer(0.0005)).representative_point()
+    return {"building": str(building), "b_grid": str(b_grid), "b_target": neighbour(str(b_grid)),
+            "b_households": b_households, "b_point": (b_point.x, b_point.y),
+            "estate": estate, "e_grid": e_grid, "e_target": e_target,
+            "e_point": (estate_geom.representative_point().x, estate_geom.representative_point().y),
+            "t_point": (t_point.x, t_point.y)}
+
+
+def _click_lnglat(page, lnglat, zoom=16) -> None:
+    """Centre the map on a place at a zoom where buildings are drawn, then click it as a user would."""
+    page.evaluate("([lng, lat, z]) => map.jumpTo({center: [lng, lat], zoom: z})", [*lnglat, zoom])
+    page.wait_for_function("map.loaded() && !map.isMoving()", timeout=30_000)
+    page.wait_for_timeout(300)
+    xy = page.evaluate("([lng, lat]) => { const c = map.getCanvas().getBoundingClientRect(); "
+                       "const p = map.project([lng, lat]); return [c.left + p.x, c.top + p.y]; }", list(lnglat))
+    page.mouse.click(*xy)
+
+
+def _settled(page, checks: int) -> None:
+    page.wait_for_function(f"Number(document.querySelector('#rd-check').dataset.checks) >= {checks} && "
+                           "document.querySelector('#rd-check').dataset.busy === '0'", timeout=60_000)
+
+
+def _row(page, grid: str) -> int:
+    return int(page.get_attribute(f"#rd-check table.rd-grids tr[data-grid='{grid}']", "data-households"))
+
+
+def test_a_street_office_redraws_grids_in_the_map(workspace, tmp_path):
+    sync_playwright = _browser_or_skip()
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    units = _units(workspace / "workspace.gpkg")
+    with ServerProcess(workspace, keys=keys_file()) as server, sync_playwright() as p:
+        # the proposal file a planner would have made (gridcover redraw propose, or drawn in QGIS)
+        proposed = httpx.post(server.url + "/grids/propose", headers={"X-API-Key": "k-office"},
+                              json={"community": FILE_FOR}, timeout=120).json()
+        assert proposed["applicable"], proposed["check"]["problems"]
+        proposal = tmp_path / "proposal.geojson"
+        proposal.write_text(json.dumps(proposed["grids"], ensure_ascii=False), encoding="utf-8")
+        file_moved = proposed["check"]["moved"]["households"]
+
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 720})
+            blocked, errors = [], []
+
+            def block(r):
+                blocked.append(r.request.url)
+                r.abort()
+
+            # Only requests off the server reach Python (matched in the browser driver): routing every tile
+            # request through a Python callback costs seconds per map move on a loaded 2-core machine.
+            page.route(re.compile("^(?!" + re.escape(server.url + "/") + ")"), block)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            page.wait_for_function("window.gridcoverReady === true", timeout=60_000)
+
+            # without a key the panel says one is needed
+            page.click("#redraw summary")
+            assert "需要街道办或管理员的密钥" in page.inner_text("#rd-status")
+            assert not page.is_visible("#rd-body")
+
+            # a street-office key opens it; choosing a community shows its current grids' figures
+            page.fill("#rd-key", "k-office")
+            page.click("#rd-key-use")
+            page.wait_for_selector("#rd-body", state="visible")
+            page.wait_for_function(f"document.querySelector('#rd-community option[value=\"{MOVES_IN}\"]')")
+            page.select_option("#rd-community", MOVES_IN)
+            _settled(page, 1)
+            assert "当前网格" in page.inner_text("#rd-check") and "✔ 有效" in page.inner_text("#rd-check")
+            before = {g: _row(page, g) for g in {units["b_grid"], units["b_target"], units["e_grid"], units["e_target"]}}
+
+            # paint: target grid first, then a click on the building
+            page.select_option("#rd-target", units["b_target"])
+            _click_lnglat(page, units["b_point"])
+            _settled(page, 2)
+            text = page.inner_text("#rd-check")
+            assert "调整后" in text and f"{units['b_households']} 户" in text, text
+            assert units["building"] in page.inner_text("#rd-moves")
+            assert _row(page, units["b_grid"]) == before[units["b_grid"]] - units["b_households"]
+            assert _row(page, units["b_target"]) == before[units["b_target"]] + units["b_households"]
+            assert f"(-{units['b_households']})" in page.inner_text(f"tr[data-grid='{units['b_grid']}']")
+            assert f"{units['b_grid']} → {units['b_target']}" in page.inner_text("#rd-check table.rd-movetable")
+            assert "独居老人" in text  # special groups as counts
+            valid = "✔ 有效" in text
+            assert page.is_disabled("#rd-apply") != valid
+            assert units["building"] in json.dumps(page.evaluate("map.getFilter('rd-moved-buildings')"))
+
+            # Districtr's other way: click an estate, then the grid it goes to
+            page.select_option("#rd-target", "")
+            page.check("input[name=rd-unit][value=estates]")
+            _click_lnglat(page, units["e_point"])
+            page.wait_for_function(f"document.querySelector('#rd-hint').textContent.includes('{units['estate']}')")
+            _click_lnglat(page, units["t_point"])
+            _settled(page, 3)
+            moves = page.inner_text("#rd-moves")
+            assert units["estate"] in moves and units["building"] in moves, (moves, page.inner_text("#rd-check"))
+            assert f"{units['e_grid']} → {units['e_target']}" in page.inner_text("#rd-check table.rd-movetable")
+            page.screenshot(path=str(ARTEFACTS / "webmap-redraw-moves.png"))
+
+            # undo both: back to the current grids' figures
+            page.click("#rd-undo")
+            _settled(page, 4)
+            assert units["estate"] not in page.inner_text("#rd-moves")
+            assert _row(page, units["b_grid"]) == before[units["b_grid"]] - units["b_households"]
+            page.click("#rd-undo")
+            _settled(page, 5)
+            assert "当前网格" in page.inner_text("#rd-check") and "还没有调整" in page.inner_text("#rd-moves")
+            assert _row(page, units["b_grid"]) == before[units["b_grid"]]
+            assert page.is_disabled("#rd-apply")
+
+            # a proposal file from disk is checked (and opens its community)
+            page.set_input_files("#rd-file", str(proposal))
+            page.wait_for_function(f"document.querySelector('#rd-community').value === '{FILE_FOR}' && "
+                                   "document.querySelector('#rd-check').dataset.busy === '0' && "
+                                   "document.querySelector('#rd-check').textContent.includes('调整后')", timeout=60_000)
+            text = page.inner_text("#rd-check")
+            assert "✔ 有效" in text and f"{file_moved} 户" in text, text
+            assert "proposal.geojson" in page.inner_text("#rd-moves")
+            assert page.is_enabled("#rd-apply")
+
+            # saved as a draft
+            page.fill("#rd-reason", "均衡工作量")
+            page.click("#rd-save")
+            page.wait_for_function("document.querySelector('#rd-result').textContent.includes('草稿')")
+            assert "有效，可应用" in page.inner_text("#rd-result")
+            draft = re.search(r"草稿 (\w+)", page.inner_text("#rd-result")).group(1)
+
+            # another street's office may not apply it: the API's 403 is shown
+            page.fill("#rd-key", "k-other-office")
+            page.click("#rd-key-use")
+            page.wait_for_function("document.querySelector('#rd-status').textContent.includes('密钥可用')")
+            page.click("#rd-apply")
+            page.wait_for_function("document.querySelector('#rd-result').textContent.includes('未能应用')")
+            result = page.inner_text("#rd-result")
+            assert "HTTP 403" in result and FILE_FOR in result, result
+
+            # its own office applies it: version 2
+            page.fill("#rd-key", "k-office")
+            page.click("#rd-key-use")
+            page.wait_for_function("document.querySelector('#rd-status').textContent.includes('密钥可用')")
+            page.click("#rd-apply")
+            page.wait_for_function("document.querySelector('#rd-result').textContent.includes('已应用')", timeout=60_000)
+            assert "第 2 版" in page.inner_text("#rd-result")
+            listed = httpx.get(server.url + "/grids/proposals", headers={"X-API-Key": "k-office"},
+                               timeout=60).json()["proposals"]
+            assert next(d for d in listed if d["id"] == draft)["applied_version"] == 2
+            page.wait_for_function("document.querySelector('#rd-check').dataset.busy === '0' && "
+                                   "document.querySelector('#rd-check').textContent.includes('当前网格')", timeout=60_000)
+            assert "✔ 有效" in page.inner_text("#rd-check")  # the community's new current grids
+
+            # versions 1 and 2 side by side, with the diff
+            assert page.input_value("#rd-from") == "1" and page.input_value("#rd-to") == "2"
+            page.click("#rd-compare-open")
+            page.wait_for_function("document.querySelector('#rd-compare').dataset.loaded === '1-2'", timeout=60_000)
+            page.wait_for_function("gridcoverRedraw.panes.left.loaded() && gridcoverRedraw.panes.right.loaded()",
+                                   timeout=30_000)
+            page.wait_for_timeout(500)
+            summary = page.inner_text("#rd-compare-summary")
+            assert f"{file_moved} 户" in summary, summary
+            assert "第 1 版" in page.inner_text("#rd-left-title") and "均衡工作量" in page.inner_text("#rd-right-title")
+            left = page.evaluate("new Set(gridcoverRedraw.panes.left.queryRenderedFeatures({layers: ['grids-fill']})"
+                                 ".map(f => f.properties.id)).size")
+            right = set(page.evaluate("gridcoverRedraw.panes.right.queryRenderedFeatures({layers: ['grids-fill']})"
+                                      ".map(f => f.properties.id)"))
+            assert left >= 5 and len(right) >= 5 and any(g.startswith(FILE_FOR) for g in right), (left, right)
+            page.evaluate("gridcoverRedraw.panes.left.zoomIn({duration: 0})")
+            assert page.evaluate("Math.abs(gridcoverRedraw.panes.left.getZoom() - gridcoverRedraw.panes.right.getZoom())") < 1e-6
+            page.screenshot(path=str(ARTEFACTS / "webmap-redraw-compare.png"))
+
+            # English on the same switch
+            page.click("#lang")
+            assert page.inner_text("#redraw summary") == "Redraw grids"
+            assert "households change worker" in page.inner_text("#rd-compare-summary")
+            page.click("#rd-compare-close")
+            assert "Current grids" in page.inner_text("#rd-check")
+            page.screenshot(path=str(ARTEFACTS / "webmap-redraw-en.png"))
+            assert blocked == [] and errors == [], (blocked, errors)
+        finally:
+            browser.close()
+
+
+def test_the_panel_script_is_served_by_gridcover_and_loads_nothing_else():
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gridcover.workspace import open_workspace
+
+    client = TestClient(create_app(open_workspace(sample_workspace())))
+    page = client.get("/", headers={"Accept": "text/html"}).text
+    assert 'src="static/redraw.js"' in page and 'id="redraw"' in page
+    script = client.get("/static/redraw.js")
+    assert script.status_code == 200 and "X-API-Key" in script.text
+    assert not re.search(r"https?://", script.text) and "cdn" not in script.text.lower()
