@@ -41,7 +41,8 @@ from geo.assign import assign_households, building_grids
 from geo.crs import local_metric_crs
 from geo.diagnose import community_coverage, grid_coverage_issues, grid_workload
 from geo.errors import InputError
-from geo.propose import DEFAULT_BAND, dissolve_cells, parse_band, polsby_popper, tessellate
+from geo.propose import (DEFAULT_BAND, _reattach_crumbs, dissolve_cells, exact_coverage, parse_band, polsby_popper,
+                          tessellate)
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 
@@ -376,12 +377,14 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
             if c != cid:
                 continue
             region = cells.region(**{"building_ids" if kind == "building_id" else "estate_ids": [uid]})
+            region = _polygonal(np.array([region], dtype=object))[0]  # overlays may leave lines in it
             geoms = grids.geometry.to_numpy()
             in_comm = (grids["community_id"].astype(str) == cid).to_numpy()
-            geoms[in_comm] = shapely.difference(geoms[in_comm], region, grid_size=ctx.settings.precision_m)
+            geoms[in_comm] = _polygonal(shapely.difference(geoms[in_comm], region, grid_size=ctx.settings.precision_m))
             if to in set(grids["id"].astype(str)):
                 j = int(np.flatnonzero(grids["id"].astype(str).to_numpy() == to)[0])
-                geoms[j] = shapely.union(geoms[j], region, grid_size=ctx.settings.precision_m)
+                geoms[j] = _polygonal(np.array([shapely.union(geoms[j], region, grid_size=ctx.settings.precision_m)],
+                                               dtype=object))[0]
                 grids = grids.set_geometry(geoms)
             else:
                 grids = grids.set_geometry(geoms)
@@ -392,6 +395,20 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
                                                                              crs=grids.crs)], ignore_index=True),
                                          geometry="geometry", crs=grids.crs)
     geoms = _polygonal(grids.geometry.to_numpy())
+    # the moved areas rarely follow the drawn lines: rebuild each community's grids as an edge-matched
+    # coverage (no sliver), then give pieces of a grid that hold none of its buildings to their neighbour
+    for cid in cids:
+        mine = np.flatnonzero(grids["community_id"].astype(str).to_numpy() == cid)
+        community = ctx.communities.geometry.to_numpy()[
+            np.flatnonzero(ctx.communities["id"].astype(str).to_numpy() == cid)[0]]
+        geoms[mine] = exact_coverage(geoms[mine], community, ctx.settings.precision_m)
+        if ctx.buildings is not None and len(ctx.buildings):
+            frame = gpd.GeoDataFrame({"id": grids["id"].to_numpy()[mine]}, geometry=geoms[mine], crs=grids.crs)
+            held = building_grids(ctx.buildings, frame, settings=ctx.settings)["grid"].to_numpy()
+            fp = ctx.buildings.geometry.to_numpy()
+            own = np.array([shapely.union_all(fp[held == g]) if (held == g).any() else shapely.Polygon()
+                            for g in range(len(mine))], dtype=object)  # one union per grid
+            geoms[mine] = _reattach_crumbs(geoms[mine], own, ctx.settings.precision_m)
     empty = shapely.is_empty(geoms) | (shapely.area(geoms) <= 0)
     grids = grids.set_geometry(geoms)
     return grids[~empty].reset_index(drop=True)
