@@ -26,10 +26,11 @@ ISSUE_KINDS = ("gap", "overlap", "outside_community", "split_building")
 _ISSUE_COLUMNS = ["kind", "community_id", "grid_ids", "building_id", "area_m2", "sliver", "households", "persons"]
 
 
-def _polygonal(geoms: np.ndarray) -> np.ndarray:
-    """Keep only the polygonal parts of each geometry (intersections may add lines and points)."""
+def polygonal_parts(geoms: np.ndarray) -> np.ndarray:
+    """Keep only the polygonal parts of each geometry (overlays may add lines and points); an array in, an
+    array out (a geometry with no polygonal part becomes an empty polygon)."""
     out = np.asarray(geoms, dtype=object).copy()
-    for i in np.flatnonzero(shapely.get_type_id(out) == 7):
+    for i in np.flatnonzero(~np.isin(shapely.get_type_id(out), (3, 6))):  # only the few mixed results
         parts = [p for p in shapely.get_parts(out[i]) if p.geom_type in ("Polygon", "MultiPolygon")]
         out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
     return out
@@ -79,7 +80,7 @@ def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     pairs = np.unique(np.column_stack([lo[keep], hi[keep]]), axis=0) if keep.any() else np.zeros((0, 2), dtype=np.int64)
     a, b = pairs[:, 0], pairs[:, 1]
     if len(a):
-        inter = _polygonal(shapely.intersection(gp[a], gp[b], grid_size=settings.precision_m))
+        inter = polygonal_parts(shapely.intersection(gp[a], gp[b], grid_size=settings.precision_m))
         parts, attrs = _explode(inter, {"community_id": gcomm[a], "grid_ids": np.char.add(np.char.add(gids[a], ","), gids[b])})
         frames.append(_issue_frame("overlap", parts, attrs, settings))
 
@@ -96,13 +97,13 @@ def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
         gap_geoms.append(cp[cpos.get_loc(cid)])
         gap_comm.append(cid)
     if gap_geoms:
-        parts, attrs = _explode(_polygonal(np.array(gap_geoms, dtype=object)),
+        parts, attrs = _explode(polygonal_parts(np.array(gap_geoms, dtype=object)),
                                 {"community_id": np.array(gap_comm, dtype=object), "grid_ids": np.full(len(gap_comm), "", dtype=object)})
         frames.append(_issue_frame("gap", parts, attrs, settings))
 
     # grids reaching outside their community
     own = cp[cpos.get_indexer(gcomm)]
-    outside = _polygonal(shapely.difference(gp, own, grid_size=settings.precision_m))
+    outside = polygonal_parts(shapely.difference(gp, own, grid_size=settings.precision_m))
     parts, attrs = _explode(outside, {"community_id": gcomm, "grid_ids": gids})
     frames.append(_issue_frame("outside_community", parts, attrs, settings))
 

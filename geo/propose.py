@@ -40,6 +40,7 @@ import shapely
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay
 
+from geo.diagnose import polygonal_parts
 from geo.errors import GridcoverError
 
 #: Default band of households per grid (the common practice of docs/domain.md).
@@ -271,7 +272,7 @@ def tessellate(community: shapely.Geometry, piece_geom: np.ndarray, piece_unit: 
                                                        ordered=True))
     bad = ~shapely.is_valid(cells)  # GEOS may return a few self-touching cells
     if bad.any():
-        cells[bad] = _polygon_parts(shapely.make_valid(cells[bad]))
+        cells[bad] = polygonal_parts(shapely.make_valid(cells[bad]))
     # who touches whom: Delaunay edges between points of two units, inside the community
     tri = Delaunay(coords)
     s = tri.simplices
@@ -704,7 +705,7 @@ def grid_polygons(community: shapely.Geometry, tess: Tessellation, unit_grid: np
     cells = tess.cells[order]
     raw = dissolve_cells(cells, bounds, precision_m)
     raw = shapely.intersection(raw, community, grid_size=precision_m)
-    raw = _polygon_parts(raw)
+    raw = polygonal_parts(raw)
     if simplify_m > 0:
         simple = shapely.coverage_simplify(raw, simplify_m, simplify_boundary=False)
         if shapely.coverage_is_valid(shapely.set_precision(simple, precision_m)):
@@ -742,7 +743,7 @@ def grid_polygons(community: shapely.Geometry, tess: Tessellation, unit_grid: np
                 own[g] = shapely.union(b_, e, grid_size=precision_m)
                 taken = shapely.union(taken, own[g], grid_size=precision_m)
     out = shapely.union(shapely.difference(raw, all_fp, grid_size=precision_m), own, grid_size=precision_m)
-    out = _polygon_parts(out)
+    out = polygonal_parts(out)
     out = _reattach_crumbs(out, own, precision_m)
     return exact_coverage(_fill_gaps(out, community, precision_m), community, precision_m)
 
@@ -781,7 +782,7 @@ def exact_coverage(grids: np.ndarray, community: shapely.Geometry, precision_m: 
     for g in range(len(grids)):  # one union per grid
         mine = faces[owner == g]
         out[g] = shapely.coverage_union_all(mine) if len(mine) else shapely.Polygon()
-    return _polygon_parts(out)
+    return polygonal_parts(out)
 
 
 def _fill_gaps(grids: np.ndarray, community: shapely.Geometry, precision_m: float) -> np.ndarray:
@@ -802,7 +803,7 @@ def _fill_gaps(grids: np.ndarray, community: shapely.Geometry, precision_m: floa
         take.setdefault(int(near[np.argmax(shared)]), []).append(gap)
     for g, ps in take.items():
         grids[g] = shapely.union_all([grids[g], *ps], grid_size=precision_m)
-    return _polygon_parts(grids)
+    return polygonal_parts(grids)
 
 
 def dissolve_cells(cells: np.ndarray, bounds: np.ndarray, precision_m: float = 0.01) -> np.ndarray:
@@ -818,15 +819,6 @@ def dissolve_cells(cells: np.ndarray, bounds: np.ndarray, precision_m: float = 0
         except shapely.errors.GEOSException:
             out.append(shapely.union_all(cells[a:b], grid_size=precision_m))
     return np.array(out, dtype=object)
-
-
-def _polygon_parts(geoms: np.ndarray) -> np.ndarray:
-    """Keep the polygonal parts (overlay may add lines and points)."""
-    out = np.asarray(geoms, dtype=object).copy()
-    for i in np.flatnonzero(~np.isin(shapely.get_type_id(out), (3, 6))):
-        parts = [p for p in shapely.get_parts(out[i]) if p.geom_type in ("Polygon", "MultiPolygon")]
-        out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
-    return out
 
 
 def _reattach_crumbs(grids: np.ndarray, own: np.ndarray, precision_m: float) -> np.ndarray:
@@ -867,7 +859,7 @@ def _reattach_crumbs(grids: np.ndarray, own: np.ndarray, precision_m: float) -> 
             grids[g] = shapely.difference(grids[g], shapely.union_all(ps), grid_size=precision_m)
         for q, ps in give.items():
             grids[q] = shapely.union(grids[q], shapely.union_all(ps), grid_size=precision_m)
-        grids = _polygon_parts(grids)
+        grids = polygonal_parts(grids)
     return grids
 
 

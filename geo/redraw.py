@@ -39,7 +39,7 @@ import shapely
 
 from geo.assign import assign_households, building_grids
 from geo.crs import local_metric_crs
-from geo.diagnose import community_coverage, grid_coverage_issues, grid_workload
+from geo.diagnose import community_coverage, grid_coverage_issues, grid_workload, polygonal_parts
 from geo.errors import InputError
 from geo.propose import (DEFAULT_BAND, _reattach_crumbs, dissolve_cells, exact_coverage, parse_band, polsby_popper,
                           tessellate)
@@ -207,7 +207,7 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
     invalid = ~shapely.is_valid(out.geometry.to_numpy())
     if invalid.any():
         fixed = shapely.make_valid(out.geometry.to_numpy()[invalid])
-        out.loc[invalid, "geometry"] = _polygonal(fixed)
+        out.loc[invalid, "geometry"] = polygonal_parts(fixed)
     known = ctx.community_ids()
     if "community_id" not in out.columns:
         out["community_id"] = None
@@ -252,14 +252,6 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
         out["full_time_workers"] = _workers_column(out["full_time_workers"])
     keep = [c for c in GRID_FIELDS if c in out.columns]
     return out[keep + ["geometry"]].reset_index(drop=True)
-
-
-def _polygonal(geoms: np.ndarray) -> np.ndarray:
-    out = np.asarray(geoms, dtype=object).copy()
-    for i in np.flatnonzero(~np.isin(shapely.get_type_id(out), (3, 6))):
-        parts = [p for p in shapely.get_parts(out[i]) if p.geom_type in ("Polygon", "MultiPolygon")]
-        out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
-    return out
 
 
 # ------------------------------------------------------------------ moves
@@ -377,13 +369,13 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
             if c != cid:
                 continue
             region = cells.region(**{"building_ids" if kind == "building_id" else "estate_ids": [uid]})
-            region = _polygonal(np.array([region], dtype=object))[0]  # overlays may leave lines in it
+            region = polygonal_parts(np.array([region], dtype=object))[0]  # overlays may leave lines in it
             geoms = grids.geometry.to_numpy()
             in_comm = (grids["community_id"].astype(str) == cid).to_numpy()
-            geoms[in_comm] = _polygonal(shapely.difference(geoms[in_comm], region, grid_size=ctx.settings.precision_m))
+            geoms[in_comm] = polygonal_parts(shapely.difference(geoms[in_comm], region, grid_size=ctx.settings.precision_m))
             if to in set(grids["id"].astype(str)):
                 j = int(np.flatnonzero(grids["id"].astype(str).to_numpy() == to)[0])
-                geoms[j] = _polygonal(np.array([shapely.union(geoms[j], region, grid_size=ctx.settings.precision_m)],
+                geoms[j] = polygonal_parts(np.array([shapely.union(geoms[j], region, grid_size=ctx.settings.precision_m)],
                                                dtype=object))[0]
                 grids = grids.set_geometry(geoms)
             else:
@@ -394,7 +386,7 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
                 grids = gpd.GeoDataFrame(pd.concat([grids, gpd.GeoDataFrame([row], geometry="geometry",
                                                                              crs=grids.crs)], ignore_index=True),
                                          geometry="geometry", crs=grids.crs)
-    geoms = _polygonal(grids.geometry.to_numpy())
+    geoms = polygonal_parts(grids.geometry.to_numpy())
     # the moved areas rarely follow the drawn lines: rebuild each community's grids as an edge-matched
     # coverage (no sliver), then give pieces of a grid that hold none of its buildings to their neighbour
     for cid in cids:
