@@ -3,6 +3,7 @@
     gridcover lookup [WORKSPACE] --lon 104.0657 --lat 30.6595 [--crs gcj02]
     gridcover lookup [WORKSPACE] --address "锦华苑三号楼2单元501"
     gridcover lookup [WORKSPACE] --batch points.csv [--crs bd09]     # columns lon,lat or address
+    gridcover lookup --db postgresql://gis@db.example/city --lon 104.0657 --lat 30.6595   # PostGIS
 
 WORKSPACE defaults to ``out/sample`` (what ``gridcover analyze sample_geojson --out out/sample`` writes), or
 ``$GRIDCOVER_WORKSPACE`` when set. Prints JSON (one answer, or ``{"results": [...]}`` in the file's order).
@@ -48,7 +49,10 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if sum(given) != 1:
         raise ConfigError("give one of --lon/--lat, --address or --batch FILE.csv")
     when = parse_as_of(args.as_of)
-    workspace = open_workspace(args.workspace)
+    path = args.workspace
+    if path is None and not args.db:
+        path = os.environ.get("GRIDCOVER_WORKSPACE", DEFAULT_WORKSPACE)
+    workspace = open_workspace(path, db=args.db, schema=args.schema)
     if args.batch is not None:
         items = _read_batch(Path(args.batch))
         try:
@@ -78,8 +82,11 @@ def register(subparsers) -> None:
     """Add ``gridcover lookup`` to the command line."""
     p = subparsers.add_parser("lookup", help="grid and grid worker responsible for a coordinate or an address",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("workspace", nargs="?", default=os.environ.get("GRIDCOVER_WORKSPACE", DEFAULT_WORKSPACE),
-                   help=f"workspace folder or .gpkg written by analyze (default {DEFAULT_WORKSPACE})")
+    p.add_argument("workspace", nargs="?",
+                   help=f"workspace folder or .gpkg written by analyze (default $GRIDCOVER_WORKSPACE, else "
+                        f"{DEFAULT_WORKSPACE}; not with --db)")
+    p.add_argument("--db", metavar="URL", help="the workspace in PostGIS that 'analyze --db' wrote (docs/postgis.md)")
+    p.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
     p.add_argument("--lon", type=float, help="longitude")
     p.add_argument("--lat", type=float, help="latitude")
     p.add_argument("--crs", default="wgs84", help="wgs84 (default), cgcs2000, gcj02 or bd09")

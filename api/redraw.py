@@ -125,6 +125,13 @@ class ProposalStore:
 
     FILE = "redraw_proposals.sqlite"
 
+    def __new__(cls, workspace: Workspace):
+        # a PostGIS workspace keeps drafts in its own database (gridcover.postgis.PostGISProposals, the same
+        # interface), so every server sharing it sees them
+        if hasattr(workspace, "proposals"):
+            return workspace.proposals()
+        return super().__new__(cls)
+
     def __init__(self, workspace: Workspace) -> None:
         self.path = workspace.path.resolve().parent / self.FILE
         try:

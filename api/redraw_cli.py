@@ -7,6 +7,9 @@
     gridcover redraw compare WORKSPACE FROM TO [--community ID] [--out DIFF.json]
     gridcover redraw restore WORKSPACE VERSION --author NAME --reason TEXT
 
+Every subcommand takes ``--db URL`` (and ``--schema``) instead of WORKSPACE for a workspace in PostGIS:
+``gridcover redraw history --db postgresql://gis@db.example/city``.
+
 PROPOSAL is a file of grid polygons (GeoJSON, GeoPackage, Shapefile; ``id`` and ``community_id`` per grid)
 or a JSON file ``{"moves": [{"building_id"|"estate_id": ..., "to": grid id}, ...]}``. The commands work on
 the embedded workspace as ``POST /grids/proposals`` and ``POST /grids/proposals/{id}/apply`` do on the
@@ -60,10 +63,10 @@ def _write_json(doc, out: str | None) -> None:
     os.replace(tmp, target)
 
 
-def _open(path: str):
+def _open(args: argparse.Namespace):
     from gridcover.workspace import open_workspace
 
-    return open_workspace(path)
+    return open_workspace(args.workspace, db=args.db, schema=args.schema)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -71,7 +74,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from geo.propose import parse_band
     from geo.redraw import check_proposal
 
-    workspace = _open(args.workspace)
+    workspace = _open(args)
     ctx = redraw_context(workspace)
     grids = _proposal(args.proposal, ctx)
     report = check_proposal(ctx, grids, band=parse_band(args.target))
@@ -90,7 +93,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from geo.propose import parse_band
     from geo.report import _write_geojson
 
-    workspace = _open(args.workspace)
+    workspace = _open(args)
     ctx = redraw_context(workspace)
     grids, report, notes = propose_for(ctx, args.community, band=parse_band(args.target),
                                        keep_current=args.keep_current)
@@ -119,7 +122,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from geo.propose import parse_band
     from gridcover.workspace import ConflictError
 
-    workspace = _open(args.workspace)
+    workspace = _open(args)
     ctx = redraw_context(workspace)
     grids = _proposal(args.proposal, ctx)
     try:
@@ -136,7 +139,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    workspace = _open(args.workspace)
+    workspace = _open(args)
     rows = [v.as_dict() for v in workspace.history()]
     if args.json:
         print(json.dumps({"current": workspace.version, "versions": rows}, ensure_ascii=False, indent=2))
@@ -151,7 +154,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from api.redraw import compare_versions
 
-    workspace = _open(args.workspace)
+    workspace = _open(args)
     diff = compare_versions(workspace, args.from_version, args.to_version, community=args.community)
     _write_json(diff, args.out)
     print(f"{diff['moved']['households']:,} households change grid between versions {args.from_version} and "
@@ -162,11 +165,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from api.redraw import restore_version
 
-    workspace = _open(args.workspace)
+    workspace = _open(args)
     v = restore_version(workspace, args.version, author=args.author, reason=args.reason)
     print(f"version {v['version']}: the grids of version {args.version} are current again", file=sys.stderr)
     print(json.dumps(v, ensure_ascii=False))
     return 0
+
+
+WORKSPACE_HELP = "the folder (or workspace.gpkg) that 'gridcover analyze' wrote (not with --db)"
+
+
+def _db_options(parser) -> None:
+    parser.add_argument("--db", metavar="URL", help="the workspace in PostGIS that 'analyze --db' wrote "
+                        "(docs/postgis.md)")
+    parser.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
 
 
 def register(subparsers) -> None:
@@ -175,14 +187,16 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="redraw_command", required=True)
 
     c = sub.add_parser("check", help="check a proposal (grid polygons or moves) against the current grids")
-    c.add_argument("workspace")
+    c.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
+    _db_options(c)
     c.add_argument("proposal", help="GeoJSON/GeoPackage/Shapefile of grids, or JSON {\"moves\": [...]}")
     c.add_argument("--out", help="write the report here (JSON); printed otherwise")
     c.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
     c.set_defaults(func=cmd_check)
 
     q = sub.add_parser("propose", help="propose balanced grids for a community from whole buildings and estates")
-    q.add_argument("workspace")
+    q.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
+    _db_options(q)
     q.add_argument("--community", required=True, help="community id")
     q.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
     q.add_argument("--keep-current", action="store_true", help="change the current grids as little as the band permits")
@@ -191,7 +205,8 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_propose)
 
     a = sub.add_parser("apply", help="apply a valid proposal as a new version of the grids")
-    a.add_argument("workspace")
+    a.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
+    _db_options(a)
     a.add_argument("proposal")
     a.add_argument("--author", required=True)
     a.add_argument("--reason", required=True)
@@ -200,12 +215,14 @@ def register(subparsers) -> None:
     a.set_defaults(func=cmd_apply)
 
     h = sub.add_parser("history", help="every version of the grids: who, when, why")
-    h.add_argument("workspace")
+    h.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
+    _db_options(h)
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_history)
 
     m = sub.add_parser("compare", help="who changes grid between two versions")
-    m.add_argument("workspace")
+    m.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
+    _db_options(m)
     m.add_argument("from_version", type=int)
     m.add_argument("to_version", type=int)
     m.add_argument("--community")
@@ -213,7 +230,8 @@ def register(subparsers) -> None:
     m.set_defaults(func=cmd_compare)
 
     r = sub.add_parser("restore", help="make an earlier version's grids current again (a new version)")
-    r.add_argument("workspace")
+    r.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
+    _db_options(r)
     r.add_argument("version", type=int)
     r.add_argument("--author", required=True)
     r.add_argument("--reason", required=True)

@@ -3,6 +3,7 @@
 Example
 -------
 $ gridcover serve out/sample --keys keys.json
+$ gridcover serve --db postgresql://gis@db.example/city --keys keys.json     # PostGIS, shared by many servers
 gridcover: serving out/sample/workspace.gpkg (version 1) — open http://127.0.0.1:8000/ (Ctrl+C stops)
 """
 
@@ -18,7 +19,8 @@ from geo.errors import ConfigError
 def register(subparsers) -> None:
     """Add the ``serve`` subcommand."""
     serve = subparsers.add_parser("serve", help="serve a workspace: OGC API – Features, tiles and the web map")
-    serve.add_argument("workspace", help="the folder (or workspace.gpkg) that 'gridcover analyze' wrote")
+    serve.add_argument("workspace", nargs="?", help="the folder (or workspace.gpkg) that 'gridcover analyze' wrote "
+                       "(not with --db)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--keys", help="KEYS.json mapping API keys to roles (without it everyone is public)")
@@ -26,8 +28,9 @@ def register(subparsers) -> None:
                        help="withhold counts of special-group members from 1 to k-1 in public outputs (default 5)")
     serve.add_argument("--basemap", help="XYZ raster tile URL template of an optional base map for the web map "
                        "(none by default, so the page works without internet access)")
-    # A later issue adds --db URL (serve from PostGIS instead of the GeoPackage): add it here and pass it
-    # to open_workspace; nothing else in this command needs to change.
+    serve.add_argument("--db", metavar="URL", help="serve the workspace 'analyze --db' wrote into PostGIS "
+                       "(postgresql://user@host/db); any number of servers may share it (docs/postgis.md)")
+    serve.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
     serve.set_defaults(func=cmd_serve)
 
 
@@ -42,14 +45,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port}: not a port number (1..65535)")
     if args.k < 1:
         raise ConfigError(f"--k {args.k}: must be at least 1")
-    workspace = open_workspace(args.workspace)
+    workspace = open_workspace(args.workspace, db=args.db, schema=args.schema)
     keys = load_keys(args.keys)
     app = create_app(workspace, keys=keys, k=args.k, basemap=args.basemap)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     _check_listen(args.host, args.port)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"gridcover: serving {workspace.path} (version {workspace.version}, {len(keys.entries)} API keys) — "
+    print(f"gridcover: serving {workspace.location} (version {workspace.version}, {len(keys.entries)} API keys) — "
           f"open http://{host}:{args.port}/ (Ctrl+C stops)", flush=True)
     try:
         server.run()

@@ -43,6 +43,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     settings = Settings(derive_fringe=True) if args.derive_fringe else None
     from layers.report import write_report
 
+    scratch = None
+    if args.db:  # fail before the analysis, not after it, on a wrong URL or an unreachable server
+        from gridcover.postgis import check_schema_name, connect
+
+        check_schema_name(args.schema)
+        connect(args.db).close()
+        if args.out is None:  # the folder's files are only a step on the way into PostGIS
+            import tempfile
+            from pathlib import Path
+
+            scratch = Path(tempfile.gettempdir()) / f"gridcover-analyze-{os.getpid()}-{time.time_ns()}"
+            args.out = scratch / "out"  # made by write_outputs (nothing is left behind when the analysis fails)
+    elif args.out is None:
+        raise ConfigError("give --out OUT_DIR (the output folder), or --db URL to write into PostGIS")
+
     if args.scheduler and args.engine != "dask":
         raise GridcoverError("--scheduler needs --engine dask")
     if args.engine == "dask":
@@ -61,6 +76,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         out = write_outputs(analysis, args.out, progress=progress,
                             extra=[lambda folder: write_report(analysis, folder / "report.html")])
+    if args.db:  # the workspace the folder holds, into PostGIS in one transaction
+        import shutil
+
+        from gridcover.postgis import describe, load_gpkg
+
+        try:
+            load_gpkg(os.path.join(out, "workspace.gpkg"), args.db, schema=args.schema, progress=progress)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        out = describe(args.db, args.schema) if scratch is not None else f"{out} and {describe(args.db, args.schema)}"
     s = analysis.summary
     counts = ", ".join(f"{k} {v:,}" for k, v in s["status_counts"].items() if v)
     issues = ", ".join(f"{v['count']} {k}" for k, v in s["coverage_issues"].items() if v["count"])
@@ -136,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="assign households to buildings and grids and diagnose the grids")
     analyze.add_argument("data_dir", help="folder of input layers (or a GeoPackage)")
-    analyze.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    analyze.add_argument("--out", help="output folder (replaced atomically); required unless --db is given")
+    analyze.add_argument("--db", metavar="URL", help="also write the workspace into PostGIS, e.g. "
+                         "postgresql://user@host/city (one transaction; docs/postgis.md)")
+    analyze.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
     analyze.add_argument("--crs", help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
     analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
                          help="H3 resolution of the reach cells (default 10)")

@@ -41,7 +41,7 @@ from pathlib import Path
 import geopandas as gpd
 import pyogrio
 
-from geo.errors import GridcoverError
+from geo.errors import ConfigError, GridcoverError
 from geo.report import META_TABLE, _json_default, _plain, read_meta, write_meta
 
 WORKSPACE_FILE = "workspace.gpkg"
@@ -79,6 +79,21 @@ class GridVersion:
         out = asdict(self)
         out["communities"] = list(self.communities)
         return out
+
+
+def conflict_message(history: list[GridVersion], current: int, expected: int, communities) -> str | None:
+    """Why a change of ``communities`` checked against version ``expected`` cannot be applied on ``current``
+    (``None``: it can): a later version changed one of the same communities (changes to others are merged)."""
+    touched = set(map(str, communities))
+    if expected > current:
+        return f"version {expected} does not exist (the current one is {current})"
+    later = [v for v in history if v.version > expected and set(v.communities) & touched]
+    if not later:
+        return None
+    v = later[-1]
+    return (f"conflict: version {v.version} by {v.author} at {v.created} ({v.reason}) changed "
+            f"{', '.join(sorted(set(v.communities) & touched))} after version {expected} that this change was "
+            f"checked against; check it again on version {current}")
 
 
 def _now() -> str:
@@ -127,6 +142,11 @@ class Workspace:
         """Identity and version of the current content: changes with every change of the workspace."""
         self._refresh()
         return f"{self._meta.get('workspace_id', 'x')[:12]}-{self._meta.get('version', '0')}"
+
+    @property
+    def location(self) -> str:
+        """Where the workspace is, for messages (the PostGIS one names its database and schema)."""
+        return str(self.path)
 
     @property
     def version(self) -> int:
@@ -272,15 +292,8 @@ class Workspace:
             current = self.version
             history = self.history()
             if expected_version is not None:
-                later = [v for v in history if v.version > int(expected_version)
-                         and set(v.communities) & set(map(str, communities))]
-                if int(expected_version) > current:
-                    raise ConflictError(f"version {expected_version} does not exist (the current one is {current})")
-                if later:
-                    v = later[-1]
-                    msg = (f"conflict: version {v.version} by {v.author} at {v.created} ({v.reason}) changed "
-                           f"{', '.join(sorted(set(v.communities) & set(map(str, communities))))} after version "
-                           f"{expected_version} that this change was checked against; check it again on version {current}")
+                msg = conflict_message(history, current, int(expected_version), communities)
+                if msg:
                     raise ConflictError(msg)
             new_version = current + 1
             tmp = Path(tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)[1])
@@ -326,6 +339,17 @@ class Workspace:
             return self.grid_version(new_version)
 
 
-def open_workspace(path: str | os.PathLike) -> Workspace:
-    """Open the workspace ``analyze`` wrote (its folder or its GeoPackage)."""
+def open_workspace(path: str | os.PathLike | None = None, *, db: str | None = None,
+                   schema: str = "gridcover"):
+    """Open the workspace ``analyze`` wrote: its folder or its GeoPackage (the embedded default), or with ``db``
+    (a PostgreSQL URL) the PostGIS schema ``analyze --db`` wrote (:class:`gridcover.postgis.PostGISWorkspace`,
+    the same interface)."""
+    if db:
+        if path is not None:
+            raise ConfigError("give a workspace folder or --db URL, not both")
+        from gridcover.postgis import PostGISWorkspace
+
+        return PostGISWorkspace(db, schema=schema)
+    if path is None:
+        raise ConfigError("give the workspace folder that 'gridcover analyze' wrote, or --db URL")
     return Workspace(path)

@@ -306,7 +306,10 @@ def _street_of(workspace, layer: Layer, frame: gpd.GeoDataFrame) -> np.ndarray |
 
 def version_key(workspace) -> str:
     """The workspace's tag plus its file's identity and stamp: changes with a new analysis *and* with any
-    edit of the GeoPackage in place (QGIS), so no cache or ETag keyed by it can be stale."""
+    edit of the GeoPackage in place (QGIS), so no cache or ETag keyed by it can be stale. A PostGIS workspace
+    gives its own ``stamp`` (the count of in-place edits of its tables, kept current by LISTEN/NOTIFY)."""
+    if getattr(workspace, "stamp", None) is not None:
+        return f"{workspace.tag}-e{workspace.stamp}"
     st = os.stat(workspace.path)
     stamp = hashlib.blake2b(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}".encode(), digest_size=4).hexdigest()
     return f"{workspace.tag}-{stamp}"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.access import load_keys
 from api.app import create_app
 from geo.crs import wgs84_to_bd09
-from gridcover.workspace import open_workspace
+from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
 from lookup_data import xy, write_workspace
 
 HOTLINE = {"X-API-Key": "k-hotline"}
@@ -20,12 +20,12 @@ NAMED = {"grid_id", "grid_name", "community_id", "street_id", "worker_name", "wo
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(tmp_path_factory, backend):
     folder = write_workspace(tmp_path_factory.mktemp("ws") / "ws")
     keys = folder.parent / "keys.json"
     keys.write_text(json.dumps({"k-hotline": {"role": "lookup"},
                                 "k-office": {"role": "street_office", "streets": ["S1"]}}), encoding="utf-8")
-    return TestClient(create_app(open_workspace(folder), keys=load_keys(keys)))
+    return TestClient(create_app(backend.open(folder), keys=load_keys(keys)))
 
 
 def test_a_lookup_needs_a_key_of_role_lookup(client):

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.access import load_keys
 from api.app import create_app
-from gridcover.workspace import open_workspace
+from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
 from redraw_data import synthetic_workspace
 
 OFFICE = {"X-API-Key": "k-office"}
@@ -19,14 +19,14 @@ ADMIN = {"X-API-Key": "k-admin"}
 
 
 @pytest.fixture
-def client(tmp_path):
+def client(tmp_path, backend):
     folder = synthetic_workspace(tmp_path)
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"k-office": {"role": "street_office", "streets": ["S1"], "name": "督院街"},
                                 "k-other": {"role": "street_office", "streets": ["S9"]},
                                 "k-admin": {"role": "admin", "name": "区网格中心"},
                                 "k-hotline": {"role": "lookup"}}), encoding="utf-8")
-    return TestClient(create_app(open_workspace(folder), keys=load_keys(keys)))
+    return TestClient(create_app(backend.open(folder), keys=load_keys(keys)))
 
 
 def _grids(client, community="C1"):

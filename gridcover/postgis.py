@@ -1,0 +1,770 @@
+"""The workspace in PostGIS (空间数据库): one database shared by a city's servers, lookups and editors.
+
+:class:`PostGISWorkspace` has the interface of the GeoPackage :class:`gridcover.workspace.Workspace`
+(``read``, ``tag``, ``version``, ``meta``, ``summary``, ``layer_names``, ``has`` and the grid history:
+``history``, ``grid_version``, ``grids_at``, ``version_as_of``, ``grids_as_of``, ``commit_grids``), over a
+schema (default ``gridcover``) holding:
+
+* one table per layer, named as the layer (``households``, ``grids``, ``input_grids`` …): typed columns,
+  ``fid`` primary key (the order analyze wrote), ``id`` unique where the layer has ids, ``geom``
+  ``geometry(<type>, 4326)`` with a GiST index;
+* ``gridcover_meta`` (workspace id, version, summary), ``gridcover_layers`` (which layers, in which order),
+  ``gridcover_grid_versions`` and ``grid_history`` (every version of the grids, GiST-indexed);
+* ``grid_proposals``: saved redraw proposals (:class:`PostGISProposals`, the interface of
+  ``api.redraw.ProposalStore``);
+* ``gridcover_migrations``: the versioned SQL files of ``gridcover/migrations`` applied so far.
+
+Several processes share one schema. A change bumps ``gridcover_meta`` in the same transaction, and a trigger
+announces it with ``NOTIFY gridcover``; every open workspace LISTENs on its own connection, so its ``tag``
+(which tiles and lookups carry) changes within milliseconds of the commit. A layer is read in a
+REPEATABLE READ snapshot together with the version it belongs to, so a reader never mixes versions.
+:meth:`PostGISWorkspace.commit_grids` takes the version row ``FOR UPDATE``: two editors of one community
+are serialised, the second gets :class:`~gridcover.workspace.ConflictError`, and an interrupted change rolls
+back whole.
+
+Example
+-------
+>>> load_gpkg("out/sample/workspace.gpkg", "postgresql://gis@db.example/city")   # what analyze --db does
+>>> ws = PostGISWorkspace("postgresql://gis@db.example/city")
+>>> ws.read("grids").crs.to_epsg()
+4326
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+import time
+import weakref
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from geo.errors import ConfigError
+from geo.report import META_TABLE, _json_default, _plain
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEFAULT_SCHEMA = "gridcover"
+#: The NOTIFY channel; the payload is the schema that changed.
+CHANNEL = "gridcover"
+LAYERS_TABLE = "gridcover_layers"
+VERSIONS_TABLE = "gridcover_grid_versions"
+GRID_HISTORY = "grid_history"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: Seconds between reconnection attempts of the listener.
+_RETRY_S = 1.0
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a runtime dependency; only a broken install lacks it
+        raise ConfigError("--db needs the Python package psycopg (pip install 'psycopg[binary]')") from None
+    return psycopg
+
+
+def _errors():
+    from gridcover.workspace import WorkspaceError
+
+    return WorkspaceError
+
+
+def describe(dsn: str, schema: str = DEFAULT_SCHEMA) -> str:
+    """The database a DSN names, without its password: ``postgresql://user@host:port/db (schema gridcover)``."""
+    psycopg = _psycopg()
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"--db {dsn!r} is not a PostgreSQL connection string or URL: "
+                          f"{(str(exc).strip().splitlines() or ['?'])[0]}") from None
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = parts.get("host") or "localhost"
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{parts.get('dbname', '')} (schema {schema})"
+
+
+def check_schema_name(schema: str) -> str:
+    """``schema`` if it is a plain lower-case SQL name (``ConfigError`` otherwise)."""
+    if not _NAME.match(schema or ""):
+        raise ConfigError(f"schema {schema!r}: use lower-case letters, digits and _ (e.g. gridcover)")
+    return schema
+
+
+def connect(dsn: str, *, autocommit: bool = False):
+    """A psycopg connection, or one clear ``WorkspaceError`` naming the database."""
+    psycopg = _psycopg()
+    describe(dsn)
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _errors()(f"cannot connect to {describe(dsn).split(' (')[0]}: {first}") from None
+
+
+# ------------------------------------------------------------------ migrations
+def migrations() -> list[tuple[int, str, str]]:
+    """The SQL migrations in the repository: (version, name, SQL), in order."""
+    out = []
+    for path in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        out.append((int(path.name[:4]), path.stem[5:], path.read_text(encoding="utf-8")))
+    return out
+
+
+def migrate(conn, schema: str = DEFAULT_SCHEMA, *, create: bool = True) -> list[int]:
+    """Bring ``schema`` up to the newest migration (inside the caller's transaction); returns what was applied.
+
+    Concurrent callers are serialised by an advisory lock. A schema migrated by a newer gridcover is refused.
+    ``create=False`` refuses a missing schema instead of creating it.
+    """
+    from psycopg import sql
+
+    check_schema_name(schema)
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('gridcover migrate ' || %s))", (schema,))
+    exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if not exists and not create:
+        return []
+    done: set[int] = set()
+    if conn.execute("SELECT to_regclass(%s)", (f"{schema}.gridcover_migrations",)).fetchone()[0] is not None:
+        done = {int(r[0]) for r in conn.execute(sql.SQL("SELECT version FROM {}.gridcover_migrations")
+                                                .format(sql.Identifier(schema))).fetchall()}
+    known = migrations()
+    newest = max((v for v, _, _ in known), default=0)
+    if done and max(done) > newest:
+        msg = (f"schema {schema} was migrated to version {max(done)} by a newer gridcover (this one knows up to "
+               f"{newest}): upgrade gridcover")
+        raise _errors()(msg)
+    pending = [(v, name, text) for v, name, text in known if v not in done]
+    if not pending:
+        return []
+    postgis = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'postgis'"
+                           ).fetchone()
+    if postgis is None:
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION postgis")
+        except Exception as exc:  # noqa: BLE001 - any failure: the user must install it
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            msg = (f"the database has no PostGIS and it cannot be added here ({first}): run 'CREATE EXTENSION "
+                   "postgis' as the database owner")
+            raise _errors()(msg) from None
+        postgis = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'postgis'"
+                               ).fetchone()
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {}.gridcover_migrations (version integer PRIMARY KEY, "
+                         "name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())").format(sql.Identifier(schema)))
+    applied = []
+    path = conn.execute("SHOW search_path").fetchone()[0]
+    try:
+        conn.execute(sql.SQL("SET search_path TO {}, {}").format(sql.Identifier(schema), sql.SQL(postgis[0])))
+        for version, name, text in pending:
+            conn.execute(text)
+            conn.execute("INSERT INTO gridcover_migrations (version, name) VALUES (%s, %s)", (version, name))
+            applied.append(version)
+    finally:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.SQL(path)))
+    return applied
+
+
+# ------------------------------------------------------------------ writing layers
+def _pg_type(series: pd.Series, hint: str | None = None) -> tuple[str, pd.Series]:
+    """The column type for a frame column and the column made ready for COPY (CSV text)."""
+    dtype = series.dtype
+    if hint is not None and hint.startswith("int") and pd.api.types.is_float_dtype(dtype):
+        return "bigint", series.round().astype("Int64")  # an int field with nulls, read as float by pyogrio
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean", series
+    if pd.api.types.is_integer_dtype(dtype):
+        return "bigint", series
+    if pd.api.types.is_float_dtype(dtype):
+        return "double precision", series
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "timestamptz", series
+    if dtype == object:
+        kind = pd.api.types.infer_dtype(series, skipna=True)  # one pass in C
+        if kind == "boolean":
+            return "boolean", series
+        if kind in ("date", "datetime", "datetime64"):  # as the GeoPackage driver stores a date in a text field
+            return "text", series.map(lambda v: v.isoformat() if isinstance(v, (date, datetime)) else v)
+        if kind == "mixed":  # lists (JSON arrays, as in the GeoJSON and GeoPackage outputs) or odd values
+            return "text", series.map(lambda v: json.dumps(v, ensure_ascii=False, default=_json_default)
+                                      if isinstance(v, (list, tuple, dict)) else v if v is None or isinstance(v, str)
+                                      else None if pd.isna(v) else str(v))
+    return "text", series.astype("string")
+
+
+def _geometry_column(geoms: np.ndarray) -> tuple[str, np.ndarray]:
+    """The PostGIS geometry type of a layer and its geometries (singles promoted where Multi ones are mixed in,
+    as the GeoPackage driver does)."""
+    present = ~shapely.is_missing(geoms)
+    names = set(shapely.get_type_id(geoms[present]).tolist())
+    kinds = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon"}
+    promote = {frozenset({0, 4}): (0, shapely.multipoints, "MultiPoint"),
+               frozenset({1, 5}): (1, shapely.multilinestrings, "MultiLineString"),
+               frozenset({3, 6}): (3, shapely.multipolygons, "MultiPolygon")}
+    if len(names) == 1 and next(iter(names)) in kinds:
+        return kinds[next(iter(names))], geoms
+    if frozenset(names) in promote:
+        single, make, name = promote[frozenset(names)]
+        geoms = geoms.copy()
+        ids = shapely.get_type_id(geoms)
+        pick = np.flatnonzero(ids == single)
+        geoms[pick] = make(geoms[pick], indices=np.arange(len(pick)))
+        return name, geoms
+    return "Geometry", geoms
+
+
+def write_layer(conn, schema: str, name: str, frame: gpd.GeoDataFrame, *, position: int,
+                hints: dict[str, str] | None = None) -> None:
+    """Create (or replace) the table of one layer and COPY its rows, inside the caller's transaction."""
+    from psycopg import sql
+
+    if not _NAME.match(name):
+        raise _errors()(f"layer {name!r} cannot be a table name: use lower-case letters, digits and _")
+    frame = _plain(frame.to_crs(4326) if frame.crs is not None else frame.set_crs(4326))
+    gname = frame.geometry.name
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    gtype, geoms = _geometry_column(geoms)
+    table = sql.Identifier(schema, name)
+    columns, data = [], {"fid": np.arange(1, len(frame) + 1)}
+    for column in frame.columns:
+        if column == gname:
+            continue
+        if column.lower() in ("fid", "geom") or not isinstance(column, str):
+            raise _errors()(f"layer {name}: field {column!r} clashes with the table's own fid/geom columns")
+        kind, values = _pg_type(frame[column], (hints or {}).get(column))
+        columns.append((column, kind))
+        data[column] = values.array
+    hexes = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+    data["geom"] = hexes
+    body = pd.DataFrame(data).to_csv(index=False, header=False, na_rep="\\N", lineterminator="\n")
+    defs = [sql.SQL("fid bigint PRIMARY KEY")]
+    defs += [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(k)) for c, k in columns]
+    defs.append(sql.SQL("geom geometry({}, 4326)").format(sql.SQL(gtype)))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(table))
+    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(defs)))
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in data)
+    with conn.cursor() as cur:
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(table, names)) as copy:
+            step = 1 << 24
+            raw = body.encode("utf-8")
+            for start in range(0, len(raw), step):
+                copy.write(raw[start:start + step])
+    conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}_geom_gist"), table))
+    if "id" in frame.columns and frame["id"].notna().all() and frame["id"].is_unique:
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN id SET NOT NULL, ADD CONSTRAINT {} UNIQUE (id)")
+                     .format(table, sql.Identifier(f"{name}_id_key")))
+    conn.execute(sql.SQL("CREATE TRIGGER gridcover_layer_edited AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+                         "FOR EACH STATEMENT EXECUTE FUNCTION {}.gridcover_layer_edited()")
+                 .format(table, sql.Identifier(schema)))
+    conn.execute(sql.SQL("INSERT INTO {} (name, position, geometry_type, features) VALUES (%s, %s, %s, %s) "
+                         "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type, "
+                         "features = EXCLUDED.features").format(sql.Identifier(schema, LAYERS_TABLE)),
+                 (name, position, gtype, len(frame)))
+
+
+def _write_history(conn, schema: str, version, grids: gpd.GeoDataFrame) -> None:
+    """One row of ``gridcover_grid_versions`` and the grids of that version in ``grid_history``."""
+    from psycopg import sql
+
+    from gridcover.workspace import HISTORY_FIELDS
+
+    conn.execute(sql.SQL("INSERT INTO {} (version, created, author, reason, kind, communities, parent, n_grids) "
+                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)").format(sql.Identifier(schema, VERSIONS_TABLE)),
+                 (version.version, datetime.fromisoformat(version.created), version.author, version.reason,
+                  version.kind, list(version.communities), version.parent, version.grids))
+    frame = grids.to_crs(4326)
+    data = {"version": np.full(len(frame), version.version), "position": np.arange(len(frame))}
+    for field in HISTORY_FIELDS:
+        if field in frame.columns:
+            values = frame[field]
+            if field == "full_time_workers":
+                values = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+            else:
+                values = values.astype("string")
+            data[field] = values.array
+    data["geom"] = shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.array, dtype=object), 4326),
+                                  hex=True, include_srid=True)
+    body = pd.DataFrame(data).to_csv(index=False, header=False, na_rep="\\N", lineterminator="\n")
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in data)
+    with conn.cursor() as cur:
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL '\\N')")
+                      .format(sql.Identifier(schema, GRID_HISTORY), names)) as copy:
+            copy.write(body.encode("utf-8"))
+
+
+def load_gpkg(gpkg: str | os.PathLike, dsn: str, *, schema: str = DEFAULT_SCHEMA, progress=None) -> str:
+    """Make the GeoPackage workspace ``gpkg`` (what ``analyze`` wrote, with its grid history) the content of
+    ``schema`` in one transaction: an interrupted load leaves the previous content. Returns the workspace tag.
+    """
+    from psycopg import sql
+
+    from gridcover.workspace import Workspace
+
+    check_schema_name(schema)
+    source = Workspace(gpkg)
+    names = source.layer_names()
+    history = source.history()
+    with connect(dsn) as conn:
+        with conn.transaction():
+            migrate(conn, schema)
+            conn.execute("SET LOCAL lock_timeout = '60s'")
+            conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(schema, META_TABLE)))
+            old = [r[0] for r in conn.execute(sql.SQL("SELECT name FROM {}").format(sql.Identifier(schema, LAYERS_TABLE)))]
+            for name in old:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(schema, name)))
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, LAYERS_TABLE)))
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, VERSIONS_TABLE)))
+            for position, name in enumerate(names):
+                info = pyogrio.read_info(source.path, layer=name)
+                hints = dict(zip(info["fields"], map(str, info["dtypes"])))
+                write_layer(conn, schema, name, source.read(name), position=position, hints=hints)
+            for v in history:
+                _write_history(conn, schema, v, source.grids_at(v.version))
+            meta = source.meta
+            meta["edits"] = "0"
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, META_TABLE)))
+            with conn.cursor() as cur:
+                cur.executemany(sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s)")
+                                .format(sql.Identifier(schema, META_TABLE)), list(meta.items()))
+        if progress:
+            progress(f"wrote {len(names)} layers and {len(history)} grid version(s) into {describe(dsn, schema)}")
+    return f"{meta.get('workspace_id', 'x')[:12]}-{meta.get('version', '0')}"
+
+
+# ------------------------------------------------------------------ reading
+def _read_table(conn, schema: str, name: str) -> gpd.GeoDataFrame:
+    """A layer table as a GeoDataFrame (WGS-84; dtypes as pyogrio gives them for the GeoPackage)."""
+    from psycopg import sql
+
+    rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+                        "AND table_name = %s ORDER BY ordinal_position", (schema, name)).fetchall()
+    cols = [(c, t) for c, t in rows if c not in ("fid", "geom")]
+    select = [sql.Identifier(c) for c, _ in cols] + [sql.SQL("encode(ST_AsBinary(geom), 'hex')")]
+    query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY fid) TO STDOUT (FORMAT csv, NULL '\\N')").format(
+        sql.SQL(", ").join(select), sql.Identifier(schema, name))
+    buf = io.BytesIO()
+    with conn.cursor() as cur:
+        with cur.copy(query) as copy:
+            for chunk in copy:
+                buf.write(chunk)
+    buf.seek(0)
+    names = [c for c, _ in cols] + ["__geom"]
+    if buf.getbuffer().nbytes == 0:
+        raw = pd.DataFrame({c: pd.Series([], dtype=object) for c in names})
+    else:
+        raw = pd.read_csv(buf, header=None, names=names, dtype=str, na_values=["\\N"], keep_default_na=False,
+                          encoding="utf-8")
+    out = {}
+    for column, kind in cols:
+        values = raw[column]
+        if kind in ("bigint", "integer", "smallint"):
+            values = pd.to_numeric(values)
+            out[column] = values.astype("int64") if values.notna().all() else values.astype("float64")
+        elif kind in ("double precision", "real", "numeric"):
+            out[column] = pd.to_numeric(values).astype("float64")
+        elif kind == "boolean":
+            mapped = values.map({"t": True, "f": False})
+            out[column] = mapped.astype(bool) if values.notna().all() else mapped.astype(object)
+        elif kind.startswith("timestamp") or kind == "date":
+            out[column] = pd.to_datetime(values, utc=kind.endswith("with time zone"))
+        else:  # pyogrio's dtypes: str, or object for an empty layer
+            out[column] = values.astype("str") if len(values) else values.astype(object)
+    hexes = raw["__geom"].to_numpy(dtype=object, copy=True)
+    hexes[pd.isna(hexes)] = None
+    geometry = shapely.from_wkb(hexes)
+    return gpd.GeoDataFrame(pd.DataFrame(out, index=pd.RangeIndex(len(raw))), geometry=geometry, crs=4326)
+
+
+class PostGISWorkspace:
+    """A workspace in a PostGIS schema, read into memory per version (thread-safe), kept current by LISTEN."""
+
+    def __init__(self, dsn: str, *, schema: str = DEFAULT_SCHEMA) -> None:
+        self.dsn = dsn
+        self.schema = check_schema_name(schema)
+        self.location = describe(dsn, schema)
+        #: Where files kept beside a workspace go (the redraw drafts, the lookup blind-spot log): a folder per
+        #: database and schema under $GRIDCOVER_STATE_DIR (default ~/.local/state/gridcover).
+        self.path = _state_dir(dsn, schema) / "workspace.postgis"
+        self._lock = threading.RLock()
+        self._stamp: tuple | None = None
+        self._meta: dict[str, str] = {}
+        self._layers: list[str] = []
+        self._cache: dict[str, gpd.GeoDataFrame] = {}
+        self._dirty = True
+        self._listening = threading.Event()
+        self._closed = threading.Event()
+        with connect(dsn) as conn:
+            with conn.transaction():
+                migrate(conn, schema, create=False)
+            if not self._exists(conn):
+                msg = (f"no gridcover workspace in {self.location}: run 'gridcover analyze DATA_DIR --db URL' "
+                       "first (--schema when it is not gridcover)")
+                raise _errors()(msg)
+        self._listener = threading.Thread(target=_listen, args=(weakref.ref(self), dsn, schema, self._closed),
+                                          name=f"gridcover-listen-{schema}", daemon=True)
+        self._listener.start()
+        self._listening.wait(5.0)
+        self._refresh()
+
+    def _exists(self, conn) -> bool:
+        row = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{META_TABLE}",)).fetchone()
+        if row[0] is None:
+            return False
+        from psycopg import sql
+
+        return conn.execute(sql.SQL("SELECT 1 FROM {} WHERE key = 'workspace_id'")
+                            .format(sql.Identifier(self.schema, META_TABLE))).fetchone() is not None
+
+    def close(self) -> None:
+        """Stop listening (the workspace still answers, asking the database each time)."""
+        self._closed.set()
+        self._listening.clear()
+
+    def __repr__(self) -> str:
+        return f"PostGISWorkspace({self.location})"
+
+    # -------------------------------------------------------------- version
+    def _read_state(self, conn) -> tuple[tuple, dict[str, str], list[str]]:
+        from psycopg import sql
+
+        meta = dict(conn.execute(sql.SQL("SELECT key, value FROM {}").format(
+            sql.Identifier(self.schema, META_TABLE))).fetchall())
+        layers = [r[0] for r in conn.execute(sql.SQL("SELECT name FROM {} ORDER BY position, name").format(
+            sql.Identifier(self.schema, LAYERS_TABLE))).fetchall()]
+        stamp = (meta.get("workspace_id"), meta.get("version"), meta.get("edits"))
+        return stamp, meta, layers
+
+    def _adopt(self, stamp: tuple, meta: dict[str, str], layers: list[str]) -> None:
+        with self._lock:
+            if stamp != self._stamp:
+                self._meta, self._layers, self._cache, self._stamp = meta, layers, {}, stamp
+
+    def _refresh(self, *, force: bool = False) -> None:
+        """Read the version from the database when a change was announced (or nobody listens)."""
+        if not force and self._listening.is_set() and not self._dirty and self._stamp is not None:
+            return
+        self._dirty = False  # before reading: a change announced meanwhile is read next time
+        with connect(self.dsn) as conn:
+            self._adopt(*self._read_state(conn))
+        if not self._meta:
+            raise _errors()(f"the workspace in {self.location} was removed")
+
+    def _changed(self) -> None:
+        self._dirty = True
+
+    @property
+    def tag(self) -> str:
+        """Identity and version of the current content: changes with every change of the workspace."""
+        self._refresh()
+        return f"{self._meta.get('workspace_id', 'x')[:12]}-{self._meta.get('version', '0')}"
+
+    @property
+    def stamp(self) -> str:
+        """The count of in-place edits of layer tables (with :attr:`tag`, what caches are keyed by)."""
+        self._refresh()
+        return self._meta.get("edits", "0")
+
+    @property
+    def version(self) -> int:
+        self._refresh()
+        return int(self._meta.get("version", "0"))
+
+    @property
+    def meta(self) -> dict[str, str]:
+        self._refresh()
+        return dict(self._meta)
+
+    def summary(self) -> dict:
+        return json.loads(self.meta.get("summary", "{}"))
+
+    def layer_names(self) -> list[str]:
+        self._refresh()
+        return list(self._layers)
+
+    def has(self, name: str) -> bool:
+        return name in self.layer_names()
+
+    def read(self, name: str) -> gpd.GeoDataFrame:
+        """A layer in WGS-84, read once per version (callers must not modify it).
+
+        The layer and the version it belongs to are read in one snapshot. A snapshot taken just before another
+        process replaced the table sees the new table empty (PostgreSQL's DDL is not MVCC-safe); the row count
+        recorded with the layer tells, and the read is tried again.
+        """
+        psycopg = _psycopg()
+        self._refresh()
+        frame = self._cache.get(name)
+        if frame is not None:
+            return frame
+        from psycopg import sql
+
+        for attempt in range(5):
+            try:
+                with connect(self.dsn) as conn:
+                    with conn.transaction():
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        stamp, _, names = self._read_state(conn)
+                        if name not in names:
+                            raise _errors()(f"the workspace has no layer {name!r}")
+                        expected = conn.execute(sql.SQL("SELECT features FROM {} WHERE name = %s").format(
+                            sql.Identifier(self.schema, LAYERS_TABLE)), (name,)).fetchone()[0]
+                        frame = _read_table(conn, self.schema, name)
+                if len(frame) == expected:
+                    break
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+                pass  # replaced between the catalogue and the data: read again
+            time.sleep(0.05 * (attempt + 1))
+        else:
+            raise _errors()(f"layer {name} kept changing while it was read from {self.location}: try again")
+        with self._lock:
+            if self._stamp == stamp:
+                self._cache[name] = frame
+            else:  # another version than the one this process knows: look again at the next use
+                self._dirty = True
+        return frame
+
+    def proposals(self) -> "PostGISProposals":
+        """The saved redraw proposals of this workspace (in the database, shared by every server)."""
+        return PostGISProposals(self)
+
+    # -------------------------------------------------------------- grid history
+    def _history_rows(self, conn) -> list:
+        from psycopg import sql
+
+        return conn.execute(sql.SQL("SELECT version, created, author, reason, kind, communities, parent, n_grids "
+                                    "FROM {} ORDER BY version").format(sql.Identifier(self.schema, VERSIONS_TABLE))
+                            ).fetchall()
+
+    @staticmethod
+    def _version(row):
+        from gridcover.workspace import GridVersion
+
+        created = row[1].astimezone(timezone.utc).isoformat(timespec="seconds")
+        return GridVersion(version=int(row[0]), created=created, author=row[2], reason=row[3], kind=row[4],
+                           communities=tuple(row[5]), parent=row[6], grids=int(row[7]))
+
+    def history(self) -> list:
+        """Every version of the grids, oldest first (the analysed grids are the first)."""
+        with connect(self.dsn) as conn:
+            return [self._version(r) for r in self._history_rows(conn)]
+
+    def grid_version(self, version: int):
+        history = self.history()
+        for v in history:
+            if v.version == int(version):
+                return v
+        known = ", ".join(str(v.version) for v in history)
+        raise _errors()(f"no grid version {version} (known: {known})")
+
+    def grids_at(self, version: int) -> gpd.GeoDataFrame:
+        """The grids (the fields a user draws, WGS-84) of any version."""
+        from psycopg import sql
+
+        from gridcover.workspace import HISTORY_FIELDS
+
+        v = self.grid_version(version)
+        if v.version == self.version:
+            grids = self.read("input_grids") if self.has("input_grids") else self.read("grids")
+            return grids[[c for c in HISTORY_FIELDS if c in grids.columns] + [grids.geometry.name]]
+        with connect(self.dsn) as conn:
+            rows = conn.execute(sql.SQL("SELECT {}, ST_AsBinary(geom) FROM {} WHERE version = %s ORDER BY position")
+                                .format(sql.SQL(", ").join(map(sql.Identifier, HISTORY_FIELDS)),
+                                        sql.Identifier(self.schema, GRID_HISTORY)), (v.version,)).fetchall()
+        frame = pd.DataFrame(rows, columns=[*HISTORY_FIELDS, "__geom"])
+        geometry = shapely.from_wkb(frame.pop("__geom").to_numpy(dtype=object))
+        frame = frame.dropna(axis=1, how="all")
+        for column in frame.columns:
+            frame[column] = frame[column].astype("int64" if column == "full_time_workers" and frame[column].notna().all()
+                                                 else "float64" if column == "full_time_workers" else "str")
+        return gpd.GeoDataFrame(frame, geometry=geometry, crs=4326)
+
+    def version_as_of(self, when: date | datetime):
+        """The version in force at the end of day ``when`` (UTC), or at the moment given; ``None`` before the
+        first version."""
+        from gridcover.workspace import Workspace
+
+        return Workspace.version_as_of(self, when)
+
+    def grids_as_of(self, when: date | datetime):
+        """The version in force on ``when`` and its grids (``WorkspaceError`` before the first version)."""
+        from gridcover.workspace import Workspace
+
+        return Workspace.grids_as_of(self, when)
+
+    def commit_grids(self, grids: gpd.GeoDataFrame, *, layers: dict[str, gpd.GeoDataFrame], summary: dict | None,
+                     author: str, reason: str, communities: list[str], kind: str = "apply",
+                     expected_version: int | None = None, fail_after: str | None = None):
+        """Make ``grids`` (the whole layer) the new version, with the recomputed ``layers``, in one transaction.
+
+        As :meth:`gridcover.workspace.Workspace.commit_grids`. The version row is locked ``FOR UPDATE`` first,
+        so concurrent commits (from any process) are serialised and each checks ``expected_version`` against
+        what the others committed; ``fail_after`` (``copy``, ``layers``, ``history``; tests only) raises
+        inside the transaction, which rolls back whole.
+        """
+        from psycopg import sql
+
+        from gridcover.workspace import ConflictError, GridVersion, _now, conflict_message
+
+        author = (author or "").strip()
+        reason = (reason or "").strip()
+        if not author or not reason:
+            raise _errors()("a change of the grids needs an author and a reason")
+        meta = sql.Identifier(self.schema, META_TABLE)
+        with connect(self.dsn) as conn:
+            with conn.transaction():
+                row = conn.execute(sql.SQL("SELECT value FROM {} WHERE key = 'version' FOR UPDATE").format(meta)
+                                   ).fetchone()
+                if row is None:
+                    raise _errors()(f"the workspace in {self.location} was removed")
+                current = int(row[0])
+                history = [self._version(r) for r in self._history_rows(conn)]
+                if expected_version is not None:
+                    msg = conflict_message(history, current, int(expected_version), communities)
+                    if msg:
+                        raise ConflictError(msg)
+                if fail_after == "copy":
+                    raise RuntimeError("simulated crash after copy")
+                positions = dict(conn.execute(sql.SQL("SELECT name, position FROM {}").format(
+                    sql.Identifier(self.schema, LAYERS_TABLE))).fetchall())
+                for name, frame in layers.items():
+                    write_layer(conn, self.schema, name, frame, position=positions.get(name, len(positions)))
+                if fail_after == "layers":
+                    raise RuntimeError("simulated crash after layers")
+                version = GridVersion(version=current + 1, created=_now(), author=author, reason=reason, kind=kind,
+                                      communities=tuple(sorted(map(str, communities))), parent=current,
+                                      grids=len(grids))
+                _write_history(conn, self.schema, version, grids)
+                values = {"version": str(version.version), "updated": version.created}
+                if summary is not None:
+                    values["summary"] = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)
+                with conn.cursor() as cur:
+                    cur.executemany(sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s) ON CONFLICT (key) DO "
+                                            "UPDATE SET value = EXCLUDED.value").format(meta), list(values.items()))
+                if fail_after == "history":
+                    raise RuntimeError("simulated crash after history")
+        self._refresh(force=True)
+        return version
+
+
+class PostGISProposals:
+    """Saved redraw proposals (drafts and applied) in the workspace's schema: what
+    ``api.redraw.ProposalStore`` keeps in a SQLite file beside a GeoPackage workspace, shared here by every
+    server using the database. Same methods and answers."""
+
+    def __init__(self, workspace: "PostGISWorkspace") -> None:
+        self.workspace = workspace
+
+    def _table(self):
+        from psycopg import sql
+
+        return sql.Identifier(self.workspace.schema, "grid_proposals")
+
+    def save(self, grids: gpd.GeoDataFrame, report: dict, *, author: str, note: str = "") -> str:
+        import uuid
+
+        from psycopg import sql
+
+        pid = uuid.uuid4().hex[:12]
+        doc = grids.to_crs(4326).to_json(drop_id=True, ensure_ascii=False)
+        check = json.dumps(report, ensure_ascii=False, default=_json_default)
+        with connect(self.workspace.dsn) as conn:
+            conn.execute(sql.SQL("INSERT INTO {} (id, created, author, status, base_version, communities, valid, grids, "
+                                 "report, note) VALUES (%s, now(), %s, 'draft', %s, %s, %s, %s, %s, %s)")
+                         .format(self._table()),
+                         (pid, author, report.get("base_version"), [c["id"] for c in report["communities"]],
+                          bool(report["valid"]), doc, check, note))
+        return pid
+
+    _COLUMNS = "id, created, author, status, base_version, communities, valid, {}, applied_version, note"
+
+    def get(self, pid: str) -> dict:
+        from psycopg import sql
+
+        with connect(self.workspace.dsn) as conn:
+            row = conn.execute(sql.SQL("SELECT " + self._COLUMNS.format("grids, report") + " FROM {} WHERE id = %s")
+                               .format(self._table()), (pid,)).fetchone()
+        if row is None:
+            raise _errors()(f"no proposal {pid!r}")
+        return self._row(row, full=True)
+
+    def list(self) -> list[dict]:
+        from psycopg import sql
+
+        with connect(self.workspace.dsn) as conn:
+            rows = conn.execute(sql.SQL("SELECT " + self._COLUMNS.format("NULL, NULL") + " FROM {} ORDER BY created DESC")
+                                .format(self._table())).fetchall()
+        return [self._row(r, full=False) for r in rows]
+
+    def mark_applied(self, pid: str, version: int) -> None:
+        from psycopg import sql
+
+        with connect(self.workspace.dsn) as conn:
+            conn.execute(sql.SQL("UPDATE {} SET status = 'applied', applied_version = %s WHERE id = %s")
+                         .format(self._table()), (version, pid))
+
+    @staticmethod
+    def _row(row, *, full: bool) -> dict:
+        out = {"id": row[0], "created": row[1].astimezone(timezone.utc).isoformat(timespec="seconds"),
+               "author": row[2], "status": row[3], "base_version": row[4], "communities": list(row[5]),
+               "valid": bool(row[6]), "applied_version": row[9], "note": row[10]}
+        if full:
+            out["grids"] = json.loads(row[7])
+            out["check"] = json.loads(row[8])
+        return out
+
+
+def _state_dir(dsn: str, schema: str) -> Path:
+    from hashlib import blake2b
+
+    root = Path(os.environ.get("GRIDCOVER_STATE_DIR") or Path.home() / ".local" / "state" / "gridcover")
+    name = re.sub(r"[^A-Za-z0-9_.@-]+", "_", describe(dsn, schema).replace("postgresql://", ""))[:80]
+    folder = root / f"{name}-{blake2b(f'{dsn}#{schema}'.encode(), digest_size=4).hexdigest()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # read-only home: drafts and the blind-spot log say so when used
+    return folder
+
+
+def _listen(ref, dsn: str, schema: str, closed: threading.Event) -> None:
+    """LISTEN for changes of ``schema`` and mark the workspace stale at each (reconnects after a failure)."""
+    psycopg = _psycopg()
+    while not closed.is_set():
+        ws = ref()
+        if ws is None:
+            return
+        ws._listening.clear()
+        ws._dirty = True
+        del ws
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                ws = ref()
+                if ws is None:
+                    return
+                ws._dirty = True  # anything before LISTEN took effect is read afresh
+                ws._listening.set()
+                del ws
+                while not closed.is_set():
+                    for note in conn.notifies(timeout=2.0):
+                        if note.payload == schema:
+                            ws = ref()
+                            if ws is None:
+                                return
+                            ws._changed()
+                            del ws
+                    if ref() is None:
+                        return
+        except psycopg.Error:
+            time.sleep(_RETRY_S)
+    ws = ref()
+    if ws is not None:
+        ws._listening.clear()
