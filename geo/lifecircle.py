@@ -221,7 +221,8 @@ def h3_reach(model: ReachModel, *, household_lonlat: tuple[np.ndarray, np.ndarra
         agg[f"reach_{c}_min"] = (f"reach_{c}_min", "median")
         agg[f"within_{c}"] = (f"within_{c}", "mean")
     agg["basic_share"] = ("basic_complete", "mean")
-    per_cell = frame.groupby("cell").agg(**agg) if len(frame) else pd.DataFrame(columns=list(agg))
+    per_cell = frame.groupby("cell").agg(**agg) if len(frame) else \
+        pd.DataFrame(columns=list(agg), index=pd.Index(np.zeros(0, np.uint64), name="cell"))
     # empty cells of the area
     area_cells = set()
     for poly in area_wgs84:
@@ -247,7 +248,7 @@ def h3_reach(model: ReachModel, *, household_lonlat: tuple[np.ndarray, np.ndarra
         empty_frame = pd.DataFrame(empty_rows, index=pd.Index(empty, name="cell"))
         per_cell["from_centre"] = False
         empty_frame["from_centre"] = True
-        per_cell = pd.concat([per_cell, empty_frame])
+        per_cell = pd.concat([per_cell, empty_frame]) if len(per_cell) else empty_frame
     else:
         per_cell["from_centre"] = False
     ids = np.asarray(per_cell.index.to_numpy(), dtype=np.uint64)

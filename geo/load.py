@@ -64,6 +64,7 @@ class Dataset:
     repaired: list[dict] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)
     folder: Path | None = None  # the data folder (config files live there)
+    fids: dict = field(default_factory=dict)  # layer -> GDAL feature id of each row (partial reads only)
 
     def get(self, name: str) -> gpd.GeoDataFrame | None:
         return self.layers.get(name)
@@ -94,18 +95,21 @@ def find_layer_file(data_dir: Path, name: str) -> tuple[Path | None, list[Path]]
     return found[0], found[1:]
 
 
-def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None) -> Dataset:
-    """Read, validate and project every layer of a data folder (or GeoPackage).
+@dataclass
+class _Sources:
+    """Where each layer of a data folder (or GeoPackage) is, and the CRS the user named for it."""
 
-    Parameters
-    ----------
-    path
-        A folder with ``<layer>.<ext>`` files, or a GeoPackage with layers named after them.
-    crs
-        Coordinate system of every layer (overrides ``gridcover.toml``).
-    settings
-        Analysis settings; ``gridcover.toml``'s ``[analysis]`` table overrides them.
-    """
+    data_dir: Path
+    gpkg: Path | None
+    settings: Settings
+    files: dict  # layer -> (file, label, gpkg layer or None)
+    user_crs: dict  # layer -> user CRS text or None
+    missing: list
+    warnings: list
+
+
+def _locate(path: str | os.PathLike, *, crs: str | None, settings: Settings | None) -> _Sources:
+    """Check the folder, its ``gridcover.toml`` and ``--crs``, and find the file of every layer."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"data folder not found: {path}")
@@ -136,13 +140,7 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
             gpkg_layers = {str(row[0]) for row in pyogrio.list_layers(gpkg)}
         except Exception as exc:  # noqa: BLE001 - any GDAL failure is a bad file
             raise InputError(f"cannot be read as a GeoPackage: {exc}", file=gpkg.name) from None
-
-    dataset_warnings: list[str] = []
-    repaired: list[dict] = []
-    raw: dict[str, gpd.GeoDataFrame] = {}
-    sources: dict[str, str] = {}
-    source_crs: dict[str, str] = {}
-    missing: list[str] = []
+    files, user_crs, missing, found_warnings = {}, {}, [], []
     for name in LAYER_ORDER:
         layer = LAYERS[name]
         if gpkg is not None:
@@ -162,10 +160,34 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
             missing.append(name)
             continue
         for other in others:
-            dataset_warnings.append(f"{other.name} ignored: {file.name} is read for layer {name!r}")
-        user_crs = crs or crs_config.get(name) or crs_config.get("default")
-        frame, crs_text, fixed = _read_layer(file, layer, label, gpkg_layer=label.split(":", 1)[1] if gpkg else None,
-                                             user_crs=user_crs)
+            found_warnings.append(f"{other.name} ignored: {file.name} is read for layer {name!r}")
+        files[name] = (file, label, label.split(":", 1)[1] if gpkg else None)
+        user_crs[name] = crs or crs_config.get(name) or crs_config.get("default")
+    return _Sources(data_dir=data_dir, gpkg=gpkg, settings=settings, files=files, user_crs=user_crs,
+                    missing=missing, warnings=found_warnings)
+
+
+def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None) -> Dataset:
+    """Read, validate and project every layer of a data folder (or GeoPackage).
+
+    Parameters
+    ----------
+    path
+        A folder with ``<layer>.<ext>`` files, or a GeoPackage with layers named after them.
+    crs
+        Coordinate system of every layer (overrides ``gridcover.toml``).
+    settings
+        Analysis settings; ``gridcover.toml``'s ``[analysis]`` table overrides them.
+    """
+    src = _locate(path, crs=crs, settings=settings)
+    dataset_warnings: list[str] = list(src.warnings)
+    repaired: list[dict] = []
+    raw: dict[str, gpd.GeoDataFrame] = {}
+    sources: dict[str, str] = {}
+    source_crs: dict[str, str] = {}
+    for name, (file, label, gpkg_layer) in src.files.items():
+        frame, crs_text, fixed = _read_layer(file, LAYERS[name], label, gpkg_layer=gpkg_layer,
+                                             user_crs=src.user_crs[name])
         for item in fixed:
             dataset_warnings.append(f"{label}: feature {item['index']} (id={item['id']}): {item['problem']}; repaired with make_valid")
         repaired.extend(fixed)
@@ -174,22 +196,72 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
         source_crs[name] = crs_text
 
     _check_references(raw, sources)
-    centre = raw["grids"].geometry.total_bounds
-    metric = local_metric_crs((centre[0] + centre[2]) / 2.0, (centre[1] + centre[3]) / 2.0)
+    metric = metric_crs_of(raw["grids"])
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
-                   missing_optional=missing, warnings=dataset_warnings, repaired=repaired, settings=settings,
-                   folder=data_dir)
+                   missing_optional=src.missing, warnings=dataset_warnings, repaired=repaired, settings=src.settings,
+                   folder=src.data_dir)
 
 
-def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None,
-                user_crs: str | None) -> tuple[gpd.GeoDataFrame, str, list[dict]]:
-    """One layer in WGS-84 lon/lat with typed, validated fields."""
+def metric_crs_of(grids: gpd.GeoDataFrame) -> pyproj.CRS:
+    """The run's metric CRS: a local one centred on the grids' extent (WGS-84 lon/lat)."""
+    centre = grids.geometry.total_bounds
+    return local_metric_crs((centre[0] + centre[2]) / 2.0, (centre[1] + centre[3]) / 2.0)
+
+
+def read_layers(path: str | os.PathLike, names, *, crs: str | None = None, settings: Settings | None = None,
+                metric_crs: pyproj.CRS | None = None, options: dict | None = None) -> Dataset:
+    """Some layers of a data folder, each whole or in part, validated like :func:`load_data`.
+
+    ``options`` maps a layer name to pyogrio read options (``bbox``, ``mask``, ``fids``, ``where``) that
+    select part of it; a part may be empty. ``metric_crs`` is the run's (default: from the grids, which
+    must then be among ``names``). References between layers are not checked (a part may name a feature
+    of another part): the caller checks what it needs. Each frame's ``attrs["fids"]`` holds the GDAL
+    feature ids of its rows (CSV: row numbers).
+    """
+    src = _locate(path, crs=crs, settings=settings)
+    options = options or {}
+    dataset_warnings: list[str] = []
+    repaired: list[dict] = []
+    raw, sources, source_crs, fids = {}, {}, {}, {}
+    for name in names:
+        if name not in src.files:
+            continue
+        file, label, gpkg_layer = src.files[name]
+        frame, crs_text, fixed, fid = _read_layer(file, LAYERS[name], label, gpkg_layer=gpkg_layer,
+                                                  user_crs=src.user_crs[name], read_options=options.get(name, {}),
+                                                  with_fids=True)
+        for item in fixed:
+            dataset_warnings.append(f"{label}: feature id={item['id']}: {item['problem']}; repaired with make_valid")
+        repaired.extend(fixed)
+        raw[name], sources[name], source_crs[name], fids[name] = frame, str(file), crs_text, fid
+    metric = metric_crs if metric_crs is not None else metric_crs_of(raw["grids"])
+    layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
+    return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
+                   missing_optional=[n for n in src.missing if n in names], warnings=dataset_warnings,
+                   repaired=repaired, settings=src.settings, folder=src.data_dir, fids=fids)
+
+
+def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None, user_crs: str | None,
+                read_options: dict | None = None, with_fids: bool = False):
+    """One layer in WGS-84 lon/lat with typed, validated fields (and, ``with_fids``, the rows' feature ids).
+
+    ``read_options`` (pyogrio ``bbox``, ``mask``, ``fids``, ``where``) read part of the layer; a part may be
+    empty, a whole layer may not.
+    """
     if file.suffix.lower() == ".csv":
         frame = _read_csv(file, layer, label)
+        fids = np.arange(len(frame))
+        if read_options:
+            keep = _csv_part(frame, read_options)
+            frame, fids = frame.iloc[keep].reset_index(drop=True), fids[keep]
     else:
-        frame = _read_vector(file, label, gpkg_layer)
+        frame = _read_vector(file, label, gpkg_layer, **(read_options or {}))
+        fids = frame.index.to_numpy() if read_options else np.arange(len(frame))
+        frame = frame.reset_index(drop=True)
     if len(frame) == 0:
+        if read_options is not None:
+            return (_empty_layer(layer), "EPSG:4326", [], fids) if with_fids else (_empty_layer(layer), "EPSG:4326", [])
         raise InputError("the layer is empty: it holds no feature", file=label)
 
     ids = frame["id"] if "id" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
@@ -236,15 +308,37 @@ def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None,
     geoms = _to_wgs84(geoms, source, label, ids)
     out = gpd.GeoDataFrame(frame.drop(columns="geometry"), geometry=geoms, crs=_WGS84)
     out.index = pd.RangeIndex(len(out))
+    if with_fids:
+        return out, source.text, fixed, fids
     return out, source.text, fixed
 
 
-def _read_vector(file: Path, label: str, gpkg_layer: str | None) -> gpd.GeoDataFrame:
+def _csv_part(frame: gpd.GeoDataFrame, options: dict) -> np.ndarray:
+    """Positions of a CSV layer's rows selected by ``fids`` (row numbers) or ``bbox`` (lon/lat)."""
+    keep = np.arange(len(frame))
+    if options.get("fids") is not None:
+        keep = np.asarray(options["fids"], dtype=np.int64)
+    if options.get("bbox") is not None:
+        x0, y0, x1, y1 = options["bbox"]
+        g = frame.geometry.to_numpy()[keep]
+        present = ~shapely.is_missing(g)
+        inside = np.zeros(len(keep), bool)
+        inside[present] = shapely.intersects(shapely.box(x0, y0, x1, y1), g[present])
+        keep = keep[inside]
+    return keep
+
+
+def _empty_layer(layer: Layer) -> gpd.GeoDataFrame:
+    """A part of a layer with no row, with the declared fields."""
+    return gpd.GeoDataFrame({f.name: pd.Series([], dtype=object) for f in layer.fields}, geometry=[], crs=_WGS84)
+
+
+def _read_vector(file: Path, label: str, gpkg_layer: str | None, **options) -> gpd.GeoDataFrame:
     kind = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage", ".shp": "Shapefile"}[file.suffix.lower()]
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
-            frame = pyogrio.read_dataframe(file, layer=gpkg_layer, fid_as_index=False)
+            frame = pyogrio.read_dataframe(file, layer=gpkg_layer, fid_as_index=bool(options), **options)
     except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot be read as {kind}: {reason}", file=label) from None

@@ -26,7 +26,7 @@ from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
 from geo.load import Dataset, load_data
-from geo.reach import ReachModel, load_config
+from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.blindspots import blind_spots
 from geo.risk import (COLOURS, REASONS, RiskConfig, building_registration, grid_risk, household_risk,
                       load_risk_config, scorecard)
@@ -75,23 +75,114 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
             progress: Callable[[str], None] | None = None) -> Analysis:
     """Load a data folder and run assignment, grid diagnostics, 15-minute reach and risk.
 
-    ``reference_date`` is the day visits are judged against (default: today).
+    ``reference_date`` is the day visits are judged against (default: today). The run is the two halves
+    that the partitioned engine (``gridcover.engine_dask``) also calls: :func:`local_stages` on the whole
+    city as one part, then :func:`global_stages` on its compact per-household table.
     """
     reference_date = reference_date or date.today()
     clock = _Clock(progress)
     if progress:
         progress(f"[   0.0s] reading {path}")
     data = load_data(path, crs=crs, settings=settings)
-    settings = data.settings
     layers = data.layers
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
     clock.step("load", f"read {counts} (metric CRS EPSG:{data.metric_crs.to_epsg()})")
+    warnings_before = len(data.warnings)
+    part = local_stages(data, h3_resolution=h3_resolution, clock=clock)
+    config = part.model.config
+    unknown = unknown_categories(layers.get("facilities"), config)
+    data.warnings[warnings_before:warnings_before] = unknown_category_warnings(unknown, config)
+    run = RunInfo.of(data)
+    result = global_stages(run, [part.table], grids=layers["grids"], communities=layers["communities"],
+                           streets=layers["streets"], buildings=[part.buildings], split_buildings=[part.split_buildings],
+                           cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
+                           facilities_unknown=unknown, config=config, fringe_source=part.fringe_source,
+                           h3_resolution=h3_resolution, reference_date=reference_date, clock=clock)
+    out_households = add_risk_columns(part.households, result.household_risk)
+    ctx = result.risk_context
+    ctx.origin_of = part.origin_of
+    return Analysis(data=data, households=out_households, grids=result.grids, coverage_issues=result.coverage_issues,
+                    building_grid=part.building_grid, summary=result.summary, timings=clock.timings,
+                    h3_reach=result.cells, reach_model=part.model, blindspots=result.blindspots,
+                    scorecard=result.scorecard, risk_context=ctx)
 
+
+@dataclass
+class RunInfo:
+    """What the summary says about the run's input: counts, sources, CRS, warnings, settings."""
+
+    input_counts: dict
+    missing_optional: list
+    sources: dict
+    source_crs: dict
+    metric_crs: object
+    warnings: list
+    repaired: list
+    settings: Settings
+    folder: object = None
+
+    @classmethod
+    def of(cls, data: Dataset) -> "RunInfo":
+        return cls(input_counts={name: int(len(frame)) for name, frame in data.layers.items()},
+                   missing_optional=data.missing_optional, sources=data.sources, source_crs=data.source_crs,
+                   metric_crs=data.metric_crs, warnings=data.warnings, repaired=data.repaired, settings=data.settings,
+                   folder=data.folder)
+
+
+@dataclass
+class Part:
+    """What the local stages computed for one part of the city (the whole city in a single-process run).
+
+    ``households`` are the output rows without the risk columns; ``table`` the compact per-household columns
+    the global stages aggregate (no geometry, no text per row); ``buildings`` one row per building the part
+    owns (for the registration check); ``split_buildings`` the buildings cut by a grid line it read;
+    ``cells`` its H3 cells; ``origins`` one row per origin (``key``, ``attached``, ``on_fragment``).
+    """
+
+    households: gpd.GeoDataFrame
+    table: pd.DataFrame
+    buildings: pd.DataFrame
+    split_buildings: gpd.GeoDataFrame
+    cells: gpd.GeoDataFrame
+    origins: pd.DataFrame
+    model: ReachModel
+    origin_of: np.ndarray
+    building_grid: pd.DataFrame | None
+    fringe_source: str
+
+
+def to_lonlat(x: np.ndarray, y: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
+    """WGS-84 lon/lat of metric points (NaN where a coordinate is missing): the one conversion every stage and
+    both engines use, so that H3 cells agree to the last bit."""
+    lonlat = gpd.GeoSeries(gpd.points_from_xy(x, y), crs=crs).to_crs("EPSG:4326")
+    located = np.isfinite(x)
+    return np.where(located, lonlat.x.to_numpy(), np.nan), np.where(located, lonlat.y.to_numpy(), np.nan)
+
+
+def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, clock: "_Clock | None" = None,
+                 owned: np.ndarray | None = None, owned_buildings: np.ndarray | None = None,
+                 keep_cell: Callable[[np.ndarray], np.ndarray] | None = None, area_wgs84: list | None = None,
+                 order: np.ndarray | None = None, building_order: np.ndarray | None = None,
+                 component_of: Callable | None = None) -> Part:
+    """Assignment, zones and reach for the households of ``data`` (all of them, or those marked ``owned``).
+
+    The other layers of ``data`` are context: buildings, grids, roads and facilities around those
+    households. ``owned_buildings`` marks the buildings this part reports for the registration check
+    (default: all); ``keep_cell`` selects the H3 cells it reports (default: all); ``area_wgs84`` are the
+    polygons whose empty cells are measured from their centre (default: the streets); ``order`` and
+    ``building_order`` give each household and building its position in the whole input (for ordering);
+    ``component_of`` maps the part's network components to the whole network's (see
+    :meth:`geo.reach.ReachModel.use_components`).
+    """
+    clock = clock or _Clock(None)
+    settings = data.settings
+    layers = data.layers
     households = layers["households"]
+    if owned is not None:
+        households = households[owned].reset_index(drop=True)
     buildings = layers.get("buildings")
     grids = layers["grids"]
     communities = layers["communities"]
-    streets = layers["streets"]
 
     bg = building_grids(buildings, grids, settings=settings) if buildings is not None else None
     assigned = assign_households(households, buildings, grids, settings=settings, building_grid=bg)
@@ -106,84 +197,253 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
         out_households[column] = assigned[column].to_numpy()
     out_households = out_households[[c for c in out_households.columns if c != "geometry"] + ["geometry"]]
 
-    located = pd.DataFrame({
-        "x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(),
-        "persons": households["persons"].astype("float").fillna(0).to_numpy(),
-        "building_id": assigned["building_id"].to_numpy(),
+    x, y = assigned["x"].to_numpy(), assigned["y"].to_numpy()
+    lon, lat = to_lonlat(x, y, households.crs)
+    zones = household_zones(x, y, assigned["building_id"].to_numpy(), assigned["community_id"].to_numpy(),
+                            buildings=buildings, estates=layers.get("estates"), communities=communities,
+                            areas=layers.get("areas"), derive_fringe=settings.derive_fringe, lonlat=(lon, lat))
+    for column in ("old_estate", "fringe", "zone"):
+        out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
+    reach = household_reach_stage(data, assigned, households, lonlat=(lon, lat), h3_resolution=h3_resolution,
+                                  keep_cell=keep_cell, area_wgs84=area_wgs84, order=order, component_of=component_of)
+    for column in reach.household_columns:
+        out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
+    clock.step("reach", f"measured walking reach to {len(reach.model.config.ids)} categories "
+                        f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
+
+    table = household_table(households, assigned, zones, reach, lonlat=(lon, lat), config=reach.model.config,
+                            folder=data.folder)
+    if buildings is not None:
+        keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
+        inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
+        blon, blat = to_lonlat(shapely.get_x(inner), shapely.get_y(inner), buildings.crs)
+        border = np.arange(len(buildings)) if building_order is None else building_order
+        own_b = pd.DataFrame({"id": buildings["id"].astype(str).to_numpy()[keep], "order": border[keep],
+                              "floors": buildings["floors"].to_numpy()[keep] if "floors" in buildings.columns else np.nan,
+                              "area": shapely.area(buildings.geometry.to_numpy()[keep]),
+                              "residential": buildings["residential"].to_numpy()[keep]
+                              if "residential" in buildings.columns else True,
+                              "lon": blon, "lat": blat})
+        split = bg["split"].to_numpy()
+        split_b = gpd.GeoDataFrame({"id": buildings["id"].to_numpy()[split], "order": border[split],
+                                    "grid_id": bg["grid_id"].to_numpy()[split], "grid_ids": bg["grid_ids"].to_numpy()[split],
+                                    "split": True}, geometry=buildings.geometry.to_numpy()[split], crs=buildings.crs)
+    else:
+        own_b, split_b = None, None
+    return Part(households=out_households, table=table, buildings=own_b, split_buildings=split_b, cells=reach.cells,
+                origins=reach.origins, model=reach.model, origin_of=reach.origin_of, building_grid=bg,
+                fringe_source=zones.attrs.get("fringe_source", "none"))
+
+
+def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, zones: pd.DataFrame, reach: "ReachResult", *,
+                    lonlat: tuple[np.ndarray, np.ndarray], config, folder=None) -> pd.DataFrame:
+    """The compact per-household columns the global stages need (categoricals, numbers and flags)."""
+    lon, lat = lonlat
+    table = pd.DataFrame({
+        "x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(), "lon": lon, "lat": lat,
+        "persons": households["persons"].astype(float).to_numpy(),
+        "building_id": pd.Categorical(assigned["building_id"]),
+        "grid_id": pd.Categorical(assigned["grid_id"]),
+        "community_id": pd.Categorical(assigned["community_id"]),
+        "street_id": pd.Categorical(assigned["street_id"]),
+        "status": assigned["status"].to_numpy(),
+        **{g: households[g].astype(bool).to_numpy() for g in SPECIAL_GROUPS},
+        "old_estate": zones["old_estate"].to_numpy(), "fringe": zones["fringe"].to_numpy(),
+        "zone": pd.Categorical(zones["zone"], categories=list(ZONES)),
+        "not_attached": reach.not_attached, "on_fragment": reach.on_fragment,
     })
-    issues = grid_coverage_issues(grids, communities, buildings, bg, located, settings=settings)
-    workload_input = pd.DataFrame({"grid_id": assigned["grid_id"].to_numpy(),
-                                   "persons": households["persons"].astype("float").fillna(0).to_numpy()})
+    table["status"] = pd.Categorical(assigned["status"])
+    if "last_visit" in households.columns:
+        table["last_visit"] = pd.to_datetime(households["last_visit"], format="%Y-%m-%d", errors="coerce").to_numpy()
+    if "migrant_registered" in households.columns:
+        table["migrant_registered"] = households["migrant_registered"].to_numpy()
+    r = reach.households
+    for c in config.ids:
+        table[f"within_{c}"] = r[f"within_{c}"].to_numpy()
+    table["basic_complete"] = r["basic_complete"].to_numpy()
+    for column in _risk_minute_columns(config, folder):
+        table[column] = r[column].to_numpy()
+    return table
+
+
+def _risk_minute_columns(config, folder) -> list[str]:
+    """The minute columns household_risk reads (group services), and nothing more."""
+    risk_config = load_risk_config(folder, categories=None)
+    columns = []
+    for cats in risk_config.group_services.values():
+        for cid in cats:
+            if cid in config.ids:
+                columns += [f"reach_{cid}_min", f"reach_{cid}_min_elderly"]
+    return sorted(set(columns))
+
+
+@dataclass
+class GlobalResult:
+    grids: gpd.GeoDataFrame
+    coverage_issues: gpd.GeoDataFrame
+    cells: gpd.GeoDataFrame
+    blindspots: gpd.GeoDataFrame
+    scorecard: pd.DataFrame
+    summary: dict
+    household_risk: pd.DataFrame
+    risk_context: "RiskContext"
+
+
+def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-household tables of several parts as one, categoricals kept categorical (union of categories)."""
+    if len(tables) == 1:
+        return tables[0]
+    from pandas.api.types import union_categoricals
+
+    out = {}
+    for column in tables[0].columns:
+        values = [t[column] for t in tables]
+        if isinstance(values[0].dtype, pd.CategoricalDtype):
+            out[column] = pd.Series(union_categoricals([v.array for v in values]))
+        else:
+            out[column] = pd.concat(values, ignore_index=True)
+    return pd.DataFrame(out)
+
+
+def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
+                  streets: gpd.GeoDataFrame, buildings: list, split_buildings: list, cells: list, origins: list,
+                  network_stats: dict, facilities_unknown: dict, config, fringe_source: str, h3_resolution: int,
+                  reference_date: date, clock: "_Clock | None" = None) -> GlobalResult:
+    """Grid workload, coverage issues, reach shares, risk, blind spots, scorecard and summary of the whole city,
+    from the parts' compact tables (the same code for one part or many)."""
+    clock = clock or _Clock(None)
+    settings = run.settings
+    hh = concat_tables(tables)
+    status = hh["status"].to_numpy()
+    grid_id = hh["grid_id"].to_numpy()
+    building_id = hh["building_id"].to_numpy()
+    persons = hh["persons"].fillna(0).to_numpy()
+    split_b = [b for b in split_buildings if b is not None]
+    split_b = pd.concat(split_b, ignore_index=True) if split_b else None
+    if split_b is not None:
+        split_b = split_b.drop_duplicates("id").sort_values("order", kind="stable").reset_index(drop=True)
+        split_b = gpd.GeoDataFrame(split_b, geometry="geometry", crs=grids.crs)
+
+    located = pd.DataFrame({"x": hh["x"].to_numpy(), "y": hh["y"].to_numpy(), "persons": persons,
+                            "building_id": building_id})
+    issues = grid_coverage_issues(grids, communities, split_b, split_b, located, settings=settings)
+    workload_input = pd.DataFrame({"grid_id": grid_id, "persons": persons})
     for group in SPECIAL_GROUPS:
-        workload_input[group] = households[group].astype(bool).to_numpy()
-    workload = grid_workload(grids, workload_input, building_grid=bg, settings=settings)
+        workload_input[group] = hh[group].to_numpy()
+    workload = grid_workload(grids, workload_input, building_grid=split_b if split_b is not None else _NO_SPLIT,
+                             settings=settings)
     out_grids = grids.drop(columns=[c for c in workload.columns if c in grids.columns])
     out_grids = pd.concat([out_grids.drop(columns="geometry"), workload, out_grids[["geometry"]]], axis=1)
     out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
     coverage = community_coverage(grids, communities, settings=settings)
     clock.step("diagnose", f"found {len(issues):,} coverage issues")
 
-    lonlat = gpd.GeoSeries(gpd.points_from_xy(assigned["x"], assigned["y"]), crs=households.crs).to_crs("EPSG:4326")
-    located = np.isfinite(assigned["x"].to_numpy())
-    lon = np.where(located, lonlat.x.to_numpy(), np.nan)
-    lat = np.where(located, lonlat.y.to_numpy(), np.nan)
-    zones = household_zones(assigned["x"].to_numpy(), assigned["y"].to_numpy(), assigned["building_id"].to_numpy(),
-                            assigned["community_id"].to_numpy(), buildings=buildings, estates=layers.get("estates"),
-                            communities=communities, areas=layers.get("areas"), derive_fringe=settings.derive_fringe,
-                            lonlat=(lon, lat))
-    for column in ("old_estate", "fringe", "zone"):
-        out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
-    reach = run_reach(data, assigned, households, zones, lonlat=(lon, lat), h3_resolution=h3_resolution)
-    for column in reach.household_columns:
-        out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
-    grid_shares = reach.shares[reach.shares["level"] == "grid"]
-    for column, values in grid_share_columns(grid_shares, out_grids["id"].astype(str).to_numpy()).items():
+    reach = hh[[f"within_{c}" for c in config.ids] + ["basic_complete"] + _risk_minute_columns(config, run.folder)]
+    special = pd.DataFrame({g: hh[g].to_numpy() for g in SPECIAL_GROUPS})
+    zone = hh["zone"].to_numpy()
+    old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
+    groups = {"street": hh["street_id"].to_numpy(), "community": hh["community_id"].to_numpy(), "grid": grid_id,
+              "zone": zone.astype(object), "old_estate": np.where(old, "old_estate", None),
+              "fringe": np.where(fringe, "fringe", None)}
+    shares = reach_shares(groups, reach, hh["persons"].to_numpy(), special, config)
+    for column, values in grid_share_columns(shares[shares["level"] == "grid"], out_grids["id"].astype(str).to_numpy()).items():
         out_grids.insert(len(out_grids.columns) - 1, column, values)
-    clock.step("reach", f"measured walking reach to {len(reach.model.config.ids)} categories "
-                        f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
+    all_cells = [c for c in cells if c is not None and len(c)]
+    all_cells = pd.concat(all_cells, ignore_index=True).sort_values("h3").reset_index(drop=True) if all_cells else cells[0]
+    all_cells = gpd.GeoDataFrame(all_cells, geometry="geometry", crs="EPSG:4326")
+    origin_rows = pd.concat(origins, ignore_index=True).drop_duplicates("key")
+    stats = dict(network_stats)
+    if stats.get("method") == "network":
+        stats.update({"origins": int(len(origin_rows)),
+                      "origins_not_attached": int((~origin_rows["attached"]).sum()),
+                      "origins_on_fragments": int(origin_rows["on_fragment"].sum())})
+    level_rows = shares[shares["level"].isin(["street", "community", "zone", "old_estate", "fringe"])]
+    method = stats.get("method", METHOD_NETWORK)
+    reach_summary = {
+        "method": method,
+        "estimate": method != "network",
+        "categories_source": config.source,
+        "speeds_m_per_s": config.speeds,
+        "detour_factor": config.detour_factor if method != "network" else None,
+        "horizon_min": config.horizon_min,
+        "categories": [asdict(c) for c in config.categories],
+        "network": stats,
+        "facilities_unknown_category": facilities_unknown,
+        "households_not_attached": int(hh["not_attached"].sum()),
+        "households_on_fragments": int(hh["on_fragment"].sum()),
+        "households_basic_complete": int(hh["basic_complete"].sum()),
+        "h3_resolution": h3_resolution,
+        "h3_cells": int(len(all_cells)),
+        "h3_cells_from_centre": int(all_cells["from_centre"].sum()) if len(all_cells) else 0,
+        "shares": json.loads(level_rows.to_json(orient="records")),
+    }
+    clock.step("shares", f"aggregated reach shares of {len(hh):,} households")
 
-    risk_config = load_risk_config(data.folder, categories=reach.model.config)
-    registration = building_registration(buildings, assigned["building_id"].to_numpy(), risk_config) \
-        if buildings is not None else None
-    under = set(registration.loc[registration["under_registered"], "id"]) if registration is not None else set()
+    risk_config = load_risk_config(run.folder, categories=config)
+    own_b = [b for b in buildings if b is not None]
+    if own_b:
+        own_b = pd.concat(own_b, ignore_index=True).drop_duplicates("id").sort_values("order", kind="stable")
+        registration = building_registration(own_b, building_id, risk_config, area=own_b["area"].to_numpy())
+        registration.index = own_b.index
+        under_mask = registration["under_registered"].to_numpy()
+        under = set(registration.loc[under_mask, "id"])
+        ub_lonlat = (own_b["lon"].to_numpy()[under_mask], own_b["lat"].to_numpy()[under_mask]) if len(under) \
+            else (np.zeros(0), np.zeros(0))
+    else:
+        registration, under, ub_lonlat = None, set(), (np.zeros(0), np.zeros(0))
     risk_input = pd.DataFrame({
-        "status": assigned["status"].to_numpy(), "grid_id": assigned["grid_id"].to_numpy(),
-        "community_id": assigned["community_id"].to_numpy(), "street_id": assigned["street_id"].to_numpy(),
-        "building_id": assigned["building_id"].to_numpy(), "persons": households["persons"].astype(float).to_numpy(),
-        "last_visit": households["last_visit"].to_numpy() if "last_visit" in households.columns else None,
-        **{g: households[g].astype(bool).to_numpy() for g in SPECIAL_GROUPS},
-        "old_estate": zones["old_estate"].to_numpy(), "fringe": zones["fringe"].to_numpy(),
-        **({"migrant_registered": households["migrant_registered"].to_numpy()}
-           if "migrant_registered" in households.columns else {}),
+        "status": status, "grid_id": grid_id, "community_id": hh["community_id"].to_numpy(),
+        "street_id": hh["street_id"].to_numpy(), "building_id": building_id, "persons": hh["persons"].to_numpy(),
+        "last_visit": _visit_text(hh["last_visit"]) if "last_visit" in hh.columns else None,
+        **{g: hh[g].to_numpy() for g in SPECIAL_GROUPS},
+        "old_estate": old, "fringe": fringe,
+        **({"migrant_registered": hh["migrant_registered"].to_numpy()} if "migrant_registered" in hh.columns else {}),
     })
     over = set(out_grids.loc[out_grids["over_capacity"].astype(bool), "id"].astype(str))
-    if registration is not None and len(under):
-        inner = shapely.point_on_surface(buildings.geometry.to_numpy()[registration["under_registered"].to_numpy()])
-        ub = gpd.GeoSeries(inner, crs=buildings.crs).to_crs("EPSG:4326")
-        ub_lonlat = (ub.x.to_numpy(), ub.y.to_numpy())
-    else:
-        ub_lonlat = (np.zeros(0), np.zeros(0))
+    lon, lat = hh["lon"].to_numpy(), hh["lat"].to_numpy()
     ctx = RiskContext(households=risk_input, grids=out_grids, communities=communities, streets=streets,
-                      config=risk_config, categories=reach.model.config, over_capacity=over, under_registered=under,
-                      under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=data.metric_crs, resolution=h3_resolution,
-                      reference_date=reference_date, origin_of=reach.origin_of)
-    risk, spots, card = assess_risk(ctx, reach.households)
-    for column in ("risk", "risk_reasons", "visit_overdue"):
-        out_households.insert(len(out_households.columns) - 1, column, risk[column].array)
+                      config=risk_config, categories=config, over_capacity=over, under_registered=under,
+                      under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
+                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64))
+    risk, spots, card = assess_risk(ctx, reach)
     g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
     for column in g_risk.columns:
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
-    cells = add_cell_risk(reach.cells, lon, lat, risk, resolution=h3_resolution)
+    all_cells = add_cell_risk(all_cells, lon, lat, risk, resolution=h3_resolution)
     clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
                        f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
 
-    summary = build_summary(data, out_households, out_grids, issues, coverage, streets, communities)
-    summary["reach"] = reach.summary
+    zones = pd.DataFrame({"zone": zone})
+    zones.attrs["fringe_source"] = fringe_source
+    summary = build_summary(run, hh, out_grids, issues, coverage, streets, communities)
+    summary["reach"] = reach_summary
     summary["risk"] = risk_summary(risk, zones, spots, registration, risk_config, reference_date)
     summary["timings_s"] = clock.timings
-    return Analysis(data=data, households=out_households, grids=out_grids, coverage_issues=issues,
-                    building_grid=bg, summary=summary, timings=clock.timings, h3_reach=cells,
-                    reach_model=reach.model, blindspots=spots, scorecard=card, risk_context=ctx)
+    return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
+                        summary=summary, household_risk=risk, risk_context=ctx)
+
+
+#: A building-grid table without split buildings (grid_workload's ``split_buildings`` are then all 0).
+_NO_SPLIT = pd.DataFrame({"grid_id": pd.Series([], dtype=object), "split": pd.Series([], dtype=bool)})
+
+
+def _visit_text(values: pd.Series) -> np.ndarray:
+    """Visit dates back as YYYY-MM-DD text (None where missing), as household_risk reads them."""
+    out = pd.Series(values).dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    out[pd.isna(values).to_numpy()] = None
+    return out
+
+
+#: The columns risk adds to households.geojson, in order.
+RISK_OUTPUT_COLUMNS = ("risk", "risk_reasons", "visit_overdue")
+
+
+def add_risk_columns(households: gpd.GeoDataFrame, risk: pd.DataFrame) -> gpd.GeoDataFrame:
+    """The output households with their risk columns (before the geometry)."""
+    out = households.copy() if len(households) else households
+    for column in RISK_OUTPUT_COLUMNS:
+        out.insert(len(out.columns) - 1, column, risk[column].array)
+    return out
 
 
 @dataclass
@@ -225,64 +485,65 @@ class ReachResult:
     origin_of: np.ndarray
     households: pd.DataFrame
     household_columns: list
-    shares: pd.DataFrame
     cells: gpd.GeoDataFrame
-    summary: dict
+    not_attached: np.ndarray
+    on_fragment: np.ndarray
+    origins: pd.DataFrame
 
 
-def run_reach(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFrame, zones: pd.DataFrame, *,
-              lonlat: tuple[np.ndarray, np.ndarray], h3_resolution: int = DEFAULT_H3_RESOLUTION) -> ReachResult:
-    """The 15-minute life-circle stage: network, per-household minutes, H3 cells, shares per level."""
+def unknown_categories(facilities: gpd.GeoDataFrame | None, config) -> dict[str, int]:
+    """Facilities per category that ``categories.toml`` does not declare (left out of the reach)."""
+    if facilities is None:
+        return {}
+    known = facilities["category"].isin(config.ids)
+    return {str(k): int(v) for k, v in facilities.loc[~known, "category"].value_counts().items()}
+
+
+def unknown_category_warnings(unknown: dict[str, int], config) -> list[str]:
+    return [f"facilities: {count} with category {cat!r} not in {config.source}: not used for reach"
+            for cat, count in unknown.items()]
+
+
+def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFrame, *,
+                          lonlat: tuple[np.ndarray, np.ndarray], h3_resolution: int = DEFAULT_H3_RESOLUTION,
+                          keep_cell: Callable | None = None, area_wgs84: list | None = None,
+                          order: np.ndarray | None = None, component_of: Callable | None = None) -> ReachResult:
+    """The 15-minute life-circle stage of one part: network, per-household minutes, its H3 cells."""
     layers = data.layers
     config = load_config(data.folder)
     facilities = layers.get("facilities")
-    unknown: dict[str, int] = {}
     if facilities is not None:
-        known = facilities["category"].isin(config.ids)
-        unknown = {str(k): int(v) for k, v in facilities.loc[~known, "category"].value_counts().items()}
-        for cat, count in unknown.items():
-            data.warnings.append(f"facilities: {count} with category {cat!r} not in {config.source}: not used for reach")
-        facilities = facilities[known.to_numpy()]
+        facilities = facilities[facilities["category"].isin(config.ids).to_numpy()]
     x, y = assigned["x"].to_numpy(), assigned["y"].to_numpy()
-    origins, origin_of = household_origins(x, y, assigned["building_id"].to_numpy(), buildings=layers.get("buildings"),
+    building_id = assigned["building_id"].to_numpy()
+    origins, origin_of = household_origins(x, y, building_id, buildings=layers.get("buildings"),
                                            estates=layers.get("estates"), gates=layers.get("gates"))
     model = ReachModel.build(layers.get("roads"), facilities, origins, config=config)
+    if component_of is not None and model.graph is not None:
+        model.use_components(component_of)
     elderly_alone = households["elderly_alone"].astype(bool).to_numpy()
     reach = household_reach(model, origin_of, elderly_alone)
     not_attached = ~model.origin_attached()
     on_fragment = model.origin_on_fragment()
     hh_not_attached = (origin_of >= 0) & np.where(origin_of >= 0, not_attached[np.maximum(origin_of, 0)], False)
     hh_stranded = (origin_of >= 0) & np.where(origin_of >= 0, on_fragment[np.maximum(origin_of, 0)], False)
-    special = pd.DataFrame({g: households[g].astype(bool).to_numpy() for g in SPECIAL_GROUPS})
-    groups = {"street": assigned["street_id"].to_numpy(), "community": assigned["community_id"].to_numpy(),
-              "grid": assigned["grid_id"].to_numpy(), "zone": zones["zone"].to_numpy(),
-              "old_estate": np.where(zones["old_estate"], "old_estate", None),
-              "fringe": np.where(zones["fringe"], "fringe", None)}
-    shares = reach_shares(groups, reach, households["persons"].astype(float).to_numpy(), special, config)
     lon, lat = lonlat
-    area = layers["streets"].to_crs("EPSG:4326").geometry.to_list()
+    area = area_wgs84 if area_wgs84 is not None else layers["streets"].to_crs("EPSG:4326").geometry.to_list()
     cells = h3_reach(model, household_lonlat=(lon, lat), reach=reach, area_wgs84=area, resolution=h3_resolution,
                      metric_crs=data.metric_crs)
+    if keep_cell is not None and len(cells):
+        cells = cells[keep_cell(cells["h3"].to_numpy())].reset_index(drop=True)
+    # origins by key: a building is one origin wherever its households are counted; a loose household is its own
+    has_b = pd.notna(building_id)
+    order = np.arange(len(x)) if order is None else order
+    key = np.full(len(origins), None, dtype=object)
+    located = origin_of >= 0
+    key[origin_of[located & has_b]] = np.char.add("b:", building_id[located & has_b].astype(str))
+    key[origin_of[located & ~has_b]] = np.char.add("h:", order[located & ~has_b].astype(str))
+    origin_rows = pd.DataFrame({"key": key, "attached": ~not_attached, "on_fragment": on_fragment})
     columns = [c for c in reach.columns if not c.startswith("within_")]
-    level_rows = shares[shares["level"].isin(["street", "community", "zone", "old_estate", "fringe"])]
-    summary = {
-        "method": model.method,
-        "estimate": model.method != "network",
-        "categories_source": config.source,
-        "speeds_m_per_s": config.speeds,
-        "detour_factor": config.detour_factor if model.method != "network" else None,
-        "categories": [asdict(c) for c in config.categories],
-        "network": model.stats,
-        "facilities_unknown_category": unknown,
-        "households_not_attached": int(hh_not_attached.sum()),
-        "households_on_fragments": int(hh_stranded.sum()),
-        "households_basic_complete": int(reach["basic_complete"].sum()),
-        "h3_resolution": h3_resolution,
-        "h3_cells": int(len(cells)),
-        "h3_cells_from_centre": int(cells["from_centre"].sum()) if len(cells) else 0,
-        "shares": json.loads(level_rows.to_json(orient="records")),
-    }
-    return ReachResult(model=model, origin_of=origin_of, households=reach, household_columns=columns, shares=shares, cells=cells, summary=summary)
+    return ReachResult(model=model, origin_of=origin_of, households=reach, household_columns=columns, cells=cells,
+                       not_attached=hh_not_attached, on_fragment=hh_stranded, origins=origin_rows)
 
 
 def add_cell_risk(cells: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray, risk: pd.DataFrame, *,
@@ -360,7 +621,7 @@ def _counts(series: pd.Series, keys) -> dict[str, int]:
     return {k: int(vc.get(k, 0)) for k in keys}
 
 
-def build_summary(data: Dataset, households: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, issues: gpd.GeoDataFrame,
+def build_summary(data: "RunInfo", households: pd.DataFrame, grids: gpd.GeoDataFrame, issues: gpd.GeoDataFrame,
                   coverage: pd.DataFrame, streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> dict:
     """The run's figures as plain JSON-ready data (counts only: no household appears by id)."""
     status = households["status"]
@@ -394,7 +655,7 @@ def build_summary(data: Dataset, households: gpd.GeoDataFrame, grids: gpd.GeoDat
     total = int(len(households))
     assert sum(status_counts.values()) == total, "every household has exactly one status"
     return {
-        "input": {name: int(len(frame)) for name, frame in data.layers.items()},
+        "input": dict(data.input_counts),
         "missing_optional_layers": data.missing_optional,
         "sources": data.sources,
         "source_crs": data.source_crs,

@@ -54,14 +54,24 @@ class Category:
     elderly: bool
 
 
+#: Walks longer than this many minutes are not reported (null, "not within the horizon").
+DEFAULT_HORIZON_MIN = 30.0
+
+
 @dataclass(frozen=True)
 class ReachConfig:
-    """Categories, walking speeds (m/s) and the straight-line detour factor."""
+    """Categories, walking speeds (m/s), the straight-line detour factor and the reporting horizon (minutes)."""
 
     categories: tuple[Category, ...]
     speeds: dict
     detour_factor: float
     source: str = "built-in"
+    horizon_min: float = DEFAULT_HORIZON_MIN
+
+    @property
+    def horizon_m(self) -> float:
+        """The longest walk (metres) that can be reported: the horizon at the fastest speed."""
+        return self.horizon_min * 60.0 * max(self.speeds.values())
 
     @property
     def ids(self) -> list[str]:
@@ -107,11 +117,15 @@ def load_config(data_dir: str | Path | None = None) -> ReachConfig:
     try:
         speeds = {"general": float(speeds.get("general", 1.0)), "elderly": float(speeds.get("elderly", 0.92))}
         detour = float(doc.get("estimate", {}).get("detour_factor", 1.3))
+        horizon = float(doc.get("horizon", {}).get("minutes", DEFAULT_HORIZON_MIN))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: bad speed or detour factor: {exc}") from None
+        raise ConfigError(f"{source}: bad speed, detour factor or horizon: {exc}") from None
     if min(speeds.values()) <= 0 or detour < 1:
         raise ConfigError(f"{source}: speeds must be positive and the detour factor at least 1")
-    return ReachConfig(categories=tuple(cats), speeds=speeds, detour_factor=detour, source=source)
+    longest = max(c.tier for c in cats)
+    if horizon < longest:
+        raise ConfigError(f"{source}: [horizon] minutes = {horizon:g} is shorter than the longest tier ({longest} min)")
+    return ReachConfig(categories=tuple(cats), speeds=speeds, detour_factor=detour, source=source, horizon_min=horizon)
 
 
 @dataclass
@@ -273,10 +287,11 @@ class ReachModel:
 
     # ---- answers ----------------------------------------------------------------------------
     def origin_minutes(self, cat: str, profile: str = "general") -> np.ndarray:
-        """Minutes from each origin to the nearest facility of ``cat`` (NaN: none reachable)."""
+        """Minutes from each origin to the nearest facility of ``cat`` (NaN: none reachable within the
+        reporting horizon ``config.horizon_min``)."""
         d = self.origin_dist[cat]
         m = d / self.config.speeds[profile] / 60.0
-        return np.where(np.isfinite(m), m, np.nan)
+        return np.where(np.isfinite(m) & (m <= self.config.horizon_min), m, np.nan)
 
     def origin_attached(self) -> np.ndarray:
         """True for origins with at least one entry on the network (always true for the estimate)."""
@@ -292,6 +307,21 @@ class ReachModel:
         comp = np.where(att.segment >= 0, g.component[g.u[np.maximum(att.segment, 0)]], -1)
         on_main = np.where((att.segment >= 0) & (comp == g.main_component), -1.0, 0.0)
         return self.origin_attached() & ~(self._reduce_entries(on_main) < 0)
+
+    def use_components(self, component_of) -> None:
+        """Take the network's components from a larger network this one is a part of.
+
+        ``component_of(x, y)`` gives, for node coordinates, the component label in the larger network and -1
+        for a node it does not hold, and has an attribute ``main`` (the larger network's main component). A
+        part's component lies inside one component of the whole, so each takes the label of any of its nodes
+        the whole holds; origins are then on a fragment exactly when they are in the whole network.
+        """
+        g = self.graph
+        label = np.asarray(component_of(g.x, g.y))
+        found = label >= 0
+        first = pd.Series(label[found]).groupby(g.component[found]).first()
+        g.component = first.reindex(g.component).fillna(-2).to_numpy(dtype=np.int64)
+        g.main_component = int(component_of.main)
 
     def for_origins(self, origins: Origins) -> "ReachModel":
         """The same network, facilities and distances measured from other origins (no new search)."""

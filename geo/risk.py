@@ -100,16 +100,18 @@ def load_risk_config(data_dir: str | Path | None = None, *, categories: ReachCon
                       source=source)
 
 
-def building_registration(buildings, building_of_household: np.ndarray, config: RiskConfig) -> pd.DataFrame:
+def building_registration(buildings, building_of_household: np.ndarray, config: RiskConfig, *,
+                          area: np.ndarray | None = None) -> pd.DataFrame:
     """Per building: household records, estimated flats, and whether a residential building is
     under-registered (records below ``min_share`` of its estimated flats; 0 records always counts).
 
-    Estimated flats = floors × footprint × efficiency ÷ flat size (only where floors are known).
+    Estimated flats = floors × footprint × efficiency ÷ flat size (only where floors are known). ``area``
+    gives the footprints (m²) when ``buildings`` is a table without geometry.
     """
     ids = buildings["id"].astype(str).to_numpy()
     records = pd.Series(building_of_household).dropna().astype(str).value_counts().reindex(ids).fillna(0).to_numpy()
     floors = pd.to_numeric(buildings.get("floors", pd.Series(np.nan, index=buildings.index)), errors="coerce").to_numpy(float)
-    area = shapely.area(buildings.geometry.to_numpy())
+    area = shapely.area(buildings.geometry.to_numpy()) if area is None else np.asarray(area, dtype=float)
     reg = config.registration
     flats = np.floor(floors * area * reg["efficiency"] / reg["flat_m2"])
     residential = buildings["residential"].fillna(True).astype(bool).to_numpy() if "residential" in buildings.columns \

@@ -120,7 +120,9 @@ def test_a_gated_estate_is_left_by_its_gate():
                       entry_x=np.array([gate[0]]), entry_y=np.array([gate[1]]), entry_extra=np.array([170.0]))
     model = ReachModel.build(_roads(lines), fac, origins, config=CONFIG)
     # 170 m inside the estate to the gate, 10 m to road B, 900 + 200 + 900 m round, 5 m to the shop
-    assert model.origin_minutes("shop")[0] * 60 == pytest.approx(170 + 10 + 900 + 200 + 900 + 5)
+    assert model.origin_dist["shop"][0] == pytest.approx(170 + 10 + 900 + 200 + 900 + 5)
+    # 36 minutes: beyond the 30-minute reporting horizon, so no figure is reported
+    assert np.isnan(model.origin_minutes("shop")[0])
     plain = ReachModel.build(_roads(lines), fac, Origins.simple(np.array([building[0]]), np.array([building[1]])), config=CONFIG)
     assert plain.origin_minutes("shop")[0] * 60 == pytest.approx(20 + 5)
 
@@ -205,3 +207,32 @@ def test_bad_categories_files(tmp_path, text, message):
     (tmp_path / "categories.toml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         load_config(tmp_path)
+
+
+def test_walks_beyond_the_reporting_horizon_have_no_minutes():
+    from dataclasses import replace
+
+    lines = [[(0, 0), (3000, 0)]]
+    fac = _facilities([("F", "shop", 0, 0)])
+    origins = Origins.simple(np.array([1700.0, 1900.0]), np.array([0.0, 0.0]))
+    model = ReachModel.build(_roads(lines), fac, origins, config=CONFIG)
+    assert CONFIG.horizon_min == 30 and CONFIG.horizon_m == 30 * 60 * max(CONFIG.speeds.values())
+    minutes = model.origin_minutes("shop")  # 1.0 m/s: 28.3 and 31.7 minutes
+    assert minutes[0] == pytest.approx(1700 / 60) and np.isnan(minutes[1])
+    wider = ReachModel.build(_roads(lines), fac, origins, config=replace(CONFIG, horizon_min=40.0))
+    assert wider.origin_minutes("shop")[1] == pytest.approx(1900 / 60)
+
+
+def test_a_horizon_shorter_than_a_tier_is_refused(tmp_path):
+    from geo.reach import load_config
+
+    text = resources_text().replace("minutes = 30", "minutes = 10")
+    (tmp_path / "categories.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="horizon"):
+        load_config(tmp_path)
+
+
+def resources_text() -> str:
+    from importlib import resources
+
+    return resources.files("geo").joinpath("categories.toml").read_text(encoding="utf-8")

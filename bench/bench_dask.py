@@ -1,0 +1,155 @@
+"""Benchmark: a synthetic city, ``gridcover analyze`` single-process vs ``--engine dask`` (local cluster).
+
+Runs the real command on the same data for each size and engine, one after the other, sampling the resident
+memory of the whole process tree (the command, the Dask scheduler, nanny and worker processes) every
+0.2 s from /proc via psutil; a run whose tree passes ``--limit-gib`` is stopped and reported as out of
+memory (the machine has 24 GiB; the limit leaves room for the system). Prints a table, the ratio of the
+two engines, a linear fit of peak memory against households for each engine, the size at which each
+reaches the machine's memory, and the projection to ``--project`` households (50 million by default).
+
+Data: ``gridcover.synthetic`` (1 building per 10 households, 1 grid per 333, 10 grids a community, 10
+communities a street: 1,000,000 households are 30 streets) plus ``gridcover.synthetic_network`` (street
+centre lines along the block edges, facilities of every category, gates for 30% of the estates), cached
+in bench/data/. Never run in CI.
+
+    python bench/bench_dask.py                                  # 1M, 2M, 5M households
+    python bench/bench_dask.py --sizes 200000 --engines single dask   # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / "data"
+RESULTS = ROOT / "results"
+GIB = 1024 ** 3
+MACHINE_GIB = psutil.virtual_memory().total / GIB
+
+
+def city(households: int, seed: int = 0) -> Path:
+    """The cached synthetic city of ``households`` households (generated on first use)."""
+    buildings, grids = households // 10, max(1, households // 333)
+    folder = DATA / f"city-v1-h{households}-b{buildings}-g{grids}-s{seed}"
+    if not (folder / "roads.gpkg").exists():
+        print(f"generating {folder.name} ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "gridcover.synthetic", "--households", str(households), "--buildings",
+                        str(buildings), "--grids", str(grids), "--seed", str(seed), "--out", str(folder),
+                        "--format", "gpkg"], check=True)
+        subprocess.run([sys.executable, "-m", "gridcover.synthetic_network", str(folder), "--seed", str(seed)],
+                       check=True)
+    return folder
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run(data: Path, engine: str, *, limit_gib: float, out_root: Path) -> dict:
+    out = out_root / f"{data.name}-{engine}"
+    cmd = [sys.executable, "-m", "gridcover.cli", "analyze", str(data), "--out", str(out), "--engine", engine,
+           "--as-of", "2026-11-29", "--quiet"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    ps = psutil.Process(proc.pid)
+    peak, killed = 0, False
+    while proc.poll() is None:
+        rss = tree_rss(ps)
+        peak = max(peak, rss)
+        if rss > limit_gib * GIB:
+            killed = True
+            for child in ps.children(recursive=True):
+                child.kill()
+            proc.kill()
+            break
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - started
+    status = "out of memory (stopped at the limit)" if killed else ("ok" if proc.returncode == 0 else
+                                                                      f"failed ({proc.returncode})")
+    if proc.returncode not in (0, None) and not killed:
+        print(stderr[-2000:], file=sys.stderr)
+    return {"households": int(data.name.split("-h")[1].split("-")[0]), "engine": engine, "status": status,
+            "seconds": round(seconds, 1), "peak_gib": round(peak / GIB, 2), "out": str(out),
+            "last_line": stdout.strip().splitlines()[-1] if stdout.strip() else ""}
+
+
+def fit(rows: list[dict]) -> tuple[float, float] | None:
+    """Peak GiB = a + b × households (least squares over the runs that finished)."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    if len(ok) < 2:
+        return None
+    x = np.array([r["households"] for r in ok], float)
+    y = np.array([r["peak_gib"] for r in ok], float)
+    b, a = np.polyfit(x, y, 1)
+    return float(a), float(b)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 2_000_000, 5_000_000])
+    parser.add_argument("--engines", nargs="+", default=["single", "dask"], choices=["single", "dask"])
+    parser.add_argument("--limit-gib", type=float, default=min(21.0, MACHINE_GIB - 2.5),
+                        help="stop a run whose process tree passes this (default: 21 GiB, or the machine less 2.5)")
+    parser.add_argument("--project", type=int, default=50_000_000)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench_dask_out"))
+    parser.add_argument("--keep", action="store_true", help="keep the output folders")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in args.sizes:
+        data = city(n)
+        for engine in args.engines:
+            row = run(data, engine, limit_gib=args.limit_gib, out_root=args.out)
+            rows.append(row)
+            print(f"{n:>11,} {engine:>6}: {row['status']:<36} {row['seconds']:>8.1f} s  peak {row['peak_gib']:6.2f} GiB",
+                  flush=True)
+            if not args.keep:
+                subprocess.run(["rm", "-rf", row["out"]])
+    print()
+    print(f"machine: {os.cpu_count()} cores, {MACHINE_GIB:.1f} GiB; limit {args.limit_gib:.1f} GiB")
+    print(f"{'households':>11} | {'single s':>9} | {'single GiB':>10} | {'dask s':>8} | {'dask GiB':>8} | time dask/single")
+    for n in args.sizes:
+        s = next((r for r in rows if r["households"] == n and r["engine"] == "single"), None)
+        d = next((r for r in rows if r["households"] == n and r["engine"] == "dask"), None)
+        cell = lambda r, k: (f"{r[k]:.1f}" if r and r["status"] == "ok" else ("OOM" if r and "memory" in r["status"] else "-"))
+        ratio = f"{d['seconds'] / s['seconds']:.2f}" if s and d and s["status"] == d["status"] == "ok" else "-"
+        print(f"{n:>11,} | {cell(s, 'seconds'):>9} | {cell(s, 'peak_gib'):>10} | {cell(d, 'seconds'):>8} | "
+              f"{cell(d, 'peak_gib'):>8} | {ratio}")
+    projection = {}
+    for engine in args.engines:
+        f = fit([r for r in rows if r["engine"] == engine])
+        if f is None:
+            continue
+        a, b = f
+        at = (MACHINE_GIB - a) / b if b > 0 else float("inf")
+        projection[engine] = {"intercept_gib": round(a, 3), "gib_per_million": round(b * 1e6, 3),
+                              "households_at_machine_memory": int(at),
+                              f"peak_gib_at_{args.project}": round(a + b * args.project, 1)}
+        print(f"{engine}: peak ≈ {a:.2f} GiB + {b * 1e6:.3f} GiB per million households; reaches {MACHINE_GIB:.0f} GiB "
+              f"at ≈ {at / 1e6:.1f} M households; at {args.project / 1e6:.0f} M: ≈ {a + b * args.project:.1f} GiB")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (RESULTS / f"dask-{stamp}.json").write_text(json.dumps({"runs": rows, "projection": projection,
+                                                            "limit_gib": args.limit_gib}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,318 @@
+"""``gridcover analyze --engine dask``: the analysis run on a Dask cluster, one task per street (街道).
+
+The driver plans the parts (:func:`geo.partition.plan_parts`, run as a task), sends each street's part to
+a worker (:func:`geo.partition.read_part` then :func:`geo.pipeline.local_stages`: assignment, zones,
+reach, H3 cells), gathers the parts' compact per-household tables, runs :func:`geo.pipeline.global_stages`
+(workload, coverage issues, shares, risk, blind spots merged across streets, scorecard, summary) and sends
+each household's risk back to its part, which writes its rows. The driver then assembles the output
+folder of the single-process run from the parts' files, streaming (households never pass through it
+whole), and moves it into place atomically. docs/dask.md says why the outputs are the same.
+
+Example
+-------
+>>> analysis, out = analyze_dask("data/city", "out/city")                 # a local cluster (2 workers)
+>>> analysis, out = analyze_dask("data/city", "out/city", scheduler="tcp://10.0.0.5:8786")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyogrio
+
+from geo.errors import GridcoverError
+from geo.lifecircle import DEFAULT_H3_RESOLUTION
+from geo.load import LAYER_ORDER, Dataset
+from geo.partition import Plan, plan_parts, read_part, whole_network
+from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, RunInfo, _Clock, add_risk_columns, global_stages,
+                          local_stages, unknown_category_warnings)
+from geo.reach import load_config
+from geo.report import OUTPUT_LAYERS, _json_default, _replace_dir, _write_geojson, _write_gpkg_layer, write_meta
+from geo.settings import Settings
+
+#: Workers of the default local cluster: one single-threaded process per core of this 2-core machine
+#: (the stages are numpy/GEOS code that holds the GIL; processes, not threads, run them side by side).
+LOCAL_WORKERS = max(1, min(os.cpu_count() or 1, 2))
+#: Input layers the network task writes into the workspace (read whole there anyway).
+CONTEXT_LAYERS = ("estates", "gates", "facilities", "roads")
+
+
+def local_cluster(*, workers: int = LOCAL_WORKERS):
+    """A dask.distributed LocalCluster for this machine: ``workers`` processes of one thread, memory shared
+    equally, no dashboard."""
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                        memory_limit="auto", silence_logs=40)
+
+
+# ---- tasks (run on workers) -------------------------------------------------------------------
+
+def _plan_task(path: str, crs, settings, h3_resolution: int) -> Plan:
+    return plan_parts(path, crs=crs, settings=settings, h3_resolution=h3_resolution)
+
+
+def _network_task(plan: Plan, parts_dir: str):
+    stats, components, unknown, warnings = whole_network(plan)
+    from geo.load import read_layers
+
+    context = read_layers(plan.path, [n for n in CONTEXT_LAYERS if n in plan.sources], crs=plan.crs,
+                          metric_crs=plan.metric_crs)
+    gpkg = Path(parts_dir) / "context.gpkg"
+    for name, frame in context.layers.items():
+        _write_gpkg_layer(frame, gpkg, name)
+    return stats, components, unknown, warnings + context.warnings
+
+
+def _part_task(plan: Plan, p: int, components, parts_dir: str) -> dict:
+    started = time.perf_counter()
+    data, owned_b, b_order, area = read_part(plan, p)
+    read_s = time.perf_counter() - started
+    owner = plan.owner
+    part = local_stages(data, h3_resolution=plan.h3_resolution, owned_buildings=owned_b, building_order=b_order,
+                        keep_cell=lambda cells: owner.of_strings(cells) == p, area_wgs84=area,
+                        order=plan.household_order[p], component_of=components)
+    folder = Path(parts_dir)
+    with open(folder / f"{p:05d}.pkl", "wb") as fh:
+        pickle.dump(part.households, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    gpkg = folder / f"{p:05d}.gpkg"
+    if len(data.layers["households"]):
+        _write_gpkg_layer(data.layers["households"], gpkg, "input_households")
+    if owned_b is not None and owned_b.any():
+        _write_gpkg_layer(data.layers["buildings"][owned_b], gpkg, "buildings")
+    return {"part": p, "table": part.table, "buildings": part.buildings, "split_buildings": part.split_buildings,
+            "cells": part.cells, "origins": part.origins, "fringe_source": part.fringe_source,
+            "warnings": data.warnings, "repaired": data.repaired, "method": part.model.method,
+            "seconds": {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}}
+
+
+def _write_task(parts_dir: str, p: int, risk: pd.DataFrame) -> int:
+    folder = Path(parts_dir)
+    with open(folder / f"{p:05d}.pkl", "rb") as fh:
+        households = pickle.load(fh)
+    (folder / f"{p:05d}.pkl").unlink()
+    if not len(households):
+        return 0
+    out = add_risk_columns(households, risk.reset_index(drop=True))
+    _write_geojson(out, folder / f"{p:05d}.households.geojson")
+    _write_gpkg_layer(out, folder / f"{p:05d}.gpkg", "households")
+    return len(out)
+
+
+# ---- the driver -------------------------------------------------------------------------------
+
+def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: str | None = None,
+                 settings: Settings | None = None, h3_resolution: int = DEFAULT_H3_RESOLUTION,
+                 reference_date: date | None = None, scheduler: str | None = None,
+                 progress: Callable[[str], None] | None = None,
+                 extra: Callable[[Analysis], list] | None = None, workers: int = LOCAL_WORKERS) -> tuple[Analysis, Path]:
+    """Analyse a data folder on a Dask cluster and write the outputs of ``analyze`` + ``write_outputs``.
+
+    ``scheduler`` is a dask.distributed scheduler address (its workers must see ``path`` and the output
+    folder at the same paths and have gridcover installed); without it a local cluster of ``workers``
+    processes runs. ``extra(analysis)`` gives more writers ``f(folder)`` (the CLI's report.html). Returns
+    an :class:`~geo.pipeline.Analysis` holding the city-wide layers (grids, cells, blind spots, scorecard,
+    summary; not the households, which only the output files hold) and the output folder.
+    """
+    from dask.distributed import Client, as_completed
+
+    settings = settings or Settings()
+    if settings.derive_fringe:
+        msg = "--derive-fringe is not available with --engine dask yet (the derivation needs every building at once)"
+        raise GridcoverError(msg)
+    reference_date = reference_date or date.today()
+    clock = _Clock(progress)
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GridcoverError(f"--out {out_dir} exists and is not a folder")
+    parts_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.parts-", dir=out_dir.parent))
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            cluster = local_cluster(workers=workers)
+            client = Client(cluster)
+        with client:
+            if progress:
+                where = scheduler or f"a local cluster of {len(client.scheduler_info()['workers'])} workers"
+                progress(f"[   0.0s] planning the parts of {path} on {where}")
+            plan = client.submit(_plan_task, str(Path(path)), crs, settings, h3_resolution, pure=False).result()
+            clock.step("plan", f"{plan.n_parts} parts (streets); read {', '.join(f'{v:,} {k}' for k, v in plan.counts.items())}")
+            [plan_f] = client.scatter([plan], broadcast=True)
+            network = client.submit(_network_task, plan_f, str(parts_dir), pure=False)
+            components = client.submit(lambda n: n[1], network, pure=False)
+            futures = [client.submit(_part_task, plan_f, p, components, str(parts_dir), pure=False, priority=-p)
+                       for p in range(plan.n_parts)]
+            results = [None] * plan.n_parts
+            for done in as_completed(futures):
+                r = done.result()
+                results[r["part"]] = r
+                done.release()
+            stats, _, unknown, net_warnings = network.result()
+            del futures
+            clock.step("parts", f"assigned, zoned and measured {sum(len(r['table']) for r in results):,} households "
+                                f"in {plan.n_parts} parts")
+
+            config = load_config(plan.folder)
+            warnings = list(plan.warnings)
+            for r in results:
+                warnings += r["warnings"]
+            warnings += net_warnings + unknown_category_warnings(unknown, config)
+            warnings = list(dict.fromkeys(warnings))
+            repaired = _unique_repairs(plan.repaired + [item for r in results for item in r["repaired"]])
+            run = RunInfo(input_counts={n: plan.counts[n] for n in LAYER_ORDER if n in plan.counts},
+                          missing_optional=plan.missing_optional, sources=plan.sources, source_crs=plan.source_crs,
+                          metric_crs=plan.metric_crs, warnings=warnings, repaired=repaired, settings=plan.settings,
+                          folder=plan.folder)
+            whole = plan.whole
+            fringe = next((r["fringe_source"] for r in results if len(r["table"])), results[0]["fringe_source"])
+            result = global_stages(run, [r["table"] for r in results], grids=whole["grids"],
+                                   communities=whole["communities"], streets=whole["streets"],
+                                   buildings=[r["buildings"] for r in results],
+                                   split_buildings=[r["split_buildings"] for r in results],
+                                   cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
+                                   network_stats=stats, facilities_unknown=unknown, config=config,
+                                   fringe_source=fringe, h3_resolution=h3_resolution, reference_date=reference_date,
+                                   clock=clock)
+            sizes = [len(r["table"]) for r in results]
+            del results
+            risk = result.household_risk[list(RISK_OUTPUT_COLUMNS)]
+            bounds = np.r_[0, np.cumsum(sizes)]
+            writes = [client.submit(_write_task, str(parts_dir), p, risk.iloc[bounds[p]:bounds[p + 1]], pure=False)
+                      for p in range(plan.n_parts)]
+            written = sum(f.result() for f in writes)
+            clock.step("write parts", f"wrote {written:,} households in {plan.n_parts} parts")
+        analysis = Analysis(data=Dataset(layers=dict(plan.whole), metric_crs=plan.metric_crs, sources=plan.sources,
+                                         source_crs=plan.source_crs, missing_optional=plan.missing_optional,
+                                         warnings=warnings, repaired=repaired, settings=plan.settings,
+                                         folder=plan.folder),
+                            households=None, grids=result.grids, coverage_issues=result.coverage_issues,
+                            building_grid=None, summary=result.summary, timings=clock.timings, h3_reach=result.cells,
+                            blindspots=result.blindspots, scorecard=result.scorecard)
+        out = write_parted_outputs(analysis, out_dir, parts_dir=parts_dir, n_parts=plan.n_parts,
+                                   extra=extra(analysis) if extra else (), progress=progress)
+        clock.step("write", f"assembled {out}")
+        return analysis, out
+    finally:
+        if cluster is not None:
+            cluster.close()
+        shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _unique_repairs(items: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for item in items:
+        key = (item.get("layer"), str(item.get("id")), item.get("problem"))
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+# ---- assembling the output folder ----------------------------------------------------------------
+
+_HEADER_END = '"features": [\n'
+_FOOTER = "\n]\n}\n"
+
+
+def concat_geojson(parts: list[Path], target: Path, *, chunk: int = 1 << 24) -> None:
+    """One FeatureCollection from several written by the same writer (same header), streamed part by part."""
+    parts = [p for p in parts if p.exists()]
+    with open(target, "w", encoding="utf-8", newline="") as out:
+        first = True
+        header = None
+        for path in parts:
+            text = path.read_text(encoding="utf-8")
+            start = text.index(_HEADER_END) + len(_HEADER_END)
+            if header is None:
+                header = text[:start]
+                out.write(header)
+            end = text.rindex(_FOOTER)
+            body = text[start:end].strip("\n")
+            if body:
+                if not first:
+                    out.write(",\n")
+                for i in range(0, len(body), chunk):
+                    out.write(body[i:i + chunk])
+                first = False
+            del text, body
+        if header is None:
+            out.write('{\n"type": "FeatureCollection",\n' + _HEADER_END)
+        out.write(("\n" if not first else "\n") + "]\n}\n")
+
+
+def _append_layer(source: Path, layer: str, gpkg: Path, target_layer: str) -> int:
+    if not source.exists() or layer not in {str(r[0]) for r in pyogrio.list_layers(source)}:
+        return 0
+    frame = pyogrio.read_dataframe(source, layer=layer)
+    append = gpkg.exists() and target_layer in {str(r[0]) for r in pyogrio.list_layers(gpkg)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pyogrio.write_dataframe(frame, gpkg, layer=target_layer, driver="GPKG", append=append)
+    return len(frame)
+
+
+def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, n_parts: int, extra=(),
+                         progress=None) -> Path:
+    """The output folder of ``geo.report.write_outputs`` from the driver's city-wide layers and the parts'
+    household files; written beside ``out_dir`` and moved into place at the end."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        concat_geojson([parts_dir / f"{p:05d}.households.geojson" for p in range(n_parts)], tmp / "households.geojson")
+        outputs = {"grids": analysis.grids, "coverage_issues": analysis.coverage_issues,
+                   "h3_reach": analysis.h3_reach, "blindspots": analysis.blindspots}
+        for name, frame in outputs.items():
+            _write_geojson(frame, tmp / f"{name}.geojson")
+        if progress:
+            progress("wrote " + ", ".join(f"{name}.geojson" for name in OUTPUT_LAYERS))
+        gpkg = tmp / "workspace.gpkg"
+        part_files = [parts_dir / f"{p:05d}.gpkg" for p in range(n_parts)]
+        for name in LAYER_ORDER:
+            target = f"input_{name}" if name in OUTPUT_LAYERS else name
+            if name in analysis.data.layers:
+                _write_gpkg_layer(analysis.data.layers[name], gpkg, target)
+            elif name in ("households", "buildings"):
+                for path in part_files:
+                    _append_layer(path, target, gpkg, target)
+            elif name in CONTEXT_LAYERS:
+                _append_layer(parts_dir / "context.gpkg", name, gpkg, target)
+        for path in part_files:
+            _append_layer(path, "households", gpkg, "households")
+        for name, frame in outputs.items():
+            _write_gpkg_layer(frame, gpkg, name)
+        card = analysis.scorecard
+        (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
+        card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")
+        for write in extra:
+            write(tmp)
+        summary = dict(analysis.summary)
+        summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
+        summary_text = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)
+        (tmp / "summary.json").write_text(summary_text, encoding="utf-8")
+        write_meta(gpkg, {"workspace_id": uuid.uuid4().hex, "version": "1",
+                          "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "metric_crs": summary.get("metric_crs", ""), "summary": summary_text})
+        if progress:
+            progress("wrote workspace.gpkg and summary.json")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,129 @@
+"""The Dask engine: a run split by street on a Dask cluster writes what the single-process run writes."""
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+
+pytest.importorskip("dask.distributed")
+
+from geo.partition import plan_parts, read_part  # noqa: E402
+from geo.pipeline import analyze  # noqa: E402
+from geo.report import write_outputs  # noqa: E402
+from gridcover.cli import main  # noqa: E402
+from gridcover.engine_dask import analyze_dask  # noqa: E402
+
+AS_OF = date(2026, 11, 29)
+LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots")
+
+
+def _features(folder: Path, name: str) -> pd.DataFrame:
+    doc = json.loads((folder / f"{name}.geojson").read_text(encoding="utf-8"))
+    return pd.DataFrame([{**{k: json.dumps(v, sort_keys=True) for k, v in f["properties"].items()},
+                          "geometry": json.dumps(f["geometry"])} for f in doc["features"]])
+
+
+def _differences(single: Path, dask: Path) -> list[str]:
+    """Every difference between two output folders (households compared by id: the Dask run writes them street
+    by street; timings left out)."""
+    out = []
+    for name in LAYERS:
+        a, b = _features(single, name), _features(dask, name)
+        if name == "households":
+            a, b = a.sort_values("id").reset_index(drop=True), b.sort_values("id").reset_index(drop=True)
+        if list(a.columns) != list(b.columns) or len(a) != len(b):
+            out.append(f"{name}: columns or rows differ ({len(a)} vs {len(b)})")
+            continue
+        for column in a.columns:
+            differ = (a[column] != b[column]).to_numpy()
+            if differ.any():
+                i = int(np.flatnonzero(differ)[0])
+                out.append(f"{name}.{column}: {int(differ.sum())} rows differ, e.g. {a[column][i][:60]} vs {b[column][i][:60]}")
+    sa, sb = (json.loads((f / "summary.json").read_text(encoding="utf-8")) for f in (single, dask))
+    for s in (sa, sb):
+        s.pop("timings_s")
+    for key in sorted(set(sa) | set(sb)):
+        if sa.get(key) != sb.get(key):
+            out.append(f"summary.json {key}: {str(sa.get(key))[:120]} vs {str(sb.get(key))[:120]}")
+    for name in ("scorecard.json", "scorecard.csv"):
+        if (single / name).read_bytes() != (dask / name).read_bytes():
+            out.append(f"{name} differs")
+    layers_a = {str(r[0]): int(pyogrio.read_info(single / "workspace.gpkg", layer=str(r[0]))["features"])
+                for r in pyogrio.list_layers(single / "workspace.gpkg")}
+    layers_b = {str(r[0]): int(pyogrio.read_info(dask / "workspace.gpkg", layer=str(r[0]))["features"])
+                for r in pyogrio.list_layers(dask / "workspace.gpkg")}
+    if layers_a != layers_b:
+        out.append(f"workspace.gpkg layers differ: {layers_a} vs {layers_b}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=40) as c:
+        yield c.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    """Six streets of a synthetic district with roads along the blocks, facilities and gates; a 15-minute
+    horizon keeps each street's roads smaller than the city (about 2.4 km across)."""
+    from gridcover.synthetic import make_district, write_district
+    from gridcover.synthetic_network import street_network
+
+    folder = tmp_path_factory.mktemp("city")
+    layers = make_district(households=20_000, buildings=2_000, grids=60, seed=3, grids_per_community=5,
+                           communities_per_street=2)
+    layers.update(street_network(layers, seed=3, unknown_category=True))
+    write_district(layers, folder, fmt="gpkg")
+    text = (Path(__file__).parents[1] / "geo" / "categories.toml").read_text(encoding="utf-8")
+    (folder / "categories.toml").write_text(text.replace("minutes = 30", "minutes = 15"), encoding="utf-8")
+    return folder
+
+
+def test_the_dask_run_of_the_sample_writes_the_single_process_outputs(sample_analysis, tmp_path):
+    _, single = sample_analysis
+    _, out = analyze_dask("sample_geojson", tmp_path / "dask", reference_date=AS_OF)  # a local cluster of its own
+    assert _differences(Path(single), out) == []
+
+
+def test_a_city_of_six_streets_gives_the_same_outputs_on_dask(city, cluster, tmp_path):
+    single = write_outputs(analyze(city, reference_date=AS_OF), tmp_path / "single")
+    analysis, out = analyze_dask(city, tmp_path / "dask", reference_date=AS_OF, scheduler=cluster)
+    assert analysis.summary["households"] == 20_000 and len(analysis.summary["per_street"]) == 6
+    assert analysis.summary["reach"]["method"] == "network"
+    assert _differences(single, out) == []
+    # the households are all there, street by street
+    hh = pyogrio.read_dataframe(out / "households.geojson", read_geometry=False, columns=["id", "street_id"])
+    assert hh["id"].is_unique and len(hh) == 20_000
+
+
+def test_a_street_reads_only_its_part_of_the_city(city):
+    plan = plan_parts(str(city))
+    assert plan.n_parts == 6
+    assert sum(len(f) for f in plan.household_fids) == 20_000  # every household in exactly one part
+    assert len(np.unique(np.concatenate(plan.household_fids))) == 20_000
+    data, owned_buildings, _, _ = read_part(plan, 0)
+    assert len(data.layers["households"]) == len(plan.household_fids[0]) < 20_000 / 3
+    assert owned_buildings.sum() < len(data.layers["buildings"]) < 2_000
+    # roads and facilities: those within the horizon's walk (here, most of this small city)
+    assert len(data.layers["roads"]) <= plan.counts["roads"]
+    assert 0 < len(data.layers["facilities"]) <= plan.counts["facilities"]
+
+
+def test_the_command_runs_on_dask_and_refuses_what_it_cannot_do(city, cluster, tmp_path, capsys):
+    assert main(["analyze", str(city), "--out", str(tmp_path / "o"), "--engine", "dask", "--scheduler", cluster,
+                 "--as-of", "2026-11-29", "--quiet"]) == 0
+    assert "20,000 households" in capsys.readouterr().out
+    assert (tmp_path / "o" / "report.html").is_file()
+    assert main(["analyze", str(city), "--out", str(tmp_path / "p"), "--scheduler", cluster]) == 2
+    assert "--scheduler needs --engine dask" in capsys.readouterr().err
+    assert main(["analyze", str(city), "--out", str(tmp_path / "q"), "--engine", "dask", "--derive-fringe",
+                 "--scheduler", cluster]) == 2
+    assert "--derive-fringe is not available with --engine dask" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists() and not (tmp_path / "q").exists()
