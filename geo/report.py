@@ -120,26 +120,33 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
             _write_gpkg_layer(frame, gpkg, f"input_{name}" if name in outputs else name)
         for name, frame in outputs.items():
             _write_gpkg_layer(frame, gpkg, name)
-        if analysis.scorecard is not None:
-            card = analysis.scorecard
-            (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
-            card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese text
-        for write in extra:
-            write(tmp)
-        summary = dict(analysis.summary)
-        summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
-        summary_text = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)
-        (tmp / "summary.json").write_text(summary_text, encoding="utf-8")
-        write_meta(gpkg, {"workspace_id": uuid.uuid4().hex, "version": "1",
-                          "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                          "metric_crs": summary.get("metric_crs", ""), "summary": summary_text})
-        if progress:
-            progress("wrote workspace.gpkg and summary.json")
-        _replace_dir(tmp, out_dir)
+        finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def finish_outputs(analysis, tmp: Path, out_dir: Path, *, extra=(), progress=None) -> None:
+    """The last steps of every engine's output: scorecard, extra files, summary.json, the workspace's meta
+    table, then the temporary folder moved into place."""
+    gpkg = tmp / "workspace.gpkg"
+    if analysis.scorecard is not None:
+        card = analysis.scorecard
+        (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
+        card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese text
+    for write in extra:
+        write(tmp)
+    summary = dict(analysis.summary)
+    summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
+    summary_text = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)
+    (tmp / "summary.json").write_text(summary_text, encoding="utf-8")
+    write_meta(gpkg, {"workspace_id": uuid.uuid4().hex, "version": "1",
+                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      "metric_crs": summary.get("metric_crs", ""), "summary": summary_text})
+    if progress:
+        progress("wrote workspace.gpkg and summary.json")
+    _replace_dir(tmp, out_dir)
 
 
 #: The table in a workspace GeoPackage holding its identity, version and summary.

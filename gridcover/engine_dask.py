@@ -22,9 +22,8 @@ import pickle
 import shutil
 import tempfile
 import time
-import uuid
 import warnings
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +38,7 @@ from geo.partition import Plan, plan_parts, read_part, whole_network
 from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, RunInfo, _Clock, add_risk_columns, global_stages,
                           local_stages, unknown_category_warnings)
 from geo.reach import load_config
-from geo.report import OUTPUT_LAYERS, _json_default, _replace_dir, _write_geojson, _write_gpkg_layer, write_meta
+from geo.report import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, finish_outputs
 from geo.settings import Settings
 
 #: Workers of the default local cluster: one single-threaded process per core of this 2-core machine
@@ -297,21 +296,7 @@ def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, 
             _append_layer(path, "households", gpkg, "households")
         for name, frame in outputs.items():
             _write_gpkg_layer(frame, gpkg, name)
-        card = analysis.scorecard
-        (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
-        card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")
-        for write in extra:
-            write(tmp)
-        summary = dict(analysis.summary)
-        summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
-        summary_text = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default)
-        (tmp / "summary.json").write_text(summary_text, encoding="utf-8")
-        write_meta(gpkg, {"workspace_id": uuid.uuid4().hex, "version": "1",
-                          "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                          "metric_crs": summary.get("metric_crs", ""), "summary": summary_text})
-        if progress:
-            progress("wrote workspace.gpkg and summary.json")
-        _replace_dir(tmp, out_dir)
+        finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
