@@ -50,6 +50,7 @@ import shapely
 
 from geo.errors import ConfigError
 from geo.report import META_TABLE, _json_default, _plain
+from gridcover.workspace import MetaView
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_SCHEMA = "gridcover"
@@ -383,7 +384,7 @@ def _read_table(conn, schema: str, name: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.DataFrame(out, index=pd.RangeIndex(len(raw))), geometry=geometry, crs=4326)
 
 
-class PostGISWorkspace:
+class PostGISWorkspace(MetaView):
     """A workspace in a PostGIS schema, read into memory per version (thread-safe), kept current by LISTEN."""
 
     def __init__(self, dsn: str, *, schema: str = DEFAULT_SCHEMA) -> None:
@@ -461,29 +462,10 @@ class PostGISWorkspace:
         self._dirty = True
 
     @property
-    def tag(self) -> str:
-        """Identity and version of the current content: changes with every change of the workspace."""
-        self._refresh()
-        return f"{self._meta.get('workspace_id', 'x')[:12]}-{self._meta.get('version', '0')}"
-
-    @property
     def stamp(self) -> str:
         """The count of in-place edits of layer tables (with :attr:`tag`, what caches are keyed by)."""
         self._refresh()
         return self._meta.get("edits", "0")
-
-    @property
-    def version(self) -> int:
-        self._refresh()
-        return int(self._meta.get("version", "0"))
-
-    @property
-    def meta(self) -> dict[str, str]:
-        self._refresh()
-        return dict(self._meta)
-
-    def summary(self) -> dict:
-        return json.loads(self.meta.get("summary", "{}"))
 
     def layer_names(self) -> list[str]:
         self._refresh()

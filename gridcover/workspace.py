@@ -106,7 +106,35 @@ def _history_frame(grids: gpd.GeoDataFrame) -> str:
     return frame.to_json(drop_id=True, ensure_ascii=False)
 
 
-class Workspace:
+class MetaView:
+    """What both backends derive from their meta table (``_meta``, kept fresh by ``_refresh()``)."""
+
+    _meta: dict[str, str]
+
+    def _refresh(self) -> None:  # pragma: no cover - each backend has its own
+        raise NotImplementedError
+
+    @property
+    def tag(self) -> str:
+        """Identity and version of the current content: changes with every change of the workspace."""
+        self._refresh()
+        return f"{self._meta.get('workspace_id', 'x')[:12]}-{self._meta.get('version', '0')}"
+
+    @property
+    def version(self) -> int:
+        self._refresh()
+        return int(self._meta.get("version", "0"))
+
+    @property
+    def meta(self) -> dict[str, str]:
+        self._refresh()
+        return dict(self._meta)
+
+    def summary(self) -> dict:
+        return json.loads(self.meta.get("summary", "{}"))
+
+
+class Workspace(MetaView):
     """A GeoPackage workspace, read into memory per version (thread-safe)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -138,28 +166,9 @@ class Workspace:
                     self._stamp = stamp
 
     @property
-    def tag(self) -> str:
-        """Identity and version of the current content: changes with every change of the workspace."""
-        self._refresh()
-        return f"{self._meta.get('workspace_id', 'x')[:12]}-{self._meta.get('version', '0')}"
-
-    @property
     def location(self) -> str:
         """Where the workspace is, for messages (the PostGIS one names its database and schema)."""
         return str(self.path)
-
-    @property
-    def version(self) -> int:
-        self._refresh()
-        return int(self._meta.get("version", "0"))
-
-    @property
-    def meta(self) -> dict[str, str]:
-        self._refresh()
-        return dict(self._meta)
-
-    def summary(self) -> dict:
-        return json.loads(self.meta.get("summary", "{}"))
 
     def layer_names(self) -> list[str]:
         return [str(row[0]) for row in pyogrio.list_layers(self.path) if str(row[0]) != META_TABLE]
