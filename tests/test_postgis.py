@@ -327,6 +327,9 @@ def test_analyze_db_writes_the_workspace_into_postgis_and_out_becomes_optional(t
     out = tmp_path / "out"
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--db", postgis_dsn, "--schema", schema, "--quiet"]) == 0
     assert (out / "workspace.gpkg").is_file()
+    deadline = time.monotonic() + 2.0  # the change reaches an open workspace by NOTIFY: within a second
+    while ws.tag == first and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert ws.tag == Workspace(out).tag != first  # the new analysis replaced the schema's content
     ws.close()
 
