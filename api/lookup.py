@@ -11,29 +11,30 @@ Example
 
 from __future__ import annotations
 
-import math
-
-import csv
-import io
 import json
+import math
 import os
+import tempfile
 import threading
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.app import get_workspace, require
 from geo.errors import GridcoverError, InputError
-from geo.lookup import BlindSpotLog, LookupIndex, build_index, lookup_addresses, lookup_points, records
+from geo.lookup import BlindSpotLog, LookupIndex, build_index, lookup_addresses, lookup_points, records, to_wgs84
+from gridcover.lookup_batch import (FORMATS, BatchError, BatchPlan, answer_batch, charset_of, check_batch,
+                                    json_records, write_answers)
 from gridcover.workspace import Workspace
 
-#: Most items one batch request may hold.
-MAX_BATCH = 100_000
+#: A batch body is kept in memory up to this size, on disk beyond (it is read twice: checked, then answered).
+SPOOL_BYTES = 1 << 20
 #: Environment variable naming the city addresses are read in (e.g. 成都市); inferred from the data if unset.
 CITY_ENV = "GRIDCOVER_CITY"
 AS_OF_NOTE = "answered with the grids in force on {date}: version {version} of {created}"
@@ -143,90 +144,40 @@ def answer(workspace: Workspace, *, lon=None, lat=None, addresses=None, crs: str
     return columns
 
 
-def answer_items(workspace: Workspace, items: pd.DataFrame, *, crs: str = "wgs84",
-                 city: str | None = None, as_of: date | None = None) -> pd.DataFrame:
-    """Answers for a batch of items with ``lon``/``lat`` or ``address`` columns, in their order."""
-    n = len(items)
-    if n > MAX_BATCH:
-        raise InputError(f"a batch holds at most {MAX_BATCH:,} items, not {n:,}: split it", field="items")
-    has_addr = items["address"].notna().to_numpy() if "address" in items else np.zeros(n, dtype=bool)
-    has_lon = items["lon"].notna().to_numpy() if "lon" in items else np.zeros(n, dtype=bool)
-    has_lat = items["lat"].notna().to_numpy() if "lat" in items else np.zeros(n, dtype=bool)
-    is_point = has_lon | has_lat
-    bad = (is_point & has_addr) | (~is_point & ~has_addr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        msg = (f"item {i}: give either lon and lat or an address ({int(bad.sum())} item(s) give "
-               "neither or both)")
-        raise InputError(msg, field="items")
-    parts = []
-    pts = np.flatnonzero(is_point)
-    if len(pts):
-        lon = pd.to_numeric(items["lon"].iloc[pts], errors="coerce").to_numpy(dtype=float)
-        lat = pd.to_numeric(items["lat"].iloc[pts], errors="coerce").to_numpy(dtype=float)
-        bad = ~(np.isfinite(lon) & np.isfinite(lat))
-        if bad.any():
-            i = int(pts[np.flatnonzero(bad)[0]])
-            msg = (f"item {i}: lon and lat must both be numbers (got lon={items['lon'].iloc[i]!s}, "
-                   f"lat={items['lat'].iloc[i]!s}; {int(bad.sum())} such item(s))")
-            raise InputError(msg, field="items")
-        try:
-            cols = answer(workspace, lon=lon, lat=lat, crs=crs, city=city, as_of=as_of)
-        except InputError as exc:
-            if exc.field == "lon/lat" and exc.message.startswith("item "):
-                k = int(exc.message.split(":")[0].split()[1])
-                raise InputError(f"item {int(pts[k])}:" + exc.message.split(":", 1)[1], field="items") from None
-            raise
-        parts.append(pd.DataFrame(cols, index=pts))
-    adr = np.flatnonzero(~is_point)
-    if len(adr):
-        cols = answer(workspace, addresses=items["address"].iloc[adr].astype(str).tolist(), city=city, as_of=as_of)
-        parts.append(pd.DataFrame(cols, index=adr))
-    frame = pd.concat(parts).sort_index() if len(parts) > 1 else parts[0] if parts else pd.DataFrame()
-    return frame
+def run_batch(workspace: Workspace, stream: BinaryIO, *, kind: str | None = None, content_type: str | None = None,
+              crs: str | None = None, city: str | None = None, as_of: date | None = None, fmt: str = "json",
+              file: str | None = None) -> tuple[BatchPlan, Iterator[str]]:
+    """Check a whole batch (:class:`gridcover.lookup_batch.BatchError` naming every bad row), then the text
+    pieces of its answer, computed chunk by chunk as they are taken (the CLI and the route share this)."""
+    plan = check_batch(stream, kind=kind, content_type=content_type, encoding=charset_of(content_type), file=file)
+    crs = plan.crs or crs or "wgs84"
+    to_wgs84(np.zeros(0), np.zeros(0), crs)  # an unknown crs is refused before anything is answered
+    index = lookup_index(workspace, city=city, as_of=as_of)
+    log = blind_spot_log(workspace)
+    head = {"count": plan.count, **_as_of_fields(as_of, index, workspace)}
+    frames = answer_batch(index, stream, plan, crs=crs, record=None if log is None else log.record)
+    return plan, write_answers(frames, plan, fmt=fmt, head=head)
 
 
-def _items_from_body(body: bytes, content_type: str, crs: str | None) -> tuple[pd.DataFrame, str]:
-    """The items of a batch request (JSON or CSV) and their CRS."""
-    ctype = content_type.split(";")[0].strip().lower()
-    text = body.decode("utf-8-sig", errors="strict") if body else ""
-    if ctype in ("text/csv", "application/csv") or (ctype not in ("application/json", "") and not
-                                                     text.lstrip().startswith("{")):
-        reader = csv.reader(io.StringIO(text))
-        rows = list(reader)
-        if not rows:
-            raise InputError("the CSV body is empty: give a header with lon,lat or address", field="body")
-        header = [h.strip().lower() for h in rows[0]]
-        if not ({"lon", "lat"} <= set(header) or "address" in header):
-            msg = f"the CSV header must name lon,lat or address columns (got {','.join(header)})"
-            raise InputError(msg, field="body")
-        frame = pd.DataFrame(rows[1:], columns=header, dtype=object) if len(rows) > 1 else pd.DataFrame(
-            columns=header)
-        frame = frame.replace({"": None})
-        return frame[[c for c in ("lon", "lat", "address") if c in frame.columns]], crs or "wgs84"
+def batch_format(f: str | None, accept: str | None) -> str:
+    """The answer's format: ``f`` if given, else by the ``Accept`` header (NDJSON, CSV), else JSON."""
+    if f:
+        if f not in FORMATS:
+            raise InputError(f"f must be one of {', '.join(FORMATS)}, not {f!r}", field="f")
+        return f
+    accept = (accept or "").lower()
+    if "ndjson" in accept:
+        return "ndjson"
+    if "text/csv" in accept:
+        return "csv"
+    return "json"
+
+
+def _closing(pieces: Iterator[str], spool) -> Iterator[str]:
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"the body is not valid JSON: {exc}", field="body") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-        raise InputError('the body must be {"crs": "wgs84", "items": [{"lon": …, "lat": …} or {"address": …}]}',
-                         field="body")
-    items = doc["items"]
-    if len(items) > MAX_BATCH:
-        raise InputError(f"a batch holds at most {MAX_BATCH:,} items, not {len(items):,}: split it", field="items")
-    not_obj = [i for i, it in enumerate(items[:MAX_BATCH]) if not isinstance(it, dict)]
-    if not_obj:
-        raise InputError(f"item {not_obj[0]}: each item must be an object with lon/lat or address", field="items")
-    frame = pd.DataFrame.from_records(items, columns=[c for c in ("lon", "lat", "address")])
-    body_crs = doc.get("crs")
-    return frame, str(body_crs or crs or "wgs84")
-
-
-def _json_records(frame: pd.DataFrame) -> str:
-    """Records as JSON text in C (pandas), keeping null for missing values and non-ASCII text as is."""
-    if len(frame) == 0:
-        return "[]"
-    return frame.to_json(orient="records", force_ascii=False, double_precision=8)
+        yield from pieces
+    finally:
+        spool.close()
 
 
 _FAST_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
@@ -296,24 +247,31 @@ def build_router() -> APIRouter:
         record.update(_as_of_fields(when, lookup_index(workspace, as_of=when), workspace))
         return JSONResponse(record)
 
-    @router.post("/lookup/batch", summary="Up to 100,000 coordinates or addresses, answered in request order")
+    @router.post("/lookup/batch", summary="Coordinates or addresses (CSV or JSON), answered in request order")
     async def post_batch(request: Request,
                          crs: str | None = Query(None, description="crs of a CSV body (JSON: its 'crs' field)"),
                          as_of: str | None = Query(None, description="date YYYY-MM-DD"),
+                         f: str | None = Query(None, description="answer as json (default), ndjson or csv "
+                                                                 "(or by the Accept header)"),
                          _caller=Depends(require("lookup"))):
         workspace = get_workspace(request)
         when = parse_as_of(as_of)
-        body = await request.body()
+        fmt = batch_format(f, request.headers.get("accept"))
+        ctype = request.headers.get("content-type", "")
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
-            items, items_crs = _items_from_body(body, request.headers.get("content-type", ""), crs)
-        except UnicodeDecodeError:
-            raise InputError("the body must be UTF-8 text", field="body") from None
-        frame = await run_in_threadpool(answer_items, workspace, items, crs=items_crs, as_of=when)
-        head = {"count": len(frame)}
-        head.update(_as_of_fields(when, lookup_index(workspace, as_of=when), workspace))
-        prefix = json.dumps(head, ensure_ascii=False)[:-1]
-        text = prefix + ', "results": ' + _json_records(frame) + "}"
-        return Response(content=text.encode("utf-8"), media_type="application/json")
+            async for piece in request.stream():  # the body limit (api/limits.py) stops a body too large
+                spool.write(piece)
+            _, pieces = await run_in_threadpool(run_batch, workspace, spool, content_type=ctype, crs=crs,
+                                                as_of=when, fmt=fmt)
+        except BatchError as exc:
+            spool.close()
+            return JSONResponse(status_code=400, content={"code": "InvalidParameterValue",
+                                                          "description": str(exc), **exc.as_json()})
+        except BaseException:
+            spool.close()
+            raise
+        return StreamingResponse(_closing(pieces, spool), media_type=FORMATS[fmt])
 
     @router.get("/lookup/blind_spots", summary="Counts of lookups that fell outside every grid")
     def get_blind_spots(request: Request, _caller=Depends(require("street_office"))):
@@ -324,6 +282,6 @@ def build_router() -> APIRouter:
                                  "note": "the workspace folder is not writable: blind spots are not counted"})
         counts = log.counts()
         return JSONResponse({"total": int(counts["count"].sum()) if len(counts) else 0,
-                             "counts": json.loads(_json_records(counts))})
+                             "counts": json.loads(json_records(counts))})
 
     return router

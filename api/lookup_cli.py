@@ -2,12 +2,13 @@
 
     gridcover lookup [WORKSPACE] --lon 104.0657 --lat 30.6595 [--crs gcj02]
     gridcover lookup [WORKSPACE] --address "锦华苑三号楼2单元501"
-    gridcover lookup [WORKSPACE] --batch points.csv [--crs bd09]     # columns lon,lat or address
+    gridcover lookup [WORKSPACE] --batch points.csv [--crs bd09] [--format csv]   # columns lon,lat or address
     gridcover lookup --db postgresql://gis@db.example/city --lon 104.0657 --lat 30.6595   # PostGIS
 
 WORKSPACE defaults to ``out/sample`` (what ``gridcover analyze sample_geojson --out out/sample`` writes), or
-``$GRIDCOVER_WORKSPACE`` when set. Prints JSON (one answer, or ``{"results": [...]}`` in the file's order).
-Errors are one line on stderr with exit status 2.
+``$GRIDCOVER_WORKSPACE`` when set. Prints JSON (one answer, or ``{"count", "results": [...]}`` in the file's
+order; ``--format ndjson|csv`` for a batch). Errors are one line on stderr with exit status 2; a bad batch
+names all its bad rows (``gridcover.lookup_batch``, the same code as ``POST /lookup/batch``).
 """
 
 from __future__ import annotations
@@ -18,30 +19,13 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from geo.errors import ConfigError, InputError
+from geo.errors import ConfigError
 
 DEFAULT_WORKSPACE = "out/sample"
 
 
-def _read_batch(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise ConfigError(f"--batch {path}: file not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a readable UTF-8 CSV file: {exc}".splitlines()[0], file=str(path)) from None
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    if not ({"lon", "lat"} <= set(frame.columns) or "address" in frame.columns):
-        raise InputError(f"the header must name lon,lat or address columns (got {','.join(frame.columns)})",
-                         file=str(path))
-    frame = frame[[c for c in ("lon", "lat", "address") if c in frame.columns]].replace({"": None})
-    return frame
-
-
 def cmd_lookup(args: argparse.Namespace) -> int:
-    from api.lookup import answer, answer_items, lookup_index, parse_as_of, _as_of_fields, _json_records
+    from api.lookup import answer, lookup_index, parse_as_of, run_batch, _as_of_fields
     from geo.lookup import records
     from gridcover.workspace import open_workspace
 
@@ -54,15 +38,14 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         path = os.environ.get("GRIDCOVER_WORKSPACE", DEFAULT_WORKSPACE)
     workspace = open_workspace(path, db=args.db, schema=args.schema)
     if args.batch is not None:
-        items = _read_batch(Path(args.batch))
-        try:
-            frame = answer_items(workspace, items, crs=args.crs, city=args.city, as_of=when)
-        except InputError as exc:
-            raise InputError(exc.message.replace("item ", "row ", 1) + " (rows count from 0 after the header)",
-                             file=args.batch) from None
-        head = {"count": len(frame)}
-        head.update(_as_of_fields(when, lookup_index(workspace, city=args.city, as_of=when), workspace))
-        sys.stdout.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "results": ' + _json_records(frame) + "}\n")
+        batch = Path(args.batch)
+        if not batch.is_file():
+            raise ConfigError(f"--batch {batch}: " + ("not a file" if batch.exists() else "file not found"))
+        with open(batch, "rb") as stream:
+            _, pieces = run_batch(workspace, stream, kind="json" if batch.suffix.lower() == ".json" else "csv",
+                                  crs=args.crs, city=args.city, as_of=when, fmt=args.format, file=str(batch))
+            for piece in pieces:
+                sys.stdout.write(piece)
         return 0
     if args.address is not None:
         if not args.address.strip():
@@ -91,7 +74,10 @@ def register(subparsers) -> None:
     p.add_argument("--lat", type=float, help="latitude")
     p.add_argument("--crs", default="wgs84", help="wgs84 (default), cgcs2000, gcj02 or bd09")
     p.add_argument("--address", help="a Chinese address, e.g. 锦华苑三号楼2单元501")
-    p.add_argument("--batch", metavar="FILE.csv", help="CSV with lon,lat or address columns")
+    p.add_argument("--batch", metavar="FILE.csv", help="CSV with lon,lat or address columns (UTF-8 or GB18030), "
+                                                       "or a .json {\"items\": [...]}; every bad row is named")
+    p.add_argument("--format", choices=("json", "ndjson", "csv"), default="json",
+                   help="of a --batch answer: json {count, results} (default), ndjson or csv, in file order")
     p.add_argument("--as-of", dest="as_of", help="date YYYY-MM-DD: the grids in force on that day (grid history)")
     p.add_argument("--city", help="city addresses are read in, e.g. 成都市 (default: $GRIDCOVER_CITY, else the "
                                   "city most addresses in the workspace name)")

@@ -109,9 +109,14 @@ def _transformer(epsg: int) -> pyproj.Transformer:
     return _TRANSFORMERS[epsg]
 
 
+def valid_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Where lon/lat are finite numbers with -180 ≤ lon ≤ 180 and -90 ≤ lat ≤ 90."""
+    return np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
+
+
 def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> None:
     """Raise ``InputError`` naming the first item whose lon/lat is missing or out of range."""
-    bad = ~(np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90))
+    bad = ~valid_lonlat(lon, lat)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         where = f"item {i}: " if len(lon) > 1 else ""
