@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.access import HEADER, PUBLIC, Caller, Keys
+from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
 from geo.errors import ConfigError, GridcoverError, InputError
 from gridcover.modules import present
 from gridcover.workspace import Workspace, WorkspaceError
@@ -121,7 +122,7 @@ def header(scope, name: bytes) -> str | None:
 
 
 def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
-               basemap: str | None = None) -> FastAPI:
+               basemap: str | None = None, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> FastAPI:
     """The gridcover server for one workspace.
 
     Parameters
@@ -134,6 +135,8 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
         Counts of special-group members from 1 to k-1 are withheld from callers not entitled to the street.
     basemap
         Optional XYZ raster tile URL template for the web map's base map (none by default: works offline).
+    max_body_mb
+        Request bodies over this many MB (2**20 bytes) get 413 before they are read whole (api/limits.py).
     """
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
@@ -180,6 +183,7 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     modules = list(present(ROUTER_MODULES))
     app.add_middleware(FastGets, state=app.state,
                        handlers=[m.fast_get for m in modules if hasattr(m, "fast_get")])
+    app.add_middleware(BodyLimit, max_bytes=int(max_body_mb * MB))  # outermost: before anything reads a body
     for module in modules:
         app.include_router(module.build_router())
     return app

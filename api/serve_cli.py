@@ -13,6 +13,7 @@ import argparse
 import socket
 import sys
 
+from api.limits import DEFAULT_MAX_BODY_MB
 from geo.errors import ConfigError
 
 
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
     serve.add_argument("--db", metavar="URL", help="serve the workspace 'analyze --db' wrote into PostGIS "
                        "(postgresql://user@host/db); any number of servers may share it (docs/postgis.md)")
     serve.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
+    serve.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, metavar="N", dest="max_body_mb",
+                       help=f"refuse request bodies over N MB (2**20 bytes) with 413 before reading them whole "
+                            f"(default {DEFAULT_MAX_BODY_MB})")
     serve.set_defaults(func=cmd_serve)
 
 
@@ -45,9 +49,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port}: not a port number (1..65535)")
     if args.k < 1:
         raise ConfigError(f"--k {args.k}: must be at least 1")
+    if not args.max_body_mb > 0 or args.max_body_mb == float("inf"):
+        raise ConfigError(f"--max-body-mb {args.max_body_mb:g}: must be a positive number of MB")
     workspace = open_workspace(args.workspace, db=args.db, schema=args.schema)
     keys = load_keys(args.keys)
-    app = create_app(workspace, keys=keys, k=args.k, basemap=args.basemap)
+    app = create_app(workspace, keys=keys, k=args.k, basemap=args.basemap, max_body_mb=args.max_body_mb)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     _check_listen(args.host, args.port)
