@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
+import anyio
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from api.access import load_keys
 from api.app import create_app
+from api.lookup import lookup_index
+from geo.lookup import lookup_points
 from geo.crs import wgs84_to_bd09
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
 from lookup_data import xy, write_workspace
@@ -114,10 +119,145 @@ def test_a_bad_batch_is_a_400_naming_the_item(client, body, word):
     assert r.status_code == 400 and word in r.json()["description"]
 
 
-def test_a_batch_above_100000_items_is_refused(client):
-    items = [{"lon": 104.0, "lat": 30.5}] * 100_001
+CSV = {**HOTLINE, "Content-Type": "text/csv"}
+GOOD = "{},{}".format(*xy(1, 1))
+
+
+def csv_batch(client, text: str | bytes, **params):
+    return client.post("/lookup/batch", content=text.encode() if isinstance(text, str) else text, headers=CSV,
+                       params=params)
+
+
+@pytest.mark.parametrize("body, row, words", [
+    (f"lon,lat\n{GOOD}\n104.001\n", 3, "1 cell, but the header has 2"),
+    (f"lon,lat\n{GOOD}\n{GOOD},3\n", 3, "3 cells, but the header has 2"),
+    (f"lon,lat,lon\n{GOOD},104.1\n", 1, "names 'lon' twice"),
+    (f'lon,lat\n{GOOD}\n"104.001,30.5\n{GOOD}\n', 3, "never closed"),
+    (f"lon,lat\n{GOOD}\n{'1' * 5000},30.5\n", 3, "not a number"),
+    (f"lon,lat\nnan,30.5\n", 2, "not a finite number: 'nan'"),
+    (f"lon,lat\n{GOOD}\n104.001,inf\n", 3, "not a finite number: 'inf'"),
+])
+def test_a_malformed_csv_row_is_a_400_with_its_spreadsheet_row_number(client, body, row, words):
+    r = csv_batch(client, body)
+    assert r.status_code == 400
+    answer = r.json()
+    assert words in answer["description"] and f"row {row}" in answer["description"]
+    assert answer["errors"][0]["row"] == row and answer["error_count"] == 1
+    assert len(answer["description"]) < 500  # a 5,000-digit number is not echoed whole
+
+
+def test_every_bad_row_of_a_csv_is_reported_together_up_to_100(client):
+    rows = [GOOD] * 300
+    for i in range(0, 300, 2):  # 150 bad rows: file lines 2, 4, … hold them (row 1 is the header)
+        rows[i] = "east,30.5" if i % 4 == 0 else "104.001"
+    r = csv_batch(client, "lon,lat\n" + "\n".join(rows) + "\n")
+    assert r.status_code == 400
+    answer = r.json()
+    assert answer["error_count"] == 150 and len(answer["errors"]) == 100
+    assert [e["row"] for e in answer["errors"]] == list(range(2, 202, 2))
+    assert answer["errors"][0] == {"row": 2, "field": "lon", "message": "not a number: 'east'"}
+    assert answer["errors"][1]["message"] == "1 cell, but the header has 2 (lon,lat)"
+    assert "150 problems" in answer["description"] and "and 50 more" in answer["description"]
+
+
+def test_a_quoted_cell_with_a_line_break_is_one_spreadsheet_row(client):
+    r = csv_batch(client, f'address,lon,lat\n"锦华苑\n5栋",,\n,{GOOD}\n,east,30.5\n')
+    assert r.status_code == 400 and [e["row"] for e in r.json()["errors"]] == [4]
+
+
+@pytest.mark.parametrize("body, words", [
+    ('{"items": ' + "[" * 50_000 + "]" * 50_000 + "}", "item 0: nested too deeply"),
+    ('{"items": [{"lon": 104.0, "lat": 30.5}, {"lon": ' + "1" * 5000 + ', "lat": 30.5}]}', "item 1, field 'lon'"),
+    ('{"items": [{"lon": NaN, "lat": 30.5}]}', "not a finite number: 'NaN'"),
+    ('{"items": [{"lon": 104.0, "lat": -Infinity}]}', "not a finite number: '-Infinity'"),
+    ('{"crs": ' + "[" * 50_000 + "]" * 50_000 + ', "items": []}', "the value of 'crs': nested too deeply"),
+    ('{"items": [{"lon": 104.0, "lat": 30.5}', "not valid JSON"),
+])
+def test_a_malformed_json_batch_is_a_400_naming_the_item(client, body, words):
+    r = client.post("/lookup/batch", content=body.encode(), headers={**HOTLINE, "Content-Type": "application/json"})
+    assert r.status_code == 400 and words in r.json()["description"]
+    assert len(r.json()["description"]) < 500
+
+
+def test_every_bad_item_of_a_json_batch_is_reported_with_its_index(client):
+    items = [{"lon": 104.0, "lat": 30.5}, {"lon": 104.0}, 7, {"address": "锦华苑5栋", "lon": 104.0, "lat": 30.5},
+             {"lon": True, "lat": 30.5}, {"lon": 200, "lat": 30.5}]
     r = client.post("/lookup/batch", json={"items": items}, headers=HOTLINE)
-    assert r.status_code == 400 and "100,000" in r.json()["description"]
+    assert r.status_code == 400
+    errors = r.json()["errors"]
+    assert [(e["item"], e["field"]) for e in errors] == [(1, "lat"), (2, None), (3, None), (4, "lon"), (5, "lon/lat")]
+
+
+def test_a_gb18030_or_bom_csv_from_a_spreadsheet_is_read(client):
+    text = "address\n锦华苑5栋\n翠苑A座\n"
+    for body in (text.encode("gb18030"), b"\xef\xbb\xbf" + text.encode()):
+        r = csv_batch(client, body)
+        assert r.status_code == 200 and [x["building_id"] for x in r.json()["results"]] == ["B4", "B5"]
+
+
+def test_a_batch_is_answered_as_ndjson_or_csv_in_request_order(client):
+    (lon1, lat1), (lon2, lat2) = xy(1, 1), xy(12, 0.5)
+    body = f"lon,lat\n{lon1},{lat1}\n{lon2},{lat2}\n"
+    r = csv_batch(client, body, f="ndjson")
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert [x["grid_id"] for x in lines] == ["G2", None] and lines[1]["nearest_grid_id"] == "G5"
+    r = client.post("/lookup/batch", content=body.encode(), headers={**CSV, "Accept": "text/csv"})
+    table = list(csv.DictReader(io.StringIO(r.text)))
+    assert [x["grid_id"] for x in table] == ["G2", ""] and table[1]["covered"] == "false"
+
+
+def test_a_good_100000_row_batch_is_answered_like_single_lookups(client, backend):
+    rng = np.random.default_rng(11)
+    lon, lat = xy(rng.uniform(-1, 12, 100_000), rng.uniform(-1, 5, 100_000))
+    body = "lon,lat\n" + "".join(f"{a!r},{b!r}\n" for a, b in zip(lon.tolist(), lat.tolist()))
+    r = csv_batch(client, body)
+    assert r.status_code == 200
+    answer = r.json()
+    assert answer["count"] == 100_000 and len(answer["results"]) == 100_000
+    index = lookup_index(client.app.state.workspace)
+    expected = lookup_points(index, lon, lat)
+    assert [x["grid_id"] for x in answer["results"]] == expected["grid_id"].tolist()
+    assert [x["covered"] for x in answer["results"]] == expected["covered"].tolist()
+    for i in (0, 49_999, 50_000, 99_999):  # either side of a chunk's edge
+        single = client.get("/lookup", params={"lon": lon[i], "lat": lat[i]}, headers=HOTLINE).json()
+        assert answer["results"][i]["grid_id"] == single["grid_id"]
+
+
+@pytest.fixture(scope="module")
+def small_limit(client):
+    """The same workspace served with a body limit of 0.05 MB (52,428 bytes)."""
+    return create_app(client.app.state.workspace, keys=client.app.state.keys, max_body_mb=0.05)
+
+
+def test_a_body_over_the_limit_by_content_length_is_a_413(small_limit):
+    big = "lon,lat\n" + f"{GOOD}\n" * 3000  # about 100 kB
+    r = TestClient(small_limit).post("/lookup/batch", content=big.encode(), headers=CSV)
+    assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge" and "--max-body-mb" in r.json()["description"]
+    assert TestClient(small_limit).post("/lookup/batch", content=big[:20_000].rsplit("\n", 1)[0].encode(),
+                                        headers=CSV).status_code == 200
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_without_reading_it_all(small_limit):
+    sent = []
+
+    async def receive():  # 10 MB offered in 64 KiB pieces, without a Content-Length
+        sent.append(1)
+        return {"type": "http.request", "body": b"104.0,30.5\n" * 6000, "more_body": len(sent) < 160}
+
+    answer = []
+
+    async def send(message):
+        answer.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/lookup/batch", "raw_path": b"/lookup/batch", "query_string": b"", "root_path": "",
+             "headers": [(b"x-api-key", b"k-hotline"), (b"content-type", b"text/csv"),
+                         (b"transfer-encoding", b"chunked")], "client": ("127.0.0.1", 1), "server": ("t", 80)}
+    anyio.run(small_limit, scope, receive, send)
+    assert answer[0]["type"] == "http.response.start" and answer[0]["status"] == 413
+    assert len(sent) == 1  # the first 66 kB passed the 52 kB limit: nothing more was read
+    assert json.loads(answer[1]["body"])["code"] == "PayloadTooLarge"
 
 
 def test_blind_spot_counts_need_a_street_office_key(client):

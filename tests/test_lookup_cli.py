@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -58,6 +60,64 @@ def test_a_csv_without_the_right_columns_names_the_file(ws, tmp_path, capsys):
     assert main(["lookup", str(ws), "--batch", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.csv" in err and "lon,lat or address" in err
+
+
+GOOD = "{},{}".format(*xy(1, 1))
+
+
+@pytest.mark.parametrize("text, words", [
+    (f"lon,lat\n{GOOD}\n104.001\n", "row 3: 1 cell, but the header has 2"),
+    (f"lon,lat\n{GOOD}\n{GOOD},3\n", "row 3: 3 cells, but the header has 2"),
+    (f"lon,lat,lon\n{GOOD},104.1\n", "row 1: the header names 'lon' twice"),
+    (f'lon,lat\n{GOOD}\n"104.001,30.5\n{GOOD}\n', "row 3: a quote (\") opened in this row is never closed"),
+    (f"lon,lat\n{'1' * 5000},30.5\n", "row 2, field 'lon': not a number: '11111111111111111111'… (5,000 characters)"),
+    (f"lon,lat\n{GOOD}\nNaN,30.5\n104.001,-inf\n", "row 3, field 'lon': not a finite number: 'NaN'; "
+                                                     "row 4, field 'lat': not a finite number: '-inf'"),
+])
+def test_a_malformed_batch_file_names_the_file_and_its_spreadsheet_rows(ws, tmp_path, capsys, text, words):
+    calls = tmp_path / "calls.csv"
+    calls.write_text(text, encoding="utf-8")
+    assert main(["lookup", str(ws), "--batch", str(calls)]) == 2
+    out = capsys.readouterr()
+    err = out.err.strip()
+    assert len(err.splitlines()) == 1 and str(calls) in err and words in err and len(err) < 600
+    assert out.out == ""  # nothing of a bad batch is answered
+
+
+def test_several_bad_rows_are_reported_together(ws, tmp_path, capsys):
+    calls = tmp_path / "calls.csv"
+    calls.write_text(f"lon,lat\n{GOOD}\neast,30.5\n{GOOD}\n\n{GOOD}\n104.001\n{GOOD}\n\n\n", encoding="utf-8")
+    assert main(["lookup", str(ws), "--batch", str(calls)]) == 2
+    err = capsys.readouterr().err
+    assert "3 problems" in err and "header is row 1" in err
+    assert "row 3, field 'lon': not a number: 'east'; row 5: the row is empty" in err and "row 7: 1 cell" in err
+
+
+def test_a_json_batch_nested_50000_deep_is_refused(ws, tmp_path, capsys):
+    calls = tmp_path / "calls.json"
+    calls.write_text('{"items": ' + "[" * 50_000 + "]" * 50_000 + "}", encoding="utf-8")
+    assert main(["lookup", str(ws), "--batch", str(calls)]) == 2
+    err = capsys.readouterr().err
+    assert "calls.json" in err and "item 0: nested too deeply" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8-sig"])
+def test_a_spreadsheet_csv_in_gb18030_or_with_a_bom_is_read(ws, tmp_path, capsys, encoding):
+    calls = tmp_path / "calls.csv"
+    calls.write_text("address,lon,lat\n锦华苑5栋,,\n翠苑A座,,\n,{},{}\n".format(*xy(1.8, 1.8)), encoding=encoding)
+    assert main(["lookup", str(ws), "--batch", str(calls)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["building_id"] for r in out["results"]] == ["B4", "B5", None]
+    assert out["results"][2]["grid_id"] == "G2"
+
+
+def test_a_batch_as_csv_output(ws, tmp_path, capsys):
+    calls = tmp_path / "calls.csv"
+    rows = [xy(1, 1), xy(12, 0.5), xy(3, 3)]
+    calls.write_text("lon,lat\n" + "".join(f"{a},{b}\n" for a, b in rows), encoding="utf-8")
+    assert main(["lookup", str(ws), "--batch", str(calls), "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["grid_id"] for r in table] == ["G2", "", "G4"] and table[1]["nearest_grid_id"] == "G5"
 
 
 def test_a_missing_workspace_says_how_to_make_one(tmp_path, capsys):
