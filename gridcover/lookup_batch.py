@@ -43,7 +43,7 @@ from geo.lookup import ADDRESS_FIELDS, ANSWER_FIELDS, LookupIndex, lookup_addres
 from geo.textio import ALIASES, UNDECODABLE, EncodingError, detect_encoding, open_text
 
 #: Rows handed to the lookups at a time (memory is bounded by a chunk, not by the batch).
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 10_000
 #: Problems listed in a refusal; beyond it they are only counted.
 MAX_ROW_ERRORS = 100
 #: Longest lon/lat cell read as a number (more digits say nothing about a place).
