@@ -3,7 +3,8 @@
 Spreadsheets in China save CSV as GB18030 (GBK) by default; everything else writes UTF-8, Excel with a BOM.
 :func:`detect_encoding` reads a file's bytes up to the first non-ASCII ones and decides: a BOM means UTF-8;
 bytes that decode as UTF-8 mean UTF-8 (GB18030 text with Chinese characters almost never does); bytes that
-decode as GB18030 mean GB18030. A file of ASCII only is UTF-8 (the two agree on ASCII).
+decode as GB18030 mean GB18030 (a stray bad byte among them is left for the reader to name). A file of ASCII
+only is UTF-8 (the two agree on ASCII).
 
 Example
 -------
@@ -37,8 +38,8 @@ class EncodingError(ValueError):
 
 
 def detect_encoding(source: str | os.PathLike | BinaryIO) -> str:
-    """``'utf-8-sig'``, ``'utf-8'`` or ``'gb18030'`` for a file (a path, or a seekable binary stream whose
-    position is kept); :class:`EncodingError` when its first non-ASCII bytes are neither.
+    """``'utf-8-sig'``, ``'utf-8'`` or ``'gb18030'`` for a file (a path, or a seekable binary stream, read from
+    its start and left where it was); :class:`EncodingError` when its first non-ASCII bytes are neither.
 
     >>> detect_encoding(io.BytesIO(b"\\xef\\xbb\\xbflon,lat\\n"))
     'utf-8-sig'
@@ -47,6 +48,7 @@ def detect_encoding(source: str | os.PathLike | BinaryIO) -> str:
         with open(source, "rb") as stream:
             return detect_encoding(stream)
     start = source.tell()
+    source.seek(0)
     try:
         head = source.read(len(codecs.BOM_UTF8))
         if head == codecs.BOM_UTF8:
@@ -67,14 +69,19 @@ def detect_encoding(source: str | os.PathLike | BinaryIO) -> str:
 
 
 def _decide(sample: bytes, *, complete: bool) -> str:
-    """The first of UTF-8, GB18030 that decodes ``sample`` (a cut last character is allowed unless complete)."""
+    """UTF-8 if it decodes ``sample`` (a cut last character is allowed unless complete), else GB18030 if it
+    does; with a bad byte in both, the one that decodes more before it (the reader then names the row)."""
+    reached = {}
     for encoding in ("utf-8", "gb18030"):
         try:
             codecs.getincrementaldecoder(encoding)("strict").decode(sample, final=complete)
             return encoding
-        except UnicodeDecodeError:
-            continue
-    raise EncodingError("the text is neither UTF-8 nor GB18030 (save it as UTF-8 CSV)")
+        except UnicodeDecodeError as exc:
+            reached[encoding] = exc.start
+    best = max(reached, key=reached.get)
+    if reached[best] == 0:
+        raise EncodingError("the text is neither UTF-8 nor GB18030 (save it as UTF-8 CSV)")
+    return best
 
 
 def open_text(stream: BinaryIO, encoding: str) -> io.TextIOWrapper:

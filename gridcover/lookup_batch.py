@@ -192,11 +192,11 @@ def _csv_chunks(text, *, chunk_rows: int, errors: list) -> Iterator[tuple[np.nda
                 raise _Fatal(1, f"the header names {name!r} twice (columns {where[name] + 1} and {i + 1}): "
                                 "which one is meant?")
             where[name] = i
-    if not ({"lon", "lat"} <= set(where) or "address" in where):
-        raise _Fatal(1, f"the header must name lon,lat or address columns (got {','.join(names)})")
     if ("lon" in where) != ("lat" in where):
         have, lack = ("lon", "lat") if "lon" in where else ("lat", "lon")
         raise _Fatal(1, f"the header has a {have} column but no {lack} column")
+    if not ({"lon", "lat"} <= set(where) or "address" in where):
+        raise _Fatal(1, f"the header must name lon,lat or address columns (got {','.join(names)})")
     width = len(names)
     described = f"{width} ({','.join(names)})" if width <= 6 else f"{width}"
     last = 1  # row number of the last record read (the header)
