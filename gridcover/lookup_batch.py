@@ -59,6 +59,7 @@ _CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 _JSON_TYPES = ("application/json",)
 _READ_CHARS = 1 << 16
 _WS = re.compile(r"[ \t\n\r]*")
+_UNDECODABLE = re.compile(UNDECODABLE)  # in messages, shown as U+FFFD
 
 
 # ------------------------------------------------------------------ errors and the plan
@@ -90,7 +91,7 @@ class BatchError(InputError):
         unit = self.errors[0].unit if self.errors else "row"
         rows = "rows as a spreadsheet shows them, the header is row 1" if unit == "row" else "items count from 0"
         listed = "; ".join(str(e) for e in self.errors)
-        if self.total == 1:
+        if self.total == 1 and self.errors:
             message = f"{listed} ({rows})" if self.errors[0].row is not None else listed
         else:
             more = f"; and {self.total - len(self.errors):,} more" if self.total > len(self.errors) else ""
@@ -560,7 +561,7 @@ def check_batch(stream: BinaryIO, *, kind: str | None = None, content_type: str 
         keep()
     keep()
     if total:
-        errors = [RowError(row, name, message, unit) for row, _, name, message in kept]
+        errors = [RowError(row, name, _UNDECODABLE.sub("\ufffd", message), unit) for row, _, name, message in kept]
         raise BatchError(errors, total=total, file=file)
     plan.addresses = plan.count - plan.points
     plan.columns = answer_columns(points=plan.points > 0, addresses=plan.addresses > 0)
@@ -589,7 +590,8 @@ def answer_batch(index: LookupIndex, stream: BinaryIO, plan: BatchPlan, *, crs: 
     errors: list = []
     for chunk in _chunks(stream, plan, chunk_rows=chunk_rows or CHUNK_ROWS, errors=errors):
         if errors:  # the stream changed since it was checked
-            raise BatchError([RowError(r, name, m, "row" if plan.kind == "csv" else "item")
+            unit = "row" if plan.kind == "csv" else "item"
+            raise BatchError([RowError(r, name, _UNDECODABLE.sub("\ufffd", m), unit)
                               for r, _, name, m in sorted(errors, key=_order)[:MAX_ROW_ERRORS]])
         yield answer_chunk(index, chunk, columns=plan.columns, crs=crs, record=record)
 
