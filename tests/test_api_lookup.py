@@ -200,6 +200,11 @@ def test_a_gb18030_or_bom_csv_from_a_spreadsheet_is_read(client):
         assert r.status_code == 200 and [x["building_id"] for x in r.json()["results"]] == ["B4", "B5"]
 
 
+def test_bytes_that_do_not_decode_are_shown_as_replacement_characters_in_the_400(client):
+    r = csv_batch(client, "地址".encode() + b"\xff,x\n1,2\n")  # a header without lon,lat or address
+    assert r.status_code == 400 and "地址\ufffd" in r.json()["description"]
+
+
 def test_a_batch_is_answered_as_ndjson_or_csv_in_request_order(client):
     (lon1, lat1), (lon2, lat2) = xy(1, 1), xy(12, 0.5)
     body = f"lon,lat\n{lon1},{lat1}\n{lon2},{lat2}\n"
