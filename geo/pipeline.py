@@ -305,7 +305,13 @@ def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
     for column in tables[0].columns:
         values = [t[column] for t in tables]
         if isinstance(values[0].dtype, pd.CategoricalDtype):
-            out[column] = pd.Series(union_categoricals([v.array for v in values]))
+            arrays = [v.array for v in values]
+            # a part without households has categories of another dtype (object, not str): take one dtype
+            kinds = {a.categories.dtype for a in arrays if len(a.categories)}
+            target = kinds.pop() if len(kinds) == 1 else object
+            arrays = [a if a.categories.dtype == target else
+                      pd.Categorical.from_codes(a.codes, pd.Index(a.categories, dtype=target)) for a in arrays]
+            out[column] = pd.Series(union_categoricals(arrays))
         else:
             out[column] = pd.concat(values, ignore_index=True)
     return pd.DataFrame(out)

@@ -226,3 +226,17 @@ def test_the_whole_city_case_writes_cells_in_proportion_to_its_households(tmp_pa
     # five settlements of about 3 km across and their 15-minute surroundings, not 16,000 km² (1.1 million cells)
     assert 5 * 300 < len(cells) < 5 * 6_000
     assert (cells["from_centre"] == (cells["households"] == 0)).all()
+
+
+def test_parts_without_households_join_the_others_tables():
+    """A street with nobody in it (most of a whole city's) gives an empty table whose categories have
+    another dtype; the partitioned run puts the tables together all the same."""
+    import pandas as pd
+
+    from geo.pipeline import concat_tables
+
+    empty = pd.DataFrame({"grid_id": pd.Categorical(pd.Series([], dtype=object)), "persons": pd.Series([], dtype=float)})
+    full = pd.DataFrame({"grid_id": pd.Categorical(pd.Series(["G1", None, "G2"], dtype="str")), "persons": [1.0, 2.0, 3.0]})
+    out = concat_tables([empty, full, empty])
+    assert out["grid_id"].tolist()[0] == "G1" and pd.isna(out["grid_id"].iloc[1]) and len(out) == 3
+    assert isinstance(out["grid_id"].dtype, pd.CategoricalDtype) and out["persons"].sum() == 6.0
