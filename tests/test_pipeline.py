@@ -157,11 +157,15 @@ def test_risk_columns_in_households_and_grids(sample):
 
 # ---- a whole city: output grows with the households, not with the area (issue 11) -------------------------
 
-def _city_dir(tmp_path, **sizes):
+def _city_dir(tmp_path, *, drop_settled_grid: bool = False, **sizes):
     from gridcover.synthetic import make_city, write_district
 
+    city = make_city(**sizes)
+    if drop_settled_grid:  # a settled street whose grid was never drawn: a gap full of households
+        settled = city["communities"].loc[city["communities"]["ur_code"] == "111", "id"].iloc[0]
+        city["grids"] = city["grids"][city["grids"]["community_id"] != settled].reset_index(drop=True)
     folder = tmp_path / "city"
-    write_district(make_city(**sizes), folder, fmt="geojson")
+    write_district(city, folder, fmt="geojson")
     return folder
 
 
@@ -174,9 +178,13 @@ def test_a_whole_city_gives_every_household_the_answers_of_a_run_that_keeps_ever
     from geo.lifecircle import cells_of
     from geo.pipeline import to_lonlat
 
-    folder = _city_dir(tmp_path, streets=60, area_km2=1_000.0, households=600, settlements=2, seed=3)
+    folder = _city_dir(tmp_path, streets=60, area_km2=1_000.0, households=600, settlements=2, seed=3,
+                       drop_settled_grid=True)
     every = analyze(folder, reference_date=pd.Timestamp("2025-06-30").date(), every_cell=True)
     near = analyze(folder, reference_date=pd.Timestamp("2025-06-30").date())
+    # the gap and the blind spots are found either way
+    gaps = near.coverage_issues[near.coverage_issues["kind"] == "gap"]
+    assert len(gaps) == 1 and gaps["households"].sum() > 100 and len(near.blindspots) >= 1
     pd.testing.assert_frame_equal(pd.DataFrame(near.households.drop(columns="geometry")),
                                   pd.DataFrame(every.households.drop(columns="geometry")))
     for layer in ("grids", "blindspots", "coverage_issues"):
