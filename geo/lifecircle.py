@@ -13,6 +13,8 @@ Example
 
 from __future__ import annotations
 
+import math
+
 import geopandas as gpd
 import h3
 import numpy as np
@@ -20,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 from h3ronpy import vector as h3v
+from scipy.spatial import cKDTree
 import h3ronpy
 
 from geo.reach import ReachConfig, ReachModel, Origins
@@ -200,12 +203,95 @@ def cells_to_strings(cells: np.ndarray) -> np.ndarray:
     return out
 
 
-def h3_reach(model: ReachModel, *, household_lonlat: tuple[np.ndarray, np.ndarray], reach: pd.DataFrame,
-             area_wgs84: list, resolution: int = DEFAULT_H3_RESOLUTION, metric_crs=None) -> gpd.GeoDataFrame:
-    """One feature per H3 cell: households, median minutes per category, shares within tier and of the full
-    basic set; cells of the area with no household are measured from the cell centre (``from_centre``).
+#: Seed cells whose neighbourhoods are expanded at once (bounds the memory of the ring lists).
+_SEED_BATCH = 100_000
 
-    ``area_wgs84`` are polygons (WGS-84) whose covering cells are included even when empty. Adds the
+
+#: H3 cells of one resolution differ in size over the globe; their edges are longer than this share of the
+#: average everywhere (generous), so the rings searched reach at least the distance asked for.
+_SMALLEST_EDGE_SHARE = 0.7
+
+
+def life_circle_reach_m(config: ReachConfig, resolution: int) -> float:
+    """How far from the centre of a cell with a household, building or facility the centre of an empty cell
+    may lie and be kept: the life circle's walk (``config.life_circle_m``, 900 m) plus one average edge
+    length (a point of a cell lies about one edge at most from its centre): 976 m at resolution 10."""
+    return config.life_circle_m + h3.average_hexagon_edge_length(resolution, unit="m")
+
+
+def cells_near(seeds: np.ndarray, rings: int) -> np.ndarray:
+    """Sorted unique cells (uint64) within ``rings`` of any seed cell (0 seeds are ignored).
+
+    >>> cells_near(np.array([cell]), 1).size
+    7
+    """
+    seeds = np.unique(np.asarray(seeds, dtype=np.uint64))
+    seeds = seeds[seeds > 0]
+    out = np.zeros(0, dtype=np.uint64)
+    for start in range(0, len(seeds), _SEED_BATCH):
+        disk = np.asarray(h3ronpy.grid_disk(seeds[start:start + _SEED_BATCH], rings, flatten=True), dtype=np.uint64)
+        out = np.union1d(out, disk)
+    return out
+
+
+def cells_in_area(cells: np.ndarray, area_wgs84: list) -> np.ndarray:
+    """The cells whose centre lies in one of the polygons (WGS-84): H3's own rule for the cells of a polygon."""
+    if not len(cells) or not len(area_wgs84):
+        return np.zeros(0, dtype=np.uint64)
+    points = shapely.points(*_centres(cells))
+    inside, _ = shapely.STRtree(np.asarray(area_wgs84, dtype=object)).query(points, predicate="intersects")
+    return cells[np.unique(inside)]
+
+
+def _centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lon and lat of the cells' centres."""
+    centres = h3v.cells_to_coordinates(cells)
+    return np.asarray(centres.column("lng")), np.asarray(centres.column("lat"))
+
+
+def _metric(lon: np.ndarray, lat: np.ndarray, crs) -> np.ndarray:
+    pts = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326").to_crs(crs)
+    return np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+
+
+def area_cells_near(seeds: np.ndarray, area_wgs84: list, *, distance_m: float, resolution: int,
+                    metric_crs) -> np.ndarray:
+    """The cells (sorted uint64) whose centre lies in the area (polygons, WGS-84) and within ``distance_m``
+    of the centre of a seed cell. Seeds farther from the area than that are left out first, so a part of a
+    city expands only the seeds round it; the work grows with the seeds, not with the area.
+
+    >>> area_cells_near(cells_of(lon, lat, 10), streets, distance_m=976.0, resolution=10, metric_crs=crs)
+    """
+    seeds = np.unique(np.asarray(seeds, dtype=np.uint64))
+    seeds = seeds[seeds > 0]
+    if not len(seeds) or not len(area_wgs84):
+        return np.zeros(0, dtype=np.uint64)
+    edge = h3.average_hexagon_edge_length(resolution, unit="m")
+    lon, lat = _centres(seeds)
+    margin = (distance_m + 2 * edge) / (111_320.0 * max(math.cos(math.radians(float(np.abs(lat).max()))), 0.1))
+    tree = shapely.STRtree(np.asarray(area_wgs84, dtype=object))
+    near = np.unique(tree.query(shapely.points(lon, lat), predicate="dwithin", distance=margin)[0])
+    if not len(near):
+        return np.zeros(0, dtype=np.uint64)
+    rings = math.ceil(distance_m / (1.5 * edge * _SMALLEST_EDGE_SHARE))  # ring k's centres are ≥ 1.5·k edges out
+    candidates = cells_in_area(cells_near(seeds[near], rings), area_wgs84)
+    if not len(candidates):
+        return candidates
+    d, _ = cKDTree(_metric(lon[near], lat[near], metric_crs)).query(_metric(*_centres(candidates), metric_crs))
+    return candidates[d <= distance_m]
+
+
+def h3_reach(model: ReachModel, *, household_lonlat: tuple[np.ndarray, np.ndarray], reach: pd.DataFrame,
+             area_wgs84: list, resolution: int = DEFAULT_H3_RESOLUTION, metric_crs=None,
+             seed_cells: np.ndarray | None = None) -> gpd.GeoDataFrame:
+    """One feature per H3 cell: households, median minutes per category, shares within tier and of the full
+    basic set; empty cells are measured from the cell centre (``from_centre``).
+
+    Every cell with a household is a feature. An empty cell is one when its centre lies in the area
+    (``area_wgs84``, polygons in WGS-84) and within :func:`life_circle_reach_m` of the centre of one of
+    ``seed_cells`` (the cells of households, buildings and facilities): the life circle round the places
+    people live and the services they walk to, so the work and the output grow with the data, not with
+    the area (:func:`area_cells_near`). ``seed_cells=None`` takes every cell of the area (the whole area, however empty). Adds the
     centre origins to ``model`` only for the computation (the model is not changed).
     """
     if resolution not in H3_RESOLUTIONS:
@@ -224,10 +310,16 @@ def h3_reach(model: ReachModel, *, household_lonlat: tuple[np.ndarray, np.ndarra
     per_cell = frame.groupby("cell").agg(**agg) if len(frame) else \
         pd.DataFrame(columns=list(agg), index=pd.Index(np.zeros(0, np.uint64), name="cell"))
     # empty cells of the area
-    area_cells = set()
-    for poly in area_wgs84:
-        area_cells.update(h3.str_to_int(c) for c in h3.geo_to_cells(poly, resolution))
-    empty = np.array(sorted(area_cells - set(per_cell.index.to_numpy().tolist())), dtype=np.uint64)
+    if seed_cells is None:
+        area_cells = set()
+        for poly in area_wgs84:
+            area_cells.update(h3.str_to_int(c) for c in h3.geo_to_cells(poly, resolution))
+        area_cells = np.array(sorted(area_cells), dtype=np.uint64)
+    else:
+        area_cells = area_cells_near(np.r_[np.asarray(seed_cells, dtype=np.uint64), cells[located]], area_wgs84,
+                                     distance_m=life_circle_reach_m(cfg, resolution), resolution=resolution,
+                                     metric_crs=metric_crs)
+    empty = np.setdiff1d(area_cells, per_cell.index.to_numpy().astype(np.uint64))
     if len(empty):
         centres = h3v.cells_to_coordinates(empty)
         clat = np.asarray(centres.column("lat"))

@@ -153,6 +153,7 @@ class Plan:
     repaired: list = field(default_factory=list)
     folder: Path | None = None
     layer_crs: dict = field(default_factory=dict)  # layer -> SourceCRS of its file
+    seed_cells: np.ndarray | None = None  # H3 cells of every household and building (empty cells are kept round them)
 
     @property
     def n_parts(self) -> int:
@@ -237,11 +238,15 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
     # buildings: owned by the cell of their inside point
     b = routed.get("buildings")
     if b is not None:
-        b_owner = owner.of_lonlat(*to_lonlat(b["x"].to_numpy(), b["y"].to_numpy(), metric))
+        b_lonlat = to_lonlat(b["x"].to_numpy(), b["y"].to_numpy(), metric)
+        b_owner = owner.of_lonlat(*b_lonlat)
         b_pos = pd.Series(np.arange(len(b)), index=b["id"].astype(object).to_numpy())
     h = routed["households"]
     hx, hy = h["x"].to_numpy(), h["y"].to_numpy()
-    h_owner = owner.of_lonlat(*to_lonlat(hx, hy, metric))
+    h_lonlat = to_lonlat(hx, hy, metric)
+    h_owner = owner.of_lonlat(*h_lonlat)
+    seed_cells = np.unique(np.concatenate([cells_of(*h_lonlat, h3_resolution)]
+                                          + ([cells_of(*b_lonlat, h3_resolution)] if b is not None else [])))
     named = h["building_id"].notna().to_numpy() if b is not None else np.zeros(len(h), bool)
     named_pos = np.full(len(h), -1, dtype=np.int64)
     if named.any():
@@ -282,7 +287,7 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
                 building_fids=building_fids, building_order=building_order, named_building_fids=named_fids,
                 estate_fid=estate_fid, gate_fids=gate_fids, counts=ordered, sources=sources,
                 source_crs={name: layer_crs[name].text for name in src.files}, missing_optional=src.missing, warnings=warnings,
-                repaired=repaired, folder=src.data_dir, layer_crs=layer_crs)
+                repaired=repaired, folder=src.data_dir, layer_crs=layer_crs, seed_cells=seed_cells)
 
 
 def _box(bounds: np.ndarray, margin: float) -> tuple[float, float, float, float]:

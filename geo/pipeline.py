@@ -72,10 +72,12 @@ class _Clock:
 
 def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None,
             h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
-            progress: Callable[[str], None] | None = None) -> Analysis:
+            progress: Callable[[str], None] | None = None, every_cell: bool = False) -> Analysis:
     """Load a data folder and run assignment, grid diagnostics, 15-minute reach and risk.
 
-    ``reference_date`` is the day visits are judged against (default: today). The run is the two halves
+    ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
+    H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
+    and facilities, see :func:`geo.lifecircle.h3_reach`). The run is the two halves
     that the partitioned engine (``gridcover.engine_dask``) also calls: :func:`local_stages` on the whole
     city as one part, then :func:`global_stages` on its compact per-household table.
     """
@@ -88,7 +90,7 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
     clock.step("load", f"read {counts} (metric CRS EPSG:{data.metric_crs.to_epsg()})")
     warnings_before = len(data.warnings)
-    part = local_stages(data, h3_resolution=h3_resolution, clock=clock)
+    part = local_stages(data, h3_resolution=h3_resolution, clock=clock, every_cell=every_cell)
     config = part.model.config
     unknown = unknown_categories(layers.get("facilities"), config)
     data.warnings[warnings_before:warnings_before] = unknown_category_warnings(unknown, config)
@@ -163,7 +165,8 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                  owned: np.ndarray | None = None, owned_buildings: np.ndarray | None = None,
                  keep_cell: Callable[[np.ndarray], np.ndarray] | None = None, area_wgs84: list | None = None,
                  order: np.ndarray | None = None, building_order: np.ndarray | None = None,
-                 component_of: Callable | None = None) -> Part:
+                 component_of: Callable | None = None, seed_cells: np.ndarray | None = None,
+                 every_cell: bool = False) -> Part:
     """Assignment, zones and reach for the households of ``data`` (all of them, or those marked ``owned``).
 
     The other layers of ``data`` are context: buildings, grids, roads and facilities around those
@@ -172,7 +175,9 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
     polygons whose empty cells are measured from their centre (default: the streets); ``order`` and
     ``building_order`` give each household and building its position in the whole input (for ordering);
     ``component_of`` maps the part's network components to the whole network's (see
-    :meth:`geo.reach.ReachModel.use_components`).
+    :meth:`geo.reach.ReachModel.use_components`); ``seed_cells`` adds cells of households and buildings
+    elsewhere round which empty cells are kept (a part is given the whole city's); ``every_cell`` keeps every
+    empty cell of the area.
     """
     clock = clock or _Clock(None)
     settings = data.settings
@@ -205,7 +210,8 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
     for column in ("old_estate", "fringe", "zone"):
         out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
     reach = household_reach_stage(data, assigned, households, lonlat=(lon, lat), h3_resolution=h3_resolution,
-                                  keep_cell=keep_cell, area_wgs84=area_wgs84, order=order, component_of=component_of)
+                                  keep_cell=keep_cell, area_wgs84=area_wgs84, order=order, component_of=component_of,
+                                  seed_cells=None if every_cell else settled_cells(data, (lon, lat), h3_resolution, seed_cells))
     for column in reach.household_columns:
         out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
     clock.step("reach", f"measured walking reach to {len(reach.model.config.ids)} categories "
@@ -299,7 +305,13 @@ def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
     for column in tables[0].columns:
         values = [t[column] for t in tables]
         if isinstance(values[0].dtype, pd.CategoricalDtype):
-            out[column] = pd.Series(union_categoricals([v.array for v in values]))
+            arrays = [v.array for v in values]
+            # a part without households has categories of another dtype (object, not str): take one dtype
+            kinds = {a.categories.dtype for a in arrays if len(a.categories)}
+            target = kinds.pop() if len(kinds) == 1 else object
+            arrays = [a if a.categories.dtype == target else
+                      pd.Categorical.from_codes(a.codes, pd.Index(a.categories, dtype=target)) for a in arrays]
+            out[column] = pd.Series(union_categoricals(arrays))
         else:
             out[column] = pd.concat(values, ignore_index=True)
     return pd.DataFrame(out)
@@ -507,8 +519,10 @@ def unknown_category_warnings(unknown: dict[str, int], config) -> list[str]:
 def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd.GeoDataFrame, *,
                           lonlat: tuple[np.ndarray, np.ndarray], h3_resolution: int = DEFAULT_H3_RESOLUTION,
                           keep_cell: Callable | None = None, area_wgs84: list | None = None,
-                          order: np.ndarray | None = None, component_of: Callable | None = None) -> ReachResult:
-    """The 15-minute life-circle stage of one part: network, per-household minutes, its H3 cells."""
+                          order: np.ndarray | None = None, component_of: Callable | None = None,
+                          seed_cells: np.ndarray | None = None) -> ReachResult:
+    """The 15-minute life-circle stage of one part: network, per-household minutes, its H3 cells (the empty
+    ones round ``seed_cells`` and the facilities, or every cell of the area when ``seed_cells`` is None)."""
     layers = data.layers
     config = load_config(data.folder)
     facilities = layers.get("facilities")
@@ -529,8 +543,12 @@ def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd
     hh_stranded = (origin_of >= 0) & np.where(origin_of >= 0, on_fragment[np.maximum(origin_of, 0)], False)
     lon, lat = lonlat
     area = area_wgs84 if area_wgs84 is not None else layers["streets"].to_crs("EPSG:4326").geometry.to_list()
+    if seed_cells is not None and facilities is not None and len(facilities):
+        fpts = facilities.geometry.to_numpy()
+        seed_cells = np.r_[seed_cells, cells_of(*to_lonlat(shapely.get_x(fpts), shapely.get_y(fpts), facilities.crs),
+                                                h3_resolution)]
     cells = h3_reach(model, household_lonlat=(lon, lat), reach=reach, area_wgs84=area, resolution=h3_resolution,
-                     metric_crs=data.metric_crs)
+                     metric_crs=data.metric_crs, seed_cells=seed_cells)
     if keep_cell is not None and len(cells):
         cells = cells[keep_cell(cells["h3"].to_numpy())].reset_index(drop=True)
     # origins by key: a building is one origin wherever its households are counted; a loose household is its own
@@ -544,6 +562,20 @@ def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd
     columns = [c for c in reach.columns if not c.startswith("within_")]
     return ReachResult(model=model, origin_of=origin_of, households=reach, household_columns=columns, cells=cells,
                        not_attached=hh_not_attached, on_fragment=hh_stranded, origins=origin_rows)
+
+
+def settled_cells(data: Dataset, lonlat: tuple[np.ndarray, np.ndarray], resolution: int,
+                  more: np.ndarray | None = None) -> np.ndarray:
+    """The H3 cells of the households (``lonlat``) and of the buildings' inside points, with ``more``: the
+    places people live, round which the life circle's empty cells are kept."""
+    seeds = [cells_of(*lonlat, resolution)]
+    buildings = data.layers.get("buildings")
+    if buildings is not None and len(buildings):
+        inner = shapely.point_on_surface(buildings.geometry.to_numpy())
+        seeds.append(cells_of(*to_lonlat(shapely.get_x(inner), shapely.get_y(inner), buildings.crs), resolution))
+    if more is not None:
+        seeds.append(np.asarray(more, dtype=np.uint64))
+    return np.unique(np.concatenate(seeds))
 
 
 def add_cell_risk(cells: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray, risk: pd.DataFrame, *,

@@ -74,6 +74,11 @@ class ReachConfig:
         return self.horizon_min * 60.0 * max(self.speeds.values())
 
     @property
+    def life_circle_m(self) -> float:
+        """The longest tier's walk (metres) at the fastest speed: how far a settlement's life circle reaches."""
+        return max(c.tier for c in self.categories) * 60.0 * max(self.speeds.values())
+
+    @property
     def ids(self) -> list[str]:
         return [c.id for c in self.categories]
 

@@ -82,7 +82,7 @@ def _part_task(plan: Plan, p: int, components, parts_dir: str) -> dict:
     owner = plan.owner
     part = local_stages(data, h3_resolution=plan.h3_resolution, owned_buildings=owned_b, building_order=b_order,
                         keep_cell=lambda cells: owner.of_strings(cells) == p, area_wgs84=area,
-                        order=plan.household_order[p], component_of=components)
+                        order=plan.household_order[p], component_of=components, seed_cells=plan.seed_cells)
     folder = Path(parts_dir)
     with open(folder / f"{p:05d}.pkl", "wb") as fh:
         pickle.dump(part.households, fh, protocol=pickle.HIGHEST_PROTOCOL)

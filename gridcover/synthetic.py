@@ -36,6 +36,7 @@ Command line::
 
     python -m gridcover.synthetic --households 1000000 --buildings 100000 \
         --grids 3000 --seed 0 --out data/district
+    python -m gridcover.synthetic --city --out data/city   # the whole-city case, make_city()
 """
 
 from __future__ import annotations
@@ -533,6 +534,131 @@ def _households(
     return gpd.GeoDataFrame(table, geometry=geometry, crs=OUTPUT_CRS)
 
 
+# ---------------------------------------------------------------- a whole city
+#: The whole-city case (issue 11): a city's street register over its whole area, people in a few places.
+CITY_STREETS = 343
+CITY_AREA_KM2 = 16_000.0
+CITY_HOUSEHOLDS = 2_300
+CITY_SETTLEMENTS = 5
+CITY_CENTRE = (104.07, 30.66)
+#: Per settlement: buildings on a lattice, a square of streets round them, one facility per category.
+CITY_BUILDINGS_PER_SETTLEMENT = 16
+CITY_ROAD_SPACING_M = 150.0
+CITY_ROAD_SPAN_M = 3_000.0
+CITY_FACILITIES = ("community_service", "shop", "kindergarten", "primary_school", "health_centre", "canteen")
+
+
+def make_city(
+    *,
+    streets: int = CITY_STREETS,
+    area_km2: float = CITY_AREA_KM2,
+    households: int = CITY_HOUSEHOLDS,
+    settlements: int = CITY_SETTLEMENTS,
+    seed: int = 0,
+    centre: tuple[float, float] = CITY_CENTRE,
+) -> dict[str, gpd.GeoDataFrame]:
+    """A whole city's street register over a wide, mostly empty area, with households in a few settlements.
+
+    ``streets`` street polygons are the Voronoi cells of random seeds clipped to a square of ``area_km2``
+    round ``centre`` (as a city's register of 街道 covers its whole land, fields and hills included); each
+    street is one community and one grid (a register of streets gives nothing finer), of urban-rural code
+    111 where a settlement is and 220 (village) elsewhere. ``households``
+    points cluster round ``settlements`` places; each place has a few buildings (most households are in
+    one), a square of walkable streets every 150 m and one facility of each of :data:`CITY_FACILITIES`.
+
+    Returns the layers of docs/data-model.md in WGS-84: ``streets``, ``communities``, ``grids``,
+    ``buildings``, ``households``, ``facilities``, ``roads``.
+
+    Example
+    -------
+    >>> city = make_city(streets=40, area_km2=400, households=300, settlements=2)
+    >>> len(city["streets"]), len(city["households"])
+    (40, 300)
+    """
+    if streets < 1 or area_km2 <= 0 or households < 0 or settlements < 1:
+        msg = f"need streets ≥ 1, area > 0, households ≥ 0, settlements ≥ 1 (got {streets}, {area_km2}, {households}, {settlements})"
+        raise ValueError(msg)
+    rng = np.random.default_rng(seed)
+    cx, cy = _origin_utm(centre)
+    half = math.sqrt(area_km2) * 500.0
+    square = shapely.box(cx - half, cy - half, cx + half, cy + half)
+    seeds = shapely.multipoints(np.column_stack([rng.uniform(cx - half, cx + half, streets),
+                                                 rng.uniform(cy - half, cy + half, streets)]))
+    cells = shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=square, ordered=True))
+    street_geom = shapely.intersection(cells, square)
+    n_streets = len(street_geom)
+    sids, cids, gids = _ids("S", n_streets), _ids("C", n_streets), _ids("G", n_streets)
+
+    def frame(table: dict, geometry) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame(table, geometry=np.asarray(geometry, dtype=object), crs=METRIC_CRS).to_crs(OUTPUT_CRS)
+
+    layers = {
+        "streets": frame({"id": _column(sids), "name": _column(_cat(_pick(_STREET_NAMES, np.arange(n_streets)),
+                                                                      _num(np.arange(1, n_streets + 1)), "街道"))},
+                         street_geom),
+        "communities": frame({"id": _column(cids), "name": _column(_cat(_pick(_COMMUNITY_NAMES, np.arange(n_streets)),
+                                                                          _num(np.arange(1, n_streets + 1)), "社区")),
+                              "street_id": _column(sids)}, street_geom),
+        "grids": frame({"id": _column(gids), "name": _column(_cat(gids, "网格")), "community_id": _column(cids),
+                        "worker_name": _column(_names(rng, n_streets)), "worker_phone": _column(_phones(rng, n_streets))},
+                       street_geom),
+    }
+    # settlements, kept 5 km inside the square so their streets and walks stay in the city
+    inner = max(half - 5_000.0, 0.0)
+    px = rng.uniform(cx - inner, cx + inner, settlements)
+    py = rng.uniform(cy - inner, cy + inner, settlements)
+    # urban-rural codes: 111 (core) for the streets holding a settlement, 220 (village) for the rest
+    settled = np.zeros(n_streets, bool)
+    settled[shapely.STRtree(street_geom).query(shapely.points(px, py), predicate="intersects")[1]] = True
+    layers["communities"].insert(3, "ur_code", _column(np.where(settled, "111", "220").astype(_S)))
+    # buildings: a 4 × 4 lattice of 40 × 20 m footprints, 80 m apart, round each settlement's centre
+    per = CITY_BUILDINGS_PER_SETTLEMENT
+    side = math.ceil(math.sqrt(per))
+    k = np.arange(per)
+    bx = (px[:, None] + (k % side - (side - 1) / 2) * 80.0).ravel()
+    by = (py[:, None] + (k // side - (side - 1) / 2) * 80.0).ravel()
+    n_b = len(bx)
+    bids = _ids("B", n_b)
+    layers["buildings"] = frame({"id": _column(bids), "floors": rng.choice(FLOORS, n_b, p=FLOORS_P).astype(np.int64),
+                                 "residential": np.ones(n_b, bool)},
+                                shapely.box(bx - 20.0, by - 10.0, bx + 20.0, by + 10.0))
+    # households: 70 % in a building of their settlement, the rest scattered round it (σ 500 m)
+    home = rng.integers(0, settlements, households)
+    in_building = rng.random(households) < 0.7
+    b = home * per + rng.integers(0, per, households)
+    hx = np.where(in_building, bx[b] + rng.uniform(-18.0, 18.0, households), px[home] + rng.normal(0, 500.0, households))
+    hy = np.where(in_building, by[b] + rng.uniform(-8.0, 8.0, households), py[home] + rng.normal(0, 500.0, households))
+    hids = _ids("H", households)
+    group = {g: rng.random(households) < p for g, p in GROUP_SHARES.items()}
+    persons = rng.choice(np.arange(1, 7), size=households, p=[0.2, 0.3, 0.25, 0.15, 0.07, 0.03]).astype(np.int64)
+    persons[group["elderly_alone"]] = 1
+    days = rng.integers(0, 180, households)
+    last_visit = (np.datetime64(VISIT_REFERENCE_DATE) - days.astype("timedelta64[D]")).astype(_S)
+    layers["households"] = frame({"id": _column(hids), "address": _column(_cat(hids, "号")), "persons": persons,
+                                  **group, "last_visit": _column(last_visit)}, shapely.points(hx, hy))
+    # facilities: one of each category per settlement, within 600 m of its centre
+    cats = np.asarray(CITY_FACILITIES, dtype=object)
+    fcat = np.tile(cats, settlements)
+    fpx, fpy = np.repeat(px, len(cats)), np.repeat(py, len(cats))
+    fx = fpx + rng.uniform(-600.0, 600.0, len(fcat))
+    fy = fpy + rng.uniform(-600.0, 600.0, len(fcat))
+    layers["facilities"] = frame({"id": _column(_ids("F", len(fcat))), "category": _column(fcat.astype(_S))},
+                                 shapely.points(fx, fy))
+    # roads: a square lattice of streets every 150 m over 3 km round each settlement, one line per block side
+    # (lines join at shared vertices only)
+    steps = np.arange(-CITY_ROAD_SPAN_M / 2, CITY_ROAD_SPAN_M / 2 + 1.0, CITY_ROAD_SPACING_M)
+    gx, gy = np.meshgrid(steps[:-1], steps)  # start of every east-going side (and, swapped, north-going)
+    sx = (px[:, None] + np.r_[gx.ravel(), gy.ravel()]).ravel()
+    sy = (py[:, None] + np.r_[gy.ravel(), gx.ravel()]).ravel()
+    east = np.tile(np.r_[np.ones(gx.size), np.zeros(gx.size)], settlements).astype(bool)
+    ex = sx + np.where(east, CITY_ROAD_SPACING_M, 0.0)
+    ey = sy + np.where(east, 0.0, CITY_ROAD_SPACING_M)
+    road_geom = shapely.linestrings(np.stack([np.column_stack([sx, sy]), np.column_stack([ex, ey])], axis=1))
+    layers["roads"] = frame({"id": _column(_ids("R", len(road_geom))),
+                             "highway": _column(np.full(len(road_geom), "residential", dtype=_S))}, road_geom)
+    return layers
+
+
 # --------------------------------------------------------------------- output
 def write_district(layers: dict[str, gpd.GeoDataFrame], out: Path, *, fmt: str = "gpkg") -> list[Path]:
     """Write each layer to ``out/<layer>.<gpkg|geojson>`` with pyogrio; return the paths."""
@@ -553,9 +679,11 @@ def write_district(layers: dict[str, gpd.GeoDataFrame], out: Path, *, fmt: str =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gridcover.synthetic", description=__doc__.splitlines()[0])
-    parser.add_argument("--households", type=int, required=True)
-    parser.add_argument("--buildings", type=int, required=True)
-    parser.add_argument("--grids", type=int, required=True)
+    parser.add_argument("--city", action="store_true",
+                        help="the whole-city case instead: 343 streets over 16,000 km², households in five places")
+    parser.add_argument("--households", type=int, help=f"required, except with --city (default {CITY_HOUSEHOLDS:,})")
+    parser.add_argument("--buildings", type=int, help="required, except with --city")
+    parser.add_argument("--grids", type=int, help="required, except with --city")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="folder to write one file per layer into")
     parser.add_argument("--format", choices=("gpkg", "geojson"), default=None,
@@ -564,12 +692,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--communities-per-street", type=int, default=COMMUNITIES_PER_STREET)
     parser.add_argument("--origin", type=float, nargs=2, default=(104.00, 30.60), metavar=("LON", "LAT"))
     args = parser.parse_args(argv)
+    if not args.city and None in (args.households, args.buildings, args.grids):
+        parser.error("--households, --buildings and --grids are required (or --city)")
+    if args.city and args.households is None:
+        args.households = CITY_HOUSEHOLDS
     fmt = args.format or ("geojson" if args.households <= 100_000 else "gpkg")
     t0 = time.perf_counter()
-    layers = make_district(households=args.households, buildings=args.buildings, grids=args.grids,
-                           seed=args.seed, origin=tuple(args.origin),
-                           grids_per_community=args.grids_per_community,
-                           communities_per_street=args.communities_per_street)
+    if args.city:
+        layers = make_city(households=args.households, seed=args.seed)
+    else:
+        layers = make_district(households=args.households, buildings=args.buildings, grids=args.grids,
+                               seed=args.seed, origin=tuple(args.origin),
+                               grids_per_community=args.grids_per_community,
+                               communities_per_street=args.communities_per_street)
     t1 = time.perf_counter()
     paths = write_district(layers, args.out, fmt=fmt)
     t2 = time.perf_counter()

@@ -119,3 +119,34 @@ def test_shares_per_level_count_households_persons_and_special_groups():
     assert row["elderly_alone_share"] == 0.5 and np.isnan(row["migrant_share"])  # no migrant in G1: no share
     basic = shares[(shares["id"] == "G2") & (shares["category"] == "basic_set")].iloc[0]
     assert basic["households_share"] == 0.0 and basic["tier"] is None
+
+
+def test_empty_cells_are_kept_round_the_people_and_services_not_over_the_whole_area(town):
+    from geo.lifecircle import area_cells_near, cells_of, life_circle_reach_m
+
+    roads, estates, gates, buildings, facilities = town
+    home = shapely.Point(X0 + 500, Y0 - 30)
+    origins = Origins.simple(np.array([home.x]), np.array([home.y]))
+    model = ReachModel.build(roads, facilities, origins, config=CONFIG)
+    reach = household_reach(model, np.array([0]), elderly_alone=np.array([False]))
+    # a wide area: 20 × 20 km round the town
+    area = list(gpd.GeoSeries([shapely.box(X0 - 10_000, Y0 - 10_000, X0 + 10_000, Y0 + 10_000)], crs=CRS).to_crs(4326))
+    lonlat = gpd.GeoSeries([home], crs=CRS).to_crs(4326)
+    hh_lonlat = (lonlat.x.to_numpy(), lonlat.y.to_numpy())
+    seeds = cells_of(*hh_lonlat, 10)
+    every = h3_reach(model, household_lonlat=hh_lonlat, reach=reach, area_wgs84=area, resolution=10, metric_crs=CRS)
+    near = h3_reach(model, household_lonlat=hh_lonlat, reach=reach, area_wgs84=area, resolution=10, metric_crs=CRS,
+                    seed_cells=seeds)
+    assert life_circle_reach_m(CONFIG, 10) == pytest.approx(975.9, abs=0.1)
+    # 400 km² of cells against a circle of 976 m round the household's cell: about 3 km²
+    assert len(every) > 25_000 and 150 < len(near) < 300
+    kept = every.set_index("h3").loc[near["h3"]]
+    pd.testing.assert_frame_equal(kept.reset_index().drop(columns="geometry"), near.drop(columns="geometry"))
+    # every cell whose centre is within the 15-minute walk (900 m) of the household is kept, none beyond 976 m + a cell
+    dist = every.geometry.to_crs(CRS).centroid.distance(home).to_numpy()
+    assert set(every.loc[dist <= 900, "h3"]) <= set(near["h3"])
+    assert dist[every["h3"].isin(near["h3"]).to_numpy()].max() < 976 + 80
+    assert len(area_cells_near(seeds, area, distance_m=976.0, resolution=10, metric_crs=CRS)) == len(near)
+    # only the cells of the area: a seed far outside it adds nothing
+    far = cells_of(np.array([110.0]), np.array([35.0]), 10)
+    assert len(area_cells_near(far, area, distance_m=976.0, resolution=10, metric_crs=CRS)) == 0

@@ -153,3 +153,98 @@ def test_risk_columns_in_households_and_grids(sample):
     assert analysis.summary["risk"]["households_by_colour"]["red"] > 0
     first = json.loads((out / "households.geojson").read_text(encoding="utf-8"))["features"][0]["properties"]
     assert isinstance(first["risk_reasons"], list)
+
+
+# ---- a whole city: output grows with the households, not with the area (issue 11) -------------------------
+
+def _city_dir(tmp_path, *, drop_settled_grid: bool = False, **sizes):
+    from gridcover.synthetic import make_city, write_district
+
+    city = make_city(**sizes)
+    if drop_settled_grid:  # a settled street whose grid was never drawn: a gap full of households
+        settled = city["communities"].loc[city["communities"]["ur_code"] == "111", "id"].iloc[0]
+        city["grids"] = city["grids"][city["grids"]["community_id"] != settled].reset_index(drop=True)
+    folder = tmp_path / "city"
+    write_district(city, folder, fmt="geojson")
+    return folder
+
+
+def test_a_whole_city_gives_every_household_the_answers_of_a_run_that_keeps_every_cell(tmp_path):
+    """A smaller city (1,000 km², 60 streets) run twice: keeping every H3 cell of the streets, and keeping the
+    empty cells round the settlements only. Households, grids and blind spots are the same; every cell the
+    second run keeps has the first run's figures; the cells it leaves out are far from everyone."""
+    import pandas as pd
+
+    from geo.lifecircle import cells_of
+    from geo.pipeline import to_lonlat
+
+    folder = _city_dir(tmp_path, streets=60, area_km2=1_000.0, households=600, settlements=2, seed=3,
+                       drop_settled_grid=True)
+    every = analyze(folder, reference_date=pd.Timestamp("2025-06-30").date(), every_cell=True)
+    near = analyze(folder, reference_date=pd.Timestamp("2025-06-30").date())
+    # the gap and the blind spots are found either way
+    gaps = near.coverage_issues[near.coverage_issues["kind"] == "gap"]
+    assert len(gaps) == 1 and gaps["households"].sum() > 100 and len(near.blindspots) >= 1
+    pd.testing.assert_frame_equal(pd.DataFrame(near.households.drop(columns="geometry")),
+                                  pd.DataFrame(every.households.drop(columns="geometry")))
+    for layer in ("grids", "blindspots", "coverage_issues"):
+        a, b = getattr(near, layer), getattr(every, layer)
+        pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")), pd.DataFrame(b.drop(columns="geometry")))
+    assert near.summary["risk"] == every.summary["risk"]
+    cell_counts = ("h3_cells", "h3_cells_from_centre")
+    assert ({k: v for k, v in near.summary["reach"].items() if k not in cell_counts}
+            == {k: v for k, v in every.summary["reach"].items() if k not in cell_counts})
+    all_cells = every.h3_reach.set_index("h3")
+    kept = near.h3_reach.set_index("h3")
+    assert len(all_cells) > 60_000 and len(kept) < len(all_cells) / 5  # 1,000 km² of 0.015 km² cells
+    assert kept.index.isin(all_cells.index).all()
+    pd.testing.assert_frame_equal(kept.drop(columns="geometry"), all_cells.loc[kept.index].drop(columns="geometry"))
+    assert kept["households"].sum() == len(near.households)  # every household's cell is there
+    # a cell left out has no walk to anything within the horizon (there is nothing near it to walk to)
+    dropped = all_cells.loc[~all_cells.index.isin(kept.index)]
+    minutes = dropped[[c for c in dropped.columns if c.startswith("reach_") and c.endswith("_min")]]
+    assert minutes.isna().all().all() and (dropped["households"] == 0).all()
+    # and every empty cell within the 15-minute walk (900 m) of a household is kept
+    hh = near.households
+    hx, hy = hh.geometry.x.to_numpy(), hh.geometry.y.to_numpy()
+    import h3ronpy
+    from h3ronpy import vector as h3v
+    from scipy.spatial import cKDTree
+
+    ll = h3v.cells_to_coordinates(h3ronpy.cells_parse(dropped.index.to_numpy()))
+    centres = gpd.GeoSeries(gpd.points_from_xy(ll.column("lng"), ll.column("lat")), crs="EPSG:4326").to_crs(hh.crs)
+
+    d, _ = cKDTree(np.column_stack([hx, hy])).query(np.column_stack([centres.x, centres.y]))
+    assert d.min() > 900
+    assert set(cells_of(*to_lonlat(hx, hy, hh.crs), 10)) <= set(int(c, 16) for c in kept.index)
+
+
+def test_the_whole_city_case_writes_cells_in_proportion_to_its_households(tmp_path):
+    """Issue 11's case: 343 street polygons over 16,000 km² and 2,300 households in five settlements took
+    113 s filling and writing 1.1 million empty cells. Now it writes the cells round the settlements only."""
+    from gridcover.cli import main
+
+    folder = _city_dir(tmp_path)
+    out = tmp_path / "out"
+    assert main(["analyze", str(folder), "--out", str(out), "--as-of", "2025-06-30", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    cells = gpd.read_file(out / "h3_reach.geojson", columns=["h3", "households", "from_centre"])
+    assert summary["households"] == 2300 == cells["households"].sum()
+    assert summary["reach"]["h3_cells"] == len(cells)
+    # five settlements of about 3 km across and their 15-minute surroundings, not 16,000 km² (1.1 million cells)
+    assert 5 * 300 < len(cells) < 5 * 6_000
+    assert (cells["from_centre"] == (cells["households"] == 0)).all()
+
+
+def test_parts_without_households_join_the_others_tables():
+    """A street with nobody in it (most of a whole city's) gives an empty table whose categories have
+    another dtype; the partitioned run puts the tables together all the same."""
+    import pandas as pd
+
+    from geo.pipeline import concat_tables
+
+    empty = pd.DataFrame({"grid_id": pd.Categorical(pd.Series([], dtype=object)), "persons": pd.Series([], dtype=float)})
+    full = pd.DataFrame({"grid_id": pd.Categorical(pd.Series(["G1", None, "G2"], dtype="str")), "persons": [1.0, 2.0, 3.0]})
+    out = concat_tables([empty, full, empty])
+    assert out["grid_id"].tolist()[0] == "G1" and pd.isna(out["grid_id"].iloc[1]) and len(out) == 3
+    assert isinstance(out["grid_id"].dtype, pd.CategoricalDtype) and out["persons"].sum() == 6.0

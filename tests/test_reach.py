@@ -236,3 +236,8 @@ def resources_text() -> str:
     from importlib import resources
 
     return resources.files("geo").joinpath("categories.toml").read_text(encoding="utf-8")
+
+
+def test_the_life_circle_reaches_the_longest_tier_at_the_fastest_speed():
+    # 15 minutes at 1.0 m/s: the walk round a settlement whose empty H3 cells are kept (docs/reach.md)
+    assert CONFIG.life_circle_m == 900.0

@@ -126,3 +126,48 @@ def test_command_line_writes_one_file_per_layer(tmp_path):
     assert names == ["buildings", "communities", "estates", "grids", "households", "streets"]
     households = gpd.read_file(tmp_path / "households.geojson")
     assert len(households) == 300 and households["id"].is_unique
+
+
+# ---- the whole-city case (issue 11): a street register over a wide area, people in a few places ----------
+
+@pytest.fixture(scope="module")
+def city():
+    from gridcover.synthetic import make_city
+
+    return make_city()
+
+
+def test_the_whole_city_tiles_16000_km2_with_343_streets_and_holds_2300_households(city):
+    streets = city["streets"].to_crs(METRIC_CRS).geometry.to_numpy()
+    assert len(streets) == 343 and city["streets"]["id"].is_unique
+    assert shapely.area(streets).sum() / 1e6 == pytest.approx(16_000, rel=1e-6)
+    assert shapely.area(shapely.union_all(streets)) / 1e6 == pytest.approx(16_000, rel=1e-6)  # no overlap, no gap
+    assert len(city["households"]) == 2300 and len(city["communities"]) == len(city["grids"]) == 343
+    # every household is within 3 km of a building: the people live in a few places, the land is empty
+    hh = city["households"].to_crs(METRIC_CRS).geometry.to_numpy()
+    b = shapely.STRtree(city["buildings"].to_crs(METRIC_CRS).geometry.to_numpy())
+    _, dist = b.query_nearest(hh, return_distance=True)
+    assert dist.max() < 3_000
+    assert (city["communities"]["ur_code"] == "111").sum() <= 5
+
+
+def test_the_whole_city_follows_the_data_model_and_the_seed(city):
+    from gridcover.synthetic import make_city
+
+    for name, layer in city.items():
+        for field in LAYERS[name].fields:
+            if field.required:
+                assert field.name in layer.columns, f"{name}.{field.name}"
+        assert layer.crs.to_epsg() == 4326
+    assert city["communities"]["street_id"].isin(city["streets"]["id"]).all()
+    assert city["grids"]["community_id"].isin(city["communities"]["id"]).all()
+    again = make_city()
+    for name in city:
+        _same(city[name], again[name])
+    assert not make_city(seed=1)["households"].geometry.equals(city["households"].geometry)
+
+
+def test_the_command_writes_the_whole_city_case(tmp_path):
+    assert main(["--city", "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {f"{n}.geojson" for n in (
+        "streets", "communities", "grids", "buildings", "households", "facilities", "roads")}
