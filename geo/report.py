@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import uuid
 import warnings
 from datetime import datetime, timezone
@@ -28,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
 
-from geo.errors import GridcoverError
+from geo.paths import prepare_output_folder, temp_dir
 
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
@@ -93,14 +92,10 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
     ``extra`` are callables ``f(folder)`` writing more files into the temporary folder before it is moved
     into place (the CLI's report.html, which lives in layers/ and so is not imported here).
     """
-    out_dir = Path(out_dir).resolve()
+    reads = [(f"the input {source}", source) for source in dict.fromkeys(analysis.data.sources.values())]
+    out_dir = prepare_output_folder(out_dir, reads=reads)  # the CLI checked before the analysis; checked again
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GridcoverError(f"--out {out_dir} exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary folder
+    tmp = temp_dir(out_dir)
     try:
         outputs = {
             "households": analysis.households,
@@ -175,7 +170,7 @@ def read_meta(gpkg: Path) -> dict[str, str]:
 def _replace_dir(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``, replacing an existing folder with two renames."""
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old = temp_dir(target, "old")
         old.rmdir()
         target.rename(old)
         try:
