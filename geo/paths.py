@@ -12,18 +12,20 @@ touched:
 - a place that cannot be written (tried by making a folder there, which also fails for root on a
   read-only or immutable folder).
 
-Every temporary file and folder gridcover makes is named here, with the id of the process making it:
+Every temporary file and folder gridcover makes is named here, with the machine (short host name) and
+the id of the process making it:
 
-=====================================  =========================================================
-``.OUT.tmp-PID-XXXXXXXX``              an output folder or file being written, beside ``OUT``
-``.OUT.old-PID-XXXXXXXX``              the previous output between the two renames replacing it
-``.OUT.parts-PID-XXXXXXXX``            the Dask engine's parts of the output
-``$TMPDIR/gridcover-KIND-PID-XXXX``    a scratch folder (``analyze --db`` without ``--out``)
-=====================================  =========================================================
+==========================================  =========================================================
+``.OUT.tmp-HOST-PID-XXXXXXXX``              an output folder or file being written, beside ``OUT``
+``.OUT.old-HOST-PID-XXXXXXXX``              the previous output between the two renames replacing it
+``.OUT.parts-HOST-PID-XXXXXXXX``            the Dask engine's parts of the output
+``$TMPDIR/gridcover-KIND-HOST-PID-XXXX``    a scratch folder (``analyze --db`` without ``--out``)
+==========================================  =========================================================
 
-A killed run leaves them behind. The next run into the same place removes those whose process is gone
-(:func:`remove_leftovers`, :func:`scratch_path`) and nothing else; a previous output left as
-``.OUT.old-*`` with no ``OUT`` (a run killed between its two renames) is put back instead of deleted.
+A killed run leaves them behind. The next run into the same place removes those made on this machine by a
+process that is gone (:func:`remove_leftovers`, :func:`scratch_path`) and nothing else: not a run still
+going, not one of another machine sharing the folder; a previous output left as ``.OUT.old-*`` with no
+``OUT`` (a run killed between its two renames) is put back instead of deleted.
 
 Example
 -------
@@ -38,6 +40,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -46,17 +49,36 @@ from geo.errors import ConfigError
 
 #: Kinds of temporary names beside an output, see the module's table.
 TEMP_KINDS = ("tmp", "old", "parts")
-#: Files gridcover adds to an output folder after writing it (the workspace's lock and SQLite's side files).
-LATER_FILES = ("workspace.gpkg.lock", "workspace.gpkg-journal", "workspace.gpkg-wal", "workspace.gpkg-shm")
+#: Files gridcover adds to an output folder after writing it: the workspace's lock, the redraw drafts
+#: (api.redraw.ProposalStore.FILE), the lookup blind-spot log (geo.lookup.BlindSpotLog.FILE), their SQLite side files.
+LATER_FILES = ("workspace.gpkg.lock",) + tuple(
+    base + side for base in ("workspace.gpkg", "redraw_proposals.sqlite", "lookup_blind_spots.sqlite")
+    for side in ("", "-journal", "-wal", "-shm"))
 
 Reads = Iterable[tuple[str, "str | os.PathLike"]]
 
 
 # ---- temporary names and their cleanup -------------------------------------------------------------
 
+#: The owner part of a temporary name: host (absent in names made before hosts were named) and process id.
+_OWNER = r"(?:(?P<host>[A-Za-z0-9-]+?)-)?(?P<pid>\d+)-[a-z0-9_]+"
+
+
+def owner(pid: int | None = None) -> str:
+    """The owner part of this machine's temporary names for process ``pid`` (default this one): ``web1-4711``."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:40].strip("-") or "localhost"
+    return f"{host}-{os.getpid() if pid is None else pid}"
+
+
+def _gone(match: re.Match) -> bool:
+    """Whether the process that made a temporary name is gone: it ran on this machine and runs no more."""
+    host = match["host"]
+    return (host is None or host == owner().rsplit("-", 1)[0]) and not process_alive(int(match["pid"]))
+
+
 def _temp_pattern(name: str) -> re.Pattern:
     """gridcover's temporary names beside a file or folder called ``name``."""
-    return re.compile(rf"\.{re.escape(name)}\.(?P<kind>{'|'.join(TEMP_KINDS)})-(?P<pid>\d+)-[a-z0-9_]+(\.[a-z0-9]+)?")
+    return re.compile(rf"\.{re.escape(name)}\.(?P<kind>{'|'.join(TEMP_KINDS)})-{_OWNER}(\.[a-z0-9]+)?")
 
 
 def process_alive(pid: int) -> bool:
@@ -88,6 +110,13 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _changed(path: Path) -> float:
+    try:
+        return path.lstat().st_ctime  # a rename sets it: when the output was moved aside
+    except OSError:
+        return 0.0
+
+
 def remove_leftovers(target: str | os.PathLike) -> list[Path]:
     """Remove the temporary files and folders killed runs of gridcover left beside ``target``.
 
@@ -101,8 +130,8 @@ def remove_leftovers(target: str | os.PathLike) -> list[Path]:
         found = [(Path(e.path), pattern.fullmatch(e.name)) for e in os.scandir(target.parent)]
     except OSError:
         return []
-    dead = [(path, m["kind"]) for path, m in found if m and not process_alive(int(m["pid"]))]
-    olds = sorted((p for p, kind in dead if kind == "old"), key=lambda p: p.lstat().st_ctime)
+    dead = [(path, m["kind"]) for path, m in found if m and _gone(m)]
+    olds = sorted((p for p, kind in dead if kind == "old"), key=_changed)  # the newest is the last output
     if olds and not os.path.lexists(target) and olds[-1].is_dir() and not olds[-1].is_symlink():
         try:
             olds[-1].rename(target)
@@ -118,7 +147,7 @@ def temp_dir(target: str | os.PathLike, kind: str = "tmp") -> Path:
     """A new empty folder beside ``target`` with a temporary name of ``kind`` and an ordinary folder's
     permissions (``tempfile.mkdtemp`` makes it private)."""
     target = Path(target)
-    path = Path(tempfile.mkdtemp(prefix=f".{target.name}.{kind}-{os.getpid()}-", dir=target.parent))
+    path = Path(tempfile.mkdtemp(prefix=f".{target.name}.{kind}-{owner()}-", dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o777 & ~umask)
@@ -129,7 +158,7 @@ def temp_file(target: str | os.PathLike, *, suffix: str = "") -> Path:
     """A temporary name beside ``target`` for a file about to be written; nothing is created (the writer
     makes the file, with an ordinary file's permissions)."""
     target = Path(target)
-    return target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+    return target.with_name(f".{target.name}.tmp-{owner()}-{secrets.token_hex(4)}{suffix}")
 
 
 def write_atomically(target: str | os.PathLike, write: Callable[[Path], None], *, suffix: str = "") -> Path:
@@ -152,16 +181,16 @@ def scratch_path(kind: str) -> Path:
     """A new name for a scratch folder of this process in the system's temporary folder (not created);
     the scratch folders of ``kind`` whose process is gone are removed first."""
     base = Path(tempfile.gettempdir())
-    pattern = re.compile(rf"gridcover-{re.escape(kind)}-(?P<pid>\d+)-[a-z0-9_]+")
+    pattern = re.compile(rf"gridcover-{re.escape(kind)}-{_OWNER}")
     try:
         entries = list(os.scandir(base))
     except OSError:
         entries = []
     for e in entries:
         m = pattern.fullmatch(e.name)
-        if m and not process_alive(int(m["pid"])):
+        if m and _gone(m):
             _remove(Path(e.path))
-    return base / f"gridcover-{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+    return base / f"gridcover-{kind}-{owner()}-{secrets.token_hex(4)}"
 
 
 # ---- checks before a command writes ----------------------------------------------------------------
@@ -208,7 +237,7 @@ def _check_writable(out: Path, option: str) -> None:
     if not place.is_dir():
         raise ConfigError(f"{option} {out}: {place} is a file, not a folder")
     try:
-        probe = tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=place)
+        probe = tempfile.mkdtemp(prefix=f".{out.name}.tmp-{owner()}-", dir=place)
     except OSError as exc:
         raise ConfigError(f"{option} {out}: cannot write in the folder {place} ({exc.strerror or exc}); "
                           "choose a folder you can write") from None

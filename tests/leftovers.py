@@ -19,6 +19,13 @@ def dead_pid() -> int:
     return child.pid
 
 
+def dead_owner() -> str:
+    """The owner part of a temporary name (this host, a process id) made by a process that is gone."""
+    from geo.paths import owner
+
+    return owner(dead_pid())
+
+
 def plant(path: Path, *, size: int = 1 << 20) -> Path:
     """A leftover folder holding one file of ``size`` bytes (a killed run's half-written output)."""
     path.mkdir(parents=True)

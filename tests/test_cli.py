@@ -13,7 +13,7 @@ import pytest
 from backends import postgis_dsn  # noqa: F401 - fixture
 from conftest import TINY_EXPECTED, rewrite_geojson
 from gridcover.cli import main
-from leftovers import dead_pid, plant, unwritable_folder
+from leftovers import dead_owner, plant, unwritable_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,8 @@ def test_a_previous_output_is_replaced_but_not_when_the_user_added_a_file(tiny_d
     out = tmp_path / "out"
     (out).mkdir()  # an empty folder is fine
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
-    (out / "workspace.gpkg.lock").touch()  # what redraw apply leaves: gridcover's own
+    (out / "workspace.gpkg.lock").touch()  # what redraw apply and the server add: gridcover's own
+    (out / "redraw_proposals.sqlite").touch()
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
     (out / "my-map.qgz").write_bytes(b"a QGIS project")
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 2
@@ -203,7 +204,9 @@ def test_an_unwritable_out_folder_is_refused_before_the_analysis(tiny_dir, tmp_p
 
 
 def test_the_leftovers_of_a_killed_run_are_removed_by_the_next_run_and_nothing_else(tiny_dir, tmp_path):
-    out, dead, alive = tmp_path / "out", dead_pid(), os.getpid()
+    from geo.paths import owner
+
+    out, dead, alive = tmp_path / "out", dead_owner(), owner()
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
     ours = [plant(tmp_path / f".out.tmp-{dead}-k2j4x9qz"), plant(tmp_path / f".out.old-{dead}-a8c0_d1e"),
             plant(tmp_path / f".out.parts-{dead}-zz0pqr7m")]
@@ -211,7 +214,8 @@ def test_the_leftovers_of_a_killed_run_are_removed_by_the_next_run_and_nothing_e
                plant(tmp_path / f"out.tmp-{dead}-k2j4x9qz"),         # not hidden
                plant(tmp_path / f".other.tmp-{dead}-k2j4x9qz"),      # beside another output
                plant(tmp_path / f".out.tmp-{alive}-k2j4x9qz"),       # its run is still going
-               plant(tmp_path / f".out.backup-{dead}-k2j4x9qz")]     # not a kind gridcover makes
+               plant(tmp_path / f".out.backup-{dead}-k2j4x9qz"),     # not a kind gridcover makes
+               plant(tmp_path / f".out.tmp-elsewhere-{dead.rsplit('-', 1)[1]}-k2j4x9qz")]  # another machine's
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
     assert not any(p.exists() for p in ours)
     assert all((p / "households.geojson").stat().st_size == 1 << 20 for p in foreign)
@@ -222,7 +226,7 @@ def test_a_previous_output_left_between_the_two_renames_comes_back(tiny_dir, tmp
     out = tmp_path / "out"
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
     before = _files(out)
-    dead = dead_pid()
+    dead = dead_owner()
     out.rename(tmp_path / f".out.old-{dead}-q1w2e3r4")  # killed after moving the old output aside
     plant(tmp_path / f".out.tmp-{dead}-t5y6u7i8")        # and before moving the new one in
     (tiny_dir / "streets.geojson").write_text("not json", encoding="utf-8")
@@ -238,11 +242,13 @@ def test_analyze_db_removes_the_scratch_folders_of_killed_runs(tiny_dir, tmp_pat
 
     scratch = tmp_path / "tmp"
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    dead = dead_pid()
-    ours = plant(scratch / f"gridcover-analyze-{dead}-1764625000123456789")  # the name before this change
+    from geo.paths import owner
+
+    dead = dead_owner()
+    ours = plant(scratch / f"gridcover-analyze-{dead.rsplit('-', 1)[1]}-1764625000123456789")  # the name before
     ours2 = plant(scratch / f"gridcover-analyze-{dead}-9f8e7d6c")
     foreign = [plant(scratch / "gridcover-analyze-notes"), plant(scratch / f"gridcover-analyzer-{dead}-9f8e7d6c"),
-               plant(scratch / f"gridcover-analyze-{os.getpid()}-9f8e7d6c")]
+               plant(scratch / f"gridcover-analyze-{owner()}-9f8e7d6c")]
     schema = new_schema()
     try:
         assert main(["analyze", str(tiny_dir), "--db", postgis_dsn, "--schema", schema, "--quiet"]) == 0
