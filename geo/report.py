@@ -2,7 +2,8 @@
 
 Everything is written into a temporary folder beside the target and moved
 into place at the end, so an interrupted run leaves the previous output (or
-nothing) and never a half-written one.
+nothing) and never a half-written one. The target is checked first and the
+temporary names are made and cleaned by :mod:`geo.paths`.
 
 Example
 -------
@@ -90,7 +91,9 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
     """Write every output of ``analysis`` into ``out_dir`` atomically; returns the folder.
 
     ``extra`` are callables ``f(folder)`` writing more files into the temporary folder before it is moved
-    into place (the CLI's report.html, which lives in layers/ and so is not imported here).
+    into place (the CLI's report.html, which lives in layers/ and so is not imported here). An ``out_dir``
+    that is or holds an input, or holds files gridcover did not write, is a ``ConfigError``
+    (:func:`geo.paths.prepare_output_folder`).
     """
     reads = [(f"the input {source}", source) for source in dict.fromkeys(analysis.data.sources.values())]
     out_dir = prepare_output_folder(out_dir, reads=reads)  # the CLI checked before the analysis; checked again
