@@ -22,10 +22,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from geo.errors import ConfigError, InputError
+from geo.paths import check_output_file, reads_of, write_atomically
 
 #: Exit status of a refused apply (another change of the same community came first).
 EXIT_CONFLICT = 3
@@ -57,10 +57,25 @@ def _write_json(doc, out: str | None) -> None:
         return
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, target)
+    write_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _check_outputs(args: argparse.Namespace, *options: str) -> None:
+    """Refuse, before any work, an output file that is or lies inside what the command reads (the workspace
+    folder, the proposal), that another output of the command names, or that cannot be written."""
+    reads = [] if args.db or args.workspace is None else reads_of(args.workspace, "workspace")
+    if getattr(args, "proposal", None):
+        reads.append((f"the proposal {args.proposal}", args.proposal))
+    given = {}
+    for option in options:
+        value = getattr(args, option)
+        if value is None:
+            continue
+        check_output_file(value, reads=reads, option=f"--{option}")
+        same = given.get(os.path.realpath(value))
+        if same:
+            raise ConfigError(f"--{option} {value} is the file of --{same}: give each output its own file")
+        given[os.path.realpath(value)] = option
 
 
 def _open(args: argparse.Namespace):
@@ -74,6 +89,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from geo.propose import parse_band
     from geo.redraw import check_proposal
 
+    _check_outputs(args, "out")
     workspace = _open(args)
     ctx = redraw_context(workspace)
     grids = _proposal(args.proposal, ctx)
@@ -93,17 +109,14 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from geo.propose import parse_band
     from geo.report import _write_geojson
 
+    _check_outputs(args, "out", "report")
     workspace = _open(args)
     ctx = redraw_context(workspace)
     grids, report, notes = propose_for(ctx, args.community, band=parse_band(args.target),
                                        keep_current=args.keep_current)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".geojson", dir=out.parent)
-    os.close(fd)
-    Path(tmp).unlink()
-    _write_geojson(grids, Path(tmp))
-    os.replace(tmp, out)
+    write_atomically(out, lambda tmp: _write_geojson(grids, tmp), suffix=".geojson")
     if args.report:
         _write_json(report, args.report)
     s = report["summary"]
@@ -154,6 +167,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from api.redraw import compare_versions
 
+    _check_outputs(args, "out")
     workspace = _open(args)
     diff = compare_versions(workspace, args.from_version, args.to_version, community=args.community)
     _write_json(diff, args.out)

@@ -2,7 +2,8 @@
 
 Everything is written into a temporary folder beside the target and moved
 into place at the end, so an interrupted run leaves the previous output (or
-nothing) and never a half-written one.
+nothing) and never a half-written one. The target is checked first and the
+temporary names are made and cleaned by :mod:`geo.paths`.
 
 Example
 -------
@@ -15,7 +16,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import uuid
 import warnings
 from datetime import datetime, timezone
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
 
-from geo.errors import GridcoverError
+from geo.paths import prepare_output_folder, temp_dir
 
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
@@ -91,16 +91,14 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
     """Write every output of ``analysis`` into ``out_dir`` atomically; returns the folder.
 
     ``extra`` are callables ``f(folder)`` writing more files into the temporary folder before it is moved
-    into place (the CLI's report.html, which lives in layers/ and so is not imported here).
+    into place (the CLI's report.html, which lives in layers/ and so is not imported here). An ``out_dir``
+    that is or holds an input, or holds files gridcover did not write, is a ``ConfigError``
+    (:func:`geo.paths.prepare_output_folder`).
     """
-    out_dir = Path(out_dir).resolve()
+    reads = [(f"the input {source}", source) for source in dict.fromkeys(analysis.data.sources.values())]
+    out_dir = prepare_output_folder(out_dir, reads=reads)  # the CLI checked before the analysis; checked again
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GridcoverError(f"--out {out_dir} exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary folder
+    tmp = temp_dir(out_dir)
     try:
         outputs = {
             "households": analysis.households,
@@ -175,7 +173,7 @@ def read_meta(gpkg: Path) -> dict[str, str]:
 def _replace_dir(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``, replacing an existing folder with two renames."""
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old = temp_dir(target, "old")
         old.rmdir()
         target.rename(old)
         try:

@@ -44,17 +44,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from layers.report import write_report
 
     scratch = None
+    if args.out is not None:  # before anything runs: never over the data, never over the user's files
+        from geo.paths import prepare_output_folder, reads_of
+
+        args.out = prepare_output_folder(args.out, reads=reads_of(args.data_dir, "data"))
     if args.db:  # fail before the analysis, not after it, on a wrong URL or an unreachable server
         from gridcover.postgis import check_schema_name, connect
 
         check_schema_name(args.schema)
         connect(args.db).close()
         if args.out is None:  # the folder's files are only a step on the way into PostGIS
-            import tempfile
-            from pathlib import Path
+            from geo.paths import prepare_output_folder, scratch_path
 
-            scratch = Path(tempfile.gettempdir()) / f"gridcover-analyze-{os.getpid()}-{time.time_ns()}"
-            args.out = scratch / "out"  # made by write_outputs (nothing is left behind when the analysis fails)
+            scratch = scratch_path("analyze")  # those of killed runs are removed; made by write_outputs (nothing
+            args.out = prepare_output_folder(scratch / "out")  # is left behind when the analysis fails)
     elif args.out is None:
         raise ConfigError("give --out OUT_DIR (the output folder), or --db URL to write into PostGIS")
 
@@ -114,10 +117,17 @@ def cmd_sites(args: argparse.Namespace) -> int:
     import geopandas as gpd
     import shapely
 
+    from geo.paths import check_output_file, reads_of, write_atomically
     from geo.pipeline import analyze
     from geo.siting import plan_sites
 
     source = Path(args.source)
+    reads = reads_of(source, "data")
+    if args.candidates:
+        reads.append((f"the candidates {args.candidates}", args.candidates))
+    out = Path(args.out)
+    for suffix in ("geojson", "json"):  # before the analysis
+        check_output_file(out / f"sites_{args.category}.{suffix}", reads=reads, option="--out")
     if source.is_dir() and (source / "workspace.gpkg").is_file():
         source = source / "workspace.gpkg"
     progress = None if args.quiet else _progress
@@ -137,14 +147,14 @@ def cmd_sites(args: argparse.Namespace) -> int:
         ids = frame["id"].astype(str).to_numpy() if "id" in frame.columns else np.arange(len(frame)).astype(str)
         candidates = (ids, pts.x.to_numpy(), pts.y.to_numpy())
     rows, report = plan_sites(analysis, args.category, args.k, candidates=candidates)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sites = gpd.GeoDataFrame(rows.drop(columns=["scorecard_changes", "x", "y"]),
                              geometry=shapely.points(rows["x"], rows["y"]) if len(rows) else [],
                              crs=analysis.data.metric_crs).to_crs(4326)
-    sites.to_file(out / f"sites_{args.category}.geojson", driver="GeoJSON", engine="pyogrio")
-    (out / f"sites_{args.category}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str),
-                                                      encoding="utf-8")
+    write_atomically(out / f"sites_{args.category}.geojson",
+                     lambda tmp: sites.to_file(tmp, driver="GeoJSON", engine="pyogrio"), suffix=".geojson")
+    text = json.dumps(report, ensure_ascii=False, indent=1, default=str)
+    write_atomically(out / f"sites_{args.category}.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     print(f"{args.category}: {len(rows)} sites ({report['method']}) bring {report['covered_households']:,} of "
           f"{report['demand_households']:,} households missing it within its tier; weight {report['covered_weight']:,} "
           f"of at most {report['upper_bound_weight']:,}")

@@ -20,7 +20,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 import time
 import warnings
 from datetime import date
@@ -35,6 +34,7 @@ from geo.errors import GridcoverError
 from geo.lifecircle import DEFAULT_H3_RESOLUTION
 from geo.load import LAYER_ORDER, Dataset
 from geo.partition import Plan, plan_parts, read_part, whole_network
+from geo.paths import prepare_output_folder, reads_of, temp_dir
 from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, RunInfo, _Clock, add_risk_columns, global_stages,
                           local_stages, unknown_category_warnings)
 from geo.reach import load_config
@@ -133,11 +133,9 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
         raise GridcoverError(msg)
     reference_date = reference_date or date.today()
     clock = _Clock(progress)
-    out_dir = Path(out_dir).resolve()
+    out_dir = prepare_output_folder(out_dir, reads=reads_of(path, "data"))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GridcoverError(f"--out {out_dir} exists and is not a folder")
-    parts_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.parts-", dir=out_dir.parent))
+    parts_dir = temp_dir(out_dir, "parts")
     cluster = None
     try:
         if scheduler:
@@ -269,10 +267,7 @@ def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, 
                          progress=None) -> Path:
     """The output folder of ``geo.report.write_outputs`` from the driver's city-wide layers and the parts'
     household files; written beside ``out_dir`` and moved into place at the end."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    tmp = temp_dir(out_dir)
     try:
         concat_geojson([parts_dir / f"{p:05d}.households.geojson" for p in range(n_parts)], tmp / "households.geojson")
         outputs = {"grids": analysis.grids, "coverage_issues": analysis.coverage_issues,

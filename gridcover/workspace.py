@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ import geopandas as gpd
 import pyogrio
 
 from geo.errors import ConfigError, GridcoverError
+from geo.paths import remove_leftovers, temp_file
 from geo.report import META_TABLE, _json_default, _plain, read_meta, write_meta
 
 WORKSPACE_FILE = "workspace.gpkg"
@@ -305,9 +305,11 @@ class Workspace(MetaView):
                 if msg:
                     raise ConflictError(msg)
             new_version = current + 1
-            tmp = Path(tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)[1])
+            remove_leftovers(self.path)  # copies of the workspace left by killed commits
+            tmp = temp_file(self.path)
             try:
                 shutil.copyfile(self.path, tmp)
+                shutil.copymode(self.path, tmp)
                 if fail_after == "copy":
                     raise RuntimeError("simulated crash after copy")
                 with warnings.catch_warnings():

@@ -1,15 +1,21 @@
 """The gridcover command as a user runs it: outputs, exit codes, messages, atomic writes."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
 import pytest
 
+from backends import postgis_dsn  # noqa: F401 - fixture
 from conftest import TINY_EXPECTED, rewrite_geojson
 from gridcover.cli import main
+from leftovers import dead_owner, plant, unwritable_folder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*args):
@@ -104,3 +110,159 @@ def test_internal_errors_show_no_traceback(tiny_dir, tmp_path, monkeypatch, caps
     assert main(["analyze", str(tiny_dir), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: disk on fire" in err and "Traceback" not in err
+
+
+# ---- the user's files are sacred (geo/paths.py) -------------------------------------------------------
+
+def _files(folder):
+    """Every file under ``folder`` with its bytes: what must survive a refused run unchanged."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where, says", [
+    ("{data}", "is the data folder"),
+    ("{data}/", "is the data folder"),
+    ("{data}/../tiny", "is the data folder"),
+    ("{link}", "is the data folder"),
+    ("{root}", "holds the data folder"),
+    ("{data}/out", "is inside the data folder"),
+    ("{link}/sub/out", "is inside the data folder"),
+])
+def test_an_out_that_is_inside_or_holds_the_data_is_refused_before_anything_runs(tiny_dir, tmp_path, where, says,
+                                                                                  capsys):
+    (tmp_path / "link").symlink_to(tiny_dir)
+    before = _files(tmp_path)
+    out = where.format(data=tiny_dir, link=tmp_path / "link", root=tmp_path)
+    assert main(["analyze", str(tiny_dir), "--out", out]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()  # one line, no progress: nothing ran
+    assert line.startswith("gridcover: error: --out ") and says in line and str(tiny_dir) in line
+    assert _files(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["link", "tiny"]
+
+
+def test_a_relative_out_naming_the_data_folder_is_refused(tiny_dir, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gridcover.cli", "analyze", "tiny", "--out", "."],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == ("gridcover: error: --out . holds the data folder tiny: replacing the output would "
+                                     "delete it; choose a folder elsewhere")
+    assert (tiny_dir / "households.geojson").is_file()
+
+
+def test_an_out_folder_with_files_gridcover_did_not_write_is_not_wiped(tiny_dir, tmp_path):
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes", encoding="utf-8")
+    result = _run("analyze", tiny_dir, "--out", mine)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"gridcover: error: --out {mine} holds files gridcover did not write (notes.txt); "
+                                     "it is not replaced, nothing was changed: choose a new or empty folder, or a "
+                                     "previous output of gridcover analyze")
+    assert _files(mine) == {"notes.txt": b"my notes"}
+
+
+def test_a_previous_output_is_replaced_but_not_when_the_user_added_a_file(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out).mkdir()  # an empty folder is fine
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
+    (out / "workspace.gpkg.lock").touch()  # what redraw apply and the server add: gridcover's own
+    (out / "redraw_proposals.sqlite").touch()
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
+    (out / "my-map.qgz").write_bytes(b"a QGIS project")
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 2
+    assert "holds files gridcover did not write (my-map.qgz)" in capsys.readouterr().err
+    assert (out / "my-map.qgz").read_bytes() == b"a QGIS project" and (out / "summary.json").is_file()
+
+
+def test_an_out_that_is_the_workspace_read_is_refused(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
+    before = _files(out)
+    for where, says in ((out, "holds the data file"), (out / "again", "is inside the output folder")):
+        assert main(["analyze", str(out / "workspace.gpkg"), "--out", str(where)]) == 2
+        assert says in capsys.readouterr().err
+    assert _files(out) == before
+
+
+def test_an_out_under_a_file_is_refused_before_the_analysis(tiny_dir, tmp_path, capsys):
+    (tmp_path / "report.pdf").write_bytes(b"%PDF")
+    assert main(["analyze", str(tiny_dir), "--out", str(tmp_path / "report.pdf" / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"gridcover: error: --out {tmp_path}/report.pdf/out: {tmp_path}/report.pdf is a "
+                                     "file, not a folder")
+
+
+def test_an_unwritable_out_folder_is_refused_before_the_analysis(tiny_dir, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with unwritable_folder(locked):
+        result = _run("analyze", tiny_dir, "--out", locked / "city" / "out")
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()  # no progress line: the analysis did not run
+    assert line.startswith(f"gridcover: error: --out {locked}/city/out: cannot write in the folder {locked} (")
+    assert line.endswith("); choose a folder you can write") and "internal error" not in line
+    assert list(locked.iterdir()) == []
+
+
+def test_the_leftovers_of_a_killed_run_are_removed_by_the_next_run_and_nothing_else(tiny_dir, tmp_path):
+    from geo.paths import owner
+
+    out, dead, alive = tmp_path / "out", dead_owner(), owner()
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
+    ours = [plant(tmp_path / f".out.tmp-{dead}-k2j4x9qz"), plant(tmp_path / f".out.old-{dead}-a8c0_d1e"),
+            plant(tmp_path / f".out.parts-{dead}-zz0pqr7m")]
+    foreign = [plant(tmp_path / ".out.tmp-mine"),                   # not a name gridcover makes
+               plant(tmp_path / f"out.tmp-{dead}-k2j4x9qz"),         # not hidden
+               plant(tmp_path / f".other.tmp-{dead}-k2j4x9qz"),      # beside another output
+               plant(tmp_path / f".out.tmp-{alive}-k2j4x9qz"),       # its run is still going
+               plant(tmp_path / f".out.backup-{dead}-k2j4x9qz"),     # not a kind gridcover makes
+               plant(tmp_path / f".out.tmp-elsewhere-{dead.rsplit('-', 1)[1]}-k2j4x9qz")]  # another machine's
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
+    assert not any(p.exists() for p in ours)
+    assert all((p / "households.geojson").stat().st_size == 1 << 20 for p in foreign)
+    assert (out / "summary.json").is_file()
+
+
+def test_a_previous_output_left_between_the_two_renames_comes_back(tiny_dir, tmp_path):
+    out = tmp_path / "out"
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
+    before = _files(out)
+    dead = dead_owner()
+    out.rename(tmp_path / f".out.old-{dead}-q1w2e3r4")  # killed after moving the old output aside
+    plant(tmp_path / f".out.tmp-{dead}-t5y6u7i8")        # and before moving the new one in
+    (tiny_dir / "streets.geojson").write_text("not json", encoding="utf-8")
+    assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 2  # the next run fails on its input
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny"]
+
+
+def test_analyze_db_removes_the_scratch_folders_of_killed_runs(tiny_dir, tmp_path, postgis_dsn, monkeypatch):
+    import tempfile
+
+    from backends import drop_schema, new_schema
+
+    scratch = tmp_path / "tmp"
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    from geo.paths import owner
+
+    dead = dead_owner()
+    ours = plant(scratch / f"gridcover-analyze-{dead.rsplit('-', 1)[1]}-1764625000123456789")  # the name before
+    ours2 = plant(scratch / f"gridcover-analyze-{dead}-9f8e7d6c")
+    foreign = [plant(scratch / "gridcover-analyze-notes"), plant(scratch / f"gridcover-analyzer-{dead}-9f8e7d6c"),
+               plant(scratch / f"gridcover-analyze-{owner()}-9f8e7d6c")]
+    schema = new_schema()
+    try:
+        assert main(["analyze", str(tiny_dir), "--db", postgis_dsn, "--schema", schema, "--quiet"]) == 0
+    finally:
+        drop_schema(postgis_dsn, schema)
+    assert not ours.exists() and not ours2.exists()
+    assert all(p.is_dir() for p in foreign)
+    assert sorted(p.name for p in scratch.iterdir()) == sorted(p.name for p in foreign)  # its own is gone too
+
+
+def test_sites_refuses_to_write_into_the_data_folder_before_the_analysis(tiny_dir, capsys):
+    before = _files(tiny_dir)
+    assert main(["sites", str(tiny_dir), "--category", "elderly_daycare", "--out", str(tiny_dir)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()  # no progress: the analysis did not run
+    assert line == (f"gridcover: error: --out {tiny_dir}/sites_elderly_daycare.geojson is inside the data folder "
+                    f"{tiny_dir}: gridcover writes nothing into what it reads; choose a file outside it")
+    assert _files(tiny_dir) == before

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("dask.distributed")
 
+from geo.errors import ConfigError  # noqa: E402
 from geo.partition import plan_parts, read_part  # noqa: E402
 from geo.pipeline import analyze  # noqa: E402
 from geo.report import write_outputs  # noqa: E402
@@ -127,3 +128,12 @@ def test_the_command_runs_on_dask_and_refuses_what_it_cannot_do(city, cluster, t
                  "--scheduler", cluster]) == 2
     assert "--derive-fringe is not available with --engine dask" in capsys.readouterr().err
     assert not (tmp_path / "p").exists() and not (tmp_path / "q").exists()
+
+
+def test_the_dask_engine_refuses_an_out_over_the_data_before_starting_a_cluster(city, tmp_path, capsys):
+    before = sorted(p.name for p in city.iterdir())
+    assert main(["analyze", str(city), "--out", str(city), "--engine", "dask"]) == 2
+    assert "is the data folder" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="holds the data folder"):
+        analyze_dask(city, city.parent)
+    assert sorted(p.name for p in city.iterdir()) == before

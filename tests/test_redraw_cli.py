@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from gridcover.cli import main
+from leftovers import dead_owner, unwritable_folder
 from redraw_data import synthetic_workspace
 
 
@@ -58,3 +60,80 @@ def test_a_bad_proposal_is_one_line_and_exit_2(ws, tmp_path, capsys):
     assert main(["redraw", "propose", str(ws), "--community", "C9", "--out", str(tmp_path / "x.geojson")]) == 2
     assert "no community 'C9'" in capsys.readouterr().err
     assert not (tmp_path / "x.geojson").exists()
+
+
+# ---- outputs never harm what a command reads (geo/paths.py) ------------------------------------------
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_out_in_or_over_the_workspace_or_the_proposal_is_refused_before_any_work(ws, tmp_path, capsys):
+    proposal = tmp_path / "p.geojson"
+    assert main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(proposal)]) == 0
+    capsys.readouterr()
+    before, proposed = _files(ws), proposal.read_bytes()
+    gpkg = ws / "workspace.gpkg"
+    cases = [
+        (["propose", str(ws), "--community", "C1", "--out", str(ws / "p.geojson")], "is inside the workspace folder"),
+        (["propose", str(gpkg), "--community", "C1", "--out", str(ws / "p.geojson")],
+         f"is inside the output folder {ws} holding the workspace file"),
+        (["propose", str(ws), "--community", "C1", "--out", str(gpkg)], "is inside the workspace folder"),
+        (["propose", str(gpkg), "--community", "C1", "--out", str(gpkg)], "is the workspace file"),
+        (["propose", str(ws), "--community", "C1", "--out", str(ws)], "is the workspace folder"),
+        (["propose", str(ws), "--community", "C1", "--out", str(tmp_path / "q.geojson"), "--report", str(gpkg)],
+         "--report"),
+        (["check", str(ws), str(proposal), "--out", str(proposal)], "is the proposal"),
+        (["check", str(ws), str(proposal), "--out", str(ws / "report.json")], "is inside the workspace folder"),
+        (["compare", str(ws), "1", "1", "--out", str(gpkg)], "is inside the workspace folder"),
+    ]
+    for argv, says in cases:
+        assert main(["redraw", *argv]) == 2, argv
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("gridcover: error: --") and says in line, (argv, line)
+        assert "never writes" in line or "writes nothing" in line
+    assert _files(ws) == before and proposal.read_bytes() == proposed
+    assert not (tmp_path / "q.geojson").exists()
+
+
+def test_two_outputs_of_one_command_cannot_be_the_same_file(ws, tmp_path, capsys):
+    out = tmp_path / "p.geojson"
+    assert main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out), "--report", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (f"gridcover: error: --report {out} is the file of --out: give each "
+                                               "output its own file")
+    assert not out.exists()
+
+
+def test_an_unwritable_out_is_refused_before_any_work(ws, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["redraw", "compare", str(ws), "1", "1", "--out", str(tmp_path / "notes.txt" / "d.json")]) == 2
+    assert capsys.readouterr().err.strip() == (f"gridcover: error: --out {tmp_path}/notes.txt/d.json: {tmp_path}/notes.txt "
+                                               "is a file, not a folder")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with unwritable_folder(locked):
+        assert main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(locked / "p.geojson")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gridcover: error: --out {locked}/p.geojson: cannot write in the folder {locked} (")
+    assert len(err.splitlines()) == 1 and list(locked.iterdir()) == []
+
+
+def test_the_temporary_files_of_a_killed_write_are_removed_by_the_next_and_nothing_else(ws, tmp_path, capsys):
+    from geo.paths import owner
+
+    out, dead = tmp_path / "p.geojson", dead_owner()
+    ours = [tmp_path / f".p.geojson.tmp-{dead}-0a1b2c3d.geojson", tmp_path / f".p.geojson.tmp-{dead}-9f8e7d6c"]
+    foreign = [tmp_path / ".p.geojson.tmp-mine.geojson", tmp_path / f".p.geojson.tmp-{owner()}-0a1b2c3d.geojson",
+               tmp_path / f".q.geojson.tmp-{dead}-0a1b2c3d.geojson", tmp_path / f"p.geojson.tmp-{dead}-0a1b2c3d"]
+    for path in ours + foreign:
+        path.write_text("half a file", encoding="utf-8")
+    assert main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["features"]
+    assert not any(p.exists() for p in ours) and all(p.read_text() == "half a file" for p in foreign)
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # an ordinary file, not mkstemp's 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -63,7 +63,7 @@ def test_a_crash_in_the_middle_leaves_the_previous_version_intact(ws, step, back
         _commit(ws, fail_after=step)
     again = open_workspace(ws.path)
     assert again.version == 1 and again.read("grids")["worker_name"].tolist() == before
-    assert [p.name for p in ws.path.parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert [p.name for p in ws.path.parent.iterdir() if p.name.startswith(".workspace.gpkg.")] == []  # no copy left
 
 
 def test_two_editors_of_one_community_one_wins_the_other_gets_a_conflict(ws):
@@ -76,3 +76,21 @@ def test_two_editors_of_one_community_one_wins_the_other_gets_a_conflict(ws):
 def test_a_commit_needs_an_author_and_a_reason(ws):
     with pytest.raises(WorkspaceError, match="author and a reason"):
         _commit(ws, author=" ")
+
+
+def test_a_commit_removes_the_copies_killed_commits_left_and_keeps_the_file_readable(tmp_path):
+    from leftovers import dead_owner
+
+    folder = synthetic_workspace(tmp_path)
+    gpkg = folder / "workspace.gpkg"
+    gpkg.chmod(0o644)  # a server running as another user reads it
+    dead = dead_owner()
+    ours = folder / f".workspace.gpkg.tmp-{dead}-0a1b2c3d"
+    ours.write_bytes(gpkg.read_bytes())  # a whole copy of the workspace, left by a killed apply
+    foreign = [folder / ".workspace.gpkg.backup", folder / f".workspace.gpkg.tmp-{dead}", folder / "workspace.gpkg.old"]
+    for path in foreign:
+        path.write_bytes(b"the user's")
+    _commit(open_workspace(folder))
+    assert not ours.exists() and all(p.read_bytes() == b"the user's" for p in foreign)
+    assert oct(gpkg.stat().st_mode & 0o777) == oct(0o644)
+    assert open_workspace(folder).version == 2
