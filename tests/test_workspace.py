@@ -1,4 +1,5 @@
-"""The workspace's grid history: versions with author, time and reason, as_of, atomic apply, conflicts."""
+"""The workspace's grid history: versions with author, time and reason, as_of, atomic apply, conflicts, and no
+lost update when editors apply at the same time."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from api.redraw import redraw_context
+from geo.errors import InputError
 from geo.redraw import grids_after, reassess
 from gridcover.workspace import ConflictError, WorkspaceError, open_workspace
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
-from redraw_data import synthetic_workspace
+from redraw_data import meanwhile, synthetic_workspace
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def _commit(ws, community="C1", *, expected=None, fail_after=None, author="王�
     grids.loc[0, "worker_name"] = f"新网格员{ws.version}"
     whole = grids_after(ctx, grids)
     layers, summary = reassess(ctx, ws.read, whole, summary=ws.summary())
-    return ws.commit_grids(whole, layers=layers, summary=summary, author=author, reason=reason,
+    return ws.commit_grids(lambda current: (whole, layers, summary), author=author, reason=reason,
                            communities=[community], expected_version=expected, fail_after=fail_after)
 
 
@@ -76,3 +78,77 @@ def test_two_editors_of_one_community_one_wins_the_other_gets_a_conflict(ws):
 def test_a_commit_needs_an_author_and_a_reason(ws):
     with pytest.raises(WorkspaceError, match="author and a reason"):
         _commit(ws, author=" ")
+
+
+# ------------------------------------------------------------------ no lost update
+def _proposal(ws, community, worker):
+    """The current grids of ``community`` with ``worker`` in charge of its first grid (a valid proposal)."""
+    grids = ws.grids_at(ws.version)
+    grids = grids[grids["community_id"].astype(str) == community].reset_index(drop=True)
+    grids.loc[0, "worker_name"] = worker
+    return grids.to_crs(redraw_context(ws).metric_crs)
+
+
+def _workers(ws, version=None):
+    grids = ws.grids_at(ws.version if version is None else version)
+    return dict(zip(grids["id"], grids["worker_name"]))
+
+
+@pytest.fixture
+def later(monkeypatch):
+    return meanwhile(monkeypatch)
+
+
+def _another(ws, backend):
+    """The same workspace opened again, as another process has it."""
+    return backend.open(ws.path) if backend.kind == "gpkg" else type(ws)(ws.dsn, schema=ws.schema)
+
+
+def test_an_apply_keeps_a_change_of_another_community_committed_while_it_was_computed(ws, backend, later):
+    from api.redraw import apply_proposal
+
+    other = _another(ws, backend)
+    c1, c2 = _proposal(ws, "C1", "甲"), _proposal(ws, "C2", "乙")
+    first = {}
+    later(lambda: first.update(apply_proposal(other, c1, author="王芳", reason="一社区", expected_version=1)[0]))
+    second, _ = apply_proposal(ws, c2, author="李娜", reason="二社区", expected_version=1)
+    assert (first["version"], second["version"], second["parent"]) == (2, 3, 2)
+    workers = _workers(ws)
+    assert workers[c1["id"][0]] == "甲" and workers[c2["id"][0]] == "乙"  # both changes are in the grids
+    for layer in ("grids", "input_grids"):
+        assert dict(zip(ws.read(layer)["id"], ws.read(layer)["worker_name"])) == workers, layer
+    assert [(v.version, v.author, v.reason, v.communities, v.parent) for v in ws.history()] == [
+        (1, "gridcover analyze", "grids as analysed", ("C1", "C2"), None),
+        (2, "王芳", "一社区", ("C1",), 1), (3, "李娜", "二社区", ("C2",), 2)]
+
+
+def test_an_apply_is_refused_when_its_community_was_changed_while_it_was_computed(ws, backend, later):
+    from api.redraw import apply_proposal
+
+    other = _another(ws, backend)
+    c1 = _proposal(other, "C1", "甲")
+    later(lambda: apply_proposal(other, c1, author="王芳", reason="先", expected_version=1))
+    with pytest.raises(ConflictError, match=r"conflict: version 2 by 王芳 .*\(先\) changed C1 after version 1"):
+        apply_proposal(ws, _proposal(ws, "C1", "乙"), author="李娜", reason="后", expected_version=1)
+    assert ws.version == 2 and "乙" not in set(ws.read("grids")["worker_name"])
+
+
+def test_a_restore_undoes_only_the_communities_changed_since_and_keeps_a_change_made_meanwhile(ws, backend, later):
+    from api.redraw import apply_proposal, restore_version
+
+    apply_proposal(ws, _proposal(ws, "C1", "甲"), author="王芳", reason="换人")
+    other = _another(ws, backend)
+    c2 = _proposal(ws, "C2", "乙")
+    later(lambda: apply_proposal(other, c2, author="李娜", reason="二社区"))
+    v = restore_version(ws, 1, author="区网格中心", reason="回退一社区")
+    assert (v["version"], v["parent"], v["communities"], v["kind"]) == (4, 3, ["C1"], "restore")
+    expected = _workers(ws, 1) | {c2["id"][0]: "乙"}  # C1 as in version 1, C2's change of version 3 kept
+    assert _workers(ws) == expected and dict(zip(ws.read("grids")["id"], ws.read("grids")["worker_name"])) == expected
+    # restoring while the same community changes again is a conflict, and there is nothing left to restore
+    later(lambda: apply_proposal(other, _proposal(other, "C1", "丙"), author="王芳", reason="又换"))
+    with pytest.raises(ConflictError, match="version 5 by 王芳"):
+        restore_version(ws, 3, author="区网格中心", reason="回退")
+    assert ws.version == 5
+    with pytest.raises(InputError, match="nothing to restore"):
+        restore_version(ws, 5, author="区网格中心", reason="回退")
+
