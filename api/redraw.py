@@ -34,7 +34,7 @@ from geo.propose import parse_band, propose_grids
 from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_after, grids_from_moves,
                         proposal_from_geojson, proposal_frame, reassess)
 from geo.report import _json_default
-from gridcover.workspace import ConflictError, Workspace, WorkspaceError
+from gridcover.workspace import ConflictError, Workspace, WorkspaceError, communities_changed_since
 
 _CTX: dict[Path, tuple[str, RedrawContext]] = {}
 _CTX_LOCK = threading.Lock()
@@ -68,38 +68,63 @@ def proposal_from_body(ctx: RedrawContext, doc) -> gpd.GeoDataFrame:
     return proposal_from_geojson(doc, ctx, label="proposal")
 
 
+def _commit(workspace: Workspace, ctx: RedrawContext, replace: gpd.GeoDataFrame, communities: list[str], *,
+            expected_version: int | None, author: str, reason: str, kind: str) -> dict:
+    """Make ``replace`` the grids of ``communities`` in a new version, keeping every other community's grids as
+    they are when the change is written (not as they were when it was checked).
+
+    The layers are recomputed on ``ctx`` beforehand; if another change came in between, the workspace's
+    ``commit_grids`` finds a newer version under its lock and they are recomputed on that one (a change of the
+    same communities is refused there with ``ConflictError``)."""
+    def assess(c: RedrawContext):
+        whole = grids_after(c, replace, communities=communities)
+        layers, summary = reassess(c, workspace.read, whole, summary=workspace.summary())
+        return whole, layers, summary
+
+    prepared = assess(ctx)
+
+    def build(current: int):
+        return prepared if current == int(ctx.version) else assess(redraw_context(workspace))
+
+    version = workspace.commit_grids(build, author=author, reason=reason, communities=communities, kind=kind,
+                                     expected_version=expected_version)
+    return version.as_dict()
+
+
 def apply_proposal(workspace: Workspace, grids: gpd.GeoDataFrame, *, author: str, reason: str,
                    expected_version: int | None = None, band=None, kind: str = "apply",
                    allow_invalid: bool = False) -> tuple[dict, dict]:
     """Check ``grids`` (metric, some communities) and, if valid, make them the new version atomically.
 
     Returns the new version (as a dict) and the check. ``InputError`` for an invalid proposal,
-    ``ConflictError`` when another change of the same communities came first.
+    ``ConflictError`` when another change of the same communities came first (a change of other communities
+    made meanwhile is kept: the new version is the current grids with only these communities replaced).
     """
     ctx = redraw_context(workspace)
     report = check_proposal(ctx, grids, band=band or (300, 500))
     if not report["valid"] and not allow_invalid:
         msg = "the proposal is not valid and cannot be applied (save it as a draft): " + "; ".join(report["problems"])
         raise InputError(msg, field="proposal")
-    whole = grids_after(ctx, grids)
-    layers, summary = reassess(ctx, workspace.read, whole, summary=workspace.summary())
-    version = workspace.commit_grids(whole, layers=layers, summary=summary, author=author, reason=reason,
-                                     communities=sorted(set(grids["community_id"].astype(str))), kind=kind,
-                                     expected_version=expected_version if expected_version is not None
-                                     else report["base_version"])
-    return version.as_dict(), report
+    version = _commit(workspace, ctx, grids, sorted(set(grids["community_id"].astype(str))),
+                      expected_version=expected_version if expected_version is not None else report["base_version"],
+                      author=author, reason=reason, kind=kind)
+    return version, report
 
 
 def restore_version(workspace: Workspace, version: int, *, author: str, reason: str) -> dict:
-    """Make an earlier version's grids the current ones again (as a new version; history keeps all)."""
+    """Make an earlier version's grids the current ones again (as a new version; history keeps all).
+
+    The communities restored are those a later version changed; one of them changed again while restoring
+    is a ``ConflictError``, a change of another community made meanwhile is kept."""
+    history = workspace.history()
+    old = workspace.grids_at(version)
+    changed = communities_changed_since(history, version)
+    if not changed:
+        raise InputError(f"the grids of version {version} are the current ones: nothing to restore", field="version")
     ctx = redraw_context(workspace)
-    old = workspace.grids_at(version).to_crs(ctx.metric_crs)
-    current = ctx.grids
-    changed = sorted(set(old["community_id"].astype(str)) | set(current["community_id"].astype(str)))
-    layers, summary = reassess(ctx, workspace.read, old, summary=workspace.summary())
-    v = workspace.commit_grids(old, layers=layers, summary=summary, author=author,
-                               reason=reason or f"restore version {version}", communities=changed, kind="restore")
-    return v.as_dict()
+    old = old[old["community_id"].astype(str).isin(changed)].to_crs(ctx.metric_crs)
+    return _commit(workspace, ctx, old, changed, expected_version=history[-1].version, author=author,
+                   reason=reason or f"restore version {version}", kind="restore")
 
 
 def compare_versions(workspace: Workspace, a: int, b: int, *, community: str | None = None) -> dict:
@@ -341,9 +366,11 @@ def build_router() -> APIRouter:
     def restore(version: int, request: Request, reason: str = Query(..., min_length=1),
                 caller: Caller = Depends(require("admin"))):
         workspace = get_workspace(request)
-        return _json({"restored": version, "version": restore_version(workspace, version,
-                                                                       author=caller.key_name or "admin",
-                                                                       reason=reason)})
+        try:
+            restored = restore_version(workspace, version, author=caller.key_name or "admin", reason=reason)
+        except ConflictError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        return _json({"restored": version, "version": restored})
 
     return router
 

@@ -142,7 +142,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         version, report = apply_proposal(workspace, grids, author=args.author, reason=args.reason,
                                          expected_version=args.expected_version, band=parse_band(args.target))
     except ConflictError as exc:
-        print(f"gridcover: conflict: {exc}", file=sys.stderr)
+        print(f"gridcover: {exc}", file=sys.stderr)
         return EXIT_CONFLICT
     print(f"version {version['version']} by {version['author']} at {version['created']}: "
           f"{report['moved']['households']:,} households changed grid in {', '.join(version['communities'])}",
@@ -178,9 +178,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from api.redraw import restore_version
+    from gridcover.workspace import ConflictError
 
     workspace = _open(args)
-    v = restore_version(workspace, args.version, author=args.author, reason=args.reason)
+    try:
+        v = restore_version(workspace, args.version, author=args.author, reason=args.reason)
+    except ConflictError as exc:
+        print(f"gridcover: {exc}", file=sys.stderr)
+        return EXIT_CONFLICT
     print(f"version {v['version']}: the grids of version {args.version} are current again", file=sys.stderr)
     print(json.dumps(v, ensure_ascii=False))
     return 0

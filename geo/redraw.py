@@ -757,9 +757,10 @@ def compare_grids(ctx: RedrawContext, before: gpd.GeoDataFrame, after: gpd.GeoDa
 
 
 # ------------------------------------------------------------------ applying: the layers after a redraw
-def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The whole grids layer after a proposal (metric): other communities' grids unchanged."""
-    cids = set(proposal["community_id"].astype(str))
+def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, communities=None) -> gpd.GeoDataFrame:
+    """The whole grids layer after a proposal (metric): the grids of the proposal's communities (or of
+    ``communities``, when given) replaced by the proposal's, other communities' grids unchanged."""
+    cids = set(map(str, communities)) if communities is not None else set(proposal["community_id"].astype(str))
     keep = ctx.grids[~ctx.grids["community_id"].astype(str).isin(cids)]
     cols = [c for c in GRID_FIELDS if c in keep.columns or c in proposal.columns]
     frames = [f.reindex(columns=cols + ["geometry"]) for f in (keep, proposal)]

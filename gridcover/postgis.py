@@ -18,9 +18,10 @@ Several processes share one schema. A change bumps ``gridcover_meta`` in the sam
 announces it with ``NOTIFY gridcover``; every open workspace LISTENs on its own connection, so its ``tag``
 (which tiles and lookups carry) changes within milliseconds of the commit. A layer is read in a
 REPEATABLE READ snapshot together with the version it belongs to, so a reader never mixes versions.
-:meth:`PostGISWorkspace.commit_grids` takes the version row ``FOR UPDATE``: two editors of one community
-are serialised, the second gets :class:`~gridcover.workspace.ConflictError`, and an interrupted change rolls
-back whole.
+:meth:`PostGISWorkspace.commit_grids` takes the version row ``FOR UPDATE`` and builds the new grids on the
+version read there: two editors are serialised, the second one's change is built on the first one's grids
+(other communities) or refused with :class:`~gridcover.workspace.ConflictError` (the same community), and
+an interrupted change rolls back whole.
 
 Example
 -------
@@ -581,15 +582,16 @@ class PostGISWorkspace(MetaView):
 
         return Workspace.grids_as_of(self, when)
 
-    def commit_grids(self, grids: gpd.GeoDataFrame, *, layers: dict[str, gpd.GeoDataFrame], summary: dict | None,
-                     author: str, reason: str, communities: list[str], kind: str = "apply",
+    def commit_grids(self, build, *, author: str, reason: str, communities: list[str], kind: str = "apply",
                      expected_version: int | None = None, fail_after: str | None = None):
-        """Make ``grids`` (the whole layer) the new version, with the recomputed ``layers``, in one transaction.
+        """Make the grids ``build`` returns the new version, with their recomputed layers, in one transaction.
 
         As :meth:`gridcover.workspace.Workspace.commit_grids`. The version row is locked ``FOR UPDATE`` first,
-        so concurrent commits (from any process) are serialised and each checks ``expected_version`` against
-        what the others committed; ``fail_after`` (``copy``, ``layers``, ``history``; tests only) raises
-        inside the transaction, which rolls back whole.
+        so concurrent commits (from any process) are serialised: each checks ``expected_version`` against
+        what the others committed, and ``build`` runs with the workspace refreshed to the current version
+        (other connections see what was committed before the lock; nobody commits until this one ends), so a
+        change of other communities made meanwhile is kept. ``fail_after`` (``copy``, ``layers``,
+        ``history``; tests only) raises inside the transaction, which rolls back whole.
         """
         from psycopg import sql
 
@@ -612,6 +614,8 @@ class PostGISWorkspace(MetaView):
                     msg = conflict_message(history, current, int(expected_version), communities)
                     if msg:
                         raise ConflictError(msg)
+                self._refresh(force=True)  # build on the version locked here, not on the last one announced
+                grids, layers, summary = build(current)
                 if fail_after == "copy":
                     raise RuntimeError("simulated crash after copy")
                 positions = dict(conn.execute(sql.SQL("SELECT name, position FROM {}").format(

@@ -5,8 +5,10 @@ reason, kept in the GeoPackage's ``gridcover_grid_versions`` table (the grids of
 the version ``analyze`` wrote is version 1 (recorded on first use). :meth:`Workspace.commit_grids` applies
 a new grids layer atomically: the whole GeoPackage is written as a copy beside it and moved into place with
 ``os.replace`` under a lock, so a crash leaves the previous version intact, and a reader sees either the old
-or the new file. The meta table's ``version`` changes with it, so tiles and lookups switch at once. An
-``expected_version`` makes a concurrent change to the same community a :class:`ConflictError`.
+or the new file. The meta table's ``version`` changes with it, so tiles and lookups switch at once. Under
+the lock the current version is read again and the new layers are built on it (so a change of other
+communities made meanwhile is kept); an ``expected_version`` makes a change to the same community in
+between a :class:`ConflictError` (:func:`conflict_message`, shared with the PostGIS backend).
 
 The embedded default is the folder (or the ``workspace.gpkg`` in it) that
 ``analyze`` writes: one GeoPackage that QGIS opens, holding every input and
@@ -32,6 +34,7 @@ import shutil
 import sqlite3
 import threading
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timezone
@@ -81,12 +84,29 @@ class GridVersion:
         return out
 
 
+#: What :meth:`Workspace.commit_grids` writes, built on the current version: the whole new grids layer, the
+#: output layers recomputed for it and the summary (``None``: unchanged).
+Change = tuple[gpd.GeoDataFrame, dict[str, gpd.GeoDataFrame], dict | None]
+
+
+def communities_changed_since(history: list[GridVersion], version: int) -> list[str]:
+    """The communities whose grids a version after ``version`` changed (what restoring ``version`` changes back).
+
+    >>> communities_changed_since([GridVersion(1, "", "", "", "analyze", ("C1", "C2"), None, 8),
+    ...                            GridVersion(2, "", "", "", "apply", ("C2",), 1, 4)], 1)
+    ['C2']
+    """
+    return sorted({str(c) for v in history if v.version > int(version) for c in v.communities})
+
+
 def conflict_message(history: list[GridVersion], current: int, expected: int, communities) -> str | None:
     """Why a change of ``communities`` checked against version ``expected`` cannot be applied on ``current``
-    (``None``: it can): a later version changed one of the same communities (changes to others are merged)."""
+    (``None``: it can): a later version changed one of the same communities (changes to others are merged).
+
+    Both backends call it under their lock, on the history read there, before building the new version."""
     touched = set(map(str, communities))
     if expected > current:
-        return f"version {expected} does not exist (the current one is {current})"
+        return f"conflict: version {expected} does not exist (the current one is {current})"
     later = [v for v in history if v.version > expected and set(v.communities) & touched]
     if not later:
         return None
@@ -148,6 +168,7 @@ class Workspace(MetaView):
         self._stamp: tuple | None = None
         self._meta: dict[str, str] = {}
         self._cache: dict[str, gpd.GeoDataFrame] = {}
+        self._names: list[str] | None = None
         self._refresh()
         if not self._meta:
             raise WorkspaceError(f"{gpkg} was not written by gridcover analyze (no gridcover_meta table)")
@@ -162,7 +183,7 @@ class Workspace(MetaView):
             with self._lock:
                 if stamp != self._stamp:
                     self._meta = read_meta(self.path)
-                    self._cache = {}
+                    self._cache, self._names = {}, None
                     self._stamp = stamp
 
     @property
@@ -171,7 +192,10 @@ class Workspace(MetaView):
         return str(self.path)
 
     def layer_names(self) -> list[str]:
-        return [str(row[0]) for row in pyogrio.list_layers(self.path) if str(row[0]) != META_TABLE]
+        self._refresh()
+        if self._names is None:  # listed once per version: redraws ask for every optional layer
+            self._names = [str(row[0]) for row in pyogrio.list_layers(self.path) if str(row[0]) != META_TABLE]
+        return list(self._names)
 
     def has(self, name: str) -> bool:
         return name in self.layer_names()
@@ -272,17 +296,20 @@ class Workspace(MetaView):
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def commit_grids(self, grids: gpd.GeoDataFrame, *, layers: dict[str, gpd.GeoDataFrame], summary: dict | None,
-                     author: str, reason: str, communities: list[str], kind: str = "apply",
-                     expected_version: int | None = None, fail_after: str | None = None) -> GridVersion:
-        """Make ``grids`` (the whole layer) the new version, with the recomputed ``layers``, atomically.
+    def commit_grids(self, build: Callable[[int], Change], *, author: str, reason: str, communities: list[str],
+                     kind: str = "apply", expected_version: int | None = None,
+                     fail_after: str | None = None) -> GridVersion:
+        """Make the grids ``build`` returns the new version, with their recomputed layers, atomically.
 
         Parameters
         ----------
-        grids
-            The new grids layer (any CRS; the fields of :data:`HISTORY_FIELDS` are kept in history).
-        layers
-            Output layers to replace (``grids``, ``households``, ``coverage_issues`` …), WGS-84.
+        build
+            Called once under the lock, after the conflict check, with the current version (``read`` answers
+            with it meanwhile); returns ``(grids, layers, summary)`` built on that version: the whole new grids
+            layer (any CRS; the fields of :data:`HISTORY_FIELDS` are kept in history) — the current grids with
+            only ``communities`` replaced —, the output layers to replace (``grids``, ``households``,
+            ``coverage_issues`` …, WGS-84) and the summary (``None``: unchanged). A change prepared on an
+            older version is built again on the current one, so nobody's change is lost.
         communities
             The communities the change touches.
         expected_version
@@ -304,6 +331,7 @@ class Workspace(MetaView):
                 msg = conflict_message(history, current, int(expected_version), communities)
                 if msg:
                     raise ConflictError(msg)
+            grids, layers, summary = build(current)
             new_version = current + 1
             remove_leftovers(self.path)  # copies of the workspace left by killed commits
             tmp = temp_file(self.path)

@@ -43,3 +43,20 @@ def community_frames(*, buildings: int = 2000, seed: int = 0, max_households: in
     hh = pd.DataFrame({"building_id": np.repeat(m["buildings"]["id"].to_numpy(), counts),
                        "persons": rng.integers(1, 5, int(counts.sum())), "x": np.nan, "y": np.nan})
     return m["communities"], m["buildings"], m["estates"], hh
+
+
+def meanwhile(monkeypatch):
+    """``later = meanwhile(monkeypatch); later(change)``: ``change()`` (another editor's commit) runs once while the
+    next apply or restore computes its layers, after it was checked: the moment where two processes started
+    together overlap, made certain."""
+    import api.redraw
+
+    pending, real = [], api.redraw.reassess
+
+    def reassess(*args, **kwargs):
+        if pending:
+            pending.pop()()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api.redraw, "reassess", reassess)
+    return pending.append

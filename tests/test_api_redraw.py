@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.access import load_keys
 from api.app import create_app
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
-from redraw_data import synthetic_workspace
+from redraw_data import meanwhile, synthetic_workspace
 
 OFFICE = {"X-API-Key": "k-office"}
 OTHER = {"X-API-Key": "k-other"}
@@ -91,6 +91,33 @@ def test_only_an_admin_restores(client):
     assert client.post("/grids/versions/1/restore", params={"reason": "回退"}, headers=OFFICE).status_code == 403
     r = client.post("/grids/versions/1/restore", params={"reason": "回退"}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["version"]["version"] == 3
+
+
+def test_an_apply_overtaken_by_another_community_keeps_it_and_a_restore_overtaken_on_its_community_gets_409(
+        client, backend, monkeypatch):
+    from api.redraw import apply_proposal, redraw_context
+
+    ws = client.app.state.workspace
+    other = backend.open(ws.path) if backend.kind == "gpkg" else type(ws)(ws.dsn, schema=ws.schema)  # another server
+    later = meanwhile(monkeypatch)
+
+    def edit(community, worker):  # another editor's change, committed while this request computes its layers
+        grids = redraw_context(other).grids_of({community}).reset_index(drop=True)
+        grids.loc[0, "worker_name"] = worker
+        return lambda: apply_proposal(other, grids, author="王芳", reason="同时")
+
+    doc = _grids(client, "C2")
+    doc["features"][0]["properties"]["worker_name"] = "乙"
+    draft = client.post("/grids/proposals", headers=OFFICE, json=doc).json()
+    later(edit("C1", "甲"))
+    r = client.post(f"/grids/proposals/{draft['id']}/apply", params={"reason": "二社区"}, headers=OFFICE)
+    assert r.status_code == 200 and (r.json()["version"]["version"], r.json()["version"]["parent"]) == (3, 2)
+    features = client.get("/grids/versions/3", headers=OFFICE).json()["features"]
+    assert {"甲", "乙"} <= {f["properties"].get("worker_name") for f in features}  # nobody's change lost
+    later(edit("C1", "丙"))
+    r = client.post("/grids/versions/1/restore", params={"reason": "回退"}, headers=ADMIN)
+    assert r.status_code == 409 and r.json()["description"].startswith("conflict: version 4 by 王芳")
+    assert client.get("/grids/versions", headers=OFFICE).json()["current"] == 4
 
 
 def test_bad_bodies_get_one_clear_400(client):

@@ -58,7 +58,7 @@ def _edit(ws, community="C1", *, worker=None):
 
 def _commit(ws, community="C1", *, expected=None, worker=None, fail_after=None):
     whole, layers, summary = _edit(ws, community, worker=worker)
-    return ws.commit_grids(whole, layers=layers, summary=summary, author="王芳", reason="test",
+    return ws.commit_grids(lambda current: (whole, layers, summary), author="王芳", reason="test",
                            communities=[community], expected_version=expected, fail_after=fail_after)
 
 
@@ -184,8 +184,8 @@ def test_two_editors_of_one_community_at_the_same_time_one_wins_the_other_gets_a
         whole, layers, summary = prepared[name]
         start.wait()
         try:
-            results[name] = workspace.commit_grids(whole, layers=layers, summary=summary, author=name, reason="同时",
-                                                   communities=["C1"], expected_version=1)
+            results[name] = workspace.commit_grids(lambda current: (whole, layers, summary), author=name,
+                                                   reason="同时", communities=["C1"], expected_version=1)
         except ConflictError as exc:
             results[name] = exc
 
@@ -221,7 +221,7 @@ def test_a_reader_during_a_commit_sees_the_old_version_or_the_new_one_never_a_mi
 
     thread = threading.Thread(target=read)
     thread.start()
-    ws.commit_grids(whole, layers=layers, summary=summary, author="a", reason="b", communities=["C1"])
+    ws.commit_grids(lambda current: (whole, layers, summary), author="a", reason="b", communities=["C1"])
     time.sleep(0.5)
     done.set()
     thread.join(120)
@@ -276,7 +276,7 @@ def test_an_edit_in_one_process_is_seen_by_the_others_within_a_second(ws, postgi
         for w in watchers:
             assert json.loads(w.stdout.readline())["ready"] == ws.tag
         whole, layers, summary = _edit(ws, worker="周杰")
-        v = ws.commit_grids(whole, layers=layers, summary=summary, author="a", reason="b", communities=["C1"])
+        v = ws.commit_grids(lambda current: (whole, layers, summary), author="a", reason="b", communities=["C1"])
         committed = time.time()
         for w in watchers:
             line = w.stdout.readline()

@@ -9,7 +9,7 @@ import pytest
 
 from gridcover.cli import main
 from leftovers import dead_owner, unwritable_folder
-from redraw_data import synthetic_workspace
+from redraw_data import meanwhile, synthetic_workspace
 
 
 @pytest.fixture
@@ -137,3 +137,22 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+def test_a_restore_overtaken_on_its_community_exits_3_and_restoring_the_current_version_exits_2(ws, tmp_path, capsys,
+                                                                                                  monkeypatch):
+    from api.redraw import apply_proposal, redraw_context
+    from gridcover.workspace import open_workspace
+
+    out = tmp_path / "p.geojson"
+    main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out)])
+    assert main(["redraw", "apply", str(ws), str(out), "--author", "a", "--reason", "b"]) == 0
+    other = open_workspace(ws)  # another editor, committing while the restore computes its layers
+    grids = redraw_context(other).grids_of({"C1"}).reset_index(drop=True)
+    grids.loc[0, "worker_name"] = "甲"
+    meanwhile(monkeypatch)(lambda: apply_proposal(other, grids, author="王芳", reason="同时"))
+    capsys.readouterr()
+    assert main(["redraw", "restore", str(ws), "1", "--author", "李四", "--reason", "回退"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("gridcover: conflict: version 3 by 王芳") and err.count("\n") == 1
+    assert main(["redraw", "restore", str(ws), "3", "--author", "李四", "--reason", "回退"]) == 2
+    assert "the grids of version 3 are the current ones: nothing to restore" in capsys.readouterr().err
+    assert open_workspace(ws).version == 3

@@ -1,16 +1,22 @@
-"""The workspace's grid history: versions with author, time and reason, as_of, atomic apply, conflicts."""
+"""The workspace's grid history: versions with author, time and reason, as_of, atomic apply, conflicts, and no
+lost update when editors (processes) apply at the same time."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import sys
+import time
 from datetime import date, datetime, timedelta
 
 import pytest
 
 from api.redraw import redraw_context
+from geo.errors import InputError
 from geo.redraw import grids_after, reassess
 from gridcover.workspace import ConflictError, WorkspaceError, open_workspace
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
-from redraw_data import synthetic_workspace
+from redraw_data import meanwhile, synthetic_workspace
 
 
 @pytest.fixture
@@ -24,7 +30,7 @@ def _commit(ws, community="C1", *, expected=None, fail_after=None, author="王�
     grids.loc[0, "worker_name"] = f"新网格员{ws.version}"
     whole = grids_after(ctx, grids)
     layers, summary = reassess(ctx, ws.read, whole, summary=ws.summary())
-    return ws.commit_grids(whole, layers=layers, summary=summary, author=author, reason=reason,
+    return ws.commit_grids(lambda current: (whole, layers, summary), author=author, reason=reason,
                            communities=[community], expected_version=expected, fail_after=fail_after)
 
 
@@ -94,3 +100,170 @@ def test_a_commit_removes_the_copies_killed_commits_left_and_keeps_the_file_read
     assert not ours.exists() and all(p.read_bytes() == b"the user's" for p in foreign)
     assert oct(gpkg.stat().st_mode & 0o777) == oct(0o644)
     assert open_workspace(folder).version == 2
+# ------------------------------------------------------------------ no lost update
+def _proposal(ws, community, worker):
+    """The current grids of ``community`` with ``worker`` in charge of its first grid (a valid proposal)."""
+    grids = ws.grids_at(ws.version)
+    grids = grids[grids["community_id"].astype(str) == community].reset_index(drop=True)
+    grids.loc[0, "worker_name"] = worker
+    return grids.to_crs(redraw_context(ws).metric_crs)
+
+
+def _workers(ws, version=None):
+    grids = ws.grids_at(ws.version if version is None else version)
+    return dict(zip(grids["id"], grids["worker_name"]))
+
+
+@pytest.fixture
+def later(monkeypatch):
+    return meanwhile(monkeypatch)
+
+
+def _another(ws, backend):
+    """The same workspace opened again, as another process has it."""
+    return backend.open(ws.path) if backend.kind == "gpkg" else type(ws)(ws.dsn, schema=ws.schema)
+
+
+def test_an_apply_keeps_a_change_of_another_community_committed_while_it_was_computed(ws, backend, later):
+    from api.redraw import apply_proposal
+
+    other = _another(ws, backend)
+    c1, c2 = _proposal(ws, "C1", "甲"), _proposal(ws, "C2", "乙")
+    first = {}
+    later(lambda: first.update(apply_proposal(other, c1, author="王芳", reason="一社区", expected_version=1)[0]))
+    second, _ = apply_proposal(ws, c2, author="李娜", reason="二社区", expected_version=1)
+    assert (first["version"], second["version"], second["parent"]) == (2, 3, 2)
+    workers = _workers(ws)
+    assert workers[c1["id"][0]] == "甲" and workers[c2["id"][0]] == "乙"  # both changes are in the grids
+    for layer in ("grids", "input_grids"):
+        assert dict(zip(ws.read(layer)["id"], ws.read(layer)["worker_name"])) == workers, layer
+    assert [(v.version, v.author, v.reason, v.communities, v.parent) for v in ws.history()] == [
+        (1, "gridcover analyze", "grids as analysed", ("C1", "C2"), None),
+        (2, "王芳", "一社区", ("C1",), 1), (3, "李娜", "二社区", ("C2",), 2)]
+
+
+def test_an_apply_is_refused_when_its_community_was_changed_while_it_was_computed(ws, backend, later):
+    from api.redraw import apply_proposal
+
+    other = _another(ws, backend)
+    c1 = _proposal(other, "C1", "甲")
+    later(lambda: apply_proposal(other, c1, author="王芳", reason="先", expected_version=1))
+    with pytest.raises(ConflictError, match=r"conflict: version 2 by 王芳 .*\(先\) changed C1 after version 1"):
+        apply_proposal(ws, _proposal(ws, "C1", "乙"), author="李娜", reason="后", expected_version=1)
+    assert ws.version == 2 and "乙" not in set(ws.read("grids")["worker_name"])
+
+
+def test_a_restore_undoes_only_the_communities_changed_since_and_keeps_a_change_made_meanwhile(ws, backend, later):
+    from api.redraw import apply_proposal, restore_version
+
+    apply_proposal(ws, _proposal(ws, "C1", "甲"), author="王芳", reason="换人")
+    other = _another(ws, backend)
+    c2 = _proposal(ws, "C2", "乙")
+    later(lambda: apply_proposal(other, c2, author="李娜", reason="二社区"))
+    v = restore_version(ws, 1, author="区网格中心", reason="回退一社区")
+    assert (v["version"], v["parent"], v["communities"], v["kind"]) == (4, 3, ["C1"], "restore")
+    expected = _workers(ws, 1) | {c2["id"][0]: "乙"}  # C1 as in version 1, C2's change of version 3 kept
+    assert _workers(ws) == expected and dict(zip(ws.read("grids")["id"], ws.read("grids")["worker_name"])) == expected
+    # restoring while the same community changes again is a conflict, and there is nothing left to restore
+    later(lambda: apply_proposal(other, _proposal(other, "C1", "丙"), author="王芳", reason="又换"))
+    with pytest.raises(ConflictError, match="version 5 by 王芳"):
+        restore_version(ws, 3, author="区网格中心", reason="回退")
+    assert ws.version == 5
+    with pytest.raises(InputError, match="nothing to restore"):
+        restore_version(ws, 5, author="区网格中心", reason="回退")
+
+
+# ------------------------------------------------------------------ several processes applying at once
+#: Children forked from a server that has imported gridcover once: separate processes, each opening the
+#: workspace itself as ``gridcover redraw apply`` does, started within milliseconds of each other.
+_PROCESSES = multiprocessing.get_context("forkserver")
+_PROCESSES.set_forkserver_preload(["gridcover.cli", "api.redraw", "gridcover.postgis"])
+
+
+def _gridcover(argv: list[str], log: str, start) -> None:
+    """``gridcover ARGV`` in this process, its stdout and stderr into ``log``.out/.err, its status the exit code."""
+    from gridcover.cli import main
+
+    with open(log + ".out", "w", encoding="utf-8") as out, open(log + ".err", "w", encoding="utf-8") as err:
+        sys.stdout, sys.stderr = out, err
+        start.wait(60)
+        code = main(argv)
+        out.flush(), err.flush()
+    sys.exit(code)
+
+
+def _race(ws, backend, tmp_path, plan: tuple[str, ...], r: int) -> list[dict]:
+    """Round ``r``: one ``gridcover redraw apply`` process per community of ``plan``, all started at once, each
+    applying the round's first grids with a worker of its own in the community's first grid and
+    ``--expected-version`` the round's first version. Checks the round; returns the accepted changes."""
+    where = [str(ws.path)] if backend.kind == "gpkg" else ["--db", ws.dsn, "--schema", ws.schema]
+    base = ws.version
+    before = _workers(ws)
+    start, runs = _PROCESSES.Barrier(len(plan)), []
+    for i, community in enumerate(plan):
+        grids = ws.grids_at(base)
+        grids = grids[grids["community_id"] == community].reset_index(drop=True)
+        worker = f"{community}-{r}-{i}"
+        grids.loc[0, "worker_name"] = worker
+        path = tmp_path / f"r{r}-p{i}.geojson"
+        path.write_text(grids.to_json(drop_id=True, ensure_ascii=False), encoding="utf-8")
+        argv = ["redraw", "apply", *where, str(path), "--author", f"editor{i}", "--reason", f"round {r}",
+                "--expected-version", str(base)]
+        log = str(tmp_path / f"r{r}-p{i}")
+        runs.append({"community": community, "grid": grids["id"][0], "worker": worker, "log": log,
+                     "process": _PROCESSES.Process(target=_gridcover, args=(argv, log, start))})
+    for run in runs:
+        run["process"].start()
+    for run in runs:
+        run["process"].join(120)
+        run["code"] = run["process"].exitcode
+        run["err"] = open(run["log"] + ".err", encoding="utf-8").read()
+        run["out"] = open(run["log"] + ".out", encoding="utf-8").read()
+    assert {run["code"] for run in runs} <= {0, 3}, [run["err"] for run in runs]
+    won = [run for run in runs if run["code"] == 0]
+    # one change per community is accepted (the first to reach the lock), every other one is a conflict
+    assert sorted(run["community"] for run in won) == sorted(set(plan)), [run["err"] for run in runs]
+    for run in won:
+        run["version"] = json.loads(run["out"])
+    versions = sorted(run["version"]["version"] for run in won)
+    assert versions == list(range(base + 1, base + 1 + len(won)))
+    by = {run["community"]: run["version"] for run in won}
+    for run in runs:
+        if run["code"] == 3:  # one line naming the change that came first, nothing written
+            first = by[run["community"]]
+            assert run["err"].startswith(f"gridcover: conflict: version {first['version']} by {first['author']} at "
+                                         f"{first['created']} (round {r}) changed {run['community']} after version "
+                                         f"{base} that this change was checked against")
+            assert run["err"].count("\n") == 1 and run["out"] == ""
+    deadline = time.monotonic() + 5  # PostGIS: the commits reach this process by NOTIFY
+    while ws.version != base + len(won) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ws.version == base + len(won)
+    # the grids are the round's first ones with exactly the accepted changes, in every layer written
+    expected = before | {run["grid"]: run["worker"] for run in won}
+    assert _workers(ws) == expected
+    for layer in ("grids", "input_grids"):
+        frame = ws.read(layer)
+        assert dict(zip(frame["id"], frame["worker_name"])) == expected, layer
+    won.sort(key=lambda run: run["version"]["version"])
+    for n, run in enumerate(won):  # each version holds its own change and those accepted before it
+        assert _workers(ws, run["version"]["version"]) == before | {w["grid"]: w["worker"] for w in won[:n + 1]}
+    return [run["version"] for run in won]
+
+
+#: The processes of each round, one per community named: two on two communities (both accepted), two on one
+#: (one accepted, one conflict), three (one accepted per community, one conflict); cycled over the rounds.
+PLANS = (("C1", "C2"), ("C1", "C1"), ("C2", "C1", "C2"))
+ROUNDS = 10
+
+
+def test_processes_applying_at_once_lose_no_change_and_the_history_records_every_accepted_one(backend, tmp_path):
+    ws = backend.open(synthetic_workspace(tmp_path, households=600, buildings=60))  # small: the race is the point
+    accepted = []
+    for r in range(ROUNDS):
+        accepted += _race(ws, backend, tmp_path, PLANS[r % len(PLANS)], r)
+    history = ws.history()
+    assert [v.version for v in history] == list(range(1, len(accepted) + 2))
+    keys = ("version", "author", "reason", "kind", "communities", "parent")
+    assert [{k: v.as_dict()[k] for k in keys} for v in history[1:]] == [{k: a[k] for k in keys} for a in accepted]
+    assert all(v.parent == v.version - 1 for v in history[1:])
