@@ -212,6 +212,8 @@ async def _body(request: Request):
         return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"the body is not valid UTF-8 JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise InputError("the body is JSON nested too deeply to be a proposal", field="body") from None
 
 
 def build_router() -> APIRouter:
@@ -291,6 +293,8 @@ def build_router() -> APIRouter:
             ctx = redraw_context(workspace)
             cid = str(doc["community"])
             allow_communities(caller, ctx, [cid])
+            if doc.get("target") is not None and not isinstance(doc["target"], str):
+                raise InputError(f'target must be a band such as "300-500", not {doc["target"]!r}'[:200], field="target")
             band = parse_band(doc.get("target"))
             grids, report, notes = propose_for(ctx, cid, band=band, keep_current=bool(doc.get("keep_current")))
             pid = ProposalStore(workspace).save(grids, report, author=caller.key_name or caller.role,
