@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.access import HEADER, PUBLIC, Caller, Keys
@@ -50,6 +51,7 @@ def error_body(status: int, description: str) -> JSONResponse:
     """The error answer every route gives: ``{"code", "description"}``."""
     return JSONResponse(status_code=status, content={"code": ERROR_CODES.get(status, "Error"),
                                                      "description": description})
+
 
 #: Modules whose ``build_router()`` is included, in order.
 ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw")
@@ -137,8 +139,6 @@ def complete_openapi(doc: dict, routes) -> dict:
     403 where the caller's key is read, 404 where a parameter names something, 409 where the grids are written,
     413 where a body is sent; all with the one error body (``components/schemas/Error``). FastAPI's 422 goes
     (validation errors are answered 400)."""
-    from fastapi.routing import APIRoute
-
     doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         doc["components"]["schemas"].pop(name, None)
