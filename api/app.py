@@ -12,17 +12,47 @@ Example
 from __future__ import annotations
 
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.access import HEADER, PUBLIC, Caller, Keys
 from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
-from geo.errors import ConfigError, GridcoverError, InputError
+from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
+                        ParameterError)
 from gridcover.modules import present
-from gridcover.workspace import Workspace, WorkspaceError
+from gridcover.workspace import ConflictError, Workspace, WorkspaceError
+
+#: The HTTP answer of each typed error (the first class of an error's MRO found here wins) — the one table;
+#: routes raise typed errors, never status codes.
+ERROR_STATUS: dict[type[Exception], int] = {
+    ParameterError: 400,
+    InputError: 400,
+    KeyRequiredError: 401,
+    ForbiddenError: 403,
+    NotFoundError: 404,
+    WorkspaceError: 404,
+    ConflictError: 409,
+    GridcoverError: 400,
+}
+#: The ``code`` of the error body (OGC API exception style) for each status.
+ERROR_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+               405: "MethodNotAllowed", 409: "Conflict", 413: "PayloadTooLarge", 422: "InvalidParameterValue"}
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status of a typed error, from :data:`ERROR_STATUS`."""
+    return next(ERROR_STATUS[cls] for cls in type(exc).__mro__ if cls in ERROR_STATUS)
+
+
+def error_body(status: int, description: str) -> JSONResponse:
+    """The error answer every route gives: ``{"code", "description"}``."""
+    return JSONResponse(status_code=status, content={"code": ERROR_CODES.get(status, "Error"),
+                                                     "description": description})
+
 
 #: Modules whose ``build_router()`` is included, in order.
 ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw")
@@ -37,7 +67,7 @@ def get_caller(request: Request) -> Caller:
     keys: Keys = request.app.state.keys
     caller = keys.caller(request.headers.get(HEADER))
     if caller is None:
-        raise HTTPException(status_code=401, detail=f"unknown API key in {HEADER}")
+        raise KeyRequiredError(f"unknown API key in {HEADER}")
     return caller
 
 
@@ -45,8 +75,8 @@ def require(role: str):
     """A dependency that lets through callers of at least ``role`` (401 without a key, 403 with too weak a one)."""
     def check(caller: Caller = Depends(get_caller)) -> Caller:
         if not caller.at_least(role):
-            status = 401 if caller is PUBLIC else 403
-            raise HTTPException(status_code=status, detail=f"this needs a key with role {role!r} or above in {HEADER}")
+            error = KeyRequiredError if caller is PUBLIC else ForbiddenError
+            raise error(f"this needs a key with role {role!r} or above in {HEADER}")
         return caller
     return check
 
@@ -91,6 +121,49 @@ def openapi_30(doc: dict) -> dict:
     return out
 
 
+#: The error body of every 4xx answer, in the OpenAPI document.
+ERROR_SCHEMA = {"type": "object", "required": ["code", "description"],
+                "properties": {"code": {"type": "string", "example": "InvalidParameterValue"},
+                               "description": {"type": "string", "example": "parameter bbox: 'nan' is not a finite number"}}}
+_ERROR_TEXT = {400: "a bad parameter or body (the description names it)", 401: "no API key, or one not configured",
+               403: "the key's role does not allow it", 404: "no such collection, feature, tile, file or proposal",
+               409: "a conflict with the current grids (someone changed them since)",
+               413: "the request body is over the server's limit"}
+
+
+def _depends_on(dependant, call) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def complete_openapi(doc: dict, routes) -> dict:
+    """The error answers of every operation, from what its route can raise: 400 for every operation, 401 and
+    403 where the caller's key is read, 404 where a parameter names something, 409 where the grids are written,
+    413 where a body is sent; all with the one error body (``components/schemas/Error``). FastAPI's 422 goes
+    (validation errors are answered 400)."""
+    doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        doc["components"]["schemas"].pop(name, None)
+    by_path = {(r.path, m.lower()): r for r in routes if isinstance(r, APIRoute) for m in r.methods}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            route = by_path.get((path, method))
+            statuses = [400]
+            if route is not None and _depends_on(route.dependant, get_caller):
+                statuses += [401, 403]
+            if op.get("parameters"):
+                statuses.append(404)
+            if path.endswith(("/apply", "/restore")):
+                statuses.append(409)
+            if method in ("post", "put", "patch"):
+                statuses.append(413)
+            responses = op.setdefault("responses", {})
+            responses.pop("422", None)
+            for status in statuses:
+                responses.setdefault(str(status), {"description": _ERROR_TEXT[status], "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    return doc
+
+
 class FastGets:
     """ASGI middleware for the two hot paths — a tile already in the cache, a single coordinate lookup —
     answered before routing by the ``fast_get(state, scope)`` of the router modules that have one, which
@@ -114,6 +187,26 @@ class FastGets:
                     await send({"type": "http.response.body", "body": body})
                     return
         await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """ASGI middleware answering HEAD wherever GET is answered: the GET's status and headers, no body."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+        await self.app(dict(scope, method="GET"), receive, headers_only)
 
 
 def header(scope, name: bytes) -> str | None:
@@ -149,41 +242,37 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
 
     def _openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = openapi_30(get_openapi(title=app.title, version=app.version,
-                                                        description=app.description, routes=app.routes))
+            doc = complete_openapi(get_openapi(title=app.title, version=app.version, description=app.description,
+                                               routes=app.routes), [r for router in routers for r in router.routes])
+            for module in modules:
+                if hasattr(module, "complete_openapi"):
+                    doc = module.complete_openapi(doc, app)
+            app.openapi_schema = openapi_30(doc)
         return app.openapi_schema
     app.openapi = _openapi
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        codes = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-                 405: "MethodNotAllowed"}
-        return JSONResponse(status_code=exc.status_code, headers=getattr(exc, "headers", None),
-                            content={"code": codes.get(exc.status_code, "Error"), "description": str(exc.detail)})
+        answer = error_body(exc.status_code, str(exc.detail))
+        answer.headers.update(getattr(exc, "headers", None) or {})
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
-        return JSONResponse(status_code=400, content={"code": "InvalidParameterValue",
-                                                      "description": f"parameter {where}: {first.get('msg', 'invalid')}"})
-
-    @app.exception_handler(InputError)
-    async def _input_error(request: Request, exc: InputError):
-        return JSONResponse(status_code=400, content={"code": "InvalidParameterValue", "description": str(exc)})
-
-    @app.exception_handler(WorkspaceError)
-    async def _workspace_error(request: Request, exc: WorkspaceError):
-        return JSONResponse(status_code=404, content={"code": "NotFound", "description": str(exc)})
+        return error_body(400, f"parameter {where}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(GridcoverError)
     async def _domain_error(request: Request, exc: GridcoverError):
-        return JSONResponse(status_code=400, content={"code": "BadRequest", "description": str(exc)})
+        return error_body(status_of(exc), str(exc))
 
     modules = list(present(ROUTER_MODULES))
     app.add_middleware(FastGets, state=app.state,
                        handlers=[m.fast_get for m in modules if hasattr(m, "fast_get")])
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, max_bytes=int(max_body_mb * MB))  # outermost: before anything reads a body
-    for module in modules:
-        app.include_router(module.build_router())
+    routers = [module.build_router() for module in modules]
+    for router in routers:
+        app.include_router(router)
     return app

@@ -215,6 +215,23 @@ def fast_get(state, scope) -> tuple[int, dict, bytes] | None:
     return 200, {"Content-Type": "application/json"}, body
 
 
+def complete_openapi(doc: dict, app) -> dict:
+    """The batch body (CSV or JSON) and its three answer formats, in the OpenAPI document."""
+    item = {"type": "object", "properties": {"lon": {"type": "number"}, "lat": {"type": "number"},
+                                             "address": {"type": "string"}}}
+    op = doc["paths"]["/lookup/batch"]["post"]
+    op["requestBody"] = {"required": True, "content": {
+        "text/csv": {"schema": {"type": "string", "description": "a header row (lon,lat or address) and one row "
+                                                                 "per point or address; UTF-8 or GB18030"}},
+        "application/json": {"schema": {"type": "object", "required": ["items"], "properties": {
+            "crs": {"type": "string"}, "items": {"type": "array", "items": item}}}}}}
+    op["responses"]["200"] = {"description": "one answer per row or item, in request order", "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string"}}}}
+    return doc
+
+
 def build_router() -> APIRouter:
     """The lookup routes."""
     router = APIRouter(tags=["lookup"])

@@ -22,7 +22,7 @@ import json
 import re
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -30,7 +30,8 @@ from api.access import PUBLIC, ROLES, Caller
 from api.app import get_caller, get_workspace
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, layer as declared
-from layers.features import View, available, bbox_to_wgs84, prepared, version_key
+from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
+from layers.features import View, available, parse_bbox, prepared, version_key
 
 #: The documented URI of GCJ-02 (not an EPSG system): lon/lat degrees with the published offset.
 GCJ02_URI = "urn:gridcover:def:crs:GCJ-02"
@@ -57,11 +58,6 @@ GEOJSON = "application/geo+json"
 OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 _DATETIME = re.compile(r"^(\.\.|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9:]+)?)?)?"
                        r"(/(\.\.|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9:]+)?)?)?)?$")
-
-
-def bad_request(message: str) -> HTTPException:
-    """A 400 answer naming the parameter and what is wrong with it."""
-    return HTTPException(status_code=400, detail=message)
 
 
 def view_of(caller: Caller, k: int) -> View:
@@ -96,11 +92,11 @@ def _layer_for(request: Request, collection_id: str, caller: Caller):
         layer = None
     if layer is None or not workspace.has(layer.source):
         names = ", ".join(lay.id for lay in available(workspace) if _may_see(caller, lay))
-        raise HTTPException(status_code=404, detail=f"no collection {collection_id!r} (collections: {names})")
+        raise NotFoundError(f"no collection {collection_id!r} (collections: {names})")
     if not _may_see(caller, layer):
-        status = 401 if caller is PUBLIC else 403
-        raise HTTPException(status_code=status, detail=f"collection {collection_id!r} holds personal data: it needs an "
-                            "X-API-Key of a street_office (own streets) or admin")
+        error = KeyRequiredError if caller is PUBLIC else ForbiddenError
+        raise error(f"collection {collection_id!r} holds personal data: it needs an "
+                    "X-API-Key of a street_office (own streets) or admin")
     return layer
 
 
@@ -125,7 +121,7 @@ def _json(doc: dict, *, etag: str | None = None, media_type: str = "application/
 def _check_f(request: Request, allowed=("json", "geojson")) -> None:
     f = request.query_params.get("f")
     if f is not None and f not in allowed:
-        raise bad_request(f"parameter f: {f!r} is not offered (offered: {', '.join(allowed)})")
+        raise ParameterError("f", f"{f!r} is not offered (offered: {', '.join(allowed)})")
 
 
 def _crs_key(value: str | None, name: str) -> str:
@@ -137,7 +133,7 @@ def _crs_key(value: str | None, name: str) -> str:
                  "OGC:CRS84": "CRS84", "GCJ-02": "GCJ-02", "GCJ02": "GCJ-02"}.get(value.strip().strip("[]").upper())
         key = alias
     if key is None:
-        raise bad_request(f"parameter {name}: unsupported coordinate system {value!r} (supported: {', '.join(CRS_URIS)})")
+        raise ParameterError(name, f"unsupported coordinate system {value[:100]!r} (supported: {', '.join(CRS_URIS)})")
     return key
 
 
@@ -238,16 +234,7 @@ def build_router() -> APIRouter:
     def queryables(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
         _check_f(request)
         layer = _layer_for(request, collection_id, caller)
-        data = prepared(get_workspace(request), layer.id).data
-        props = {}
-        for name in layer.queryables:
-            if name not in data.columns:
-                continue
-            kind = ("boolean" if str(data[name].dtype) in ("bool", "boolean") else
-                    "integer" if str(data[name].dtype).lower().startswith("int") else
-                    "number" if str(data[name].dtype).startswith("float") else "string")
-            zh, en = FIELD_NAMES.get(name, (name, name))
-            props[name] = {"title": f"{zh} {en}", "type": kind}
+        props = queryable_properties(layer, prepared(get_workspace(request), layer.id).data)
         return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
                       "$id": f"{_base(request)}/collections/{layer.id}/queryables",
                       "type": "object", "title": layer.title_en, "properties": props},
@@ -255,23 +242,20 @@ def build_router() -> APIRouter:
 
     @router.get("/collections/{collection_id}/items", summary="Features (GeoJSON), paged",
                 response_class=Response, openapi_extra={"parameters": _ITEMS_PARAMETERS})
-    async def items(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
+    async def items(collection_id: str, request: Request, caller: Caller = Depends(get_caller),
+                    area=Depends(bbox_area)):
         layer = _layer_for(request, collection_id, caller)
         params = request.query_params
         allowed = ITEMS_PARAMS | set(layer.queryables)
         unknown = sorted(set(params.keys()) - allowed)
         if unknown:
-            raise bad_request(f"unknown query parameter {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ParameterError(unknown[0][:100], f"unknown query parameter (allowed: {', '.join(sorted(allowed))})")
         _check_f(request)
         limit = _int_param(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = _int_param(params.get("offset"), "offset", 0, 0, None)
         crs_key = _crs_key(params.get("crs"), "crs")
-        bbox_crs = _crs_key(params.get("bbox-crs"), "bbox-crs")
-        if params.get("bbox-crs") is not None and params.get("bbox") is None:
-            raise bad_request("parameter bbox-crs needs a bbox")
-        area = _bbox(params.get("bbox"), bbox_crs)
         if params.get("datetime") is not None and not _DATETIME.match(params["datetime"]):
-            raise bad_request(f"parameter datetime: {params['datetime']!r} is not an RFC 3339 instant or interval")
+            raise ParameterError("datetime", f"{params['datetime'][:100]!r} is not an RFC 3339 instant or interval")
         equals = {name: params[name] for name in layer.queryables if name in params}
         view = view_of(caller, _k(request))
         etag = _etag(request, view)
@@ -289,7 +273,7 @@ def build_router() -> APIRouter:
         layer = _layer_for(request, collection_id, caller)
         unknown = sorted(set(request.query_params.keys()) - {"crs", "f"})
         if unknown:
-            raise bad_request(f"unknown query parameter {unknown[0]!r} (allowed: crs, f)")
+            raise ParameterError(unknown[0][:100], "unknown query parameter (allowed: crs, f)")
         _check_f(request)
         crs_key = _crs_key(request.query_params.get("crs"), "crs")
         view = view_of(caller, _k(request))
@@ -297,7 +281,7 @@ def build_router() -> APIRouter:
         row = source.row_of(feature_id)
         visible = source.visible_rows(view)
         if row is None or (visible is not None and not visible[row]):
-            raise HTTPException(status_code=404, detail=f"collection {layer.id!r} has no feature {feature_id!r}")
+            raise NotFoundError(f"collection {layer.id!r} has no feature {feature_id[:100]!r}")
         etag = _etag(request, view)
         if (hit := _not_modified(request, etag)) is not None:
             return hit
@@ -313,34 +297,101 @@ def build_router() -> APIRouter:
     return router
 
 
+def queryable_properties(layer, data) -> dict[str, dict]:
+    """The JSON Schema of each queryable of a layer that its table holds (title in Chinese and English, type)."""
+    props = {}
+    for name in layer.queryables:
+        if name not in data.columns:
+            continue
+        kind = ("boolean" if str(data[name].dtype) in ("bool", "boolean") else
+                "integer" if str(data[name].dtype).lower().startswith("int") else
+                "number" if str(data[name].dtype).startswith("float") else "string")
+        zh, en = FIELD_NAMES.get(name, (name, name))
+        props[name] = {"title": f"{zh} {en}", "type": kind}
+    return props
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_FEATURE_SCHEMA = {"type": "object", "required": ["type", "geometry", "properties"],
+                   "properties": {"type": {"type": "string", "enum": ["Feature"]},
+                                  "id": {"type": "string"}, "geometry": {"type": "object", "nullable": True},
+                                  "properties": {"type": "object", "nullable": True},
+                                  "links": {"type": "array", "items": {"type": "object"}}}}
+_COLLECTION_SCHEMA = {"type": "object", "required": ["type", "features", "numberReturned", "links"],
+                      "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
+                                     "features": {"type": "array", "items": _FEATURE_SCHEMA},
+                                     "numberMatched": {"type": "integer", "minimum": 0},
+                                     "numberReturned": {"type": "integer", "minimum": 0},
+                                     "timeStamp": {"type": "string", "format": "date-time"},
+                                     "links": {"type": "array", "items": {"type": "object"}}}}
+
+
+def _geojson_ok(schema: dict, what: str) -> dict:
+    headers = {"Content-Crs": {"description": "the CRS of the coordinates, as <URI>", "schema": {"type": "string"}},
+               "ETag": {"description": "the workspace version, the caller's view and the URL", "schema": {"type": "string"}}}
+    return {"description": what, "headers": headers, "content": {GEOJSON: {"schema": schema}}}
+
+
+def complete_openapi(doc: dict, app) -> dict:
+    """What FastAPI cannot say of these routes: GeoJSON answers of items and features, ``crs`` and ``f`` of a
+    single feature, the collection ids this workspace serves, and an items operation per collection with its
+    queryables as parameters (``/collections/grids/items?community_id=…``, OGC API – Features Part 3)."""
+    paths = doc["paths"]
+    workspace = app.state.workspace
+    layers = available(workspace)
+    ids = [lay.id for lay in layers]
+    for path, ops in paths.items():
+        for op in ops.values():
+            for param in op.get("parameters", []):
+                if param.get("name") == "collection_id" and param.get("in") == "path":
+                    param["schema"] = {"type": "string", "enum": ids, "title": "Collection Id"}
+    paths["/"]["get"]["responses"]["200"]["content"]["text/html"] = {"schema": {"type": "string"}}
+    paths["/openapi"]["get"]["responses"]["200"]["content"] = {OPENAPI_TYPE: {"schema": {"type": "object"}}}
+    paths["/api.html"]["get"]["responses"]["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
+    paths["/collections/{collection_id}/queryables"]["get"]["responses"]["200"]["content"] = {
+        "application/schema+json": {"schema": {"type": "object"}}}
+    item = paths["/collections/{collection_id}/items/{feature_id}"]["get"]
+    item["parameters"] += [p for p in _ITEMS_PARAMETERS if p["name"] in ("crs", "f")]
+    item["responses"]["200"] = _geojson_ok(_FEATURE_SCHEMA, "the feature (GeoJSON)")
+    template = paths.pop("/collections/{collection_id}/items")["get"]
+    template["responses"]["200"] = _geojson_ok(_COLLECTION_SCHEMA, "a page of features (GeoJSON FeatureCollection)")
+    for layer in layers:
+        op = json.loads(json.dumps(template))
+        op["operationId"] = f"items_{layer.id}"
+        op["summary"] = f"{layer.title_en} ({layer.title_zh}): features (GeoJSON), paged"
+        op["parameters"] = [p for p in op["parameters"] if p["name"] != "collection_id"]
+        for name, prop in queryable_properties(layer, prepared(workspace, layer.id).data).items():
+            op["parameters"].append(_param(name, f"only features whose {name} equals this ({prop['title']})",
+                                           {"type": prop["type"]}))
+        paths[f"/collections/{layer.id}/items"] = {"get": op}
+    return doc
+
+
 def _int_param(value: str | None, name: str, default: int, low: int, high: int | None) -> int:
     if value is None:
         return default
     try:
         number = int(value)
     except ValueError:
-        raise bad_request(f"parameter {name}: {value!r} is not a whole number") from None
+        raise ParameterError(name, f"{value[:100]!r} is not a whole number") from None
     if number < low or (high is not None and number > high):
         span = f"{low}..{high}" if high is not None else f"at least {low}"
-        raise bad_request(f"parameter {name}: {number} is out of range ({span})")
+        raise ParameterError(name, f"{value[:100]} is out of range ({span})")
     return number
 
 
-def _bbox(value: str | None, crs_key: str):
-    if value is None:
+def bbox_area(request: Request):
+    """The dependency reading ``bbox`` and ``bbox-crs`` of a request: the WGS-84 area to query, or ``None``.
+
+    The one place a bbox is read (:func:`layers.features.parse_bbox` checks the numbers against the CRS);
+    a ``bbox-crs`` without a ``bbox`` is refused."""
+    params = request.query_params
+    bbox_crs = _crs_key(params.get("bbox-crs"), "bbox-crs")
+    if params.get("bbox") is None:
+        if params.get("bbox-crs") is not None:
+            raise ParameterError("bbox-crs", "needs a bbox")
         return None
-    try:
-        numbers = [float(v) for v in value.split(",")]
-    except ValueError:
-        raise bad_request(f"parameter bbox: {value!r} is not four (or six) comma-separated numbers") from None
-    if len(numbers) == 6:
-        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if len(numbers) != 4:
-        raise bad_request(f"parameter bbox: {value!r} is not four (or six) comma-separated numbers")
-    a0, b0, a1, b1 = numbers
-    if a0 > a1 or b0 > b1:
-        raise bad_request(f"parameter bbox: {value!r}: the lower corner must come first")
-    return bbox_to_wgs84((a0, b0, a1, b1), crs_key)
+    return parse_bbox(params["bbox"], bbox_crs)
 
 
 def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area, equals: dict,

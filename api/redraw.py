@@ -237,6 +237,20 @@ async def _body(request: Request):
         return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"the body is not valid UTF-8 JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise InputError("the body is JSON nested too deeply to be a proposal", field="body") from None
+
+
+#: The bodies of the redraw routes, for the OpenAPI document (the routes read them with :func:`_body`).
+_PROPOSAL_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": 'a GeoJSON FeatureCollection of grid polygons (properties id, community_id), '
+                                     'or {"moves": [{...}], "grids": FeatureCollection?}',
+    "properties": {"type": {"type": "string"}, "features": {"type": "array", "items": {"type": "object"}},
+                   "moves": {"type": "array", "items": {"type": "object"}}}}}}}}
+_PROPOSE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["community"],
+    "properties": {"community": {"type": "string"}, "target": {"type": "string", "example": "300-500"},
+                   "keep_current": {"type": "boolean"}}}}}}}
 
 
 def build_router() -> APIRouter:
@@ -251,14 +265,16 @@ def build_router() -> APIRouter:
         allow_communities(caller, ctx, set(grids["community_id"].astype(str)))
         return workspace, grids, check_proposal(ctx, grids, band=parse_band(target))
 
-    @router.post("/grids/proposals/check", summary="Check a proposal or a list of moves without saving it")
+    @router.post("/grids/proposals/check", summary="Check a proposal or a list of moves without saving it",
+                 openapi_extra=_PROPOSAL_BODY)
     async def post_check(request: Request, target: str | None = Query(None, description="band, e.g. 300-500"),
                          caller: Caller = Depends(office)):
         doc = await _body(request)
         _, grids, report = await run_in_threadpool(_check, request, doc, target, caller)
         return _json({"check": report, "grids": geojson(grids) if isinstance(doc, dict) and "moves" in doc else None})
 
-    @router.post("/grids/proposals", summary="Check a proposal (grid polygons or moves) and save it as a draft")
+    @router.post("/grids/proposals", summary="Check a proposal (grid polygons or moves) and save it as a draft",
+                 openapi_extra=_PROPOSAL_BODY)
     async def post_proposal(request: Request, target: str | None = Query(None, description="band, e.g. 300-500"),
                             note: str = Query("", description="a note kept with the draft"),
                             caller: Caller = Depends(office)):
@@ -306,7 +322,8 @@ def build_router() -> APIRouter:
         store.mark_applied(pid, version["version"])
         return _json({"applied": True, "version": version, "check": report})
 
-    @router.post("/grids/propose", summary="Propose balanced grids for a community (saved as a draft)")
+    @router.post("/grids/propose", summary="Propose balanced grids for a community (saved as a draft)",
+                 openapi_extra=_PROPOSE_BODY)
     async def post_propose(request: Request, caller: Caller = Depends(office)):
         doc = await _body(request)
         if not isinstance(doc, dict) or not doc.get("community"):
@@ -316,6 +333,8 @@ def build_router() -> APIRouter:
             ctx = redraw_context(workspace)
             cid = str(doc["community"])
             allow_communities(caller, ctx, [cid])
+            if doc.get("target") is not None and not isinstance(doc["target"], str):
+                raise InputError(f'target must be a band such as "300-500", not {doc["target"]!r}'[:200], field="target")
             band = parse_band(doc.get("target"))
             grids, report, notes = propose_for(ctx, cid, band=band, keep_current=bool(doc.get("keep_current")))
             pid = ProposalStore(workspace).save(grids, report, author=caller.key_name or caller.role,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -22,9 +22,13 @@ from api.app import get_workspace
 from layers.base import DEFAULT_K
 from layers.catalog import HEATS, heat as declared_heat, layer as declared
 from layers.features import prepared, version_key
-from layers.tiles import CACHE, check_tile, heat_tile, vector_tile
+from geo.errors import NotFoundError
+from layers.tiles import CACHE, heat_tile, tile_address, vector_tile
 
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
+#: The TileJSON ``version`` (semver, as TileJSON 3.0 asks): the shape of gridcover's tiles. The workspace
+#: version the tiles are drawn from is ``gridcover:workspace``; the ETag changes with it.
+TILES_VERSION = "1.0.0"
 _JSON_TYPES = {"String": "String", "Number": "Number", "Boolean": "Boolean"}
 
 
@@ -32,23 +36,13 @@ def _k(request: Request) -> int:
     return int(getattr(request.app.state, "k", DEFAULT_K))
 
 
-def _xyz(z: str, x: str, y: str) -> tuple[int, int, int]:
-    try:
-        zi, xi, yi = int(z), int(x), int(y)
-        check_tile(zi, xi, yi)
-    except ValueError as exc:
-        detail = str(exc) if "tile" in str(exc) or "zoom" in str(exc) else f"not a tile address: {z}/{x}/{y}"
-        raise HTTPException(status_code=404, detail=detail) from None
-    return zi, xi, yi
-
-
 def _tile_layer(layer_id: str):
     try:
         layer = declared(layer_id)
     except KeyError as exc:
-        raise HTTPException(status_code=404, detail=str(exc.args[0])) from None
+        raise NotFoundError(str(exc.args[0])) from None
     if not layer.tiles:
-        raise HTTPException(status_code=404, detail=f"layer {layer_id!r} is not served as tiles (it holds personal data)")
+        raise NotFoundError(f"layer {layer_id!r} is not served as tiles (it holds personal data)")
     return layer
 
 
@@ -68,7 +62,7 @@ def _key_and_headers(workspace, k: int, kind: str, name: str, z: int, x: int, y:
     return (str(workspace.path), tag, k, kind, name, z, x, y), headers
 
 
-_TILE_PATH = re.compile(r"^/tiles/(heat/)?([A-Za-z0-9_]+)/(\d+)/(\d+)/(\d+)\.(mvt|png)$")
+_TILE_PATH = re.compile(r"^/tiles/(heat/)?([A-Za-z0-9_]+)/([0-9]{1,10})/([0-9]{1,10})/([0-9]{1,10})\.(mvt|png)$")
 
 
 def cached_tile(workspace, k: int, path: str, if_none_match: str | None) -> tuple[int, dict, bytes] | None:
@@ -112,6 +106,30 @@ async def _cached(request: Request, kind: str, name: str, z: int, x: int, y: int
     return Response(data, media_type=media_type, headers=headers)
 
 
+def complete_openapi(doc: dict, app) -> dict:
+    """The tiles' media types and the layer and heat-map ids this server draws, in the OpenAPI document."""
+    from layers.catalog import LAYERS
+
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    paths = doc["paths"]
+    paths["/tiles/{layer_id}/{z}/{x}/{y}.mvt"]["get"]["responses"]["200"]["content"] = {MVT_TYPE: binary}
+    paths["/tiles/heat/{heat_id}/{z}/{x}/{y}.png"]["get"]["responses"]["200"]["content"] = {"image/png": binary}
+    layer_ids = [lay.id for lay in LAYERS if lay.tiles]
+    for path, ops in paths.items():
+        for op in ops.values():
+            for param in op.get("parameters", []):
+                if not path.startswith("/tiles/") or param.get("in") != "path":
+                    continue
+                if param["name"] == "layer_id":
+                    param["schema"] = {"type": "string", "enum": layer_ids}
+                elif param["name"] == "heat_id":
+                    param["schema"] = {"type": "string", "enum": [h.id for h in HEATS]}
+                elif param["name"] in ("z", "x", "y"):
+                    param["description"] = "tile address (XYZ, EPSG:3857): z in 0..24, x and y in 0..2^z-1"
+                    param["schema"] = {"type": "string", "pattern": "^[0-9]{1,10}$"}
+    return doc
+
+
 def build_router() -> APIRouter:
     router = APIRouter(tags=["tiles"])
 
@@ -120,12 +138,12 @@ def build_router() -> APIRouter:
         try:
             heat = declared_heat(heat_id)
         except KeyError as exc:
-            raise HTTPException(status_code=404, detail=str(exc.args[0])) from None
+            raise NotFoundError(str(exc.args[0])) from None
         workspace = get_workspace(request)
         base = str(request.base_url).rstrip("/")
         doc = {"tilejson": "3.0.0", "name": heat.title_en, "description": f"{heat.title_zh} — {heat.title_en}",
                "tiles": [f"{base}/tiles/heat/{heat.id}/{{z}}/{{x}}/{{y}}.png"], "minzoom": 10, "maxzoom": 18,
-               "scheme": "xyz", "tileSize": 256}
+               "scheme": "xyz", "tileSize": 256, "version": TILES_VERSION, "gridcover:workspace": workspace.tag}
         if workspace.has(declared(heat.layer).source):
             x0, y0, x1, y1 = prepared(workspace, heat.layer).extent_wgs84()
             doc["bounds"] = [x0, y0, x1, y1]
@@ -137,8 +155,8 @@ def build_router() -> APIRouter:
         try:
             declared_heat(heat_id)
         except KeyError as exc:
-            raise HTTPException(status_code=404, detail=str(exc.args[0])) from None
-        zi, xi, yi = _xyz(z, x, y)
+            raise NotFoundError(str(exc.args[0])) from None
+        zi, xi, yi = tile_address(z, x, y)
         workspace = get_workspace(request)
         return await _cached(request, "png", heat_id, zi, xi, yi,
                              lambda: heat_tile(workspace, heat_id, zi, xi, yi), "image/png")
@@ -148,14 +166,14 @@ def build_router() -> APIRouter:
         layer = _tile_layer(layer_id)
         workspace = get_workspace(request)
         if not workspace.has(layer.source):
-            raise HTTPException(status_code=404, detail=f"the workspace has no layer {layer.source!r} yet")
+            raise NotFoundError(f"the workspace has no layer {layer.source!r} yet")
         source = prepared(workspace, layer.id)
         x0, y0, x1, y1 = source.extent_wgs84()
         base = str(request.base_url).rstrip("/")
         fields = {f: _field_type(source.data[f].dtype) for f in layer.tile_fields if f in source.data.columns}
         doc = {
             "tilejson": "3.0.0", "name": layer.id, "description": f"{layer.title_zh} — {layer.title_en}",
-            "version": workspace.tag, "scheme": "xyz", "attribution": "gridcover",
+            "version": TILES_VERSION, "gridcover:workspace": workspace.tag, "scheme": "xyz", "attribution": "gridcover",
             "tiles": [f"{base}/tiles/{layer.id}/{{z}}/{{x}}/{{y}}.mvt"],
             "minzoom": layer.minzoom, "maxzoom": layer.maxzoom,
             "bounds": [x0, y0, x1, y1],
@@ -169,7 +187,7 @@ def build_router() -> APIRouter:
                 response_class=Response)
     async def mvt(layer_id: str, z: str, x: str, y: str, request: Request):
         layer = _tile_layer(layer_id)
-        zi, xi, yi = _xyz(z, x, y)
+        zi, xi, yi = tile_address(z, x, y)
         workspace = get_workspace(request)
         k = _k(request)
         return await _cached(request, "mvt", layer.id, zi, xi, yi,

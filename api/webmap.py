@@ -19,10 +19,11 @@ import mimetypes
 from pathlib import Path
 
 import shapely
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api.app import get_workspace
+from geo.errors import NotFoundError
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, HEATS
 from layers.features import available, prepared, public_view
@@ -30,6 +31,14 @@ from layers.features import available, prepared, public_view
 STATIC = Path(__file__).parent / "static"
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/css", ".css")
+
+
+def static_files(root: Path = STATIC) -> dict[str, Path]:
+    """Every file of the web map by its URL path under ``/static/`` (``vendor/maplibre-gl/maplibre-gl.js``).
+
+    ``/static/{path}`` answers only these: a request's path is looked up here, never handed to the file
+    system, so ``..``, NUL bytes, odd encodings or 5,000-character names are a plain 404."""
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def page_response(request: Request) -> Response:
@@ -73,8 +82,18 @@ def map_config(request: Request) -> dict:
             "field_names": {k: list(v) for k, v in FIELD_NAMES.items()}}
 
 
+def complete_openapi(doc: dict, app) -> dict:
+    """The web map's media types in the OpenAPI document."""
+    paths = doc["paths"]
+    paths["/map"]["get"]["responses"]["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
+    paths["/static/{path}"]["get"]["responses"]["200"]["content"] = {"*/*": {"schema": {"type": "string",
+                                                                                      "format": "binary"}}}
+    return doc
+
+
 def build_router() -> APIRouter:
     router = APIRouter(tags=["web map"])
+    files = static_files()
 
     @router.get("/map", summary="The web map page", response_class=Response)
     def page(request: Request):
@@ -100,9 +119,9 @@ def build_router() -> APIRouter:
     @router.get("/static/{path:path}", summary="Files of the web map (script, style, MapLibre)",
                 response_class=Response)
     def static(path: str):
-        target = (STATIC / path).resolve()
-        if not target.is_file() or STATIC.resolve() not in target.parents:
-            raise HTTPException(status_code=404, detail=f"no file {path!r}")
+        target = files.get(path)
+        if target is None:
+            raise NotFoundError(f"no file {path[:100]!r} among the web map's files")
         return FileResponse(target, headers={"Cache-Control": "no-cache"})
 
     return router

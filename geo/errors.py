@@ -45,3 +45,28 @@ class InputError(GridcoverError):
 
 class ConfigError(GridcoverError):
     """A bad configuration file or command-line option."""
+
+
+class ParameterError(GridcoverError):
+    """A bad parameter of a request (query parameter or path segment): names the parameter.
+
+    >>> str(ParameterError("bbox", "minx is not a finite number: 'nan'"))
+    "parameter bbox: minx is not a finite number: 'nan'"
+    """
+
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        self.message = message
+        super().__init__(f"parameter {parameter}: {message}")
+
+
+class NotFoundError(GridcoverError):
+    """Something a request names (a collection, a feature, a tile, a file) does not exist."""
+
+
+class KeyRequiredError(GridcoverError):
+    """A request that needs an API key came without one, or with a key that is not configured."""
+
+
+class ForbiddenError(GridcoverError):
+    """The caller's key does not allow what it asked for."""

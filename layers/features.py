@@ -27,6 +27,7 @@ import pyproj
 import shapely
 
 from geo.crs import transform_geometries, wgs84_to_gcj02
+from geo.errors import ParameterError
 from layers.base import Layer
 from layers.catalog import HEAT_DERIVED, LAYERS, layer as declared
 
@@ -93,12 +94,81 @@ def to_output_crs(geoms: np.ndarray, crs_key: str) -> np.ndarray:
     return shapely.transform(np.asarray(geoms, dtype=object), _finish)
 
 
-def bbox_to_wgs84(bbox: tuple[float, float, float, float], crs_key: str) -> shapely.Geometry:
-    """A bbox given in an output CRS (its axis order) as a WGS-84 polygon (edges densified for curved ones)."""
+#: Bounds of each output CRS in its x, y order (before any axis swap): lon/lat degrees, Web Mercator metres.
+_MERCATOR_X = float(_TO_3857.transform(180.0, 0.0)[0])
+CRS_BOUNDS = {
+    "CRS84": (-180.0, -90.0, 180.0, 90.0),
+    "EPSG:4326": (-180.0, -90.0, 180.0, 90.0),
+    "EPSG:4490": (-180.0, -90.0, 180.0, 90.0),
+    "EPSG:3857": (-_MERCATOR_X, -_MERCATOR_X, _MERCATOR_X, _MERCATOR_X),
+    "GCJ-02": (-180.0, -90.0, 180.0, 90.0),
+}
+
+
+def parse_bbox(text: str, crs_key: str) -> shapely.Geometry:
+    """An OGC ``bbox`` parameter (4 or 6 numbers in the axis order of ``crs_key``) as a WGS-84 query area.
+
+    Every number must be finite and inside the CRS's bounds (:data:`CRS_BOUNDS`); the south edge may not lie
+    north of the north edge. A west edge east of the east edge is a box across the antimeridian (OGC API –
+    Features, 7.15.3): two boxes, one each side of it. A box of zero width or height is a valid query (a point
+    or a segment): it finds what it touches. Anything else raises :class:`~geo.errors.ParameterError`.
+
+    >>> parse_bbox("104.07,30.65,104.07,30.65", "CRS84").geom_type
+    'Point'
+    """
+    parts = text.split(",")
+    if len(parts) not in (4, 6):
+        raise ParameterError("bbox", f"{_shown(text)} is not 4 (or 6) comma-separated numbers (it has {len(parts)})")
+    numbers = []
+    for part in parts:
+        try:
+            number = float(part)
+        except ValueError:
+            raise ParameterError("bbox", f"{_shown(part)} is not a number (in {_shown(text)})") from None
+        if not np.isfinite(number):
+            raise ParameterError("bbox", f"{_shown(part)} is not a finite number (in {_shown(text)})")
+        numbers.append(number)
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    _, swap, _ = OUTPUT_CRS[crs_key]
+    a0, b0, a1, b1 = numbers
+    x0, y0, x1, y1 = (b0, a0, b1, a1) if swap else (a0, b0, a1, b1)
+    lo_x, lo_y, hi_x, hi_y = CRS_BOUNDS[crs_key]
+    x_name, y_name = ("x", "y") if crs_key == "EPSG:3857" else ("longitude", "latitude")
+    for value, lo, hi, name in ((x0, lo_x, hi_x, x_name), (x1, lo_x, hi_x, x_name),
+                                (y0, lo_y, hi_y, y_name), (y1, lo_y, hi_y, y_name)):
+        if not lo <= value <= hi:
+            raise ParameterError("bbox", f"{name} {value:g} is outside {lo:g}..{hi:g}, the bounds of {crs_key} "
+                                         f"(in {_shown(text)}; axis order of bbox-crs)")
+    if y0 > y1:
+        raise ParameterError("bbox", f"the south edge {y0:g} lies north of the north edge {y1:g} (in {_shown(text)}; "
+                                     "the lower corner comes first)")
+    if x0 > x1:
+        return bbox_to_wgs84((x0, y0, hi_x, y1), crs_key, xy=True).union(
+            bbox_to_wgs84((lo_x, y0, x1, y1), crs_key, xy=True))
+    return bbox_to_wgs84((x0, y0, x1, y1), crs_key, xy=True)
+
+
+def _shown(text: str, width: int = 60) -> str:
+    """A user's value quoted for a message, cut to ``width`` characters."""
+    return repr(text if len(text) <= width else text[:width] + "…")
+
+
+def bbox_to_wgs84(bbox: tuple[float, float, float, float], crs_key: str, *, xy: bool = False) -> shapely.Geometry:
+    """A bbox given in an output CRS (its axis order, or x/y with ``xy``) as a WGS-84 geometry (edges densified
+    for curved ones); a box of zero width or height is a point or a segment. Use :func:`parse_bbox` for a
+    user's values: this one does not check them."""
     target, swap, _ = OUTPUT_CRS[crs_key]
     a0, b0, a1, b1 = bbox
-    x0, y0, x1, y1 = (b0, a0, b1, a1) if swap else (a0, b0, a1, b1)
-    box = shapely.segmentize(shapely.box(x0, y0, x1, y1), max(x1 - x0, y1 - y0) / 16 or 1.0)
+    x0, y0, x1, y1 = (b0, a0, b1, a1) if swap and not xy else (a0, b0, a1, b1)
+    if x0 == x1 and y0 == y1:
+        box = shapely.Point(x0, y0)
+    elif x0 == x1 or y0 == y1:
+        box = shapely.LineString([(x0, y0), (x1, y1)])
+    else:
+        box = shapely.box(x0, y0, x1, y1)
+    if not isinstance(box, shapely.Point):
+        box = shapely.segmentize(box, max(x1 - x0, y1 - y0) / 16)
     if target == "gcj02":
         from geo.crs import gcj02_to_wgs84
         box = transform_geometries(np.array([box], dtype=object), gcj02_to_wgs84)[0]

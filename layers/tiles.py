@@ -27,6 +27,7 @@ import numpy as np
 import shapely
 from PIL import Image
 
+from geo.errors import NotFoundError
 from layers.catalog import heat as declared_heat, layer as declared
 from layers.features import prepared, public_view
 from layers.mvt import EXTENT, encode_layer
@@ -55,6 +56,24 @@ def check_tile(z: int, x: int, y: int) -> None:
     n = 1 << z
     if not (0 <= x < n and 0 <= y < n):
         raise ValueError(f"tile {z}/{x}/{y} does not exist (x and y must be in 0..{n - 1} at zoom {z})")
+
+
+def tile_address(z: str, x: str, y: str) -> tuple[int, int, int]:
+    """The tile ``z/x/y`` of a URL as numbers; :class:`~geo.errors.NotFoundError` naming the problem for
+    anything that is not an existing tile (not digits, a zoom outside 0..MAX_ZOOM, x or y off the grid).
+
+    >>> tile_address("15", "26085", "13712")
+    (15, 26085, 13712)
+    """
+    parts = (z, x, y)
+    if not all(p.isascii() and p.isdigit() and len(p) <= 10 for p in parts):
+        shown = "/".join(p[:20] for p in parts)
+        raise NotFoundError(f"not a tile address: {shown!r} (z/x/y are whole numbers, z in 0..{MAX_ZOOM})")
+    try:
+        check_tile(int(z), int(x), int(y))
+    except ValueError as exc:
+        raise NotFoundError(str(exc)) from None
+    return int(z), int(x), int(y)
 
 
 class TileCache:

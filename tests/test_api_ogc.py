@@ -45,10 +45,10 @@ def test_landing_page_links_the_openapi_30_definition_and_the_collections(client
     assert api.headers["content-type"].startswith("application/vnd.oai.openapi+json;version=3.0")
     definition = api.json()
     assert definition["openapi"] == "3.0.3"
-    assert "/collections/{collection_id}/items" in definition["paths"]
+    assert "/collections/grids/items" in definition["paths"]
     text = json.dumps(definition)
     assert '"type": "null"' not in text and '"const"' not in text  # 3.1-only constructs rewritten
-    params = {p["name"] for p in definition["paths"]["/collections/{collection_id}/items"]["get"]["parameters"]}
+    params = {p["name"] for p in definition["paths"]["/collections/grids/items"]["get"]["parameters"]}
     assert {"limit", "bbox", "crs", "bbox-crs", "offset"} <= params
     assert "features-2/1.0/conf/crs" in " ".join(client.get("/conformance").json()["conformsTo"])
 
@@ -194,3 +194,156 @@ def test_gdal_lists_every_collection_and_reads_every_feature_through_the_pages()
             assert len(households) == len(ws.read("households"))
         finally:
             pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": None})
+
+
+def grid_inside(workspace):
+    """A grid and a point inside it (lon, lat)."""
+    grid = workspace.read("grids").iloc[0]
+    point = grid.geometry.representative_point()
+    return grid, point.x, point.y
+
+
+def test_a_point_bbox_finds_the_grid_under_it_and_a_point_far_away_finds_nothing(client, workspace):
+    grid, lon, lat = grid_inside(workspace)
+    page = client.get(f"/collections/grids/items?bbox={lon},{lat},{lon},{lat}")
+    assert page.status_code == 200 and grid["id"] in {f["id"] for f in page.json()["features"]}
+    assert client.get("/collections/grids/items?bbox=0,0,0,0").json()["numberMatched"] == 0
+    # the same point in CGCS2000, latitude first; a segment (zero height) finds what it crosses
+    assert grid["id"] in {f["id"] for f in client.get(
+        f"/collections/grids/items?bbox={lat},{lon},{lat},{lon}&bbox-crs={EPSG4490}").json()["features"]}
+    assert grid["id"] in {f["id"] for f in client.get(
+        f"/collections/grids/items?bbox={lon - 0.01},{lat},{lon + 0.01},{lat}").json()["features"]}
+
+
+def test_a_west_edge_east_of_the_east_edge_is_a_box_across_the_antimeridian(client, workspace):
+    grids = workspace.read("grids")
+    x0, y0, x1, y1 = grids.total_bounds
+    middle = (x0 + x1) / 2
+    # from the middle of the district east to the antimeridian, and from -180 to the district's west edge
+    page = client.get(f"/collections/grids/items?bbox={middle},{y0},{x0 - 0.001},{y1}&limit=10000").json()
+    expected = set(grids.loc[grids.intersects(shapely.box(middle, y0, 180, y1)), "id"])
+    assert {f["id"] for f in page["features"]} == expected and 0 < len(expected) < len(grids)
+
+
+@pytest.mark.parametrize("bbox, words", [
+    ("-inf,30,104,31", "'-inf' is not a finite number"),
+    ("nan,30,104,31", "'nan' is not a finite number"),
+    ("104,30,1e400,31", "'1e400' is not a finite number"),
+    ("-1e308,-1e308,1e308,1e308", "longitude -1e+308 is outside -180..180"),
+    ("104,30,200,31", "longitude 200 is outside -180..180"),
+    ("104,-100,105,31", "latitude -100 is outside -90..90"),
+    ("104,31,105,30", "the south edge 31 lies north of the north edge 30"),
+    ("1,2,3", "not 4 (or 6) comma-separated numbers (it has 3)"),
+    ("1,2,3,4,5", "not 4 (or 6) comma-separated numbers (it has 5)"),
+    ("1,2,x,4", "'x' is not a number"),
+    ("", "not 4 (or 6) comma-separated numbers"),
+    ("9" * 5000 + ",1,2,3", "is not a finite number"),
+])
+def test_a_bad_bbox_is_400_saying_what_is_wrong(client, bbox, words):
+    r = client.get("/collections/grids/items", params={"bbox": bbox})
+    assert r.status_code == 400
+    assert r.json()["code"] == "InvalidParameterValue"
+    assert r.json()["description"].startswith("parameter bbox: ") and words in r.json()["description"]
+    assert len(r.json()["description"]) < 400
+
+
+def test_a_bbox_is_checked_against_the_bounds_of_its_crs(client):
+    # EPSG:4326 is latitude first: 104 in the first place is a latitude
+    r = client.get("/collections/grids/items", params={"bbox": "104,30,105,31",
+                                                       "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"})
+    assert r.status_code == 400 and "latitude 104 is outside -90..90" in r.json()["description"]
+    r = client.get("/collections/grids/items", params={"bbox": "0,0,3e7,1", "bbox-crs": EPSG3857})
+    assert r.status_code == 400 and "x 3e+07 is outside" in r.json()["description"]
+    assert client.get("/collections/grids/items", params={"bbox": "0,0,0,0", "bbox-crs": EPSG3857}).status_code == 200
+    assert client.get("/collections/grids/items", params={"bbox": "0,0,0,0", "bbox-crs": GCJ02_URI}).status_code == 200
+    r = client.get("/collections/grids/items", params={"bbox": "1,2,3,4", "bbox-crs": "EPSG:9999"})
+    assert r.status_code == 400 and "parameter bbox-crs: unsupported coordinate system 'EPSG:9999'" in r.json()["description"]
+    r = client.get("/collections/grids/items", params={"bbox-crs": EPSG3857})
+    assert r.status_code == 400 and r.json()["description"] == "parameter bbox-crs: needs a bbox"
+
+
+@pytest.mark.parametrize("query, words", [
+    ("limit=-1", "parameter limit: -1 is out of range"),
+    ("limit=" + "9" * 5000, "parameter limit: "),
+    ("offset=-5", "parameter offset: -5 is out of range"),
+    ("offset=1.5", "parameter offset: '1.5' is not a whole number"),
+    ("offset=" + "9" * 5000, "parameter offset: "),
+    ("crs=" + "x" * 5000, "parameter crs: unsupported coordinate system"),
+    ("datetime=" + "x" * 5000, "parameter datetime:"),
+    ("f=" + "x" * 50, "parameter f:"),
+    ("x" * 5000 + "=1", "unknown query parameter"),
+])
+def test_bad_paging_crs_and_format_are_400_with_a_short_message(client, query, words):
+    r = client.get(f"/collections/grids/items?{query}")
+    assert r.status_code == 400 and words in r.json()["description"]
+    assert len(r.json()["description"]) < 600
+
+
+def test_a_huge_offset_is_an_empty_page_not_an_error(client):
+    page = client.get("/collections/grids/items?offset=" + "9" * 30).json()
+    assert page["numberReturned"] == 0 and page["numberMatched"] > 0
+
+
+def test_unknown_collections_features_and_keys_are_4xx_with_the_error_body(client):
+    for path, status, code in (("/collections/nowhere", 404, "NotFound"), ("/collections/%00/items", 404, "NotFound"),
+                               ("/collections/grids/items/" + "x" * 5000, 404, "NotFound"),
+                               ("/collections/grids/items/%00", 404, "NotFound"),
+                               ("/collections/grids/items/G01-01?crs=bad", 400, "InvalidParameterValue"),
+                               ("/collections/grids/items/G01-01?f=xml", 400, "InvalidParameterValue"),
+                               ("/collections/households/items", 401, "Unauthorized")):
+        r = client.get(path)
+        assert (r.status_code, r.json()["code"]) == (status, code), path
+        assert r.json()["description"] and len(r.json()["description"]) < 600
+    r = client.get("/collections/households/items", headers=key("k-lookup"))
+    assert (r.status_code, r.json()["code"]) == (403, "Forbidden")
+    r = client.get("/collections", headers=key("no-such-key"))
+    assert (r.status_code, r.json()["code"]) == (401, "Unauthorized")
+
+
+def test_every_get_answers_head_with_its_status_and_headers_and_no_body(client):
+    for path in ("/", "/conformance", "/collections", "/collections/grids", "/collections/grids/items?limit=2",
+                 "/collections/grids/items/G01-01", "/collections/grids/queryables", "/openapi",
+                 "/collections/nowhere", "/collections/grids/items?bbox=nan,0,1,1"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+        if "etag" in get.headers:
+            assert head.headers["etag"] == get.headers["etag"], path
+    assert client.head("/grids/propose").status_code == client.get("/grids/propose").status_code == 405
+
+
+def test_the_openapi_document_lists_geojson_answers_errors_queryables_and_crs(client):
+    doc = client.get("/openapi").json()
+    paths = doc["paths"]
+    assert doc["components"]["schemas"]["Error"]["required"] == ["code", "description"]
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    grids = paths["/collections/grids/items"]["get"]
+    assert "application/geo+json" in grids["responses"]["200"]["content"]
+    assert {"community_id", "id"} <= {p["name"] for p in grids["parameters"]}
+    households = paths["/collections/households/items"]["get"]
+    assert {"400", "401", "403"} <= set(households["responses"])
+    item = paths["/collections/{collection_id}/items/{feature_id}"]["get"]
+    assert "application/geo+json" in item["responses"]["200"]["content"]
+    assert {"crs", "f"} <= {p["name"] for p in item["parameters"]}
+    assert {"400", "404"} <= set(item["responses"])
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            assert "422" not in op["responses"], (method, path)
+            assert op["responses"]["400"]["content"]["application/json"]["schema"] == error, (method, path)
+            if method == "post":
+                assert "413" in op["responses"], path
+    assert "409" in paths["/grids/proposals/{pid}/apply"]["post"]["responses"]
+    assert "image/png" in paths["/tiles/heat/{heat_id}/{z}/{x}/{y}.png"]["get"]["responses"]["200"]["content"]
+    assert "application/vnd.mapbox-vector-tile" in paths["/tiles/{layer_id}/{z}/{x}/{y}.mvt"]["get"]["responses"]["200"]["content"]
+
+
+def test_typed_errors_get_their_status_from_one_table():
+    from api.app import status_of
+    from geo.errors import (ForbiddenError, InputError, KeyRequiredError, NotFoundError, ParameterError)
+    from gridcover.workspace import ConflictError, WorkspaceError
+
+    assert [status_of(e) for e in (ParameterError("bbox", "x"), InputError("x"), KeyRequiredError("x"),
+                                   ForbiddenError("x"), NotFoundError("x"), WorkspaceError("x"),
+                                   ConflictError("x"))] == [400, 400, 401, 403, 404, 404, 409]

@@ -128,3 +128,12 @@ def test_bad_bodies_get_one_clear_400(client):
     r = client.post("/grids/propose", headers=OFFICE, json={"community": "C1", "target": "500-300"})
     assert r.status_code == 400 and "band" in r.json()["description"]
     assert client.get("/grids/versions/7", headers=OFFICE).status_code == 404
+
+
+def test_bodies_nested_too_deeply_or_with_a_target_that_is_no_band_are_400(client):
+    deep = "[" * 50_000 + "]" * 50_000
+    for path in ("/grids/proposals/check", "/grids/proposals", "/grids/propose"):
+        r = client.post(path, content=deep, headers=OFFICE)
+        assert r.status_code == 400 and "nested too deeply" in r.json()["description"], path
+    r = client.post("/grids/propose", json={"community": "C1", "target": [1]}, headers=OFFICE)
+    assert r.status_code == 400 and "target must be a band" in r.json()["description"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import shutil
 
 import mapbox_vector_tile
@@ -156,3 +157,43 @@ def test_a_cached_tile_is_answered_before_routing_with_the_same_bytes_and_etag(c
     again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304
     assert cached_tile(workspace, 5, "/tiles/heat/grids/14/1/1.mvt", None) is None  # not a tile path
+
+
+def test_tile_addresses_that_do_not_exist_are_404_with_a_short_message_never_500(client):
+    digits = "9" * 5000
+    for path in (f"/tiles/grids/1/1/{digits}.mvt", f"/tiles/grids/{digits}/0/0.mvt", "/tiles/grids/3/-1/1.mvt",
+                 "/tiles/grids/99999999999999999999/0/0.mvt", "/tiles/grids/25/0/0.mvt", "/tiles/grids/1/2/0.mvt",
+                 "/tiles/grids/%D9%A3/0/0.mvt", "/tiles/grids/1.5/0/0.mvt", f"/tiles/heat/basic/1/1/{digits}.png",
+                 "/tiles/heat/basic/30/0/0.png", "/tiles/nowhere/1/0/0.mvt", "/tiles/heat/nowhere/1/0/0.png",
+                 "/tiles/nowhere.json", "/tiles/heat/nowhere.json"):
+        r = client.get(path)
+        assert r.status_code == 404, path
+        assert r.json()["code"] == "NotFound" and len(r.json()["description"]) < 400, path
+    assert "zoom 25 is outside 0..24" in client.get("/tiles/grids/25/0/0.mvt").json()["description"]
+    assert "x and y must be in 0..1 at zoom 1" in client.get("/tiles/grids/1/2/0.mvt").json()["description"]
+
+
+def test_a_huge_tile_number_is_404_also_on_the_cached_fast_path(client, workspace):
+    grids = workspace.read("grids")
+    c = grids.union_all().centroid
+    x, y = tile_of(c.x, c.y, 15)
+    assert client.get(f"/tiles/grids/15/{x}/{y}.mvt").status_code == 200  # now cached: the fast path is armed
+    assert client.get(f"/tiles/grids/15/{x}/{'9' * 5000}.mvt").status_code == 404
+
+
+def test_tilejson_version_is_semver_and_names_the_workspace_version(client, workspace):
+    for path in ("/tiles/grids.json", "/tiles/heat/basic.json"):
+        doc = client.get(path).json()
+        assert re.fullmatch(r"\d+\.\d+\.\d+", doc["version"]), path
+        assert doc["gridcover:workspace"] == workspace.tag, path
+
+
+def test_tiles_answer_head_with_the_headers_of_get_and_no_body(client, workspace):
+    c = workspace.read("grids").union_all().centroid
+    x, y = tile_of(c.x, c.y, 14)
+    for path in (f"/tiles/grids/14/{x}/{y}.mvt", f"/tiles/heat/basic/14/{x}/{y}.png", "/tiles/grids.json"):
+        for _ in range(2):  # rendered, then from the cache (the fast path)
+            get, head = client.get(path), client.head(path)
+            assert (head.status_code, head.content) == (200, b""), path
+            assert head.headers["content-type"] == get.headers["content-type"], path
+            assert head.headers.get("etag") == get.headers.get("etag"), path

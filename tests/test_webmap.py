@@ -127,3 +127,20 @@ def test_the_map_shows_the_grids_in_chromium_offline():
             assert all(urlparse(u).netloc == host for u in requested)
         finally:
             browser.close()
+
+
+def test_static_paths_that_are_no_file_of_the_map_are_404_never_500(client):
+    for path in ("/static/%00", "/static/app.js%00", "/static/" + "a" * 5000, "/static/" + "a/" * 3000,
+                 "/static/..%2f..%2fapi%2fapp.py", "/static/%2e%2e/app.py", "/static/%2e%2e%2f%2e%2e%2fpyproject.toml",
+                 "/static/%ff%fe", "/static/%C0%AE%C0%AE/app.py", "/static/vendor", "/static/",
+                 "/static/vendor//maplibre-gl/LICENSE.txt", "/static/..\\app.py", "/static/APP.JS"):
+        r = client.get(path)
+        assert r.status_code == 404, path
+        assert r.json()["code"] == "NotFound" and len(r.json()["description"]) < 300, path
+
+
+def test_static_files_answer_head_with_their_length_and_no_body(client):
+    get, head = client.get("/static/app.js"), client.head("/static/app.js")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
+    assert head.headers["content-type"] == get.headers["content-type"]
