@@ -54,7 +54,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tiny_dir, tmp_path):
     result = _run("analyze", tiny_dir, "--out", out)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "gridcover: error: households.geojson: feature 6 (id=H2), field 'id': duplicate id 'H2' (also feature 1)")
+        "gridcover: error: households.geojson: feature 6 (id=H2), field 'id': duplicate id 'H2' (also feature 1); "
+        "--skip-invalid would leave it out")
     assert "Traceback" not in result.stderr
     assert not out.exists()
     assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())
@@ -104,3 +105,102 @@ def test_internal_errors_show_no_traceback(tiny_dir, tmp_path, monkeypatch, caps
     assert main(["analyze", str(tiny_dir), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: disk on fire" in err and "Traceback" not in err
+
+
+def _required_only(tmp_path):
+    """The tiny district with only the fields the data model requires: no ur_code, footprints without floors,
+    households without building_id, flags, address or visits (a register of points)."""
+    from conftest import tiny_layers, write_layers
+
+    layers = tiny_layers()
+    layers["communities"] = layers["communities"][["id", "name", "street_id", "geometry"]]
+    layers["grids"] = layers["grids"][["id", "name", "community_id", "geometry"]]
+    layers["buildings"] = layers["buildings"][["id", "geometry"]]
+    layers["households"] = layers["households"][["id", "persons", "geometry"]]
+    return write_layers(layers, tmp_path / "required")
+
+
+def test_a_folder_of_only_required_fields_is_analysed_reported_served_and_redrawn(tmp_path, capsys):
+    import math
+
+    import mapbox_vector_tile
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from geo.redraw import RedrawContext, check_proposal
+    from gridcover.workspace import open_workspace
+
+    out = tmp_path / "out"
+    assert main(["analyze", str(_required_only(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "10 households: no_location 2" in captured.out  # H7 (building only, now without it) and H8
+    assert "warning: grids.geojson: no 'worker_name' column: read as empty in every row" in captured.err
+    assert "社区" in (out / "report.html").read_text(encoding="utf-8")  # the report no longer needs ur_code
+    ws = open_workspace(out)
+    client = TestClient(create_app(ws))
+    for collection in ("communities", "grids", "buildings", "coverage_issues"):
+        r = client.get(f"/collections/{collection}/items", headers={"Accept": "application/geo+json"})
+        assert r.status_code == 200, (collection, r.text)
+        assert r.json()["features"]
+    lon, lat = ws.read("grids").geometry.iloc[0].representative_point().coords[0]
+    z = 15
+    x = int((lon + 180) / 360 * 2 ** z)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z)
+    for layer in ("grids", "communities", "buildings"):
+        r = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+        assert r.status_code == 200, (layer, r.text)
+    assert mapbox_vector_tile.decode(client.get(f"/tiles/grids/{z}/{x}/{y}.mvt").content)["grids"]["features"]
+    ctx = RedrawContext.from_layers(lambda n: ws.read(n) if ws.has(n) else None, version=ws.version)
+    report = check_proposal(ctx, ctx.grids_of({"C1"}).reset_index(drop=True))
+    assert report["moved"]["households"] == 0 and sum(g["households"] for g in report["grids"]) == 5
+
+
+def test_skip_invalid_writes_the_rejects_counts_them_and_says_so(tiny_dir, tmp_path):
+    def buildings(doc):
+        doc["features"][0]["geometry"]["coordinates"] = [[[104.0, 30.6], [104.001, 30.6], [104.0, 30.6]]]
+    rewrite_geojson(tiny_dir / "buildings.geojson", buildings)
+    rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][3]["properties"].__setitem__("persons", "x"))
+    out = tmp_path / "out"
+    refused = _run("analyze", tiny_dir, "--out", out)
+    assert refused.returncode == 2 and not out.exists()
+    assert refused.stderr.strip().splitlines()[-1].endswith("; --skip-invalid would leave it out")
+    result = _run("analyze", tiny_dir, "--out", out, "--skip-invalid", "--quiet")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()
+    assert last[-2] == ("left out 2 invalid features (1 buildings, 1 households), listed in rejects.geojson; "
+                        "1 references to missing features dropped")
+    assert last[-1].startswith(f"wrote {out}")
+    rejects = gpd.read_file(out / "rejects.geojson")
+    assert sorted(zip(rejects["layer"], rejects["id"], rejects["field"])) == [("buildings", "B1", "geometry"),
+                                                                             ("households", "H4", "persons")]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["rejected"] == {"buildings": 1, "households": 1}
+    assert summary["references_cleared"] == {"households.building_id": 1}
+    # H7 was recorded in B1: it lost its building, and is still counted under a status (no point: no_location)
+    assert summary["households"] == summary["status_total"] == 9
+    hh = gpd.read_file(out / "households.geojson").set_index("id")
+    assert hh.loc["H7", "status"] == "no_location"
+    assert hh.loc["H1", "status"] in ("no_building", "snapped_to_building")  # its footprint B1 was left out
+    assert "rejects.geojson" in summary["outputs"]
+
+
+def test_skip_invalid_on_clean_data_writes_an_empty_rejects_file(tiny_dir, tmp_path):
+    out = tmp_path / "out"
+    result = _run("analyze", tiny_dir, "--out", out, "--skip-invalid", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-2] == "left out 0 invalid features"
+    assert len(gpd.read_file(out / "rejects.geojson")) == 0
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["rejected"] == {}
+
+
+def test_communities_without_ur_code_get_their_report(tiny_dir, tmp_path):
+    # the report used to crash after the whole run: "The field ur_code is not available in the data"
+    def drop(doc):
+        for f in doc["features"]:
+            f["properties"].pop("ur_code")
+    rewrite_geojson(tiny_dir / "communities.geojson", drop)
+    out = tmp_path / "out"
+    result = _run("analyze", tiny_dir, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "communities / fringe" in html and "城乡分类代码" not in html  # the layer is there, without the code

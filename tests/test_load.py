@@ -109,9 +109,9 @@ def test_missing_folder(tmp_path):
 
 
 def test_missing_field(tiny_dir):
-    rewrite_geojson(tiny_dir / "grids.geojson", lambda d: [f["properties"].pop("worker_phone") for f in d["features"]])
+    rewrite_geojson(tiny_dir / "grids.geojson", lambda d: [f["properties"].pop("community_id") for f in d["features"]])
     msg = _error(tiny_dir)
-    assert msg.startswith("grids.geojson: field 'worker_phone': required field missing")
+    assert msg.startswith("grids.geojson: field 'community_id': required field missing")
 
 
 def test_wrong_geometry_type(tiny_dir):
@@ -123,7 +123,7 @@ def test_wrong_geometry_type(tiny_dir):
 
 def test_null_geometry_in_a_polygon_layer(tiny_dir):
     rewrite_geojson(tiny_dir / "buildings.geojson", lambda d: d["features"][1].__setitem__("geometry", None))
-    assert _error(tiny_dir) == "buildings.geojson: feature 1 (id=B2), field 'geometry': has no geometry (null or empty)"
+    assert _error(tiny_dir) == "buildings.geojson: feature 1 (id=B2), field 'geometry': has no geometry (null or empty); --skip-invalid would leave it out"
 
 
 def test_bow_tie_is_repaired_and_reported(tiny_dir):
@@ -156,12 +156,13 @@ def test_coordinates_that_are_not_lon_lat(tiny_dir):
 
 def test_duplicate_ids(tiny_dir):
     rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][6]["properties"].__setitem__("id", "H2"))
-    assert _error(tiny_dir) == "households.geojson: feature 6 (id=H2), field 'id': duplicate id 'H2' (also feature 1)"
+    assert _error(tiny_dir) == "households.geojson: feature 6 (id=H2), field 'id': duplicate id 'H2' (also feature 1); --skip-invalid would leave it out"
 
 
 def test_household_pointing_to_a_missing_building(tiny_dir):
     rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][6]["properties"].__setitem__("building_id", "B99"))
-    assert _error(tiny_dir) == "households.geojson: feature 6 (id=H7), field 'building_id': refers to buildings 'B99', not in buildings"
+    assert _error(tiny_dir) == ("households.geojson: feature 6 (id=H7), field 'building_id': refers to buildings 'B99', "
+                                "not in buildings; --skip-invalid would drop the reference and place the household by its point")
 
 
 def test_grid_pointing_to_a_missing_community(tiny_dir):
@@ -181,22 +182,22 @@ def test_a_file_that_is_not_geojson(tiny_dir):
 
 def test_a_value_of_the_wrong_type(tiny_dir):
     rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][3]["properties"].__setitem__("persons", "three"))
-    assert _error(tiny_dir) == "households.geojson: feature 3 (id=H4), field 'persons': not a whole number: 'three'"
+    assert _error(tiny_dir) == "households.geojson: feature 3 (id=H4), field 'persons': not a whole number: 'three'; --skip-invalid would leave it out"
 
 
 def test_negative_persons(tiny_dir):
     rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][0]["properties"].__setitem__("persons", -1))
-    assert _error(tiny_dir) == "households.geojson: feature 0 (id=H1), field 'persons': must be 0 or more, got -1"
+    assert _error(tiny_dir) == "households.geojson: feature 0 (id=H1), field 'persons': must be 0 or more, got -1; --skip-invalid would leave it out"
 
 
 def test_a_bad_date(tiny_dir):
     rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][2]["properties"].__setitem__("last_visit", "2026-13-45"))
-    assert _error(tiny_dir) == "households.geojson: feature 2 (id=H3), field 'last_visit': not a date (YYYY-MM-DD): '2026-13-45'"
+    assert _error(tiny_dir) == "households.geojson: feature 2 (id=H3), field 'last_visit': not a date (YYYY-MM-DD): '2026-13-45'; --skip-invalid would leave it out"
 
 
 def test_a_bad_flag(tiny_dir):
     rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][2]["properties"].__setitem__("rental", "maybe"))
-    assert _error(tiny_dir) == "households.geojson: feature 2 (id=H3), field 'rental': not true/false: 'maybe'"
+    assert _error(tiny_dir) == "households.geojson: feature 2 (id=H3), field 'rental': not true/false: 'maybe'; --skip-invalid would leave it out"
 
 
 def test_a_bad_urban_rural_code(tiny_dir):
@@ -228,4 +229,208 @@ def test_csv_with_a_bad_coordinate(tmp_path):
     table["lat"] = hh.geometry.y
     table.loc[1, "lon"] = "104,07"
     table.to_csv(folder / "households.csv", index=False)
-    assert _error(folder) == "households.csv: feature 1 (id=H2), field 'lon': not a number: '104,07'"
+    assert _error(folder) == ("households.csv: feature 1 (id=H2), field 'lon': not a finite number: '104,07'; "
+                              "--skip-invalid would leave it out")
+
+
+# ---- optional means optional: absent or empty in every row, in every format ---------------------
+
+def _write(frame, folder, name, fmt):
+    """One layer written by GDAL in ``fmt`` (CSV: lon/lat columns, empty cells for no point)."""
+    if fmt == "csv":
+        table = pd.DataFrame(frame.drop(columns="geometry"))
+        table["lon"], table["lat"] = frame.geometry.x, frame.geometry.y
+        table.to_csv(folder / f"{name}.csv", index=False)
+    else:
+        driver = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}[fmt]
+        frame.to_file(folder / f"{name}.{fmt}", driver=driver, engine="pyogrio")
+
+
+def _tiny_folder(tmp_path, edit_layers, formats: dict | None = None):
+    layers = tiny_layers()
+    edit_layers(layers)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, frame in layers.items():
+        _write(frame, folder, name, (formats or {}).get(name, "geojson"))
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp"])
+def test_buildings_without_a_floors_column_load_with_floors_unknown(tmp_path, fmt):
+    folder = _tiny_folder(tmp_path, lambda L: L.__setitem__("buildings", L["buildings"].drop(columns="floors")),
+                          {"buildings": fmt})
+    data = load_data(folder)
+    assert data.layers["buildings"]["floors"].isna().all() and len(data.layers["buildings"]) == 6
+    assert f"buildings.{fmt}: no 'floors' column: read as empty in every row" in data.warnings
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp"])
+def test_a_floors_column_empty_in_every_row_loads(tmp_path, fmt):
+    # was "internal error: ValueError: output array is read-only" under pandas 3
+    def edit(L):
+        L["buildings"]["floors"] = None
+    data = load_data(_tiny_folder(tmp_path, edit, {"buildings": fmt}))
+    assert data.layers["buildings"]["floors"].isna().all()
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp", "csv"])
+def test_households_with_building_id_empty_in_every_row_are_placed_by_their_points(tmp_path, fmt):
+    def edit(L):
+        L["households"]["building_id"] = None
+    data = load_data(_tiny_folder(tmp_path, edit, {"households": fmt}))
+    hh = data.layers["households"]
+    assert hh["building_id"].isna().all() and len(hh) == 10
+    assert hh.geometry.isna().sum() == 2  # H7 (building only) and H8 have no point: no location, counted
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp", "csv"])
+def test_households_with_only_the_required_fields_load_with_the_flags_false(tmp_path, fmt):
+    def edit(L):
+        L["households"] = L["households"][["id", "persons", "geometry"]]
+    data = load_data(_tiny_folder(tmp_path, edit, {"households": fmt}))
+    hh = data.layers["households"]
+    assert not hh[["elderly_alone", "rental", "migrant"]].any().any()
+    assert hh["address"].isna().all()
+    assert f"households.{fmt}: no 'address' column: read as empty in every row" in data.warnings
+
+
+def test_grids_without_worker_columns_are_grids_without_workers(tmp_path):
+    data = load_data(_tiny_folder(tmp_path, lambda L: L.__setitem__(
+        "grids", L["grids"].drop(columns=["worker_name", "worker_phone"]))))
+    assert data.layers["grids"]["worker_name"].isna().all()
+
+
+def test_text_columns_under_pandas_3_blank_cells_are_empty(tmp_path):
+    # pandas 3 reads text as the "str" dtype, not object: a blank name is still empty
+    def edit(L):
+        L["grids"]["name"] = L["grids"]["name"].astype(str)
+        L["grids"].loc[1, "name"] = "  "
+    msg = _error(_tiny_folder(tmp_path, edit))
+    assert msg == "grids.geojson: feature 1 (id=G2), field 'name': is empty but required"
+
+
+# ---- bad input named as it is -----------------------------------------------------------------
+
+def test_a_folder_named_like_a_layer_file_is_named_as_a_folder(tiny_dir):
+    (tiny_dir / "households.geojson").unlink()
+    (tiny_dir / "households.geojson").mkdir()
+    assert _error(tiny_dir) == (f"households.geojson in {tiny_dir} is a folder, not a file: "
+                                "cannot read layer 'households' from it")
+
+
+def test_a_symbolic_link_loop_is_named_as_a_loop(tiny_dir):
+    (tiny_dir / "households.geojson").unlink()
+    (tiny_dir / "households.geojson").symlink_to(tiny_dir / "loop.geojson")
+    (tiny_dir / "loop.geojson").symlink_to(tiny_dir / "households.geojson")
+    msg = _error(tiny_dir)
+    assert msg.startswith(f"households.geojson in {tiny_dir} is a symbolic link that loops")
+    assert "not found" not in msg
+
+
+def test_a_dangling_symbolic_link_says_where_it_points(tiny_dir):
+    (tiny_dir / "grids.geojson").unlink()
+    (tiny_dir / "grids.geojson").symlink_to(tiny_dir / "gone.geojson")
+    assert _error(tiny_dir) == (f"grids.geojson in {tiny_dir} is a symbolic link to {tiny_dir / 'gone.geojson'}, "
+                                "which does not exist: cannot read layer 'grids' from it")
+
+
+def _nan_point(i):
+    def edit(doc):
+        doc["features"][i]["geometry"]["coordinates"] = [float("nan"), float("nan")]
+    return edit
+
+
+def test_nan_coordinates_in_geojson_are_bad_input_not_no_location(tiny_dir):
+    rewrite_geojson(tiny_dir / "households.geojson", _nan_point(4))
+    assert _error(tiny_dir) == ("households.geojson: feature 4 (id=H5), field 'geometry': has an empty geometry or NaN "
+                                "coordinates (leave the geometry null for no location); --skip-invalid would leave it out")
+
+
+def test_infinite_coordinates_in_geojson_are_bad_input(tiny_dir):
+    rewrite_geojson(tiny_dir / "households.geojson",
+                    lambda d: d["features"][2]["geometry"].__setitem__("coordinates", [float("inf"), 30.6]))
+    assert _error(tiny_dir).startswith("households.geojson: feature 2 (id=H3), field 'geometry': has coordinates that "
+                                       "are not finite numbers")
+
+
+@pytest.mark.parametrize("text", ["NaN", "inf", "-Infinity"])
+def test_nan_or_infinite_csv_coordinates_are_bad_input(tmp_path, text):
+    folder = _tiny_folder(tmp_path, lambda L: None, {"households": "csv"})
+    table = pd.read_csv(folder / "households.csv", dtype=str, keep_default_na=False)
+    table.loc[3, "lat"] = text
+    table.to_csv(folder / "households.csv", index=False)
+    assert _error(folder) == (f"households.csv: feature 3 (id=H4), field 'lat': not a finite number: '{text}'; "
+                              "--skip-invalid would leave it out")
+
+
+# ---- quarantine: --skip-invalid leaves out what cannot be used, and counts it -------------------
+
+def _broken_tiny(tiny_dir):
+    """B1's ring has too few points, H4 has persons 'three', H10 duplicates H9's id, a gate-less world."""
+    def buildings(doc):
+        doc["features"][0]["geometry"]["coordinates"] = [[[104.0, 30.6], [104.001, 30.6], [104.0, 30.6]]]
+    rewrite_geojson(tiny_dir / "buildings.geojson", buildings)
+
+    def households(doc):
+        doc["features"][3]["properties"]["persons"] = "three"
+        doc["features"][9]["properties"]["id"] = "H9"
+    rewrite_geojson(tiny_dir / "households.geojson", households)
+    return tiny_dir
+
+
+def test_without_the_flag_the_first_bad_feature_stops_the_run_and_names_the_flag(tiny_dir):
+    msg = _error(_broken_tiny(tiny_dir))
+    assert msg == ("buildings.geojson: feature 0 (id=B1), field 'geometry': invalid polygon that cannot be repaired "
+                   "(Too few points in geometry component[104 30.6]); --skip-invalid would leave it out")
+
+
+def test_skip_invalid_leaves_out_each_bad_feature_with_its_reason(tiny_dir):
+    data = load_data(_broken_tiny(tiny_dir), skip_invalid=True)
+    rejects = data.rejects
+    got = {(r.layer, r.id, r.field, r.feature) for r in rejects.itertuples()}
+    assert got == {("buildings", "B1", "geometry", 0), ("households", "H4", "persons", 3),
+                   ("households", "H9", "id", 9)}
+    h4 = rejects[rejects["id"] == "H4"].iloc[0]
+    assert h4["persons"] == "three" and h4["reason"] == "not a whole number: 'three'"  # the original value
+    assert h4.geometry.geom_type == "Point"
+    assert rejects[rejects["id"] == "B1"].geometry.iloc[0].geom_type == "Polygon"  # the original (broken) ring
+    assert len(data.layers["buildings"]) == 5 and len(data.layers["households"]) == 8
+    # H7 named B1, which was left out: it stays, without its building, and the run says so
+    hh = data.layers["households"].set_index("id")
+    assert "H7" in hh.index and hh.loc["H7", "building_id"] is None
+    assert data.references_cleared == {"households.building_id": 1}
+    assert any("1 households refer to buildings that are not there (first: feature 6 (id=H7) building_id='B1')" in w
+               for w in data.warnings)
+
+
+def test_skip_invalid_leaves_out_a_gate_of_a_missing_estate(tmp_path):
+    layers = tiny_layers()
+    layers["estates"] = gpd.GeoDataFrame({"id": ["E1"], "name": ["锦华苑"]},
+                                         geometry=[layers["buildings"].geometry.iloc[0].buffer(0.0005)], crs=4326)
+    layers["gates"] = gpd.GeoDataFrame({"id": ["M1", "M2"], "estate_id": ["E1", "E9"]},
+                                       geometry=gpd.points_from_xy([104.0, 104.001], [30.65, 30.65]), crs=4326)
+    folder = write_layers(layers, tmp_path / "gates")
+    assert _error(folder) == ("gates.geojson: feature 1 (id=M2), field 'estate_id': refers to estates 'E9', not in "
+                              "estates; --skip-invalid would leave it out")
+    data = load_data(folder, skip_invalid=True)
+    assert data.layers["gates"]["id"].tolist() == ["M1"]
+    assert data.rejects[["layer", "id", "field"]].values.tolist() == [["gates", "M2", "estate_id"]]
+
+
+@pytest.mark.parametrize("layer, index, fid", [("streets", 0, "S1"), ("communities", 1, "C2"), ("grids", 2, "G3")])
+def test_boundaries_always_stop_the_run_even_with_the_flag(tiny_dir, layer, index, fid):
+    rewrite_geojson(tiny_dir / f"{layer}.geojson", lambda d: d["features"][index]["properties"].__setitem__("name", None))
+    msg = _error(tiny_dir, skip_invalid=True)
+    assert msg == (f"{layer}.geojson: feature {index} (id={fid}), field 'name': is empty but required; --skip-invalid "
+                   "never leaves out streets, communities, grids (a wrong boundary makes every answer wrong)")
+
+
+def test_skip_invalid_takes_nan_csv_coordinates_out_not_as_no_location(tmp_path):
+    folder = _tiny_folder(tmp_path, lambda L: None, {"households": "csv"})
+    table = pd.read_csv(folder / "households.csv", dtype=str, keep_default_na=False)
+    table.loc[3, "lon"] = "nan"
+    table.to_csv(folder / "households.csv", index=False)
+    data = load_data(folder, skip_invalid=True)
+    assert data.rejects[["id", "field", "reason"]].values.tolist() == [["H4", "lon", "not a finite number: 'nan'"]]
+    assert "H4" not in set(data.layers["households"]["id"])
