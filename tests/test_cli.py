@@ -1,10 +1,13 @@
 """The gridcover command as a user runs it: outputs, exit codes, messages, atomic writes."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 import pytest
 
@@ -204,3 +207,83 @@ def test_communities_without_ur_code_get_their_report(tiny_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "communities / fringe" in html and "城乡分类代码" not in html  # the layer is there, without the code
+
+
+# ---- real data as users have it (tests/data, rebuilt by tests/data/make_fixtures.py) ----------------
+
+RAW = Path(__file__).resolve().parent / "data" / "chengdu_raw"
+VARIANTS = RAW.parent / "variants"
+
+
+def _raw_copy(tmp_path) -> Path:
+    folder = tmp_path / "chengdu_raw"
+    shutil.copytree(RAW, folder)
+    return folder
+
+
+def test_the_raw_osm_and_spreadsheet_folder_stops_at_its_broken_footprint_and_names_the_flag(tmp_path):
+    result = _run("analyze", _raw_copy(tmp_path), "--out", tmp_path / "out", "--quiet")
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gridcover: error: buildings.geojson: feature 111 (id=way/314875622), field 'geometry': invalid polygon that "
+        "cannot be repaired (Too few points in geometry component[104.055 30.6541]); --skip-invalid would leave it out")
+
+
+def test_the_raw_folder_with_skip_invalid_is_analysed_and_nothing_is_lost(tmp_path):
+    out = tmp_path / "out"
+    result = _run("analyze", _raw_copy(tmp_path), "--out", out, "--quiet", "--skip-invalid")
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    for line in ("warning: grids.shp: column 'community_' read as 'community_id' (Shapefile field names are cut to 10 "
+                 "characters)",
+                 "warning: buildings.geojson: no 'floors' column: read as empty in every row",
+                 "warning: households.csv: read as GB18030 text (not UTF-8)",
+                 "warning: buildings.geojson: feature 3 (id=relation/7777957): invalid polygon (Self-intersection"):
+        assert line in err
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("644 households: no_location 15")
+    assert lines[-2] == ("left out 1 invalid features (1 buildings), listed in rejects.geojson; 5 references to missing "
+                         "features dropped")
+    rows = pd.read_csv(RAW / "households.csv", encoding="gb18030", dtype=str)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["households"] == summary["status_total"] == len(rows) == 644  # every row of the sheet counted
+    assert summary["rejected"] == {"buildings": 1}
+    assert summary["references_cleared"] == {"households.building_id": 5}
+    rejects = gpd.read_file(out / "rejects.geojson")
+    assert rejects[["layer", "id", "field"]].values.tolist() == [["buildings", "way/314875622", "geometry"]]
+    assert "@id" in rejects.columns and rejects["building"].iloc[0] == "house"  # the original OSM properties
+    hh = gpd.read_file(out / "households.geojson").set_index("id")
+    assert hh.loc["HH0373", "status"] in ("no_building", "snapped_to_building", "no_location")
+    assert hh.loc["HH0002", "address"].startswith("汪家拐街道") and hh["elderly_alone"].any()  # 是/否 read
+
+
+def test_the_register_without_ur_code_and_the_points_only_households_shapefile(tmp_path):
+    folder = _raw_copy(tmp_path)
+    (folder / "communities.gpkg").unlink()
+    shutil.copy(VARIANTS / "communities_no_ur_code.geojson", folder / "communities.geojson")
+    (folder / "households.csv").unlink()
+    for part in VARIANTS.glob("households.*"):
+        shutil.copy(part, folder / part.name)
+    config = (folder / "gridcover.toml").read_text(encoding="utf-8")
+    config = config[:config.index("[crs]")] + config[config.index("[columns.buildings]"):]  # data-model names, WGS-84
+    (folder / "gridcover.toml").write_text(config, encoding="utf-8")
+    out = tmp_path / "out"
+    result = _run("analyze", folder, "--out", out, "--quiet", "--skip-invalid")
+    assert result.returncode == 0, result.stderr
+    assert ("warning: households.shp: column 'building_i' read as 'building_id' (Shapefile field names are cut to 10 "
+            "characters)") in result.stderr
+    assert "warning: households.shp: column 'elderly_al' read as 'elderly_alone'" in result.stderr
+    assert result.stdout.startswith("150 households:")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert all(c["ur_code"] is None for c in summary["per_community"])
+    assert (out / "report.html").stat().st_size > 0
+
+
+def test_the_register_of_community_points_is_not_a_communities_layer(tmp_path):
+    folder = _raw_copy(tmp_path)
+    (folder / "communities.gpkg").unlink()
+    shutil.copy(VARIANTS / "communities_register.csv", folder / "communities.csv")
+    result = _run("analyze", folder, "--out", tmp_path / "out", "--quiet")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gridcover: error: communities.csv: layer 'communities' holds polygons: CSV is read for point layers only")

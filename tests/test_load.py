@@ -434,3 +434,127 @@ def test_skip_invalid_takes_nan_csv_coordinates_out_not_as_no_location(tmp_path)
     data = load_data(folder, skip_invalid=True)
     assert data.rejects[["id", "field", "reason"]].values.tolist() == [["H4", "lon", "not a finite number: 'nan'"]]
     assert "H4" not in set(data.layers["households"]["id"])
+
+
+# ---- column mapping, Shapefile names cut to 10 characters, text encodings ------------------------
+
+def test_gdal_shapefiles_with_cut_field_names_are_read_and_the_match_is_named(tmp_path):
+    folder = _tiny_folder(tmp_path, lambda L: None, {"grids": "shp", "households": "shp", "buildings": "shp"})
+    data = load_data(folder)
+    assert data.layers["grids"]["community_id"].tolist() == ["C1", "C1", "C1", "C2", "C2"]
+    assert data.layers["grids"]["worker_name"].tolist()[:2] == ["张伟", "王芳"]
+    hh = data.layers["households"].set_index("id")
+    assert hh.loc["H7", "building_id"] == "B1" and bool(hh.loc["H2", "elderly_alone"])
+    for cut, name in (("community_", "community_id"), ("worker_nam", "worker_name"), ("building_i", "building_id"),
+                      ("elderly_al", "elderly_alone"), ("child_in_d", "child_in_difficulty")):
+        layer = "grids" if cut in ("community_", "worker_nam") else "households"
+        assert (f"{layer}.shp: column {cut!r} read as {name!r} (Shapefile field names are cut to 10 characters)"
+                in data.warnings)
+
+
+def test_an_ambiguous_cut_is_not_guessed(tmp_path):
+    def edit(L):
+        L["grids"]["info_officer_name"] = "赵六"
+    folder = _tiny_folder(tmp_path, edit, {"grids": "shp"})
+    data = load_data(folder)
+    assert "info_officer_name" not in data.layers["grids"].columns
+    assert any("grids.shp: column 'info_offic' could be any of info_officer_name, info_officer_phone" in w
+               for w in data.warnings)
+    (folder / "gridcover.toml").write_text('[columns.grids]\ninfo_officer_name = "info_offic"\n', encoding="utf-8")
+    assert load_data(folder).layers["grids"]["info_officer_name"].iloc[0] == "赵六"
+
+
+def _spreadsheet_csv(folder, encoding="gb18030"):
+    """A household register as a spreadsheet exports it: Chinese headers, 是/否, GB18030 text."""
+    hh = tiny_layers()["households"]
+    table = pd.DataFrame({
+        "编号": hh["id"], "地址": hh["address"], "人数": hh["persons"],
+        "经度": hh.geometry.x.round(7), "纬度": hh.geometry.y.round(7),
+        "独居老人": hh["elderly_alone"].map({True: "是", False: "否"}),
+    })
+    table.to_csv(folder / "households.csv", index=False, encoding=encoding)
+
+
+_MAPPING = """[columns.households]
+id = "编号"
+address = "地址"
+persons = "人数"
+lon = "经度"
+lat = "纬度"
+elderly_alone = "独居老人"
+"""
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8", "utf-8-sig"])
+def test_a_spreadsheet_csv_with_chinese_headers_is_read_through_the_column_mapping(tmp_path, encoding):
+    layers = tiny_layers()
+    del layers["households"]
+    folder = write_layers(layers, tmp_path / "sheet")
+    _spreadsheet_csv(folder, encoding)
+    (folder / "gridcover.toml").write_text(_MAPPING, encoding="utf-8")
+    data = load_data(folder)
+    hh = data.layers["households"].set_index("id")
+    assert hh.loc["H2", "address"] == "测试路 H2" and bool(hh.loc["H2", "elderly_alone"])
+    assert not bool(hh.loc["H1", "elderly_alone"]) and hh.loc["H4", "persons"] == 4
+    assert hh.geometry.isna().sum() == 2
+    assert ("households.csv: read as GB18030 text (not UTF-8)" in data.warnings) == (encoding == "gb18030")
+
+
+def test_without_the_mapping_the_spreadsheet_csv_says_what_to_do(tmp_path):
+    layers = tiny_layers()
+    del layers["households"]
+    folder = write_layers(layers, tmp_path / "sheet")
+    _spreadsheet_csv(folder)
+    assert _error(folder) == ("households.csv: field 'lon': a CSV layer needs lon and lat columns (or lng/longitude/"
+                              "latitude, x/y), or name them under [columns.households] in gridcover.toml")
+
+
+def test_a_mapping_to_a_column_that_is_not_there_names_file_layer_and_column(tmp_path):
+    layers = tiny_layers()
+    del layers["households"]
+    folder = write_layers(layers, tmp_path / "sheet")
+    _spreadsheet_csv(folder)
+    (folder / "gridcover.toml").write_text(_MAPPING.replace('"人数"', '"户人数"'), encoding="utf-8")
+    msg = _error(folder)
+    assert msg.startswith(f"{folder / 'gridcover.toml'}: [columns.households] persons = '户人数': households.csv has "
+                          "no column '户人数' (columns: 编号, 地址, 人数")
+
+
+@pytest.mark.parametrize("toml, expected", [
+    ('[columns.houses]\nid = "x"\n', "[columns.houses]: unknown layer"),
+    ('[columns.households]\nage = "x"\n', "[columns.households]: 'age' is not a field of households"),
+    ('[columns.grids]\nlon = "x"\n', "[columns.grids]: 'lon' is not a field of grids"),
+    ('[columns.households]\nid = "a"\naddress = "a"\n', "[columns.households]: column 'a' is named for two fields"),
+])
+def test_a_bad_columns_table_is_a_config_error(tiny_dir, toml, expected):
+    (tiny_dir / "gridcover.toml").write_text(toml, encoding="utf-8")
+    assert expected in _error(tiny_dir)
+
+
+def test_a_mapping_works_for_geojson_too(tiny_dir):
+    rewrite_geojson(tiny_dir / "grids.geojson",
+                    lambda d: [f["properties"].__setitem__("网格员", f["properties"].pop("worker_name")) for f in d["features"]])
+    (tiny_dir / "gridcover.toml").write_text('[columns.grids]\nworker_name = "网格员"\n', encoding="utf-8")
+    assert load_data(tiny_dir).layers["grids"]["worker_name"].iloc[0] == "张伟"
+
+
+def test_a_gb18030_shapefile_without_cpg_is_detected(tmp_path):
+    import pyogrio
+
+    folder = _tiny_folder(tmp_path, lambda L: None)
+    (folder / "grids.geojson").unlink()
+    pyogrio.write_dataframe(tiny_layers()["grids"], folder / "grids.shp", encoding="GB18030")
+    (folder / "grids.cpg").unlink()
+    assert load_data(folder).layers["grids"]["worker_name"].iloc[0] == "张伟"
+
+
+def test_the_cpg_of_a_shapefile_wins_over_detection(tmp_path):
+    import pyogrio
+
+    folder = _tiny_folder(tmp_path, lambda L: None)
+    (folder / "grids.geojson").unlink()
+    grids = tiny_layers()["grids"]
+    grids["name"] = ["Müller", "Søren", "Zoë", "Ångström", "Gödel"]  # Latin-1 bytes: not UTF-8, and GB18030 would garble
+    pyogrio.write_dataframe(grids[["id", "name", "community_id", "geometry"]], folder / "grids.shp", encoding="ISO-8859-1")
+    assert (folder / "grids.cpg").read_text().strip() == "ISO-8859-1"
+    assert load_data(folder).layers["grids"]["name"].tolist() == ["Müller", "Søren", "Zoë", "Ångström", "Gödel"]
