@@ -452,6 +452,8 @@ def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None,
         if fdef.name not in frame.columns:
             if fdef.default is not None:
                 frame[fdef.name] = fdef.default
+                if fdef.required:  # a special-group flag: say that nobody is counted in it
+                    notes.append(f"{label}: no {fdef.name!r} column: {str(fdef.default).lower()} in every row")
             elif fdef.required:  # a field that may be empty, and is empty in every row
                 frame[fdef.name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
                 notes.append(f"{label}: no {fdef.name!r} column: read as empty in every row")

@@ -1,6 +1,7 @@
 """Loading: formats, coordinate systems, and one clear message for every kind of bad input."""
 
 import json
+import warnings
 
 import geopandas as gpd
 import pandas as pd
@@ -243,7 +244,9 @@ def _write(frame, folder, name, fmt):
         table.to_csv(folder / f"{name}.csv", index=False)
     else:
         driver = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}[fmt]
-        frame.to_file(folder / f"{name}.{fmt}", driver=driver, engine="pyogrio")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # GDAL says it cuts Shapefile names to 10 characters: that is the point
+            frame.to_file(folder / f"{name}.{fmt}", driver=driver, engine="pyogrio")
 
 
 def _tiny_folder(tmp_path, edit_layers, formats: dict | None = None):
@@ -558,3 +561,23 @@ def test_the_cpg_of_a_shapefile_wins_over_detection(tmp_path):
     pyogrio.write_dataframe(grids[["id", "name", "community_id", "geometry"]], folder / "grids.shp", encoding="ISO-8859-1")
     assert (folder / "grids.cpg").read_text().strip() == "ISO-8859-1"
     assert load_data(folder).layers["grids"]["name"].tolist() == ["Müller", "Søren", "Zoë", "Ångström", "Gödel"]
+
+
+def test_a_ring_that_is_not_closed_is_one_bad_feature_not_an_unreadable_file(tiny_dir):
+    def edit(doc):
+        ring = doc["features"][2]["geometry"]["coordinates"][0]
+        doc["features"][2]["geometry"]["coordinates"] = [ring[:-1]]  # the closing point dropped
+    rewrite_geojson(tiny_dir / "buildings.geojson", edit)
+    assert _error(tiny_dir) == ("buildings.geojson: feature 2 (id=B3), field 'geometry': the geometry cannot be read "
+                                "(Points of LinearRing do not form a closed linestring); --skip-invalid would leave it out")
+    data = load_data(tiny_dir, skip_invalid=True)
+    assert data.rejects[["id", "field"]].values.tolist() == [["B3", "geometry"]]
+    assert data.rejects.geometry.isna().all()  # nothing to show: GEOS cannot build it
+    assert len(data.layers["buildings"]) == 5
+
+
+def test_a_register_without_special_group_columns_says_nobody_is_counted_in_them(tmp_path):
+    data = load_data(_tiny_folder(tmp_path, lambda L: L.__setitem__("households", L["households"].drop(
+        columns=["mental_disorder", "child_in_difficulty"]))))
+    assert not data.layers["households"]["mental_disorder"].any()
+    assert "households.geojson: no 'mental_disorder' column: false in every row" in data.warnings
