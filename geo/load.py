@@ -503,12 +503,12 @@ def _map_columns(frame: pd.DataFrame, layer: Layer, label: str, mapping: dict, *
     present = [c for c in frame.columns if c != "geometry"]
     rename: dict[str, str] = {}
     for fname, column in mapping.items():
+        if fname in ("lon", "lat") and "geometry" in frame.columns:  # a vector file: its geometry is the location
+            msg = f"{config_label}: [columns.{layer.name}] {fname} = {column!r}: lon and lat are read from CSV files only"
+            raise ConfigError(msg)
         if column not in frame.columns:
             msg = (f"{config_label}: [columns.{layer.name}] {fname} = {column!r}: {label} has no column {column!r} "
                    f"(columns: {', '.join(present) or 'none'})")
-            raise ConfigError(msg)
-        if fname in ("lon", "lat") and layer.geometry == POINT and "geometry" in frame.columns and column not in ("lon", "lat"):
-            msg = f"{config_label}: [columns.{layer.name}] {fname}: lon and lat columns are read from CSV files only"
             raise ConfigError(msg)
         rename[column] = fname
     if shapefile:
@@ -759,7 +759,7 @@ def _check_ids(ids: pd.Series, label: str, *, reject: "_Rejects | None" = None) 
     dup = ids.duplicated(keep="first").to_numpy() & known
     if dup.any():
         first = pd.Series(np.arange(len(ids)), index=ids.index).groupby(ids.to_numpy()).transform("min").to_numpy()
-        reject(dup, "id", lambda i: f"duplicate id {ids.iloc[i]!r} (also feature {first[i]})")
+        reject(dup, "id", lambda i: f"duplicate id {ids.iloc[i]!r} (also feature {int(first[i])})")
 
 
 def _source_crs(frame: gpd.GeoDataFrame, user_crs: str | None, label: str) -> SourceCRS:

@@ -62,6 +62,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise GridcoverError("--scheduler needs --engine dask")
     if args.skip_invalid and args.engine == "dask":
         raise GridcoverError("--skip-invalid works with --engine single only")
+    if args.engine == "dask" and os.path.isdir(args.data_dir):
+        from pathlib import Path
+
+        from geo.load import CONFIG_NAME, read_config
+
+        if read_config(Path(args.data_dir)).get("columns"):
+            raise GridcoverError(f"[columns] of {CONFIG_NAME} works with --engine single only")
     if args.engine == "dask":
         from gridcover.engine_dask import analyze_dask
 

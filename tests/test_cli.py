@@ -287,3 +287,27 @@ def test_the_register_of_community_points_is_not_a_communities_layer(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "gridcover: error: communities.csv: layer 'communities' holds polygons: CSV is read for point layers only")
+
+
+def test_the_dask_engine_refuses_what_it_does_not_do_yet(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["analyze", str(RAW), "--out", out, "--engine", "dask", "--skip-invalid"]) == 2
+    assert capsys.readouterr().err.strip() == "gridcover: error: --skip-invalid works with --engine single only"
+    assert main(["analyze", str(RAW), "--out", out, "--engine", "dask"]) == 2
+    assert capsys.readouterr().err.strip() == "gridcover: error: [columns] of gridcover.toml works with --engine single only"
+    assert not (tmp_path / "out").exists()
+
+
+def test_estates_and_areas_with_only_their_required_fields_get_their_report(tiny_dir, tmp_path):
+    import shapely
+
+    from conftest import write_layers
+
+    box = shapely.box(103.999, 30.645, 104.003, 30.66)
+    write_layers({"estates": gpd.GeoDataFrame({"id": ["E1"], "name": ["锦华苑"]}, geometry=[box], crs=4326),
+                  "areas": gpd.GeoDataFrame({"id": ["A1"], "kind": ["old_estate"]}, geometry=[box], crs=4326)}, tiny_dir)
+    out = tmp_path / "out"
+    result = _run("analyze", tiny_dir, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    layer_name = json.dumps("小区（老旧小区橙色） estates")[1:-1]  # as folium writes the map layer's name
+    assert layer_name in (out / "report.html").read_text(encoding="utf-8")

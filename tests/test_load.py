@@ -581,3 +581,9 @@ def test_a_register_without_special_group_columns_says_nobody_is_counted_in_them
         columns=["mental_disorder", "child_in_difficulty"]))))
     assert not data.layers["households"]["mental_disorder"].any()
     assert "households.geojson: no 'mental_disorder' column: false in every row" in data.warnings
+
+
+def test_lon_lat_mapped_for_a_geojson_layer_is_a_config_error(tiny_dir):
+    (tiny_dir / "gridcover.toml").write_text('[columns.households]\nlon = "经度"\n', encoding="utf-8")
+    assert _error(tiny_dir) == (f"{tiny_dir / 'gridcover.toml'}: [columns.households] lon = '经度': lon and lat are read "
+                                "from CSV files only")
