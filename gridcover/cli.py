@@ -117,7 +117,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         total = sum(rejected.values())
         per_layer = ", ".join(f"{n:,} {layer}" for layer, n in sorted(rejected.items()))
         cleared = sum((s.get("references_cleared") or {}).values())
-        print(f"left out {total:,} invalid features" + (f" ({per_layer}), listed in rejects.geojson" if total else "")
+        print(f"left out {total:,} invalid feature{'' if total == 1 else 's'}"
+              + (f" ({per_layer}), listed in rejects.geojson" if total else "")
               + (f"; {cleared:,} references to missing features dropped" if cleared else ""))
     print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return 0

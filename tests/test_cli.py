@@ -242,7 +242,7 @@ def test_the_raw_folder_with_skip_invalid_is_analysed_and_nothing_is_lost(tmp_pa
         assert line in err
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("644 households: no_location 15")
-    assert lines[-2] == ("left out 1 invalid features (1 buildings), listed in rejects.geojson; 5 references to missing "
+    assert lines[-2] == ("left out 1 invalid feature (1 buildings), listed in rejects.geojson; 5 references to missing "
                          "features dropped")
     rows = pd.read_csv(RAW / "households.csv", encoding="gb18030", dtype=str)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))

@@ -587,3 +587,12 @@ def test_lon_lat_mapped_for_a_geojson_layer_is_a_config_error(tiny_dir):
     (tiny_dir / "gridcover.toml").write_text('[columns.households]\nlon = "经度"\n', encoding="utf-8")
     assert _error(tiny_dir) == (f"{tiny_dir / 'gridcover.toml'}: [columns.households] lon = '经度': lon and lat are read "
                                 "from CSV files only")
+
+
+def test_a_building_of_a_missing_estate_keeps_its_place_without_the_estate(tiny_dir):
+    rewrite_geojson(tiny_dir / "buildings.geojson", lambda d: d["features"][1]["properties"].__setitem__("estate_id", "E9"))
+    assert _error(tiny_dir) == ("buildings.geojson: feature 1 (id=B2), field 'estate_id': refers to estates 'E9', there is "
+                                "no estates layer; --skip-invalid would drop the reference")
+    data = load_data(tiny_dir, skip_invalid=True)
+    assert len(data.layers["buildings"]) == 6 and data.layers["buildings"]["estate_id"].isna().all()
+    assert data.references_cleared == {"buildings.estate_id": 1} and len(data.rejects) == 0
