@@ -15,6 +15,7 @@ Example
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import tomllib
@@ -559,6 +560,10 @@ def _empty_layer(layer: Layer) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({f.name: pd.Series([], dtype=object) for f in layer.fields}, geometry=[], crs=_WGS84)
 
 
+#: Bytes of a .dbf's records read to tell UTF-8 from GB18030.
+_DBF_SAMPLE = 4 << 20
+
+
 def _dbf_encoding(shp: Path) -> str | None:
     """The text encoding of a Shapefile without a ``.cpg``: UTF-8 if its .dbf decodes as UTF-8, else GB18030
     (None with a ``.cpg``, which GDAL reads and which wins)."""
@@ -567,16 +572,20 @@ def _dbf_encoding(shp: Path) -> str | None:
     dbf = next((shp.with_suffix(ext) for ext in (".dbf", ".DBF") if shp.with_suffix(ext).is_file()), None)
     if dbf is None:
         return None
-    data = dbf.read_bytes()
-    if len(data) < 32:
-        return None
-    header = int.from_bytes(data[8:10], "little")
-    names = b"".join(data[p:p + 11].split(b"\0", 1)[0] for p in range(32, header - 31, 32) if data[p:p + 1] != b"\r")
-    text = names + data[header:]
+    with dbf.open("rb") as fh:
+        head = fh.read(32)
+        if len(head) < 32:
+            return None
+        header = int.from_bytes(head[8:10], "little")
+        fields = fh.read(max(0, header - 32))
+        sample = fh.read(_DBF_SAMPLE)  # the first records decide (a multi-byte character may be cut at the end)
+    names = b"".join(fields[p:p + 11].split(b"\0", 1)[0] for p in range(0, len(fields) - 31, 32)
+                     if fields[p:p + 1] != b"\r")
+    text = names + b" " + sample
     if text.isascii():
         return None
     try:
-        text.decode("utf-8")
+        codecs.getincrementaldecoder("utf-8")().decode(text, final=len(sample) < _DBF_SAMPLE)
         return "UTF-8"
     except UnicodeDecodeError:
         return "GB18030"

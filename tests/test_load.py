@@ -596,3 +596,18 @@ def test_a_building_of_a_missing_estate_keeps_its_place_without_the_estate(tiny_
     data = load_data(tiny_dir, skip_invalid=True)
     assert len(data.layers["buildings"]) == 6 and data.layers["buildings"]["estate_id"].isna().all()
     assert data.references_cleared == {"buildings.estate_id": 1} and len(data.rejects) == 0
+
+
+def test_chinese_field_names_of_a_gb18030_shapefile_are_mapped(tmp_path):
+    import pyogrio
+
+    folder = _tiny_folder(tmp_path, lambda L: None)
+    (folder / "grids.geojson").unlink()
+    grids = tiny_layers()["grids"].rename(columns={"worker_name": "网格员", "worker_phone": "电话"})
+    pyogrio.write_dataframe(grids, folder / "grids.shp", encoding="GB18030")
+    (folder / "grids.cpg").unlink()  # as older tools leave it: no word on the encoding
+    (folder / "gridcover.toml").write_text('[columns.grids]\nworker_name = "网格员"\nworker_phone = "电话"\n',
+                                           encoding="utf-8")
+    data = load_data(folder)
+    assert data.layers["grids"]["worker_name"].tolist()[:2] == ["张伟", "王芳"]
+    assert data.layers["grids"]["community_id"].iloc[0] == "C1"
