@@ -482,14 +482,17 @@ def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None,
     rejects = None
     if reject.rows:
         props = pd.DataFrame(original.drop(columns="geometry")).rename(columns={v: k for k, v in renamed.items()})
-        rejects = _rejects_frame(layer.name, props, _rejected_geometry(original.geometry.to_numpy(), source), ids,
-                                 reject.rows)
+        pos = np.array([r[0] for r in reject.rows], dtype=np.int64)
+        shown = np.full(len(original), None, dtype=object)  # only the left-out rows are converted
+        shown[pos] = _rejected_geometry(original.geometry.to_numpy()[pos], source)
+        rejects = _rejects_frame(layer.name, props, shown, ids, reject.rows)
         keep = reject.keep
         out, fids = out[keep], fids[keep]
         fixed = [item for item in fixed if keep[item["index"]]]
         noun = "feature" if len(reject.rows) == 1 else "features"
         notes.append(f"{label}: {len(reject.rows)} {noun} left out (--skip-invalid), listed in rejects.geojson")
     out.index = pd.RangeIndex(len(out))
+    out.attrs.pop("renamed", None)  # the loader's bookkeeping, not the layer's
     return _LayerRead(out, source.text, fixed, fids, notes, rejects)
 
 

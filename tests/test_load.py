@@ -4,6 +4,7 @@ import json
 import warnings
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -611,3 +612,22 @@ def test_chinese_field_names_of_a_gb18030_shapefile_are_mapped(tmp_path):
     data = load_data(folder)
     assert data.layers["grids"]["worker_name"].tolist()[:2] == ["张伟", "王芳"]
     assert data.layers["grids"]["community_id"].iloc[0] == "C1"
+
+
+def test_a_left_out_gcj02_household_is_shown_where_it_is_in_wgs84(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from geo.crs import gcj02_to_wgs84
+
+    folder = tmp_path / "raw"
+    shutil.copytree(Path(__file__).parent / "data" / "chengdu_raw", folder)
+    sheet = pd.read_csv(folder / "households.csv", encoding="gb18030", dtype=str, keep_default_na=False)
+    sheet.loc[0, "人数"] = "三"
+    sheet.to_csv(folder / "households.csv", index=False, encoding="gb18030")
+    data = load_data(folder, skip_invalid=True)
+    assert sorted(data.rejects["layer"]) == ["buildings", "households"]  # the broken footprint, and this row
+    row = data.rejects[data.rejects["layer"] == "households"].iloc[0]
+    assert (row["id"], row["人数"], row["field"]) == ("HH0001", "三", "persons")  # the spreadsheet's own headers
+    lon, lat = gcj02_to_wgs84(np.array([float(sheet.loc[0, "经度"])]), np.array([float(sheet.loc[0, "纬度"])]))
+    assert abs(row.geometry.x - lon[0]) < 1e-9 and abs(row.geometry.y - lat[0]) < 1e-9
