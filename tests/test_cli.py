@@ -156,6 +156,9 @@ def test_a_folder_of_only_required_fields_is_analysed_reported_served_and_redraw
     ctx = RedrawContext.from_layers(lambda n: ws.read(n) if ws.has(n) else None, version=ws.version)
     report = check_proposal(ctx, ctx.grids_of({"C1"}).reset_index(drop=True))
     assert report["moved"]["households"] == 0 and sum(g["households"] for g in report["grids"]) == 5
+    capsys.readouterr()
+    assert main(["lookup", str(out), "--lon", str(lon), "--lat", str(lat)]) == 0
+    assert json.loads(capsys.readouterr().out)["grid_id"] == ws.read("grids")["id"].iloc[0]
 
 
 def test_skip_invalid_writes_the_rejects_counts_them_and_says_so(tiny_dir, tmp_path):
