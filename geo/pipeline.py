@@ -75,10 +75,10 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
             progress: Callable[[str], None] | None = None, skip_invalid: bool = False) -> Analysis:
     """Load a data folder and run assignment, grid diagnostics, 15-minute reach and risk.
 
-    ``reference_date`` is the day visits are judged against (default: today). ``skip_invalid`` leaves out
-    the features that cannot be used (``Analysis.data.rejects``) instead of stopping (see ``geo.load``). The run is the two halves
+    ``reference_date`` is the day visits are judged against (default: today). The run is the two halves
     that the partitioned engine (``gridcover.engine_dask``) also calls: :func:`local_stages` on the whole
-    city as one part, then :func:`global_stages` on its compact per-household table.
+    city as one part, then :func:`global_stages` on its compact per-household table. ``skip_invalid``
+    leaves out the features that cannot be used (``Analysis.data.rejects``) instead of stopping.
     """
     reference_date = reference_date or date.today()
     clock = _Clock(progress)

@@ -60,6 +60,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.engine != "dask":
         raise GridcoverError("--scheduler needs --engine dask")
+    if args.skip_invalid and scratch is not None:
+        raise ConfigError("--skip-invalid with --db needs --out OUT_DIR too: rejects.geojson is written there")
     if args.skip_invalid and args.engine == "dask":
         raise GridcoverError("--skip-invalid works with --engine single only")
     if args.engine == "dask" and os.path.isdir(args.data_dir):

@@ -314,3 +314,14 @@ def test_estates_and_areas_with_only_their_required_fields_get_their_report(tiny
     assert result.returncode == 0, result.stderr
     layer_name = json.dumps("小区（老旧小区橙色） estates")[1:-1]  # as folium writes the map layer's name
     assert layer_name in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_skip_invalid_into_postgis_alone_is_refused_before_the_run(tiny_dir, capsys):
+    import os
+
+    url = os.environ.get("GRIDCOVER_TEST_PG")
+    if not url:
+        pytest.skip("GRIDCOVER_TEST_PG not set")
+    assert main(["analyze", str(tiny_dir), "--db", url, "--schema", "intake_refused", "--skip-invalid", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == ("gridcover: error: --skip-invalid with --db needs --out OUT_DIR too: "
+                                               "rejects.geojson is written there")
