@@ -15,6 +15,8 @@ Example
 
 from __future__ import annotations
 
+import codecs
+import errno
 import os
 import tomllib
 import warnings as _warnings
@@ -30,7 +32,8 @@ import shapely
 
 from geo.crs import SourceCRS, local_metric_crs, offset_to_wgs84, parse_crs, transform_geometries
 from geo.errors import ConfigError, InputError
-from geo.schema import AREA_KINDS, BOOL, DATE, INT, LAYER_ORDER, LAYERS, LINE, POINT, POLYGON, STR, Layer
+from geo.schema import (AREA_KINDS, BOOL, BOUNDARY_LAYERS, DATE, INT, LAYER_ORDER, LAYERS, LINE, POINT, POLYGON, STR,
+                        Layer)
 from geo.settings import Settings
 
 #: File extensions tried for each layer, in order.
@@ -65,6 +68,8 @@ class Dataset:
     settings: Settings = field(default_factory=Settings)
     folder: Path | None = None  # the data folder (config files live there)
     fids: dict = field(default_factory=dict)  # layer -> GDAL feature id of each row (partial reads only)
+    rejects: gpd.GeoDataFrame | None = None  # features left out by --skip-invalid (None: the flag was not given)
+    references_cleared: dict = field(default_factory=dict)  # "layer.field" -> dangling references dropped
 
     def get(self, name: str) -> gpd.GeoDataFrame | None:
         return self.layers.get(name)
@@ -80,15 +85,52 @@ def read_config(data_dir: Path) -> dict:
             config = tomllib.load(fh)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
-    unknown = set(config) - {"crs", "analysis"}
+    unknown = set(config) - {"crs", "analysis", "columns"}
     if unknown:
-        msg = f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: crs, analysis)"
+        msg = f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: crs, analysis, columns)"
         raise ConfigError(msg)
+    for name, mapping in config.get("columns", {}).items():
+        if name not in LAYERS:
+            raise ConfigError(f"{path}: [columns.{name}]: unknown layer (known: {', '.join(LAYER_ORDER)})")
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{path}: [columns.{name}] must be a table of field = \"column\"")
+        known = [f.name for f in LAYERS[name].fields] + (["lon", "lat"] if LAYERS[name].geometry == POINT else [])
+        for key, column in mapping.items():
+            if key not in known:
+                raise ConfigError(f"{path}: [columns.{name}]: {key!r} is not a field of {name} (fields: {', '.join(known)})")
+            if not isinstance(column, str) or not column:
+                raise ConfigError(f"{path}: [columns.{name}]: {key} must name a column as text, got {column!r}")
+        columns = list(mapping.values())
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise ConfigError(f"{path}: [columns.{name}]: column {twice[0]!r} is named for two fields")
     return config
 
 
 def find_layer_file(data_dir: Path, name: str) -> tuple[Path | None, list[Path]]:
-    """The file holding a layer and any other candidates that were ignored."""
+    """The file holding a layer and any other candidates that were ignored.
+
+    A candidate name that exists but is not a readable file (a folder, a symbolic link that loops or points
+    nowhere) is an :class:`InputError` saying what it is, not a missing layer.
+    """
+    for ext in EXTENSIONS:
+        candidate = data_dir / f"{name}{ext}"
+        if candidate.is_file() or not (candidate.exists() or candidate.is_symlink()):
+            continue
+        if candidate.is_dir():
+            what = "is a folder, not a file"
+        elif candidate.is_symlink():
+            try:
+                candidate.resolve(strict=True)
+                what = "is a symbolic link to something that is not a file"
+            except (RuntimeError, OSError) as exc:  # Python < 3.13 raises RuntimeError for a loop
+                if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+                    what = f"is a symbolic link that loops (it points to {os.readlink(candidate)}, which leads back)"
+                else:
+                    what = f"is a symbolic link to {os.readlink(candidate)}, which does not exist"
+        else:
+            what = "is not a regular file"
+        raise InputError(f"{candidate.name} in {data_dir} {what}: cannot read layer {name!r} from it")
     found = [data_dir / f"{name}{ext}" for ext in EXTENSIONS if (data_dir / f"{name}{ext}").is_file()]
     if not found:
         return None, []
@@ -97,7 +139,7 @@ def find_layer_file(data_dir: Path, name: str) -> tuple[Path | None, list[Path]]
 
 @dataclass
 class _Sources:
-    """Where each layer of a data folder (or GeoPackage) is, and the CRS the user named for it."""
+    """Where each layer of a data folder (or GeoPackage) is, and the CRS and columns the user named for it."""
 
     data_dir: Path
     gpkg: Path | None
@@ -106,12 +148,16 @@ class _Sources:
     user_crs: dict  # layer -> user CRS text or None
     missing: list
     warnings: list
+    columns: dict = field(default_factory=dict)  # layer -> {field: the user's column} from [columns.<layer>]
+    config_label: str = CONFIG_NAME
 
 
 def _locate(path: str | os.PathLike, *, crs: str | None, settings: Settings | None) -> _Sources:
     """Check the folder, its ``gridcover.toml`` and ``--crs``, and find the file of every layer."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise InputError(f"data folder {path} is a symbolic link that loops or points nowhere ({os.readlink(path)})")
         raise InputError(f"data folder not found: {path}")
     gpkg = path if path.is_file() else None
     data_dir = path.parent if gpkg else path
@@ -164,10 +210,24 @@ def _locate(path: str | os.PathLike, *, crs: str | None, settings: Settings | No
         files[name] = (file, label, label.split(":", 1)[1] if gpkg else None)
         user_crs[name] = crs or crs_config.get(name) or crs_config.get("default")
     return _Sources(data_dir=data_dir, gpkg=gpkg, settings=settings, files=files, user_crs=user_crs,
-                    missing=missing, warnings=found_warnings)
+                    missing=missing, warnings=found_warnings, columns=config.get("columns", {}),
+                    config_label=str(data_dir / CONFIG_NAME))
 
 
-def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None) -> Dataset:
+@dataclass
+class _LayerRead:
+    """One layer as :func:`_read_layer` read it: the kept rows, and what it repaired, noticed and left out."""
+
+    frame: gpd.GeoDataFrame
+    crs_text: str
+    fixed: list
+    fids: np.ndarray
+    notes: list
+    rejects: gpd.GeoDataFrame | None  # features left out (WGS-84) with layer, id, field, reason; None: none
+
+
+def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None,
+              skip_invalid: bool = False) -> Dataset:
     """Read, validate and project every layer of a data folder (or GeoPackage).
 
     Parameters
@@ -178,6 +238,9 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
         Coordinate system of every layer (overrides ``gridcover.toml``).
     settings
         Analysis settings; ``gridcover.toml``'s ``[analysis]`` table overrides them.
+    skip_invalid
+        Leave out the features that cannot be used (``Dataset.rejects`` lists them with the reason) instead
+        of stopping at the first; the boundary layers (``geo.schema.BOUNDARY_LAYERS``) always stop the run.
     """
     src = _locate(path, crs=crs, settings=settings)
     dataset_warnings: list[str] = list(src.warnings)
@@ -185,22 +248,30 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
     raw: dict[str, gpd.GeoDataFrame] = {}
     sources: dict[str, str] = {}
     source_crs: dict[str, str] = {}
+    rejects: list[gpd.GeoDataFrame] = []
+    positions: dict[str, np.ndarray] = {}  # layer -> feature number in its file of each kept row
     for name, (file, label, gpkg_layer) in src.files.items():
-        frame, crs_text, fixed = _read_layer(file, LAYERS[name], label, gpkg_layer=gpkg_layer,
-                                             user_crs=src.user_crs[name])
-        for item in fixed:
+        read = _read_layer(file, LAYERS[name], label, gpkg_layer=gpkg_layer, user_crs=src.user_crs[name],
+                           columns=src.columns.get(name), config_label=src.config_label, skip_invalid=skip_invalid)
+        dataset_warnings.extend(read.notes)
+        for item in read.fixed:
             dataset_warnings.append(f"{label}: feature {item['index']} (id={item['id']}): {item['problem']}; repaired with make_valid")
-        repaired.extend(fixed)
-        raw[name] = frame
+        repaired.extend(read.fixed)
+        if read.rejects is not None:
+            rejects.append(read.rejects)
+        raw[name] = read.frame
         sources[name] = str(file)
-        source_crs[name] = crs_text
+        source_crs[name] = read.crs_text
+        positions[name] = read.fids
 
-    _check_references(raw, sources)
+    cleared = _check_references(raw, sources, skip_invalid=skip_invalid, rejects=rejects, notes=dataset_warnings,
+                                positions=positions)
     metric = metric_crs_of(raw["grids"])
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
                    missing_optional=src.missing, warnings=dataset_warnings, repaired=repaired, settings=src.settings,
-                   folder=src.data_dir)
+                   folder=src.data_dir, rejects=_concat_rejects(rejects) if skip_invalid else None,
+                   references_cleared=cleared)
 
 
 def metric_crs_of(grids: gpd.GeoDataFrame) -> pyproj.CRS:
@@ -228,13 +299,14 @@ def read_layers(path: str | os.PathLike, names, *, crs: str | None = None, setti
         if name not in src.files:
             continue
         file, label, gpkg_layer = src.files[name]
-        frame, crs_text, fixed, fid = _read_layer(file, LAYERS[name], label, gpkg_layer=gpkg_layer,
-                                                  user_crs=src.user_crs[name], read_options=options.get(name, {}),
-                                                  with_fids=True)
-        for item in fixed:
+        read = _read_layer(file, LAYERS[name], label, gpkg_layer=gpkg_layer, user_crs=src.user_crs[name],
+                           read_options=options.get(name, {}), columns=src.columns.get(name),
+                           config_label=src.config_label)
+        dataset_warnings.extend(read.notes)
+        for item in read.fixed:
             dataset_warnings.append(f"{label}: feature id={item['id']}: {item['problem']}; repaired with make_valid")
-        repaired.extend(fixed)
-        raw[name], sources[name], source_crs[name], fids[name] = frame, str(file), crs_text, fid
+        repaired.extend(read.fixed)
+        raw[name], sources[name], source_crs[name], fids[name] = read.frame, str(file), read.crs_text, read.fids
     metric = metric_crs if metric_crs is not None else metric_crs_of(raw["grids"])
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
@@ -242,75 +314,233 @@ def read_layers(path: str | os.PathLike, names, *, crs: str | None = None, setti
                    repaired=repaired, settings=src.settings, folder=src.data_dir, fids=fids)
 
 
+#: What the one-line error adds for a feature that ``--skip-invalid`` would leave out.
+SKIP_HINT = "leave it out"
+
+
+class _Rejects:
+    """The features of one layer that cannot be used: the error that stops the run, or (``skip``) the rows
+    left out, each with its field and reason.
+
+    Call it with a mask of bad rows, the field and the reason (text, or a function of the row position).
+    Without ``skip`` it raises :class:`InputError` for the first bad row (adding what ``--skip-invalid``
+    would do, for the layers it applies to); with ``skip`` it records them, drops them from ``keep`` and
+    returns the mask so that the caller can go on without their values. Rows already left out are ignored.
+    """
+
+    def __init__(self, layer: str | None, label: str, ids: pd.Series, *, skip: bool = False,
+                 positions: np.ndarray | None = None) -> None:
+        self.layer, self.label, self.ids = layer, label, ids
+        self.positions = positions  # each row's feature number in its file, when rows were left out before
+        self.asked = skip
+        self.skip = skip and layer not in BOUNDARY_LAYERS
+        self.keep = np.ones(len(ids), dtype=bool)
+        self.rows: list[tuple[int, str, str]] = []
+
+    def __call__(self, mask, field: str, reason, *, hint: str = SKIP_HINT) -> np.ndarray:
+        mask = np.asarray(mask, dtype=bool) & self.keep
+        if not mask.any():
+            return mask
+        reason_of = reason if callable(reason) else (lambda _i: reason)
+        if not self.skip:
+            i = _first(mask)
+            tail = ""
+            if self.layer in BOUNDARY_LAYERS and self.asked:
+                tail = f"; --skip-invalid never leaves out {', '.join(BOUNDARY_LAYERS)} (a wrong boundary makes every answer wrong)"
+            elif self.layer is not None and self.layer not in BOUNDARY_LAYERS:
+                tail = f"; --skip-invalid would {hint}"
+            index = int(self.positions[i]) if self.positions is not None else i
+            raise InputError(f"{reason_of(i)}{tail}", file=self.label, index=index, feature_id=self.ids.iloc[i], field=field)
+        self.rows.extend((int(i), field, str(reason_of(int(i)))) for i in np.flatnonzero(mask))
+        self.keep &= ~mask
+        return mask
+
+
+def _rejects_frame(layer: str, props: pd.DataFrame, geoms: np.ndarray, ids: pd.Series, rows: list,
+                   positions: np.ndarray | None = None) -> gpd.GeoDataFrame:
+    """The left-out rows as features: their properties as text, the geometry (WGS-84) and ``layer``, ``id``,
+    ``field``, ``reason`` and ``feature`` (the row's position in its file, counted from 0 like every message)."""
+    pos = np.array([r[0] for r in rows], dtype=np.int64)
+    table = pd.DataFrame({c: _as_str(props[c].iloc[pos]).to_numpy() for c in props.columns if c != "geometry"})
+    lead = pd.DataFrame({"layer": layer, "id": ids.iloc[pos].to_numpy(), "field": [r[1] for r in rows],
+                         "reason": [r[2] for r in rows], "feature": pos if positions is None else positions[pos]})
+    table = pd.concat([lead, table.drop(columns=[c for c in lead.columns if c in table.columns])], axis=1)
+    return gpd.GeoDataFrame(table, geometry=np.asarray(geoms, dtype=object)[pos], crs=_WGS84)
+
+
+def _concat_rejects(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Every layer's left-out features in one frame (an empty one with the four columns when none)."""
+    if not frames:
+        return gpd.GeoDataFrame({c: pd.Series([], dtype=object) for c in ("layer", "id", "field", "reason", "feature")},
+                                geometry=[], crs=_WGS84)
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=_WGS84)
+
+
+def _rejected_geometry(geoms: np.ndarray, source: SourceCRS) -> np.ndarray:
+    """The original geometries in WGS-84 where they can be converted (None where not: no fake location)."""
+    out = np.asarray(geoms, dtype=object).copy()
+    usable = ~(shapely.is_missing(out) | shapely.is_empty(out))
+    usable[usable] = np.isfinite(shapely.bounds(out[usable])).all(axis=1)
+    out[~usable] = None
+    if not usable.any():
+        return out
+    try:
+        if source.offset:
+            out[usable] = transform_geometries(out[usable], lambda x, y: offset_to_wgs84(x, y, source.offset))
+        elif source.crs is not None and not source.crs.equals(_WGS84):
+            out[usable] = gpd.GeoSeries(out[usable], crs=source.crs).to_crs(_WGS84).to_numpy()
+    except Exception:  # noqa: BLE001 - a reject keeps its properties even when its geometry cannot be converted
+        out[usable] = None
+        return out
+    bounds = shapely.bounds(out[usable])
+    lonlat = np.isfinite(bounds).all(axis=1) & (np.abs(bounds[:, [0, 2]]) <= 180).all(axis=1) \
+        & (np.abs(bounds[:, [1, 3]]) <= 90).all(axis=1)
+    idx = np.flatnonzero(usable)
+    out[idx[~lonlat]] = None
+    return out
+
+
 def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None, user_crs: str | None,
-                read_options: dict | None = None, with_fids: bool = False):
-    """One layer in WGS-84 lon/lat with typed, validated fields (and, ``with_fids``, the rows' feature ids).
+                read_options: dict | None = None, columns: dict | None = None, config_label: str = CONFIG_NAME,
+                skip_invalid: bool = False) -> _LayerRead:
+    """One layer in WGS-84 lon/lat with typed, validated fields, the rows' feature ids, and what was left out.
 
     ``read_options`` (pyogrio ``bbox``, ``mask``, ``fids``, ``where``) read part of the layer; a part may be
-    empty, a whole layer may not.
+    empty, a whole layer may not. ``columns`` maps the data model's field names to the file's columns
+    (``[columns.<layer>]`` of ``gridcover.toml``). ``skip_invalid`` leaves out the features that cannot be
+    used (not in the boundary layers) instead of stopping at the first.
     """
+    notes: list[str] = []
+    problems: list = []  # (mask, field, reason) found while reading, before the ids are known
     if file.suffix.lower() == ".csv":
-        frame = _read_csv(file, layer, label)
+        frame = _read_csv(file, layer, label, columns=columns, config_label=config_label, problems=problems,
+                          notes=notes)
         fids = np.arange(len(frame))
         if read_options:
             keep = _csv_part(frame, read_options)
             frame, fids = frame.iloc[keep].reset_index(drop=True), fids[keep]
+            problems = [(mask[keep], f, r) for mask, f, r in problems]
     else:
         frame = _read_vector(file, label, gpkg_layer, **(read_options or {}))
         fids = frame.index.to_numpy() if read_options else np.arange(len(frame))
         frame = frame.reset_index(drop=True)
+        unreadable = frame.attrs.pop("unreadable", None)
+        if unreadable is not None:
+            mask, reasons = unreadable
+            problems.append((mask, "geometry", lambda i: f"the geometry cannot be read ({reasons[i]})"))
+        frame = _map_columns(frame, layer, label, columns or {}, config_label=config_label,
+                             shapefile=file.suffix.lower() == ".shp", notes=notes)
     if len(frame) == 0:
         if read_options is not None:
-            return (_empty_layer(layer), "EPSG:4326", [], fids) if with_fids else (_empty_layer(layer), "EPSG:4326", [])
+            return _LayerRead(_empty_layer(layer), "EPSG:4326", [], fids, notes, None)
         raise InputError("the layer is empty: it holds no feature", file=label)
+    original = frame  # the rows as read (with the user's column names back when left out)
+    renamed = frame.attrs.get("renamed", {})
 
     ids = frame["id"] if "id" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
     ids = _as_str(ids)
+    reject = _Rejects(layer.name, label, ids, skip=skip_invalid)
 
     for fdef in layer.fields:
-        if fdef.required and fdef.name not in frame.columns:
+        if fdef.required and not fdef.nullable and fdef.default is None and fdef.name not in frame.columns:
             have = ", ".join(c for c in frame.columns if c != "geometry") or "none"
             raise InputError(f"required field missing (fields present: {have})", file=label, field=fdef.name)
+    for mask, fname, reason in problems:
+        reject(mask, fname, reason)
 
     frame = frame.copy()
     for fdef in layer.fields:
         if fdef.name not in frame.columns:
             if fdef.default is not None:
                 frame[fdef.name] = fdef.default
+                if fdef.required:  # a special-group flag: say that nobody is counted in it
+                    notes.append(f"{label}: no {fdef.name!r} column: {str(fdef.default).lower()} in every row")
+            elif fdef.required:  # a field that may be empty, and is empty in every row
+                frame[fdef.name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+                notes.append(f"{label}: no {fdef.name!r} column: read as empty in every row")
             continue
-        frame[fdef.name] = _coerce(frame[fdef.name], fdef, label, ids)
+        frame[fdef.name] = _coerce(frame[fdef.name], fdef, label, ids, reject=reject)
 
     if "id" in frame.columns:
-        _check_ids(frame["id"], label)
+        _check_ids(frame["id"], label, reject=reject)
 
     if layer.name == "households":
-        bad = frame["persons"].notna() & (frame["persons"] < 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"must be 0 or more, got {frame['persons'].iloc[i]}", file=label, index=i,
-                             feature_id=ids.iloc[i], field="persons")
+        reject(frame["persons"].notna().to_numpy() & (frame["persons"].fillna(0) < 0).to_numpy(), "persons",
+               lambda i: f"must be 0 or more, got {frame['persons'].iloc[i]}")
     if layer.name == "areas":
-        bad = ~frame["kind"].isin(AREA_KINDS)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"unknown kind {frame['kind'].iloc[i]!r} (allowed: {', '.join(AREA_KINDS)})",
-                             file=label, index=i, feature_id=ids.iloc[i], field="kind")
+        reject(~frame["kind"].isin(AREA_KINDS).to_numpy(), "kind",
+               lambda i: f"unknown kind {frame['kind'].iloc[i]!r} (allowed: {', '.join(AREA_KINDS)})")
     if layer.name == "communities" and "ur_code" in frame.columns:
         code = frame["ur_code"]
         bad = code.notna() & ~code.astype("string").str.fullmatch(r"\d{3}").fillna(False).astype(bool)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"not a 3-digit urban-rural code: {code.iloc[i]!r}", file=label, index=i,
-                             feature_id=ids.iloc[i], field="ur_code")
+        reject(bad.to_numpy(), "ur_code", lambda i: f"not a 3-digit urban-rural code: {code.iloc[i]!r}")
 
     source = _source_crs(frame, user_crs, label)
-    geoms, fixed = _check_geometry(frame.geometry.to_numpy(), layer, label, ids)
-    geoms = _to_wgs84(geoms, source, label, ids)
+    geoms, fixed = _check_geometry(frame.geometry.to_numpy(), layer, label, ids, reject=reject)
+    geoms = _to_wgs84(geoms, source, label, ids, reject=reject)
     out = gpd.GeoDataFrame(frame.drop(columns="geometry"), geometry=geoms, crs=_WGS84)
+    rejects = None
+    if reject.rows:
+        props = pd.DataFrame(original.drop(columns="geometry")).rename(columns={v: k for k, v in renamed.items()})
+        pos = np.array([r[0] for r in reject.rows], dtype=np.int64)
+        shown = np.full(len(original), None, dtype=object)  # only the left-out rows are converted
+        shown[pos] = _rejected_geometry(original.geometry.to_numpy()[pos], source)
+        rejects = _rejects_frame(layer.name, props, shown, ids, reject.rows)
+        keep = reject.keep
+        out, fids = out[keep], fids[keep]
+        fixed = [item for item in fixed if keep[item["index"]]]
+        noun = "feature" if len(reject.rows) == 1 else "features"
+        notes.append(f"{label}: {len(reject.rows)} {noun} left out (--skip-invalid), listed in rejects.geojson")
     out.index = pd.RangeIndex(len(out))
-    if with_fids:
-        return out, source.text, fixed, fids
-    return out, source.text, fixed
+    out.attrs.pop("renamed", None)  # the loader's bookkeeping, not the layer's
+    return _LayerRead(out, source.text, fixed, fids, notes, rejects)
+
+
+def _map_columns(frame: pd.DataFrame, layer: Layer, label: str, mapping: dict, *, config_label: str,
+                 shapefile: bool, notes: list) -> pd.DataFrame:
+    """The user's columns renamed to the data model's fields: ``[columns.<layer>]`` first, then the
+    Shapefile's 10-character cuts of long field names where only one field of the layer has that cut.
+
+    ``attrs["renamed"]`` holds ``{user column: field}``. A mapping to a column the file does not hold is a
+    :class:`ConfigError` naming the configuration file, the layer and the column.
+    """
+    present = [c for c in frame.columns if c != "geometry"]
+    rename: dict[str, str] = {}
+    for fname, column in mapping.items():
+        if fname in ("lon", "lat") and "geometry" in frame.columns:  # a vector file: its geometry is the location
+            msg = f"{config_label}: [columns.{layer.name}] {fname} = {column!r}: lon and lat are read from CSV files only"
+            raise ConfigError(msg)
+        if column not in frame.columns:
+            msg = (f"{config_label}: [columns.{layer.name}] {fname} = {column!r}: {label} has no column {column!r} "
+                   f"(columns: {', '.join(present) or 'none'})")
+            raise ConfigError(msg)
+        rename[column] = fname
+    if shapefile:
+        cuts: dict[str, list[str]] = {}
+        for fdef in layer.fields:
+            if len(fdef.name) > 10:
+                cuts.setdefault(fdef.name[:10], []).append(fdef.name)
+        for cut, names in cuts.items():
+            if cut not in frame.columns or cut in rename:
+                continue
+            wanted = [n for n in names if n not in frame.columns and n not in mapping]
+            if not wanted:
+                continue
+            if len(names) > 1:
+                notes.append(f"{label}: column {cut!r} could be any of {', '.join(names)} (Shapefile names are cut "
+                             f"to 10 characters): not read; name it under [columns.{layer.name}] in {CONFIG_NAME}")
+                continue
+            rename[cut] = names[0]
+            notes.append(f"{label}: column {cut!r} read as {names[0]!r} (Shapefile field names are cut to 10 characters)")
+    clash = [f for c, f in rename.items() if f in frame.columns and f not in rename and c != f]
+    if clash:
+        user = next(c for c, f in rename.items() if f == clash[0])
+        msg = (f"{config_label}: [columns.{layer.name}] {clash[0]} = {user!r}: {label} also has a column named "
+               f"{clash[0]!r}; rename or drop one of them")
+        raise ConfigError(msg)
+    out = frame.rename(columns=rename) if rename else frame
+    out.attrs["renamed"] = {c: f for c, f in rename.items() if c != f}
+    return out
 
 
 def _csv_part(frame: gpd.GeoDataFrame, options: dict) -> np.ndarray:
@@ -333,56 +563,144 @@ def _empty_layer(layer: Layer) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({f.name: pd.Series([], dtype=object) for f in layer.fields}, geometry=[], crs=_WGS84)
 
 
+#: Bytes of a .dbf's records read to tell UTF-8 from GB18030.
+_DBF_SAMPLE = 4 << 20
+
+
+def _dbf_encoding(shp: Path) -> str | None:
+    """The text encoding of a Shapefile without a ``.cpg``: UTF-8 if its .dbf decodes as UTF-8, else GB18030
+    (None with a ``.cpg``, which GDAL reads and which wins)."""
+    if any(shp.with_suffix(ext).is_file() for ext in (".cpg", ".CPG")):
+        return None
+    dbf = next((shp.with_suffix(ext) for ext in (".dbf", ".DBF") if shp.with_suffix(ext).is_file()), None)
+    if dbf is None:
+        return None
+    with dbf.open("rb") as fh:
+        head = fh.read(32)
+        if len(head) < 32:
+            return None
+        header = int.from_bytes(head[8:10], "little")
+        fields = fh.read(max(0, header - 32))
+        sample = fh.read(_DBF_SAMPLE)  # the first records decide (a multi-byte character may be cut at the end)
+    names = b"".join(fields[p:p + 11].split(b"\0", 1)[0] for p in range(0, len(fields) - 31, 32)
+                     if fields[p:p + 1] != b"\r")
+    text = names + b" " + sample
+    if text.isascii():
+        return None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(text, final=len(sample) < _DBF_SAMPLE)
+        return "UTF-8"
+    except UnicodeDecodeError:
+        return "GB18030"
+
+
 def _read_vector(file: Path, label: str, gpkg_layer: str | None, **options) -> gpd.GeoDataFrame:
+    """A vector file as GDAL reads it. Geometries GEOS cannot build (a ring that is not closed) become None,
+    listed in ``attrs["unreadable"]`` as (mask, reasons) for the caller to report."""
     kind = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage", ".shp": "Shapefile"}[file.suffix.lower()]
+    encoding = _dbf_encoding(file) if kind == "Shapefile" else None
+    extra = {"encoding": encoding} if encoding else {}
+    unreadable = None
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
-            frame = pyogrio.read_dataframe(file, layer=gpkg_layer, fid_as_index=bool(options), **options)
+            try:
+                frame = pyogrio.read_dataframe(file, layer=gpkg_layer, fid_as_index=bool(options), **extra, **options)
+            except shapely.errors.GEOSException:
+                frame = pyogrio.read_dataframe(file, layer=gpkg_layer, fid_as_index=bool(options), on_invalid="ignore",
+                                               **extra, **options)
+                wkb = pyogrio.raw.read(file, layer=gpkg_layer, columns=[], **extra, **options)[2]
+                built = shapely.from_wkb(wkb, on_invalid="ignore")
+                mask = np.array([w is not None for w in wkb], dtype=bool) & shapely.is_missing(built)
+                reasons = {}
+                for i in np.flatnonzero(mask):  # only the broken ones, to say why
+                    try:
+                        shapely.from_wkb(wkb[i])
+                    except shapely.errors.GEOSException as exc:
+                        reasons[int(i)] = str(exc).split(": ", 1)[-1]
+                unreadable = (mask, reasons)
     except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot be read as {kind}: {reason}", file=label) from None
     if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame.columns:
         raise InputError(f"cannot be read as {kind}: the file has no geometry", file=label)
+    if unreadable is not None:
+        frame.attrs["unreadable"] = unreadable
     return frame
 
 
-def _read_csv(file: Path, layer: Layer, label: str) -> gpd.GeoDataFrame:
+#: Text encodings tried, in order, for a CSV file (UTF-8 with or without a byte-order mark, then the Chinese national one).
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def _read_csv(file: Path, layer: Layer, label: str, *, columns: dict | None = None, config_label: str = CONFIG_NAME,
+              problems: list | None = None, notes: list | None = None) -> gpd.GeoDataFrame:
+    """A CSV point layer with its columns mapped (``columns``); UTF-8 or GB18030, detected.
+
+    Bad coordinates raise :class:`InputError`, or with ``problems`` are appended to it as (mask, field,
+    reason) and the rows get no geometry.
+    """
     if layer.geometry != POINT:
         raise InputError(f"layer {layer.name!r} holds {layer.geometry}s: CSV is read for point layers only", file=label)
-    try:
-        table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"cannot be read as CSV (UTF-8): {str(exc).splitlines()[0]}", file=label) from None
+    table, errors = None, []
+    for encoding in CSV_ENCODINGS:
+        try:
+            table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+            break
+        except UnicodeDecodeError as exc:
+            errors.append(f"{encoding}: {exc.reason} at byte {exc.start}")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"cannot be read as CSV: {str(exc).splitlines()[0]}", file=label) from None
+    if table is None:
+        raise InputError(f"cannot be read as CSV: the text is neither UTF-8 nor GB18030 ({'; '.join(errors)})",
+                         file=label)
+    if encoding != CSV_ENCODINGS[0] and notes is not None:
+        notes.append(f"{label}: read as {encoding.upper()} text (not UTF-8)")
+    table = _map_columns(table, layer, label, columns or {}, config_label=config_label, shapefile=False,
+                         notes=notes if notes is not None else [])
+    renamed = table.attrs.get("renamed", {})
     lower = {c.lower().strip(): c for c in table.columns}
     lon_col = next((lower[n] for n in _LON_NAMES if n in lower), None)
     lat_col = next((lower[n] for n in _LAT_NAMES if n in lower), None)
     if lon_col is None or lat_col is None:
-        raise InputError("a CSV layer needs lon and lat columns (or lng/longitude/latitude, x/y)", file=label,
+        raise InputError("a CSV layer needs lon and lat columns (or lng/longitude/latitude, x/y), or name them "
+                         f"under [columns.{layer.name}] in {CONFIG_NAME}", file=label,
                          field="lon" if lon_col is None else "lat")
     ids = _as_str(table["id"]) if "id" in table.columns else pd.Series([None] * len(table))
-    coords = {}
+    reject = _Rejects(None, label, ids) if problems is None else None
+    user = {v: k for k, v in renamed.items()}
+    coords, gone = {}, np.zeros(len(table), dtype=bool)
     for col in (lon_col, lat_col):
+        name = user.get(col, col)
         values = pd.to_numeric(table[col], errors="coerce")
-        bad = values.isna() & table[col].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"not a number: {table[col].iloc[i]!r}", file=label, index=i, feature_id=ids.iloc[i], field=col)
-        coords[col] = values.to_numpy(dtype=float)
+        text = table[col]
+        bad = (values.isna() & text.notna()).to_numpy() | ~np.isfinite(values.fillna(0).to_numpy(dtype=float))
+        reason = (lambda i, text=text: f"not a finite number: {text.iloc[i]!r}")
+        if reject is not None:
+            reject(bad, name, reason)
+        elif bad.any():
+            problems.append((bad, name, reason))
+        gone |= bad
+        coords[col] = np.where(bad, np.nan, values.to_numpy(dtype=float))
     x, y = coords[lon_col], coords[lat_col]
-    half = np.isnan(x) != np.isnan(y)
+    half = (np.isnan(x) != np.isnan(y)) & ~gone
     if half.any():
         i = int(np.flatnonzero(half)[0])
-        raise InputError("has only one of lon/lat", file=label, index=i, feature_id=ids.iloc[i],
-                         field=lon_col if np.isnan(x[i]) else lat_col)
+        field_name = user.get(lon_col, lon_col) if np.isnan(x[i]) else user.get(lat_col, lat_col)
+        if reject is not None:
+            reject(half, field_name, "has only one of lon/lat")
+        else:
+            problems.append((half, field_name, "has only one of lon/lat"))
     geoms = shapely.points(x, y)
-    geoms[np.isnan(x)] = None
-    return gpd.GeoDataFrame(table.drop(columns=[lon_col, lat_col]), geometry=geoms)
+    geoms[np.isnan(x) | np.isnan(y)] = None
+    out = gpd.GeoDataFrame(table.drop(columns=[lon_col, lat_col]), geometry=geoms)
+    out.attrs["renamed"] = renamed
+    return out
 
 
 def _as_str(values: pd.Series) -> pd.Series:
     """Values as text (object dtype); whole floats lose their '.0'; nulls become None."""
-    null = pd.isna(values).to_numpy()
+    null = np.array(pd.isna(values), dtype=bool)  # a writable copy (pandas 3 hands out read-only views)
     if pd.api.types.is_float_dtype(values.dtype):
         v = values.to_numpy(dtype=float)
         whole = np.isfinite(v) & (np.floor(v) == v)
@@ -400,32 +718,31 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _coerce(values: pd.Series, fdef, label: str, ids: pd.Series) -> pd.Series:
-    """A column converted to its declared type; the first bad value raises InputError."""
-    null = pd.isna(values).to_numpy()
-    if values.dtype == object:
+def _coerce(values: pd.Series, fdef, label: str, ids: pd.Series, *, reject: "_Rejects | None" = None) -> pd.Series:
+    """A column converted to its declared type; a bad value goes to ``reject`` (default: raises InputError)."""
+    reject = reject or _Rejects(None, label, ids)
+    null = np.array(pd.isna(values), dtype=bool)  # a writable copy (pandas 3 hands out read-only views)
+    if not pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         null |= values.astype(str).str.strip().eq("").to_numpy() & ~null
     if fdef.type == STR:
         out = _as_str(values)
         out[null] = None
     elif fdef.type == INT:
         numbers = pd.to_numeric(values.where(~null), errors="coerce")
-        bad = (numbers.isna().to_numpy() & ~null) | (~null & ~np.isclose(numbers.fillna(0) % 1, 0) & ~np.isclose(numbers.fillna(0) % 1, 1))
-        if bad.any():
-            i = _first(bad)
-            raise InputError(f"not a whole number: {values.iloc[i]!r}", file=label, index=i, feature_id=ids.iloc[i], field=fdef.name)
-        out = numbers.round().astype("Int64")
+        frac = (numbers.fillna(0) % 1).to_numpy(dtype=float)
+        bad = (numbers.isna().to_numpy() & ~null) | (~null & ~np.isclose(frac, 0) & ~np.isclose(frac, 1))
+        bad = reject(bad, fdef.name, lambda i: f"not a whole number: {values.iloc[i]!r}")
+        null = null | bad
+        out = numbers.where(~null).round().astype("Int64")
     elif fdef.type == BOOL:
-        if values.dtype == bool:
+        if pd.api.types.is_bool_dtype(values.dtype) and not null.any():
             out = values.astype(object)
         else:
             text = values.astype(str).str.strip().str.lower()
             is_true = text.isin(_TRUE).to_numpy()
             is_false = text.isin(_FALSE).to_numpy()
-            bad = ~null & ~is_true & ~is_false
-            if bad.any():
-                i = _first(bad)
-                raise InputError(f"not true/false: {values.iloc[i]!r}", file=label, index=i, feature_id=ids.iloc[i], field=fdef.name)
+            bad = reject(~null & ~is_true & ~is_false, fdef.name, lambda i: f"not true/false: {values.iloc[i]!r}")
+            null = null | bad
             out = pd.Series(np.where(is_true, True, False), index=values.index, dtype=object)
         if fdef.default is not None:
             out = pd.Series(np.where(null, fdef.default, out.to_numpy()), index=values.index).astype(bool)
@@ -435,26 +752,26 @@ def _coerce(values: pd.Series, fdef, label: str, ids: pd.Series) -> pd.Series:
     elif fdef.type == DATE:
         text = _as_str(values)
         parsed = pd.to_datetime(text.where(~null), format="%Y-%m-%d", errors="coerce")
-        bad = parsed.isna().to_numpy() & ~null
-        if bad.any():
-            i = _first(bad)
-            raise InputError(f"not a date (YYYY-MM-DD): {values.iloc[i]!r}", file=label, index=i, feature_id=ids.iloc[i], field=fdef.name)
+        bad = reject(parsed.isna().to_numpy() & ~null, fdef.name,
+                     lambda i: f"not a date (YYYY-MM-DD): {values.iloc[i]!r}")
+        null = null | bad
         out = pd.Series(parsed.dt.strftime("%Y-%m-%d").to_numpy(), index=values.index, dtype=object)
-        out[parsed.isna().to_numpy()] = None
+        out[np.array(parsed.isna(), dtype=bool)] = None
     else:
         out = values
-    if null.any() and not fdef.nullable and fdef.default is None:
-        i = _first(null)
-        raise InputError("is empty but required", file=label, index=i, feature_id=ids.iloc[i], field=fdef.name)
+    if not fdef.nullable and fdef.default is None:
+        reject(null, fdef.name, "is empty but required")
     return out
 
 
-def _check_ids(ids: pd.Series, label: str) -> None:
-    dup = ids.duplicated(keep="first").to_numpy()
+def _check_ids(ids: pd.Series, label: str, *, reject: "_Rejects | None" = None) -> None:
+    """Duplicate ids (the second and later of each) go to ``reject`` (default: raises InputError)."""
+    reject = reject or _Rejects(None, label, ids)
+    known = ids.notna().to_numpy()
+    dup = ids.duplicated(keep="first").to_numpy() & known
     if dup.any():
-        i = _first(dup)
-        first = _first((ids == ids.iloc[i]).to_numpy())
-        raise InputError(f"duplicate id {ids.iloc[i]!r} (also feature {first})", file=label, index=i, feature_id=ids.iloc[i], field="id")
+        first = pd.Series(np.arange(len(ids)), index=ids.index).groupby(ids.to_numpy()).transform("min").to_numpy()
+        reject(dup, "id", lambda i: f"duplicate id {ids.iloc[i]!r} (also feature {int(first[i])})")
 
 
 def _source_crs(frame: gpd.GeoDataFrame, user_crs: str | None, label: str) -> SourceCRS:
@@ -468,29 +785,35 @@ def _source_crs(frame: gpd.GeoDataFrame, user_crs: str | None, label: str) -> So
     return SourceCRS(text="EPSG:4326", crs=_WGS84)
 
 
-def _check_geometry(geoms: np.ndarray, layer: Layer, label: str, ids: pd.Series) -> tuple[np.ndarray, list[dict]]:
+def _check_geometry(geoms: np.ndarray, layer: Layer, label: str, ids: pd.Series, *,
+                    reject: "_Rejects | None" = None) -> tuple[np.ndarray, list[dict]]:
+    """Geometries checked (type, finite coordinates) and invalid polygons repaired; a feature that cannot be
+    used goes to ``reject`` (default: raises InputError) and gets no geometry."""
+    reject = reject or _Rejects(None, label, ids)
     geoms = np.asarray(geoms, dtype=object).copy()
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    if missing.any() and not layer.geometry_optional:
-        i = _first(missing)
-        raise InputError("has no geometry (null or empty)", file=label, index=i, feature_id=ids.iloc[i], field="geometry")
+    null = shapely.is_missing(geoms)
+    empty = shapely.is_empty(geoms) & ~null
+    if layer.geometry_optional:
+        # a null geometry means "no location"; an empty one is what NaN coordinates become (POINT EMPTY)
+        reject(empty, "geometry", "has an empty geometry or NaN coordinates (leave the geometry null for no location)")
+    else:
+        reject(null | empty, "geometry", "has no geometry (null or empty)")
+    missing = null | empty
     geoms[missing] = None
-    present = ~missing
     types = np.asarray(shapely.get_type_id(geoms))
-    type_of = {t: _TYPE_NAMES.get(int(t), "None") for t in np.unique(types)}
     allowed = _GEOM_TYPES[layer.geometry]
     allowed_ids = [t for t, n in _TYPE_NAMES.items() if n in allowed]
-    ok_type = np.isin(types, allowed_ids) | missing
-    if not ok_type.all():
-        i = _first(~ok_type)
-        want = " or ".join(sorted(allowed))
-        raise InputError(f"geometry is a {type_of[types[i]]}, expected {want}", file=label, index=i,
-                         feature_id=ids.iloc[i], field="geometry")
+    want = " or ".join(sorted(allowed))
+    wrong = reject(~(np.isin(types, allowed_ids) | missing), "geometry",
+                   lambda i: f"geometry is a {_TYPE_NAMES.get(int(types[i]), 'None')}, expected {want}")
+    geoms[wrong] = None
+    missing = missing | wrong
+    present = ~missing
     coords_ok = np.ones(len(geoms), dtype=bool)
     coords_ok[present] = np.isfinite(shapely.bounds(geoms[present])).all(axis=1)
-    if not coords_ok.all():
-        i = _first(~coords_ok)
-        raise InputError("has coordinates that are not finite numbers", file=label, index=i, feature_id=ids.iloc[i], field="geometry")
+    bad = reject(~coords_ok, "geometry", "has coordinates that are not finite numbers (NaN or infinite)")
+    geoms[bad] = None
+    missing = missing | bad
 
     fixed: list[dict] = []
     if layer.geometry == POLYGON:
@@ -500,8 +823,11 @@ def _check_geometry(geoms: np.ndarray, layer: Layer, label: str, ids: pd.Series)
             repaired = shapely.make_valid(geoms[i], method="structure", keep_collapsed=False)
             polys = [p for p in shapely.get_parts(repaired) if p.geom_type in ("Polygon", "MultiPolygon") and p.area > 0]
             if not polys:
-                raise InputError(f"invalid polygon that cannot be repaired ({problem})", file=label, index=int(i),
-                                 feature_id=ids.iloc[i], field="geometry")
+                one = np.zeros(len(geoms), dtype=bool)
+                one[i] = True
+                reject(one, "geometry", f"invalid polygon that cannot be repaired ({problem})")
+                geoms[i] = None
+                continue
             geoms[i] = shapely.union_all(polys) if len(polys) > 1 else polys[0]
             if geoms[i].geom_type not in allowed:
                 geoms[i] = shapely.multipolygons(shapely.get_parts(geoms[i]))
@@ -509,17 +835,23 @@ def _check_geometry(geoms: np.ndarray, layer: Layer, label: str, ids: pd.Series)
     return geoms, fixed
 
 
-def _to_wgs84(geoms: np.ndarray, source: SourceCRS, label: str, ids: pd.Series) -> np.ndarray:
+def _to_wgs84(geoms: np.ndarray, source: SourceCRS, label: str, ids: pd.Series, *,
+              reject: "_Rejects | None" = None) -> np.ndarray:
+    """Geometries converted to WGS-84; a feature whose coordinates do not fit the CRS goes to ``reject``."""
+    reject = reject or _Rejects(None, label, ids)
+    geoms = np.asarray(geoms, dtype=object)
     present = ~shapely.is_missing(geoms)
     if source.is_geographic:
-        bounds = shapely.bounds(geoms[present])
+        bounds = np.full((len(geoms), 4), 0.0)
+        bounds[present] = shapely.bounds(geoms[present])
         bad_rows = (np.abs(bounds[:, [0, 2]]) > 180).any(axis=1) | (np.abs(bounds[:, [1, 3]]) > 90).any(axis=1)
-        if bad_rows.any():
-            i = int(np.flatnonzero(present)[_first(bad_rows)])
-            x0, y0 = bounds[_first(bad_rows), :2]
-            msg = (f"coordinates are not lon/lat degrees (x={x0:.6g}, y={y0:.6g}); if the file is in a projected "
-                   f"CRS, name it with --crs or in {CONFIG_NAME} under [crs]")
-            raise InputError(msg, file=label, index=i, feature_id=ids.iloc[i], field="geometry")
+        hint = f"if the file is in a projected CRS, name it with --crs or in {CONFIG_NAME} under [crs]"
+        bad = reject(bad_rows, "geometry",
+                     lambda i: f"coordinates are not lon/lat degrees (x={bounds[i, 0]:.6g}, y={bounds[i, 1]:.6g}); {hint}")
+        if bad.any():
+            geoms = geoms.copy()
+            geoms[bad] = None
+            present = present & ~bad
     if source.offset:
         out = geoms.copy()
         out[present] = transform_geometries(geoms[present], lambda x, y: offset_to_wgs84(x, y, source.offset))
@@ -531,15 +863,29 @@ def _to_wgs84(geoms: np.ndarray, source: SourceCRS, label: str, ids: pd.Series) 
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"cannot convert from {source.text} to WGS-84: {exc}", file=label) from None
         bad = present & ~np.isfinite(shapely.bounds(out)).all(axis=1) if present.any() else present
+        bad = reject(bad, "geometry", f"coordinates are outside the area of {source.text}")
         if bad.any():
-            i = _first(bad)
-            raise InputError(f"coordinates are outside the area of {source.text}", file=label, index=i,
-                             feature_id=ids.iloc[i], field="geometry")
+            out = out.copy()
+            out[bad] = None
         return out
     return geoms
 
 
-def _check_references(raw: dict[str, gpd.GeoDataFrame], sources: dict[str, str]) -> None:
+#: What ``--skip-invalid`` does with a reference that points nowhere, per referring field.
+_CLEARED_HINTS = {
+    "households.building_id": "drop the reference and place the household by its point",
+    "buildings.estate_id": "drop the reference",
+}
+
+
+def _check_references(raw: dict[str, gpd.GeoDataFrame], sources: dict[str, str], *, skip_invalid: bool = False,
+                      rejects: list | None = None, notes: list | None = None,
+                      positions: dict | None = None) -> dict[str, int]:
+    """References between layers. A dangling one stops the run; with ``skip_invalid`` an optional reference
+    (``households.building_id``, ``buildings.estate_id``) is cleared (the feature stays and is counted) and a
+    required one (``gates.estate_id``) leaves the feature out (appended to ``rejects``; ``raw`` is updated).
+    Returns the number of references cleared per ``layer.field``."""
+    cleared: dict[str, int] = {}
     for name in LAYER_ORDER:
         frame = raw.get(name)
         if frame is None:
@@ -555,9 +901,37 @@ def _check_references(raw: dict[str, gpd.GeoDataFrame], sources: dict[str, str])
             target = raw.get(target_layer)
             known = set(target[target_field]) if target is not None else set()
             dangling = used & ~values.isin(known).to_numpy()
-            if dangling.any():
-                i = _first(dangling)
-                where = f"not in {target_layer}" if target is not None else f"there is no {target_layer} layer"
-                ids = frame["id"] if "id" in frame.columns else pd.Series([None] * len(frame))
-                raise InputError(f"refers to {target_layer} {values.iloc[i]!r}, {where}", file=Path(sources[name]).name,
-                                 index=i, feature_id=ids.iloc[i], field=fdef.name)
+            if not dangling.any():
+                continue
+            where = f"not in {target_layer}" if target is not None else f"there is no {target_layer} layer"
+            ids = _as_str(frame["id"]) if "id" in frame.columns else pd.Series([None] * len(frame))
+            key = f"{name}.{fdef.name}"
+            where_in_file = (positions or {}).get(name)
+            reject = _Rejects(name, Path(sources[name]).name, ids, skip=skip_invalid, positions=where_in_file)
+            reason = (lambda i, values=values, where=where, target_layer=target_layer:
+                      f"refers to {target_layer} {values.iloc[i]!r}, {where}")
+            if fdef.nullable and reject.skip:
+                frame = frame.copy()
+                frame.loc[dangling, fdef.name] = None
+                raw[name] = frame
+                cleared[key] = int(dangling.sum())
+                if notes is not None:
+                    first = _first(dangling)
+                    number = int(where_in_file[first]) if where_in_file is not None else first
+                    notes.append(f"{Path(sources[name]).name}: {int(dangling.sum())} {name} refer to {target_layer} that "
+                                 f"are not there (first: feature {number} (id={ids.iloc[first]}) {fdef.name}="
+                                 f"{values.iloc[first]!r}): reference dropped (--skip-invalid)")
+                continue
+            reject(dangling, fdef.name, reason, hint=_CLEARED_HINTS.get(key, SKIP_HINT))
+            if reject.rows:
+                if rejects is not None:
+                    rejects.append(_rejects_frame(name, pd.DataFrame(frame.drop(columns="geometry")),
+                                                  frame.geometry.to_numpy(), ids, reject.rows, where_in_file))
+                frame = frame[reject.keep].reset_index(drop=True)
+                raw[name] = frame
+                if positions is not None and where_in_file is not None:
+                    positions[name] = where_in_file[reject.keep]
+                if notes is not None:
+                    notes.append(f"{Path(sources[name]).name}: {len(reject.rows)} {name} left out (--skip-invalid): "
+                                 f"they refer to {target_layer} that are not there; listed in rejects.geojson")
+    return cleared

@@ -72,20 +72,22 @@ class _Clock:
 
 def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None,
             h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
-            progress: Callable[[str], None] | None = None, every_cell: bool = False) -> Analysis:
+            progress: Callable[[str], None] | None = None, every_cell: bool = False,
+            skip_invalid: bool = False) -> Analysis:
     """Load a data folder and run assignment, grid diagnostics, 15-minute reach and risk.
 
     ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
     H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
     and facilities, see :func:`geo.lifecircle.h3_reach`). The run is the two halves
     that the partitioned engine (``gridcover.engine_dask``) also calls: :func:`local_stages` on the whole
-    city as one part, then :func:`global_stages` on its compact per-household table.
+    city as one part, then :func:`global_stages` on its compact per-household table. ``skip_invalid``
+    leaves out the features that cannot be used (``Analysis.data.rejects``) instead of stopping.
     """
     reference_date = reference_date or date.today()
     clock = _Clock(progress)
     if progress:
         progress(f"[   0.0s] reading {path}")
-    data = load_data(path, crs=crs, settings=settings)
+    data = load_data(path, crs=crs, settings=settings, skip_invalid=skip_invalid)
     layers = data.layers
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
     clock.step("load", f"read {counts} (metric CRS EPSG:{data.metric_crs.to_epsg()})")
@@ -122,13 +124,17 @@ class RunInfo:
     repaired: list
     settings: Settings
     folder: object = None
+    rejected: dict = field(default_factory=dict)  # layer -> features left out by --skip-invalid
+    references_cleared: dict = field(default_factory=dict)  # "layer.field" -> dangling references dropped
 
     @classmethod
     def of(cls, data: Dataset) -> "RunInfo":
+        rejected = data.rejects["layer"].value_counts().to_dict() if data.rejects is not None else {}
         return cls(input_counts={name: int(len(frame)) for name, frame in data.layers.items()},
                    missing_optional=data.missing_optional, sources=data.sources, source_crs=data.source_crs,
                    metric_crs=data.metric_crs, warnings=data.warnings, repaired=data.repaired, settings=data.settings,
-                   folder=data.folder)
+                   folder=data.folder, rejected={str(k): int(v) for k, v in rejected.items()},
+                   references_cleared=dict(data.references_cleared))
 
 
 @dataclass
@@ -441,8 +447,8 @@ _NO_SPLIT = pd.DataFrame({"grid_id": pd.Series([], dtype=object), "split": pd.Se
 
 def _visit_text(values: pd.Series) -> np.ndarray:
     """Visit dates back as YYYY-MM-DD text (None where missing), as household_risk reads them."""
-    out = pd.Series(values).dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
-    out[pd.isna(values).to_numpy()] = None
+    out = np.array(pd.Series(values).dt.strftime("%Y-%m-%d"), dtype=object)  # a writable copy under pandas 3
+    out[np.array(pd.isna(values), dtype=bool)] = None
     return out
 
 
@@ -722,5 +728,7 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, grids: gpd.GeoDataF
         "per_grid": per_grid,
         "warnings": data.warnings,
         "repaired": [{k: (v if not isinstance(v, np.generic) else v.item()) for k, v in item.items()} for item in data.repaired],
+        "rejected": dict(data.rejected),
+        "references_cleared": dict(data.references_cleared),
         "settings": asdict(data.settings),
     }

@@ -111,6 +111,8 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
             outputs["blindspots"] = analysis.blindspots
         for name, frame in outputs.items():
             _write_geojson(frame, tmp / f"{name}.geojson")
+        if analysis.data.rejects is not None:  # --skip-invalid: what was left out, in the same atomic output
+            _write_geojson(analysis.data.rejects, tmp / "rejects.geojson")
         if progress:
             progress("wrote " + ", ".join(f"{name}.geojson" for name in outputs))
         gpkg = tmp / "workspace.gpkg"

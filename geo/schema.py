@@ -180,5 +180,8 @@ LAYERS: dict[str, Layer] = {
 #: Order in which layers are read and validated (references point backwards).
 LAYER_ORDER = ("streets", "communities", "grids", "estates", "gates", "buildings", "households", "facilities", "roads", "areas")
 
+#: Layers whose features are never left out (``--skip-invalid``): a wrong boundary makes every answer wrong.
+BOUNDARY_LAYERS = ("streets", "communities", "grids")
+
 #: Allowed values of areas.kind.
 AREA_KINDS = ("old_estate", "urban_rural_fringe", "other")

@@ -63,6 +63,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.engine != "dask":
         raise GridcoverError("--scheduler needs --engine dask")
+    if args.skip_invalid and scratch is not None:
+        raise ConfigError("--skip-invalid with --db needs --out OUT_DIR too: rejects.geojson is written there")
+    if args.skip_invalid and args.engine == "dask":
+        raise GridcoverError("--skip-invalid works with --engine single only")
+    if args.engine == "dask" and os.path.isdir(args.data_dir):
+        from pathlib import Path
+
+        from geo.load import CONFIG_NAME, read_config
+
+        if read_config(Path(args.data_dir)).get("columns"):
+            raise GridcoverError(f"[columns] of {CONFIG_NAME} works with --engine single only")
     if args.engine == "dask":
         from gridcover.engine_dask import analyze_dask
 
@@ -74,7 +85,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     else:
         analysis = analyze(args.data_dir, crs=args.crs, settings=settings, h3_resolution=args.h3_resolution,
-                           reference_date=args.as_of, progress=progress)
+                           reference_date=args.as_of, progress=progress, skip_invalid=args.skip_invalid)
         for warning in analysis.data.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         out = write_outputs(analysis, args.out, progress=progress,
@@ -106,6 +117,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         colours = k["households_by_colour"]
         print(f"risk: red {colours['red']:,}, yellow {colours['yellow']:,}, blue {colours['blue']:,} households; "
               f"{k['blind_spots']} blind spots")
+    rejected = s.get("rejected") or {}
+    if args.skip_invalid:
+        total = sum(rejected.values())
+        per_layer = ", ".join(f"{n:,} {layer}" for layer, n in sorted(rejected.items()))
+        cleared = sum((s.get("references_cleared") or {}).values())
+        print(f"left out {total:,} invalid feature{'' if total == 1 else 's'}"
+              + (f" ({per_layer}), listed in rejects.geojson" if total else "")
+              + (f"; {cleared:,} references to missing features dropped" if cleared else ""))
     print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -189,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--scheduler", metavar="ADDRESS",
                          help="with --engine dask: a dask.distributed scheduler (e.g. tcp://host:8786); "
                               "default: a local cluster of this machine's cores")
+    analyze.add_argument("--skip-invalid", action="store_true",
+                         help="leave out features that cannot be used (listed in OUT/rejects.geojson, counted in "
+                              "summary.json) instead of stopping; streets, communities and grids always stop the run")
     analyze.add_argument("--quiet", action="store_true", help="no progress lines")
     analyze.set_defaults(func=cmd_analyze)
 

@@ -87,6 +87,12 @@ def _geojson(frame: gpd.GeoDataFrame, columns: list[str]) -> dict:
     return json.loads(out.to_json(na="null", drop_id=True))
 
 
+def _tooltip(frame: gpd.GeoDataFrame, fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
+    """A tooltip of those ``fields`` the frame holds: an optional field (``ur_code``, ``year_built``) may be absent."""
+    pairs = [(f, a) for f, a in zip(fields, aliases) if f in frame.columns]
+    return folium.GeoJsonTooltip([f for f, _ in pairs], aliases=[a for _, a in pairs])
+
+
 def _map(analysis, *, basemap: str | None, k: int) -> folium.Map:
     layers = analysis.data.layers
     bounds = layers["streets"].to_crs(4326).total_bounds
@@ -102,23 +108,24 @@ def _map(analysis, *, basemap: str | None, k: int) -> folium.Map:
     comm["fringe"] = comm.get("ur_code", pd.Series(None, index=comm.index)).astype("string").isin(["112", "122"]).fillna(False)
     folium.GeoJson(_geojson(comm, ["id", "name", "ur_code", "fringe"]), name="社区 / 城乡结合部 communities / fringe",
                    style_function=_style("communities"),
-                   tooltip=folium.GeoJsonTooltip(["name", "ur_code"], aliases=["社区", "城乡分类代码"])).add_to(m)
+                   tooltip=_tooltip(comm, ["name", "ur_code"], ["社区", "城乡分类代码"])).add_to(m)
     areas = layers.get("areas")
     if areas is not None and len(areas):
         folium.GeoJson(_geojson(areas, ["id", "kind", "name"]), name="重点区域 areas", style_function=_style("areas"),
-                       tooltip=folium.GeoJsonTooltip(["name", "kind"], aliases=["名称", "类型"])).add_to(m)
+                       tooltip=_tooltip(areas, ["name", "kind"], ["名称", "类型"])).add_to(m)
     estates = layers.get("estates")
     if estates is not None and len(estates):
         est = estates.copy()
-        est["old_estate"] = (pd.to_numeric(est.get("year_built"), errors="coerce") <= 2000).fillna(False)
+        year = pd.to_numeric(est.get("year_built", pd.Series(np.nan, index=est.index)), errors="coerce")
+        est["old_estate"] = (year <= 2000).fillna(False)
         folium.GeoJson(_geojson(est, ["id", "name", "year_built", "old_estate"]), name="小区（老旧小区橙色） estates",
                        style_function=_style("estates"),
-                       tooltip=folium.GeoJsonTooltip(["name", "year_built"], aliases=["小区", "建成年份"])).add_to(m)
+                       tooltip=_tooltip(est, ["name", "year_built"], ["小区", "建成年份"])).add_to(m)
     grids = analysis.grids.copy()
     grids["load"] = np.where(grids["unstaffed"], "unstaffed", np.where(grids["over_capacity"], "over", "ok"))
     folium.GeoJson(_geojson(grids, ["id", "name", "worker_name", "households", "load"]), name="网格 grids",
                    style_function=_style("grids"),
-                   tooltip=folium.GeoJsonTooltip(["name", "worker_name", "households"], aliases=["网格", "网格员", "户数"])
+                   tooltip=_tooltip(grids, ["name", "worker_name", "households"], ["网格", "网格员", "户数"])
                    ).add_to(m)
     spots = analysis.blindspots
     if spots is not None and len(spots):

@@ -2,11 +2,13 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 import pytest
 
@@ -60,7 +62,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tiny_dir, tmp_path):
     result = _run("analyze", tiny_dir, "--out", out)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "gridcover: error: households.geojson: feature 6 (id=H2), field 'id': duplicate id 'H2' (also feature 1)")
+        "gridcover: error: households.geojson: feature 6 (id=H2), field 'id': duplicate id 'H2' (also feature 1); "
+        "--skip-invalid would leave it out")
     assert "Traceback" not in result.stderr
     assert not out.exists()
     assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())
@@ -266,3 +269,218 @@ def test_sites_refuses_to_write_into_the_data_folder_before_the_analysis(tiny_di
     assert line == (f"gridcover: error: --out {tiny_dir}/sites_elderly_daycare.geojson is inside the data folder "
                     f"{tiny_dir}: gridcover writes nothing into what it reads; choose a file outside it")
     assert _files(tiny_dir) == before
+def _required_only(tmp_path):
+    """The tiny district with only the fields the data model requires: no ur_code, footprints without floors,
+    households without building_id, flags, address or visits (a register of points)."""
+    from conftest import tiny_layers, write_layers
+
+    layers = tiny_layers()
+    layers["communities"] = layers["communities"][["id", "name", "street_id", "geometry"]]
+    layers["grids"] = layers["grids"][["id", "name", "community_id", "geometry"]]
+    layers["buildings"] = layers["buildings"][["id", "geometry"]]
+    layers["households"] = layers["households"][["id", "persons", "geometry"]]
+    return write_layers(layers, tmp_path / "required")
+
+
+def test_a_folder_of_only_required_fields_is_analysed_reported_served_and_redrawn(tmp_path, capsys):
+    import math
+
+    import mapbox_vector_tile
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from geo.redraw import RedrawContext, check_proposal
+    from gridcover.workspace import open_workspace
+
+    out = tmp_path / "out"
+    assert main(["analyze", str(_required_only(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "10 households: no_location 2" in captured.out  # H7 (building only, now without it) and H8
+    assert "warning: grids.geojson: no 'worker_name' column: read as empty in every row" in captured.err
+    assert "社区" in (out / "report.html").read_text(encoding="utf-8")  # the report no longer needs ur_code
+    ws = open_workspace(out)
+    client = TestClient(create_app(ws))
+    for collection in ("communities", "grids", "buildings", "coverage_issues"):
+        r = client.get(f"/collections/{collection}/items", headers={"Accept": "application/geo+json"})
+        assert r.status_code == 200, (collection, r.text)
+        assert r.json()["features"]
+    lon, lat = ws.read("grids").geometry.iloc[0].representative_point().coords[0]
+    z = 15
+    x = int((lon + 180) / 360 * 2 ** z)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z)
+    for layer in ("grids", "communities", "buildings"):
+        r = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+        assert r.status_code == 200, (layer, r.text)
+    assert mapbox_vector_tile.decode(client.get(f"/tiles/grids/{z}/{x}/{y}.mvt").content)["grids"]["features"]
+    ctx = RedrawContext.from_layers(lambda n: ws.read(n) if ws.has(n) else None, version=ws.version)
+    report = check_proposal(ctx, ctx.grids_of({"C1"}).reset_index(drop=True))
+    assert report["moved"]["households"] == 0 and sum(g["households"] for g in report["grids"]) == 5
+    capsys.readouterr()
+    assert main(["lookup", str(out), "--lon", str(lon), "--lat", str(lat)]) == 0
+    assert json.loads(capsys.readouterr().out)["grid_id"] == ws.read("grids")["id"].iloc[0]
+
+
+def test_skip_invalid_writes_the_rejects_counts_them_and_says_so(tiny_dir, tmp_path):
+    def buildings(doc):
+        doc["features"][0]["geometry"]["coordinates"] = [[[104.0, 30.6], [104.001, 30.6], [104.0, 30.6]]]
+    rewrite_geojson(tiny_dir / "buildings.geojson", buildings)
+    rewrite_geojson(tiny_dir / "households.geojson", lambda d: d["features"][3]["properties"].__setitem__("persons", "x"))
+    out = tmp_path / "out"
+    refused = _run("analyze", tiny_dir, "--out", out)
+    assert refused.returncode == 2 and not out.exists()
+    assert refused.stderr.strip().splitlines()[-1].endswith("; --skip-invalid would leave it out")
+    result = _run("analyze", tiny_dir, "--out", out, "--skip-invalid", "--quiet")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()
+    assert last[-2] == ("left out 2 invalid features (1 buildings, 1 households), listed in rejects.geojson; "
+                        "1 references to missing features dropped")
+    assert last[-1].startswith(f"wrote {out}")
+    rejects = gpd.read_file(out / "rejects.geojson")
+    assert sorted(zip(rejects["layer"], rejects["id"], rejects["field"])) == [("buildings", "B1", "geometry"),
+                                                                             ("households", "H4", "persons")]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["rejected"] == {"buildings": 1, "households": 1}
+    assert summary["references_cleared"] == {"households.building_id": 1}
+    # H7 was recorded in B1: it lost its building, and is still counted under a status (no point: no_location)
+    assert summary["households"] == summary["status_total"] == 9
+    hh = gpd.read_file(out / "households.geojson").set_index("id")
+    assert hh.loc["H7", "status"] == "no_location"
+    assert hh.loc["H1", "status"] in ("no_building", "snapped_to_building")  # its footprint B1 was left out
+    assert "rejects.geojson" in summary["outputs"]
+
+
+def test_skip_invalid_on_clean_data_writes_an_empty_rejects_file(tiny_dir, tmp_path):
+    out = tmp_path / "out"
+    result = _run("analyze", tiny_dir, "--out", out, "--skip-invalid", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-2] == "left out 0 invalid features"
+    assert len(gpd.read_file(out / "rejects.geojson")) == 0
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["rejected"] == {}
+
+
+def test_communities_without_ur_code_get_their_report(tiny_dir, tmp_path):
+    # the report used to crash after the whole run: "The field ur_code is not available in the data"
+    def drop(doc):
+        for f in doc["features"]:
+            f["properties"].pop("ur_code")
+    rewrite_geojson(tiny_dir / "communities.geojson", drop)
+    out = tmp_path / "out"
+    result = _run("analyze", tiny_dir, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "communities / fringe" in html and "城乡分类代码" not in html  # the layer is there, without the code
+
+
+# ---- real data as users have it (tests/data, rebuilt by tests/data/make_fixtures.py) ----------------
+
+RAW = Path(__file__).resolve().parent / "data" / "chengdu_raw"
+VARIANTS = RAW.parent / "variants"
+
+
+def _raw_copy(tmp_path) -> Path:
+    folder = tmp_path / "chengdu_raw"
+    shutil.copytree(RAW, folder)
+    return folder
+
+
+def test_the_raw_osm_and_spreadsheet_folder_stops_at_its_broken_footprint_and_names_the_flag(tmp_path):
+    result = _run("analyze", _raw_copy(tmp_path), "--out", tmp_path / "out", "--quiet")
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gridcover: error: buildings.geojson: feature 111 (id=way/314875622), field 'geometry': invalid polygon that "
+        "cannot be repaired (Too few points in geometry component[104.055 30.6541]); --skip-invalid would leave it out")
+
+
+def test_the_raw_folder_with_skip_invalid_is_analysed_and_nothing_is_lost(tmp_path):
+    out = tmp_path / "out"
+    result = _run("analyze", _raw_copy(tmp_path), "--out", out, "--quiet", "--skip-invalid")
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    for line in ("warning: grids.shp: column 'community_' read as 'community_id' (Shapefile field names are cut to 10 "
+                 "characters)",
+                 "warning: buildings.geojson: no 'floors' column: read as empty in every row",
+                 "warning: households.csv: read as GB18030 text (not UTF-8)",
+                 "warning: buildings.geojson: feature 3 (id=relation/7777957): invalid polygon (Self-intersection"):
+        assert line in err
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("644 households: no_location 15")
+    assert lines[-2] == ("left out 1 invalid feature (1 buildings), listed in rejects.geojson; 5 references to missing "
+                         "features dropped")
+    rows = pd.read_csv(RAW / "households.csv", encoding="gb18030", dtype=str)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["households"] == summary["status_total"] == len(rows) == 644  # every row of the sheet counted
+    assert summary["rejected"] == {"buildings": 1}
+    assert summary["references_cleared"] == {"households.building_id": 5}
+    rejects = gpd.read_file(out / "rejects.geojson")
+    assert rejects[["layer", "id", "field"]].values.tolist() == [["buildings", "way/314875622", "geometry"]]
+    assert "@id" in rejects.columns and rejects["building"].iloc[0] == "house"  # the original OSM properties
+    hh = gpd.read_file(out / "households.geojson").set_index("id")
+    assert hh.loc["HH0373", "status"] in ("no_building", "snapped_to_building", "no_location")
+    assert hh.loc["HH0002", "address"].startswith("汪家拐街道") and hh["elderly_alone"].any()  # 是/否 read
+
+
+def test_the_register_without_ur_code_and_the_points_only_households_shapefile(tmp_path):
+    folder = _raw_copy(tmp_path)
+    (folder / "communities.gpkg").unlink()
+    shutil.copy(VARIANTS / "communities_no_ur_code.geojson", folder / "communities.geojson")
+    (folder / "households.csv").unlink()
+    for part in VARIANTS.glob("households.*"):
+        shutil.copy(part, folder / part.name)
+    config = (folder / "gridcover.toml").read_text(encoding="utf-8")
+    config = config[:config.index("[crs]")] + config[config.index("[columns.buildings]"):]  # data-model names, WGS-84
+    (folder / "gridcover.toml").write_text(config, encoding="utf-8")
+    out = tmp_path / "out"
+    result = _run("analyze", folder, "--out", out, "--quiet", "--skip-invalid")
+    assert result.returncode == 0, result.stderr
+    assert ("warning: households.shp: column 'building_i' read as 'building_id' (Shapefile field names are cut to 10 "
+            "characters)") in result.stderr
+    assert "warning: households.shp: column 'elderly_al' read as 'elderly_alone'" in result.stderr
+    assert result.stdout.startswith("150 households:")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert all(c["ur_code"] is None for c in summary["per_community"])
+    assert (out / "report.html").stat().st_size > 0
+
+
+def test_the_register_of_community_points_is_not_a_communities_layer(tmp_path):
+    folder = _raw_copy(tmp_path)
+    (folder / "communities.gpkg").unlink()
+    shutil.copy(VARIANTS / "communities_register.csv", folder / "communities.csv")
+    result = _run("analyze", folder, "--out", tmp_path / "out", "--quiet")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gridcover: error: communities.csv: layer 'communities' holds polygons: CSV is read for point layers only")
+
+
+def test_the_dask_engine_refuses_what_it_does_not_do_yet(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["analyze", str(RAW), "--out", out, "--engine", "dask", "--skip-invalid"]) == 2
+    assert capsys.readouterr().err.strip() == "gridcover: error: --skip-invalid works with --engine single only"
+    assert main(["analyze", str(RAW), "--out", out, "--engine", "dask"]) == 2
+    assert capsys.readouterr().err.strip() == "gridcover: error: [columns] of gridcover.toml works with --engine single only"
+    assert not (tmp_path / "out").exists()
+
+
+def test_estates_and_areas_with_only_their_required_fields_get_their_report(tiny_dir, tmp_path):
+    import shapely
+
+    from conftest import write_layers
+
+    box = shapely.box(103.999, 30.645, 104.003, 30.66)
+    write_layers({"estates": gpd.GeoDataFrame({"id": ["E1"], "name": ["锦华苑"]}, geometry=[box], crs=4326),
+                  "areas": gpd.GeoDataFrame({"id": ["A1"], "kind": ["old_estate"]}, geometry=[box], crs=4326)}, tiny_dir)
+    out = tmp_path / "out"
+    result = _run("analyze", tiny_dir, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    layer_name = json.dumps("小区（老旧小区橙色） estates")[1:-1]  # as folium writes the map layer's name
+    assert layer_name in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_skip_invalid_into_postgis_alone_is_refused_before_the_run(tiny_dir, capsys):
+    import os
+
+    url = os.environ.get("GRIDCOVER_TEST_PG")
+    if not url:
+        pytest.skip("GRIDCOVER_TEST_PG not set")
+    assert main(["analyze", str(tiny_dir), "--db", url, "--schema", "intake_refused", "--skip-invalid", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == ("gridcover: error: --skip-invalid with --db needs --out OUT_DIR too: "
+                                               "rejects.geojson is written there")
