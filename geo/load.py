@@ -15,8 +15,8 @@ Example
 
 from __future__ import annotations
 
-import codecs
 import errno
+import io
 import os
 import tomllib
 import warnings as _warnings
@@ -35,6 +35,7 @@ from geo.errors import ConfigError, InputError
 from geo.schema import (AREA_KINDS, BOOL, BOUNDARY_LAYERS, DATE, INT, LAYER_ORDER, LAYERS, LINE, POINT, POLYGON, STR,
                         Layer)
 from geo.settings import Settings
+from geo.textio import EncodingError, detect_encoding
 
 #: File extensions tried for each layer, in order.
 EXTENSIONS = (".geojson", ".json", ".gpkg", ".shp", ".csv")
@@ -588,10 +589,9 @@ def _dbf_encoding(shp: Path) -> str | None:
     if text.isascii():
         return None
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(text, final=len(sample) < _DBF_SAMPLE)
-        return "UTF-8"
-    except UnicodeDecodeError:
-        return "GB18030"
+        return "GB18030" if detect_encoding(io.BytesIO(text)) == "gb18030" else "UTF-8"
+    except EncodingError:
+        return None  # neither: GDAL's default, and the reader names what it cannot read
 
 
 def _read_vector(file: Path, label: str, gpkg_layer: str | None, **options) -> gpd.GeoDataFrame:
@@ -629,10 +629,6 @@ def _read_vector(file: Path, label: str, gpkg_layer: str | None, **options) -> g
     return frame
 
 
-#: Text encodings tried, in order, for a CSV file (UTF-8 with or without a byte-order mark, then the Chinese national one).
-CSV_ENCODINGS = ("utf-8-sig", "gb18030")
-
-
 def _read_csv(file: Path, layer: Layer, label: str, *, columns: dict | None = None, config_label: str = CONFIG_NAME,
               problems: list | None = None, notes: list | None = None) -> gpd.GeoDataFrame:
     """A CSV point layer with its columns mapped (``columns``); UTF-8 or GB18030, detected.
@@ -642,19 +638,15 @@ def _read_csv(file: Path, layer: Layer, label: str, *, columns: dict | None = No
     """
     if layer.geometry != POINT:
         raise InputError(f"layer {layer.name!r} holds {layer.geometry}s: CSV is read for point layers only", file=label)
-    table, errors = None, []
-    for encoding in CSV_ENCODINGS:
-        try:
-            table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
-            break
-        except UnicodeDecodeError as exc:
-            errors.append(f"{encoding}: {exc.reason} at byte {exc.start}")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(f"cannot be read as CSV: {str(exc).splitlines()[0]}", file=label) from None
-    if table is None:
-        raise InputError(f"cannot be read as CSV: the text is neither UTF-8 nor GB18030 ({'; '.join(errors)})",
-                         file=label)
-    if encoding != CSV_ENCODINGS[0] and notes is not None:
+    try:
+        encoding = detect_encoding(file)
+        table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+    except (EncodingError, UnicodeDecodeError) as exc:
+        where = f" ({exc.reason} at byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
+        raise InputError(f"cannot be read as CSV: the text is neither UTF-8 nor GB18030{where}", file=label) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"cannot be read as CSV: {str(exc).splitlines()[0]}", file=label) from None
+    if encoding == "gb18030" and notes is not None:
         notes.append(f"{label}: read as {encoding.upper()} text (not UTF-8)")
     table = _map_columns(table, layer, label, columns or {}, config_label=config_label, shapefile=False,
                          notes=notes if notes is not None else [])
