@@ -61,6 +61,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     elif args.out is None:
         raise ConfigError("give --out OUT_DIR (the output folder), or --db URL to write into PostGIS")
 
+    if not args.discard_grid_edits:
+        _refuse_losing_grid_edits(None if scratch is not None else args.out, db=args.db, schema=args.schema)
     if args.scheduler and args.engine != "dask":
         raise GridcoverError("--scheduler needs --engine dask")
     if args.skip_invalid and scratch is not None:
@@ -127,6 +129,37 @@ def cmd_analyze(args: argparse.Namespace) -> int:
               + (f"; {cleared:,} references to missing features dropped" if cleared else ""))
     print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _refuse_losing_grid_edits(out, *, db: str | None, schema: str) -> None:
+    """A new analysis replaces the workspace and its grid history: refuse while the workspace at ``out`` (or in
+    PostGIS at ``db``/``schema``) holds grid changes made with ``gridcover redraw``, which would be lost."""
+    from pathlib import Path
+
+    from gridcover.workspace import WORKSPACE_FILE, WorkspaceError, grid_edits, open_workspace
+
+    places = []
+    if out is not None and (Path(out) / WORKSPACE_FILE).is_file():
+        places.append({"path": out})
+    if db:
+        places.append({"db": db, "schema": schema})
+    for place in places:
+        try:
+            workspace = open_workspace(**place)
+        except WorkspaceError:  # nothing there yet
+            continue
+        try:
+            edits, where = grid_edits(workspace), workspace.path if "path" in place else workspace.location
+        finally:
+            workspace.close()
+        if edits:
+            last = edits[-1]
+            msg = (f"{where} holds {len(edits)} grid change{'' if len(edits) == 1 else 's'} made with 'gridcover "
+                   f"redraw' (the last: version {last.version} by {last.author}, {last.created[:10]}) that a new "
+                   "analysis would discard: put the current grids into the data folder first (e.g. ogr2ogr "
+                   "DATA/grids.geojson OUT/workspace.gpkg grids), analyse into another --out, or pass "
+                   "--discard-grid-edits")
+            raise ConfigError(msg)
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
@@ -211,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--skip-invalid", action="store_true",
                          help="leave out features that cannot be used (listed in OUT/rejects.geojson, counted in "
                               "summary.json) instead of stopping; streets, communities and grids always stop the run")
+    analyze.add_argument("--discard-grid-edits", action="store_true",
+                         help="replace a workspace even though it holds grid changes made with 'gridcover redraw' "
+                              "(refused without it: they would be lost)")
     analyze.add_argument("--quiet", action="store_true", help="no progress lines")
     analyze.set_defaults(func=cmd_analyze)
 

@@ -200,6 +200,9 @@ class Workspace(MetaView):
     def has(self, name: str) -> bool:
         return name in self.layer_names()
 
+    def close(self) -> None:
+        """Nothing to release (the file is opened per read); here so both backends can be closed alike."""
+
     def read(self, name: str) -> gpd.GeoDataFrame:
         """A layer in WGS-84, read once per version (callers must not modify it)."""
         self._refresh()
@@ -376,6 +379,12 @@ class Workspace(MetaView):
             self._stamp = None
             self._refresh()
             return self.grid_version(new_version)
+
+
+def grid_edits(workspace) -> list[GridVersion]:
+    """The grid changes made in a workspace after its analysis (``redraw apply`` / ``restore``), oldest first:
+    what a new analysis into the same place would discard."""
+    return [v for v in workspace.history() if v.kind != "analyze"]
 
 
 def open_workspace(path: str | os.PathLike | None = None, *, db: str | None = None,

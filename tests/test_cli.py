@@ -484,3 +484,26 @@ def test_skip_invalid_into_postgis_alone_is_refused_before_the_run(tiny_dir, cap
     assert main(["analyze", str(tiny_dir), "--db", url, "--schema", "intake_refused", "--skip-invalid", "--quiet"]) == 2
     assert capsys.readouterr().err.strip() == ("gridcover: error: --skip-invalid with --db needs --out OUT_DIR too: "
                                                "rejects.geojson is written there")
+
+
+# ---- no edit lost: a new analysis does not silently discard grid changes -------------------------------
+
+def test_a_new_analysis_over_a_workspace_with_grid_changes_is_refused_until_asked(tmp_path, capsys):
+    from gridcover.synthetic import make_district, write_district
+
+    data, out, proposal = tmp_path / "data", tmp_path / "out", tmp_path / "p.geojson"
+    write_district(make_district(households=3000, buildings=300, grids=8, grids_per_community=4, seed=1), data,
+                   fmt="geojson")
+    assert main(["analyze", str(data), "--out", str(out), "--quiet"]) == 0
+    assert main(["analyze", str(data), "--out", str(out), "--quiet"]) == 0  # nothing changed yet: replaced
+    assert main(["redraw", "propose", str(out), "--community", "C1", "--out", str(proposal)]) == 0
+    assert main(["redraw", "apply", str(out), str(proposal), "--author", "张三", "--reason", "调整"]) == 0
+    capsys.readouterr()
+    before = (out / "workspace.gpkg").read_bytes()
+    assert main(["analyze", str(data), "--out", str(out), "--quiet"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "holds 1 grid change made with 'gridcover redraw'" in line and "by 张三" in line
+    assert "--discard-grid-edits" in line
+    assert (out / "workspace.gpkg").read_bytes() == before
+    assert main(["analyze", str(data), "--out", str(out), "--quiet", "--discard-grid-edits"]) == 0
+    assert (out / "workspace.gpkg").read_bytes() != before

@@ -458,3 +458,17 @@ def test_a_layer_with_lists_nullable_numbers_and_dates_is_written_with_types_and
     assert back["residential"][0] is True and pd.isna(back["residential"][1]) and back["residential"][2] is False
     assert back["last_visit"].tolist()[0] == "2026-11-01" and pd.isna(back["last_visit"][1])
     assert back.geometry[1] is None and back.geometry[2].equals(shapely.Point(104.1, 30.7))
+
+
+def test_analyze_db_over_a_schema_with_grid_changes_is_refused_until_asked(ws, postgis_dsn, schema, tiny_dir,
+                                                                           capsys):
+    from gridcover.cli import main
+
+    _commit(ws, "C1")
+    capsys.readouterr()
+    db = ["--db", postgis_dsn, "--schema", schema]
+    assert main(["analyze", str(tiny_dir), *db, "--quiet"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "holds 1 grid change made with 'gridcover redraw'" in line and "by 王芳" in line
+    assert ws.version == 2 and len(ws.history()) == 2
+    assert main(["analyze", str(tiny_dir), *db, "--quiet", "--discard-grid-edits"]) == 0
