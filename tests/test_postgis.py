@@ -363,7 +363,7 @@ def test_two_servers_on_one_database_an_apply_on_one_is_seen_by_the_other_and_a_
         assert f"(schema {schema}) (version 1" in a.first_line
         items = "/collections/grids/items"
         etag = httpx.get(b.url + items, timeout=60).headers["etag"]
-        assert httpx.get(b.url + "/tiles/grids.json", timeout=60).json()["version"] == ws.tag
+        assert httpx.get(b.url + "/tiles/grids.json", timeout=60).json()["gridcover:workspace"] == ws.tag
         doc = httpx.get(a.url + "/grids/versions/1", headers=office, timeout=60).json()
         doc.pop("version")
         doc["features"] = [f for f in doc["features"] if f["properties"]["community_id"] == "C1"]
@@ -378,7 +378,7 @@ def test_two_servers_on_one_database_an_apply_on_one_is_seen_by_the_other_and_a_
         while httpx.get(b.url + items, timeout=60).headers["etag"] == etag and time.time() - applied < 5:
             time.sleep(0.01)
         assert time.time() - applied < 1.0
-        assert httpx.get(b.url + "/tiles/grids.json", timeout=60).json()["version"] == ws.tag != etag
+        assert httpx.get(b.url + "/tiles/grids.json", timeout=60).json()["gridcover:workspace"] == ws.tag != etag
         grids = httpx.get(b.url + items, params={"limit": 100}, timeout=60).json()
         assert "郑爽" in {f["properties"].get("worker_name") for f in grids["features"]}
         # the second editor checked the same community against version 1: a clear conflict, nothing written
