@@ -1,7 +1,7 @@
 """Benchmark: gridcover's household assignment against the plain geopandas way.
 
 Generates (or reuses, under ``bench/data/``) a synthetic district
-(gridcover.synthetic), projects it to EPSG:32648 once (timed apart, shared by
+(tools.synthetic), projects it to EPSG:32648 once (timed apart, shared by
 both sides), then times
 
 (a) gridcover: ``geo.assign.assign_households(households, buildings, grids)``;
@@ -57,7 +57,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gridcover.synthetic import GENERATOR_VERSION, METRIC_CRS, make_district, write_district  # noqa: E402
+from tools.synthetic import GENERATOR_VERSION, METRIC_CRS, make_district, write_district  # noqa: E402
 
 DATA_DIR = ROOT / "bench" / "data"
 SNAP_TOLERANCE_M = 15.0

@@ -7,8 +7,8 @@ memory (the machine has 24 GiB; the limit leaves room for the system). Prints a 
 two engines, a linear fit of peak memory against households for each engine, the size at which each
 reaches the machine's memory, and the projection to ``--project`` households (50 million by default).
 
-Data: ``gridcover.synthetic`` (1 building per 10 households, 1 grid per 333, 10 grids a community, 10
-communities a street: 1,000,000 households are 30 streets) plus ``gridcover.synthetic_network`` (street
+Data: ``tools.synthetic`` (1 building per 10 households, 1 grid per 333, 10 grids a community, 10
+communities a street: 1,000,000 households are 30 streets) plus ``tools.synthetic_network`` (street
 centre lines along the block edges, facilities of every category, gates for 30% of the estates), cached
 in bench/data/. Never run in CI.
 
@@ -42,11 +42,11 @@ def city(households: int, seed: int = 0) -> Path:
     folder = DATA / f"city-v1-h{households}-b{buildings}-g{grids}-s{seed}"
     if not (folder / "roads.gpkg").exists():
         print(f"generating {folder.name} ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "gridcover.synthetic", "--households", str(households), "--buildings",
+        subprocess.run([sys.executable, "-m", "tools.synthetic", "--households", str(households), "--buildings",
                         str(buildings), "--grids", str(grids), "--seed", str(seed), "--out", str(folder),
-                        "--format", "gpkg"], check=True)
-        subprocess.run([sys.executable, "-m", "gridcover.synthetic_network", str(folder), "--seed", str(seed)],
-                       check=True)
+                        "--format", "gpkg"], check=True, cwd=ROOT.parent)  # tools/ is not installed: the checkout
+        subprocess.run([sys.executable, "-m", "tools.synthetic_network", str(folder), "--seed", str(seed)],
+                       check=True, cwd=ROOT.parent)
     return folder
 
 

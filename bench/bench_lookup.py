@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from geo.lookup import build_index, lookup_points  # noqa: E402
 from geo.report import write_meta  # noqa: E402
-from gridcover.synthetic import GENERATOR_VERSION, make_district  # noqa: E402
+from tools.synthetic import GENERATOR_VERSION, make_district  # noqa: E402
 
 DATA_DIR = ROOT / "bench" / "data"
 KEY = "k-bench"

@@ -1,7 +1,7 @@
 """Benchmark: gridcover's proposed grids vs spopt max-p and GerryChain's recursive_tree_part (never in CI).
 
 On the same synthetic community (``--buildings`` buildings with 0–``--max-households`` households each, in the
-estates of ``gridcover.synthetic``) and on each community of the sample district, with the band 300–500:
+estates of ``tools.synthetic``) and on each community of the sample district, with the band 300–500:
 
 - gridcover: ``geo.propose.propose_grids`` (estates whole; split along buildings only above the ceiling);
 - spopt ``MaxPHeuristic`` (floor 300, units = buildings, attributes = unit x/y), in a child process stopped
@@ -42,7 +42,7 @@ BAND = (300, 500)
 
 
 def synthetic(buildings: int, max_households: int, seed: int):
-    from gridcover.synthetic import make_district
+    from tools.synthetic import make_district
 
     layers = make_district(households=1, buildings=buildings, grids=1, grids_per_community=1, seed=seed)
     m = {k: v.to_crs(32648) for k, v in layers.items() if k != "households"}
@@ -196,7 +196,7 @@ def time_check(households: int) -> None:
     from geo.pipeline import analyze
     from geo.redraw import check_proposal
     from geo.report import write_outputs
-    from gridcover.synthetic import make_district, write_district
+    from tools.synthetic import make_district, write_district
     from gridcover.workspace import open_workspace
 
     root = Path(tempfile.mkdtemp(prefix="bench-redraw-"))

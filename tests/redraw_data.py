@@ -10,7 +10,7 @@ import pandas as pd
 
 from geo.pipeline import analyze
 from geo.report import write_outputs
-from gridcover.synthetic import make_district, write_district
+from tools.synthetic import make_district, write_district
 
 _CACHE: dict[tuple, Path] = {}
 

@@ -489,7 +489,7 @@ def test_skip_invalid_into_postgis_alone_is_refused_before_the_run(tiny_dir, cap
 # ---- no edit lost: a new analysis does not silently discard grid changes -------------------------------
 
 def test_a_new_analysis_over_a_workspace_with_grid_changes_is_refused_until_asked(tmp_path, capsys):
-    from gridcover.synthetic import make_district, write_district
+    from tools.synthetic import make_district, write_district
 
     data, out, proposal = tmp_path / "data", tmp_path / "out", tmp_path / "p.geojson"
     write_district(make_district(households=3000, buildings=300, grids=8, grids_per_community=4, seed=1), data,

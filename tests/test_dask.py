@@ -74,8 +74,8 @@ def cluster():
 def city(tmp_path_factory):
     """Six streets of a synthetic district with roads along the blocks, facilities and gates; a 15-minute
     horizon keeps each street's roads smaller than the city (about 2.4 km across)."""
-    from gridcover.synthetic import make_district, write_district
-    from gridcover.synthetic_network import street_network
+    from tools.synthetic import make_district, write_district
+    from tools.synthetic_network import street_network
 
     folder = tmp_path_factory.mktemp("city")
     layers = make_district(households=20_000, buildings=2_000, grids=60, seed=3, grids_per_community=5,

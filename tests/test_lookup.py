@@ -164,7 +164,7 @@ def _postgis_answers(dsn: str, grids, lon: np.ndarray, lat: np.ndarray) -> list:
 
 
 def test_batch_answers_agree_with_postgis_st_covers_and_the_tie_rule(postgis_dsn, city):
-    from gridcover.synthetic import make_district
+    from tools.synthetic import make_district
 
     cases = [city]
     cases.append(make_district(households=0, buildings=400, grids=40, seed=2))

@@ -158,7 +158,7 @@ def test_risk_columns_in_households_and_grids(sample):
 # ---- a whole city: output grows with the households, not with the area (issue 11) -------------------------
 
 def _city_dir(tmp_path, *, drop_settled_grid: bool = False, **sizes):
-    from gridcover.synthetic import make_city, write_district
+    from tools.synthetic import make_city, write_district
 
     city = make_city(**sizes)
     if drop_settled_grid:  # a settled street whose grid was never drawn: a gap full of households

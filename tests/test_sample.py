@@ -201,7 +201,7 @@ def test_facilities_mark_their_source(sample):
 
 @pytest.mark.skipif(not (DATA / "chengdu-central-2018.osm").exists(), reason="shared data not present")
 def test_build_sample_is_deterministic_and_matches_the_committed_files(tmp_path):
-    from gridcover.sample import build_sample
+    from tools.sample import build_sample
 
     counts = build_sample(DATA, tmp_path)
     assert counts == {name: len(gpd.read_file(SAMPLE / f"{name}.geojson", engine="pyogrio")) for name in counts}

@@ -8,7 +8,7 @@ import pytest
 import shapely
 
 from geo.schema import LAYERS
-from gridcover.synthetic import METRIC_CRS, main, make_district
+from tools.synthetic import METRIC_CRS, main, make_district
 
 SIZES = {"households": 2_000, "buildings": 200, "grids": 12}
 
@@ -132,7 +132,7 @@ def test_command_line_writes_one_file_per_layer(tmp_path):
 
 @pytest.fixture(scope="module")
 def city():
-    from gridcover.synthetic import make_city
+    from tools.synthetic import make_city
 
     return make_city()
 
@@ -152,7 +152,7 @@ def test_the_whole_city_tiles_16000_km2_with_343_streets_and_holds_2300_househol
 
 
 def test_the_whole_city_follows_the_data_model_and_the_seed(city):
-    from gridcover.synthetic import make_city
+    from tools.synthetic import make_city
 
     for name, layer in city.items():
         for field in LAYERS[name].fields:

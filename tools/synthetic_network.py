@@ -1,4 +1,4 @@
-"""Roads, gates and facilities for a synthetic district (``gridcover.synthetic``), for reach at any size.
+"""Roads, gates and facilities for a synthetic district (``tools.synthetic``), for reach at any size.
 
 Street centre lines run along the edges of the district's blocks (each block's box grown by half the
 street width), one straight segment per block edge so that lines meet at shared vertices; facilities
@@ -23,7 +23,7 @@ import pandas as pd
 import shapely
 
 from geo.reach import load_config
-from gridcover.synthetic import METRIC_CRS, OUTPUT_CRS, STREET_HALF_WIDTH_M
+from tools.synthetic import METRIC_CRS, OUTPUT_CRS, STREET_HALF_WIDTH_M
 
 #: Blocks per facility, by tier (minutes): short tiers are dense, 15-minute services sparse.
 BLOCKS_PER_FACILITY = {5: 6, 10: 25, 15: 70}
@@ -80,10 +80,10 @@ def street_network(layers: dict[str, gpd.GeoDataFrame], *, seed: int = 0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Add roads.gpkg, facilities.gpkg and gates.gpkg to a folder written by ``python -m gridcover.synthetic``."""
+    """Add roads.gpkg, facilities.gpkg and gates.gpkg to a folder written by ``python -m tools.synthetic``."""
     import pyogrio
 
-    parser = argparse.ArgumentParser(prog="python -m gridcover.synthetic_network", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.synthetic_network", description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

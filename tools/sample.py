@@ -10,7 +10,7 @@ in the blocks OSM left empty, households, grids of whole parcels with their
 workers, and a handful of defects planted on purpose (listed in the README
 this module writes next to the layers).
 
-Run ``python -m gridcover.sample --data ../shared/data --out sample_geojson``.
+Run ``python -m tools.sample --data ../shared/data --out sample_geojson``.
 
 Example
 -------
@@ -1255,10 +1255,10 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         "## How it was made",
         "",
         "```",
-        f"python -m gridcover.sample --data ../shared/data --out sample_geojson --seed {seed}",
+        f"python -m tools.sample --data ../shared/data --out sample_geojson --seed {seed}",
         "```",
         "",
-        "Deterministic: the same data and seed give byte-identical files. Steps (`gridcover/sample.py`):",
+        "Deterministic: the same data and seed give byte-identical files. Steps (`tools/sample.py`):",
         "",
         "1. Register: the street's communities, their GCJ-02 points converted to WGS-84 (`geo.crs.gcj02_to_wgs84`).",
         "2. Blocks: faces of the real OSM road network (motorway … living_street, pedestrian); the street and "
@@ -1352,7 +1352,7 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gridcover.sample", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tools.sample", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder holding the OSM extract and the community register")
     p.add_argument("--out", required=True, help="folder to write the sample layers into")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)

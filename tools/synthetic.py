@@ -34,9 +34,9 @@ Example
 
 Command line::
 
-    python -m gridcover.synthetic --households 1000000 --buildings 100000 \
+    python -m tools.synthetic --households 1000000 --buildings 100000 \
         --grids 3000 --seed 0 --out data/district
-    python -m gridcover.synthetic --city --out data/city   # the whole-city case, make_city()
+    python -m tools.synthetic --city --out data/city   # the whole-city case, make_city()
 """
 
 from __future__ import annotations
@@ -678,7 +678,7 @@ def write_district(layers: dict[str, gpd.GeoDataFrame], out: Path, *, fmt: str =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gridcover.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--city", action="store_true",
                         help="the whole-city case instead: 343 streets over 16,000 km², households in five places")
     parser.add_argument("--households", type=int, help=f"required, except with --city (default {CITY_HOUSEHOLDS:,})")
