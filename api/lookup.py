@@ -31,7 +31,7 @@ from geo.errors import GridcoverError, InputError
 from geo.lookup import BlindSpotLog, LookupIndex, build_index, lookup_addresses, lookup_points, records, to_wgs84
 from gridcover.lookup_batch import (FORMATS, BatchError, BatchPlan, answer_batch, charset_of, check_batch,
                                     json_records, write_answers)
-from gridcover.workspace import Workspace
+from gridcover.store.gpkg import Workspace
 
 #: A batch body is kept in memory up to this size, on disk beyond (it is read twice: checked, then answered).
 SPOOL_BYTES = 1 << 20

@@ -34,7 +34,7 @@ from geo.propose import parse_band, propose_grids
 from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_after, grids_from_moves,
                         proposal_from_geojson, proposal_frame, reassess)
 from geo.report import _json_default
-from gridcover.workspace import ConflictError, Workspace, WorkspaceError, communities_changed_since
+from gridcover.store.gpkg import ConflictError, Workspace, WorkspaceError, communities_changed_since
 
 _CTX: dict[Path, tuple[str, RedrawContext]] = {}
 _CTX_LOCK = threading.Lock()
@@ -151,7 +151,7 @@ class ProposalStore:
     FILE = "redraw_proposals.sqlite"
 
     def __new__(cls, workspace: Workspace):
-        # a PostGIS workspace keeps drafts in its own database (gridcover.postgis.PostGISProposals, the same
+        # a PostGIS workspace keeps drafts in its own database (gridcover.store.postgis.PostGISProposals, the same
         # interface), so every server sharing it sees them
         if hasattr(workspace, "proposals"):
             return workspace.proposals()

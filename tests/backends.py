@@ -55,11 +55,11 @@ class Backend:
 
     def open(self, folder: str | os.PathLike):
         """The workspace in ``folder`` (what analyze wrote), as this backend."""
-        from gridcover.workspace import open_workspace
+        from gridcover.store.gpkg import open_workspace
 
         if self.kind == "gpkg":
             return open_workspace(folder)
-        from gridcover.postgis import PostGISWorkspace, load_gpkg
+        from gridcover.store.postgis import PostGISWorkspace, load_gpkg
 
         schema = new_schema()
         self.schemas.append(schema)

@@ -17,9 +17,9 @@ import pytest
 from api.redraw import redraw_context
 from backends import drop_schema, new_schema, postgis_dsn  # noqa: F401 - fixture
 from geo.redraw import grids_after, reassess
-from gridcover import postgis
-from gridcover.postgis import PostGISWorkspace, load_gpkg, migrate, migrations
-from gridcover.workspace import ConflictError, Workspace, WorkspaceError
+from gridcover.store import postgis
+from gridcover.store.postgis import PostGISWorkspace, load_gpkg, migrate, migrations
+from gridcover.store.gpkg import ConflictError, Workspace, WorkspaceError
 from layers.features import version_key
 from redraw_data import synthetic_workspace
 
@@ -254,7 +254,7 @@ def test_saved_proposals_are_kept_in_the_database_and_read_as_the_sqlite_store_g
 # ------------------------------------------------------------------ several processes
 _WATCHER = textwrap.dedent("""
     import json, sys, time
-    from gridcover.postgis import PostGISWorkspace
+    from gridcover.store.postgis import PostGISWorkspace
     from api.lookup import lookup_index
     ws = PostGISWorkspace(sys.argv[1], schema=sys.argv[2])
     first = ws.tag

@@ -14,7 +14,7 @@ import pytest
 from api.redraw import redraw_context
 from geo.errors import InputError
 from geo.redraw import grids_after, reassess
-from gridcover.workspace import ConflictError, WorkspaceError, open_workspace
+from gridcover.store.gpkg import ConflictError, WorkspaceError, open_workspace
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
 from redraw_data import meanwhile, synthetic_workspace
 
@@ -177,7 +177,7 @@ def test_a_restore_undoes_only_the_communities_changed_since_and_keeps_a_change_
 #: Children forked from a server that has imported gridcover once: separate processes, each opening the
 #: workspace itself as ``gridcover redraw apply`` does, started within milliseconds of each other.
 _PROCESSES = multiprocessing.get_context("forkserver")
-_PROCESSES.set_forkserver_preload(["gridcover.cli", "api.redraw", "gridcover.postgis"])
+_PROCESSES.set_forkserver_preload(["gridcover.cli", "api.redraw", "gridcover.store.postgis"])
 
 
 def _gridcover(argv: list[str], log: str, start) -> None:

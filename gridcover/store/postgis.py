@@ -1,6 +1,6 @@
 """The workspace in PostGIS (空间数据库): one database shared by a city's servers, lookups and editors.
 
-:class:`PostGISWorkspace` has the interface of the GeoPackage :class:`gridcover.workspace.Workspace`
+:class:`PostGISWorkspace` has the interface of the GeoPackage :class:`gridcover.store.gpkg.Workspace`
 (``read``, ``tag``, ``version``, ``meta``, ``summary``, ``layer_names``, ``has`` and the grid history:
 ``history``, ``grid_version``, ``grids_at``, ``version_as_of``, ``grids_as_of``, ``commit_grids``), over a
 schema (default ``gridcover``) holding:
@@ -12,7 +12,7 @@ schema (default ``gridcover``) holding:
   ``gridcover_grid_versions`` and ``grid_history`` (every version of the grids, GiST-indexed);
 * ``grid_proposals``: saved redraw proposals (:class:`PostGISProposals`, the interface of
   ``api.redraw.ProposalStore``);
-* ``gridcover_migrations``: the versioned SQL files of ``gridcover/migrations`` applied so far.
+* ``gridcover_migrations``: the versioned SQL files of ``gridcover/store/migrations`` applied so far.
 
 Several processes share one schema. A change bumps ``gridcover_meta`` in the same transaction, and a trigger
 announces it with ``NOTIFY gridcover``; every open workspace LISTENs on its own connection, so its ``tag``
@@ -20,7 +20,7 @@ announces it with ``NOTIFY gridcover``; every open workspace LISTENs on its own 
 REPEATABLE READ snapshot together with the version it belongs to, so a reader never mixes versions.
 :meth:`PostGISWorkspace.commit_grids` takes the version row ``FOR UPDATE`` and builds the new grids on the
 version read there: two editors are serialised, the second one's change is built on the first one's grids
-(other communities) or refused with :class:`~gridcover.workspace.ConflictError` (the same community), and
+(other communities) or refused with :class:`~gridcover.store.gpkg.ConflictError` (the same community), and
 an interrupted change rolls back whole.
 
 Example
@@ -51,7 +51,7 @@ import shapely
 
 from geo.errors import ConfigError
 from geo.report import META_TABLE, _json_default, _plain
-from gridcover.workspace import MetaView
+from gridcover.store.gpkg import MetaView
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_SCHEMA = "gridcover"
@@ -74,7 +74,7 @@ def _psycopg():
 
 
 def _errors():
-    from gridcover.workspace import WorkspaceError
+    from gridcover.store.gpkg import WorkspaceError
 
     return WorkspaceError
 
@@ -276,7 +276,7 @@ def _write_history(conn, schema: str, version, grids: gpd.GeoDataFrame) -> None:
     """One row of ``gridcover_grid_versions`` and the grids of that version in ``grid_history``."""
     from psycopg import sql
 
-    from gridcover.workspace import HISTORY_FIELDS
+    from gridcover.store.gpkg import HISTORY_FIELDS
 
     conn.execute(sql.SQL("INSERT INTO {} (version, created, author, reason, kind, communities, parent, n_grids) "
                          "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)").format(sql.Identifier(schema, VERSIONS_TABLE)),
@@ -308,7 +308,7 @@ def load_gpkg(gpkg: str | os.PathLike, dsn: str, *, schema: str = DEFAULT_SCHEMA
     """
     from psycopg import sql
 
-    from gridcover.workspace import Workspace
+    from gridcover.store.gpkg import Workspace
 
     check_schema_name(schema)
     source = Workspace(gpkg)
@@ -528,7 +528,7 @@ class PostGISWorkspace(MetaView):
 
     @staticmethod
     def _version(row):
-        from gridcover.workspace import GridVersion
+        from gridcover.store.gpkg import GridVersion
 
         created = row[1].astimezone(timezone.utc).isoformat(timespec="seconds")
         return GridVersion(version=int(row[0]), created=created, author=row[2], reason=row[3], kind=row[4],
@@ -551,7 +551,7 @@ class PostGISWorkspace(MetaView):
         """The grids (the fields a user draws, WGS-84) of any version."""
         from psycopg import sql
 
-        from gridcover.workspace import HISTORY_FIELDS
+        from gridcover.store.gpkg import HISTORY_FIELDS
 
         v = self.grid_version(version)
         if v.version == self.version:
@@ -572,13 +572,13 @@ class PostGISWorkspace(MetaView):
     def version_as_of(self, when: date | datetime):
         """The version in force at the end of day ``when`` (UTC), or at the moment given; ``None`` before the
         first version."""
-        from gridcover.workspace import Workspace
+        from gridcover.store.gpkg import Workspace
 
         return Workspace.version_as_of(self, when)
 
     def grids_as_of(self, when: date | datetime):
         """The version in force on ``when`` and its grids (``WorkspaceError`` before the first version)."""
-        from gridcover.workspace import Workspace
+        from gridcover.store.gpkg import Workspace
 
         return Workspace.grids_as_of(self, when)
 
@@ -586,7 +586,7 @@ class PostGISWorkspace(MetaView):
                      expected_version: int | None = None, fail_after: str | None = None):
         """Make the grids ``build`` returns the new version, with their recomputed layers, in one transaction.
 
-        As :meth:`gridcover.workspace.Workspace.commit_grids`. The version row is locked ``FOR UPDATE`` first,
+        As :meth:`gridcover.store.gpkg.Workspace.commit_grids`. The version row is locked ``FOR UPDATE`` first,
         so concurrent commits (from any process) are serialised: each checks ``expected_version`` against
         what the others committed, and ``build`` runs with the workspace refreshed to the current version
         (other connections see what was committed before the lock; nobody commits until this one ends), so a
@@ -595,7 +595,7 @@ class PostGISWorkspace(MetaView):
         """
         from psycopg import sql
 
-        from gridcover.workspace import ConflictError, GridVersion, _now, conflict_message
+        from gridcover.store.gpkg import ConflictError, GridVersion, _now, conflict_message
 
         author = (author or "").strip()
         reason = (reason or "").strip()

@@ -390,12 +390,12 @@ def grid_edits(workspace) -> list[GridVersion]:
 def open_workspace(path: str | os.PathLike | None = None, *, db: str | None = None,
                    schema: str = "gridcover"):
     """Open the workspace ``analyze`` wrote: its folder or its GeoPackage (the embedded default), or with ``db``
-    (a PostgreSQL URL) the PostGIS schema ``analyze --db`` wrote (:class:`gridcover.postgis.PostGISWorkspace`,
+    (a PostgreSQL URL) the PostGIS schema ``analyze --db`` wrote (:class:`gridcover.store.postgis.PostGISWorkspace`,
     the same interface)."""
     if db:
         if path is not None:
             raise ConfigError("give a workspace folder or --db URL, not both")
-        from gridcover.postgis import PostGISWorkspace
+        from gridcover.store.postgis import PostGISWorkspace
 
         return PostGISWorkspace(db, schema=schema)
     if path is None:

@@ -1,0 +1,1 @@
+"""The store: where a workspace lives (GeoPackage: gpkg, PostGIS: postgis)."""
