@@ -136,7 +136,7 @@ def _refuse_losing_grid_edits(out, *, db: str | None, schema: str) -> None:
     PostGIS at ``db``/``schema``) holds grid changes made with ``gridcover redraw``, which would be lost."""
     from pathlib import Path
 
-    from gridcover.store.gpkg import WORKSPACE_FILE, WorkspaceError, grid_edits, open_workspace
+    from gridcover.store import WORKSPACE_FILE, WorkspaceError, grid_edits, open_workspace
 
     places = []
     if out is not None and (Path(out) / WORKSPACE_FILE).is_file():
