@@ -24,7 +24,7 @@ from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
 from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
                         ParameterError)
 from gridcover.modules import present
-from gridcover.workspace import ConflictError, Workspace, WorkspaceError
+from gridcover.store import ConflictError, Workspace, WorkspaceError
 
 #: The HTTP answer of each typed error (the first class of an error's MRO found here wins) — the one table;
 #: routes raise typed errors, never status codes.

@@ -28,10 +28,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.app import get_workspace, require
 from geo.errors import GridcoverError, InputError
-from geo.lookup import BlindSpotLog, LookupIndex, build_index, lookup_addresses, lookup_points, records, to_wgs84
+from geo.lookup import LookupIndex, build_index, lookup_addresses, lookup_points, records, to_wgs84
 from gridcover.lookup_batch import (FORMATS, BatchError, BatchPlan, answer_batch, charset_of, check_batch,
                                     json_records, write_answers)
-from gridcover.workspace import Workspace
+from gridcover.store import Workspace
 
 #: A batch body is kept in memory up to this size, on disk beyond (it is read twice: checked, then answered).
 SPOOL_BYTES = 1 << 20
@@ -46,7 +46,6 @@ _PUBLIC_EXTRA = ("lon_wgs84", "lat_wgs84")
 _CACHE: dict[Path, tuple[str, str | None, LookupIndex]] = {}
 _CACHE_LOCK = threading.Lock()
 _BUILD_LOCKS: dict[Path, threading.Lock] = {}
-_LOGS: dict[Path, BlindSpotLog | None] = {}
 
 
 def lookup_index(workspace: Workspace, *, city: str | None = None, as_of: date | None = None) -> LookupIndex:
@@ -97,17 +96,6 @@ def index_of(workspace: Workspace, *, city: str | None = None, version: int | No
                        version=workspace.version if version is None else version, city=city)
 
 
-def blind_spot_log(workspace: Workspace) -> BlindSpotLog | None:
-    """The blind-spot counter next to the workspace (``None`` where its folder is not writable)."""
-    key = workspace.path
-    if key not in _LOGS:
-        try:
-            _LOGS[key] = BlindSpotLog(key.resolve().parent / BlindSpotLog.FILE)
-        except Exception:  # noqa: BLE001 - a read-only workspace still answers lookups
-            _LOGS[key] = None
-    return _LOGS[key]
-
-
 def parse_as_of(value: str | None) -> date | None:
     """``as_of`` as a date (``InputError`` naming the parameter for anything but YYYY-MM-DD)."""
     if value is None or value == "":
@@ -138,7 +126,7 @@ def answer(workspace: Workspace, *, lon=None, lat=None, addresses=None, crs: str
     if addresses is not None:
         return lookup_addresses(index, addresses)
     columns = lookup_points(index, lon, lat, crs=crs)
-    log = blind_spot_log(workspace)
+    log = workspace.blind_spots()
     if log is not None:
         log.record(columns)
     return columns
@@ -153,7 +141,7 @@ def run_batch(workspace: Workspace, stream: BinaryIO, *, kind: str | None = None
     crs = plan.crs or crs or "wgs84"
     to_wgs84(np.zeros(0), np.zeros(0), crs)  # an unknown crs is refused before anything is answered
     index = lookup_index(workspace, city=city, as_of=as_of)
-    log = blind_spot_log(workspace)
+    log = workspace.blind_spots()
     head = {"count": plan.count, **_as_of_fields(as_of, index, workspace)}
     frames = answer_batch(index, stream, plan, crs=crs, record=None if log is None else log.record)
     return plan, write_answers(frames, plan, fmt=fmt, head=head)
@@ -293,7 +281,7 @@ def build_router() -> APIRouter:
     @router.get("/lookup/blind_spots", summary="Counts of lookups that fell outside every grid")
     def get_blind_spots(request: Request, _caller=Depends(require("street_office"))):
         workspace = get_workspace(request)
-        log = blind_spot_log(workspace)
+        log = workspace.blind_spots()
         if log is None:
             return JSONResponse({"total": None, "counts": [],
                                  "note": "the workspace folder is not writable: blind spots are not counted"})

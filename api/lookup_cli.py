@@ -27,7 +27,7 @@ DEFAULT_WORKSPACE = "out/sample"
 def cmd_lookup(args: argparse.Namespace) -> int:
     from api.lookup import answer, lookup_index, parse_as_of, run_batch, _as_of_fields
     from geo.lookup import records
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
 
     given = [args.address is not None, args.batch is not None, args.lon is not None or args.lat is not None]
     if sum(given) != 1:

@@ -2,9 +2,9 @@
 
 Routes translate HTTP to :mod:`geo.redraw` / :mod:`geo.propose` and the workspace's grid history and back.
 A ``street_office`` key acts on the communities of its own streets only; ``admin`` on any (and alone may
-restore an old version). Proposals are kept as drafts in ``redraw_proposals.sqlite`` next to the workspace
-(not inside the GeoPackage, whose change would make every cache stale); applying one writes a new grid
-version into the workspace atomically. See docs/redraw.md.
+restore an old version). Proposals are kept as drafts in the workspace's proposal store
+(:meth:`gridcover.store.Workspace.proposals`); applying one writes a new grid version into the workspace
+atomically. See docs/redraw.md.
 
 Example
 -------
@@ -15,10 +15,7 @@ Example
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
@@ -34,7 +31,7 @@ from geo.propose import parse_band, propose_grids
 from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_after, grids_from_moves,
                         proposal_from_geojson, proposal_frame, reassess)
 from geo.report import _json_default
-from gridcover.workspace import ConflictError, Workspace, WorkspaceError, communities_changed_since
+from gridcover.store import ConflictError, Workspace, communities_changed_since
 
 _CTX: dict[Path, tuple[str, RedrawContext]] = {}
 _CTX_LOCK = threading.Lock()
@@ -145,71 +142,6 @@ def geojson(frame: gpd.GeoDataFrame) -> dict:
     return json.loads(frame.to_crs(4326).to_json(drop_id=True, ensure_ascii=False))
 
 
-class ProposalStore:
-    """Drafts and applied proposals, next to the workspace (``redraw_proposals.sqlite``)."""
-
-    FILE = "redraw_proposals.sqlite"
-
-    def __new__(cls, workspace: Workspace):
-        # a PostGIS workspace keeps drafts in its own database (gridcover.postgis.PostGISProposals, the same
-        # interface), so every server sharing it sees them
-        if hasattr(workspace, "proposals"):
-            return workspace.proposals()
-        return super().__new__(cls)
-
-    def __init__(self, workspace: Workspace) -> None:
-        self.path = workspace.path.resolve().parent / self.FILE
-        try:
-            with self._db() as db:
-                db.execute("CREATE TABLE IF NOT EXISTS proposals (id TEXT PRIMARY KEY, created TEXT NOT NULL, "
-                           "author TEXT NOT NULL, status TEXT NOT NULL, base_version INTEGER, communities TEXT, "
-                           "valid INTEGER, grids TEXT NOT NULL, report TEXT NOT NULL, applied_version INTEGER, "
-                           "note TEXT)")
-        except sqlite3.Error as exc:
-            raise WorkspaceError(f"cannot keep drafts next to the workspace ({self.path}): {exc}") from None
-
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10)
-
-    def save(self, grids: gpd.GeoDataFrame, report: dict, *, author: str, note: str = "") -> str:
-        pid = uuid.uuid4().hex[:12]
-        with self._db() as db:
-            db.execute("INSERT INTO proposals VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, NULL, ?)",
-                       (pid, datetime.now(timezone.utc).isoformat(timespec="seconds"), author,
-                        report.get("base_version"), json.dumps([c["id"] for c in report["communities"]]),
-                        int(report["valid"]), grids.to_crs(4326).to_json(drop_id=True, ensure_ascii=False),
-                        json.dumps(report, ensure_ascii=False, default=_json_default), note))
-        return pid
-
-    def get(self, pid: str) -> dict:
-        with self._db() as db:
-            row = db.execute("SELECT id, created, author, status, base_version, communities, valid, grids, report, "
-                             "applied_version, note FROM proposals WHERE id = ?", (pid,)).fetchone()
-        if row is None:
-            raise WorkspaceError(f"no proposal {pid!r}")
-        return self._row(row, full=True)
-
-    def list(self) -> list[dict]:
-        with self._db() as db:
-            rows = db.execute("SELECT id, created, author, status, base_version, communities, valid, NULL, NULL, "
-                              "applied_version, note FROM proposals ORDER BY created DESC").fetchall()
-        return [self._row(r, full=False) for r in rows]
-
-    def mark_applied(self, pid: str, version: int) -> None:
-        with self._db() as db:
-            db.execute("UPDATE proposals SET status = 'applied', applied_version = ? WHERE id = ?", (version, pid))
-
-    @staticmethod
-    def _row(row, *, full: bool) -> dict:
-        out = {"id": row[0], "created": row[1], "author": row[2], "status": row[3], "base_version": row[4],
-               "communities": json.loads(row[5] or "[]"), "valid": bool(row[6]), "applied_version": row[9],
-               "note": row[10]}
-        if full:
-            out["grids"] = json.loads(row[7])
-            out["check"] = json.loads(row[8])
-        return out
-
-
 # ------------------------------------------------------------------ access
 def _street_of(ctx: RedrawContext) -> dict[str, str]:
     return dict(zip(ctx.communities["id"].astype(str), ctx.communities["street_id"].astype(str)))
@@ -280,7 +212,7 @@ def build_router() -> APIRouter:
                             caller: Caller = Depends(office)):
         doc = await _body(request)
         workspace, grids, report = await run_in_threadpool(_check, request, doc, target, caller)
-        pid = ProposalStore(workspace).save(grids, report, author=caller.key_name or caller.role, note=note)
+        pid = workspace.proposals().save(grids, report, author=caller.key_name or caller.role, note=note)
         return _json({"id": pid, "status": "draft", "applicable": report["valid"], "check": report})
 
     @router.get("/grids/proposals", summary="Saved proposals (drafts and applied)")
@@ -288,14 +220,14 @@ def build_router() -> APIRouter:
         workspace = get_workspace(request)
         ctx = redraw_context(workspace)
         street_of = _street_of(ctx)
-        rows = [p for p in ProposalStore(workspace).list()
+        rows = [p for p in workspace.proposals().list()
                 if all(caller.may_see_street(street_of.get(c)) for c in p["communities"])]
         return _json({"proposals": rows})
 
     @router.get("/grids/proposals/{pid}", summary="A saved proposal: its grids and its check")
     def get_proposal(pid: str, request: Request, caller: Caller = Depends(office)):
         workspace = get_workspace(request)
-        p = ProposalStore(workspace).get(pid)
+        p = workspace.proposals().get(pid)
         allow_communities(caller, redraw_context(workspace), p["communities"])
         return _json(p)
 
@@ -305,7 +237,7 @@ def build_router() -> APIRouter:
                                                                      "(default: the one it was saved on)"),
               caller: Caller = Depends(office)):
         workspace = get_workspace(request)
-        store = ProposalStore(workspace)
+        store = workspace.proposals()
         p = store.get(pid)
         ctx = redraw_context(workspace)
         allow_communities(caller, ctx, p["communities"])
@@ -337,7 +269,7 @@ def build_router() -> APIRouter:
                 raise InputError(f'target must be a band such as "300-500", not {doc["target"]!r}'[:200], field="target")
             band = parse_band(doc.get("target"))
             grids, report, notes = propose_for(ctx, cid, band=band, keep_current=bool(doc.get("keep_current")))
-            pid = ProposalStore(workspace).save(grids, report, author=caller.key_name or caller.role,
+            pid = workspace.proposals().save(grids, report, author=caller.key_name or caller.role,
                                                 note="proposed by gridcover")
             return {"id": pid, "status": "draft", "applicable": report["valid"], "notes": notes,
                     "grids": geojson(grids), "check": report}

@@ -79,7 +79,7 @@ def _check_outputs(args: argparse.Namespace, *options: str) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
 
     return open_workspace(args.workspace, db=args.db, schema=args.schema)
 
@@ -133,7 +133,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from api.redraw import apply_proposal, redraw_context
     from geo.propose import parse_band
-    from gridcover.workspace import ConflictError
+    from gridcover.store import ConflictError
 
     workspace = _open(args)
     ctx = redraw_context(workspace)
@@ -178,7 +178,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from api.redraw import restore_version
-    from gridcover.workspace import ConflictError
+    from gridcover.store import ConflictError
 
     workspace = _open(args)
     try:

@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.access import load_keys
     from api.app import create_app
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port}: not a port number (1..65535)")

@@ -105,7 +105,7 @@ import sys, uvicorn
 sys.path.insert(0, {root!r})
 from api.access import load_keys
 from api.app import create_app
-from gridcover.workspace import open_workspace
+from gridcover.store import open_workspace
 app = create_app(open_workspace({ws!r}), keys=load_keys({keys!r}))
 uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning", access_log=False)
 """
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     ws = workspace(args.grids, args.buildings or 2 * args.grids, args.seed)
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
     wsp = open_workspace(ws)
     grids, buildings, estates = wsp.read("grids"), wsp.read("buildings"), wsp.read("estates")
     communities = wsp.read("communities")

@@ -197,7 +197,7 @@ def time_check(households: int) -> None:
     from geo.redraw import check_proposal
     from geo.report import write_outputs
     from tools.synthetic import make_district, write_district
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
 
     root = Path(tempfile.mkdtemp(prefix="bench-redraw-"))
     layers = make_district(households=households, buildings=households // 10, grids=50, grids_per_community=50)
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     if args.sample:
         from api.redraw import redraw_context
         from geo.redraw import check_proposal
-        from gridcover.workspace import open_workspace
+        from gridcover.store import open_workspace
 
         ws = open_workspace(args.sample)
         ctx = redraw_context(ws)

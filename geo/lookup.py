@@ -12,7 +12,7 @@ points or addresses, one or a hundred thousand at a time, with numpy and shapely
 - **building / estate**: the footprint (and the estate polygon) covering the point, with the same tie rule;
   a building's own ``estate_id`` wins;
 - **not covered**: the nearest grid and the distance to it in metres, in the workspace's metric CRS
-  (UTM); every such answer is a blind spot and is counted by :class:`BlindSpotLog`;
+  (UTM); every such answer is a blind spot, counted by the store (``gridcover.store.blindspot_log``);
 - **addresses**: :mod:`geo.address` matches them to a building (→ its grid) or an estate (→ the grid
   holding most of it).
 
@@ -28,15 +28,8 @@ array(['G01-02'], dtype=object)
 
 from __future__ import annotations
 
-import atexit
-import sqlite3
-import threading
-import time
-from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -57,8 +50,6 @@ ANSWER_FIELDS = ("grid_id", "grid_name", "community_id", "street_id", "worker_na
                  "building_id", "estate_id", "version", "covered", "nearest_grid_id", "distance_m", "method")
 #: Extra fields of an address answer.
 ADDRESS_FIELDS = ("address_normalised", "score", "candidates", "problem")
-#: H3 resolution of the blind-spot counts (about 0.1 km² a cell): where, never who.
-BLIND_SPOT_H3_RESOLUTION = 9
 #: Below this many points a batch first narrows the grids with the prebuilt tree (single lookups).
 _SMALL_BATCH = 2048
 
@@ -447,96 +438,3 @@ def records(columns: dict[str, np.ndarray]) -> list[dict]:
     frame = pd.DataFrame(columns)
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict("records")
-
-
-# ------------------------------------------------------------------ blind spots
-class BlindSpotLog:
-    """Counts of "not covered" answers: a lookup outside every grid is itself a blind spot (盲区).
-
-    Kept in a small SQLite file next to the workspace (``lookup_blind_spots.sqlite``; not inside the
-    GeoPackage, whose change would make every cache stale), one row per workspace version, nearest grid
-    and H3 cell (resolution 9, about 0.1 km²): where, never who — no coordinates or callers are stored.
-    Counts are gathered in memory and written in one transaction at most every ``flush_seconds`` (by a
-    background thread, so no lookup waits for the disk) and whenever they are read; SQLite's locking makes
-    the file safe for several processes.
-    """
-
-    FILE = "lookup_blind_spots.sqlite"
-
-    def __init__(self, path: str | Path, *, flush_seconds: float = 2.0) -> None:
-        self.path = Path(path)
-        self.flush_seconds = flush_seconds
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str, str], int] = {}
-        self._last_flush = time.monotonic()
-        self._flushing = False
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS blind_spots (version TEXT NOT NULL, nearest_grid_id TEXT NOT NULL,"
-                       " h3 TEXT NOT NULL, count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,"
-                       " PRIMARY KEY (version, nearest_grid_id, h3))")
-        atexit.register(self.flush)
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10)
-
-    def record(self, answers: dict[str, np.ndarray]) -> int:
-        """Count the not-covered point answers of a batch; returns how many were counted."""
-        covered = answers.get("covered")
-        if covered is None or "lon_wgs84" not in answers:
-            return 0
-        out = np.flatnonzero(~np.asarray(covered, dtype=bool))
-        if len(out) == 0:
-            return 0
-        from h3ronpy import vector as h3v
-        import h3ronpy
-
-        lat = np.asarray(answers["lat_wgs84"][out], dtype=float)
-        lon = np.asarray(answers["lon_wgs84"][out], dtype=float)
-        cells = np.asarray(h3ronpy.cells_to_string(h3v.coordinates_to_cells(lat, lon, BLIND_SPOT_H3_RESOLUTION)),
-                           dtype=object)
-        version = np.asarray(answers["version"][out]).astype(str)
-        nearest = answers["nearest_grid_id"][out].astype(str)
-        if len(out) > 64:
-            counts = pd.DataFrame({"v": version, "g": nearest, "h": cells}).value_counts()
-            items = zip(counts.index, counts.to_numpy())
-        else:
-            items = Counter(zip(version, nearest, cells)).items()
-        with self._lock:
-            for key, c in items:
-                key = tuple(str(k) for k in key)
-                self._pending[key] = self._pending.get(key, 0) + int(c)
-            due = not self._flushing and time.monotonic() - self._last_flush >= self.flush_seconds
-            if due:
-                self._flushing = True
-        if due:
-            threading.Thread(target=self.flush, daemon=True).start()
-        return len(out)
-
-    def flush(self) -> None:
-        """Write the counts gathered in memory (one transaction)."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._last_flush = time.monotonic()
-        try:
-            if pending:
-                now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                rows = [(v, g, h, c, now, now) for (v, g, h), c in pending.items()]
-                with self._connect() as db:
-                    db.executemany("INSERT INTO blind_spots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(version, "
-                                   "nearest_grid_id, h3) DO UPDATE SET count = count + excluded.count, "
-                                   "last_seen = excluded.last_seen", rows)
-        finally:
-            with self._lock:
-                self._flushing = False
-
-    def counts(self) -> pd.DataFrame:
-        """All counts: ``version``, ``nearest_grid_id``, ``h3``, ``count``, ``first_seen``, ``last_seen``."""
-        self.flush()
-        with self._connect() as db:
-            return pd.read_sql_query("SELECT * FROM blind_spots ORDER BY count DESC, nearest_grid_id, h3", db)
-
-    def total(self) -> int:
-        self.flush()
-        with self._connect() as db:
-            return int(db.execute("SELECT COALESCE(SUM(count), 0) FROM blind_spots").fetchone()[0])

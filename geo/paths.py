@@ -50,7 +50,8 @@ from geo.errors import ConfigError
 #: Kinds of temporary names beside an output, see the module's table.
 TEMP_KINDS = ("tmp", "old", "parts")
 #: Files gridcover adds to an output folder after writing it: the workspace's lock, the redraw drafts
-#: (api.redraw.ProposalStore.FILE), the lookup blind-spot log (geo.lookup.BlindSpotLog.FILE), their SQLite side files.
+#: (gridcover.store.proposals.SQLiteProposalStore.FILE), the lookup blind-spot log
+#: (gridcover.store.blindspot_log.BlindSpotLog.FILE), their SQLite side files.
 LATER_FILES = ("workspace.gpkg.lock",) + tuple(
     base + side for base in ("workspace.gpkg", "redraw_proposals.sqlite", "lookup_blind_spots.sqlite")
     for side in ("", "-journal", "-wal", "-shm"))

@@ -49,7 +49,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         args.out = prepare_output_folder(args.out, reads=reads_of(args.data_dir, "data"))
     if args.db:  # fail before the analysis, not after it, on a wrong URL or an unreachable server
-        from gridcover.postgis import check_schema_name, connect
+        from gridcover.store.postgis import check_schema_name, connect
 
         check_schema_name(args.schema)
         connect(args.db).close()
@@ -95,7 +95,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.db:  # the workspace the folder holds, into PostGIS in one transaction
         import shutil
 
-        from gridcover.postgis import describe, load_gpkg
+        from gridcover.store.postgis import describe, load_gpkg
 
         try:
             load_gpkg(os.path.join(out, "workspace.gpkg"), args.db, schema=args.schema, progress=progress)
@@ -136,7 +136,7 @@ def _refuse_losing_grid_edits(out, *, db: str | None, schema: str) -> None:
     PostGIS at ``db``/``schema``) holds grid changes made with ``gridcover redraw``, which would be lost."""
     from pathlib import Path
 
-    from gridcover.workspace import WORKSPACE_FILE, WorkspaceError, grid_edits, open_workspace
+    from gridcover.store import WORKSPACE_FILE, WorkspaceError, grid_edits, open_workspace
 
     places = []
     if out is not None and (Path(out) / WORKSPACE_FILE).is_file():

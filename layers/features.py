@@ -14,11 +14,10 @@ Example
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -30,6 +29,9 @@ from geo.crs import transform_geometries, wgs84_to_gcj02
 from geo.errors import ParameterError
 from layers.base import Layer
 from layers.catalog import HEAT_DERIVED, LAYERS, layer as declared
+
+if TYPE_CHECKING:
+    from gridcover.store import Workspace
 
 #: Output coordinate systems: key → (pyproj target or offset name, swap axes to lat/lon, decimals).
 OUTPUT_CRS = {
@@ -374,15 +376,10 @@ def _street_of(workspace, layer: Layer, frame: gpd.GeoDataFrame) -> np.ndarray |
     return None
 
 
-def version_key(workspace) -> str:
-    """The workspace's tag plus its file's identity and stamp: changes with a new analysis *and* with any
-    edit of the GeoPackage in place (QGIS), so no cache or ETag keyed by it can be stale. A PostGIS workspace
-    gives its own ``stamp`` (the count of in-place edits of its tables, kept current by LISTEN/NOTIFY)."""
-    if getattr(workspace, "stamp", None) is not None:
-        return f"{workspace.tag}-e{workspace.stamp}"
-    st = os.stat(workspace.path)
-    stamp = hashlib.blake2b(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}".encode(), digest_size=4).hexdigest()
-    return f"{workspace.tag}-{stamp}"
+def version_key(workspace: Workspace) -> str:
+    """The workspace's tag plus its stamp: changes with a new analysis *and* with any edit of the stored layers
+    in place (QGIS on the GeoPackage, SQL on PostGIS), so no cache or ETag keyed by it can be stale."""
+    return f"{workspace.tag}-{workspace.stamp}"
 
 
 def available(workspace) -> list[Layer]:

@@ -2,7 +2,9 @@
 
 A test module that takes the ``backend`` fixture runs once per backend; ``backend.open(folder)`` opens the
 workspace that ``analyze`` wrote into ``folder`` as that backend (for PostGIS: loaded into a schema of its
-own, dropped when the module ends, so tests never share one). PostGIS comes from ``postgis_dsn``
+own, dropped when the module ends, so tests never share one). The tests then use the store contract
+(:class:`gridcover.store.Workspace`) only; what differs between the backends (where the workspace is, for
+another process or the command line) is answered here. PostGIS comes from ``postgis_dsn``
 (tests/pg_fixture.py: skipped outside CI when none runs, a failure in CI).
 
 Example
@@ -55,19 +57,33 @@ class Backend:
 
     def open(self, folder: str | os.PathLike):
         """The workspace in ``folder`` (what analyze wrote), as this backend."""
-        from gridcover.workspace import open_workspace
+        from gridcover.store import open_workspace
 
         if self.kind == "gpkg":
             return open_workspace(folder)
-        from gridcover.postgis import PostGISWorkspace, load_gpkg
+        from gridcover.store.postgis import load_gpkg
 
         schema = new_schema()
         self.schemas.append(schema)
         gpkg = Path(folder) / "workspace.gpkg" if Path(folder).is_dir() else Path(folder)
         load_gpkg(gpkg, self.dsn, schema=schema)
-        ws = PostGISWorkspace(self.dsn, schema=schema)
+        ws = open_workspace(db=self.dsn, schema=schema)
         self.opened.append(ws)
         return ws
+
+    def again(self, ws):
+        """The workspace ``ws`` opened again, as another process (another server, another editor) has it."""
+        from gridcover.store import open_workspace
+
+        if self.kind == "gpkg":
+            return open_workspace(ws.path)
+        other = open_workspace(db=self.dsn, schema=ws.schema)
+        self.opened.append(other)
+        return other
+
+    def cli_args(self, ws) -> list[str]:
+        """Where ``ws`` is, as the command line names it (a folder, or ``--db URL --schema NAME``)."""
+        return [str(ws.path)] if self.kind == "gpkg" else ["--db", self.dsn, "--schema", ws.schema]
 
     def close(self) -> None:
         for ws in self.opened:

@@ -15,7 +15,7 @@ from api.access import load_keys
 from api.app import create_app
 from api.ogc import GCJ02_URI
 from geo.crs import wgs84_to_gcj02
-from gridcover.workspace import open_workspace
+from gridcover.store import open_workspace
 
 EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
 EPSG3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
@@ -342,7 +342,7 @@ def test_the_openapi_document_lists_geojson_answers_errors_queryables_and_crs(cl
 def test_typed_errors_get_their_status_from_one_table():
     from api.app import status_of
     from geo.errors import (ForbiddenError, InputError, KeyRequiredError, NotFoundError, ParameterError)
-    from gridcover.workspace import ConflictError, WorkspaceError
+    from gridcover.store import ConflictError, WorkspaceError
 
     assert [status_of(e) for e in (ParameterError("bbox", "x"), InputError("x"), KeyRequiredError("x"),
                                    ForbiddenError("x"), NotFoundError("x"), WorkspaceError("x"),

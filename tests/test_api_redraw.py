@@ -98,7 +98,7 @@ def test_an_apply_overtaken_by_another_community_keeps_it_and_a_restore_overtake
     from api.redraw import apply_proposal, redraw_context
 
     ws = client.app.state.workspace
-    other = backend.open(ws.path) if backend.kind == "gpkg" else type(ws)(ws.dsn, schema=ws.schema)  # another server
+    other = backend.again(ws)  # another server
     later = meanwhile(monkeypatch)
 
     def edit(community, worker):  # another editor's change, committed while this request computes its layers

@@ -23,7 +23,7 @@ from serving import ServerProcess, keys_file, sample_workspace
 
 from api.access import load_keys
 from api.app import create_app
-from gridcover.workspace import open_workspace
+from gridcover.store import open_workspace
 
 #: Generated requests per operation and run (two runs of ~40 operations: about a minute each here).
 EXAMPLES = 8

@@ -290,7 +290,7 @@ def test_a_folder_of_only_required_fields_is_analysed_reported_served_and_redraw
 
     from api.app import create_app
     from geo.redraw import RedrawContext, check_proposal
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
 
     out = tmp_path / "out"
     assert main(["analyze", str(_required_only(tmp_path)), "--out", str(out), "--quiet"]) == 0

@@ -8,8 +8,9 @@ import shapely
 
 from geo.assign import _rank, points_in_polygons
 from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
-from geo.lookup import BlindSpotLog, build_index, lookup_addresses, lookup_points, records
+from geo.lookup import build_index, lookup_addresses, lookup_points, records
 from geo.errors import InputError
+from gridcover.store.blindspot_log import BlindSpotLog
 from lookup_data import layers, xy
 
 pytest_plugins = ["pg_fixture"]

@@ -111,11 +111,11 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp
 
 
 def test_the_files_a_served_workspace_gains_belong_to_the_output():
-    from api.redraw import ProposalStore
-    from geo.lookup import BlindSpotLog
     from geo.paths import LATER_FILES
+    from gridcover.store.blindspot_log import BlindSpotLog
+    from gridcover.store.proposals import SQLiteProposalStore
 
-    assert {ProposalStore.FILE, BlindSpotLog.FILE, f"{BlindSpotLog.FILE}-wal", "workspace.gpkg.lock"} <= set(LATER_FILES)
+    assert {SQLiteProposalStore.FILE, BlindSpotLog.FILE, f"{BlindSpotLog.FILE}-wal", "workspace.gpkg.lock"} <= set(LATER_FILES)
 
 
 def test_a_name_made_on_another_machine_sharing_the_folder_is_left_alone(tmp_path):

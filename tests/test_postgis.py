@@ -17,9 +17,8 @@ import pytest
 from api.redraw import redraw_context
 from backends import drop_schema, new_schema, postgis_dsn  # noqa: F401 - fixture
 from geo.redraw import grids_after, reassess
-from gridcover import postgis
-from gridcover.postgis import PostGISWorkspace, load_gpkg, migrate, migrations
-from gridcover.workspace import ConflictError, Workspace, WorkspaceError
+from gridcover.store import ConflictError, WorkspaceError, open_workspace, postgis
+from gridcover.store.postgis import PostGISWorkspace, load_gpkg, migrate, migrations
 from layers.features import version_key
 from redraw_data import synthetic_workspace
 
@@ -116,7 +115,7 @@ def test_layers_are_tables_named_as_the_layers_with_typed_columns_keys_and_gist_
 
 
 def test_every_layer_reads_back_as_the_geopackage_gives_it(ws, folder):
-    gpkg = Workspace(folder)
+    gpkg = open_workspace(folder)
     assert ws.tag == gpkg.tag and ws.version == gpkg.version == 1 and ws.summary() == gpkg.summary()
     assert ws.layer_names() == gpkg.layer_names()
     for name in gpkg.layer_names():
@@ -232,13 +231,12 @@ def test_a_reader_during_a_commit_sees_the_old_version_or_the_new_one_never_a_mi
 
 
 def test_saved_proposals_are_kept_in_the_database_and_read_as_the_sqlite_store_gives_them(ws, folder):
-    from api.redraw import ProposalStore
     from geo.redraw import check_proposal
 
     ctx = redraw_context(ws)
     grids = ctx.grids_of({"C1"}).to_crs(4326)
     report = check_proposal(ctx, grids)
-    stores = {"db": ws.proposals(), "file": ProposalStore(Workspace(folder))}
+    stores = {"db": ws.proposals(), "file": open_workspace(folder).proposals()}
     ids = {k: s.save(grids, report, author="王芳", note="草稿") for k, s in stores.items()}
     got = {k: s.get(ids[k]) for k, s in stores.items()}
     for doc in got.values():
@@ -254,7 +252,7 @@ def test_saved_proposals_are_kept_in_the_database_and_read_as_the_sqlite_store_g
 # ------------------------------------------------------------------ several processes
 _WATCHER = textwrap.dedent("""
     import json, sys, time
-    from gridcover.postgis import PostGISWorkspace
+    from gridcover.store.postgis import PostGISWorkspace
     from api.lookup import lookup_index
     ws = PostGISWorkspace(sys.argv[1], schema=sys.argv[2])
     first = ws.tag
@@ -330,7 +328,7 @@ def test_analyze_db_writes_the_workspace_into_postgis_and_out_becomes_optional(t
     deadline = time.monotonic() + 2.0  # the change reaches an open workspace by NOTIFY: within a second
     while ws.tag == first and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert ws.tag == Workspace(out).tag != first  # the new analysis replaced the schema's content
+    assert ws.tag == open_workspace(out).tag != first  # the new analysis replaced the schema's content
     ws.close()
 
 

@@ -11,7 +11,7 @@ import shapely
 from geo.errors import InputError
 from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_from_moves, proposal_from_geojson,
                         proposal_frame)
-from gridcover.workspace import open_workspace
+from gridcover.store import open_workspace
 from redraw_data import synthetic_workspace
 
 

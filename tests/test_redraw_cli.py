@@ -140,7 +140,7 @@ def _umask() -> int:
 def test_a_restore_overtaken_on_its_community_exits_3_and_restoring_the_current_version_exits_2(ws, tmp_path, capsys,
                                                                                                   monkeypatch):
     from api.redraw import apply_proposal, redraw_context
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
 
     out = tmp_path / "p.geojson"
     main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out)])

@@ -17,7 +17,7 @@ from PIL import Image
 from serving import sample_workspace
 
 from api.app import create_app
-from gridcover.workspace import open_workspace
+from gridcover.store import open_workspace
 from layers.catalog import LAYERS
 from layers.tiles import CACHE, tile_bounds
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from serving import REPO, ServerProcess, sample_workspace
 
 from api.app import create_app
-from gridcover.workspace import open_workspace
+from gridcover.store import open_workspace
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

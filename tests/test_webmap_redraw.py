@@ -245,7 +245,7 @@ def test_the_panel_script_is_served_by_gridcover_and_loads_nothing_else():
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from gridcover.workspace import open_workspace
+    from gridcover.store import open_workspace
 
     client = TestClient(create_app(open_workspace(sample_workspace())))
     page = client.get("/", headers={"Accept": "text/html"}).text

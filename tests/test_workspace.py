@@ -14,7 +14,7 @@ import pytest
 from api.redraw import redraw_context
 from geo.errors import InputError
 from geo.redraw import grids_after, reassess
-from gridcover.workspace import ConflictError, WorkspaceError, open_workspace
+from gridcover.store import ConflictError, WorkspaceError, open_workspace
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
 from redraw_data import meanwhile, synthetic_workspace
 
@@ -32,6 +32,21 @@ def _commit(ws, community="C1", *, expected=None, fail_after=None, author="çŽ‹èŠ
     layers, summary = reassess(ctx, ws.read, whole, summary=ws.summary())
     return ws.commit_grids(lambda current: (whole, layers, summary), author=author, reason=reason,
                            communities=[community], expected_version=expected, fail_after=fail_after)
+
+
+def test_both_backends_are_the_one_workspace_contract_with_its_proposals_and_blind_spot_log(ws):
+    from gridcover.store import ProposalStore, Workspace
+
+    assert isinstance(ws, Workspace) and isinstance(ws.proposals(), ProposalStore)
+    assert ws.has("grids") and not ws.has("nope") and ws.tag.endswith("-1") and ws.version == 1
+    assert isinstance(ws.stamp, str) and ws.stamp and ws.location
+    assert ws.proposals().list() == []
+    log = ws.blind_spots()
+    assert log is ws.blind_spots() and log.total() == 0
+    with pytest.raises(WorkspaceError, match="no layer 'nope'"):
+        ws.read("nope")
+    with pytest.raises(WorkspaceError, match=r"no grid version 7 \(known: 1\)"):
+        ws.grid_version(7)
 
 
 def test_the_analysed_grids_are_version_1(ws):
@@ -121,7 +136,7 @@ def later(monkeypatch):
 
 def _another(ws, backend):
     """The same workspace opened again, as another process has it."""
-    return backend.open(ws.path) if backend.kind == "gpkg" else type(ws)(ws.dsn, schema=ws.schema)
+    return backend.again(ws)
 
 
 def test_an_apply_keeps_a_change_of_another_community_committed_while_it_was_computed(ws, backend, later):
@@ -177,7 +192,7 @@ def test_a_restore_undoes_only_the_communities_changed_since_and_keeps_a_change_
 #: Children forked from a server that has imported gridcover once: separate processes, each opening the
 #: workspace itself as ``gridcover redraw apply`` does, started within milliseconds of each other.
 _PROCESSES = multiprocessing.get_context("forkserver")
-_PROCESSES.set_forkserver_preload(["gridcover.cli", "api.redraw", "gridcover.postgis"])
+_PROCESSES.set_forkserver_preload(["gridcover.cli", "api.redraw", "gridcover.store.postgis"])
 
 
 def _gridcover(argv: list[str], log: str, start) -> None:
@@ -196,7 +211,7 @@ def _race(ws, backend, tmp_path, plan: tuple[str, ...], r: int) -> list[dict]:
     """Round ``r``: one ``gridcover redraw apply`` process per community of ``plan``, all started at once, each
     applying the round's first grids with a worker of its own in the community's first grid and
     ``--expected-version`` the round's first version. Checks the round; returns the accepted changes."""
-    where = [str(ws.path)] if backend.kind == "gpkg" else ["--db", ws.dsn, "--schema", ws.schema]
+    where = backend.cli_args(ws)
     base = ws.version
     before = _workers(ws)
     start, runs = _PROCESSES.Barrier(len(plan)), []

@@ -1,18 +1,16 @@
 """The workspace in PostGIS (空间数据库): one database shared by a city's servers, lookups and editors.
 
-:class:`PostGISWorkspace` has the interface of the GeoPackage :class:`gridcover.workspace.Workspace`
-(``read``, ``tag``, ``version``, ``meta``, ``summary``, ``layer_names``, ``has`` and the grid history:
-``history``, ``grid_version``, ``grids_at``, ``version_as_of``, ``grids_as_of``, ``commit_grids``), over a
-schema (default ``gridcover``) holding:
+:class:`PostGISWorkspace` implements the store contract (:class:`gridcover.store.base.Workspace`), as the
+GeoPackage :class:`gridcover.store.gpkg.GeoPackageWorkspace` does, over a schema (default ``gridcover``) holding:
 
 * one table per layer, named as the layer (``households``, ``grids``, ``input_grids`` …): typed columns,
   ``fid`` primary key (the order analyze wrote), ``id`` unique where the layer has ids, ``geom``
   ``geometry(<type>, 4326)`` with a GiST index;
 * ``gridcover_meta`` (workspace id, version, summary), ``gridcover_layers`` (which layers, in which order),
   ``gridcover_grid_versions`` and ``grid_history`` (every version of the grids, GiST-indexed);
-* ``grid_proposals``: saved redraw proposals (:class:`PostGISProposals`, the interface of
-  ``api.redraw.ProposalStore``);
-* ``gridcover_migrations``: the versioned SQL files of ``gridcover/migrations`` applied so far.
+* ``grid_proposals``: saved redraw proposals (:class:`PostGISProposals`, a
+  :class:`gridcover.store.base.ProposalStore`);
+* ``gridcover_migrations``: the versioned SQL files of ``gridcover/store/migrations`` applied so far.
 
 Several processes share one schema. A change bumps ``gridcover_meta`` in the same transaction, and a trigger
 announces it with ``NOTIFY gridcover``; every open workspace LISTENs on its own connection, so its ``tag``
@@ -20,7 +18,7 @@ announces it with ``NOTIFY gridcover``; every open workspace LISTENs on its own 
 REPEATABLE READ snapshot together with the version it belongs to, so a reader never mixes versions.
 :meth:`PostGISWorkspace.commit_grids` takes the version row ``FOR UPDATE`` and builds the new grids on the
 version read there: two editors are serialised, the second one's change is built on the first one's grids
-(other communities) or refused with :class:`~gridcover.workspace.ConflictError` (the same community), and
+(other communities) or refused with :class:`~gridcover.store.base.ConflictError` (the same community), and
 an interrupted change rolls back whole.
 
 Example
@@ -39,8 +37,11 @@ import os
 import re
 import threading
 import time
+import uuid
 import weakref
+from collections.abc import Callable
 from datetime import date, datetime, timezone
+from hashlib import blake2b
 from pathlib import Path
 
 import geopandas as gpd
@@ -51,7 +52,9 @@ import shapely
 
 from geo.errors import ConfigError
 from geo.report import META_TABLE, _json_default, _plain
-from gridcover.workspace import MetaView
+from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, ProposalStore, Workspace, WorkspaceError,
+                                  check_conflict, new_version)
+from gridcover.store.gpkg import GeoPackageWorkspace
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_SCHEMA = "gridcover"
@@ -71,12 +74,6 @@ def _psycopg():
     except ImportError:  # pragma: no cover - a runtime dependency; only a broken install lacks it
         raise ConfigError("--db needs the Python package psycopg (pip install 'psycopg[binary]')") from None
     return psycopg
-
-
-def _errors():
-    from gridcover.workspace import WorkspaceError
-
-    return WorkspaceError
 
 
 def describe(dsn: str, schema: str = DEFAULT_SCHEMA) -> str:
@@ -108,7 +105,7 @@ def connect(dsn: str, *, autocommit: bool = False):
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise _errors()(f"cannot connect to {describe(dsn).split(' (')[0]}: {first}") from None
+        raise WorkspaceError(f"cannot connect to {describe(dsn).split(' (')[0]}: {first}") from None
 
 
 # ------------------------------------------------------------------ migrations
@@ -142,7 +139,7 @@ def migrate(conn, schema: str = DEFAULT_SCHEMA, *, create: bool = True) -> list[
     if done and max(done) > newest:
         msg = (f"schema {schema} was migrated to version {max(done)} by a newer gridcover (this one knows up to "
                f"{newest}): upgrade gridcover")
-        raise _errors()(msg)
+        raise WorkspaceError(msg)
     pending = [(v, name, text) for v, name, text in known if v not in done]
     if not pending:
         return []
@@ -156,7 +153,7 @@ def migrate(conn, schema: str = DEFAULT_SCHEMA, *, create: bool = True) -> list[
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             msg = (f"the database has no PostGIS and it cannot be added here ({first}): run 'CREATE EXTENSION "
                    "postgis' as the database owner")
-            raise _errors()(msg) from None
+            raise WorkspaceError(msg) from None
         postgis = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'postgis'"
                                ).fetchone()
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -229,7 +226,7 @@ def write_layer(conn, schema: str, name: str, frame: gpd.GeoDataFrame, *, positi
     from psycopg import sql
 
     if not _NAME.match(name):
-        raise _errors()(f"layer {name!r} cannot be a table name: use lower-case letters, digits and _")
+        raise WorkspaceError(f"layer {name!r} cannot be a table name: use lower-case letters, digits and _")
     frame = _plain(frame.to_crs(4326) if frame.crs is not None else frame.set_crs(4326))
     gname = frame.geometry.name
     geoms = np.asarray(frame.geometry.array, dtype=object)
@@ -240,7 +237,7 @@ def write_layer(conn, schema: str, name: str, frame: gpd.GeoDataFrame, *, positi
         if column == gname:
             continue
         if column.lower() in ("fid", "geom") or not isinstance(column, str):
-            raise _errors()(f"layer {name}: field {column!r} clashes with the table's own fid/geom columns")
+            raise WorkspaceError(f"layer {name}: field {column!r} clashes with the table's own fid/geom columns")
         kind, values = _pg_type(frame[column], (hints or {}).get(column))
         columns.append((column, kind))
         data[column] = values.array
@@ -276,8 +273,6 @@ def _write_history(conn, schema: str, version, grids: gpd.GeoDataFrame) -> None:
     """One row of ``gridcover_grid_versions`` and the grids of that version in ``grid_history``."""
     from psycopg import sql
 
-    from gridcover.workspace import HISTORY_FIELDS
-
     conn.execute(sql.SQL("INSERT INTO {} (version, created, author, reason, kind, communities, parent, n_grids) "
                          "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)").format(sql.Identifier(schema, VERSIONS_TABLE)),
                  (version.version, datetime.fromisoformat(version.created), version.author, version.reason,
@@ -308,10 +303,8 @@ def load_gpkg(gpkg: str | os.PathLike, dsn: str, *, schema: str = DEFAULT_SCHEMA
     """
     from psycopg import sql
 
-    from gridcover.workspace import Workspace
-
     check_schema_name(schema)
-    source = Workspace(gpkg)
+    source = GeoPackageWorkspace(gpkg)
     names = source.layer_names()
     history = source.history()
     with connect(dsn) as conn:
@@ -385,13 +378,13 @@ def _read_table(conn, schema: str, name: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.DataFrame(out, index=pd.RangeIndex(len(raw))), geometry=geometry, crs=4326)
 
 
-class PostGISWorkspace(MetaView):
+class PostGISWorkspace(Workspace):
     """A workspace in a PostGIS schema, read into memory per version (thread-safe), kept current by LISTEN."""
 
     def __init__(self, dsn: str, *, schema: str = DEFAULT_SCHEMA) -> None:
         self.dsn = dsn
         self.schema = check_schema_name(schema)
-        self.location = describe(dsn, schema)
+        self._location = describe(dsn, schema)
         #: Where files kept beside a workspace go (the redraw drafts, the lookup blind-spot log): a folder per
         #: database and schema under $GRIDCOVER_STATE_DIR (default ~/.local/state/gridcover).
         self.path = _state_dir(dsn, schema) / "workspace.postgis"
@@ -409,7 +402,7 @@ class PostGISWorkspace(MetaView):
             if not self._exists(conn):
                 msg = (f"no gridcover workspace in {self.location}: run 'gridcover analyze DATA_DIR --db URL' "
                        "first (--schema when it is not gridcover)")
-                raise _errors()(msg)
+                raise WorkspaceError(msg)
         self._listener = threading.Thread(target=_listen, args=(weakref.ref(self), dsn, schema, self._closed),
                                           name=f"gridcover-listen-{schema}", daemon=True)
         self._listener.start()
@@ -432,6 +425,11 @@ class PostGISWorkspace(MetaView):
 
     def __repr__(self) -> str:
         return f"PostGISWorkspace({self.location})"
+
+    @property
+    def location(self) -> str:
+        """The database and schema, without the password: ``postgresql://user@host:port/db (schema gridcover)``."""
+        return self._location
 
     # -------------------------------------------------------------- version
     def _read_state(self, conn) -> tuple[tuple, dict[str, str], list[str]]:
@@ -457,23 +455,20 @@ class PostGISWorkspace(MetaView):
         with connect(self.dsn) as conn:
             self._adopt(*self._read_state(conn))
         if not self._meta:
-            raise _errors()(f"the workspace in {self.location} was removed")
+            raise WorkspaceError(f"the workspace in {self.location} was removed")
 
     def _changed(self) -> None:
         self._dirty = True
 
     @property
     def stamp(self) -> str:
-        """The count of in-place edits of layer tables (with :attr:`tag`, what caches are keyed by)."""
+        """``e`` and the count of in-place edits of layer tables (kept current by LISTEN/NOTIFY)."""
         self._refresh()
-        return self._meta.get("edits", "0")
+        return f"e{self._meta.get('edits', '0')}"
 
     def layer_names(self) -> list[str]:
         self._refresh()
         return list(self._layers)
-
-    def has(self, name: str) -> bool:
-        return name in self.layer_names()
 
     def read(self, name: str) -> gpd.GeoDataFrame:
         """A layer in WGS-84, read once per version (callers must not modify it).
@@ -496,7 +491,7 @@ class PostGISWorkspace(MetaView):
                         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                         stamp, _, names = self._read_state(conn)
                         if name not in names:
-                            raise _errors()(f"the workspace has no layer {name!r}")
+                            raise WorkspaceError(f"the workspace has no layer {name!r}")
                         expected = conn.execute(sql.SQL("SELECT features FROM {} WHERE name = %s").format(
                             sql.Identifier(self.schema, LAYERS_TABLE)), (name,)).fetchone()[0]
                         frame = _read_table(conn, self.schema, name)
@@ -506,7 +501,7 @@ class PostGISWorkspace(MetaView):
                 pass  # replaced between the catalogue and the data: read again
             time.sleep(0.05 * (attempt + 1))
         else:
-            raise _errors()(f"layer {name} kept changing while it was read from {self.location}: try again")
+            raise WorkspaceError(f"layer {name} kept changing while it was read from {self.location}: try again")
         with self._lock:
             if self._stamp == stamp:
                 self._cache[name] = frame
@@ -514,7 +509,7 @@ class PostGISWorkspace(MetaView):
                 self._dirty = True
         return frame
 
-    def proposals(self) -> "PostGISProposals":
+    def proposals(self) -> PostGISProposals:
         """The saved redraw proposals of this workspace (in the database, shared by every server)."""
         return PostGISProposals(self)
 
@@ -527,40 +522,23 @@ class PostGISWorkspace(MetaView):
                             ).fetchall()
 
     @staticmethod
-    def _version(row):
-        from gridcover.workspace import GridVersion
-
+    def _version(row) -> GridVersion:
         created = row[1].astimezone(timezone.utc).isoformat(timespec="seconds")
         return GridVersion(version=int(row[0]), created=created, author=row[2], reason=row[3], kind=row[4],
                            communities=tuple(row[5]), parent=row[6], grids=int(row[7]))
 
-    def history(self) -> list:
+    def history(self) -> list[GridVersion]:
         """Every version of the grids, oldest first (the analysed grids are the first)."""
         with connect(self.dsn) as conn:
             return [self._version(r) for r in self._history_rows(conn)]
 
-    def grid_version(self, version: int):
-        history = self.history()
-        for v in history:
-            if v.version == int(version):
-                return v
-        known = ", ".join(str(v.version) for v in history)
-        raise _errors()(f"no grid version {version} (known: {known})")
-
-    def grids_at(self, version: int) -> gpd.GeoDataFrame:
-        """The grids (the fields a user draws, WGS-84) of any version."""
+    def _stored_grids(self, version: GridVersion) -> gpd.GeoDataFrame:
         from psycopg import sql
 
-        from gridcover.workspace import HISTORY_FIELDS
-
-        v = self.grid_version(version)
-        if v.version == self.version:
-            grids = self.read("input_grids") if self.has("input_grids") else self.read("grids")
-            return grids[[c for c in HISTORY_FIELDS if c in grids.columns] + [grids.geometry.name]]
         with connect(self.dsn) as conn:
             rows = conn.execute(sql.SQL("SELECT {}, ST_AsBinary(geom) FROM {} WHERE version = %s ORDER BY position")
                                 .format(sql.SQL(", ").join(map(sql.Identifier, HISTORY_FIELDS)),
-                                        sql.Identifier(self.schema, GRID_HISTORY)), (v.version,)).fetchall()
+                                        sql.Identifier(self.schema, GRID_HISTORY)), (version.version,)).fetchall()
         frame = pd.DataFrame(rows, columns=[*HISTORY_FIELDS, "__geom"])
         geometry = shapely.from_wkb(frame.pop("__geom").to_numpy(dtype=object))
         frame = frame.dropna(axis=1, how="all")
@@ -569,51 +547,28 @@ class PostGISWorkspace(MetaView):
                                                  else "float64" if column == "full_time_workers" else "str")
         return gpd.GeoDataFrame(frame, geometry=geometry, crs=4326)
 
-    def version_as_of(self, when: date | datetime):
-        """The version in force at the end of day ``when`` (UTC), or at the moment given; ``None`` before the
-        first version."""
-        from gridcover.workspace import Workspace
-
-        return Workspace.version_as_of(self, when)
-
-    def grids_as_of(self, when: date | datetime):
-        """The version in force on ``when`` and its grids (``WorkspaceError`` before the first version)."""
-        from gridcover.workspace import Workspace
-
-        return Workspace.grids_as_of(self, when)
-
-    def commit_grids(self, build, *, author: str, reason: str, communities: list[str], kind: str = "apply",
-                     expected_version: int | None = None, fail_after: str | None = None):
+    def _commit_grids(self, build: Callable[[int], Change], *, author: str, reason: str, communities: list[str],
+                      kind: str, expected_version: int | None, fail_after: str | None) -> GridVersion:
         """Make the grids ``build`` returns the new version, with their recomputed layers, in one transaction.
 
-        As :meth:`gridcover.workspace.Workspace.commit_grids`. The version row is locked ``FOR UPDATE`` first,
-        so concurrent commits (from any process) are serialised: each checks ``expected_version`` against
-        what the others committed, and ``build`` runs with the workspace refreshed to the current version
-        (other connections see what was committed before the lock; nobody commits until this one ends), so a
-        change of other communities made meanwhile is kept. ``fail_after`` (``copy``, ``layers``,
+        The version row is locked ``FOR UPDATE`` first, so concurrent commits (from any process) are
+        serialised: each checks ``expected_version`` against what the others committed, and ``build`` runs with
+        the workspace refreshed to the current version (other connections see what was committed before the
+        lock; nobody commits until this one ends), so a change of other communities made meanwhile is kept. ``fail_after`` (``copy``, ``layers``,
         ``history``; tests only) raises inside the transaction, which rolls back whole.
         """
         from psycopg import sql
 
-        from gridcover.workspace import ConflictError, GridVersion, _now, conflict_message
-
-        author = (author or "").strip()
-        reason = (reason or "").strip()
-        if not author or not reason:
-            raise _errors()("a change of the grids needs an author and a reason")
         meta = sql.Identifier(self.schema, META_TABLE)
         with connect(self.dsn) as conn:
             with conn.transaction():
                 row = conn.execute(sql.SQL("SELECT value FROM {} WHERE key = 'version' FOR UPDATE").format(meta)
                                    ).fetchone()
                 if row is None:
-                    raise _errors()(f"the workspace in {self.location} was removed")
+                    raise WorkspaceError(f"the workspace in {self.location} was removed")
                 current = int(row[0])
                 history = [self._version(r) for r in self._history_rows(conn)]
-                if expected_version is not None:
-                    msg = conflict_message(history, current, int(expected_version), communities)
-                    if msg:
-                        raise ConflictError(msg)
+                check_conflict(history, current, expected_version, communities)
                 self._refresh(force=True)  # build on the version locked here, not on the last one announced
                 grids, layers, summary = build(current)
                 if fail_after == "copy":
@@ -624,9 +579,8 @@ class PostGISWorkspace(MetaView):
                     write_layer(conn, self.schema, name, frame, position=positions.get(name, len(positions)))
                 if fail_after == "layers":
                     raise RuntimeError("simulated crash after layers")
-                version = GridVersion(version=current + 1, created=_now(), author=author, reason=reason, kind=kind,
-                                      communities=tuple(sorted(map(str, communities))), parent=current,
-                                      grids=len(grids))
+                version = new_version(current, author=author, reason=reason, kind=kind, communities=communities,
+                                      grids=grids)
                 _write_history(conn, self.schema, version, grids)
                 values = {"version": str(version.version), "updated": version.created}
                 if summary is not None:
@@ -640,12 +594,12 @@ class PostGISWorkspace(MetaView):
         return version
 
 
-class PostGISProposals:
+class PostGISProposals(ProposalStore):
     """Saved redraw proposals (drafts and applied) in the workspace's schema: what
-    ``api.redraw.ProposalStore`` keeps in a SQLite file beside a GeoPackage workspace, shared here by every
-    server using the database. Same methods and answers."""
+    :class:`gridcover.store.proposals.SQLiteProposalStore` keeps in a SQLite file beside a GeoPackage workspace,
+    shared here by every server using the database. Same methods and answers."""
 
-    def __init__(self, workspace: "PostGISWorkspace") -> None:
+    def __init__(self, workspace: PostGISWorkspace) -> None:
         self.workspace = workspace
 
     def _table(self):
@@ -654,8 +608,6 @@ class PostGISProposals:
         return sql.Identifier(self.workspace.schema, "grid_proposals")
 
     def save(self, grids: gpd.GeoDataFrame, report: dict, *, author: str, note: str = "") -> str:
-        import uuid
-
         from psycopg import sql
 
         pid = uuid.uuid4().hex[:12]
@@ -678,7 +630,7 @@ class PostGISProposals:
             row = conn.execute(sql.SQL("SELECT " + self._COLUMNS.format("grids, report") + " FROM {} WHERE id = %s")
                                .format(self._table()), (pid,)).fetchone()
         if row is None:
-            raise _errors()(f"no proposal {pid!r}")
+            raise WorkspaceError(f"no proposal {pid!r}")
         return self._row(row, full=True)
 
     def list(self) -> list[dict]:
@@ -708,8 +660,6 @@ class PostGISProposals:
 
 
 def _state_dir(dsn: str, schema: str) -> Path:
-    from hashlib import blake2b
-
     root = Path(os.environ.get("GRIDCOVER_STATE_DIR") or Path.home() / ".local" / "state" / "gridcover")
     name = re.sub(r"[^A-Za-z0-9_.@-]+", "_", describe(dsn, schema).replace("postgresql://", ""))[:80]
     folder = root / f"{name}-{blake2b(f'{dsn}#{schema}'.encode(), digest_size=4).hexdigest()}"

@@ -1,0 +1,329 @@
+"""The store contract: what every workspace backend answers, with the shared types, errors and version logic.
+
+A workspace (工作区) is what ``gridcover analyze`` wrote: its layers, a meta table (workspace id, version,
+summary), the history of the grids (网格调整记录), the saved redraw proposals and the lookup blind-spot log.
+The GeoPackage (:mod:`gridcover.store.gpkg`) and PostGIS (:mod:`gridcover.store.postgis`) backends implement
+:class:`Workspace`, as pygeoapi's providers implement one base class; nothing above the store asks which one
+it holds. The version logic (the version in force at a date, the conflict check, what a restore changes back)
+is written once here, as functions over history records. This module imports neither backend.
+
+Example
+-------
+>>> communities_changed_since([GridVersion(1, "", "", "", "analyze", ("C1", "C2"), None, 8),
+...                            GridVersion(2, "", "", "", "apply", ("C2",), 1, 4)], 1)
+['C2']
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+
+import geopandas as gpd
+
+from geo.errors import GridcoverError
+from gridcover.store.blindspot_log import BlindSpotLog
+
+
+class WorkspaceError(GridcoverError):
+    """A workspace that cannot be opened or read."""
+
+
+class ConflictError(GridcoverError):
+    """Someone else changed the same grids since the version a change was checked against."""
+
+
+#: Fields of a grid kept in history (what a user draws; the rest is computed).
+HISTORY_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
+                  "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")
+
+
+@dataclass(frozen=True)
+class GridVersion:
+    """One version of the grids: who, when, why, and which communities it changed."""
+
+    version: int
+    created: str          # ISO 8601 UTC
+    author: str
+    reason: str
+    kind: str             # analyze, apply or restore
+    communities: tuple[str, ...]
+    parent: int | None
+    grids: int
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["communities"] = list(self.communities)
+        return out
+
+
+#: What :meth:`Workspace.commit_grids` writes, built on the current version: the whole new grids layer, the
+#: output layers recomputed for it and the summary (``None``: unchanged).
+Change = tuple[gpd.GeoDataFrame, dict[str, gpd.GeoDataFrame], dict | None]
+
+
+# ------------------------------------------------------------------ version logic, over history records
+def now() -> str:
+    """The current time as history records it (ISO 8601 UTC, seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def communities_changed_since(history: list[GridVersion], version: int) -> list[str]:
+    """The communities whose grids a version after ``version`` changed (what restoring ``version`` changes back).
+
+    >>> communities_changed_since([GridVersion(1, "", "", "", "analyze", ("C1", "C2"), None, 8),
+    ...                            GridVersion(2, "", "", "", "apply", ("C2",), 1, 4)], 1)
+    ['C2']
+    """
+    return sorted({str(c) for v in history if v.version > int(version) for c in v.communities})
+
+
+def conflict_message(history: list[GridVersion], current: int, expected: int, communities) -> str | None:
+    """Why a change of ``communities`` checked against version ``expected`` cannot be applied on ``current``
+    (``None``: it can): a later version changed one of the same communities (changes to others are merged).
+
+    Both backends call it (through :func:`check_conflict`) under their lock, on the history read there, before
+    building the new version."""
+    touched = set(map(str, communities))
+    if expected > current:
+        return f"conflict: version {expected} does not exist (the current one is {current})"
+    later = [v for v in history if v.version > expected and set(v.communities) & touched]
+    if not later:
+        return None
+    v = later[-1]
+    return (f"conflict: version {v.version} by {v.author} at {v.created} ({v.reason}) changed "
+            f"{', '.join(sorted(set(v.communities) & touched))} after version {expected} that this change was "
+            f"checked against; check it again on version {current}")
+
+
+def check_conflict(history: list[GridVersion], current: int, expected: int | None, communities) -> None:
+    """Raise :class:`ConflictError` with :func:`conflict_message` when a change checked against ``expected``
+    (``None``: not checked) cannot be applied on ``current``."""
+    if expected is not None:
+        msg = conflict_message(history, current, int(expected), communities)
+        if msg:
+            raise ConflictError(msg)
+
+
+def version_as_of(history: list[GridVersion], when: date | datetime) -> GridVersion | None:
+    """The version in force at the end of day ``when`` (UTC), or at the moment given; ``None`` before the
+    first version.
+
+    >>> h = [GridVersion(1, "2026-03-01T08:00:00+00:00", "", "", "analyze", (), None, 8),
+    ...      GridVersion(2, "2026-03-05T09:30:00+00:00", "", "", "apply", ("C1",), 1, 8)]
+    >>> version_as_of(h, date(2026, 3, 4)).version, version_as_of(h, date(2026, 3, 5)).version
+    (1, 2)
+    """
+    if not isinstance(when, datetime):
+        when = datetime.combine(when, time(23, 59, 59), tzinfo=timezone.utc)
+    elif when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    found = None
+    for v in history:
+        if datetime.fromisoformat(v.created) <= when:
+            found = v
+    return found
+
+
+def new_version(current: int, *, author: str, reason: str, kind: str, communities, grids: gpd.GeoDataFrame
+                ) -> GridVersion:
+    """The history record of a change of ``communities`` made on version ``current``, created now."""
+    return GridVersion(version=current + 1, created=now(), author=author, reason=reason, kind=kind,
+                       communities=tuple(sorted(map(str, communities))), parent=current, grids=len(grids))
+
+
+def grid_edits(workspace: Workspace) -> list[GridVersion]:
+    """The grid changes made in a workspace after its analysis (``redraw apply`` / ``restore``), oldest first:
+    what a new analysis into the same place would discard."""
+    return [v for v in workspace.history() if v.kind != "analyze"]
+
+
+# ------------------------------------------------------------------ the contract
+class ProposalStore(ABC):
+    """Drafts and applied proposals of one workspace (:meth:`Workspace.proposals`): SQLite beside a GeoPackage
+    (:mod:`gridcover.store.proposals`), a table in PostGIS (:class:`gridcover.store.postgis.PostGISProposals`)."""
+
+    @abstractmethod
+    def save(self, grids: gpd.GeoDataFrame, report: dict, *, author: str, note: str = "") -> str:
+        """Keep ``grids`` and their check ``report`` as a draft; returns its id."""
+
+    @abstractmethod
+    def get(self, pid: str) -> dict:
+        """A proposal with its grids (GeoJSON) and its check (``WorkspaceError`` for an unknown id)."""
+
+    @abstractmethod
+    def list(self) -> list[dict]:
+        """Every proposal, newest first, without grids and check."""
+
+    @abstractmethod
+    def mark_applied(self, pid: str, version: int) -> None:
+        """Record that proposal ``pid`` became grid version ``version``."""
+
+
+class Workspace(ABC):
+    """A workspace, read into memory per version (thread-safe): the operations the CLI, the API and the
+    layers use, whichever backend holds it.
+
+    A backend implements the abstract methods; the meta view (:attr:`tag`, :attr:`version`, :attr:`meta`,
+    :meth:`summary`), :meth:`has`, the history lookups (:meth:`grid_version`, :meth:`grids_at`,
+    :meth:`version_as_of`, :meth:`grids_as_of`), the checks of :meth:`commit_grids` and the blind-spot log
+    are shared.
+    """
+
+    #: A local path naming the workspace: the GeoPackage file, or for PostGIS a name in a folder of its own
+    #: under $GRIDCOVER_STATE_DIR. It keys caches of the workspace, and files kept beside it (the lookup
+    #: blind-spot log; the GeoPackage's drafts) go into its folder.
+    path: Path
+    #: The meta table (workspace id, version, summary …) as last read; kept fresh by :meth:`_refresh`.
+    _meta: dict[str, str]
+
+    # -------------------------------------------------------------- what a backend implements
+    @abstractmethod
+    def _refresh(self) -> None:
+        """Read the meta table again if the workspace changed since (drops the layers read of another version)."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the workspace is, for messages (the GeoPackage's path; the PostGIS database and schema)."""
+
+    @property
+    @abstractmethod
+    def stamp(self) -> str:
+        """A short text that changes with every edit of the stored layers in place (QGIS, SQL), even one that
+        leaves :attr:`version` as it is: with :attr:`tag`, what caches and ETags are keyed by."""
+
+    @abstractmethod
+    def layer_names(self) -> list[str]:
+        """The layers the workspace holds, in the order analyze wrote them."""
+
+    @abstractmethod
+    def read(self, name: str) -> gpd.GeoDataFrame:
+        """A layer in WGS-84, read once per version (callers must not modify it; ``WorkspaceError`` for a
+        layer the workspace does not hold)."""
+
+    @abstractmethod
+    def history(self) -> list[GridVersion]:
+        """Every version of the grids, oldest first (the analysed grids are the first)."""
+
+    @abstractmethod
+    def _stored_grids(self, version: GridVersion) -> gpd.GeoDataFrame:
+        """The grids history keeps for ``version`` (not the current one), WGS-84."""
+
+    @abstractmethod
+    def _commit_grids(self, build: Callable[[int], Change], *, author: str, reason: str, communities: list[str],
+                      kind: str, expected_version: int | None, fail_after: str | None) -> GridVersion:
+        """:meth:`commit_grids` once its arguments are checked: under the backend's lock, read the current
+        version and history, :func:`check_conflict`, ``build``, write the layers, the history record
+        (:func:`new_version`) and the meta table, all or nothing."""
+
+    @abstractmethod
+    def proposals(self) -> ProposalStore:
+        """The saved redraw proposals of this workspace."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the workspace holds open (it may still answer afterwards)."""
+
+    # -------------------------------------------------------------- meta view
+    @property
+    def tag(self) -> str:
+        """Identity and version of the current content: changes with every change of the workspace."""
+        self._refresh()
+        return f"{self._meta.get('workspace_id', 'x')[:12]}-{self._meta.get('version', '0')}"
+
+    @property
+    def version(self) -> int:
+        self._refresh()
+        return int(self._meta.get("version", "0"))
+
+    @property
+    def meta(self) -> dict[str, str]:
+        self._refresh()
+        return dict(self._meta)
+
+    def summary(self) -> dict:
+        return json.loads(self.meta.get("summary", "{}"))
+
+    def has(self, name: str) -> bool:
+        return name in self.layer_names()
+
+    # -------------------------------------------------------------- grid history
+    def _current_grids(self) -> gpd.GeoDataFrame:
+        """The grids as the user drew them (``input_grids`` where analyze kept them apart), WGS-84."""
+        return self.read("input_grids") if self.has("input_grids") else self.read("grids")
+
+    def grid_version(self, version: int) -> GridVersion:
+        history = self.history()
+        for v in history:
+            if v.version == int(version):
+                return v
+        known = ", ".join(str(v.version) for v in history)
+        raise WorkspaceError(f"no grid version {version} (known: {known})")
+
+    def grids_at(self, version: int) -> gpd.GeoDataFrame:
+        """The grids (the fields a user draws, WGS-84) of any version."""
+        v = self.grid_version(version)
+        if v.version == self.version:
+            grids = self._current_grids()
+            return grids[[c for c in HISTORY_FIELDS if c in grids.columns] + [grids.geometry.name]]
+        return self._stored_grids(v)
+
+    def version_as_of(self, when: date | datetime) -> GridVersion | None:
+        """The version in force at the end of day ``when`` (UTC), or at the moment given; ``None`` before the
+        first version (:func:`version_as_of` over :meth:`history`)."""
+        return version_as_of(self.history(), when)
+
+    def grids_as_of(self, when: date | datetime) -> tuple[GridVersion, gpd.GeoDataFrame]:
+        """The version in force on ``when`` and its grids (``WorkspaceError`` before the first version)."""
+        v = self.version_as_of(when)
+        if v is None:
+            first = self.history()[0]
+            msg = f"no grids were recorded on {when}: the first version ({first.version}) dates from {first.created}"
+            raise WorkspaceError(msg)
+        return v, self.grids_at(v.version)
+
+    def commit_grids(self, build: Callable[[int], Change], *, author: str, reason: str, communities: list[str],
+                     kind: str = "apply", expected_version: int | None = None,
+                     fail_after: str | None = None) -> GridVersion:
+        """Make the grids ``build`` returns the new version, with their recomputed layers, atomically.
+
+        Parameters
+        ----------
+        build
+            Called once under the backend's lock, after the conflict check, with the current version (``read``
+            answers with it meanwhile); returns ``(grids, layers, summary)`` built on that version: the whole
+            new grids layer (any CRS; the fields of :data:`HISTORY_FIELDS` are kept in history) — the current
+            grids with only ``communities`` replaced —, the output layers to replace (``grids``,
+            ``households``, ``coverage_issues`` …, WGS-84) and the summary (``None``: unchanged). A change
+            prepared on an older version is built again on the current one, so nobody's change is lost.
+        communities
+            The communities the change touches.
+        expected_version
+            The version the change was checked against: if a later version touched one of ``communities``
+            the change is refused with :class:`ConflictError` (a change to other communities is merged).
+        fail_after
+            For tests only: raise after this step (``copy``, ``layers``, ``history``) to simulate a crash;
+            the previous version stays intact.
+        """
+        author = (author or "").strip()
+        reason = (reason or "").strip()
+        if not author or not reason:
+            raise WorkspaceError("a change of the grids needs an author and a reason")
+        return self._commit_grids(build, author=author, reason=reason, communities=communities, kind=kind,
+                                  expected_version=expected_version, fail_after=fail_after)
+
+    # -------------------------------------------------------------- side files
+    def blind_spots(self) -> BlindSpotLog | None:
+        """The lookup blind-spot log kept beside the workspace, opened once (``None`` where that folder is not
+        writable: a read-only workspace still answers lookups)."""
+        if "_blind_spot_log" not in self.__dict__:
+            try:
+                self._blind_spot_log = BlindSpotLog(self.path.resolve().parent / BlindSpotLog.FILE)
+            except Exception:  # noqa: BLE001 - a read-only workspace still answers lookups
+                self._blind_spot_log = None
+        return self._blind_spot_log
