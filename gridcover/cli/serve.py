@@ -15,6 +15,7 @@ import sys
 
 from api.limits import DEFAULT_MAX_BODY_MB
 from geo.errors import ConfigError
+from gridcover.cli import EXIT_ERROR
 
 
 def register(subparsers) -> None:
@@ -66,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     if not server.started:
         print(f"gridcover: error: could not listen on {args.host}:{args.port}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     return 0
 
 

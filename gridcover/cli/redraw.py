@@ -26,9 +26,7 @@ from pathlib import Path
 
 from geo.errors import ConfigError, InputError
 from geo.paths import check_output_file, reads_of, write_atomically
-
-#: Exit status of a refused apply (another change of the same community came first).
-EXIT_CONFLICT = 3
+from gridcover.cli import EXIT_CONFLICT
 
 
 def _proposal(path: str, ctx):
