@@ -10,7 +10,7 @@ import sys
 import time
 
 from geo.errors import ConfigError, GridcoverError
-from gridcover.cli.options import parse_date, progress_of
+from gridcover.cli.options import add_as_of, add_crs, add_db, add_quiet, progress_of
 
 
 def register(subparsers) -> None:
@@ -18,14 +18,12 @@ def register(subparsers) -> None:
     analyze = subparsers.add_parser("analyze", help="assign households to buildings and grids and diagnose the grids")
     analyze.add_argument("data_dir", help="folder of input layers (or a GeoPackage)")
     analyze.add_argument("--out", help="output folder (replaced atomically); required unless --db is given")
-    analyze.add_argument("--db", metavar="URL", help="also write the workspace into PostGIS, e.g. "
-                         "postgresql://user@host/city (one transaction; docs/postgis.md)")
-    analyze.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
-    analyze.add_argument("--crs", help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
+    add_db(analyze, help="also write the workspace into PostGIS, e.g. postgresql://user@host/city (one transaction; "
+                         "docs/postgis.md)")
+    add_crs(analyze, help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
     analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
                          help="H3 resolution of the reach cells (default 10)")
-    analyze.add_argument("--as-of", type=parse_date, default=None, metavar="YYYY-MM-DD",
-                         help="the day visits are judged against (default: today)")
+    add_as_of(analyze, help="the day visits are judged against (default: today)")
     analyze.add_argument("--derive-fringe", action="store_true",
                          help="derive the urban-rural fringe from building heights where the data name none")
     analyze.add_argument("--engine", choices=("single", "dask"), default="single",
@@ -40,7 +38,7 @@ def register(subparsers) -> None:
     analyze.add_argument("--discard-grid-edits", action="store_true",
                          help="replace a workspace even though it holds grid changes made with 'gridcover redraw' "
                               "(refused without it: they would be lost)")
-    analyze.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_quiet(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
 

@@ -9,7 +9,7 @@ import argparse
 import numpy as np
 
 from geo.errors import InputError
-from gridcover.cli.options import parse_date, progress_of
+from gridcover.cli.options import add_as_of, add_quiet, progress_of
 
 
 def register(subparsers) -> None:
@@ -19,9 +19,9 @@ def register(subparsers) -> None:
     sites.add_argument("--category", required=True, help="facility category id, e.g. elderly_daycare")
     sites.add_argument("--k", type=int, default=3, help="number of sites (default 3)")
     sites.add_argument("--candidates", help="candidate points (GeoJSON/GeoPackage, WGS-84); default: every building")
-    sites.add_argument("--as-of", type=parse_date, default=None, metavar="YYYY-MM-DD")
+    add_as_of(sites)
     sites.add_argument("--out", default="out/sites", help="output folder (default out/sites)")
-    sites.add_argument("--quiet", action="store_true")
+    add_quiet(sites, help=None)
     sites.set_defaults(func=cmd_sites)
 
 
