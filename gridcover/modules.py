@@ -1,4 +1,4 @@
-"""Optional modules: subcommands and routers that are included when their module exists.
+"""Optional modules: the routers of ``api.app`` that are included when their module exists.
 
 Example
 -------

@@ -26,9 +26,8 @@ from pathlib import Path
 
 from geo.errors import ConfigError, InputError
 from geo.paths import check_output_file, reads_of, write_atomically
-
-#: Exit status of a refused apply (another change of the same community came first).
-EXIT_CONFLICT = 3
+from gridcover.cli import EXIT_CONFLICT
+from gridcover.cli.options import add_db, add_workspace
 
 
 def _proposal(path: str, ctx):
@@ -191,31 +190,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-WORKSPACE_HELP = "the folder (or workspace.gpkg) that 'gridcover analyze' wrote (not with --db)"
-
-
-def _db_options(parser) -> None:
-    parser.add_argument("--db", metavar="URL", help="the workspace in PostGIS that 'analyze --db' wrote "
-                        "(docs/postgis.md)")
-    parser.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
-
-
 def register(subparsers) -> None:
     """Add ``gridcover redraw`` and its subcommands."""
     p = subparsers.add_parser("redraw", help="check, propose, apply and keep the history of grid boundaries")
     sub = p.add_subparsers(dest="redraw_command", required=True)
 
     c = sub.add_parser("check", help="check a proposal (grid polygons or moves) against the current grids")
-    c.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
-    _db_options(c)
+    add_workspace(c)
+    add_db(c)
     c.add_argument("proposal", help="GeoJSON/GeoPackage/Shapefile of grids, or JSON {\"moves\": [...]}")
     c.add_argument("--out", help="write the report here (JSON); printed otherwise")
     c.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
     c.set_defaults(func=cmd_check)
 
     q = sub.add_parser("propose", help="propose balanced grids for a community from whole buildings and estates")
-    q.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
-    _db_options(q)
+    add_workspace(q)
+    add_db(q)
     q.add_argument("--community", required=True, help="community id")
     q.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
     q.add_argument("--keep-current", action="store_true", help="change the current grids as little as the band permits")
@@ -224,8 +214,8 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_propose)
 
     a = sub.add_parser("apply", help="apply a valid proposal as a new version of the grids")
-    a.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
-    _db_options(a)
+    add_workspace(a)
+    add_db(a)
     a.add_argument("proposal")
     a.add_argument("--author", required=True)
     a.add_argument("--reason", required=True)
@@ -234,14 +224,14 @@ def register(subparsers) -> None:
     a.set_defaults(func=cmd_apply)
 
     h = sub.add_parser("history", help="every version of the grids: who, when, why")
-    h.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
-    _db_options(h)
+    add_workspace(h)
+    add_db(h)
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_history)
 
     m = sub.add_parser("compare", help="who changes grid between two versions")
-    m.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
-    _db_options(m)
+    add_workspace(m)
+    add_db(m)
     m.add_argument("from_version", type=int)
     m.add_argument("to_version", type=int)
     m.add_argument("--community")
@@ -249,8 +239,8 @@ def register(subparsers) -> None:
     m.set_defaults(func=cmd_compare)
 
     r = sub.add_parser("restore", help="make an earlier version's grids current again (a new version)")
-    r.add_argument("workspace", nargs="?", help=WORKSPACE_HELP)
-    _db_options(r)
+    add_workspace(r)
+    add_db(r)
     r.add_argument("version", type=int)
     r.add_argument("--author", required=True)
     r.add_argument("--reason", required=True)

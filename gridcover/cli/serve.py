@@ -15,13 +15,14 @@ import sys
 
 from api.limits import DEFAULT_MAX_BODY_MB
 from geo.errors import ConfigError
+from gridcover.cli import EXIT_ERROR
+from gridcover.cli.options import add_db, add_workspace
 
 
 def register(subparsers) -> None:
     """Add the ``serve`` subcommand."""
     serve = subparsers.add_parser("serve", help="serve a workspace: OGC API – Features, tiles and the web map")
-    serve.add_argument("workspace", nargs="?", help="the folder (or workspace.gpkg) that 'gridcover analyze' wrote "
-                       "(not with --db)")
+    add_workspace(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--keys", help="KEYS.json mapping API keys to roles (without it everyone is public)")
@@ -29,9 +30,8 @@ def register(subparsers) -> None:
                        help="withhold counts of special-group members from 1 to k-1 in public outputs (default 5)")
     serve.add_argument("--basemap", help="XYZ raster tile URL template of an optional base map for the web map "
                        "(none by default, so the page works without internet access)")
-    serve.add_argument("--db", metavar="URL", help="serve the workspace 'analyze --db' wrote into PostGIS "
-                       "(postgresql://user@host/db); any number of servers may share it (docs/postgis.md)")
-    serve.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
+    add_db(serve, help="serve the workspace 'analyze --db' wrote into PostGIS (postgresql://user@host/db); any number "
+                       "of servers may share it (docs/postgis.md)")
     serve.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, metavar="N", dest="max_body_mb",
                        help=f"refuse request bodies over N MB (2**20 bytes) with 413 before reading them whole "
                             f"(default {DEFAULT_MAX_BODY_MB})")
@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     if not server.started:
         print(f"gridcover: error: could not listen on {args.host}:{args.port}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     return 0
 
 

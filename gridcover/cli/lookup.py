@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from geo.errors import ConfigError
+from gridcover.cli.options import add_as_of, add_crs, add_db, add_workspace
 
 DEFAULT_WORKSPACE = "out/sample"
 
@@ -65,20 +66,18 @@ def register(subparsers) -> None:
     """Add ``gridcover lookup`` to the command line."""
     p = subparsers.add_parser("lookup", help="grid and grid worker responsible for a coordinate or an address",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("workspace", nargs="?",
-                   help=f"workspace folder or .gpkg written by analyze (default $GRIDCOVER_WORKSPACE, else "
-                        f"{DEFAULT_WORKSPACE}; not with --db)")
-    p.add_argument("--db", metavar="URL", help="the workspace in PostGIS that 'analyze --db' wrote (docs/postgis.md)")
-    p.add_argument("--schema", default="gridcover", help="the PostGIS schema of --db (default gridcover)")
+    add_workspace(p, help=f"workspace folder or .gpkg written by analyze (default $GRIDCOVER_WORKSPACE, else "
+                          f"{DEFAULT_WORKSPACE}; not with --db)")
+    add_db(p)
     p.add_argument("--lon", type=float, help="longitude")
     p.add_argument("--lat", type=float, help="latitude")
-    p.add_argument("--crs", default="wgs84", help="wgs84 (default), cgcs2000, gcj02 or bd09")
+    add_crs(p, help="wgs84 (default), cgcs2000, gcj02 or bd09", default="wgs84")
     p.add_argument("--address", help="a Chinese address, e.g. 锦华苑三号楼2单元501")
     p.add_argument("--batch", metavar="FILE.csv", help="CSV with lon,lat or address columns (UTF-8 or GB18030), "
                                                        "or a .json {\"items\": [...]}; every bad row is named")
     p.add_argument("--format", choices=("json", "ndjson", "csv"), default="json",
                    help="of a --batch answer: json {count, results} (default), ndjson or csv, in file order")
-    p.add_argument("--as-of", dest="as_of", help="date YYYY-MM-DD: the grids in force on that day (grid history)")
+    add_as_of(p, help="date YYYY-MM-DD: the grids in force on that day (grid history)", as_text=True)
     p.add_argument("--city", help="city addresses are read in, e.g. 成都市 (default: $GRIDCOVER_CITY, else the "
                                   "city most addresses in the workspace name)")
     p.set_defaults(func=cmd_lookup)

@@ -1,0 +1,53 @@
+"""The ``gridcover`` command: the parser, the exit statuses and the one-line errors; one module per subcommand.
+
+Every error a user can cause is printed as one line and exits with status 2;
+no traceback reaches a user (``GRIDCOVER_DEBUG=1`` shows it for developers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from geo.errors import ConfigError, GridcoverError, InputError
+
+#: An error the user can fix: one line on stderr.
+EXIT_ERROR = 2
+#: An unexpected error (a bug): one line on stderr asking for a report.
+EXIT_INTERNAL = 1
+#: A change refused because another change of the same community came first (``redraw apply``/``restore``).
+EXIT_CONFLICT = 3
+#: Stopped with Ctrl+C.
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand; each module's ``register(subparsers)`` sets ``func`` returning an exit status."""
+    from gridcover.cli import analyze, lookup, redraw, serve, sites  # here: they import this module
+
+    parser = argparse.ArgumentParser(prog="gridcover", description="Find households and places that fall out of care (脱管).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in (analyze, sites, serve, lookup, redraw):
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, ConfigError, GridcoverError) as exc:
+        print(f"gridcover: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("gridcover: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if os.environ.get("GRIDCOVER_DEBUG"):
+            traceback.print_exc()
+        print(f"gridcover: internal error: {type(exc).__name__}: {exc} (set GRIDCOVER_DEBUG=1 for details; "
+              "please report it)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,171 @@
+"""``gridcover analyze DATA_DIR``: assign households to buildings and grids and diagnose the grids, into an
+output folder (``--out``) and/or PostGIS (``--db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from geo.errors import ConfigError, GridcoverError
+from gridcover.cli.options import add_as_of, add_crs, add_db, add_quiet, progress_of
+
+
+def register(subparsers) -> None:
+    """Add the ``analyze`` subcommand."""
+    analyze = subparsers.add_parser("analyze", help="assign households to buildings and grids and diagnose the grids")
+    analyze.add_argument("data_dir", help="folder of input layers (or a GeoPackage)")
+    analyze.add_argument("--out", help="output folder (replaced atomically); required unless --db is given")
+    add_db(analyze, help="also write the workspace into PostGIS, e.g. postgresql://user@host/city (one transaction; "
+                         "docs/postgis.md)")
+    add_crs(analyze, help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
+    analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
+                         help="H3 resolution of the reach cells (default 10)")
+    add_as_of(analyze, help="the day visits are judged against (default: today)")
+    analyze.add_argument("--derive-fringe", action="store_true",
+                         help="derive the urban-rural fringe from building heights where the data name none")
+    analyze.add_argument("--engine", choices=("single", "dask"), default="single",
+                         help="single: one process (default); dask: one task per street on a Dask cluster "
+                              "(docs/dask.md)")
+    analyze.add_argument("--scheduler", metavar="ADDRESS",
+                         help="with --engine dask: a dask.distributed scheduler (e.g. tcp://host:8786); "
+                              "default: a local cluster of this machine's cores")
+    analyze.add_argument("--skip-invalid", action="store_true",
+                         help="leave out features that cannot be used (listed in OUT/rejects.geojson, counted in "
+                              "summary.json) instead of stopping; streets, communities and grids always stop the run")
+    analyze.add_argument("--discard-grid-edits", action="store_true",
+                         help="replace a workspace even though it holds grid changes made with 'gridcover redraw' "
+                              "(refused without it: they would be lost)")
+    add_quiet(analyze)
+    analyze.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from geo.pipeline import analyze
+    from geo.report import write_outputs
+    from geo.settings import Settings
+
+    started = time.perf_counter()
+    progress = progress_of(args)
+    settings = Settings(derive_fringe=True) if args.derive_fringe else None
+    from layers.report import write_report
+
+    scratch = None
+    if args.out is not None:  # before anything runs: never over the data, never over the user's files
+        from geo.paths import prepare_output_folder, reads_of
+
+        args.out = prepare_output_folder(args.out, reads=reads_of(args.data_dir, "data"))
+    if args.db:  # fail before the analysis, not after it, on a wrong URL or an unreachable server
+        from gridcover.store.postgis import check_schema_name, connect
+
+        check_schema_name(args.schema)
+        connect(args.db).close()
+        if args.out is None:  # the folder's files are only a step on the way into PostGIS
+            from geo.paths import prepare_output_folder, scratch_path
+
+            scratch = scratch_path("analyze")  # those of killed runs are removed; made by write_outputs (nothing
+            args.out = prepare_output_folder(scratch / "out")  # is left behind when the analysis fails)
+    elif args.out is None:
+        raise ConfigError("give --out OUT_DIR (the output folder), or --db URL to write into PostGIS")
+
+    if not args.discard_grid_edits:
+        _refuse_losing_grid_edits(None if scratch is not None else args.out, db=args.db, schema=args.schema)
+    if args.scheduler and args.engine != "dask":
+        raise GridcoverError("--scheduler needs --engine dask")
+    if args.skip_invalid and scratch is not None:
+        raise ConfigError("--skip-invalid with --db needs --out OUT_DIR too: rejects.geojson is written there")
+    if args.skip_invalid and args.engine == "dask":
+        raise GridcoverError("--skip-invalid works with --engine single only")
+    if args.engine == "dask" and os.path.isdir(args.data_dir):
+        from pathlib import Path
+
+        from geo.load import CONFIG_NAME, read_config
+
+        if read_config(Path(args.data_dir)).get("columns"):
+            raise GridcoverError(f"[columns] of {CONFIG_NAME} works with --engine single only")
+    if args.engine == "dask":
+        from gridcover.engine_dask import analyze_dask
+
+        analysis, out = analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
+                                     h3_resolution=args.h3_resolution, reference_date=args.as_of,
+                                     scheduler=args.scheduler, progress=progress,
+                                     extra=lambda a: [lambda folder: write_report(a, folder / "report.html")])
+        for warning in analysis.data.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    else:
+        analysis = analyze(args.data_dir, crs=args.crs, settings=settings, h3_resolution=args.h3_resolution,
+                           reference_date=args.as_of, progress=progress, skip_invalid=args.skip_invalid)
+        for warning in analysis.data.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        out = write_outputs(analysis, args.out, progress=progress,
+                            extra=[lambda folder: write_report(analysis, folder / "report.html")])
+    if args.db:  # the workspace the folder holds, into PostGIS in one transaction
+        import shutil
+
+        from gridcover.store.postgis import describe, load_gpkg
+
+        try:
+            load_gpkg(os.path.join(out, "workspace.gpkg"), args.db, schema=args.schema, progress=progress)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        out = describe(args.db, args.schema) if scratch is not None else f"{out} and {describe(args.db, args.schema)}"
+    s = analysis.summary
+    counts = ", ".join(f"{k} {v:,}" for k, v in s["status_counts"].items() if v)
+    issues = ", ".join(f"{v['count']} {k}" for k, v in s["coverage_issues"].items() if v["count"])
+    print(f"{s['households']:,} households: {counts}")
+    print(f"{s['grids']['count']} grids ({s['grids']['over_capacity']} over {s['grids']['households_per_worker_standard']} "
+          f"households per worker); coverage issues: {issues or 'none'}")
+    r = s.get("reach")
+    if r:
+        label = "network" if not r["estimate"] else f"straight-line ESTIMATE x{r['detour_factor']}"
+        print(f"life circle ({label}): {r['households_basic_complete']:,} of {s['households']:,} households reach the "
+              f"full basic set within its tiers; {r['h3_cells']:,} H3 cells")
+    k = s.get("risk")
+    if k:
+        colours = k["households_by_colour"]
+        print(f"risk: red {colours['red']:,}, yellow {colours['yellow']:,}, blue {colours['blue']:,} households; "
+              f"{k['blind_spots']} blind spots")
+    rejected = s.get("rejected") or {}
+    if args.skip_invalid:
+        total = sum(rejected.values())
+        per_layer = ", ".join(f"{n:,} {layer}" for layer, n in sorted(rejected.items()))
+        cleared = sum((s.get("references_cleared") or {}).values())
+        print(f"left out {total:,} invalid feature{'' if total == 1 else 's'}"
+              + (f" ({per_layer}), listed in rejects.geojson" if total else "")
+              + (f"; {cleared:,} references to missing features dropped" if cleared else ""))
+    print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _refuse_losing_grid_edits(out, *, db: str | None, schema: str) -> None:
+    """A new analysis replaces the workspace and its grid history: refuse while the workspace at ``out`` (or in
+    PostGIS at ``db``/``schema``) holds grid changes made with ``gridcover redraw``, which would be lost."""
+    from pathlib import Path
+
+    from gridcover.store import WORKSPACE_FILE, WorkspaceError, grid_edits, open_workspace
+
+    places = []
+    if out is not None and (Path(out) / WORKSPACE_FILE).is_file():
+        places.append({"path": out})
+    if db:
+        places.append({"db": db, "schema": schema})
+    for place in places:
+        try:
+            workspace = open_workspace(**place)
+        except WorkspaceError:  # nothing there yet
+            continue
+        try:
+            edits, where = grid_edits(workspace), workspace.path if "path" in place else workspace.location
+        finally:
+            workspace.close()
+        if edits:
+            last = edits[-1]
+            msg = (f"{where} holds {len(edits)} grid change{'' if len(edits) == 1 else 's'} made with 'gridcover "
+                   f"redraw' (the last: version {last.version} by {last.author}, {last.created[:10]}) that a new "
+                   "analysis would discard: put the current grids into the data folder first (e.g. ogr2ogr "
+                   "DATA/grids.geojson OUT/workspace.gpkg grids), analyse into another --out, or pass "
+                   "--discard-grid-edits")
+            raise ConfigError(msg)
