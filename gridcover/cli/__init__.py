@@ -13,19 +13,12 @@ import traceback
 
 from geo.errors import ConfigError, GridcoverError, InputError
 
-#: An error the user can fix: one line on stderr.
-EXIT_ERROR = 2
-#: An unexpected error (a bug): one line on stderr asking for a report.
-EXIT_INTERNAL = 1
-#: A change refused because another change of the same community came first (``redraw apply``/``restore``).
-EXIT_CONFLICT = 3
-#: Stopped with Ctrl+C.
-EXIT_INTERRUPTED = 130
+from gridcover.cli.exits import EXIT_CONFLICT, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED  # noqa: F401
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each module's ``register(subparsers)`` sets ``func`` returning an exit status."""
-    from gridcover.cli import analyze, lookup, redraw, serve, sites  # here: they import this module
+    from gridcover.cli import analyze, lookup, redraw, serve, sites  # when the parser is built: importing the package stays light
 
     parser = argparse.ArgumentParser(prog="gridcover", description="Find households and places that fall out of care (脱管).")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from geo.errors import ConfigError, InputError
 from geo.paths import check_output_file, reads_of, write_atomically
-from gridcover.cli import EXIT_CONFLICT
+from gridcover.cli.exits import EXIT_CONFLICT
 from gridcover.cli.options import add_db, add_workspace
 
 

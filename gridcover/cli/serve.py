@@ -15,7 +15,7 @@ import sys
 
 from api.limits import DEFAULT_MAX_BODY_MB
 from geo.errors import ConfigError
-from gridcover.cli import EXIT_ERROR
+from gridcover.cli.exits import EXIT_ERROR
 from gridcover.cli.options import add_db, add_workspace
 
 
