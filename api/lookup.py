@@ -1,7 +1,7 @@
 """HTTP lookup (责任网格查询): ``GET /lookup`` and ``POST /lookup/batch`` for keys of role ``lookup`` and above.
 
-Routes translate HTTP to :mod:`geo.lookup` and back. The index is built once per workspace tag (so a new
-analysis or a redraw is picked up by the next request) and shared with the CLI (:func:`lookup_index`).
+Routes translate HTTP to the app's :class:`gridcover.services.lookup.LookupService` and back (it builds the
+index once per workspace tag, so a new analysis or a redraw is picked up by the next request).
 Answers carry the grid worker's work contact and never any household's data. See docs/lookup.md.
 
 Example
@@ -13,138 +13,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
-import threading
 from collections.abc import Iterator
-from datetime import date
-from pathlib import Path
-from typing import BinaryIO
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.app import get_workspace, require
 from geo.errors import GridcoverError, InputError
-from geo.lookup import LookupIndex, build_index, lookup_addresses, lookup_points, records, to_wgs84
-from gridcover.lookup_batch import (FORMATS, BatchError, BatchPlan, answer_batch, charset_of, check_batch,
-                                    json_records, write_answers)
-from gridcover.store import Workspace
+from geo.lookup import records
+from gridcover.lookup_batch import FORMATS, BatchError, json_records
+from gridcover.services.lookup import LookupService, parse_as_of
 
 #: A batch body is kept in memory up to this size, on disk beyond (it is read twice: checked, then answered).
 SPOOL_BYTES = 1 << 20
-#: Environment variable naming the city addresses are read in (e.g. 成都市); inferred from the data if unset.
-CITY_ENV = "GRIDCOVER_CITY"
-AS_OF_NOTE = "answered with the grids in force on {date}: version {version} of {created}"
-AS_OF_BEFORE_NOTE = ("no grid version is recorded on or before {date}: answered with the first recorded, "
-                     "version {version} of {created}")
 #: Fields of a point answer that are internal to the service (the converted coordinates are kept).
 _PUBLIC_EXTRA = ("lon_wgs84", "lat_wgs84")
 
-_CACHE: dict[Path, tuple[str, str | None, LookupIndex]] = {}
-_CACHE_LOCK = threading.Lock()
-_BUILD_LOCKS: dict[Path, threading.Lock] = {}
-
-
-def lookup_index(workspace: Workspace, *, city: str | None = None, as_of: date | None = None) -> LookupIndex:
-    """The lookup index of a workspace's current version (built on first use per workspace tag and city), or of
-    the grid version in force on ``as_of`` (the first version for a date before it)."""
-    city = city or os.environ.get(CITY_ENV) or None
-    key = workspace.path
-    tag = workspace.tag
-    if as_of is not None:
-        v = workspace.version_as_of(as_of) or workspace.history()[0]
-        if v.version != workspace.version:
-            key = Path(f"{workspace.path}@{v.version}")
-            tag = f"{tag}@{v.version}"
-    hit = _CACHE.get(key)
-    if hit and hit[0] == tag and hit[1] == city:
-        return hit[2]
-    with _CACHE_LOCK:
-        lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        hit = _CACHE.get(key)
-        if hit and hit[0] == tag and hit[1] == city:
-            return hit[2]
-        index = index_of(workspace, city=city, version=None if key == workspace.path else int(tag.split("@")[1]))
-        _CACHE[key] = (tag, city, index)
-        return index
-
-
-def index_ready(workspace: Workspace, *, city: str | None = None) -> bool:
-    """Is the index of the workspace's current version built already?"""
-    city = city or os.environ.get(CITY_ENV) or None
-    hit = _CACHE.get(workspace.path)
-    return bool(hit and hit[0] == workspace.tag and hit[1] == city)
-
-
-def index_of(workspace: Workspace, *, city: str | None = None, version: int | None = None) -> LookupIndex:
-    """Build the lookup index of a workspace's layers (grids of the current version, or of ``version``)."""
-    def optional(name: str):
-        return workspace.read(name) if workspace.has(name) else None
-
-    households = None
-    if workspace.has("households"):
-        frame = workspace.read("households")
-        if {"address", "building_id"} <= set(frame.columns):
-            households = frame[["address", "building_id"]]
-    grids = workspace.read("grids") if version is None else workspace.grids_at(version)
-    return build_index(grids, buildings=optional("buildings"), estates=optional("estates"),
-                       communities=optional("communities"), streets=optional("streets"), households=households,
-                       version=workspace.version if version is None else version, city=city)
-
-
-def parse_as_of(value: str | None) -> date | None:
-    """``as_of`` as a date (``InputError`` naming the parameter for anything but YYYY-MM-DD)."""
-    if value is None or value == "":
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"as_of must be a date YYYY-MM-DD, not {value!r}", field="as_of") from None
-
-
-def _as_of_fields(as_of: date | None, index: LookupIndex, workspace: Workspace | None = None) -> dict:
-    if as_of is None:
-        return {}
-    created = "?"
-    note = AS_OF_NOTE
-    if workspace is not None:
-        created = workspace.grid_version(int(index.version)).created
-        if workspace.version_as_of(as_of) is None:
-            note = AS_OF_BEFORE_NOTE
-    return {"as_of": as_of.isoformat(), "as_of_note": note.format(date=as_of.isoformat(), version=index.version,
-                                                                  created=created)}
-
-
-def answer(workspace: Workspace, *, lon=None, lat=None, addresses=None, crs: str = "wgs84",
-           city: str | None = None, as_of: date | None = None) -> dict[str, np.ndarray]:
-    """Answers for points or addresses (columns); not-covered points are counted as blind spots."""
-    index = lookup_index(workspace, city=city, as_of=as_of)
-    if addresses is not None:
-        return lookup_addresses(index, addresses)
-    columns = lookup_points(index, lon, lat, crs=crs)
-    log = workspace.blind_spots()
-    if log is not None:
-        log.record(columns)
-    return columns
-
-
-def run_batch(workspace: Workspace, stream: BinaryIO, *, kind: str | None = None, content_type: str | None = None,
-              crs: str | None = None, city: str | None = None, as_of: date | None = None, fmt: str = "json",
-              file: str | None = None) -> tuple[BatchPlan, Iterator[str]]:
-    """Check a whole batch (:class:`gridcover.lookup_batch.BatchError` naming every bad row), then the text
-    pieces of its answer, computed chunk by chunk as they are taken (the CLI and the route share this)."""
-    plan = check_batch(stream, kind=kind, content_type=content_type, encoding=charset_of(content_type), file=file)
-    crs = plan.crs or crs or "wgs84"
-    to_wgs84(np.zeros(0), np.zeros(0), crs)  # an unknown crs is refused before anything is answered
-    index = lookup_index(workspace, city=city, as_of=as_of)
-    log = workspace.blind_spots()
-    head = {"count": plan.count, **_as_of_fields(as_of, index, workspace)}
-    frames = answer_batch(index, stream, plan, crs=crs, record=None if log is None else log.record)
-    return plan, write_answers(frames, plan, fmt=fmt, head=head)
+def get_lookup_service(request: Request) -> LookupService:
+    """The app's :class:`gridcover.services.lookup.LookupService` (made once by :func:`api.app.create_app`)."""
+    return request.app.state.lookup
 
 
 def batch_format(f: str | None, accept: str | None) -> str:
@@ -192,11 +81,11 @@ def fast_get(state, scope) -> tuple[int, dict, bytes] | None:
         lon, lat = float(query["lon"]), float(query["lat"])
     except ValueError:
         return None
-    workspace = state.workspace
-    if not (math.isfinite(lon) and math.isfinite(lat)) or not index_ready(workspace):
+    service = state.lookup
+    if not (math.isfinite(lon) and math.isfinite(lat)) or not service.has_index():
         return None
     try:
-        record = records(answer(workspace, lon=[lon], lat=[lat], crs=query.get("crs", "wgs84")))[0]
+        record = records(service.answer(lon=[lon], lat=[lat], crs=query.get("crs", "wgs84")))[0]
     except GridcoverError:
         return None  # e.g. outside lon/lat range: the route says why
     body = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
@@ -232,24 +121,22 @@ def build_router() -> APIRouter:
                    address: str | None = Query(None, description="a Chinese address"),
                    as_of: str | None = Query(None, description="date YYYY-MM-DD"),
                    _caller=Depends(require("lookup"))):
-        workspace = get_workspace(request)
+        service = get_lookup_service(request)
         when = parse_as_of(as_of)
         if address is not None and (lon is not None or lat is not None):
             raise InputError("give either lon and lat or address, not both", field="address")
         if address is not None:
             if not address.strip():
                 raise InputError("address is empty", field="address")
-            kwargs = {"addresses": [address], "as_of": when}
+            kwargs = {"address": address, "as_of": when}
         elif lon is None or lat is None:
             raise InputError("give lon and lat (and crs), or address", field="lon/lat")
         else:
             kwargs = {"lon": [lon], "lat": [lat], "crs": crs, "as_of": when}
-        if index_ready(workspace) and address is None and when is None:
-            cols = answer(workspace, **kwargs)  # well under a millisecond: no thread hop
+        if service.has_index() and address is None and when is None:
+            record = service.lookup(**kwargs)  # well under a millisecond: no thread hop
         else:  # building an index (or an address index) takes seconds: not on the event loop
-            cols = await run_in_threadpool(lambda: answer(workspace, **kwargs))
-        record = records(cols)[0]
-        record.update(_as_of_fields(when, lookup_index(workspace, as_of=when), workspace))
+            record = await run_in_threadpool(lambda: service.lookup(**kwargs))
         return JSONResponse(record)
 
     @router.post("/lookup/batch", summary="Coordinates or addresses (CSV or JSON), answered in request order")
@@ -259,7 +146,7 @@ def build_router() -> APIRouter:
                          f: str | None = Query(None, description="answer as json (default), ndjson or csv "
                                                                  "(or by the Accept header)"),
                          _caller=Depends(require("lookup"))):
-        workspace = get_workspace(request)
+        service = get_lookup_service(request)
         when = parse_as_of(as_of)
         fmt = batch_format(f, request.headers.get("accept"))
         ctype = request.headers.get("content-type", "")
@@ -267,7 +154,7 @@ def build_router() -> APIRouter:
         try:
             async for piece in request.stream():  # the body limit (api/limits.py) stops a body too large
                 spool.write(piece)
-            _, pieces = await run_in_threadpool(run_batch, workspace, spool, content_type=ctype, crs=crs,
+            _, pieces = await run_in_threadpool(service.run_batch, spool, content_type=ctype, crs=crs,
                                                 as_of=when, fmt=fmt)
         except BatchError as exc:
             spool.close()

@@ -292,7 +292,7 @@ def build_router() -> APIRouter:
     @router.get("/grids/as_of", summary="The grids in force on a date (GeoJSON)")
     def as_of(request: Request, date: str = Query(..., description="YYYY-MM-DD"),
               _caller: Caller = Depends(require("lookup"))):
-        from api.lookup import parse_as_of
+        from gridcover.services.lookup import parse_as_of
 
         workspace = get_workspace(request)
         when = parse_as_of(date)

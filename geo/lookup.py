@@ -28,8 +28,7 @@ array(['G01-02'], dtype=object)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -66,9 +65,23 @@ METHODS = {
 }
 
 
-def to_wgs84(lon, lat, crs: str = "wgs84") -> tuple[np.ndarray, np.ndarray]:
-    """Convert lon/lat arrays in one of :data:`LOOKUP_CRS` to WGS-84 (``InputError`` for anything else)."""
-    source = _lookup_crs(str(crs or "wgs84").strip().lower())
+def to_wgs84(lon, lat, crs: str = "wgs84", *, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Convert lon/lat arrays in one of :data:`LOOKUP_CRS` to WGS-84 (``InputError`` for anything else).
+
+    ``cache`` (e.g. :attr:`LookupIndex.crs_cache`) keeps the parsed ``crs`` and its transformer between calls;
+    without it they are made afresh.
+    """
+    key = str(crs or "wgs84").strip().lower()
+    hit = cache.get(key) if cache is not None else None
+    if hit is None:
+        source = _lookup_crs(key)
+        transformer = None
+        if source is not None and source.crs is not None and source.crs.to_epsg() not in (4326, None):
+            transformer = pyproj.Transformer.from_crs(source.crs.to_epsg(), 4326, always_xy=True)
+        hit = (source, transformer)
+        if cache is not None and source is not None and len(cache) < _CRS_CACHE_SIZE:
+            cache[key] = hit
+    source, transformer = hit
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
     if source is None:
@@ -76,15 +89,15 @@ def to_wgs84(lon, lat, crs: str = "wgs84") -> tuple[np.ndarray, np.ndarray]:
         raise InputError(msg, field="crs")
     if source.offset is not None:
         return offset_to_wgs84(lon, lat, source.offset)
-    if source.crs is not None and source.crs.to_epsg() not in (4326, None):
-        return _transformer(source.crs.to_epsg()).transform(lon, lat)
+    if transformer is not None:
+        return transformer.transform(lon, lat)
     return lon, lat
 
 
-_TRANSFORMERS: dict[int, pyproj.Transformer] = {}
+#: Most ``crs`` spellings a :class:`LookupIndex` keeps parsed.
+_CRS_CACHE_SIZE = 64
 
 
-@lru_cache(maxsize=64)
 def _lookup_crs(key: str):
     """The parsed CRS of a caller's ``crs`` parameter, or ``None`` if it is not lon/lat degrees."""
     try:
@@ -92,12 +105,6 @@ def _lookup_crs(key: str):
     except ValueError:
         return None
     return source if source.is_geographic else None
-
-
-def _transformer(epsg: int) -> pyproj.Transformer:
-    if epsg not in _TRANSFORMERS:
-        _TRANSFORMERS[epsg] = pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)
-    return _TRANSFORMERS[epsg]
 
 
 def valid_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -176,6 +183,8 @@ class LookupIndex:
     estates: _Polygons | None
     estate_grid: np.ndarray
     address: LazyAddressIndex | None
+    #: Parsed ``crs`` spellings and their transformers (:func:`to_wgs84`), kept with the index.
+    crs_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_grids(self) -> int:
@@ -303,7 +312,7 @@ def lookup_points(index: LookupIndex, lon, lat, *, crs: str = "wgs84") -> dict[s
     lon = np.atleast_1d(np.asarray(lon, dtype=float))
     lat = np.atleast_1d(np.asarray(lat, dtype=float))
     check_lonlat(lon, lat)
-    x, y = to_wgs84(lon, lat, crs)
+    x, y = to_wgs84(lon, lat, crs, cache=index.crs_cache)
     n = len(x)
     points = shapely.points(x, y)
     b = np.full(n, -1, dtype=np.int64)

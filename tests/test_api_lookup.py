@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 
 from api.access import load_keys
 from api.app import create_app
-from api.lookup import lookup_index
 from geo.lookup import lookup_points
 from gridcover.lookup_batch import CHUNK_ROWS
 from geo.crs import wgs84_to_bd09
@@ -225,7 +224,7 @@ def test_a_good_100000_row_batch_is_answered_like_single_lookups(client, backend
     assert r.status_code == 200
     answer = r.json()
     assert answer["count"] == 100_000 and len(answer["results"]) == 100_000
-    index = lookup_index(client.app.state.workspace)
+    index = client.app.state.lookup.get_index()
     expected = lookup_points(index, lon, lat)
     assert [x["grid_id"] for x in answer["results"]] == expected["grid_id"].tolist()
     assert [x["covered"] for x in answer["results"]] == expected["covered"].tolist()

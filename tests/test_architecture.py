@@ -65,6 +65,7 @@ def _offenders(room: str, forbidden: tuple[str, ...]) -> list[str]:
     ("layers", ("api", "gridcover.cli", "tools")),
     ("api", ("sqlite3", "psycopg", "gridcover.store.gpkg", "gridcover.store.postgis", "gridcover.cli", "tools")),
     ("gridcover", ("tools",)),
+    ("gridcover/services", ("api", "gridcover.cli", "tools")),
 ])
 def test_a_room_imports_nothing_it_may_not(room, forbidden):
     assert _offenders(room, forbidden) == []

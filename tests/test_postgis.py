@@ -253,16 +253,17 @@ def test_saved_proposals_are_kept_in_the_database_and_read_as_the_sqlite_store_g
 _WATCHER = textwrap.dedent("""
     import json, sys, time
     from gridcover.store.postgis import PostGISWorkspace
-    from api.lookup import lookup_index
+    from gridcover.services.lookup import LookupService
     ws = PostGISWorkspace(sys.argv[1], schema=sys.argv[2])
     first = ws.tag
-    lookup_index(ws)
+    service = LookupService(ws)
+    service.get_index()
     print(json.dumps({"ready": first}), flush=True)
     deadline = time.time() + 120
     while ws.tag == first and time.time() < deadline:
         time.sleep(0.002)
     seen = time.time()
-    index = lookup_index(ws)
+    index = service.get_index()
     print(json.dumps({"tag": ws.tag, "seen": seen, "index_version": index.version}), flush=True)
 """)
 

@@ -26,8 +26,7 @@ DEFAULT_WORKSPACE = "out/sample"
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    from api.lookup import answer, lookup_index, parse_as_of, run_batch, _as_of_fields
-    from geo.lookup import records
+    from gridcover.services.lookup import LookupService, parse_as_of
     from gridcover.store import open_workspace
 
     given = [args.address is not None, args.batch is not None, args.lon is not None or args.lat is not None]
@@ -37,27 +36,26 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     path = args.workspace
     if path is None and not args.db:
         path = os.environ.get("GRIDCOVER_WORKSPACE", DEFAULT_WORKSPACE)
-    workspace = open_workspace(path, db=args.db, schema=args.schema)
+    service = LookupService(open_workspace(path, db=args.db, schema=args.schema))
     if args.batch is not None:
         batch = Path(args.batch)
         if not batch.is_file():
             raise ConfigError(f"--batch {batch}: " + ("not a file" if batch.exists() else "file not found"))
         with open(batch, "rb") as stream:
-            _, pieces = run_batch(workspace, stream, kind="json" if batch.suffix.lower() == ".json" else "csv",
-                                  crs=args.crs, city=args.city, as_of=when, fmt=args.format, file=str(batch))
+            _, pieces = service.run_batch(stream, kind="json" if batch.suffix.lower() == ".json" else "csv",
+                                          crs=args.crs, city=args.city, as_of=when, fmt=args.format,
+                                          file=str(batch))
             for piece in pieces:
                 sys.stdout.write(piece)
         return 0
     if args.address is not None:
         if not args.address.strip():
             raise ConfigError("--address is empty")
-        cols = answer(workspace, addresses=[args.address], city=args.city, as_of=when)
+        record = service.lookup(address=args.address, city=args.city, as_of=when)
     else:
         if args.lon is None or args.lat is None:
             raise ConfigError("give both --lon and --lat")
-        cols = answer(workspace, lon=[args.lon], lat=[args.lat], crs=args.crs, city=args.city, as_of=when)
-    record = records(cols)[0]
-    record.update(_as_of_fields(when, lookup_index(workspace, city=args.city, as_of=when), workspace))
+        record = service.lookup(lon=[args.lon], lat=[args.lat], crs=args.crs, city=args.city, as_of=when)
     print(json.dumps(record, ensure_ascii=False, indent=2))
     return 0
 
