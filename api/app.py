@@ -26,6 +26,8 @@ from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError,
 from gridcover.modules import present
 from gridcover.services.lookup import LookupService
 from gridcover.store import ConflictError, Workspace, WorkspaceError
+from layers.features import LayerCache
+from layers.tiles import TileCache
 
 #: The HTTP answer of each typed error (the first class of an error's MRO found here wins) — the one table;
 #: routes raise typed errors, never status codes.
@@ -61,6 +63,10 @@ ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redra
 
 def get_workspace(request: Request) -> Workspace:
     return request.app.state.workspace
+
+
+def get_layer_cache(request: Request) -> LayerCache:
+    return request.app.state.layer_cache
 
 
 def get_caller(request: Request) -> Caller:
@@ -238,6 +244,8 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
                   description="Grid coverage, 15-minute reach and blind spots of a street office (网格化管理).")
     app.state.workspace = workspace
     app.state.lookup = LookupService(workspace)  # owns the lookup indexes of the workspace's versions
+    app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
+    app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
     app.state.keys = keys or Keys()
     app.state.k = k
     app.state.basemap = basemap

@@ -27,11 +27,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import PUBLIC, ROLES, Caller
-from api.app import get_caller, get_workspace
+from api.app import get_caller, get_layer_cache, get_workspace
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, layer as declared
 from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
-from layers.features import View, available, parse_bbox, prepared, version_key
+from layers.features import View, available, parse_bbox, version_key
 
 #: The documented URI of GCJ-02 (not an EPSG system): lon/lat degrees with the published offset.
 GCJ02_URI = "urn:gridcover:def:crs:GCJ-02"
@@ -218,7 +218,8 @@ def build_router() -> APIRouter:
         _check_f(request)
         workspace = get_workspace(request)
         layers = [lay for lay in available(workspace) if _may_see(caller, lay)]
-        docs = [_collection_doc(request, lay, prepared(workspace, lay.id)) for lay in layers]
+        layer_cache = get_layer_cache(request)
+        docs = [_collection_doc(request, lay, layer_cache.prepare(workspace, lay.id)) for lay in layers]
         base = _base(request)
         return _json({"links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json",
                                  "title": "the collections"}],
@@ -228,13 +229,13 @@ def build_router() -> APIRouter:
     def collection(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
         _check_f(request)
         layer = _layer_for(request, collection_id, caller)
-        return _json(_collection_doc(request, layer, prepared(get_workspace(request), layer.id)))
+        return _json(_collection_doc(request, layer, get_layer_cache(request).prepare(get_workspace(request), layer.id)))
 
     @router.get("/collections/{collection_id}/queryables", summary="Properties usable as filters")
     def queryables(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
         _check_f(request)
         layer = _layer_for(request, collection_id, caller)
-        props = queryable_properties(layer, prepared(get_workspace(request), layer.id).data)
+        props = queryable_properties(layer, get_layer_cache(request).prepare(get_workspace(request), layer.id).data)
         return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
                       "$id": f"{_base(request)}/collections/{layer.id}/queryables",
                       "type": "object", "title": layer.title_en, "properties": props},
@@ -277,7 +278,7 @@ def build_router() -> APIRouter:
         _check_f(request)
         crs_key = _crs_key(request.query_params.get("crs"), "crs")
         view = view_of(caller, _k(request))
-        source = prepared(get_workspace(request), layer.id)
+        source = get_layer_cache(request).prepare(get_workspace(request), layer.id)
         row = source.row_of(feature_id)
         visible = source.visible_rows(view)
         if row is None or (visible is not None and not visible[row]):
@@ -360,7 +361,7 @@ def complete_openapi(doc: dict, app) -> dict:
         op["operationId"] = f"items_{layer.id}"
         op["summary"] = f"{layer.title_en} ({layer.title_zh}): features (GeoJSON), paged"
         op["parameters"] = [p for p in op["parameters"] if p["name"] != "collection_id"]
-        for name, prop in queryable_properties(layer, prepared(workspace, layer.id).data).items():
+        for name, prop in queryable_properties(layer, app.state.layer_cache.prepare(workspace, layer.id).data).items():
             op["parameters"].append(_param(name, f"only features whose {name} equals this ({prop['title']})",
                                            {"type": prop["type"]}))
         paths[f"/collections/{layer.id}/items"] = {"get": op}
@@ -396,7 +397,7 @@ def bbox_area(request: Request):
 
 def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area, equals: dict,
                 limit: int, offset: int) -> tuple[str, int]:
-    source = prepared(get_workspace(request), layer_id)
+    source = get_layer_cache(request).prepare(get_workspace(request), layer_id)
     rows = source.query(view=view, bbox_wgs84=area, equals=equals)
     page = rows[offset:offset + limit]
     strings = source.feature_strings(view, crs_key)

@@ -18,12 +18,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.app import get_workspace
+from api.app import get_layer_cache, get_workspace
 from layers.base import DEFAULT_K
 from layers.catalog import HEATS, heat as declared_heat, layer as declared
-from layers.features import prepared, version_key
+from layers.features import version_key
 from geo.errors import NotFoundError
-from layers.tiles import CACHE, heat_tile, tile_address, vector_tile
+from layers.tiles import TileCache, heat_tile, tile_address, vector_tile
 
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
 #: The TileJSON ``version`` (semver, as TileJSON 3.0 asks): the shape of gridcover's tiles. The workspace
@@ -65,16 +65,17 @@ def _key_and_headers(workspace, k: int, kind: str, name: str, z: int, x: int, y:
 _TILE_PATH = re.compile(r"^/tiles/(heat/)?([A-Za-z0-9_]+)/([0-9]{1,10})/([0-9]{1,10})/([0-9]{1,10})\.(mvt|png)$")
 
 
-def cached_tile(workspace, k: int, path: str, if_none_match: str | None) -> tuple[int, dict, bytes] | None:
-    """A tile answer straight from the cache (status, headers, body), or ``None`` when the route must render
-    it. Serves the hot path in front of the framework (``api.app``): no routing, no validation to redo — a
-    cached key exists only for a tile the route already validated and rendered."""
+def cached_tile(workspace, k: int, path: str, if_none_match: str | None, *,
+                cache: TileCache) -> tuple[int, dict, bytes] | None:
+    """A tile answer straight from the app's tile cache (status, headers, body), or ``None`` when the route
+    must render it. Serves the hot path in front of the framework (``api.app``): no routing, no validation to
+    redo — a cached key exists only for a tile the route already validated and rendered."""
     m = _TILE_PATH.match(path)
     if m is None or (m.group(1) is None) != (m.group(6) == "mvt"):
         return None
     kind = "png" if m.group(1) else "mvt"
     key, headers = _key_and_headers(workspace, k, kind, m.group(2), int(m.group(3)), int(m.group(4)), int(m.group(5)))
-    data = CACHE.get(key)
+    data = cache.get(key)
     if data is None:
         return None
     if if_none_match == headers["ETag"]:
@@ -90,7 +91,7 @@ def fast_get(state, scope) -> tuple[int, dict, bytes] | None:
     from api.app import header
 
     return cached_tile(state.workspace, int(getattr(state, "k", DEFAULT_K)), scope["path"],
-                       header(scope, b"if-none-match"))
+                       header(scope, b"if-none-match"), cache=state.tile_cache)
 
 
 async def _cached(request: Request, kind: str, name: str, z: int, x: int, y: int, render, media_type: str):
@@ -99,10 +100,11 @@ async def _cached(request: Request, kind: str, name: str, z: int, x: int, y: int
     key, headers = _key_and_headers(workspace, k, kind, name, z, x, y)
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
-    data = CACHE.get(key)
+    cache: TileCache = request.app.state.tile_cache
+    data = cache.get(key)
     if data is None:
         data = await run_in_threadpool(render)
-        CACHE.put(key, data)
+        cache.put(key, data)
     return Response(data, media_type=media_type, headers=headers)
 
 
@@ -145,7 +147,7 @@ def build_router() -> APIRouter:
                "tiles": [f"{base}/tiles/heat/{heat.id}/{{z}}/{{x}}/{{y}}.png"], "minzoom": 10, "maxzoom": 18,
                "scheme": "xyz", "tileSize": 256, "version": TILES_VERSION, "gridcover:workspace": workspace.tag}
         if workspace.has(declared(heat.layer).source):
-            x0, y0, x1, y1 = prepared(workspace, heat.layer).extent_wgs84()
+            x0, y0, x1, y1 = get_layer_cache(request).prepare(workspace, heat.layer).extent_wgs84()
             doc["bounds"] = [x0, y0, x1, y1]
         return JSONResponse(doc)
 
@@ -157,9 +159,9 @@ def build_router() -> APIRouter:
         except KeyError as exc:
             raise NotFoundError(str(exc.args[0])) from None
         zi, xi, yi = tile_address(z, x, y)
-        workspace = get_workspace(request)
+        workspace, layer_cache = get_workspace(request), get_layer_cache(request)
         return await _cached(request, "png", heat_id, zi, xi, yi,
-                             lambda: heat_tile(workspace, heat_id, zi, xi, yi), "image/png")
+                             lambda: heat_tile(workspace, heat_id, zi, xi, yi, layer_cache=layer_cache), "image/png")
 
     @router.get("/tiles/{layer_id}.json", summary="TileJSON 3.0 of a layer's vector tiles")
     def tilejson(layer_id: str, request: Request):
@@ -167,7 +169,7 @@ def build_router() -> APIRouter:
         workspace = get_workspace(request)
         if not workspace.has(layer.source):
             raise NotFoundError(f"the workspace has no layer {layer.source!r} yet")
-        source = prepared(workspace, layer.id)
+        source = get_layer_cache(request).prepare(workspace, layer.id)
         x0, y0, x1, y1 = source.extent_wgs84()
         base = str(request.base_url).rstrip("/")
         fields = {f: _field_type(source.data[f].dtype) for f in layer.tile_fields if f in source.data.columns}
@@ -188,10 +190,11 @@ def build_router() -> APIRouter:
     async def mvt(layer_id: str, z: str, x: str, y: str, request: Request):
         layer = _tile_layer(layer_id)
         zi, xi, yi = tile_address(z, x, y)
-        workspace = get_workspace(request)
+        workspace, layer_cache = get_workspace(request), get_layer_cache(request)
         k = _k(request)
         return await _cached(request, "mvt", layer.id, zi, xi, yi,
-                             lambda: vector_tile(workspace, layer.id, zi, xi, yi, k=k), MVT_TYPE)
+                             lambda: vector_tile(workspace, layer.id, zi, xi, yi, k=k, layer_cache=layer_cache),
+                             MVT_TYPE)
 
     return router
 

@@ -22,11 +22,11 @@ import shapely
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from api.app import get_workspace
+from api.app import get_layer_cache, get_workspace
 from geo.errors import NotFoundError
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, HEATS
-from layers.features import available, prepared, public_view
+from layers.features import available, public_view
 
 STATIC = Path(__file__).parent / "static"
 mimetypes.add_type("text/javascript", ".js")
@@ -75,7 +75,7 @@ def map_config(request: Request) -> dict:
     bounds = None
     for name in ("grids", "communities", "streets"):
         if name in present:
-            bounds = list(prepared(workspace, name).extent_wgs84())
+            bounds = list(get_layer_cache(request).prepare(workspace, name).extent_wgs84())
             break
     return {"layers": layers, "heats": heats, "bounds": bounds, "basemap": request.app.state.basemap,
             "k": int(getattr(request.app.state, "k", DEFAULT_K)), "version": workspace.tag,
@@ -108,7 +108,7 @@ def build_router() -> APIRouter:
         workspace = get_workspace(request)
         if not workspace.has("grids"):
             return JSONResponse([])
-        source = prepared(workspace, "grids")
+        source = get_layer_cache(request).prepare(workspace, "grids")
         props = source.properties_cached(public_view(DEFAULT_K), [c for c in ("id", "name", "worker_name")
                                                                    if c in source.data.columns])
         bounds = shapely.bounds(source.geoms).round(6).tolist()

@@ -1,14 +1,15 @@
 """A declared layer read from the workspace and prepared for serving: views by caller, queries, GeoJSON.
 
-:func:`prepared` gives the :class:`PreparedLayer` of a layer for the workspace's current version (read
-once per version; a new version of the workspace gives a new one). Everything the servers answer with is
+A :class:`LayerCache` gives the :class:`PreparedLayer` of a layer for the workspace's current version (read
+once per version; a new version of the workspace gives a new one); its owner makes it (the server one per
+app, on ``app.state.layer_cache``), so there is no module-level cache. Everything the servers answer with is
 computed here, over arrays: which properties a caller sees (k-suppression of special-group counts, the
 streets of a street office), bbox and property queries (STRtree), GeoJSON in CRS84, CGCS2000 (EPSG:4490,
 latitude first), Web Mercator and GCJ-02 (geo.crs).
 
 Example
 -------
->>> layer = prepared(open_workspace("out/sample"), "grids")
+>>> layer = LayerCache().prepare(open_workspace("out/sample"), "grids")
 >>> page = layer.query(bbox=(104.07, 30.65, 104.08, 30.66), view=public_view(5))
 """
 
@@ -360,10 +361,6 @@ class PreparedLayer:
         return out
 
 
-_CACHE: dict[tuple[str, str], PreparedLayer] = {}
-_CACHE_LOCK = threading.Lock()
-
-
 def _street_of(workspace, layer: Layer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
     if layer.id == "streets":
         return frame["id"].astype(str).to_numpy()
@@ -388,16 +385,45 @@ def available(workspace) -> list[Layer]:
     return [layer for layer in LAYERS if layer.source in names]
 
 
-def prepared(workspace, layer_id: str) -> PreparedLayer:
-    """The prepared layer for the workspace's current version (``KeyError`` for an unknown layer id)."""
-    layer = declared(layer_id)
-    tag = version_key(workspace)
-    key = (str(workspace.path), layer_id)
-    hit = _CACHE.get(key)
-    if hit is not None and hit.tag == tag:
-        return hit
-    frame = _lists_from_json(workspace.read(layer.source))
-    out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag)
-    with _CACHE_LOCK:
-        _CACHE[key] = out
-    return out
+class LayerCache:
+    """The prepared layers of the workspaces one owner shows (a server, a command), one per workspace path
+    and layer, replaced when the workspace's version (:func:`version_key`) changes. Thread-safe.
+
+    Examples
+    --------
+    >>> layers = LayerCache()
+    >>> grids = layers.prepare(open_workspace("out/sample"), "grids")
+    >>> layers.prepare(open_workspace("out/sample"), "grids") is grids
+    True
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], PreparedLayer] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, workspace: Workspace, layer_id: str) -> PreparedLayer:
+        """The prepared layer for the workspace's current version, read and prepared on first use.
+
+        Parameters
+        ----------
+        workspace
+            The store the layer is read from.
+        layer_id
+            A declared layer's id (``KeyError`` for an unknown one).
+
+        Returns
+        -------
+        PreparedLayer
+            The same object for every call until the workspace's version changes.
+        """
+        layer = declared(layer_id)
+        tag = version_key(workspace)
+        key = (str(workspace.path), layer_id)
+        hit = self._items.get(key)
+        if hit is not None and hit.tag == tag:
+            return hit
+        frame = _lists_from_json(workspace.read(layer.source))
+        out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag)
+        with self._lock:
+            self._items[key] = out
+        return out

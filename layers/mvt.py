@@ -166,7 +166,9 @@ def _geometry_commands(xy: np.ndarray, lengths: np.ndarray, path_feat: np.ndarra
     return out
 
 
-@functools.lru_cache(maxsize=262_144, typed=True)  # the same ids and names recur in every neighbouring tile
+# A pure memo (allowed by tests/test_architecture.py): the bytes depend on the value and its type alone, never
+# on a workspace; the same ids and names recur in every neighbouring tile.
+@functools.lru_cache(maxsize=262_144, typed=True)
 def _value_message(value: object) -> bytes:
     if isinstance(value, (bool, np.bool_)):
         return b"\x38" + (b"\x01" if value else b"\x00")

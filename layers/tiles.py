@@ -9,12 +9,13 @@ quantised to 4096 units and encoded by :mod:`layers.mvt`. Attributes are the dec
 A heat tile: the value of the polygon under each of its 256×256 pixel centres (one vectorised STRtree
 query), coloured by the heat declaration's stops; transparent where there is no polygon or no value.
 
-Tiles are cached by (workspace, workspace tag, k, tile): a new workspace version is a new key, so no
-tile outlives the data it was drawn from.
+Tiles are cached by (workspace, workspace tag, k, tile) in a :class:`TileCache` its owner makes (the server
+one per app, on ``app.state.tile_cache``): a new workspace version is a new key, so no tile outlives the data
+it was drawn from.
 
 Example
 -------
->>> data = vector_tile(workspace, "grids", 15, 26085, 13712, k=5)
+>>> data = vector_tile(workspace, "grids", 15, 26085, 13712, k=5, layer_cache=LayerCache())
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from PIL import Image
 
 from geo.errors import NotFoundError
 from layers.catalog import heat as declared_heat, layer as declared
-from layers.features import prepared, public_view
+from layers.features import LayerCache, public_view
 from layers.mvt import EXTENT, encode_layer
 
 #: Half the Web Mercator world width (metres).
@@ -77,7 +78,7 @@ def tile_address(z: str, x: str, y: str) -> tuple[int, int, int]:
 
 
 class TileCache:
-    """A thread-safe LRU cache of tile bytes, bounded by total size."""
+    """A thread-safe LRU cache of tile bytes, bounded by total size (512 MiB unless told)."""
 
     def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
@@ -109,18 +110,16 @@ class TileCache:
             self._bytes = 0
 
 
-CACHE = TileCache()
-
-
-def vector_tile(workspace, layer_id: str, z: int, x: int, y: int, *, k: int) -> bytes:
-    """The MVT bytes of one layer's tile (empty bytes where the tile holds nothing)."""
+def vector_tile(workspace, layer_id: str, z: int, x: int, y: int, *, k: int, layer_cache: LayerCache) -> bytes:
+    """The MVT bytes of one layer's tile (empty bytes where the tile holds nothing), drawn from the layer
+    ``layer_cache`` prepares."""
     layer = declared(layer_id)
     if not layer.tiles:
         raise KeyError(f"layer {layer_id!r} is not served as tiles")
     check_tile(z, x, y)
     if z < layer.minzoom or not workspace.has(layer.source):
         return b""
-    source = prepared(workspace, layer_id)
+    source = layer_cache.prepare(workspace, layer_id)
     minx, miny, maxx, maxy = tile_bounds(z, x, y)
     size = maxx - minx
     pad = size * TILE_BUFFER / EXTENT
@@ -157,14 +156,15 @@ def _png(rgba: np.ndarray) -> bytes:
 EMPTY_PNG = _png(np.zeros((HEAT_SIZE, HEAT_SIZE, 4), dtype=np.uint8))
 
 
-def heat_tile(workspace, heat_id: str, z: int, x: int, y: int) -> bytes:
-    """The PNG bytes of one heat-map tile (transparent where there is nothing)."""
+def heat_tile(workspace, heat_id: str, z: int, x: int, y: int, *, layer_cache: LayerCache) -> bytes:
+    """The PNG bytes of one heat-map tile (transparent where there is nothing), drawn from the layer
+    ``layer_cache`` prepares."""
     heat = declared_heat(heat_id)
     check_tile(z, x, y)
     layer = declared(heat.layer)
     if not workspace.has(layer.source):
         return EMPTY_PNG
-    source = prepared(workspace, heat.layer)
+    source = layer_cache.prepare(workspace, heat.layer)
     if heat.value not in source.data.columns:
         return EMPTY_PNG
     minx, miny, maxx, maxy = tile_bounds(z, x, y)

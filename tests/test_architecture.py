@@ -3,7 +3,8 @@
 A layer never imports one above it: ``geo`` (the spatial core) imports none of ``gridcover``, ``api``,
 ``layers``; ``layers`` imports neither ``api`` nor the command line; ``api`` reaches storage only through the
 store contract (``gridcover.store``), never ``sqlite3``, ``psycopg`` or a backend module; nothing installed
-imports ``tools`` (the generators, not installed); and no module imports itself round a circle.
+imports ``tools`` (the generators, not installed); no module imports itself round a circle; and no module
+binds a cache at module level (caches are objects their owner makes; pure memos listed in PURE_MEMOS).
 """
 
 from __future__ import annotations
@@ -95,3 +96,61 @@ def test_no_module_imports_itself_round_a_circle():
 
 def test_no_command_line_code_lives_in_the_web_room():
     assert sorted(p.name for p in (ROOT / "api").glob("*cli*.py")) == []
+
+
+#: Module-level memos allowed to stay: pure functions of their arguments (the same answer for the same
+#: argument in every process, whatever the workspace), so there is nothing to clear and nothing to own.
+PURE_MEMOS = {
+    "layers/mvt.py:_value_message": "the MVT bytes of one property value (depend on the value and its type alone)",
+}
+#: Caches keyed by workspace path still at module level while issue 12 moves them into the redraw
+#: service (gridcover/services/); delete an entry when its cache goes.
+MOVING = {"api/redraw.py:_CTX"}
+_MUTABLE_CALLS = {"OrderedDict", "defaultdict", "WeakValueDictionary", "WeakKeyDictionary"}
+
+
+def _name_of(node: ast.AST) -> str | None:
+    """The last name of a called or named thing (``OrderedDict`` for ``collections.OrderedDict()``)."""
+    node = node.func if isinstance(node, ast.Call) else node
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _module_caches(path: Path) -> list[str]:
+    """The module-level names of ``path`` bound to what a cache is made of: an empty ``{}``, ``dict()`` or
+    ``set()``, an ``OrderedDict``/``defaultdict``/weak dictionary, an instance of a class named ``*Cache``, or a
+    function memoised with ``functools.lru_cache``/``functools.cache``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    statements, found = list(tree.body), []
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.If, ast.Try)):
+            statements += node.body + node.orelse + getattr(node, "finalbody", [])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            value = node.value
+            called = _name_of(value) if isinstance(value, ast.Call) else None
+            if ((isinstance(value, ast.Dict) and not value.keys)
+                    or (called in ("dict", "set") and not value.args and not value.keywords)
+                    or called in _MUTABLE_CALLS or (called or "").endswith("Cache")):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                found += [t.id for t in targets if isinstance(t, ast.Name)]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if any(_name_of(d) in ("lru_cache", "cache") for d in node.decorator_list):
+                found.append(node.name)
+    return sorted(found)
+
+
+def test_no_room_binds_a_module_level_cache():
+    """Caches are objects their owner makes (the app on ``app.state``, a service, a command), so two apps
+    never share one and no test clears a private global; only the documented pure memos stay."""
+    found = {f"{path.relative_to(ROOT).as_posix()}:{name}" for room in ("geo", "layers", "api", "gridcover")
+             for path in (ROOT / room).rglob("*.py") for name in _module_caches(path)}
+    assert sorted(found - set(PURE_MEMOS) - MOVING) == []
+
+
+def test_the_cache_finder_sees_each_kind_of_cache(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import functools\nfrom collections import OrderedDict\n"
+                      "A: dict[str, int] = {}\nB = dict()\nC = OrderedDict()\nD = TileCache()\nE = {'x': 1}\n"
+                      "F = frozenset()\nG = dict(x=1)\n@functools.lru_cache(maxsize=8)\ndef g(x):\n    return x\n"
+                      "@functools.cache\ndef h(x):\n    return x\n", encoding="utf-8")
+    assert _module_caches(sample) == ["A", "B", "C", "D", "g", "h"]

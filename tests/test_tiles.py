@@ -19,7 +19,7 @@ from serving import sample_workspace
 from api.app import create_app
 from gridcover.store import open_workspace
 from layers.catalog import LAYERS
-from layers.tiles import CACHE, tile_bounds
+from layers.tiles import tile_bounds
 
 PERSONAL = {"address", "worker_phone", "info_officer_phone", "mediator_phone", "persons_list", "last_visit"}
 
@@ -140,7 +140,6 @@ def test_etag_answers_304_until_the_workspace_changes(tmp_path):
     assert fresh.status_code == 200 and fresh.headers["etag"] != etag
     names = {f["properties"]["id"]: f["properties"]["name"] for f in decode(fresh.content)["grids"]["features"]}
     assert names[gid] == "改名网格"
-    CACHE.clear()
 
 
 def test_a_cached_tile_is_answered_before_routing_with_the_same_bytes_and_etag(client, workspace):
@@ -151,12 +150,30 @@ def test_a_cached_tile_is_answered_before_routing_with_the_same_bytes_and_etag(c
     x, y = tile_of(lon, lat, 14)
     path = f"/tiles/grids/14/{x}/{y}.mvt"
     first = client.get(path)  # rendered by the route and cached
-    status, headers, body = cached_tile(workspace, 5, path, None)
+    cache = client.app.state.tile_cache
+    status, headers, body = cached_tile(workspace, 5, path, None, cache=cache)
     assert status == 200 and body == first.content and headers["ETag"] == first.headers["etag"]
-    assert cached_tile(workspace, 5, path, first.headers["etag"])[0] == 304
+    assert cached_tile(workspace, 5, path, first.headers["etag"], cache=cache)[0] == 304
     again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304
-    assert cached_tile(workspace, 5, "/tiles/heat/grids/14/1/1.mvt", None) is None  # not a tile path
+    assert cached_tile(workspace, 5, "/tiles/heat/grids/14/1/1.mvt", None, cache=cache) is None  # not a tile path
+
+
+def test_each_app_owns_its_caches_so_a_new_app_draws_afresh(client, workspace):
+    from api.tiles import cached_tile
+
+    grids = workspace.read("grids")
+    lon, lat = grids.geometry.iloc[2].representative_point().coords[0]
+    x, y = tile_of(lon, lat, 15)
+    path = f"/tiles/grids/15/{x}/{y}.mvt"
+    first = client.get(path)
+    other = TestClient(create_app(workspace))
+    assert other.app.state.tile_cache is not client.app.state.tile_cache
+    assert other.app.state.layer_cache is not client.app.state.layer_cache
+    assert cached_tile(workspace, 5, path, None, cache=other.app.state.tile_cache) is None  # nothing shared
+    again = other.get(path)
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    assert cached_tile(workspace, 5, path, None, cache=other.app.state.tile_cache)[2] == first.content
 
 
 def test_tile_addresses_that_do_not_exist_are_404_with_a_short_message_never_500(client):
