@@ -24,6 +24,7 @@ from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
 from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
                         ParameterError)
 from gridcover.modules import present
+from gridcover.services.redraw import RedrawService
 from gridcover.store import ConflictError, Workspace, WorkspaceError
 
 #: The HTTP answer of each typed error (the first class of an error's MRO found here wins) — the one table;
@@ -236,6 +237,7 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     app = FastAPI(title="gridcover", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Grid coverage, 15-minute reach and blind spots of a street office (网格化管理).")
     app.state.workspace = workspace
+    app.state.redraw = RedrawService(workspace)
     app.state.keys = keys or Keys()
     app.state.k = k
     app.state.basemap = basemap

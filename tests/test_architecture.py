@@ -2,7 +2,8 @@
 
 A layer never imports one above it: ``geo`` (the spatial core) imports none of ``gridcover``, ``api``,
 ``layers``; ``layers`` imports neither ``api`` nor the command line; ``api`` reaches storage only through the
-store contract (``gridcover.store``), never ``sqlite3``, ``psycopg`` or a backend module; nothing installed
+store contract (``gridcover.store``), never ``sqlite3``, ``psycopg`` or a backend module, and so do the services
+(``gridcover.services``), which import neither ``api`` nor the command line; nothing installed
 imports ``tools`` (the generators, not installed); and no module imports itself round a circle.
 """
 
@@ -64,6 +65,8 @@ def _offenders(room: str, forbidden: tuple[str, ...]) -> list[str]:
     ("geo", ("gridcover", "api", "layers", "tools")),
     ("layers", ("api", "gridcover.cli", "tools")),
     ("api", ("sqlite3", "psycopg", "gridcover.store.gpkg", "gridcover.store.postgis", "gridcover.cli", "tools")),
+    ("gridcover/services", ("api", "sqlite3", "psycopg", "gridcover.store.gpkg", "gridcover.store.postgis",
+                            "gridcover.cli", "tools")),
     ("gridcover", ("tools",)),
 ])
 def test_a_room_imports_nothing_it_may_not(room, forbidden):
