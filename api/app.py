@@ -25,6 +25,7 @@ from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError,
                         ParameterError)
 from gridcover.modules import present
 from gridcover.services.lookup import LookupService
+from gridcover.services.redraw import RedrawService
 from gridcover.store import ConflictError, Workspace, WorkspaceError
 from layers.features import LayerCache
 from layers.tiles import TileCache
@@ -244,6 +245,7 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
                   description="Grid coverage, 15-minute reach and blind spots of a street office (网格化管理).")
     app.state.workspace = workspace
     app.state.lookup = LookupService(workspace)  # owns the lookup indexes of the workspace's versions
+    app.state.redraw = RedrawService(workspace)  # owns the redraw context of the workspace's versions
     app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
     app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
     app.state.keys = keys or Keys()

@@ -192,18 +192,18 @@ def time_check(households: int) -> None:
     """Time geo.redraw.check_proposal on one analysed synthetic community of 50 grids (goal < 1 s)."""
     import tempfile
 
-    from api.redraw import redraw_context
     from geo.pipeline import analyze
     from geo.redraw import check_proposal
     from geo.report import write_outputs
     from tools.synthetic import make_district, write_district
+    from gridcover.services.redraw import RedrawService
     from gridcover.store import open_workspace
 
     root = Path(tempfile.mkdtemp(prefix="bench-redraw-"))
     layers = make_district(households=households, buildings=households // 10, grids=50, grids_per_community=50)
     write_district(layers, root / "data", fmt="geojson")
     write_outputs(analyze(root / "data"), root / "ws")
-    ctx = redraw_context(open_workspace(root / "ws"))
+    ctx = RedrawService(open_workspace(root / "ws")).context()
     grids = ctx.grids_of({"C1"}).reset_index(drop=True)
     check_proposal(ctx, grids)
     best = min(check_proposal(ctx, grids)["timings_s"]["total"] for _ in range(3))
@@ -230,12 +230,12 @@ def main(argv=None) -> int:
     bench_one(f"synthetic community ({args.buildings:,} buildings, 0-{args.max_households} households each)",
               comm, b, e, hh, limit=args.time_limit, peers=peers)
     if args.sample:
-        from api.redraw import redraw_context
         from geo.redraw import check_proposal
+        from gridcover.services.redraw import RedrawService
         from gridcover.store import open_workspace
 
         ws = open_workspace(args.sample)
-        ctx = redraw_context(ws)
+        ctx = RedrawService(ws).context()
         totals = []
         for cid in ctx.communities["id"].astype(str):
             h = ctx.households_of({cid})

@@ -49,14 +49,14 @@ def meanwhile(monkeypatch):
     """``later = meanwhile(monkeypatch); later(change)``: ``change()`` (another editor's commit) runs once while the
     next apply or restore computes its layers, after it was checked: the moment where two processes started
     together overlap, made certain."""
-    import api.redraw
+    import gridcover.services.redraw
 
-    pending, real = [], api.redraw.reassess
+    pending, real = [], gridcover.services.redraw.reassess
 
     def reassess(*args, **kwargs):
         if pending:
             pending.pop()()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api.redraw, "reassess", reassess)
+    monkeypatch.setattr(gridcover.services.redraw, "reassess", reassess)
     return pending.append

@@ -95,16 +95,16 @@ def test_only_an_admin_restores(client):
 
 def test_an_apply_overtaken_by_another_community_keeps_it_and_a_restore_overtaken_on_its_community_gets_409(
         client, backend, monkeypatch):
-    from api.redraw import apply_proposal, redraw_context
+    from gridcover.services.redraw import RedrawService
 
     ws = client.app.state.workspace
-    other = backend.again(ws)  # another server
+    other = RedrawService(backend.again(ws))  # another server
     later = meanwhile(monkeypatch)
 
     def edit(community, worker):  # another editor's change, committed while this request computes its layers
-        grids = redraw_context(other).grids_of({community}).reset_index(drop=True)
+        grids = other.context().grids_of({community}).reset_index(drop=True)
         grids.loc[0, "worker_name"] = worker
-        return lambda: apply_proposal(other, grids, author="王芳", reason="同时")
+        return lambda: other.apply(grids, author="王芳", reason="同时")
 
     doc = _grids(client, "C2")
     doc["features"][0]["properties"]["worker_name"] = "乙"

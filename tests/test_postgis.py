@@ -14,9 +14,9 @@ import pandas as pd
 import psycopg
 import pytest
 
-from api.redraw import redraw_context
 from backends import drop_schema, new_schema, postgis_dsn  # noqa: F401 - fixture
 from geo.redraw import grids_after, reassess
+from gridcover.services.redraw import RedrawService
 from gridcover.store import ConflictError, WorkspaceError, open_workspace, postgis
 from gridcover.store.postgis import PostGISWorkspace, load_gpkg, migrate, migrations
 from layers.features import version_key
@@ -47,7 +47,7 @@ def ws(postgis_dsn, schema, folder):
 
 def _edit(ws, community="C1", *, worker=None):
     """A change of one community's grids (a new worker in its first grid) and the layers recomputed for it."""
-    ctx = redraw_context(ws)
+    ctx = RedrawService(ws).context()
     grids = ctx.grids_of({community}).reset_index(drop=True)
     grids.loc[0, "worker_name"] = worker or f"新网格员{ws.version}"
     whole = grids_after(ctx, grids)
@@ -233,7 +233,7 @@ def test_a_reader_during_a_commit_sees_the_old_version_or_the_new_one_never_a_mi
 def test_saved_proposals_are_kept_in_the_database_and_read_as_the_sqlite_store_gives_them(ws, folder):
     from geo.redraw import check_proposal
 
-    ctx = redraw_context(ws)
+    ctx = RedrawService(ws).context()
     grids = ctx.grids_of({"C1"}).to_crs(4326)
     report = check_proposal(ctx, grids)
     stores = {"db": ws.proposals(), "file": open_workspace(folder).proposals()}

@@ -139,16 +139,16 @@ def _umask() -> int:
     return mask
 def test_a_restore_overtaken_on_its_community_exits_3_and_restoring_the_current_version_exits_2(ws, tmp_path, capsys,
                                                                                                   monkeypatch):
-    from api.redraw import apply_proposal, redraw_context
+    from gridcover.services.redraw import RedrawService
     from gridcover.store import open_workspace
 
     out = tmp_path / "p.geojson"
     main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out)])
     assert main(["redraw", "apply", str(ws), str(out), "--author", "a", "--reason", "b"]) == 0
-    other = open_workspace(ws)  # another editor, committing while the restore computes its layers
-    grids = redraw_context(other).grids_of({"C1"}).reset_index(drop=True)
+    other = RedrawService(open_workspace(ws))  # another editor, committing while the restore computes its layers
+    grids = other.context().grids_of({"C1"}).reset_index(drop=True)
     grids.loc[0, "worker_name"] = "甲"
-    meanwhile(monkeypatch)(lambda: apply_proposal(other, grids, author="王芳", reason="同时"))
+    meanwhile(monkeypatch)(lambda: other.apply(grids, author="王芳", reason="同时"))
     capsys.readouterr()
     assert main(["redraw", "restore", str(ws), "1", "--author", "李四", "--reason", "回退"]) == 3
     err = capsys.readouterr().err

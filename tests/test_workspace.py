@@ -11,9 +11,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from api.redraw import redraw_context
 from geo.errors import InputError
 from geo.redraw import grids_after, reassess
+from gridcover.services.redraw import RedrawService
 from gridcover.store import ConflictError, WorkspaceError, open_workspace
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
 from redraw_data import meanwhile, synthetic_workspace
@@ -25,7 +25,7 @@ def ws(tmp_path, backend):
 
 
 def _commit(ws, community="C1", *, expected=None, fail_after=None, author="王芳", reason="test"):
-    ctx = redraw_context(ws)
+    ctx = RedrawService(ws).context()
     grids = ctx.grids_of({community}).reset_index(drop=True)
     grids.loc[0, "worker_name"] = f"新网格员{ws.version}"
     whole = grids_after(ctx, grids)
@@ -121,7 +121,7 @@ def _proposal(ws, community, worker):
     grids = ws.grids_at(ws.version)
     grids = grids[grids["community_id"].astype(str) == community].reset_index(drop=True)
     grids.loc[0, "worker_name"] = worker
-    return grids.to_crs(redraw_context(ws).metric_crs)
+    return grids.to_crs(RedrawService(ws).context().metric_crs)
 
 
 def _workers(ws, version=None):
@@ -140,13 +140,11 @@ def _another(ws, backend):
 
 
 def test_an_apply_keeps_a_change_of_another_community_committed_while_it_was_computed(ws, backend, later):
-    from api.redraw import apply_proposal
-
-    other = _another(ws, backend)
+    other = RedrawService(_another(ws, backend))
     c1, c2 = _proposal(ws, "C1", "甲"), _proposal(ws, "C2", "乙")
     first = {}
-    later(lambda: first.update(apply_proposal(other, c1, author="王芳", reason="一社区", expected_version=1)[0]))
-    second, _ = apply_proposal(ws, c2, author="李娜", reason="二社区", expected_version=1)
+    later(lambda: first.update(other.apply(c1, author="王芳", reason="一社区", expected_version=1)[0]))
+    second, _ = RedrawService(ws).apply(c2, author="李娜", reason="二社区", expected_version=1)
     assert (first["version"], second["version"], second["parent"]) == (2, 3, 2)
     workers = _workers(ws)
     assert workers[c1["id"][0]] == "甲" and workers[c2["id"][0]] == "乙"  # both changes are in the grids
@@ -158,41 +156,39 @@ def test_an_apply_keeps_a_change_of_another_community_committed_while_it_was_com
 
 
 def test_an_apply_is_refused_when_its_community_was_changed_while_it_was_computed(ws, backend, later):
-    from api.redraw import apply_proposal
-
     other = _another(ws, backend)
     c1 = _proposal(other, "C1", "甲")
-    later(lambda: apply_proposal(other, c1, author="王芳", reason="先", expected_version=1))
+    later(lambda: RedrawService(other).apply(c1, author="王芳", reason="先", expected_version=1))
     with pytest.raises(ConflictError, match=r"conflict: version 2 by 王芳 .*\(先\) changed C1 after version 1"):
-        apply_proposal(ws, _proposal(ws, "C1", "乙"), author="李娜", reason="后", expected_version=1)
+        RedrawService(ws).apply(_proposal(ws, "C1", "乙"), author="李娜", reason="后", expected_version=1)
     assert ws.version == 2 and "乙" not in set(ws.read("grids")["worker_name"])
 
 
 def test_a_restore_undoes_only_the_communities_changed_since_and_keeps_a_change_made_meanwhile(ws, backend, later):
-    from api.redraw import apply_proposal, restore_version
-
-    apply_proposal(ws, _proposal(ws, "C1", "甲"), author="王芳", reason="换人")
+    redraw = RedrawService(ws)
+    redraw.apply(_proposal(ws, "C1", "甲"), author="王芳", reason="换人")
     other = _another(ws, backend)
+    elsewhere = RedrawService(other)
     c2 = _proposal(ws, "C2", "乙")
-    later(lambda: apply_proposal(other, c2, author="李娜", reason="二社区"))
-    v = restore_version(ws, 1, author="区网格中心", reason="回退一社区")
+    later(lambda: elsewhere.apply(c2, author="李娜", reason="二社区"))
+    v = redraw.restore(1, author="区网格中心", reason="回退一社区")
     assert (v["version"], v["parent"], v["communities"], v["kind"]) == (4, 3, ["C1"], "restore")
     expected = _workers(ws, 1) | {c2["id"][0]: "乙"}  # C1 as in version 1, C2's change of version 3 kept
     assert _workers(ws) == expected and dict(zip(ws.read("grids")["id"], ws.read("grids")["worker_name"])) == expected
     # restoring while the same community changes again is a conflict, and there is nothing left to restore
-    later(lambda: apply_proposal(other, _proposal(other, "C1", "丙"), author="王芳", reason="又换"))
+    later(lambda: elsewhere.apply(_proposal(other, "C1", "丙"), author="王芳", reason="又换"))
     with pytest.raises(ConflictError, match="version 5 by 王芳"):
-        restore_version(ws, 3, author="区网格中心", reason="回退")
+        redraw.restore(3, author="区网格中心", reason="回退")
     assert ws.version == 5
     with pytest.raises(InputError, match="nothing to restore"):
-        restore_version(ws, 5, author="区网格中心", reason="回退")
+        redraw.restore(5, author="区网格中心", reason="回退")
 
 
 # ------------------------------------------------------------------ several processes applying at once
 #: Children forked from a server that has imported gridcover once: separate processes, each opening the
 #: workspace itself as ``gridcover redraw apply`` does, started within milliseconds of each other.
 _PROCESSES = multiprocessing.get_context("forkserver")
-_PROCESSES.set_forkserver_preload(["gridcover.cli", "api.redraw", "gridcover.store.postgis"])
+_PROCESSES.set_forkserver_preload(["gridcover.cli", "gridcover.services.redraw", "gridcover.store.postgis"])
 
 
 def _gridcover(argv: list[str], log: str, start) -> None:

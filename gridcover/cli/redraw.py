@@ -30,8 +30,7 @@ from gridcover.cli.exits import EXIT_CONFLICT
 from gridcover.cli.options import add_db, add_workspace
 
 
-def _proposal(path: str, ctx):
-    from api.redraw import proposal_from_body
+def _proposal(path: str, redraw):
     from geo.redraw import read_proposal
 
     p = Path(path)
@@ -43,8 +42,8 @@ def _proposal(path: str, ctx):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"not valid UTF-8 JSON: {exc}", file=str(p)) from None
         if isinstance(doc, dict) and "moves" in doc:
-            return proposal_from_body(ctx, doc)
-    return read_proposal(p, ctx)
+            return redraw.parse_proposal(doc)
+    return read_proposal(p, redraw.context())
 
 
 def _write_json(doc, out: str | None) -> None:
@@ -78,21 +77,19 @@ def _check_outputs(args: argparse.Namespace, *options: str) -> None:
 
 
 def _open(args: argparse.Namespace):
+    from gridcover.services.redraw import RedrawService
     from gridcover.store import open_workspace
 
-    return open_workspace(args.workspace, db=args.db, schema=args.schema)
+    return RedrawService(open_workspace(args.workspace, db=args.db, schema=args.schema))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from api.redraw import redraw_context
     from geo.propose import parse_band
-    from geo.redraw import check_proposal
 
     _check_outputs(args, "out")
-    workspace = _open(args)
-    ctx = redraw_context(workspace)
-    grids = _proposal(args.proposal, ctx)
-    report = check_proposal(ctx, grids, band=parse_band(args.target))
+    redraw = _open(args)
+    grids = _proposal(args.proposal, redraw)
+    report = redraw.check(grids, band=parse_band(args.target))
     _write_json(report, args.out)
     s = report["summary"]
     state = "valid" if report["valid"] else "NOT valid: " + "; ".join(report["problems"])
@@ -104,15 +101,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
-    from api.redraw import propose_for, redraw_context
     from geo.propose import parse_band
     from geo.report import _write_geojson
 
     _check_outputs(args, "out", "report")
-    workspace = _open(args)
-    ctx = redraw_context(workspace)
-    grids, report, notes = propose_for(ctx, args.community, band=parse_band(args.target),
-                                       keep_current=args.keep_current)
+    redraw = _open(args)
+    grids, report, notes = redraw.propose(args.community, band=parse_band(args.target),
+                                          keep_current=args.keep_current)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(out, lambda tmp: _write_geojson(grids, tmp), suffix=".geojson")
@@ -130,16 +125,14 @@ def cmd_propose(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from api.redraw import apply_proposal, redraw_context
     from geo.propose import parse_band
     from gridcover.store import ConflictError
 
-    workspace = _open(args)
-    ctx = redraw_context(workspace)
-    grids = _proposal(args.proposal, ctx)
+    redraw = _open(args)
+    grids = _proposal(args.proposal, redraw)
     try:
-        version, report = apply_proposal(workspace, grids, author=args.author, reason=args.reason,
-                                         expected_version=args.expected_version, band=parse_band(args.target))
+        version, report = redraw.apply(grids, author=args.author, reason=args.reason,
+                                       expected_version=args.expected_version, band=parse_band(args.target))
     except ConflictError as exc:
         print(f"gridcover: {exc}", file=sys.stderr)
         return EXIT_CONFLICT
@@ -151,24 +144,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    workspace = _open(args)
-    rows = [v.as_dict() for v in workspace.history()]
+    history = _open(args).history()
     if args.json:
-        print(json.dumps({"current": workspace.version, "versions": rows}, ensure_ascii=False, indent=2))
+        print(json.dumps(history, ensure_ascii=False, indent=2))
         return 0
-    for v in rows:
-        mark = "*" if v["version"] == workspace.version else " "
+    for v in history["versions"]:
+        mark = "*" if v["version"] == history["current"] else " "
         print(f"{mark} {v['version']:>3}  {v['created']}  {v['kind']:<8} {v['grids']:>5} grids  {v['author']}: "
               f"{v['reason']}  [{', '.join(v['communities'][:5])}{' …' if len(v['communities']) > 5 else ''}]")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from api.redraw import compare_versions
-
     _check_outputs(args, "out")
-    workspace = _open(args)
-    diff = compare_versions(workspace, args.from_version, args.to_version, community=args.community)
+    diff = _open(args).compare(args.from_version, args.to_version, community=args.community)
     _write_json(diff, args.out)
     print(f"{diff['moved']['households']:,} households change grid between versions {args.from_version} and "
           f"{args.to_version}; created {len(diff['created'])}, removed {len(diff['removed'])}", file=sys.stderr)
@@ -176,12 +165,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from api.redraw import restore_version
     from gridcover.store import ConflictError
 
-    workspace = _open(args)
+    redraw = _open(args)
     try:
-        v = restore_version(workspace, args.version, author=args.author, reason=args.reason)
+        v = redraw.restore(args.version, author=args.author, reason=args.reason)
     except ConflictError as exc:
         print(f"gridcover: {exc}", file=sys.stderr)
         return EXIT_CONFLICT

@@ -1,0 +1,328 @@
+"""The redraw of grid boundaries (网格调整) as the command line and the server both do it: check, propose, drafts,
+apply, restore, compare and history, on one store.
+
+A :class:`RedrawService` holds one workspace (:class:`gridcover.store.Workspace`, either backend) and the
+redraw context of its current version (built once per version, under its own lock). Its methods take plain
+arguments (ids, versions, grid frames, GeoJSON-like dicts) and return plain results (dicts, frames); they raise
+typed errors: ``InputError`` for a proposal or argument that is wrong, ``WorkspaceError`` for a version or draft
+that does not exist, ``ConflictError`` when another change came first. See docs/redraw.md.
+
+Example
+-------
+>>> redraw = RedrawService(open_workspace("out/sample"))
+>>> grids, check, notes = redraw.propose("C1", band=(300, 500))
+>>> version, check = redraw.apply(grids, author="王芳", reason="均衡工作量")
+>>> redraw.history()["current"] == version["version"]
+True
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+
+import geopandas as gpd
+import pandas as pd
+
+from geo.errors import InputError
+from geo.propose import DEFAULT_BAND, propose_grids
+from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_after, grids_from_moves,
+                        proposal_from_geojson, proposal_frame, reassess)
+from gridcover.store import ConflictError, Workspace, communities_changed_since
+
+
+class RedrawService:
+    """The redraw operations on one workspace, with the redraw context of its current version cached.
+
+    Parameters
+    ----------
+    store
+        The workspace ``gridcover analyze`` wrote (GeoPackage or PostGIS).
+    """
+
+    def __init__(self, store: Workspace) -> None:
+        self.store = store
+        self._context: tuple[str, RedrawContext] | None = None
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------- the context and the proposals
+    def context(self) -> RedrawContext:
+        """The redraw context of the workspace's current version (built once per version).
+
+        Returns
+        -------
+        RedrawContext
+            The current grids, households, buildings and estates in a metric CRS.
+        """
+        tag = self.store.tag
+        hit = self._context
+        if hit and hit[0] == tag:
+            return hit[1]
+        with self._lock:
+            hit = self._context
+            if hit and hit[0] == tag:
+                return hit[1]
+            store = self.store
+            metric = store.summary().get("metric_crs") or None
+            ctx = RedrawContext.from_layers(lambda name: store.read(name) if store.has(name) else None,
+                                            version=store.version, metric_crs=metric)
+            self._context = (tag, ctx)
+            return ctx
+
+    def parse_proposal(self, doc: object) -> gpd.GeoDataFrame:
+        """Grid polygons from a request or file body, in the context's metric CRS.
+
+        Parameters
+        ----------
+        doc
+            A GeoJSON FeatureCollection of grids (``id``, ``community_id``), or ``{"moves": [...], "grids": FC?}``.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            The proposed grids (``InputError`` naming the feature and field for anything wrong).
+        """
+        ctx = self.context()
+        if isinstance(doc, dict) and "moves" in doc:
+            base = None
+            if doc.get("grids") is not None:
+                base = proposal_from_geojson(doc["grids"], ctx, label="grids")
+            return grids_from_moves(ctx, doc["moves"], base=base)
+        return proposal_from_geojson(doc, ctx, label="proposal")
+
+    def streets(self) -> dict[str, str]:
+        """The street of every community of the current version (community id → street id), for access checks."""
+        ctx = self.context()
+        return dict(zip(ctx.communities["id"].astype(str), ctx.communities["street_id"].astype(str)))
+
+    # -------------------------------------------------------------- check and propose
+    def check(self, grids: gpd.GeoDataFrame, *, band: tuple[int, int] = DEFAULT_BAND) -> dict:
+        """Check a proposal against the current grids: validity, balance, shape and who changes grid.
+
+        Parameters
+        ----------
+        grids
+            The proposed grids of some communities (metric, as :meth:`parse_proposal` gives them).
+        band
+            Households per grid, (floor, ceiling).
+
+        Returns
+        -------
+        dict
+            The check (:func:`geo.redraw.check_proposal`): ``valid``, ``problems``, ``summary``, ``moved`` …
+        """
+        return check_proposal(self.context(), grids, band=band)
+
+    def propose(self, community: str, *, band: tuple[int, int] = DEFAULT_BAND,
+                keep_current: bool = False) -> tuple[gpd.GeoDataFrame, dict, list[str]]:
+        """Propose balanced grids for one community from whole buildings and estates, and check them.
+
+        Parameters
+        ----------
+        community
+            The community's id.
+        band
+            Households per grid, (floor, ceiling).
+        keep_current
+            Change the current grids as little as the band permits.
+
+        Returns
+        -------
+        tuple
+            The grids (WGS-84, with ``households`` and ``persons``), their check and the notes of the proposer.
+        """
+        ctx = self.context()
+        comm = ctx.community(community)
+        hh = ctx.households_of({str(community)})
+        x = hh.geometry.x.to_numpy() if len(hh) else []
+        y = hh.geometry.y.to_numpy() if len(hh) else []
+        frame = pd.DataFrame({"building_id": hh["building_id"].to_numpy(), "persons": hh["persons"].to_numpy(),
+                              "x": x, "y": y})
+        buildings = ctx.buildings_of({str(community)})
+        if buildings is None or not len(buildings):
+            raise InputError(f"community {community} has no buildings: grids are made of whole buildings",
+                             field="community")
+        result = propose_grids(comm, buildings, ctx.estates_of({str(community)}), frame, band=band,
+                               current_grids=ctx.grids_of({str(community)}), keep_current=keep_current,
+                               roads=ctx.roads, precision_m=ctx.settings.precision_m)
+        grids = proposal_frame(result.grids.to_crs(4326), ctx, label="proposal")
+        report = check_proposal(ctx, grids, band=band)
+        out = grids.copy()
+        per = {r["id"]: r for r in report["grids"]}
+        out["households"] = [per[i]["households"] for i in out["id"]]
+        out["persons"] = [per[i]["persons"] for i in out["id"]]
+        return out, report, result.notes
+
+    # -------------------------------------------------------------- drafts
+    def save_draft(self, grids: gpd.GeoDataFrame, check: dict, *, author: str, note: str = "") -> str:
+        """Keep a proposal and its check as a draft in the workspace's proposal store; returns its id."""
+        return self.store.proposals().save(grids, check, author=author, note=note)
+
+    def drafts(self) -> list[dict]:
+        """The saved proposals (drafts and applied), as the proposal store lists them."""
+        return self.store.proposals().list()
+
+    def draft(self, pid: str) -> dict:
+        """One saved proposal: its grids (GeoJSON), its check and status (``WorkspaceError`` if there is none)."""
+        return self.store.proposals().get(pid)
+
+    def apply_draft(self, pid: str, *, author: str, reason: str,
+                    expected_version: int | None = None) -> tuple[dict, dict]:
+        """Apply a saved proposal as a new version and mark it applied.
+
+        Parameters
+        ----------
+        pid
+            The draft's id.
+        author, reason
+            Who makes the change and why (kept in history).
+        expected_version
+            The version the proposal was checked on (default: the one it was saved on).
+
+        Returns
+        -------
+        tuple
+            The new version (as a dict) and the check; ``ConflictError`` for a draft applied already.
+        """
+        store = self.store.proposals()
+        p = store.get(pid)
+        if p["status"] == "applied":
+            raise ConflictError(f"proposal {pid} was applied already (version {p['applied_version']})")
+        grids = proposal_from_geojson(p["grids"], self.context(), label=f"proposal {pid}")
+        expected = expected_version if expected_version is not None else p["base_version"]
+        version, report = self.apply(grids, author=author, reason=reason, expected_version=expected,
+                                     band=tuple(p["check"]["band"]))
+        store.mark_applied(pid, version["version"])
+        return version, report
+
+    # -------------------------------------------------------------- versions
+    def apply(self, grids: gpd.GeoDataFrame, *, author: str, reason: str, expected_version: int | None = None,
+              band: tuple[int, int] | None = None, kind: str = "apply",
+              allow_invalid: bool = False) -> tuple[dict, dict]:
+        """Check ``grids`` and, if valid, make them the new version of their communities atomically.
+
+        Parameters
+        ----------
+        grids
+            The proposed grids of some communities (metric).
+        author, reason
+            Who makes the change and why (kept in history).
+        expected_version
+            The version the proposal was checked on (default: the current one).
+        band
+            Households per grid, (floor, ceiling) (default 300-500).
+        kind
+            What history records the change as.
+        allow_invalid
+            Apply a proposal whose check finds problems.
+
+        Returns
+        -------
+        tuple
+            The new version (as a dict) and the check. ``InputError`` for an invalid proposal, ``ConflictError``
+            when another change of the same communities came first (a change of other communities made meanwhile
+            is kept: the new version is the current grids with only these communities replaced).
+        """
+        ctx = self.context()
+        report = check_proposal(ctx, grids, band=band or DEFAULT_BAND)
+        if not report["valid"] and not allow_invalid:
+            msg = ("the proposal is not valid and cannot be applied (save it as a draft): "
+                   + "; ".join(report["problems"]))
+            raise InputError(msg, field="proposal")
+        version = self._commit(ctx, grids, sorted(set(grids["community_id"].astype(str))),
+                               expected_version=(expected_version if expected_version is not None
+                                                 else report["base_version"]),
+                               author=author, reason=reason, kind=kind)
+        return version, report
+
+    def restore(self, version: int, *, author: str, reason: str) -> dict:
+        """Make an earlier version's grids the current ones again, as a new version (history keeps all).
+
+        Parameters
+        ----------
+        version
+            The version to restore.
+        author, reason
+            Who restores and why (``restore version N`` when empty).
+
+        Returns
+        -------
+        dict
+            The new version. The communities restored are those a later version changed; one of them changed
+            again while restoring is a ``ConflictError``, a change of another community made meanwhile is kept.
+        """
+        history = self.store.history()
+        old = self.store.grids_at(version)
+        changed = communities_changed_since(history, version)
+        if not changed:
+            raise InputError(f"the grids of version {version} are the current ones: nothing to restore",
+                             field="version")
+        ctx = self.context()
+        old = old[old["community_id"].astype(str).isin(changed)].to_crs(ctx.metric_crs)
+        return self._commit(ctx, old, changed, expected_version=history[-1].version, author=author,
+                            reason=reason or f"restore version {version}", kind="restore")
+
+    def compare(self, a: int, b: int, *, community: str | None = None) -> dict:
+        """The diff between two versions of the grids (households assigned to both afresh).
+
+        Parameters
+        ----------
+        a, b
+            The versions, from and to.
+        community
+            Compare this community only.
+
+        Returns
+        -------
+        dict
+            Who changes grid, grids created, merged and removed (:func:`geo.redraw.compare_grids`), with
+            ``from_version`` and ``to_version``.
+        """
+        ctx = self.context()
+        before = self.store.grids_at(a).to_crs(ctx.metric_crs)
+        after = self.store.grids_at(b).to_crs(ctx.metric_crs)
+        if community is not None:
+            ctx.community(community)
+            before = before[before["community_id"].astype(str) == str(community)]
+            after = after[after["community_id"].astype(str) == str(community)]
+        out = compare_grids(ctx, before, after)
+        out.update({"from_version": int(a), "to_version": int(b)})
+        return out
+
+    def history(self) -> dict:
+        """Every version of the grids: ``{"current": N, "versions": [{version, created, author, reason, …}]}``."""
+        return {"current": self.store.version, "versions": [v.as_dict() for v in self.store.history()]}
+
+    def read_version(self, version: int) -> tuple[dict, gpd.GeoDataFrame]:
+        """One version (as a dict) and its grids, WGS-84 (``WorkspaceError`` for a version that does not exist)."""
+        v = self.store.grid_version(version)
+        return v.as_dict(), self.store.grids_at(version)
+
+    def read_as_of(self, when: date | datetime) -> tuple[dict, gpd.GeoDataFrame]:
+        """The version in force on ``when`` (as a dict) and its grids, WGS-84."""
+        v, grids = self.store.grids_as_of(when)
+        return v.as_dict(), grids
+
+    def _commit(self, ctx: RedrawContext, replace: gpd.GeoDataFrame, communities: list[str], *,
+                expected_version: int | None, author: str, reason: str, kind: str) -> dict:
+        """Make ``replace`` the grids of ``communities`` in a new version, keeping every other community's grids
+        as they are when the change is written (not as they were when it was checked).
+
+        The layers are recomputed on ``ctx`` beforehand; if another change came in between, the workspace's
+        ``commit_grids`` finds a newer version under its lock and they are recomputed on that one (a change of
+        the same communities is refused there with ``ConflictError``)."""
+        store = self.store
+
+        def assess(c: RedrawContext):
+            whole = grids_after(c, replace, communities=communities)
+            layers, summary = reassess(c, store.read, whole, summary=store.summary())
+            return whole, layers, summary
+
+        prepared = assess(ctx)
+
+        def build(current: int):
+            return prepared if current == int(ctx.version) else assess(self.context())
+
+        version = store.commit_grids(build, author=author, reason=reason, communities=communities, kind=kind,
+                                     expected_version=expected_version)
+        return version.as_dict()

@@ -1,0 +1,87 @@
+"""The redraw service as its callers (the command line, the server) see it: a check, an apply and its history
+row, drafts, a conflict; on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
+from geo.errors import InputError
+from gridcover.services.redraw import RedrawService
+from gridcover.store import ConflictError, WorkspaceError
+from redraw_data import synthetic_workspace
+
+
+@pytest.fixture
+def redraw(tmp_path, backend):
+    return RedrawService(backend.open(synthetic_workspace(tmp_path)))
+
+
+def _grids(redraw, community="C1", worker="新网格员"):
+    """The current grids of ``community`` (metric) with ``worker`` in charge of its first grid: a valid proposal."""
+    grids = redraw.context().grids_of({community}).reset_index(drop=True)
+    grids.loc[0, "worker_name"] = worker
+    return grids
+
+
+def test_a_check_of_the_current_grids_is_valid_and_moves_nobody_and_a_gap_is_not(redraw):
+    check = redraw.check(_grids(redraw))
+    assert check["valid"] and check["base_version"] == 1 and check["moved"]["households"] == 0
+    assert tuple(check["band"]) == (300, 500)
+    gap = _grids(redraw).iloc[:-1]
+    check = redraw.check(gap, band=(200, 600))
+    assert not check["valid"] and check["gaps"] and tuple(check["band"]) == (200, 600)
+    with pytest.raises(InputError, match="not valid and cannot be applied"):
+        redraw.apply(gap, author="王芳", reason="试")
+    assert redraw.history()["current"] == 1
+
+
+def test_a_body_is_read_as_grids_or_as_moves(redraw):
+    doc = redraw.context().grids_of({"C1"}).to_crs(4326).to_geo_dict(drop_id=True)
+    assert set(redraw.parse_proposal(doc)["community_id"]) == {"C1"}
+    target = redraw.context().grids_of({"C1"})["id"].iloc[1]
+    moved = redraw.parse_proposal({"moves": [{"estate_id": "E01", "to": target}]})
+    assert len(moved) and "community_id" in moved
+    with pytest.raises(InputError):
+        redraw.parse_proposal({"type": "FeatureCollection", "features": []})
+    assert redraw.streets()["C1"] == "S1"
+
+
+def test_an_apply_is_a_new_version_with_its_history_row_and_the_context_follows(redraw):
+    before = redraw.context()
+    assert redraw.context() is before  # built once per version
+    version, check = redraw.apply(_grids(redraw, worker="甲"), author="王芳", reason="均衡工作量")
+    assert check["valid"]
+    assert {k: version[k] for k in ("version", "author", "reason", "kind", "communities", "parent")} == {
+        "version": 2, "author": "王芳", "reason": "均衡工作量", "kind": "apply", "communities": ["C1"], "parent": 1}
+    history = redraw.history()
+    assert history["current"] == 2 and history["versions"][-1] == version
+    assert [v["version"] for v in history["versions"]] == [1, 2]
+    after = redraw.context()
+    assert after is not before and int(after.version) == 2
+    assert "甲" in set(after.grids_of({"C1"})["worker_name"])
+    row, grids = redraw.read_version(2)
+    assert row == version and set(grids["community_id"]) == {"C1", "C2"} and grids.crs.to_epsg() == 4326
+    diff = redraw.compare(1, 2)
+    assert (diff["from_version"], diff["to_version"], diff["moved"]["households"]) == (1, 2, 0)
+    restored = redraw.restore(1, author="区网格中心", reason="回退")
+    assert (restored["version"], restored["kind"], restored["communities"]) == (3, "restore", ["C1"])
+    with pytest.raises(WorkspaceError, match="no grid version 9"):
+        redraw.read_version(9)
+
+
+def test_a_second_editor_of_the_same_community_gets_a_conflict_and_a_draft_applies_once(redraw, backend):
+    other = RedrawService(backend.again(redraw.store))  # another server on the same workspace
+    pid = redraw.save_draft(_grids(redraw, worker="乙"), redraw.check(_grids(redraw, worker="乙")), author="李娜",
+                            note="草稿")
+    assert [(d["id"], d["status"]) for d in redraw.drafts()] == [(pid, "draft")]
+    assert redraw.draft(pid)["communities"] == ["C1"]
+    other.apply(_grids(other, worker="甲"), author="王芳", reason="先", expected_version=1)
+    with pytest.raises(ConflictError, match=r"conflict: version 2 by 王芳 .*\(先\) changed C1 after version 1"):
+        redraw.apply_draft(pid, author="李娜", reason="后")
+    version, _ = redraw.apply_draft(pid, author="李娜", reason="后", expected_version=2)
+    assert version["version"] == 3 and redraw.draft(pid)["status"] == "applied"
+    with pytest.raises(ConflictError, match=f"proposal {pid} was applied already \\(version 3\\)"):
+        redraw.apply_draft(pid, author="李娜", reason="再")
+    with pytest.raises(WorkspaceError, match="no proposal"):
+        redraw.draft("nope")
