@@ -79,7 +79,7 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
     H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
     and facilities, see :func:`geo.lifecircle.h3_reach`). The run is the two halves
-    that the partitioned engine (``gridcover.engine_dask``) also calls: :func:`local_stages` on the whole
+    that the partitioned engine (``gridcover.engines.dask``) also calls: :func:`local_stages` on the whole
     city as one part, then :func:`global_stages` on its compact per-household table. ``skip_invalid``
     leaves out the features that cannot be used (``Analysis.data.rejects``) instead of stopping.
     """

@@ -104,12 +104,12 @@ def test_unknown_crs_option_is_a_clear_error(tiny_dir, tmp_path, capsys):
 
 
 def test_internal_errors_show_no_traceback(tiny_dir, tmp_path, monkeypatch, capsys):
-    import geo.pipeline
+    import gridcover.engines.single
 
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(geo.pipeline, "analyze", boom)
+    monkeypatch.setattr(gridcover.engines.single, "analyze", boom)
     assert main(["analyze", str(tiny_dir), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: disk on fire" in err and "Traceback" not in err

@@ -16,7 +16,7 @@ from geo.partition import plan_parts, read_part  # noqa: E402
 from geo.pipeline import analyze  # noqa: E402
 from geo.report import write_outputs  # noqa: E402
 from gridcover.cli import main  # noqa: E402
-from gridcover.engine_dask import analyze_dask  # noqa: E402
+from gridcover.engines.dask import analyze_dask  # noqa: E402
 
 AS_OF = date(2026, 11, 29)
 LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots")

@@ -43,8 +43,6 @@ def register(subparsers) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from geo.pipeline import analyze
-    from geo.report import write_outputs
     from geo.settings import Settings
 
     started = time.perf_counter()
@@ -85,22 +83,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         if read_config(Path(args.data_dir)).get("columns"):
             raise GridcoverError(f"[columns] of {CONFIG_NAME} works with --engine single only")
+    report = lambda a: [lambda folder: write_report(a, folder / "report.html")]  # noqa: E731
     if args.engine == "dask":
-        from gridcover.engine_dask import analyze_dask
+        from gridcover.engines.dask import analyze_dask
 
         analysis, out = analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
                                      h3_resolution=args.h3_resolution, reference_date=args.as_of,
-                                     scheduler=args.scheduler, progress=progress,
-                                     extra=lambda a: [lambda folder: write_report(a, folder / "report.html")])
-        for warning in analysis.data.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+                                     scheduler=args.scheduler, progress=progress, extra=report)
     else:
-        analysis = analyze(args.data_dir, crs=args.crs, settings=settings, h3_resolution=args.h3_resolution,
-                           reference_date=args.as_of, progress=progress, skip_invalid=args.skip_invalid)
-        for warning in analysis.data.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        out = write_outputs(analysis, args.out, progress=progress,
-                            extra=[lambda folder: write_report(analysis, folder / "report.html")])
+        from gridcover.engines.single import analyze_single
+
+        analysis, out = analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,
+                                       h3_resolution=args.h3_resolution, reference_date=args.as_of,
+                                       skip_invalid=args.skip_invalid, progress=progress, extra=report)
+    for warning in analysis.data.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.db:  # the workspace the folder holds, into PostGIS in one transaction
         import shutil
 
