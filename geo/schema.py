@@ -98,6 +98,8 @@ LAYERS: dict[str, Layer] = {
                 Field("info_officer_phone", STR, required=False, nullable=True),
                 Field("mediator_name", STR, required=False, nullable=True, description="part-time mediator 调解员"),
                 Field("mediator_phone", STR, required=False, nullable=True),
+                Field("code", STR, required=False, nullable=True,
+                      description="standard grid code 网格编码: the community's 12-digit code + a 3-digit sequence"),
             ),
         ),
         Layer(
