@@ -6,10 +6,12 @@ each gate of its estate, after a straight walk inside, as :func:`geo.lifecircle.
 them), and two places behind the same gate walk straight to each other inside their estate. One Dijkstra
 per entry of the start and the stops (scipy's C implementation, never from every node) gives the place ×
 place matrix; OR-Tools' routing solver orders the stops (first solution by the cheapest arc from the
-current end of the path, ``PATH_CHEAPEST_ARC``, then guided local search until the time limit), and the
-tour is measured against a lower bound: the exact optimum (Held–Karp dynamic programming) up to
+current end of the path, ``PATH_CHEAPEST_ARC``, then its local search to a local optimum), and the tour is
+measured against a lower bound: the exact optimum (Held–Karp dynamic programming) up to
 :data:`EXACT_STOPS` stops, else the Held–Karp 1-tree bound (a minimum spanning tree of the stops plus the
-start's two shortest edges, with node penalties raised by subgradient steps).
+start's two shortest edges, with node penalties raised by subgradient steps). Only a tour short of the
+optimum, or farther than ``accept_gap`` from the 1-tree bound, goes on to guided local search for
+``time_limit_s``; up to :data:`EXACT_STOPS` stops the exact tour is kept if the solver still misses it.
 
 A stop that no walk reaches (farther than ``max_attach_m`` from every walkable road, or on a piece of
 network not joined to the start's) is reported in :attr:`Tour.unreachable` with its reason, never dropped.
@@ -39,6 +41,8 @@ from geo.reach import Origins, ReachConfig, load_config
 EXACT_STOPS = 12
 #: The solver's default time limit (seconds): guided local search always runs until it.
 DEFAULT_TIME_LIMIT_S = 0.1
+#: A first tour this close to the 1-tree bound is kept without guided local search.
+DEFAULT_ACCEPT_GAP = 0.005
 #: Entries searched from at once (memory: this many rows of the node count).
 _CHUNK = 32
 #: The solver works in whole decimetres.
@@ -70,7 +74,7 @@ class Tour:
     bound_m: float
     bound: str  # "exact", "held_karp_1tree" or "none" (no stop reached)
     gap: float  # (total − bound) / bound, 0 when the tour is optimal or empty
-    solver: str  # "ortools", "held_karp" (the exact tour was shorter) or "trivial" (≤ 2 stops)
+    solver: str  # "ortools", "ortools_gls", "held_karp" (the exact tour was shorter) or "trivial" (≤ 2 stops)
     speed_m_s: float
 
     @property
@@ -88,7 +92,7 @@ class Tour:
 def walking_tour(graph: WalkGraph, start: int | tuple[float, float] | Origins, stops: Origins | np.ndarray, *,
                  stop_ids: np.ndarray | None = None, crs=None, pace: str = "general",
                  config: ReachConfig | None = None, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-                 settings: NetworkSettings = NetworkSettings()) -> Tour:
+                 accept_gap: float = DEFAULT_ACCEPT_GAP, settings: NetworkSettings = NetworkSettings()) -> Tour:
     """The round walking tour from ``start`` through every reachable stop and back.
 
     Parameters
@@ -110,6 +114,10 @@ def walking_tour(graph: WalkGraph, start: int | tuple[float, float] | Origins, s
         The walking speed of ``config.speeds`` the minutes are at (``"general"`` or ``"elderly"``).
     time_limit_s
         How long guided local search may improve the order.
+    accept_gap
+        The first tour (OR-Tools' local search to a local optimum) is kept when it is within this fraction
+        of the bound (the exact optimum up to :data:`EXACT_STOPS` stops: then only the optimum is kept);
+        otherwise guided local search runs for ``time_limit_s``.
 
     Examples
     --------
@@ -142,17 +150,25 @@ def walking_tour(graph: WalkGraph, start: int | tuple[float, float] | Origins, s
     reason = _reasons(graph, places, entry_pick["attached_place"], reachable)
     sub = np.r_[0, 1 + np.flatnonzero(reachable)]
     d = matrix[np.ix_(sub, sub)]
-    order_local, solver = order_stops(d, time_limit_s=time_limit_s)
+    # first OR-Tools' local search to a local optimum (milliseconds); guided local search only when that
+    # tour is farther than accept_gap from the bound
+    order_local, solver = order_stops(d, time_limit_s=time_limit_s, guided=False)
     length = _tour_length(d, order_local)
-    bound_kind, bound = "none", 0.0
+    bound_kind, bound, exact_order = "none", 0.0, None
     if len(sub) > 1:
         if len(sub) - 1 <= EXACT_STOPS:
-            bound, exact_order = held_karp(d)
-            bound_kind = "exact"
-            if length > bound + 1e-6:  # the solver stopped short of the optimum: keep the exact tour
-                order_local, length, solver = exact_order, bound, "held_karp"
+            bound_kind, (bound, exact_order) = "exact", held_karp(d)
         else:
             bound_kind, bound = "held_karp_1tree", one_tree_bound(d, upper=length)
+        if length > bound * (1 + accept_gap) + 1e-6 and solver == "ortools":
+            target = bound if bound_kind == "exact" else bound * (1 + accept_gap)
+            order_gls, solver_gls = order_stops(d, time_limit_s=time_limit_s, guided=True, target_m=target)
+            if _tour_length(d, order_gls) < length - 1e-9:
+                order_local, solver, length = order_gls, solver_gls, _tour_length(d, order_gls)
+            if bound_kind == "held_karp_1tree":
+                bound = one_tree_bound(d, upper=length)
+        if exact_order is not None and length > bound + 1e-6:  # short of the optimum: keep the exact tour
+            order_local, length, solver = exact_order, bound, "held_karp"
     gap = 0.0 if bound <= 0 else max(0.0, (length - bound) / bound)
     path = sub[order_local]  # place numbers, starting at the start (0)
     visit = np.zeros(n_stops, dtype=np.int64)
@@ -167,6 +183,22 @@ def walking_tour(graph: WalkGraph, start: int | tuple[float, float] | Origins, s
 
 
 # ---- places and their distances ---------------------------------------------------------------------------
+def place_matrix(graph: WalkGraph, places: Origins, *, settings: NetworkSettings = NetworkSettings()) -> np.ndarray:
+    """Walking metres between every two places (inf: no walk joins them), as :func:`walking_tour` measures
+    them: the best pair of their entries over the network, or straight inside an estate they share.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> from geo.network import walking_graph
+    >>> graph = walking_graph(gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (300, 0)])]))
+    >>> place_matrix(graph, Origins.simple(np.array([0.0, 300.0, 100.0]), np.array([0.0, 0.0, 900.0])))[:2]
+    array([[  0., 300.,  inf],
+           [300.,   0.,  inf]])
+    """
+    return _place_matrix(graph, places, settings)[0]
+
+
 def _as_origins(graph: WalkGraph, where) -> Origins:
     if isinstance(where, Origins):
         return where
@@ -265,19 +297,23 @@ def _tour_length(matrix: np.ndarray, order: np.ndarray) -> float:
     return float(matrix[order, np.roll(order, -1)].sum())
 
 
-def order_stops(matrix: np.ndarray, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> tuple[np.ndarray, str]:
+def order_stops(matrix: np.ndarray, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, guided: bool = True,
+                target_m: float | None = None) -> tuple[np.ndarray, str]:
     """The walking order of a round tour over a symmetric metres matrix whose place 0 is the start.
 
     OR-Tools' routing solver (one vehicle, depot 0): first solution ``PATH_CHEAPEST_ARC``, improved by
-    ``GUIDED_LOCAL_SEARCH`` until ``time_limit_s``; costs in whole decimetres. Two stops or fewer need no
-    search. Returns the places in visiting order from 0 and the solver's name.
+    ``GUIDED_LOCAL_SEARCH`` until ``time_limit_s`` (``guided=False``: by ``GREEDY_DESCENT``, local search
+    to the first local optimum, within the same limit); costs in whole decimetres. Two stops or fewer need
+    no search. The search stops early at a tour of ``target_m`` metres or less (a known optimum or a tour
+    close enough to the bound). Returns the places in visiting order from 0 and the solver's name
+    (``"ortools"``, ``"ortools_gls"`` with guided local search).
 
     Examples
     --------
     >>> d = np.array([[0, 1, 2, 1], [1, 0, 1, 2], [2, 1, 0, 1], [1, 2, 1, 0]], dtype=float)
     >>> order, solver = order_stops(d)
     >>> _tour_length(d, order), solver
-    (4.0, 'ortools')
+    (4.0, 'ortools_gls')
     """
     n = len(matrix)
     if n <= 3:
@@ -293,8 +329,17 @@ def order_stops(matrix: np.ndarray, *, time_limit_s: float = DEFAULT_TIME_LIMIT_
     routing.SetArcCostEvaluatorOfAllVehicles(arc)
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
-    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    meta = routing_enums_pb2.LocalSearchMetaheuristic
+    params.local_search_metaheuristic = meta.GUIDED_LOCAL_SEARCH if guided else meta.GREEDY_DESCENT
     params.time_limit.FromMilliseconds(max(1, int(round(time_limit_s * 1000))))
+    if target_m is not None:
+        target = int(np.floor(target_m * _SCALE + n * 0.5))  # each arc rounds by half a decimetre at most
+
+        def stop_at_target() -> None:
+            if routing.CostVar().Max() <= target:
+                routing.solver().FinishCurrentSearch()
+
+        routing.AddAtSolutionCallback(stop_at_target)
     solution = routing.SolveWithParameters(params)
     if solution is None:  # no solution within the limit: the exact tour when small, else the given order
         return (held_karp(matrix)[1], "held_karp") if n - 1 <= EXACT_STOPS else (np.arange(n), "given_order")
@@ -302,7 +347,7 @@ def order_stops(matrix: np.ndarray, *, time_limit_s: float = DEFAULT_TIME_LIMIT_
     while not routing.IsEnd(index):
         order.append(manager.IndexToNode(index))
         index = solution.Value(routing.NextVar(index))
-    return np.asarray(order, dtype=np.int64), "ortools"
+    return np.asarray(order, dtype=np.int64), "ortools_gls" if guided else "ortools"
 
 
 def held_karp(matrix: np.ndarray) -> tuple[float, np.ndarray]:
