@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         place_id[origin_of[located]] = ids[located]
         start = (float(shapely.get_x(centroids[k])), float(shapely.get_y(centroids[k])))
         t1 = time.perf_counter()
-        tour = walking_tour(graph, start, origins, stop_ids=place_id, crs=data.metric_crs,
+        tour = walking_tour(graph, origins, start=start, stop_ids=place_id, crs=data.metric_crs,
                             time_limit_s=args.time_limit)
         tour.legs_wgs84()
         tour_s = time.perf_counter() - t1

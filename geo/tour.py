@@ -19,7 +19,7 @@ Stops with the same id (several households of one building) are one stop.
 
 Example (see :func:`walking_tour` for one that runs)::
 
-    tour = walking_tour(graph, (x0, y0), stops, stop_ids=building_ids, crs=metric_crs)
+    tour = walking_tour(graph, stops, start=(x0, y0), stop_ids=building_ids, crs=metric_crs)
     tour.order, tour.total_min, tour.gap
 """
 
@@ -89,7 +89,7 @@ class Tour:
         return self.legs.to_crs("EPSG:4326")
 
 
-def walking_tour(graph: WalkGraph, start: int | tuple[float, float] | Origins, stops: Origins | np.ndarray, *,
+def walking_tour(graph: WalkGraph, stops: Origins | np.ndarray, *, start: int | tuple[float, float] | Origins,
                  stop_ids: np.ndarray | None = None, crs=None, pace: str = "general",
                  config: ReachConfig | None = None, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
                  accept_gap: float = DEFAULT_ACCEPT_GAP, settings: NetworkSettings = NetworkSettings()) -> Tour:
@@ -125,8 +125,8 @@ def walking_tour(graph: WalkGraph, start: int | tuple[float, float] | Origins, s
     >>> from geo.network import walking_graph
     >>> roads = gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (300, 0)]),
     ...                                    shapely.LineString([(300, 0), (300, 200)])])
-    >>> tour = walking_tour(walking_graph(roads), (0, 0), Origins.simple(np.array([300.0, 300.0]),
-    ...                     np.array([0.0, 200.0])), stop_ids=np.array(["b1", "b2"]))
+    >>> stops = Origins.simple(np.array([300.0, 300.0]), np.array([0.0, 200.0]))
+    >>> tour = walking_tour(walking_graph(roads), stops, start=(0, 0), stop_ids=np.array(["b1", "b2"]))
     >>> tour.order.tolist(), round(tour.total_m), tour.gap
     (['b1', 'b2'], 1000, 0.0)
     """

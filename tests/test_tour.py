@@ -51,7 +51,7 @@ def test_the_tour_is_the_shortest_round_through_the_lattice(seed):
     streets.add_weighted_edges_from(zip(graph.u.tolist(), graph.v.tolist(), graph.length.tolist()))
     cells = rng.choice(SIDE * SIDE, size=1 + int(rng.integers(3, 8)), replace=False)
     nodes = np.array([_node_of(graph, c // SIDE, c % SIDE) for c in cells])
-    tour = walking_tour(graph, int(nodes[0]), nodes[1:], crs=CRS, time_limit_s=0.2)
+    tour = walking_tour(graph, nodes[1:], start=int(nodes[0]), crs=CRS, time_limit_s=0.2)
     dist = np.array([[nx.shortest_path_length(streets, a, b, weight="weight") for b in nodes] for a in nodes])
     assert tour.total_m == pytest.approx(_brute_force(dist), abs=0.01)
     assert tour.solver.startswith("ortools") and tour.bound == "exact" and tour.gap == pytest.approx(0, abs=1e-9)
@@ -83,7 +83,7 @@ def test_a_larger_tour_is_measured_against_the_one_tree_bound():
     roads = _lattice()
     graph = walking_graph(roads)
     pts = rng.uniform(0, (SIDE - 1) * SPACING, size=(20, 2))
-    tour = walking_tour(graph, (0.0, 0.0), Origins.simple(pts[:, 0], pts[:, 1]), crs=CRS, time_limit_s=0.3)
+    tour = walking_tour(graph, Origins.simple(pts[:, 0], pts[:, 1]), start=(0.0, 0.0), crs=CRS, time_limit_s=0.3)
     assert tour.bound == "held_karp_1tree"
     assert 0 < tour.bound_m <= tour.total_m and tour.gap == pytest.approx(tour.total_m / tour.bound_m - 1)
     assert tour.gap < 0.15
@@ -108,7 +108,7 @@ def test_stops_no_walk_reaches_are_reported_not_dropped():
         geometry=list(roads.geometry) + list(island.geometry), crs=CRS))
     x = np.array([100.0, 5000.0, 2100.0, 300.0])
     y = np.array([100.0, 5000.0, 10.0, 300.0])
-    tour = walking_tour(graph, (0.0, 0.0), Origins.simple(x, y), stop_ids=np.array(["a", "far", "island", "b"]))
+    tour = walking_tour(graph, Origins.simple(x, y), start=(0.0, 0.0), stop_ids=np.array(["a", "far", "island", "b"]))
     assert tour.order.tolist() in (["a", "b"], ["b", "a"])
     assert tour.unreachable.set_index("stop_id")["reason"].to_dict() == {"far": "not_on_network",
                                                                           "island": "cut_off"}
@@ -117,14 +117,14 @@ def test_stops_no_walk_reaches_are_reported_not_dropped():
 
 def test_a_start_off_the_network_leaves_every_stop_unreachable():
     graph = walking_graph(_lattice())
-    tour = walking_tour(graph, (9000.0, 9000.0), np.array([_node_of(graph, 1, 1)]))
+    tour = walking_tour(graph, np.array([_node_of(graph, 1, 1)]), start=(9000.0, 9000.0))
     assert tour.order.tolist() == [] and tour.total_m == 0 and len(tour.legs) == 0
     assert tour.unreachable["reason"].tolist() == ["start_not_on_network"]
 
 
 def test_one_stop_is_there_and_back():
     graph = walking_graph(_lattice())
-    tour = walking_tour(graph, _node_of(graph, 0, 0), np.array([_node_of(graph, 2, 3)]), crs=CRS)
+    tour = walking_tour(graph, np.array([_node_of(graph, 2, 3)]), start=_node_of(graph, 0, 0), crs=CRS)
     assert tour.legs["metres"].tolist() == [500.0, 500.0] and tour.total_m == pytest.approx(1000)
     assert tour.solver == "trivial" and tour.gap == 0
     lonlat = tour.legs_wgs84().geometry.get_coordinates()
@@ -134,7 +134,7 @@ def test_one_stop_is_there_and_back():
 def test_a_stop_at_the_start_is_visited_at_no_cost():
     graph = walking_graph(_lattice())
     start = _node_of(graph, 3, 3)
-    tour = walking_tour(graph, start, np.array([start, _node_of(graph, 3, 4)]))
+    tour = walking_tour(graph, np.array([start, _node_of(graph, 3, 4)]), start=start)
     assert tour.total_m == pytest.approx(200) and sorted(tour.stops["visit"]) == [1, 2]
     assert sorted(tour.legs["metres"]) == [0.0, 100.0, 100.0]
 
@@ -144,11 +144,11 @@ def test_households_of_one_building_are_one_stop():
     x = np.array([100.0, 100.0, 400.0, 100.0, 400.0])
     y = np.array([200.0, 200.0, 200.0, 200.0, 200.0])
     buildings = np.array(["B1", "B1", "B2", "B1", "B2"])
-    tour = walking_tour(graph, (100.0, 0.0), Origins.simple(x, y), stop_ids=buildings)
+    tour = walking_tour(graph, Origins.simple(x, y), start=(100.0, 0.0), stop_ids=buildings)
     assert len(tour.stops) == 2 and len(tour.legs) == 3
     first = tour.order[0]
     assert tour.visit_of.tolist() == [1 if b == first else 2 for b in buildings]
-    same_point = walking_tour(graph, (100.0, 0.0), Origins.simple(x, y))  # no ids: one stop per point
+    same_point = walking_tour(graph, Origins.simple(x, y), start=(100.0, 0.0))  # no ids: one stop per point
     assert len(same_point.stops) == 2 and same_point.total_m == pytest.approx(tour.total_m)
 
 
@@ -162,7 +162,7 @@ def test_a_gated_estate_is_entered_by_its_gate_and_walked_inside():
     gates = gpd.GeoDataFrame({"id": ["G1"], "estate_id": ["E1"]}, geometry=[shapely.Point(150, 101)], crs=CRS)
     origins, _ = household_origins(np.array([np.nan, np.nan]), np.array([np.nan, np.nan]), np.array(["B1", "B2"]),
                                    buildings=buildings, estates=estates, gates=gates)
-    tour = walking_tour(graph, (150.0, 0.0), origins, stop_ids=np.array(["B1", "B2"]), crs=CRS)
+    tour = walking_tour(graph, origins, start=(150.0, 0.0), stop_ids=np.array(["B1", "B2"]), crs=CRS)
     b1, b2 = shapely.point_on_surface(buildings.geometry.to_numpy())
     inside = tour.legs[tour.legs["from_id"].isin(["B1", "B2"]) & tour.legs["to_id"].isin(["B1", "B2"])]
     assert inside["metres"].iloc[0] == pytest.approx(b1.distance(b2), abs=0.1)  # straight, inside the estate
