@@ -165,8 +165,8 @@ def walking_tour(graph: WalkGraph, stops: Origins | np.ndarray, *, start: int | 
             order_gls, solver_gls = order_stops(d, time_limit_s=time_limit_s, guided=True, target_m=target)
             if _tour_length(d, order_gls) < length - 1e-9:
                 order_local, solver, length = order_gls, solver_gls, _tour_length(d, order_gls)
-            if bound_kind == "held_karp_1tree":
-                bound = one_tree_bound(d, upper=length)
+            if bound_kind == "held_karp_1tree":  # a shorter tour steers the subgradient steps better
+                bound = max(bound, one_tree_bound(d, upper=length))
         if exact_order is not None and length > bound + 1e-6:  # short of the optimum: keep the exact tour
             order_local, length, solver = exact_order, bound, "held_karp"
     gap = 0.0 if bound <= 0 else max(0.0, (length - bound) / bound)
