@@ -12,15 +12,16 @@ Example
 from __future__ import annotations
 
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.access import HEADER, PUBLIC, Caller, Keys
+from api.access import Keys
 from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
+from api.params import get_caller
 from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
                         ParameterError)
 from gridcover.modules import present
@@ -68,25 +69,6 @@ def get_workspace(request: Request) -> Workspace:
 
 def get_layer_cache(request: Request) -> LayerCache:
     return request.app.state.layer_cache
-
-
-def get_caller(request: Request) -> Caller:
-    """The caller of a request from its ``X-API-Key`` header; 401 for a key that is not configured."""
-    keys: Keys = request.app.state.keys
-    caller = keys.caller(request.headers.get(HEADER))
-    if caller is None:
-        raise KeyRequiredError(f"unknown API key in {HEADER}")
-    return caller
-
-
-def require(role: str):
-    """A dependency that lets through callers of at least ``role`` (401 without a key, 403 with too weak a one)."""
-    def check(caller: Caller = Depends(get_caller)) -> Caller:
-        if not caller.at_least(role):
-            error = KeyRequiredError if caller is PUBLIC else ForbiddenError
-            raise error(f"this needs a key with role {role!r} or above in {HEADER}")
-        return caller
-    return check
 
 
 def openapi_30(doc: dict) -> dict:
