@@ -24,6 +24,7 @@ from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
 from api.params import get_caller
 from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
                         ParameterError)
+from gridcover.lookup_batch import BatchError
 from gridcover.modules import present
 from gridcover.services.lookup import LookupService
 from gridcover.services.redraw import RedrawService
@@ -43,6 +44,11 @@ ERROR_STATUS: dict[type[Exception], int] = {
     ConflictError: 409,
     GridcoverError: 400,
 }
+#: The fields an error body carries beyond ``code`` and ``description``, for the typed errors that have more
+#: to say (a refused batch lists its bad rows).
+ERROR_DETAILS = {
+    BatchError: BatchError.as_json,
+}
 #: The ``code`` of the error body (OGC API exception style) for each status.
 ERROR_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
                405: "MethodNotAllowed", 409: "Conflict", 413: "PayloadTooLarge", 422: "InvalidParameterValue"}
@@ -53,10 +59,10 @@ def status_of(exc: Exception) -> int:
     return next(ERROR_STATUS[cls] for cls in type(exc).__mro__ if cls in ERROR_STATUS)
 
 
-def error_body(status: int, description: str) -> JSONResponse:
-    """The error answer every route gives: ``{"code", "description"}``."""
+def error_body(status: int, description: str, details: dict | None = None) -> JSONResponse:
+    """The error answer every route gives: ``{"code", "description"}`` and the error's ``details``, if any."""
     return JSONResponse(status_code=status, content={"code": ERROR_CODES.get(status, "Error"),
-                                                     "description": description})
+                                                     "description": description, **(details or {})})
 
 
 #: Modules whose ``build_router()`` is included, in order.
@@ -259,7 +265,8 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
 
     @app.exception_handler(GridcoverError)
     async def _domain_error(request: Request, exc: GridcoverError):
-        return error_body(status_of(exc), str(exc))
+        details = next((ERROR_DETAILS[cls](exc) for cls in type(exc).__mro__ if cls in ERROR_DETAILS), None)
+        return error_body(status_of(exc), str(exc), details)
 
     modules = list(present(ROUTER_MODULES))
     app.add_middleware(FastGets, state=app.state,

@@ -24,7 +24,7 @@ from api.app import get_workspace
 from api.params import as_of_date, require
 from geo.errors import GridcoverError, InputError
 from geo.lookup import records
-from gridcover.lookup_batch import FORMATS, BatchError, json_records
+from gridcover.lookup_batch import FORMATS, json_records
 from gridcover.services.lookup import LookupService
 
 #: A batch body is kept in memory up to this size, on disk beyond (it is read twice: checked, then answered).
@@ -153,11 +153,7 @@ def build_router() -> APIRouter:
                 spool.write(piece)
             _, pieces = await run_in_threadpool(service.run_batch, spool, content_type=ctype, crs=crs,
                                                 as_of=when, fmt=fmt)
-        except BatchError as exc:
-            spool.close()
-            return JSONResponse(status_code=400, content={"code": "InvalidParameterValue",
-                                                          "description": str(exc), **exc.as_json()})
-        except BaseException:
+        except BaseException:  # a BatchError is answered 400 with its rows by api/app.py, like every typed error
             spool.close()
             raise
         return StreamingResponse(_closing(pieces, spool), media_type=FORMATS[fmt])

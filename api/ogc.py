@@ -81,7 +81,7 @@ def visible_layer(collection_id: str, request: Request, caller: Caller = Depends
     workspace = get_workspace(request)
     try:
         layer = declared(collection_id)
-    except KeyError:
+    except NotFoundError:
         layer = None
     if layer is None or not workspace.has(layer.source):
         names = ", ".join(lay.id for lay in available(workspace) if _may_see(caller, lay))
