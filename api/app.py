@@ -24,6 +24,7 @@ from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
 from api.params import get_caller
 from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
                         ParameterError)
+from gridcover.environment import Environment
 from gridcover.lookup_batch import BatchError
 from gridcover.modules import present
 from gridcover.services.lookup import LookupService
@@ -211,7 +212,8 @@ def header(scope, name: bytes) -> str | None:
 
 
 def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
-               basemap: str | None = None, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> FastAPI:
+               basemap: str | None = None, max_body_mb: float = DEFAULT_MAX_BODY_MB,
+               environment: Environment | None = None) -> FastAPI:
     """The gridcover server for one workspace.
 
     Parameters
@@ -226,13 +228,17 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
         Optional XYZ raster tile URL template for the web map's base map (none by default: works offline).
     max_body_mb
         Request bodies over this many MB (2**20 bytes) get 413 before they are read whole (api/limits.py).
+    environment
+        The environment variables (:class:`gridcover.environment.Environment`; read from this process's
+        environment here, once, if not given): ``GRIDCOVER_CITY`` is the lookup's city.
     """
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
     app = FastAPI(title="gridcover", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Grid coverage, 15-minute reach and blind spots of a street office (网格化管理).")
     app.state.workspace = workspace
-    app.state.lookup = LookupService(workspace)  # owns the lookup indexes of the workspace's versions
+    environment = Environment.from_os() if environment is None else environment
+    app.state.lookup = LookupService(workspace, city=environment.city)  # owns the lookup indexes of the workspace's versions
     app.state.redraw = RedrawService(workspace)  # owns the redraw context of the workspace's versions
     app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
     app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
