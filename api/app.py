@@ -238,7 +238,8 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
                   description="Grid coverage, 15-minute reach and blind spots of a street office (网格化管理).")
     app.state.workspace = workspace
     environment = Environment.from_os() if environment is None else environment
-    app.state.lookup = LookupService(workspace, city=environment.city)  # owns the lookup indexes of the workspace's versions
+    # owns the lookup indexes of the workspace's versions; the city from GRIDCOVER_CITY
+    app.state.lookup = LookupService(workspace, city=environment.city)
     app.state.redraw = RedrawService(workspace)  # owns the redraw context of the workspace's versions
     app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
     app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
