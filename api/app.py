@@ -12,17 +12,20 @@ Example
 from __future__ import annotations
 
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.access import HEADER, PUBLIC, Caller, Keys
+from api.access import Keys
 from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
+from api.params import get_caller
 from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
                         ParameterError)
+from gridcover.environment import Environment
+from gridcover.lookup_batch import BatchError
 from gridcover.modules import present
 from gridcover.services.lookup import LookupService
 from gridcover.services.redraw import RedrawService
@@ -42,6 +45,11 @@ ERROR_STATUS: dict[type[Exception], int] = {
     ConflictError: 409,
     GridcoverError: 400,
 }
+#: The fields an error body carries beyond ``code`` and ``description``, for the typed errors that have more
+#: to say (a refused batch lists its bad rows).
+ERROR_DETAILS = {
+    BatchError: BatchError.as_json,
+}
 #: The ``code`` of the error body (OGC API exception style) for each status.
 ERROR_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
                405: "MethodNotAllowed", 409: "Conflict", 413: "PayloadTooLarge", 422: "InvalidParameterValue"}
@@ -52,10 +60,10 @@ def status_of(exc: Exception) -> int:
     return next(ERROR_STATUS[cls] for cls in type(exc).__mro__ if cls in ERROR_STATUS)
 
 
-def error_body(status: int, description: str) -> JSONResponse:
-    """The error answer every route gives: ``{"code", "description"}``."""
+def error_body(status: int, description: str, details: dict | None = None) -> JSONResponse:
+    """The error answer every route gives: ``{"code", "description"}`` and the error's ``details``, if any."""
     return JSONResponse(status_code=status, content={"code": ERROR_CODES.get(status, "Error"),
-                                                     "description": description})
+                                                     "description": description, **(details or {})})
 
 
 #: Modules whose ``build_router()`` is included, in order.
@@ -68,25 +76,6 @@ def get_workspace(request: Request) -> Workspace:
 
 def get_layer_cache(request: Request) -> LayerCache:
     return request.app.state.layer_cache
-
-
-def get_caller(request: Request) -> Caller:
-    """The caller of a request from its ``X-API-Key`` header; 401 for a key that is not configured."""
-    keys: Keys = request.app.state.keys
-    caller = keys.caller(request.headers.get(HEADER))
-    if caller is None:
-        raise KeyRequiredError(f"unknown API key in {HEADER}")
-    return caller
-
-
-def require(role: str):
-    """A dependency that lets through callers of at least ``role`` (401 without a key, 403 with too weak a one)."""
-    def check(caller: Caller = Depends(get_caller)) -> Caller:
-        if not caller.at_least(role):
-            error = KeyRequiredError if caller is PUBLIC else ForbiddenError
-            raise error(f"this needs a key with role {role!r} or above in {HEADER}")
-        return caller
-    return check
 
 
 def openapi_30(doc: dict) -> dict:
@@ -223,7 +212,8 @@ def header(scope, name: bytes) -> str | None:
 
 
 def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
-               basemap: str | None = None, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> FastAPI:
+               basemap: str | None = None, max_body_mb: float = DEFAULT_MAX_BODY_MB,
+               environment: Environment | None = None) -> FastAPI:
     """The gridcover server for one workspace.
 
     Parameters
@@ -238,13 +228,18 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
         Optional XYZ raster tile URL template for the web map's base map (none by default: works offline).
     max_body_mb
         Request bodies over this many MB (2**20 bytes) get 413 before they are read whole (api/limits.py).
+    environment
+        The environment variables (:class:`gridcover.environment.Environment`; read from this process's
+        environment here, once, if not given): ``GRIDCOVER_CITY`` is the lookup's city.
     """
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
     app = FastAPI(title="gridcover", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Grid coverage, 15-minute reach and blind spots of a street office (网格化管理).")
     app.state.workspace = workspace
-    app.state.lookup = LookupService(workspace)  # owns the lookup indexes of the workspace's versions
+    environment = Environment.from_os() if environment is None else environment
+    # owns the lookup indexes of the workspace's versions; the city from GRIDCOVER_CITY
+    app.state.lookup = LookupService(workspace, city=environment.city)
     app.state.redraw = RedrawService(workspace)  # owns the redraw context of the workspace's versions
     app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
     app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
@@ -277,7 +272,8 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
 
     @app.exception_handler(GridcoverError)
     async def _domain_error(request: Request, exc: GridcoverError):
-        return error_body(status_of(exc), str(exc))
+        details = next((ERROR_DETAILS[cls](exc) for cls in type(exc).__mro__ if cls in ERROR_DETAILS), None)
+        return error_body(status_of(exc), str(exc), details)
 
     modules = list(present(ROUTER_MODULES))
     app.add_middleware(FastGets, state=app.state,

@@ -20,11 +20,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.app import get_workspace, require
+from api.app import get_workspace
+from api.params import as_of_date, require
 from geo.errors import GridcoverError, InputError
 from geo.lookup import records
-from gridcover.lookup_batch import FORMATS, BatchError, json_records
-from gridcover.services.lookup import LookupService, parse_as_of
+from gridcover.lookup_batch import FORMATS, json_records
+from gridcover.services.lookup import LookupService
 
 #: A batch body is kept in memory up to this size, on disk beyond (it is read twice: checked, then answered).
 SPOOL_BYTES = 1 << 20
@@ -119,10 +120,8 @@ def build_router() -> APIRouter:
                    lat: float | None = Query(None, description="latitude"),
                    crs: str = Query("wgs84", description="wgs84, cgcs2000, gcj02 or bd09"),
                    address: str | None = Query(None, description="a Chinese address"),
-                   as_of: str | None = Query(None, description="date YYYY-MM-DD"),
-                   _caller=Depends(require("lookup"))):
+                   _caller=Depends(require("lookup")), when=Depends(as_of_date)):
         service = get_lookup_service(request)
-        when = parse_as_of(as_of)
         if address is not None and (lon is not None or lat is not None):
             raise InputError("give either lon and lat or address, not both", field="address")
         if address is not None:
@@ -142,12 +141,10 @@ def build_router() -> APIRouter:
     @router.post("/lookup/batch", summary="Coordinates or addresses (CSV or JSON), answered in request order")
     async def post_batch(request: Request,
                          crs: str | None = Query(None, description="crs of a CSV body (JSON: its 'crs' field)"),
-                         as_of: str | None = Query(None, description="date YYYY-MM-DD"),
                          f: str | None = Query(None, description="answer as json (default), ndjson or csv "
                                                                  "(or by the Accept header)"),
-                         _caller=Depends(require("lookup"))):
+                         _caller=Depends(require("lookup")), when=Depends(as_of_date)):
         service = get_lookup_service(request)
-        when = parse_as_of(as_of)
         fmt = batch_format(f, request.headers.get("accept"))
         ctype = request.headers.get("content-type", "")
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
@@ -156,11 +153,7 @@ def build_router() -> APIRouter:
                 spool.write(piece)
             _, pieces = await run_in_threadpool(service.run_batch, spool, content_type=ctype, crs=crs,
                                                 as_of=when, fmt=fmt)
-        except BatchError as exc:
-            spool.close()
-            return JSONResponse(status_code=400, content={"code": "InvalidParameterValue",
-                                                          "description": str(exc), **exc.as_json()})
-        except BaseException:
+        except BaseException:  # a BatchError is answered 400 with its rows by api/app.py, like every typed error
             spool.close()
             raise
         return StreamingResponse(_closing(pieces, spool), media_type=FORMATS[fmt])

@@ -1,7 +1,8 @@
 """OGC API – Features Part 1 (Core) and Part 2 (CRS) over the declared layers (要素服务).
 
-Routes only translate HTTP to calls into :mod:`layers.features` and back: parse and check the query
-(400 for an invalid ``limit``, ``bbox``, ``crs`` or an unknown parameter), pick the caller's view
+Routes only translate HTTP to calls into :mod:`layers.features` and back: read the query through the shared
+dependencies of :mod:`api.params` (400 for an invalid ``limit``, ``bbox``, ``crs``; here, an unknown
+parameter or ``f``), pick the caller's view
 (households only for street offices — their own streets — and admins; special-group counts 1..k-1
 withheld), and write the GeoJSON pages with their paging links.
 
@@ -19,32 +20,24 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import re
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import PUBLIC, ROLES, Caller
-from api.app import get_caller, get_layer_cache, get_workspace
+from api.app import get_layer_cache, get_workspace
+from api.params import (BBOX_PARAMETERS, CRS_PARAMETER, CRS_URIS, DATETIME_PARAMETER, GCJ02_URI, PAGE_PARAMETERS,
+                        Page, bbox_area, check_datetime, get_caller, output_crs, page_of, query_parameter, uri_of)
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, layer as declared
 from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
-from layers.features import View, available, parse_bbox, version_key
+from layers.features import View, available, version_key
 
-#: The documented URI of GCJ-02 (not an EPSG system): lon/lat degrees with the published offset.
-GCJ02_URI = "urn:gridcover:def:crs:GCJ-02"
-CRS_URIS = {
-    "http://www.opengis.net/def/crs/OGC/1.3/CRS84": "CRS84",
-    "http://www.opengis.net/def/crs/EPSG/0/4326": "EPSG:4326",
-    "http://www.opengis.net/def/crs/EPSG/0/4490": "EPSG:4490",
-    "http://www.opengis.net/def/crs/EPSG/0/3857": "EPSG:3857",
-    GCJ02_URI: "GCJ-02",
-}
+__all__ = ["GCJ02_URI", "build_router", "complete_openapi", "queryable_properties", "view_of"]
+
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 10_000
 ITEMS_PARAMS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"})
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -56,8 +49,6 @@ CONFORMANCE = [
 ]
 GEOJSON = "application/geo+json"
 OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
-_DATETIME = re.compile(r"^(\.\.|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9:]+)?)?)?"
-                       r"(/(\.\.|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9:]+)?)?)?)?$")
 
 
 def view_of(caller: Caller, k: int) -> View:
@@ -84,11 +75,13 @@ def _may_see(caller: Caller, layer) -> bool:
     return caller.sees_households and caller.at_least(layer.role)
 
 
-def _layer_for(request: Request, collection_id: str, caller: Caller):
+def visible_layer(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
+    """The dependency resolving ``collection_id`` to the declared layer the caller may see: 404 for a collection
+    the workspace does not hold, 401/403 for one with personal data the caller's key does not open."""
     workspace = get_workspace(request)
     try:
         layer = declared(collection_id)
-    except KeyError:
+    except NotFoundError:
         layer = None
     if layer is None or not workspace.has(layer.source):
         names = ", ".join(lay.id for lay in available(workspace) if _may_see(caller, lay))
@@ -124,21 +117,26 @@ def _check_f(request: Request, allowed=("json", "geojson")) -> None:
         raise ParameterError("f", f"{f!r} is not offered (offered: {', '.join(allowed)})")
 
 
-def _crs_key(value: str | None, name: str) -> str:
-    if value is None:
-        return "CRS84"
-    key = CRS_URIS.get(value.strip().strip("[]"))
-    if key is None:
-        alias = {"EPSG:4326": "EPSG:4326", "EPSG:4490": "EPSG:4490", "EPSG:3857": "EPSG:3857", "CRS84": "CRS84",
-                 "OGC:CRS84": "CRS84", "GCJ-02": "GCJ-02", "GCJ02": "GCJ-02"}.get(value.strip().strip("[]").upper())
-        key = alias
-    if key is None:
-        raise ParameterError(name, f"unsupported coordinate system {value[:100]!r} (supported: {', '.join(CRS_URIS)})")
-    return key
+def _json_format(request: Request) -> None:
+    _check_f(request)
 
 
-def _uri_of(key: str) -> str:
-    return next(uri for uri, k in CRS_URIS.items() if k == key)
+def _items_query(request: Request, layer=Depends(visible_layer)) -> None:
+    """The dependency refusing what an items query may not carry: an unknown parameter (the OGC ones and the
+    layer's queryables are known), then an ``f`` other than json/geojson."""
+    allowed = ITEMS_PARAMS | set(layer.queryables)
+    unknown = sorted(set(request.query_params.keys()) - allowed)
+    if unknown:
+        raise ParameterError(unknown[0][:100], f"unknown query parameter (allowed: {', '.join(sorted(allowed))})")
+    _check_f(request)
+
+
+def _feature_query(request: Request, layer=Depends(visible_layer)) -> None:
+    """The dependency refusing what a single-feature query may not carry (anything but ``crs`` and ``f``)."""
+    unknown = sorted(set(request.query_params.keys()) - {"crs", "f"})
+    if unknown:
+        raise ParameterError(unknown[0][:100], "unknown query parameter (allowed: crs, f)")
+    _check_f(request)
 
 
 def _collection_doc(request: Request, layer, prepared_layer) -> dict:
@@ -163,8 +161,16 @@ def _collection_doc(request: Request, layer, prepared_layer) -> dict:
 
 
 def build_router() -> APIRouter:
+    """The OGC API – Features routes: the service documents, the collections, their features."""
     router = APIRouter(tags=["OGC API – Features"])
+    _add_service_routes(router)
+    _add_collection_routes(router)
+    _add_feature_routes(router)
+    return router
 
+
+def _add_service_routes(router: APIRouter) -> None:
+    """The landing page, the API definition and its page, the conformance classes."""
     @router.get("/", summary="Landing page (JSON); browsers asking for HTML get the web map")
     def landing(request: Request):
         wants_html = request.query_params.get("f") == "html" or (
@@ -213,6 +219,9 @@ def build_router() -> APIRouter:
         _check_f(request)
         return _json({"conformsTo": CONFORMANCE})
 
+
+def _add_collection_routes(router: APIRouter) -> None:
+    """The collections the caller may see, one collection, its queryables."""
     @router.get("/collections", summary="The collections this caller may see")
     def collections(request: Request, caller: Caller = Depends(get_caller)):
         _check_f(request)
@@ -226,57 +235,41 @@ def build_router() -> APIRouter:
                       "collections": docs, "crs": list(CRS_URIS)})
 
     @router.get("/collections/{collection_id}", summary="One collection")
-    def collection(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
-        _check_f(request)
-        layer = _layer_for(request, collection_id, caller)
+    def collection(request: Request, caller: Caller = Depends(get_caller), _f=Depends(_json_format),
+                   layer=Depends(visible_layer)):
         return _json(_collection_doc(request, layer, get_layer_cache(request).prepare(get_workspace(request), layer.id)))
 
     @router.get("/collections/{collection_id}/queryables", summary="Properties usable as filters")
-    def queryables(collection_id: str, request: Request, caller: Caller = Depends(get_caller)):
-        _check_f(request)
-        layer = _layer_for(request, collection_id, caller)
+    def queryables(request: Request, caller: Caller = Depends(get_caller), _f=Depends(_json_format),
+                   layer=Depends(visible_layer)):
         props = queryable_properties(layer, get_layer_cache(request).prepare(get_workspace(request), layer.id).data)
         return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
                       "$id": f"{_base(request)}/collections/{layer.id}/queryables",
                       "type": "object", "title": layer.title_en, "properties": props},
                      media_type="application/schema+json")
 
+
+def _add_feature_routes(router: APIRouter) -> None:
+    """The features of a collection (paged, filtered by bbox and queryables) and one feature."""
     @router.get("/collections/{collection_id}/items", summary="Features (GeoJSON), paged",
                 response_class=Response, openapi_extra={"parameters": _ITEMS_PARAMETERS})
-    async def items(collection_id: str, request: Request, caller: Caller = Depends(get_caller),
-                    area=Depends(bbox_area)):
-        layer = _layer_for(request, collection_id, caller)
-        params = request.query_params
-        allowed = ITEMS_PARAMS | set(layer.queryables)
-        unknown = sorted(set(params.keys()) - allowed)
-        if unknown:
-            raise ParameterError(unknown[0][:100], f"unknown query parameter (allowed: {', '.join(sorted(allowed))})")
-        _check_f(request)
-        limit = _int_param(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _int_param(params.get("offset"), "offset", 0, 0, None)
-        crs_key = _crs_key(params.get("crs"), "crs")
-        if params.get("datetime") is not None and not _DATETIME.match(params["datetime"]):
-            raise ParameterError("datetime", f"{params['datetime'][:100]!r} is not an RFC 3339 instant or interval")
-        equals = {name: params[name] for name in layer.queryables if name in params}
+    async def items(request: Request, caller: Caller = Depends(get_caller), area=Depends(bbox_area),
+                    layer=Depends(visible_layer), _checked=Depends(_items_query), page: Page = Depends(page_of),
+                    crs_key: str = Depends(output_crs), _datetime=Depends(check_datetime)):
+        equals = {name: request.query_params[name] for name in layer.queryables if name in request.query_params}
         view = view_of(caller, _k(request))
         etag = _etag(request, view)
         if (hit := _not_modified(request, etag)) is not None:
             return hit
-        body, returned = await run_in_threadpool(_items_body, request, layer.id, view, crs_key, area, equals,
-                                                 limit, offset)
-        headers = {"Content-Crs": f"<{_uri_of(crs_key)}>", "ETag": etag, "Cache-Control": "no-cache",
+        body, returned = await run_in_threadpool(_items_body, request, layer.id, view, crs_key, area, equals, page)
+        headers = {"Content-Crs": f"<{uri_of(crs_key)}>", "ETag": etag, "Cache-Control": "no-cache",
                    "Vary": "X-API-Key"}
         return Response(body, media_type=GEOJSON, headers=headers)
 
     @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature (GeoJSON)",
                 response_class=Response)
-    def item(collection_id: str, feature_id: str, request: Request, caller: Caller = Depends(get_caller)):
-        layer = _layer_for(request, collection_id, caller)
-        unknown = sorted(set(request.query_params.keys()) - {"crs", "f"})
-        if unknown:
-            raise ParameterError(unknown[0][:100], "unknown query parameter (allowed: crs, f)")
-        _check_f(request)
-        crs_key = _crs_key(request.query_params.get("crs"), "crs")
+    def item(collection_id: str, feature_id: str, request: Request, caller: Caller = Depends(get_caller),
+             layer=Depends(visible_layer), _checked=Depends(_feature_query), crs_key: str = Depends(output_crs)):
         view = view_of(caller, _k(request))
         source = get_layer_cache(request).prepare(get_workspace(request), layer.id)
         row = source.row_of(feature_id)
@@ -292,10 +285,8 @@ def build_router() -> APIRouter:
                  {"href": url, "rel": "collection", "type": "application/json", "title": "the collection"}]
         text = source.feature_strings(view, crs_key)[row]
         body = text[:-1] + ',"links":' + json.dumps(links, ensure_ascii=False) + "}"
-        return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{_uri_of(crs_key)}>", "ETag": etag,
+        return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{uri_of(crs_key)}>", "ETag": etag,
                                                            "Cache-Control": "no-cache", "Vary": "X-API-Key"})
-
-    return router
 
 
 def queryable_properties(layer, data) -> dict[str, dict]:
@@ -362,41 +353,15 @@ def complete_openapi(doc: dict, app) -> dict:
         op["summary"] = f"{layer.title_en} ({layer.title_zh}): features (GeoJSON), paged"
         op["parameters"] = [p for p in op["parameters"] if p["name"] != "collection_id"]
         for name, prop in queryable_properties(layer, app.state.layer_cache.prepare(workspace, layer.id).data).items():
-            op["parameters"].append(_param(name, f"only features whose {name} equals this ({prop['title']})",
+            op["parameters"].append(query_parameter(name, f"only features whose {name} equals this ({prop['title']})",
                                            {"type": prop["type"]}))
         paths[f"/collections/{layer.id}/items"] = {"get": op}
     return doc
 
 
-def _int_param(value: str | None, name: str, default: int, low: int, high: int | None) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ParameterError(name, f"{value[:100]!r} is not a whole number") from None
-    if number < low or (high is not None and number > high):
-        span = f"{low}..{high}" if high is not None else f"at least {low}"
-        raise ParameterError(name, f"{value[:100]} is out of range ({span})")
-    return number
-
-
-def bbox_area(request: Request):
-    """The dependency reading ``bbox`` and ``bbox-crs`` of a request: the WGS-84 area to query, or ``None``.
-
-    The one place a bbox is read (:func:`layers.features.parse_bbox` checks the numbers against the CRS);
-    a ``bbox-crs`` without a ``bbox`` is refused."""
-    params = request.query_params
-    bbox_crs = _crs_key(params.get("bbox-crs"), "bbox-crs")
-    if params.get("bbox") is None:
-        if params.get("bbox-crs") is not None:
-            raise ParameterError("bbox-crs", "needs a bbox")
-        return None
-    return parse_bbox(params["bbox"], bbox_crs)
-
-
 def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area, equals: dict,
-                limit: int, offset: int) -> tuple[str, int]:
+                paging: Page) -> tuple[str, int]:
+    limit, offset = paging.limit, paging.offset
     source = get_layer_cache(request).prepare(get_workspace(request), layer_id)
     rows = source.query(view=view, bbox_wgs84=area, equals=equals)
     page = rows[offset:offset + limit]
@@ -418,23 +383,5 @@ def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area,
     return body, len(page)
 
 
-def _param(name: str, description: str, schema: dict, *, style: str | None = None, explode: bool | None = None) -> dict:
-    doc = {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
-    if style:
-        doc["style"] = style
-    if explode is not None:
-        doc["explode"] = explode
-    return doc
-
-
-_ITEMS_PARAMETERS = [
-    _param("limit", f"features per page (default {DEFAULT_LIMIT})",
-           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, style="form", explode=False),
-    _param("offset", "features to skip (the next/prev links carry it)", {"type": "integer", "minimum": 0, "default": 0}),
-    _param("bbox", "minx,miny,maxx,maxy in bbox-crs (axis order of that CRS)",
-           {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}, style="form", explode=False),
-    _param("bbox-crs", "CRS of bbox", {"type": "string", "format": "uri", "enum": list(CRS_URIS)}),
-    _param("crs", "CRS of the answer", {"type": "string", "format": "uri", "enum": list(CRS_URIS)}),
-    _param("datetime", "accepted and ignored: no collection has a time property", {"type": "string"}),
-    _param("f", "format: json/geojson", {"type": "string", "enum": ["json", "geojson"]}),
-]
+_ITEMS_PARAMETERS = [*PAGE_PARAMETERS, *BBOX_PARAMETERS, CRS_PARAMETER, DATETIME_PARAMETER,
+                     query_parameter("f", "format: json/geojson", {"type": "string", "enum": ["json", "geojson"]})]

@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Caller
-from api.app import require
+from api.params import date_in_force, require
 from geo.errors import ForbiddenError, InputError
 from geo.propose import parse_band
 from geo.report import _json_default
@@ -77,17 +77,29 @@ _PROPOSE_BODY = {"requestBody": {"required": True, "content": {"application/json
                    "keep_current": {"type": "boolean"}}}}}}}
 
 
+#: The dependency letting through street offices and admins.
+office = require("street_office")
+
+
+def _check(request: Request, doc, target: str | None, caller: Caller):
+    """A proposal's body checked: the service, its grids, its report (403 for communities not the caller's)."""
+    redraw = get_redraw(request)
+    grids = redraw.parse_proposal(doc)
+    allow_communities(caller, redraw, set(grids["community_id"].astype(str)))
+    return redraw, grids, redraw.check(grids, band=parse_band(target))
+
+
 def build_router() -> APIRouter:
     """The redraw routes."""
     router = APIRouter(tags=["redraw"])
-    office = require("street_office")
+    _add_draft_routes(router)
+    _add_apply_routes(router)
+    _add_version_routes(router)
+    return router
 
-    def _check(request: Request, doc, target: str | None, caller: Caller):
-        redraw = get_redraw(request)
-        grids = redraw.parse_proposal(doc)
-        allow_communities(caller, redraw, set(grids["community_id"].astype(str)))
-        return redraw, grids, redraw.check(grids, band=parse_band(target))
 
+def _add_draft_routes(router: APIRouter) -> None:
+    """Check a proposal, save it as a draft, list the drafts, read one."""
     @router.post("/grids/proposals/check", summary="Check a proposal or a list of moves without saving it",
                  openapi_extra=_PROPOSAL_BODY)
     async def post_check(request: Request, target: str | None = Query(None, description="band, e.g. 300-500"),
@@ -120,6 +132,9 @@ def build_router() -> APIRouter:
         allow_communities(caller, redraw, p["communities"])
         return _json(p)
 
+
+def _add_apply_routes(router: APIRouter) -> None:
+    """Apply a saved draft; propose balanced grids for a community."""
     @router.post("/grids/proposals/{pid}/apply", summary="Apply a valid saved proposal as a new grid version")
     def apply(pid: str, request: Request, reason: str = Query(..., min_length=1, description="why"),
               expected_version: int | None = Query(None, description="the version the proposal was checked on "
@@ -151,6 +166,9 @@ def build_router() -> APIRouter:
 
         return _json(await run_in_threadpool(run))
 
+
+def _add_version_routes(router: APIRouter) -> None:
+    """The grid history: every version, one version, the version in force on a date, a comparison, a restore."""
     @router.get("/grids/versions", summary="Every version of the grids: author, time, reason")
     def versions(request: Request, _caller: Caller = Depends(office)):
         return _json(get_redraw(request).history())
@@ -163,13 +181,7 @@ def build_router() -> APIRouter:
         return _json(doc)
 
     @router.get("/grids/as_of", summary="The grids in force on a date (GeoJSON)")
-    def as_of(request: Request, date: str = Query(..., description="YYYY-MM-DD"),
-              _caller: Caller = Depends(require("lookup"))):
-        from gridcover.services.lookup import parse_as_of
-
-        when = parse_as_of(date)
-        if when is None:
-            raise InputError("date is empty", field="date")
+    def as_of(request: Request, _caller: Caller = Depends(require("lookup")), when=Depends(date_in_force)):
         v, grids = get_redraw(request).read_as_of(when)
         doc = geojson(grids)
         doc["version"] = v
@@ -189,5 +201,3 @@ def build_router() -> APIRouter:
                 caller: Caller = Depends(require("admin"))):
         restored = get_redraw(request).restore(version, author=caller.key_name or "admin", reason=reason)
         return _json({"restored": version, "version": restored})
-
-    return router

@@ -37,10 +37,7 @@ def _k(request: Request) -> int:
 
 
 def _tile_layer(layer_id: str):
-    try:
-        layer = declared(layer_id)
-    except KeyError as exc:
-        raise NotFoundError(str(exc.args[0])) from None
+    layer = declared(layer_id)  # NotFoundError for an unknown one
     if not layer.tiles:
         raise NotFoundError(f"layer {layer_id!r} is not served as tiles (it holds personal data)")
     return layer
@@ -137,10 +134,7 @@ def build_router() -> APIRouter:
 
     @router.get("/tiles/heat/{heat_id}.json", summary="TileJSON 3.0 of a heat map (PNG tiles)")
     def heat_tilejson(heat_id: str, request: Request):
-        try:
-            heat = declared_heat(heat_id)
-        except KeyError as exc:
-            raise NotFoundError(str(exc.args[0])) from None
+        heat = declared_heat(heat_id)  # NotFoundError for an unknown one
         workspace = get_workspace(request)
         base = str(request.base_url).rstrip("/")
         doc = {"tilejson": "3.0.0", "name": heat.title_en, "description": f"{heat.title_zh} — {heat.title_en}",
@@ -154,10 +148,7 @@ def build_router() -> APIRouter:
     @router.get("/tiles/heat/{heat_id}/{z}/{x}/{y}.png", summary="A heat-map tile (PNG, 256 px, transparent)",
                 response_class=Response)
     async def heat_png(heat_id: str, z: str, x: str, y: str, request: Request):
-        try:
-            declared_heat(heat_id)
-        except KeyError as exc:
-            raise NotFoundError(str(exc.args[0])) from None
+        declared_heat(heat_id)  # NotFoundError for an unknown one
         zi, xi, yi = tile_address(z, x, y)
         workspace, layer_cache = get_workspace(request), get_layer_cache(request)
         return await _cached(request, "png", heat_id, zi, xi, yi,

@@ -87,7 +87,7 @@ class ReachConfig:
             if c.id == cid:
                 return c
         msg = f"unknown facility category {cid!r} (known: {', '.join(self.ids)})"
-        raise KeyError(msg)
+        raise ConfigError(msg)
 
 
 def load_config(data_dir: str | Path | None = None) -> ReachConfig:

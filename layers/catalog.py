@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geo.areas import FRINGE_CODES, OLD_ESTATE_CUTOFF
+from geo.errors import NotFoundError
 from geo.reach import load_config
 from layers.base import SPECIAL_GROUP_COUNTS, Class, Heat, Layer, Style
 
@@ -224,18 +225,18 @@ HEAT_DERIVED = {"h3_reach": tier_shares, "blindspots": blindspot_intensity}
 
 
 def layer(layer_id: str) -> Layer:
-    """The declaration of ``layer_id``; ``KeyError`` naming the known ids otherwise."""
+    """The declaration of ``layer_id``; :class:`~geo.errors.NotFoundError` naming the known ids otherwise."""
     try:
         return _BY_ID[layer_id]
     except KeyError:
         msg = f"unknown layer {layer_id!r} (known: {', '.join(_BY_ID)})"
-        raise KeyError(msg) from None
+        raise NotFoundError(msg) from None
 
 
 def heat(heat_id: str) -> Heat:
-    """The heat map declaration ``heat_id``; ``KeyError`` naming the known ids otherwise."""
+    """The heat map declaration ``heat_id``; :class:`~geo.errors.NotFoundError` naming the known ids otherwise."""
     try:
         return _HEAT_BY_ID[heat_id]
     except KeyError:
         msg = f"unknown heat map {heat_id!r} (known: {', '.join(_HEAT_BY_ID)})"
-        raise KeyError(msg) from None
+        raise NotFoundError(msg) from None

@@ -409,7 +409,7 @@ class LayerCache:
         workspace
             The store the layer is read from.
         layer_id
-            A declared layer's id (``KeyError`` for an unknown one).
+            A declared layer's id (:class:`~geo.errors.NotFoundError` for an unknown one).
 
         Returns
         -------

@@ -51,12 +51,12 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
 
 
 def check_tile(z: int, x: int, y: int) -> None:
-    """``ValueError`` naming the problem for a tile that does not exist."""
+    """:class:`~geo.errors.NotFoundError` naming the problem for a tile that does not exist."""
     if not 0 <= z <= MAX_ZOOM:
-        raise ValueError(f"zoom {z} is outside 0..{MAX_ZOOM}")
+        raise NotFoundError(f"zoom {z} is outside 0..{MAX_ZOOM}")
     n = 1 << z
     if not (0 <= x < n and 0 <= y < n):
-        raise ValueError(f"tile {z}/{x}/{y} does not exist (x and y must be in 0..{n - 1} at zoom {z})")
+        raise NotFoundError(f"tile {z}/{x}/{y} does not exist (x and y must be in 0..{n - 1} at zoom {z})")
 
 
 def tile_address(z: str, x: str, y: str) -> tuple[int, int, int]:
@@ -70,10 +70,7 @@ def tile_address(z: str, x: str, y: str) -> tuple[int, int, int]:
     if not all(p.isascii() and p.isdigit() and len(p) <= 10 for p in parts):
         shown = "/".join(p[:20] for p in parts)
         raise NotFoundError(f"not a tile address: {shown!r} (z/x/y are whole numbers, z in 0..{MAX_ZOOM})")
-    try:
-        check_tile(int(z), int(x), int(y))
-    except ValueError as exc:
-        raise NotFoundError(str(exc)) from None
+    check_tile(int(z), int(x), int(y))
     return int(z), int(x), int(y)
 
 
@@ -115,7 +112,7 @@ def vector_tile(workspace, layer_id: str, z: int, x: int, y: int, *, k: int, lay
     ``layer_cache`` prepares."""
     layer = declared(layer_id)
     if not layer.tiles:
-        raise KeyError(f"layer {layer_id!r} is not served as tiles")
+        raise NotFoundError(f"layer {layer_id!r} is not served as tiles")
     check_tile(z, x, y)
     if z < layer.minzoom or not workspace.has(layer.source):
         return b""

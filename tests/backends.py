@@ -27,8 +27,9 @@ import pytest
 from pg_fixture import postgis_dsn  # noqa: F401 - a fixture the modules importing this one need
 
 BACKENDS = ("gpkg", "postgis")
-# files kept beside a PostGIS workspace (drafts, blind-spot log) go to a throwaway folder, not ~/.local/state
-os.environ.setdefault("GRIDCOVER_STATE_DIR", tempfile.mkdtemp(prefix="gridcover-test-state-"))
+#: Files kept beside a PostGIS workspace (the blind-spot log) go to a throwaway folder, not ~/.local/state: the
+#: tests hand it to the store (``state_dir=STATE_DIR``), and commands they run read it from the environment.
+STATE_DIR = Path(os.environ.setdefault("GRIDCOVER_STATE_DIR", tempfile.mkdtemp(prefix="gridcover-test-state-")))
 
 
 def new_schema() -> str:
@@ -67,7 +68,7 @@ class Backend:
         self.schemas.append(schema)
         gpkg = Path(folder) / "workspace.gpkg" if Path(folder).is_dir() else Path(folder)
         load_gpkg(gpkg, self.dsn, schema=schema)
-        ws = open_workspace(db=self.dsn, schema=schema)
+        ws = open_workspace(db=self.dsn, schema=schema, state_dir=STATE_DIR)
         self.opened.append(ws)
         return ws
 
@@ -77,7 +78,7 @@ class Backend:
 
         if self.kind == "gpkg":
             return open_workspace(ws.path)
-        other = open_workspace(db=self.dsn, schema=ws.schema)
+        other = open_workspace(db=self.dsn, schema=ws.schema, state_dir=STATE_DIR)
         self.opened.append(other)
         return other
 

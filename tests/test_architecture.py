@@ -155,3 +155,38 @@ def test_the_cache_finder_sees_each_kind_of_cache(tmp_path):
                       "F = frozenset()\nG = dict(x=1)\n@functools.lru_cache(maxsize=8)\ndef g(x):\n    return x\n"
                       "@functools.cache\ndef h(x):\n    return x\n", encoding="utf-8")
     assert _module_caches(sample) == ["A", "B", "C", "D", "g", "h"]
+
+
+#: The one module that reads environment variables (the doors hand its ``Environment`` down).
+ENVIRONMENT_READER = "gridcover/environment.py"
+_ENVIRONMENT_NAMES = {"environ", "environb", "getenv", "getenvb"}
+
+
+def _environment_reads(path: Path) -> list[int]:
+    """The lines of ``path`` that read the process environment: ``os.environ``/``os.getenv`` (however ``os`` is
+    named) or ``from os import environ``/``getenv``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in _ENVIRONMENT_NAMES:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+                alias.name in _ENVIRONMENT_NAMES for alias in node.names):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_only_the_environment_module_reads_environment_variables():
+    """Environment variables are read once, at the door, by ``gridcover.environment.Environment.from_os``;
+    every other module gets their values handed down (docs/architecture.md)."""
+    found = [f"{path.relative_to(ROOT).as_posix()}:{line}" for pkg in PACKAGES for path in (ROOT / pkg).rglob("*.py")
+             if path.relative_to(ROOT).as_posix() != ENVIRONMENT_READER for line in _environment_reads(path)]
+    assert found == []
+    assert _environment_reads(ROOT / ENVIRONMENT_READER) != []
+
+
+def test_the_environment_finder_sees_each_way_of_reading_it(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\nimport os as o\nfrom os import getenv\nA = os.environ.get('X')\nB = o.getenv('Y')\n"
+                      "C = os.path.join('a', 'b')\nD = {'environ': 1}['environ']\n", encoding="utf-8")
+    assert _environment_reads(sample) == [3, 4, 5]

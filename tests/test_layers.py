@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo.errors import NotFoundError
 from geo.reach import load_config
 from layers.base import SPECIAL_GROUP_COUNTS, Style, Class
 from layers.catalog import HEATS, LAYERS, heat, layer
@@ -53,7 +54,7 @@ def test_heat_maps_cover_the_basic_set_every_tier_every_category_and_blind_spots
         assert layer(h.layer).geometry == "polygon"
         values = [v for v, _ in h.stops]
         assert values == sorted(values) and all(HEX.match(c) for _, c in h.stops)
-    with pytest.raises(KeyError, match="unknown heat map"):
+    with pytest.raises(NotFoundError, match="unknown heat map"):
         heat("nothing")
 
 

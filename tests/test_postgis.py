@@ -14,7 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from backends import drop_schema, new_schema, postgis_dsn  # noqa: F401 - fixture
+from backends import STATE_DIR, drop_schema, new_schema, postgis_dsn  # noqa: F401 - fixture
 from geo.redraw import grids_after, reassess
 from gridcover.services.redraw import RedrawService
 from gridcover.store import ConflictError, WorkspaceError, open_workspace, postgis
@@ -40,7 +40,7 @@ def folder(tmp_path):
 @pytest.fixture
 def ws(postgis_dsn, schema, folder):
     load_gpkg(folder / "workspace.gpkg", postgis_dsn, schema=schema)
-    out = PostGISWorkspace(postgis_dsn, schema=schema)
+    out = PostGISWorkspace(postgis_dsn, schema=schema, state_dir=STATE_DIR)
     yield out
     out.close()
 
@@ -128,7 +128,7 @@ def test_every_layer_reads_back_as_the_geopackage_gives_it(ws, folder):
 
 def test_a_missing_workspace_or_database_is_one_clear_message(postgis_dsn, schema):
     with pytest.raises(WorkspaceError, match=f"no gridcover workspace in .*schema {schema}.*gridcover analyze"):
-        PostGISWorkspace(postgis_dsn, schema=schema)
+        PostGISWorkspace(postgis_dsn, schema=schema, state_dir=STATE_DIR)
     with pytest.raises(WorkspaceError, match="cannot connect to postgresql://postgres@127.0.0.1:1/x"):
         PostGISWorkspace("postgresql://postgres@127.0.0.1:1/x")
 
@@ -147,7 +147,7 @@ def test_an_interrupted_load_leaves_the_previous_content(ws, postgis_dsn, schema
     monkeypatch.setattr(postgis, "write_layer", failing)
     with pytest.raises(RuntimeError, match="power cut"):
         load_gpkg(folder / "workspace.gpkg", postgis_dsn, schema=schema)
-    again = PostGISWorkspace(postgis_dsn, schema=schema)
+    again = PostGISWorkspace(postgis_dsn, schema=schema, state_dir=STATE_DIR)
     assert again.tag == tag and again.layer_names() == ws.layer_names()
     pd.testing.assert_frame_equal(again.read("grids"), grids)
     again.close()
@@ -175,7 +175,7 @@ def test_a_crash_in_the_middle_of_a_commit_rolls_back_whole(ws, step):
 
 
 def test_two_editors_of_one_community_at_the_same_time_one_wins_the_other_gets_a_conflict(ws, postgis_dsn, schema):
-    a, b = ws, PostGISWorkspace(postgis_dsn, schema=schema)
+    a, b = ws, PostGISWorkspace(postgis_dsn, schema=schema, state_dir=STATE_DIR)
     prepared = {"a": _edit(a, worker="甲"), "b": _edit(b, worker="乙")}  # both checked against version 1
     start, results = threading.Barrier(2), {}
 
@@ -209,7 +209,7 @@ def test_two_editors_of_one_community_at_the_same_time_one_wins_the_other_gets_a
 
 def test_a_reader_during_a_commit_sees_the_old_version_or_the_new_one_never_a_mix(ws, postgis_dsn, schema):
     households, old = len(ws.read("households")), set(ws.read("grids")["worker_name"].dropna())
-    reader = PostGISWorkspace(postgis_dsn, schema=schema)
+    reader = PostGISWorkspace(postgis_dsn, schema=schema, state_dir=STATE_DIR)
     whole, layers, summary = _edit(ws, worker="吴刚")
     done, seen = threading.Event(), []
 
@@ -254,7 +254,7 @@ _WATCHER = textwrap.dedent("""
     import json, sys, time
     from gridcover.store.postgis import PostGISWorkspace
     from gridcover.services.lookup import LookupService
-    ws = PostGISWorkspace(sys.argv[1], schema=sys.argv[2])
+    ws = PostGISWorkspace(sys.argv[1], schema=sys.argv[2], state_dir=sys.argv[3])
     first = ws.tag
     service = LookupService(ws)
     service.get_index()
@@ -269,8 +269,8 @@ _WATCHER = textwrap.dedent("""
 
 
 def test_an_edit_in_one_process_is_seen_by_the_others_within_a_second(ws, postgis_dsn, schema, folder):
-    watchers = [subprocess.Popen([sys.executable, "-c", _WATCHER, postgis_dsn, schema], cwd=ROOT, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    watchers = [subprocess.Popen([sys.executable, "-c", _WATCHER, postgis_dsn, schema, str(STATE_DIR)], cwd=ROOT,
+                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     try:
         for w in watchers:
             assert json.loads(w.stdout.readline())["ready"] == ws.tag
@@ -303,7 +303,7 @@ def test_an_edit_of_a_table_in_place_changes_the_cache_key(ws, postgis_dsn, sche
 
 def test_a_listener_that_lost_its_connection_still_answers_current_versions(ws, postgis_dsn, schema):
     ws.close()  # no LISTEN: every question asks the database
-    other = PostGISWorkspace(postgis_dsn, schema=schema)
+    other = PostGISWorkspace(postgis_dsn, schema=schema, state_dir=STATE_DIR)
     _commit(other)
     assert ws.version == 2 and ws.tag == other.tag
     other.close()
@@ -319,7 +319,7 @@ def test_analyze_db_writes_the_workspace_into_postgis_and_out_becomes_optional(t
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     assert main(["analyze", str(tiny_dir), "--db", postgis_dsn, "--schema", schema, "--quiet"]) == 0
-    ws = PostGISWorkspace(postgis_dsn, schema=schema)
+    ws = PostGISWorkspace(postgis_dsn, schema=schema, state_dir=STATE_DIR)
     assert ws.version == 1 and len(ws.read("households")) == 10 and ws.summary()["households"] == 10
     assert not list(Path(tmp_path).glob("gridcover-analyze-*"))
     first = ws.tag

@@ -1,19 +1,20 @@
 """The ``gridcover`` command: the parser, the exit statuses and the one-line errors; one module per subcommand.
 
 Every error a user can cause is printed as one line and exits with status 2;
-no traceback reaches a user (``GRIDCOVER_DEBUG=1`` shows it for developers).
+no traceback reaches a user (``GRIDCOVER_DEBUG=1`` shows it for developers). The environment is read here,
+once (:class:`gridcover.environment.Environment`), and reaches each command as ``args.environment``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 
 from geo.errors import ConfigError, GridcoverError, InputError
 
 from gridcover.cli.exits import EXIT_CONFLICT, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED  # noqa: F401
+from gridcover.environment import Environment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    environment = Environment.from_os()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv, namespace=argparse.Namespace(environment=environment))
     try:
         return args.func(args)
     except (InputError, ConfigError, GridcoverError) as exc:
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gridcover: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
-        if os.environ.get("GRIDCOVER_DEBUG"):
+        if environment.debug:
             traceback.print_exc()
         print(f"gridcover: internal error: {type(exc).__name__}: {exc} (set GRIDCOVER_DEBUG=1 for details; "
               "please report it)", file=sys.stderr)

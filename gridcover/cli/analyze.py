@@ -69,7 +69,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError("give --out OUT_DIR (the output folder), or --db URL to write into PostGIS")
 
     if not args.discard_grid_edits:
-        _refuse_losing_grid_edits(None if scratch is not None else args.out, db=args.db, schema=args.schema)
+        _refuse_losing_grid_edits(None if scratch is not None else args.out, db=args.db, schema=args.schema,
+                                  state_dir=args.environment.state_dir)
     if args.scheduler and args.engine != "dask":
         raise GridcoverError("--scheduler needs --engine dask")
     if args.skip_invalid and scratch is not None:
@@ -137,7 +138,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_losing_grid_edits(out, *, db: str | None, schema: str) -> None:
+def _refuse_losing_grid_edits(out, *, db: str | None, schema: str, state_dir=None) -> None:
     """A new analysis replaces the workspace and its grid history: refuse while the workspace at ``out`` (or in
     PostGIS at ``db``/``schema``) holds grid changes made with ``gridcover redraw``, which would be lost."""
     from pathlib import Path
@@ -148,7 +149,7 @@ def _refuse_losing_grid_edits(out, *, db: str | None, schema: str) -> None:
     if out is not None and (Path(out) / WORKSPACE_FILE).is_file():
         places.append({"path": out})
     if db:
-        places.append({"db": db, "schema": schema})
+        places.append({"db": db, "schema": schema, "state_dir": state_dir})
     for place in places:
         try:
             workspace = open_workspace(**place)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,10 +32,11 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if sum(given) != 1:
         raise ConfigError("give one of --lon/--lat, --address or --batch FILE.csv")
     when = parse_as_of(args.as_of)
-    path = args.workspace
+    path, environment = args.workspace, args.environment
     if path is None and not args.db:
-        path = os.environ.get("GRIDCOVER_WORKSPACE", DEFAULT_WORKSPACE)
-    service = LookupService(open_workspace(path, db=args.db, schema=args.schema))
+        path = DEFAULT_WORKSPACE if environment.workspace is None else environment.workspace
+    service = LookupService(open_workspace(path, db=args.db, schema=args.schema, state_dir=environment.state_dir),
+                            city=environment.city)
     if args.batch is not None:
         batch = Path(args.batch)
         if not batch.is_file():

@@ -80,7 +80,8 @@ def _open(args: argparse.Namespace):
     from gridcover.services.redraw import RedrawService
     from gridcover.store import open_workspace
 
-    return RedrawService(open_workspace(args.workspace, db=args.db, schema=args.schema))
+    return RedrawService(open_workspace(args.workspace, db=args.db, schema=args.schema,
+                                        state_dir=args.environment.state_dir))
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -51,9 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--k {args.k}: must be at least 1")
     if not args.max_body_mb > 0 or args.max_body_mb == float("inf"):
         raise ConfigError(f"--max-body-mb {args.max_body_mb:g}: must be a positive number of MB")
-    workspace = open_workspace(args.workspace, db=args.db, schema=args.schema)
+    workspace = open_workspace(args.workspace, db=args.db, schema=args.schema, state_dir=args.environment.state_dir)
     keys = load_keys(args.keys)
-    app = create_app(workspace, keys=keys, k=args.k, basemap=args.basemap, max_body_mb=args.max_body_mb)
+    app = create_app(workspace, keys=keys, k=args.k, basemap=args.basemap, max_body_mb=args.max_body_mb,
+                     environment=args.environment)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     _check_listen(args.host, args.port)

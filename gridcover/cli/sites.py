@@ -8,7 +8,6 @@ import argparse
 
 import numpy as np
 
-from geo.errors import InputError
 from gridcover.cli.options import add_as_of, add_quiet, progress_of
 
 
@@ -47,10 +46,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
         source = source / "workspace.gpkg"
     progress = progress_of(args)
     analysis = analyze(source, reference_date=args.as_of, progress=progress)
-    try:
-        analysis.reach_model.config.category(args.category)
-    except KeyError as exc:
-        raise InputError(exc.args[0]) from None
+    analysis.reach_model.config.category(args.category)  # ConfigError naming the known ones
     candidates = None
     if args.candidates:
         from geo.load import _read_vector

@@ -14,7 +14,6 @@ Example
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -27,8 +26,6 @@ from geo.lookup import LookupIndex, build_index, lookup_addresses, lookup_points
 from gridcover.lookup_batch import BatchPlan, answer_batch, charset_of, check_batch, write_answers
 from gridcover.store import Workspace
 
-#: Environment variable naming the city addresses are read in (e.g. 成都市); inferred from the data if unset.
-CITY_ENV = "GRIDCOVER_CITY"
 AS_OF_NOTE = "answered with the grids in force on {date}: version {version} of {created}"
 AS_OF_BEFORE_NOTE = ("no grid version is recorded on or before {date}: answered with the first recorded, "
                      "version {version} of {created}")
@@ -103,10 +100,14 @@ class LookupService:
     ----------
     workspace
         The store whose grids answer.
+    city
+        The city addresses are read in when a lookup names none (the doors pass ``GRIDCOVER_CITY``,
+        :class:`gridcover.environment.Environment`); else inferred from the data.
     """
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, *, city: str | None = None) -> None:
         self.workspace = workspace
+        self.city = city or None
         # version (None: the current one) -> (store tag, city, index)
         self._indexes: dict[int | None, tuple[str, str | None, LookupIndex]] = {}
         self._lock = threading.Lock()
@@ -121,7 +122,7 @@ class LookupService:
         Parameters
         ----------
         city
-            The city addresses are read in (default ``$GRIDCOVER_CITY``, else inferred from the data).
+            The city addresses are read in (default the service's ``city``, else inferred from the data).
         as_of
             A date: the grids in force on it.
 
@@ -129,7 +130,7 @@ class LookupService:
         -------
         LookupIndex
         """
-        city = city or os.environ.get(CITY_ENV) or None
+        city = city or self.city
         workspace = self.workspace
         key: int | None = None
         tag = workspace.tag
@@ -153,7 +154,7 @@ class LookupService:
 
     def has_index(self, *, city: str | None = None) -> bool:
         """Is the index of the store's current version built already (a lookup then takes no build)?"""
-        city = city or os.environ.get(CITY_ENV) or None
+        city = city or self.city
         hit = self._indexes.get(None)
         return bool(hit and hit[0] == self.workspace.tag and hit[1] == city)
 

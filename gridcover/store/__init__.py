@@ -27,16 +27,17 @@ __all__ = ["WORKSPACE_FILE", "ConflictError", "GridVersion", "ProposalStore", "W
 
 
 def open_workspace(path: str | os.PathLike | None = None, *, db: str | None = None,
-                   schema: str = "gridcover") -> Workspace:
+                   schema: str = "gridcover", state_dir: str | os.PathLike | None = None) -> Workspace:
     """Open the workspace ``analyze`` wrote: its folder or its GeoPackage (the embedded default,
     :class:`~gridcover.store.gpkg.GeoPackageWorkspace`), or with ``db`` (a PostgreSQL URL) the PostGIS schema
-    ``analyze --db`` wrote (:class:`~gridcover.store.postgis.PostGISWorkspace`). Both are a :class:`Workspace`."""
+    ``analyze --db`` wrote (:class:`~gridcover.store.postgis.PostGISWorkspace`), whose side files go into a
+    folder under ``state_dir`` (default ~/.local/state/gridcover). Both are a :class:`Workspace`."""
     if db:
         if path is not None:
             raise ConfigError("give a workspace folder or --db URL, not both")
         from gridcover.store.postgis import PostGISWorkspace
 
-        return PostGISWorkspace(db, schema=schema)
+        return PostGISWorkspace(db, schema=schema, state_dir=state_dir)
     if path is None:
         raise ConfigError("give the workspace folder that 'gridcover analyze' wrote, or --db URL")
     return GeoPackageWorkspace(path)

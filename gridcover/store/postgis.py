@@ -381,13 +381,14 @@ def _read_table(conn, schema: str, name: str) -> gpd.GeoDataFrame:
 class PostGISWorkspace(Workspace):
     """A workspace in a PostGIS schema, read into memory per version (thread-safe), kept current by LISTEN."""
 
-    def __init__(self, dsn: str, *, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(self, dsn: str, *, schema: str = DEFAULT_SCHEMA, state_dir: str | os.PathLike | None = None) -> None:
         self.dsn = dsn
         self.schema = check_schema_name(schema)
         self._location = describe(dsn, schema)
         #: Where files kept beside a workspace go (the redraw drafts, the lookup blind-spot log): a folder per
-        #: database and schema under $GRIDCOVER_STATE_DIR (default ~/.local/state/gridcover).
-        self.path = _state_dir(dsn, schema) / "workspace.postgis"
+        #: database and schema under ``state_dir`` (default ~/.local/state/gridcover; the doors pass
+        #: GRIDCOVER_STATE_DIR).
+        self.path = _state_dir(dsn, schema, state_dir) / "workspace.postgis"
         self._lock = threading.RLock()
         self._stamp: tuple | None = None
         self._meta: dict[str, str] = {}
@@ -659,8 +660,8 @@ class PostGISProposals(ProposalStore):
         return out
 
 
-def _state_dir(dsn: str, schema: str) -> Path:
-    root = Path(os.environ.get("GRIDCOVER_STATE_DIR") or Path.home() / ".local" / "state" / "gridcover")
+def _state_dir(dsn: str, schema: str, root: str | os.PathLike | None) -> Path:
+    root = Path(root or Path.home() / ".local" / "state" / "gridcover")
     name = re.sub(r"[^A-Za-z0-9_.@-]+", "_", describe(dsn, schema).replace("postgresql://", ""))[:80]
     folder = root / f"{name}-{blake2b(f'{dsn}#{schema}'.encode(), digest_size=4).hexdigest()}"
     try:
