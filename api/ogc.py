@@ -29,9 +29,9 @@ from starlette.concurrency import run_in_threadpool
 from api.access import PUBLIC, ROLES, Caller
 from api.app import get_caller, get_layer_cache, get_workspace
 from layers.base import DEFAULT_K
-from layers.catalog import FIELD_NAMES, layer as declared
+from layers.catalog import FIELD_NAMES, find_layer as declared
 from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
-from layers.features import View, available, parse_bbox, version_key
+from layers.features import View, list_layers, parse_bbox, version_key
 
 #: The documented URI of GCJ-02 (not an EPSG system): lon/lat degrees with the published offset.
 GCJ02_URI = "urn:gridcover:def:crs:GCJ-02"
@@ -91,7 +91,7 @@ def _layer_for(request: Request, collection_id: str, caller: Caller):
     except KeyError:
         layer = None
     if layer is None or not workspace.has(layer.source):
-        names = ", ".join(lay.id for lay in available(workspace) if _may_see(caller, lay))
+        names = ", ".join(lay.id for lay in list_layers(workspace) if _may_see(caller, lay))
         raise NotFoundError(f"no collection {collection_id!r} (collections: {names})")
     if not _may_see(caller, layer):
         error = KeyRequiredError if caller is PUBLIC else ForbiddenError
@@ -217,7 +217,7 @@ def build_router() -> APIRouter:
     def collections(request: Request, caller: Caller = Depends(get_caller)):
         _check_f(request)
         workspace = get_workspace(request)
-        layers = [lay for lay in available(workspace) if _may_see(caller, lay)]
+        layers = [lay for lay in list_layers(workspace) if _may_see(caller, lay)]
         layer_cache = get_layer_cache(request)
         docs = [_collection_doc(request, lay, layer_cache.prepare(workspace, lay.id)) for lay in layers]
         base = _base(request)
@@ -339,7 +339,7 @@ def complete_openapi(doc: dict, app) -> dict:
     queryables as parameters (``/collections/grids/items?community_id=…``, OGC API – Features Part 3)."""
     paths = doc["paths"]
     workspace = app.state.workspace
-    layers = available(workspace)
+    layers = list_layers(workspace)
     ids = [lay.id for lay in layers]
     for path, ops in paths.items():
         for op in ops.values():

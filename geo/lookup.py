@@ -440,7 +440,7 @@ def _plain(value):
     return value
 
 
-def records(columns: dict[str, np.ndarray]) -> list[dict]:
+def columns_to_records(columns: dict[str, np.ndarray]) -> list[dict]:
     """The answers as a list of JSON-ready dicts (NaN → None, numpy scalars → Python)."""
     if all(len(v) == 1 for v in columns.values()):  # a single answer: no frame needed
         return [{k: _plain(v[0]) for k, v in columns.items()}]

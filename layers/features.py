@@ -28,8 +28,8 @@ import shapely
 
 from geo.crs import transform_geometries, wgs84_to_gcj02
 from geo.errors import ParameterError
-from layers.base import Layer
-from layers.catalog import HEAT_DERIVED, LAYERS, layer as declared
+from layers.base import MapLayer
+from layers.catalog import HEAT_DERIVED, LAYERS, find_layer as declared
 
 if TYPE_CHECKING:
     from gridcover.store import Workspace
@@ -208,7 +208,7 @@ def _lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 class PreparedLayer:
     """One declared layer of one workspace version, ready to answer queries and draw tiles."""
 
-    def __init__(self, layer: Layer, frame: gpd.GeoDataFrame, *, street_of: np.ndarray | None, tag: str) -> None:
+    def __init__(self, layer: MapLayer, frame: gpd.GeoDataFrame, *, street_of: np.ndarray | None, tag: str) -> None:
         self.layer = layer
         self.tag = tag
         extra = {}
@@ -361,7 +361,7 @@ class PreparedLayer:
         return out
 
 
-def _street_of(workspace, layer: Layer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
+def _street_of(workspace, layer: MapLayer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
     if layer.id == "streets":
         return frame["id"].astype(str).to_numpy()
     if "street_id" in frame.columns:
@@ -379,7 +379,7 @@ def version_key(workspace: Workspace) -> str:
     return f"{workspace.tag}-{workspace.stamp}"
 
 
-def available(workspace) -> list[Layer]:
+def list_layers(workspace) -> list[MapLayer]:
     """The declared layers the workspace holds, in catalogue order."""
     names = set(workspace.layer_names())
     return [layer for layer in LAYERS if layer.source in names]

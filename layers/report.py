@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from layers.base import DEFAULT_K, SPECIAL_GROUP_COUNTS
-from layers.catalog import FIELD_NAMES, layer as layer_decl
+from layers.catalog import FIELD_NAMES, find_layer as layer_decl
 
 STATIC = Path(__file__).parent / "static" / "leaflet"
 _JS_MARK = "gridcover-inline://leaflet.js"

@@ -29,7 +29,7 @@ import shapely
 from PIL import Image
 
 from geo.errors import NotFoundError
-from layers.catalog import heat as declared_heat, layer as declared
+from layers.catalog import find_heat as declared_heat, find_layer as declared
 from layers.features import LayerCache, public_view
 from layers.mvt import EXTENT, encode_layer
 
