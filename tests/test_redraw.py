@@ -9,16 +9,16 @@ import pytest
 import shapely
 
 from geo.errors import InputError
-from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_from_moves, proposal_from_geojson,
+from geo.redraw import (check_proposal, compare_grids, grids_from_moves, proposal_from_geojson,
                         proposal_frame)
 from gridcover.store import open_workspace
-from redraw_data import synthetic_workspace
+from redraw_data import context_of, synthetic_workspace
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     ws = open_workspace(synthetic_workspace(tmp_path_factory.mktemp("redraw")))
-    return RedrawContext.from_layers(lambda n: ws.read(n) if ws.has(n) else None, version=ws.version)
+    return context_of(ws)
 
 
 def _current(ctx, cid="C1"):

@@ -64,8 +64,9 @@ class RedrawService:
                 return hit[1]
             store = self.store
             metric = store.summary().get("metric_crs") or None
-            ctx = RedrawContext.from_layers(lambda name: store.read(name) if store.has(name) else None,
-                                            version=store.version, metric_crs=metric)
+            frames = {name: store.read(name) if store.has(name) else None
+                      for name in ("communities", "grids", "households", "buildings", "estates", "roads")}
+            ctx = RedrawContext.from_frames(**frames, version=store.version, metric_crs=metric)
             self._context = (tag, ctx)
             return ctx
 
@@ -315,7 +316,7 @@ class RedrawService:
 
         def assess(c: RedrawContext):
             whole = grids_after(c, replace, communities=communities)
-            layers, summary = reassess(c, store.read, whole, summary=store.summary())
+            layers, summary = reassess(c, store.read("households"), whole, summary=store.summary())
             return whole, layers, summary
 
         prepared = assess(ctx)
