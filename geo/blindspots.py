@@ -34,13 +34,10 @@ _COLUMNS = ["id", "rank", "risk", "risk_reasons", "weight", "households", "perso
             "unregistered_buildings", *SPECIAL_GROUPS, "grid_ids", "community_ids", "cells", "area_m2"]
 
 
-def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
-                under_registered_lonlat: tuple[np.ndarray, np.ndarray], config: RiskConfig, metric_crs,
-                resolution: int = DEFAULT_RESOLUTION) -> gpd.GeoDataFrame:
-    """Blind-spot polygons (WGS-84) from household locations (lon/lat), their risk and the under-registered
-    buildings' inside points."""
-    cell = cells_of(lon, lat, resolution)
-    level = risk["risk_level"].to_numpy()
+def _hot_cells(cell: np.ndarray, level: np.ndarray, risk: pd.DataFrame, under_registered_lonlat, *,
+               config: RiskConfig, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which households are serious, the sorted hot cells (weight at least ``config.min_cell_weight``) and
+    the under-registered buildings' cells among them."""
     w = config.weights
     reasoned = np.column_stack([risk[f"reason_{r}"].to_numpy(bool) for r in BLIND_SPOT_REASONS]).any(axis=1)
     serious = (cell > 0) & (reasoned | (level == 3) | risk["long_visit_gap"].to_numpy(bool))
@@ -50,11 +47,11 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     cell_weight = pd.concat([pd.Series(hh_weight[serious], index=cell[serious]),
                              pd.Series(w["unregistered_building"], index=ub_cell)]).groupby(level=0).sum()
     hot = np.sort(cell_weight.index[cell_weight.to_numpy() >= config.min_cell_weight].to_numpy().astype(np.uint64))
-    ub_cell = ub_cell[np.isin(ub_cell, hot)]
-    at_risk_hh = serious
-    if len(hot) == 0:
-        return gpd.GeoDataFrame({c: [] for c in _COLUMNS}, geometry=[], crs="EPSG:4326")
-    # neighbours among hot cells → connected components
+    return serious, hot, ub_cell[np.isin(ub_cell, hot)]
+
+
+def _hot_components(hot: np.ndarray) -> np.ndarray:
+    """The connected component of each hot cell (neighbours among the hot cells join)."""
     disk = pa.array(h3ronpy.grid_disk(hot, 1, flatten=False))
     counts = np.diff(disk.offsets.to_numpy())
     src = np.repeat(np.arange(len(hot)), counts)
@@ -64,6 +61,23 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     hit = hot[pos] == dst_cells
     graph = sp.coo_matrix((np.ones(int(hit.sum())), (src[hit], pos[hit])), shape=(len(hot), len(hot)))
     _, comp = connected_components(graph, directed=False)
+    return comp
+
+
+def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
+                under_registered_lonlat: tuple[np.ndarray, np.ndarray], config: RiskConfig, metric_crs,
+                resolution: int = DEFAULT_RESOLUTION) -> gpd.GeoDataFrame:
+    """Blind-spot polygons (WGS-84) from household locations (lon/lat), their risk and the under-registered
+    buildings' inside points."""
+    cell = cells_of(lon, lat, resolution)
+    level = risk["risk_level"].to_numpy()
+    w = config.weights
+    serious, hot, ub_cell = _hot_cells(cell, level, risk, under_registered_lonlat, config=config,
+                                       resolution=resolution)
+    at_risk_hh = serious
+    if len(hot) == 0:
+        return gpd.GeoDataFrame({c: [] for c in _COLUMNS}, geometry=[], crs="EPSG:4326")
+    comp = _hot_components(hot)
 
     # households in hot cells (all of them count for totals; at-risk ones for the figures)
     in_hot = (cell > 0) & np.isin(cell, hot)

@@ -29,6 +29,7 @@ array(['G01-02'], dtype=object)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import geopandas as gpd
 import numpy as np
@@ -246,34 +247,42 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
         if "estate_id" in buildings and ep is not None:
             b_estate = pd.Index(ep.ids).get_indexer(buildings["estate_id"].astype(str))
 
-    def make_address_index():
-        known = pd.concat([s for s in (
-            households["address"] if households is not None and "address" in households else None,
-            buildings["address"] if buildings is not None and "address" in buildings else None,
-        ) if s is not None] or [pd.Series([], dtype=object)], ignore_index=True)
-        a_settings = address_settings or infer_settings(
-            known, city=city,
-            districts=tuple(streets["district"].dropna().astype(str).unique()) if streets is not None
-            and "district" in streets else (),
-            street_offices=tuple(streets["name"].dropna().astype(str)) if streets is not None and "name" in streets
-            else (),
-            communities=tuple(communities["name"].dropna().astype(str)) if communities is not None
-            and "name" in communities else ())
-        hh = None
-        if households is not None and {"address", "building_id"} <= set(households.columns):
-            hh = pd.DataFrame({"address": households["address"].to_numpy(),
-                               "building_id": households["building_id"].to_numpy()})
-        return build_address_index(buildings=None if buildings is None else pd.DataFrame(buildings.drop(
-            columns=buildings.geometry.name)), estates=None if estates is None else pd.DataFrame(
-            estates.drop(columns=estates.geometry.name)), households=hh, settings=a_settings)
-
     return LookupIndex(
         version=version, grids=gp, grid_name=_text(grids["name"]), community_id=community, street_id=street,
         worker_name=_text(grids["worker_name"]) if "worker_name" in grids else np.full(len(grids), None, object),
         worker_phone=_text(grids["worker_phone"]) if "worker_phone" in grids else np.full(len(grids), None, object),
         grid_metric_tree=metric_tree, metric_crs=metric_crs, to_metric=to_metric,
         buildings=bp, building_grid=b_grid, building_estate=b_estate, estates=ep, estate_grid=e_grid,
-        address=LazyAddressIndex(make_address_index))
+        address=LazyAddressIndex(partial(_make_address_index, buildings=buildings, estates=estates,
+                                         communities=communities, households=households, streets=streets,
+                                         city=city, address_settings=address_settings)))
+
+
+def _make_address_index(*, buildings: gpd.GeoDataFrame | None, estates: gpd.GeoDataFrame | None,
+                        communities: gpd.GeoDataFrame | None, households: pd.DataFrame | None,
+                        streets: gpd.GeoDataFrame | None, city: str | None,
+                        address_settings: AddressSettings | None):
+    """The address index of :func:`build_index` (built on the first address lookup): known addresses of the
+    households and buildings, settings inferred from them unless given."""
+    known = pd.concat([s for s in (
+        households["address"] if households is not None and "address" in households else None,
+        buildings["address"] if buildings is not None and "address" in buildings else None,
+    ) if s is not None] or [pd.Series([], dtype=object)], ignore_index=True)
+    a_settings = address_settings or infer_settings(
+        known, city=city,
+        districts=tuple(streets["district"].dropna().astype(str).unique()) if streets is not None
+        and "district" in streets else (),
+        street_offices=tuple(streets["name"].dropna().astype(str)) if streets is not None and "name" in streets
+        else (),
+        communities=tuple(communities["name"].dropna().astype(str)) if communities is not None
+        and "name" in communities else ())
+    hh = None
+    if households is not None and {"address", "building_id"} <= set(households.columns):
+        hh = pd.DataFrame({"address": households["address"].to_numpy(),
+                           "building_id": households["building_id"].to_numpy()})
+    return build_address_index(buildings=None if buildings is None else pd.DataFrame(buildings.drop(
+        columns=buildings.geometry.name)), estates=None if estates is None else pd.DataFrame(
+        estates.drop(columns=estates.geometry.name)), households=hh, settings=a_settings)
 
 
 def _grid_fields(index: LookupIndex, g: np.ndarray) -> dict[str, np.ndarray]:
