@@ -97,11 +97,11 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     unknown = unknown_categories(layers.get("facilities"), config)
     data.warnings[warnings_before:warnings_before] = unknown_category_warnings(unknown, config)
     run = RunInfo.of(data)
-    result = global_stages(run, [part.table], grids=layers["grids"], communities=layers["communities"],
-                           streets=layers["streets"], buildings=[part.buildings], split_buildings=[part.split_buildings],
-                           cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
-                           facilities_unknown=unknown, config=config, fringe_source=part.fringe_source,
-                           h3_resolution=h3_resolution, reference_date=reference_date, clock=clock)
+    parts = PartTables(tables=[part.table], buildings=[part.buildings], split_buildings=[part.split_buildings],
+                       cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
+                       facilities_unknown=unknown, fringe_source=part.fringe_source)
+    result = global_stages(run, parts, city=layers, config=config, h3_resolution=h3_resolution,
+                           reference_date=reference_date, clock=clock)
     out_households = add_risk_columns(part.households, result.household_risk)
     ctx = result.risk_context
     ctx.origin_of = part.origin_of
@@ -323,16 +323,55 @@ def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
-                  streets: gpd.GeoDataFrame, buildings: list, split_buildings: list, cells: list, origins: list,
-                  network_stats: dict, facilities_unknown: dict, config, fringe_source: str, h3_resolution: int,
-                  reference_date: date, clock: "_Clock | None" = None) -> GlobalResult:
+@dataclass
+class PartTables:
+    """What the parts of a run hand to :func:`global_stages`: one entry per part in each list (one part for a
+    single-process run), and the figures of the whole walking network."""
+
+    tables: list[pd.DataFrame]
+    buildings: list
+    split_buildings: list
+    cells: list
+    origins: list
+    network_stats: dict
+    facilities_unknown: dict
+    fringe_source: str
+
+
+def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDataFrame], config,
+                  h3_resolution: int, reference_date: date, clock: "_Clock | None" = None) -> GlobalResult:
     """Grid workload, coverage issues, reach shares, risk, blind spots, scorecard and summary of the whole city,
-    from the parts' compact tables (the same code for one part or many)."""
+    from the parts' compact tables (the same code for one part or many); ``city`` holds the whole ``grids``,
+    ``communities`` and ``streets``."""
     clock = clock or _Clock(None)
+    grids, communities, streets = city["grids"], city["communities"], city["streets"]
+    hh = concat_tables(parts.tables)
+    out_grids, issues, coverage = _diagnose_city(run, hh, grids, communities, parts.split_buildings)
+    clock.step("diagnose", f"found {len(issues):,} coverage issues")
+    all_cells, reach, reach_summary = _reach_stage(run, hh, out_grids, parts, config=config,
+                                                   h3_resolution=h3_resolution)
+    clock.step("shares", f"aggregated reach shares of {len(hh):,} households")
+    risk, spots, card, ctx, registration, risk_config = _risk_stage(
+        run, hh, out_grids, reach, parts.buildings, communities=communities, streets=streets, config=config,
+        h3_resolution=h3_resolution, reference_date=reference_date)
+    all_cells = add_cell_risk(all_cells, hh["lon"].to_numpy(), hh["lat"].to_numpy(), risk, resolution=h3_resolution)
+    clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
+                       f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
+
+    zones = pd.DataFrame({"zone": hh["zone"].to_numpy()})
+    zones.attrs["fringe_source"] = parts.fringe_source
+    summary = build_summary(run, hh, out_grids, issues, coverage, streets, communities)
+    summary["reach"] = reach_summary
+    summary["risk"] = risk_summary(risk, zones, spots, registration, risk_config, reference_date)
+    summary["timings_s"] = clock.timings
+    return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
+                        summary=summary, household_risk=risk, risk_context=ctx)
+
+
+def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
+                   split_buildings: list) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, pd.DataFrame]:
+    """The grids with their workload, the coverage issues and each community's coverage check."""
     settings = run.settings
-    hh = concat_tables(tables)
-    status = hh["status"].to_numpy()
     grid_id = hh["grid_id"].to_numpy()
     building_id = hh["building_id"].to_numpy()
     persons = hh["persons"].fillna(0).to_numpy()
@@ -354,8 +393,16 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     out_grids = pd.concat([out_grids.drop(columns="geometry"), workload, out_grids[["geometry"]]], axis=1)
     out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
     coverage = community_coverage(grids, communities, settings=settings)
-    clock.step("diagnose", f"found {len(issues):,} coverage issues")
 
+    return out_grids, issues, coverage
+
+
+def _reach_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, parts: PartTables, *, config,
+                 h3_resolution: int) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict]:
+    """The H3 cells of the whole city, the households' reach columns and the reach summary; the grids get
+    their reach shares (in place)."""
+    grid_id = hh["grid_id"].to_numpy()
+    cells, origins = parts.cells, parts.origins
     reach = hh[[f"within_{c}" for c in config.ids] + ["basic_complete"] + _risk_minute_columns(config, run.folder)]
     special = pd.DataFrame({g: hh[g].to_numpy() for g in SPECIAL_GROUPS})
     zone = hh["zone"].to_numpy()
@@ -370,7 +417,7 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     all_cells = pd.concat(all_cells, ignore_index=True).sort_values("h3").reset_index(drop=True) if all_cells else cells[0]
     all_cells = gpd.GeoDataFrame(all_cells, geometry="geometry", crs="EPSG:4326")
     origin_rows = pd.concat(origins, ignore_index=True).drop_duplicates("key")
-    stats = dict(network_stats)
+    stats = dict(parts.network_stats)
     if stats.get("method") == "network":
         stats.update({"origins": int(len(origin_rows)),
                       "origins_not_attached": int((~origin_rows["attached"]).sum()),
@@ -386,7 +433,7 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
         "horizon_min": config.horizon_min,
         "categories": [asdict(c) for c in config.categories],
         "network": stats,
-        "facilities_unknown_category": facilities_unknown,
+        "facilities_unknown_category": parts.facilities_unknown,
         "households_not_attached": int(hh["not_attached"].sum()),
         "households_on_fragments": int(hh["on_fragment"].sum()),
         "households_basic_complete": int(hh["basic_complete"].sum()),
@@ -395,8 +442,18 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
         "h3_cells_from_centre": int(all_cells["from_centre"].sum()) if len(all_cells) else 0,
         "shares": json.loads(level_rows.to_json(orient="records")),
     }
-    clock.step("shares", f"aggregated reach shares of {len(hh):,} households")
 
+    return all_cells, reach, reach_summary
+
+
+def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, reach: pd.DataFrame,
+                buildings: list, *, communities: gpd.GeoDataFrame, streets: gpd.GeoDataFrame, config,
+                h3_resolution: int, reference_date: date):
+    """Household risk, blind spots and scorecard; the grids get their risk columns (in place)."""
+    status = hh["status"].to_numpy()
+    grid_id = hh["grid_id"].to_numpy()
+    building_id = hh["building_id"].to_numpy()
+    old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
     risk_config = load_risk_config(run.folder, categories=config)
     own_b = [b for b in buildings if b is not None]
     if own_b:
@@ -427,18 +484,7 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
     for column in g_risk.columns:
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
-    all_cells = add_cell_risk(all_cells, lon, lat, risk, resolution=h3_resolution)
-    clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
-                       f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
-
-    zones = pd.DataFrame({"zone": zone})
-    zones.attrs["fringe_source"] = fringe_source
-    summary = build_summary(run, hh, out_grids, issues, coverage, streets, communities)
-    summary["reach"] = reach_summary
-    summary["risk"] = risk_summary(risk, zones, spots, registration, risk_config, reference_date)
-    summary["timings_s"] = clock.timings
-    return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
-                        summary=summary, household_risk=risk, risk_context=ctx)
+    return risk, spots, card, ctx, registration, risk_config
 
 
 #: A building-grid table without split buildings (grid_workload's ``split_buildings`` are then all 0).
