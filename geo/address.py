@@ -415,9 +415,12 @@ class AddressMatches:
 def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> AddressMatches:
     """Match addresses to buildings or estates (exact normalised place first, then bigram similarity).
 
-    >>> m = match_addresses(index, ["锦华苑三栋", "红星路二段12号"])
-    >>> m.kind
-    array(['building', 'ambiguous'], dtype=object)
+    >>> estates = pd.DataFrame({"id": ["E1"], "name": ["锦华苑"], "address": ["红星路二段12号"]})
+    >>> buildings = pd.DataFrame({"id": ["B1", "B2"], "estate_id": ["E1", "E1"], "name": ["3栋", "4栋"]})
+    >>> index = build_address_index(buildings=buildings, estates=estates, settings=AddressSettings(city="成都市"))
+    >>> m = match_addresses(index, ["锦华苑三栋", "红星路二段12号", "火星路1号"])
+    >>> m.kind, m.building
+    (array(['building', 'estate', 'none'], dtype=object), array([ 0, -1, -1]))
     """
     settings = index.settings
     texts = pd.Series(list(texts), dtype=object)

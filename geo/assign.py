@@ -7,8 +7,19 @@ docs/data-model.md.
 
 Example
 -------
->>> result = assign_households(households, buildings, grids)
->>> result["status"].value_counts()
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point, box
+>>> grids = gpd.GeoDataFrame({"id": ["G1", "G2"]}, geometry=[box(0, 0, 50, 100), box(50, 0, 100, 100)],
+...                          crs=32648)
+>>> buildings = gpd.GeoDataFrame({"id": ["B1", "B2"]}, geometry=[box(10, 10, 30, 30), box(40, 60, 60, 80)],
+...                              crs=32648)
+>>> households = gpd.GeoDataFrame({"id": ["H1", "H2", "H3"]},
+...                               geometry=[Point(20, 20), Point(45, 70), Point(150, 50)], crs=32648)
+>>> assign_households(households, buildings, grids)[["building_id", "grid_id", "status"]]
+  building_id grid_id             status
+0          B1      G1                 ok
+1          B2      G1     building_split
+2         NaN     NaN  outside_all_grids
 """
 
 from __future__ import annotations
@@ -66,7 +77,10 @@ def points_in_polygons(points: np.ndarray, polygons: np.ndarray, *, tie_rank: np
     The tree is built on the points and queried with the polygons' boxes (cheaper than the other way round
     when points outnumber polygons), then each candidate pair is tested with prepared polygons.
 
-    >>> idx, inside = points_in_polygons(households.geometry.to_numpy(), grids.geometry.to_numpy())
+    >>> from shapely.geometry import Point, box
+    >>> points = np.array([Point(20, 20), Point(50, 70), Point(150, 50)])
+    >>> points_in_polygons(points, np.array([box(0, 0, 50, 100), box(50, 0, 100, 100)]))
+    (array([ 0,  0, -1]), array([1, 0, 0]))
     """
     points = np.asarray(points, dtype=object)
     n = len(points)

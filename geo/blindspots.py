@@ -10,7 +10,22 @@ persons at risk, special-group counts, the grids and communities it touches, and
 
 Example
 -------
->>> spots = blind_spots(lon, lat, households, risk, buildings_lonlat=(blon, blat), under=under, config=cfg)
+Two red households in no grid, side by side, make one blind spot; a third one, safe, makes none:
+
+>>> import numpy as np
+>>> import pandas as pd
+>>> from geo.risk import REASONS, RiskConfig
+>>> households = pd.DataFrame({"persons": [3, 2, 1], "grid_id": [None, None, "G1"], "community_id": ["C1"] * 3,
+...                            **{g: [False] * 3 for g in SPECIAL_GROUPS}})
+>>> risk = pd.DataFrame({"risk_level": [3, 3, 0], "long_visit_gap": [False] * 3,
+...                      **{f"reason_{r}": [r == "no_grid", r == "no_grid", False] for r in REASONS}})
+>>> config = RiskConfig(visits={}, long_gap_days=90, group_services={}, registration={}, targets={},
+...                     weights={"red": 10, "yellow": 3, "blue": 1, "unregistered_building": 5})
+>>> spots = blind_spots(np.array([104.0657, 104.0658, 104.08]), np.array([30.6595, 30.6595, 30.67]),
+...                     households, risk, under_registered_lonlat=(np.zeros(0), np.zeros(0)), config=config,
+...                     metric_crs=32648)
+>>> spots[["id", "risk", "households", "persons", "weight"]].values.tolist()
+[['BS0001', 'red', 2, 5, 20]]
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ do); BD-09 is applied everywhere.
 
 Example
 -------
+>>> import numpy as np
 >>> lon, lat = wgs84_to_gcj02(np.array([104.0657]), np.array([30.6595]))
->>> gcj02_to_wgs84(lon, lat)  # back to (104.0657, 30.6595) within 1e-9 degrees
+>>> [round(float(v[0]), 6) for v in gcj02_to_wgs84(lon, lat)]  # back within 1e-9 degrees
+[104.0657, 30.6595]
 """
 
 from __future__ import annotations

@@ -21,9 +21,16 @@ The answers carry the grid's full-time worker's work contact and never any house
 
 Example
 -------
->>> index = build_index(grids, buildings=buildings, estates=estates, communities=communities, version=3)
->>> lookup_points(index, [104.0657], [30.6595], crs="gcj02")["grid_id"]
+>>> import geopandas as gpd
+>>> from shapely.geometry import box
+>>> grids = gpd.GeoDataFrame({"id": ["G01-01", "G01-02"], "name": ["一网格", "二网格"], "community_id": ["C01", "C01"]},
+...                          geometry=[box(104.060, 30.655, 104.065, 30.665), box(104.065, 30.655, 104.070, 30.665)],
+...                          crs=4326)
+>>> index = build_index(grids, version=3)
+>>> lookup_points(index, [104.0657], [30.6595])["grid_id"]
 array(['G01-02'], dtype=object)
+>>> lookup_points(index, [104.0657], [30.6595], crs="gcj02")["grid_id"]  # the same numbers on a GCJ-02 map
+array(['G01-01'], dtype=object)
 """
 
 from __future__ import annotations

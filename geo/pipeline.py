@@ -1,9 +1,15 @@
 """The analysis run: load → assign → diagnose, with timings and a summary.
 
-Example
--------
->>> analysis = analyze("sample_geojson")
->>> analysis.summary["status_counts"]["outside_all_grids"]
+``analyze("sample_geojson")`` runs the whole of it on the sample folder (a few seconds: the test suite
+runs it, ``tests/test_pipeline.py``); ``analysis.summary["status_counts"]`` then counts the households of
+each status. The parts of a partitioned run meet in :func:`concat_tables`:
+
+>>> import pandas as pd
+>>> a = pd.DataFrame({"grid_id": pd.Categorical(["G1", "G2"])})
+>>> b = pd.DataFrame({"grid_id": pd.Categorical(["G3"])})
+>>> whole = concat_tables([a, b])
+>>> whole["grid_id"].tolist(), list(whole["grid_id"].cat.categories)
+(['G1', 'G2', 'G3'], ['G1', 'G2', 'G3'])
 """
 
 from __future__ import annotations
@@ -564,6 +570,14 @@ def unknown_categories(facilities: gpd.GeoDataFrame | None, config) -> dict[str,
 
 
 def unknown_category_warnings(unknown: dict[str, int], config) -> list[str]:
+    """One warning per facility category the reach configuration does not know, with its count.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> unknown_category_warnings({"gym": 2}, SimpleNamespace(source="built-in"))
+    ["facilities: 2 with category 'gym' not in built-in: not used for reach"]
+    """
     return [f"facilities: {count} with category {cat!r} not in {config.source}: not used for reach"
             for cat, count in unknown.items()]
 

@@ -23,8 +23,20 @@ The steps, each a function over arrays:
 
 Example
 -------
->>> result = propose_grids(community, buildings, estates, households, band=(300, 500))
->>> result.grids[["id", "households"]].head()
+Four buildings of three households each, in grids of 5 to 7 households:
+
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> import pandas as pd
+>>> from shapely.geometry import box
+>>> community = gpd.GeoDataFrame({"id": ["C1"]}, geometry=[box(0, 0, 200, 100)], crs=32648)
+>>> buildings = gpd.GeoDataFrame({"id": ["B0", "B1", "B2", "B3"]},
+...                              geometry=[box(20 + 45 * i, 40, 40 + 45 * i, 60) for i in range(4)], crs=32648)
+>>> households = pd.DataFrame({"building_id": np.repeat(buildings["id"], 3).to_numpy(), "persons": 2,
+...                            "x": np.nan, "y": np.nan})
+>>> result = propose_grids(community, buildings, None, households, band=(5, 7))
+>>> result.grids[["id", "households"]].values.tolist()
+[['C1-N01', 6], ['C1-N02', 6]]
 """
 
 from __future__ import annotations

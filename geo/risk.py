@@ -16,9 +16,18 @@ folder's ``risk.toml`` replaces it).
 
 Example
 -------
->>> cfg = load_risk_config()
->>> risk = household_risk(households, reach, over_capacity_grids=set(), under_registered=set(),
-...                       config=cfg, reference_date=date(2026, 11, 29), categories=load_config())
+>>> from datetime import date
+>>> import pandas as pd
+>>> households = pd.DataFrame({"status": ["ok", "outside_all_grids", "ok"], "grid_id": ["G1", None, "G1"],
+...                            "building_id": ["B1", "B2", "B1"],
+...                            "last_visit": ["2026-11-20", "2026-11-20", "2026-01-05"],
+...                            **{g: [False, False, g == "elderly_alone"] for g in SPECIAL_GROUPS}})
+>>> config = RiskConfig(visits={"elderly_alone": 30}, long_gap_days=90, group_services={}, registration={},
+...                     weights={}, targets={})
+>>> risk = household_risk(households, None, over_capacity_grids=set(), under_registered=set(), config=config,
+...                       reference_date=date(2026, 11, 29), categories=None)
+>>> [(colour, list(reasons)) for colour, reasons in zip(risk["risk"], risk["risk_reasons"])]
+[('none', []), ('blue', ['no_grid']), ('yellow', ['visit_overdue'])]
 """
 
 from __future__ import annotations

@@ -14,8 +14,30 @@ the k largest remaining marginal gains (and never below 1 - 1/e of it).
 
 Example
 -------
->>> plan = propose_sites(model, "elderly_daycare", 3, demand=demand, candidates=(cx, cy))
->>> plan.sites, plan.covered_weight
+Three homes along one road lack a kindergarten within 10 minutes; of two candidate sites, the one at the
+east end covers two of them:
+
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> from shapely.geometry import LineString, Point
+>>> from geo.lifecircle import household_origins
+>>> from geo.reach import Category, ReachConfig
+>>> roads = gpd.GeoDataFrame({"highway": ["residential"]}, geometry=[LineString([(0, 0), (2000, 0)])],
+...                          crs=32648)
+>>> facilities = gpd.GeoDataFrame({"id": ["F1"], "category": ["kindergarten"]}, geometry=[Point(0, 10)],
+...                               crs=32648)
+>>> origins, origin_of = household_origins(np.array([600.0, 1800.0, 1850.0]), np.full(3, 10.0),
+...                                        np.full(3, None, dtype=object), buildings=None, estates=None,
+...                                        gates=None)
+>>> config = ReachConfig(categories=(Category(id="kindergarten", name_zh="幼儿园", name_en="Kindergarten",
+...                                           tier=10, basic=True, elderly=False),),
+...                      speeds={"general": 1.0, "elderly": 0.92}, detour_factor=1.3)
+>>> model = ReachModel.build(roads, facilities, origins, config=config)
+>>> demand = demand_for(model, "kindergarten", origin_of, np.zeros(3, bool), np.zeros(3, bool))
+>>> plan = propose_sites(model, "kindergarten", 1, demand=demand,
+...                      candidates=(np.array([1000.0, 1800.0]), np.array([10.0, 10.0])))
+>>> plan.sites.tolist(), plan.covered_households, plan.method
+([1], 2, 'exact')
 """
 
 from __future__ import annotations

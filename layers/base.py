@@ -6,8 +6,10 @@ layer is adding one declaration.
 
 Example
 -------
->>> MapLayer(id="estates", source="estates", title_zh="小区", title_en="Estates", geometry="polygon",
-...       public_fields=("id", "name"), style=Style(kind="fill", classes=(Class("#888", "小区", "estate"),)))
+>>> estates = MapLayer(id="estates", source="estates", title_zh="小区", title_en="Estates", geometry="polygon",
+...                    public_fields=("id", "name"), style=Style(kind="fill", classes=(Class("#888", "小区", "estate"),)))
+>>> estates.style.color_of("anything"), estates.minzoom
+('#888', 10)
 """
 
 from __future__ import annotations

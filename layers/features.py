@@ -9,8 +9,21 @@ latitude first), Web Mercator and GCJ-02 (geo.crs).
 
 Example
 -------
->>> layer = LayerCache().prepare(open_workspace("out/sample"), "grids")
->>> page = layer.query(bbox=(104.07, 30.65, 104.08, 30.66), view=public_view(5))
+A store's layer is prepared once (:class:`LayerCache`); a frame can be prepared alike. Small special-group
+counts are withheld from the public (here fewer than 5):
+
+>>> import geopandas as gpd
+>>> from shapely.geometry import box
+>>> from layers.catalog import find_layer
+>>> frame = gpd.GeoDataFrame({"id": ["G1", "G2"], "name": ["一网格", "二网格"], "community_id": "C1",
+...                           "elderly_alone": [3, 12]},
+...                          geometry=[box(104.07, 30.65, 104.075, 30.66), box(104.075, 30.65, 104.08, 30.66)],
+...                          crs=4326)
+>>> layer = PreparedLayer(find_layer("grids"), frame, street_of=None, tag="v1")
+>>> layer.query(view=public_view(5), bbox_wgs84=box(104.071, 30.651, 104.072, 30.652))
+array([0])
+>>> layer.properties(public_view(5))["elderly_alone"].tolist()
+[<NA>, 12]
 """
 
 from __future__ import annotations
@@ -391,9 +404,11 @@ class LayerCache:
 
     Examples
     --------
+    Needs a workspace on disk (``gridcover analyze sample_geojson out/sample``), so not run as a doctest:
+
     >>> layers = LayerCache()
-    >>> grids = layers.prepare(open_workspace("out/sample"), "grids")
-    >>> layers.prepare(open_workspace("out/sample"), "grids") is grids
+    >>> grids = layers.prepare(open_workspace("out/sample"), "grids")  # doctest: +SKIP
+    >>> layers.prepare(open_workspace("out/sample"), "grids") is grids  # doctest: +SKIP
     True
     """
 

@@ -8,7 +8,7 @@ counts, and counts from 1 to k-1 are shown as "<k".
 
 Example
 -------
->>> write_report(analysis, Path("out/sample/report.html"))
+>>> write_report(analysis, Path("out/sample/report.html"))  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ it was drawn from.
 
 Example
 -------
->>> data = vector_tile(workspace, "grids", 15, 26085, 13712, k=5, layer_cache=LayerCache())
+>>> data = vector_tile(workspace, "grids", 15, 26085, 13712, k=5, layer_cache=LayerCache())  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -155,3 +155,27 @@ def test_the_cache_finder_sees_each_kind_of_cache(tmp_path):
                       "F = frozenset()\nG = dict(x=1)\n@functools.lru_cache(maxsize=8)\ndef g(x):\n    return x\n"
                       "@functools.cache\ndef h(x):\n    return x\n", encoding="utf-8")
     assert _module_caches(sample) == ["A", "B", "C", "D", "g", "h"]
+
+
+def _public_functions(path: Path) -> list[ast.FunctionDef]:
+    """The module-level functions of ``path`` whose names are public."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            found.append(node)
+    return found
+
+
+def test_each_public_function_of_the_core_says_what_it_does():
+    """``help()`` on any public function of ``geo/`` answers with its docstring."""
+    bare = [f"{path.relative_to(ROOT).as_posix()}:{fn.name}" for path in sorted((ROOT / "geo").glob("*.py"))
+            for fn in _public_functions(path) if not ast.get_docstring(fn)]
+    assert bare == []
+
+
+def test_each_module_of_the_core_shows_an_example():
+    """Every module of ``geo/`` carries at least one ``>>>`` example (tests/test_doctests.py runs them)."""
+    without = [path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "geo").glob("*.py"))
+               if path.name != "__init__.py" and ">>> " not in path.read_text(encoding="utf-8")]
+    assert without == []

@@ -9,10 +9,13 @@ that does not exist, ``ConflictError`` when another change came first. See docs/
 
 Example
 -------
->>> redraw = RedrawService(open_workspace("out/sample"))
->>> grids, check, notes = redraw.propose("C1", band=(300, 500))
->>> version, check = redraw.apply(grids, author="王芳", reason="均衡工作量")
->>> redraw.history()["current"] == version["version"]
+It needs a workspace on disk (``gridcover analyze sample_geojson out/sample``), so it is not run as a
+doctest (tests/test_services_redraw.py runs the same on both backends):
+
+>>> redraw = RedrawService(open_workspace("out/sample"))  # doctest: +SKIP
+>>> grids, check, notes = redraw.propose("C1", band=(300, 500))  # doctest: +SKIP
+>>> version, check = redraw.apply(grids, author="王芳", reason="均衡工作量")  # doctest: +SKIP
+>>> redraw.history()["current"] == version["version"]  # doctest: +SKIP
 True
 """
 
