@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -412,7 +413,7 @@ class AddressMatches:
     candidates: pd.DataFrame
 
 
-def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> AddressMatches:
+def match_addresses(index: AddressIndex, texts: Iterable[str | None], *, chunk: int = 2000) -> AddressMatches:
     """Match addresses to buildings or estates (exact normalised place first, then bigram similarity).
 
     >>> estates = pd.DataFrame({"id": ["E1"], "name": ["锦华苑"], "address": ["红星路二段12号"]})

@@ -35,11 +35,13 @@ array(['G01-01'], dtype=object)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
 import geopandas as gpd
 import numpy as np
+from numpy.typing import ArrayLike
 import pandas as pd
 import pyproj
 import shapely
@@ -73,7 +75,8 @@ METHODS = {
 }
 
 
-def to_wgs84(lon, lat, crs: str = "wgs84", *, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84", *,
+             cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Convert lon/lat arrays in one of :data:`LOOKUP_CRS` to WGS-84 (``InputError`` for anything else).
 
     ``cache`` (e.g. :attr:`LookupIndex.crs_cache`) keeps the parsed ``crs`` and its transformer between calls;
@@ -319,7 +322,7 @@ def nearest_grids(index: LookupIndex, lon: np.ndarray, lat: np.ndarray) -> tuple
     return best, np.round(dist, 1)
 
 
-def lookup_points(index: LookupIndex, lon, lat, *, crs: str = "wgs84") -> dict[str, np.ndarray]:
+def lookup_points(index: LookupIndex, lon: ArrayLike, lat: ArrayLike, *, crs: str = "wgs84") -> dict[str, np.ndarray]:
     """Grid, worker, building and estate of each point (see the module docstring for the rules).
 
     Returns columns (arrays aligned with the input): :data:`ANSWER_FIELDS` plus ``lon_wgs84``, ``lat_wgs84``.
@@ -382,7 +385,7 @@ def _take_ids(layer: _Polygons | None, pos: np.ndarray) -> np.ndarray:
     return out
 
 
-def lookup_addresses(index: LookupIndex, addresses) -> dict[str, np.ndarray]:
+def lookup_addresses(index: LookupIndex, addresses: Iterable[str | None]) -> dict[str, np.ndarray]:
     """Grid and worker for each address, via the building or estate it names (see :mod:`geo.address`).
 
     Returns :data:`ANSWER_FIELDS` plus :data:`ADDRESS_FIELDS`. An ambiguous address has ``candidates``

@@ -935,7 +935,8 @@ class Proposal:
 
 
 def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
-                  estates: gpd.GeoDataFrame | None, households: pd.DataFrame, *, band=DEFAULT_BAND,
+                  estates: gpd.GeoDataFrame | None, households: pd.DataFrame, *,
+                  band: str | tuple[int, int] = DEFAULT_BAND,
                   current_grids: gpd.GeoDataFrame | None = None, keep_current: bool = False,
                   roads: gpd.GeoDataFrame | None = None, spacing_m: float = 10.0, simplify_m: float = 5.0,
                   road_penalty_m: float = 60.0, precision_m: float = 0.01) -> Proposal:

@@ -15,14 +15,39 @@ answers, for the communities it touches, with plain JSON-ready data:
 
 Everything works in the metric CRS of a :class:`RedrawContext` (built once per workspace version).
 
-The frames come from the caller (``gridcover.services.redraw`` reads them from the store): see the
-examples of :meth:`RedrawContext.from_frames` and :func:`check_proposal`.
+The frames come from the caller (``gridcover.services.redraw`` reads them from the store).
+
+Example
+-------
+One grid of two households cut in two halves: valid, and one household changes grid (and worker).
+
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point, box
+>>> square = box(104.0, 30.0, 104.01, 30.01)
+>>> ctx = RedrawContext.from_frames(
+...     communities=gpd.GeoDataFrame({"id": ["C1"]}, geometry=[square], crs=4326),
+...     grids=gpd.GeoDataFrame({"id": ["G1"], "community_id": ["C1"], "worker_name": ["王芳"],
+...                             "full_time_workers": [1]}, geometry=[square], crs=4326),
+...     households=gpd.GeoDataFrame({"id": ["H1", "H2"], "building_id": [None, None], "persons": [3, 2],
+...                                  "grid_id": ["G1", "G1"], "community_id": ["C1", "C1"]},
+...                                 geometry=[Point(104.002, 30.005), Point(104.008, 30.005)], crs=4326))
+>>> community = ctx.communities.geometry.iloc[0]
+>>> x0, y0, x1, y1 = community.bounds
+>>> halves = [community.intersection(box(x0, y0, (x0 + x1) / 2, y1)),
+...           community.intersection(box((x0 + x1) / 2, y0, x1, y1))]
+>>> proposal = gpd.GeoDataFrame({"id": ["G1", "G2"], "community_id": ["C1", "C1"],
+...                              "worker_name": ["王芳", "李强"], "full_time_workers": [1, 1]},
+...                             geometry=halves, crs=ctx.metric_crs)
+>>> report = check_proposal(ctx, proposal, band=(1, 2))
+>>> report["valid"], report["moved"]["households"], [(g["id"], g["households"]) for g in report["grids"]]
+(True, 1, [('G1', 1), ('G2', 1)])
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -456,14 +481,15 @@ def _community_at(ctx: RedrawContext, rows: gpd.GeoDataFrame) -> str | None:
 
 
 # ------------------------------------------------------------------ the check
-def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAULT_BAND,
+def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str | tuple[int, int] = DEFAULT_BAND,
                    road_follow_m: float = ROAD_FOLLOW_M) -> dict:
     """Validity, balance, shape and the diff of a proposal (metric grids with ``id``, ``community_id``).
 
     Returns a JSON-ready dict; ``valid`` is true when the proposal has no gap, overlap, part outside its
     community, grid in several pieces, split building or split estate (other than one above the ceiling).
     Balance against the band is reported per grid (``in_band``) and in ``all_in_band`` but does not make a
-    proposal invalid (a street office may have its reasons; the report shows them).
+    proposal invalid (a street office may have its reasons; the report shows them). The module docstring
+    shows one.
     """
     t0 = time.perf_counter()
     lo, hi = parse_band(band)
@@ -836,7 +862,8 @@ def compare_grids(ctx: RedrawContext, before: gpd.GeoDataFrame, after: gpd.GeoDa
 
 
 # ------------------------------------------------------------------ applying: the layers after a redraw
-def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, communities=None) -> gpd.GeoDataFrame:
+def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *,
+                communities: Iterable[str] | None = None) -> gpd.GeoDataFrame:
     """The whole grids layer after a proposal (metric): the grids of the proposal's communities (or of
     ``communities``, when given) replaced by the proposal's, other communities' grids unchanged."""
     cids = set(map(str, communities)) if communities is not None else set(proposal["community_id"].astype(str))

@@ -392,7 +392,7 @@ def version_key(workspace: Workspace) -> str:
     return f"{workspace.tag}-{workspace.stamp}"
 
 
-def list_layers(workspace) -> list[MapLayer]:
+def list_layers(workspace: Workspace) -> list[MapLayer]:
     """The declared layers the workspace holds, in catalogue order."""
     names = set(workspace.layer_names())
     return [layer for layer in LAYERS if layer.source in names]
