@@ -34,8 +34,8 @@ from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h
 from geo.load import Dataset, load_data
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.blindspots import blind_spots
-from geo.risk import (COLOURS, REASONS, RiskConfig, building_registration, grid_risk, household_risk,
-                      load_risk_config, scorecard)
+from geo.risk import (COLOURS, REASONS, RiskConfig, build_scorecard, building_registration, grid_risk,
+                      household_risk, load_risk_config)
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 
@@ -544,7 +544,8 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
                           categories=ctx.categories)
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
-    card = scorecard(ctx.households, risk, reach_households, ctx.grids, ctx.communities, ctx.streets, config=ctx.config)
+    card = build_scorecard(ctx.households, risk, reach_households, ctx.grids, ctx.communities, ctx.streets,
+                           config=ctx.config)
     card = pd.concat([card, zone_scorecard(ctx.households, risk, reach_households, config=ctx.config)], ignore_index=True)
     return risk, spots, card
 

@@ -232,8 +232,8 @@ def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame
     return out.reset_index(drop=True)
 
 
-def scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataFrame | None, grids: pd.DataFrame,
-              communities: pd.DataFrame, streets: pd.DataFrame, *, config: RiskConfig) -> pd.DataFrame:
+def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataFrame | None, grids: pd.DataFrame,
+                    communities: pd.DataFrame, streets: pd.DataFrame, *, config: RiskConfig) -> pd.DataFrame:
     """Rows ``level``, ``id``, ``name``, ``indicator``, ``value``, ``target``, ``pass``, ``numerator``,
     ``denominator`` for every community and street against the plan's targets.
 

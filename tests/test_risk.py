@@ -10,7 +10,7 @@ import shapely
 
 from geo.errors import ConfigError
 from geo.reach import load_config
-from geo.risk import REASONS, building_registration, grid_risk, household_risk, load_risk_config, scorecard
+from geo.risk import REASONS, build_scorecard, building_registration, grid_risk, household_risk, load_risk_config
 
 CATS = load_config()
 CFG = load_risk_config(categories=CATS)
@@ -109,7 +109,7 @@ def test_scorecard_rows_against_the_plans_targets():
                       {"old_estate": True}, {"old_estate": True, "status": "outside_all_grids", "grid_id": None}])
     r = _risk(hh)
     grids = pd.DataFrame({"id": ["G1"], "community_id": ["C1"], "workers": [1]})
-    card = scorecard(hh, r, _reach(4), grids, pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]}),
+    card = build_scorecard(hh, r, _reach(4), grids, pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]}),
                      pd.DataFrame({"id": ["S1"], "name": ["测试街道"]}), config=CFG)
     row = card[(card["level"] == "community") & (card["indicator"] == "special_groups_served")].iloc[0]
     assert (row["value"], row["target"], row["pass"]) == (0.5, 0.98, False)
