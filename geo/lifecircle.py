@@ -154,7 +154,7 @@ def household_reach(model: ReachModel, origin_of: np.ndarray, elderly_alone: np.
     return frame
 
 
-def reach_shares(groups: dict[str, np.ndarray], reach: pd.DataFrame, persons: np.ndarray, special: pd.DataFrame,
+def reach_shares(groups: dict[str, np.ndarray], reach: pd.DataFrame, *, persons: np.ndarray, special: pd.DataFrame,
                  config: ReachConfig) -> pd.DataFrame:
     """Shares within tier per group level (grid, community, street, zone), per category and for the basic set.
 

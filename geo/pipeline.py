@@ -221,15 +221,16 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                             areas=layers.get("areas"), derive_fringe=settings.derive_fringe, lonlat=(lon, lat))
     for column in ("old_estate", "fringe", "zone"):
         out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
+    seeds = None if every_cell else settled_cells(data, (lon, lat), resolution=h3_resolution, more=seed_cells)
     reach = household_reach_stage(data, assigned, households, lonlat=(lon, lat), h3_resolution=h3_resolution,
                                   keep_cell=keep_cell, area_wgs84=area_wgs84, order=order, component_of=component_of,
-                                  seed_cells=None if every_cell else settled_cells(data, (lon, lat), h3_resolution, seed_cells))
+                                  seed_cells=seeds)
     for column in reach.household_columns:
         out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
     clock.step("reach", f"measured walking reach to {len(reach.model.config.ids)} categories "
                         f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
 
-    table = household_table(households, assigned, zones, reach, lonlat=(lon, lat), config=reach.model.config,
+    table = household_table(households, assigned, zones=zones, reach=reach, lonlat=(lon, lat), config=reach.model.config,
                             folder=data.folder)
     if buildings is not None:
         keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
@@ -253,7 +254,7 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                 fringe_source=zones.attrs.get("fringe_source", "none"))
 
 
-def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, zones: pd.DataFrame, reach: "ReachResult", *,
+def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, *, zones: pd.DataFrame, reach: "ReachResult",
                     lonlat: tuple[np.ndarray, np.ndarray], config, folder=None) -> pd.DataFrame:
     """The compact per-household columns the global stages need (categoricals, numbers and flags)."""
     lon, lat = lonlat
@@ -366,9 +367,11 @@ def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDat
 
     zones = pd.DataFrame({"zone": hh["zone"].to_numpy()})
     zones.attrs["fringe_source"] = parts.fringe_source
-    summary = build_summary(run, hh, out_grids, issues, coverage, streets, communities)
+    summary = build_summary(run, hh, grids=out_grids, issues=issues, coverage=coverage, streets=streets,
+                            communities=communities)
     summary["reach"] = reach_summary
-    summary["risk"] = risk_summary(risk, zones, spots, registration, risk_config, reference_date)
+    summary["risk"] = risk_summary(risk, zones, spots=spots, registration=registration, config=risk_config,
+                                   reference_date=reference_date)
     summary["timings_s"] = clock.timings
     return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
                         summary=summary, household_risk=risk, risk_context=ctx)
@@ -416,7 +419,7 @@ def _reach_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, pa
     groups = {"street": hh["street_id"].to_numpy(), "community": hh["community_id"].to_numpy(), "grid": grid_id,
               "zone": zone.astype(object), "old_estate": np.where(old, "old_estate", None),
               "fringe": np.where(fringe, "fringe", None)}
-    shares = reach_shares(groups, reach, hh["persons"].to_numpy(), special, config)
+    shares = reach_shares(groups, reach, persons=hh["persons"].to_numpy(), special=special, config=config)
     for column, values in grid_share_columns(shares[shares["level"] == "grid"], out_grids["id"].astype(str).to_numpy()).items():
         out_grids.insert(len(out_grids.columns) - 1, column, values)
     all_cells = [c for c in cells if c is not None and len(c)]
@@ -464,7 +467,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     own_b = [b for b in buildings if b is not None]
     if own_b:
         own_b = pd.concat(own_b, ignore_index=True).drop_duplicates("id").sort_values("order", kind="stable")
-        registration = building_registration(own_b, building_id, risk_config, area=own_b["area"].to_numpy())
+        registration = building_registration(own_b, building_id, config=risk_config, area=own_b["area"].to_numpy())
         registration.index = own_b.index
         under_mask = registration["under_registered"].to_numpy()
         under = set(registration.loc[under_mask, "id"])
@@ -487,7 +490,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
                       under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
                       reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64))
     risk, spots, card = assess_risk(ctx, reach)
-    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
+    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk)
     for column in g_risk.columns:
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
     return risk, spots, card, ctx, registration, risk_config
@@ -544,9 +547,9 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
                           categories=ctx.categories)
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
-    card = build_scorecard(ctx.households, risk, reach_households, ctx.grids, ctx.communities, ctx.streets,
-                           config=ctx.config)
-    card = pd.concat([card, zone_scorecard(ctx.households, risk, reach_households, config=ctx.config)], ignore_index=True)
+    card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
+                           communities=ctx.communities, streets=ctx.streets, config=ctx.config)
+    card = pd.concat([card, zone_scorecard(ctx.households, risk, reach=reach_households, config=ctx.config)], ignore_index=True)
     return risk, spots, card
 
 
@@ -631,7 +634,7 @@ def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd
                        not_attached=hh_not_attached, on_fragment=hh_stranded, origins=origin_rows)
 
 
-def settled_cells(data: Dataset, lonlat: tuple[np.ndarray, np.ndarray], resolution: int,
+def settled_cells(data: Dataset, lonlat: tuple[np.ndarray, np.ndarray], *, resolution: int,
                   more: np.ndarray | None = None) -> np.ndarray:
     """The H3 cells of the households (``lonlat``) and of the buildings' inside points, with ``more``: the
     places people live, round which the life circle's empty cells are kept."""
@@ -661,7 +664,8 @@ def add_cell_risk(cells: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray, ris
     return out
 
 
-def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataFrame, *, config: RiskConfig) -> pd.DataFrame:
+def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.DataFrame,
+                   config: RiskConfig) -> pd.DataFrame:
     """The scorecard's served/coverage indicators for old estates, fringes and the rest (level ``zone``)."""
     t = config.targets
     zone_masks = {"old_estate": households["old_estate"].to_numpy(bool), "fringe": households["fringe"].to_numpy(bool)}
@@ -685,8 +689,8 @@ def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataF
     return pd.DataFrame(rows)
 
 
-def risk_summary(risk: pd.DataFrame, zones: pd.DataFrame, spots: gpd.GeoDataFrame, registration: pd.DataFrame | None,
-                 config: RiskConfig, reference_date: date) -> dict:
+def risk_summary(risk: pd.DataFrame, zones: pd.DataFrame, *, spots: gpd.GeoDataFrame,
+                 registration: pd.DataFrame | None, config: RiskConfig, reference_date: date) -> dict:
     """Risk counts by colour and reason, broken down into old estates / fringe / the rest."""
     out = {"reference_date": reference_date.isoformat(), "rules_source": config.source,
            "fringe_source": zones.attrs.get("fringe_source", "none"),
@@ -720,7 +724,7 @@ def _counts(series: pd.Series, keys) -> dict[str, int]:
     return {k: int(vc.get(k, 0)) for k in keys}
 
 
-def build_summary(data: "RunInfo", households: pd.DataFrame, grids: gpd.GeoDataFrame, issues: gpd.GeoDataFrame,
+def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDataFrame, issues: gpd.GeoDataFrame,
                   coverage: pd.DataFrame, streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> dict:
     """The run's figures as plain JSON-ready data (counts only: no household appears by id)."""
     status = households["status"]

@@ -795,10 +795,10 @@ def grid_polygons(community: shapely.Geometry, tess: Tessellation, unit_grid: np
     out = shapely.union(shapely.difference(raw, all_fp, grid_size=precision_m), own, grid_size=precision_m)
     out = polygonal_parts(out)
     out = _reattach_crumbs(out, own, precision_m)
-    return exact_coverage(_fill_gaps(out, community, precision_m), community, precision_m)
+    return exact_coverage(_fill_gaps(out, community, precision_m), community, precision_m=precision_m)
 
 
-def exact_coverage(grids: np.ndarray, community: shapely.Geometry, precision_m: float) -> np.ndarray:
+def exact_coverage(grids: np.ndarray, community: shapely.Geometry, *, precision_m: float) -> np.ndarray:
     """The grids rebuilt from the faces of their noded boundaries (with the community outline), each face
     given to the grid holding most of it, faces no grid holds to the neighbour sharing the longest edge:
     an edge-matched coverage with no gap and no sliver, whatever small offsets the overlay left."""

@@ -460,7 +460,7 @@ def _rebuild_coverage(ctx: RedrawContext, grids: gpd.GeoDataFrame, cids: set[str
         mine = np.flatnonzero(grids["community_id"].astype(str).to_numpy() == cid)
         community = ctx.communities.geometry.to_numpy()[
             np.flatnonzero(ctx.communities["id"].astype(str).to_numpy() == cid)[0]]
-        geoms[mine] = exact_coverage(geoms[mine], community, ctx.settings.precision_m)
+        geoms[mine] = exact_coverage(geoms[mine], community, precision_m=ctx.settings.precision_m)
         if ctx.buildings is not None and len(ctx.buildings):
             frame = gpd.GeoDataFrame({"id": grids["id"].to_numpy()[mine]}, geometry=geoms[mine], crs=grids.crs)
             held = building_grids(ctx.buildings, frame, settings=ctx.settings)["grid"].to_numpy()
@@ -834,7 +834,7 @@ def _diff(hh: pd.DataFrame, assigned: pd.DataFrame, old_grid: np.ndarray, new_gr
     }
 
 
-def compare_grids(ctx: RedrawContext, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> dict:
+def compare_grids(ctx: RedrawContext, *, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> dict:
     """Compare two versions of the grids (metric): the diff of :func:`check_proposal` between them.
 
     Households are assigned to both versions afresh (so any two versions from history can be compared).

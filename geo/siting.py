@@ -33,7 +33,8 @@ east end covers two of them:
 ...                                           tier=10, basic=True, elderly=False),),
 ...                      speeds={"general": 1.0, "elderly": 0.92}, detour_factor=1.3)
 >>> model = ReachModel.build(roads, facilities, origins, config=config)
->>> demand = demand_for(model, "kindergarten", origin_of, np.zeros(3, bool), np.zeros(3, bool))
+>>> demand = demand_for(model, "kindergarten", origin_of=origin_of, elderly_alone=np.zeros(3, bool),
+...                     special=np.zeros(3, bool))
 >>> plan = propose_sites(model, "kindergarten", 1, demand=demand,
 ...                      candidates=(np.array([1000.0, 1800.0]), np.array([10.0, 10.0])))
 >>> plan.sites.tolist(), plan.covered_households, plan.method
@@ -84,8 +85,8 @@ class SitePlan:
     seconds: float = 0.0
 
 
-def demand_for(model: ReachModel, category: str, origin_of: np.ndarray, elderly_alone: np.ndarray,
-               special: np.ndarray, *, special_weight: float = SPECIAL_WEIGHT) -> Demand:
+def demand_for(model: ReachModel, category: str, *, origin_of: np.ndarray, elderly_alone: np.ndarray,
+               special: np.ndarray, special_weight: float = SPECIAL_WEIGHT) -> Demand:
     """Households missing ``category`` within its tier, grouped into (origin, speed) demand points."""
     cat = model.config.category(category)
     speeds = model.config.speeds
@@ -363,7 +364,8 @@ def plan_sites(analysis, category: str, k: int, *, candidates: tuple[np.ndarray,
     elderly = hh["elderly_alone"].to_numpy(bool)
     special = (hh["elderly_alone"].to_numpy(bool) | hh["child_in_difficulty"].to_numpy(bool)
                | hh["mental_disorder"].to_numpy(bool))
-    demand = demand_for(model, category, ctx.origin_of, elderly, special, special_weight=special_weight)
+    demand = demand_for(model, category, origin_of=ctx.origin_of, elderly_alone=elderly, special=special,
+                        special_weight=special_weight)
     ids, cx, cy = candidates if candidates is not None else default_candidates(analysis)
     plan = propose_sites(model, category, k, demand=demand, candidates=(cx, cy), exact_max_pairs=exact_max_pairs)
 

@@ -112,7 +112,7 @@ def test_compare_two_versions_finds_merged_grids(ctx):
     before = _current(ctx)
     merged = before.iloc[:2].dissolve().assign(id=before["id"].iloc[0], community_id="C1")
     after = gpd.GeoDataFrame(pd_concat([merged, before.iloc[2:]]), crs=before.crs)
-    diff = compare_grids(ctx, before, after)
+    diff = compare_grids(ctx, before=before, after=after)
     assert diff["removed"] == [before["id"].iloc[1]]
     assert diff["merged"] == [{"into": before["id"].iloc[0], "from": sorted(before["id"].iloc[:2])}]
 

@@ -289,7 +289,7 @@ class RedrawService:
             ctx.community(community)
             before = before[before["community_id"].astype(str) == str(community)]
             after = after[after["community_id"].astype(str) == str(community)]
-        out = compare_grids(ctx, before, after)
+        out = compare_grids(ctx, before=before, after=after)
         out.update({"from_version": int(a), "to_version": int(b)})
         return out
 
