@@ -31,9 +31,9 @@ from api.app import get_layer_cache, get_workspace
 from api.params import (BBOX_PARAMETERS, CRS_PARAMETER, CRS_URIS, DATETIME_PARAMETER, GCJ02_URI, PAGE_PARAMETERS,
                         Page, bbox_area, check_datetime, get_caller, output_crs, page_of, query_parameter, uri_of)
 from layers.base import DEFAULT_K
-from layers.catalog import FIELD_NAMES, layer as declared
+from layers.catalog import FIELD_NAMES, find_layer as declared
 from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
-from layers.features import View, available, version_key
+from layers.features import View, list_layers, version_key
 
 __all__ = ["GCJ02_URI", "build_router", "complete_openapi", "queryable_properties", "view_of"]
 
@@ -84,7 +84,7 @@ def visible_layer(collection_id: str, request: Request, caller: Caller = Depends
     except NotFoundError:
         layer = None
     if layer is None or not workspace.has(layer.source):
-        names = ", ".join(lay.id for lay in available(workspace) if _may_see(caller, lay))
+        names = ", ".join(lay.id for lay in list_layers(workspace) if _may_see(caller, lay))
         raise NotFoundError(f"no collection {collection_id!r} (collections: {names})")
     if not _may_see(caller, layer):
         error = KeyRequiredError if caller is PUBLIC else ForbiddenError
@@ -226,7 +226,7 @@ def _add_collection_routes(router: APIRouter) -> None:
     def collections(request: Request, caller: Caller = Depends(get_caller)):
         _check_f(request)
         workspace = get_workspace(request)
-        layers = [lay for lay in available(workspace) if _may_see(caller, lay)]
+        layers = [lay for lay in list_layers(workspace) if _may_see(caller, lay)]
         layer_cache = get_layer_cache(request)
         docs = [_collection_doc(request, lay, layer_cache.prepare(workspace, lay.id)) for lay in layers]
         base = _base(request)
@@ -330,7 +330,7 @@ def complete_openapi(doc: dict, app) -> dict:
     queryables as parameters (``/collections/grids/items?community_id=…``, OGC API – Features Part 3)."""
     paths = doc["paths"]
     workspace = app.state.workspace
-    layers = available(workspace)
+    layers = list_layers(workspace)
     ids = [lay.id for lay in layers]
     for path, ops in paths.items():
         for op in ops.values():

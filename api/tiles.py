@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.app import get_layer_cache, get_workspace
 from layers.base import DEFAULT_K
-from layers.catalog import HEATS, heat as declared_heat, layer as declared
+from layers.catalog import HEATS, find_heat as declared_heat, find_layer as declared
 from layers.features import version_key
 from geo.errors import NotFoundError
 from layers.tiles import TileCache, heat_tile, tile_address, vector_tile

@@ -26,7 +26,7 @@ from api.app import get_layer_cache, get_workspace
 from geo.errors import NotFoundError
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, HEATS
-from layers.features import available, public_view
+from layers.features import list_layers, public_view
 
 STATIC = Path(__file__).parent / "static"
 mimetypes.add_type("text/javascript", ".js")
@@ -59,7 +59,7 @@ def map_config(request: Request) -> dict:
     """The declarations the page needs: layers present in the workspace, heat maps, extent, base map."""
     workspace = get_workspace(request)
     layers = []
-    for layer in available(workspace):
+    for layer in list_layers(workspace):
         if not layer.tiles:
             continue
         style = dataclasses.asdict(layer.style)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -307,6 +308,14 @@ def build_address_index(*, buildings: pd.DataFrame | None = None, estates: pd.Da
     settings
         The city and the known districts, street offices and communities.
     """
+    entries = _address_entries(buildings, estates, households, settings=settings)
+    return _index_places(entries, settings=settings)
+
+
+def _address_entries(buildings: pd.DataFrame | None, estates: pd.DataFrame | None,
+                     households: pd.DataFrame | None, *, settings: AddressSettings) -> pd.DataFrame:
+    """One row per known (place, building number, building, estate): from the estates' names and addresses,
+    the buildings' addresses and names within their estates, and the households' addresses."""
     frames = []
     b_ids = pd.Index(buildings["id"].astype(str)) if buildings is not None else pd.Index([], dtype=object)
     e_ids = pd.Index(estates["id"].astype(str)) if estates is not None else pd.Index([], dtype=object)
@@ -360,6 +369,11 @@ def build_address_index(*, buildings: pd.DataFrame | None = None, estates: pd.Da
         entries = pd.DataFrame({"place": [], "bno": [], "building": [], "estate": []})
     entries = entries[entries["place"].astype(str).str.len() > 0]
     entries = entries.drop_duplicates(subset=["place", "bno", "building", "estate"]).reset_index(drop=True)
+    return entries
+
+
+def _index_places(entries: pd.DataFrame, *, settings: AddressSettings) -> AddressIndex:
+    """The address index of the entries: places factorised, character bigrams of every place as TF-IDF rows."""
     codes, places = pd.factorize(entries["place"].astype(str))
     entries["place"] = codes
     entries["building"] = entries["building"].astype(np.int64)
@@ -399,12 +413,15 @@ class AddressMatches:
     candidates: pd.DataFrame
 
 
-def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> AddressMatches:
+def match_addresses(index: AddressIndex, texts: Iterable[str | None], *, chunk: int = 2000) -> AddressMatches:
     """Match addresses to buildings or estates (exact normalised place first, then bigram similarity).
 
-    >>> m = match_addresses(index, ["锦华苑三栋", "红星路二段12号"])
-    >>> m.kind
-    array(['building', 'ambiguous'], dtype=object)
+    >>> estates = pd.DataFrame({"id": ["E1"], "name": ["锦华苑"], "address": ["红星路二段12号"]})
+    >>> buildings = pd.DataFrame({"id": ["B1", "B2"], "estate_id": ["E1", "E1"], "name": ["3栋", "4栋"]})
+    >>> index = build_address_index(buildings=buildings, estates=estates, settings=AddressSettings(city="成都市"))
+    >>> m = match_addresses(index, ["锦华苑三栋", "红星路二段12号", "火星路1号"])
+    >>> m.kind, m.building
+    (array(['building', 'estate', 'none'], dtype=object), array([ 0, -1, -1]))
     """
     settings = index.settings
     texts = pd.Series(list(texts), dtype=object)
@@ -419,45 +436,8 @@ def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> Address
         if n else np.zeros(0, dtype=bool)
 
     # exact places, then bigram similarity for the rest: (query, place, score) pairs
-    exact = index.places.get_indexer(place_q) if n and len(index.places) else np.full(n, -1)
-    qi = [np.flatnonzero(usable & (exact >= 0))]
-    pi = [exact[qi[0]]]
-    sc = [np.ones(len(qi[0]))]
-    fuzzy = np.flatnonzero(usable & (exact < 0))
-    if len(fuzzy) and len(index.places):
-        for start in range(0, len(fuzzy), chunk):
-            part = fuzzy[start:start + chunk]
-            sim = (index._vectors(list(place_q[part])) @ index.matrix.T).tocoo()
-            keep = sim.data >= settings.min_score
-            r, c, v = sim.row[keep], sim.col[keep], sim.data[keep]
-            # best few places per query (sorting the kept pairs, not all places)
-            order = np.lexsort((-v, r))
-            r, c, v = r[order], c[order], v[order]
-            first = np.searchsorted(r, r, side="left")
-            top = (np.arange(len(r)) - first) < 4 * settings.max_candidates
-            qi.append(part[r[top]])
-            pi.append(c[top])
-            sc.append(np.minimum(v[top], 0.999))
-    pairs = pd.DataFrame({"query": np.concatenate(qi), "place": np.concatenate(pi), "score": np.concatenate(sc)})
-    hits = pairs.merge(index.entries, on="place", how="inner")
-    hits["want"] = bno_q[hits["query"].to_numpy()] if len(hits) else []
-    is_b = hits["building"].to_numpy() >= 0
-    want_b = hits["want"].astype(str).str.len().to_numpy() > 0
-    same_b = is_b & want_b & (hits["bno"].to_numpy() == hits["want"].to_numpy())
-    # a building asked for: its rows; if no place knows that number, the estate of the place (score lowered)
-    has_same = np.zeros(n, dtype=bool)
-    has_same[hits["query"].to_numpy()[same_b]] = True
-    est_row = ~is_b
-    q = hits["query"].to_numpy()
-    has_estate = np.zeros(n, dtype=bool)
-    has_estate[q[est_row]] = True
-    take = np.where(want_b, same_b | (~has_same[q] & est_row),
-                    est_row | (~has_estate[q] & is_b))
-    chosen = hits[take].copy()
-    chosen.loc[(chosen["building"] < 0).to_numpy() & want_b[take], "score"] *= 0.9
-    chosen["target"] = np.where(chosen["building"] >= 0, chosen["building"], (1 << 40) + chosen["estate"])
-    best = (chosen.sort_values(["query", "score", "target"], ascending=[True, False, True])
-            .drop_duplicates(subset=["query", "target"]))
+    pairs = _place_pairs(index, place_q, usable, chunk=chunk)
+    best = _best_targets(index, pairs, bno_q)
     # decide per query: a single best target above accept_score is a match
     kind = np.full(n, "none", dtype=object)
     building = np.full(n, -1, dtype=np.int64)
@@ -487,6 +467,60 @@ def match_addresses(index: AddressIndex, texts, *, chunk: int = 2000) -> Address
     problem[empty & pd.isna(problem)] = "the address names no road, number or estate (only a building, unit or room)"
     return AddressMatches(kind=kind, building=building, estate=estate, score=np.round(score, 3),
                           normalised=normalised, problem=problem, candidates=candidates)
+
+
+def _place_pairs(index: AddressIndex, place_q: np.ndarray, usable: np.ndarray, *, chunk: int) -> pd.DataFrame:
+    """(query, place, score) pairs: the exact place of a query (score 1), else its most similar places by
+    bigram TF-IDF (at least ``min_score``, a few per query), ``chunk`` queries at a time."""
+    settings = index.settings
+    n = len(place_q)
+    exact = index.places.get_indexer(place_q) if n and len(index.places) else np.full(n, -1)
+    qi = [np.flatnonzero(usable & (exact >= 0))]
+    pi = [exact[qi[0]]]
+    sc = [np.ones(len(qi[0]))]
+    fuzzy = np.flatnonzero(usable & (exact < 0))
+    if len(fuzzy) and len(index.places):
+        for start in range(0, len(fuzzy), chunk):
+            part = fuzzy[start:start + chunk]
+            sim = (index._vectors(list(place_q[part])) @ index.matrix.T).tocoo()
+            keep = sim.data >= settings.min_score
+            r, c, v = sim.row[keep], sim.col[keep], sim.data[keep]
+            # best few places per query (sorting the kept pairs, not all places)
+            order = np.lexsort((-v, r))
+            r, c, v = r[order], c[order], v[order]
+            first = np.searchsorted(r, r, side="left")
+            top = (np.arange(len(r)) - first) < 4 * settings.max_candidates
+            qi.append(part[r[top]])
+            pi.append(c[top])
+            sc.append(np.minimum(v[top], 0.999))
+    pairs = pd.DataFrame({"query": np.concatenate(qi), "place": np.concatenate(pi), "score": np.concatenate(sc)})
+    return pairs
+
+
+def _best_targets(index: AddressIndex, pairs: pd.DataFrame, bno_q: np.ndarray) -> pd.DataFrame:
+    """The candidate buildings and estates of each query, best first, one row per (query, target): a building
+    asked for gives its rows; if no place knows that number, the estate of the place (score lowered)."""
+    n = len(bno_q)
+    hits = pairs.merge(index.entries, on="place", how="inner")
+    hits["want"] = bno_q[hits["query"].to_numpy()] if len(hits) else []
+    is_b = hits["building"].to_numpy() >= 0
+    want_b = hits["want"].astype(str).str.len().to_numpy() > 0
+    same_b = is_b & want_b & (hits["bno"].to_numpy() == hits["want"].to_numpy())
+    # a building asked for: its rows; if no place knows that number, the estate of the place (score lowered)
+    has_same = np.zeros(n, dtype=bool)
+    has_same[hits["query"].to_numpy()[same_b]] = True
+    est_row = ~is_b
+    q = hits["query"].to_numpy()
+    has_estate = np.zeros(n, dtype=bool)
+    has_estate[q[est_row]] = True
+    take = np.where(want_b, same_b | (~has_same[q] & est_row),
+                    est_row | (~has_estate[q] & is_b))
+    chosen = hits[take].copy()
+    chosen.loc[(chosen["building"] < 0).to_numpy() & want_b[take], "score"] *= 0.9
+    chosen["target"] = np.where(chosen["building"] >= 0, chosen["building"], (1 << 40) + chosen["estate"])
+    best = (chosen.sort_values(["query", "score", "target"], ascending=[True, False, True])
+            .drop_duplicates(subset=["query", "target"]))
+    return best
 
 
 class LazyAddressIndex:

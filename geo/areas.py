@@ -15,8 +15,19 @@ when it lies in an ``areas`` polygon of kind ``urban_rural_fringe``.
 
 Example
 -------
->>> zone = household_zones(located, buildings, estates, communities, areas)
->>> zone["old_estate"].mean()
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> from shapely.geometry import box
+>>> buildings = gpd.GeoDataFrame({"id": ["B1", "B2"], "year_built": [1995, 2010]},
+...                              geometry=[box(0, 0, 20, 20), box(40, 0, 60, 20)], crs=32648)
+>>> communities = gpd.GeoDataFrame({"id": ["C1"], "urban_rural_code": ["111"]}, geometry=[box(0, 0, 100, 100)],
+...                                crs=32648)
+>>> household_zones(np.array([10.0, 50.0]), np.array([10.0, 10.0]), np.array(["B1", "B2"], dtype=object),
+...                 np.array(["C1", "C1"], dtype=object), buildings=buildings, estates=None,
+...                 communities=communities, areas=None)
+   old_estate  fringe        zone
+0        True   False  old_estate
+1       False   False        rest
 """
 
 from __future__ import annotations

@@ -7,8 +7,19 @@ docs/data-model.md.
 
 Example
 -------
->>> result = assign_households(households, buildings, grids)
->>> result["status"].value_counts()
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point, box
+>>> grids = gpd.GeoDataFrame({"id": ["G1", "G2"]}, geometry=[box(0, 0, 50, 100), box(50, 0, 100, 100)],
+...                          crs=32648)
+>>> buildings = gpd.GeoDataFrame({"id": ["B1", "B2"]}, geometry=[box(10, 10, 30, 30), box(40, 60, 60, 80)],
+...                              crs=32648)
+>>> households = gpd.GeoDataFrame({"id": ["H1", "H2", "H3"]},
+...                               geometry=[Point(20, 20), Point(45, 70), Point(150, 50)], crs=32648)
+>>> assign_households(households, buildings, grids)[["building_id", "grid_id", "status"]]
+  building_id grid_id             status
+0          B1      G1                 ok
+1          B2      G1     building_split
+2         NaN     NaN  outside_all_grids
 """
 
 from __future__ import annotations
@@ -66,7 +77,10 @@ def points_in_polygons(points: np.ndarray, polygons: np.ndarray, *, tie_rank: np
     The tree is built on the points and queried with the polygons' boxes (cheaper than the other way round
     when points outnumber polygons), then each candidate pair is tested with prepared polygons.
 
-    >>> idx, inside = points_in_polygons(households.geometry.to_numpy(), grids.geometry.to_numpy())
+    >>> from shapely.geometry import Point, box
+    >>> points = np.array([Point(20, 20), Point(50, 70), Point(150, 50)])
+    >>> points_in_polygons(points, np.array([box(0, 0, 50, 100), box(50, 0, 100, 100)]))
+    (array([ 0,  0, -1]), array([1, 0, 0]))
     """
     points = np.asarray(points, dtype=object)
     n = len(points)
@@ -176,49 +190,99 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
         x[has_point] = shapely.get_x(hgeom[has_point])
         y[has_point] = shapely.get_y(hgeom[has_point])
 
-    bidx = np.full(n, -1, dtype=np.int64)
-    snapped = np.zeros(n, dtype=bool)
     have_buildings = buildings is not None and len(buildings) > 0
-    if have_buildings:
-        bgeom = buildings.geometry.to_numpy()
-        bids = buildings["id"].to_numpy().astype(str)
-        brank = _rank(bids)
-        if "building_id" in households.columns:
-            given = households["building_id"].to_numpy()
-            has_given = pd.notna(given)
-            if has_given.any():
-                pos = pd.Index(bids).get_indexer(given[has_given].astype(str))
-                bidx[np.flatnonzero(has_given)[pos >= 0]] = pos[pos >= 0]
-        todo = (bidx < 0) & has_point
-        if todo.any():
-            idx_todo = np.flatnonzero(todo)
-            found, _ = points_in_polygons(hgeom[idx_todo], bgeom, tie_rank=brank, xy=(x[idx_todo], y[idx_todo]))
-            bidx[idx_todo] = found
-            left = idx_todo[found < 0]
-            if len(left) and settings.snap_tolerance_m > 0:
-                pi, bi = shapely.STRtree(bgeom).query_nearest(hgeom[left], max_distance=settings.snap_tolerance_m,
-                                                              all_matches=True)
-                near = _pick_min(pi, brank[bi], bi, len(left))
-                bidx[left] = near
-                snapped[left[near >= 0]] = True
+    bidx, snapped = _household_buildings(households, buildings, hgeom, has_point, x, y, settings=settings)
 
     # where each household is: its point, else its building's inside point
     location = np.where(has_point, "point", "none").astype(object)
     if have_buildings:
         from_building = ~has_point & (bidx >= 0)
         if from_building.any():
-            inner = shapely.point_on_surface(bgeom[bidx[from_building]])
+            inner = shapely.point_on_surface(buildings.geometry.to_numpy()[bidx[from_building]])
             x[from_building] = shapely.get_x(inner)
             y[from_building] = shapely.get_y(inner)
             location[from_building] = "building"
 
+    gids = grids["id"].to_numpy().astype(str)
+    with_b = bidx >= 0
+    gidx, overlap, split = _household_grids(bidx, x, y, buildings, grids, building_grid=building_grid,
+                                            settings=settings)
+
+    no_location = ~np.isfinite(x)
+    outside = ~no_location & (gidx < 0)
+    no_building = ~no_location & ~with_b
+    conditions = {
+        "no_location": no_location,
+        "outside_all_grids": outside,
+        "in_overlapping_grids": overlap & ~outside,
+        "building_split": split & ~outside,
+        "no_building": no_building,
+        "snapped_to_building": snapped,
+    }
+    status, flags = _status_codes(conditions, n)
+    building_id = pd.Categorical.from_codes(bidx, buildings["id"].to_numpy().astype(str)) if have_buildings \
+        else pd.Categorical.from_codes(np.full(n, -1), categories=pd.Index([], dtype=object))
+    grid_id = pd.Categorical.from_codes(gidx, gids)
+    location = pd.Categorical.from_codes(np.where(location == "point", 0, np.where(location == "building", 1, 2)),
+                                         ["point", "building", "none"])
+    return pd.DataFrame({
+        "building_id": building_id,
+        "grid_id": grid_id,
+        "status": status,
+        "flags": flags,
+        "location": location,
+        "x": x,
+        "y": y,
+    }, index=households.index)
+
+
+def _household_buildings(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None, hgeom: np.ndarray,
+                         has_point: np.ndarray, x: np.ndarray, y: np.ndarray, *,
+                         settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Each household's building index (its ``building_id``, else the building holding its point, else the
+    nearest within ``snap_tolerance_m``; -1 for none) and whether it was snapped."""
+    n = len(households)
+    bidx = np.full(n, -1, dtype=np.int64)
+    snapped = np.zeros(n, dtype=bool)
+    if buildings is None or len(buildings) == 0:
+        return bidx, snapped
+    bgeom = buildings.geometry.to_numpy()
+    bids = buildings["id"].to_numpy().astype(str)
+    brank = _rank(bids)
+    if "building_id" in households.columns:
+        given = households["building_id"].to_numpy()
+        has_given = pd.notna(given)
+        if has_given.any():
+            pos = pd.Index(bids).get_indexer(given[has_given].astype(str))
+            bidx[np.flatnonzero(has_given)[pos >= 0]] = pos[pos >= 0]
+    todo = (bidx < 0) & has_point
+    if todo.any():
+        idx_todo = np.flatnonzero(todo)
+        found, _ = points_in_polygons(hgeom[idx_todo], bgeom, tie_rank=brank, xy=(x[idx_todo], y[idx_todo]))
+        bidx[idx_todo] = found
+        left = idx_todo[found < 0]
+        if len(left) and settings.snap_tolerance_m > 0:
+            pi, bi = shapely.STRtree(bgeom).query_nearest(hgeom[left], max_distance=settings.snap_tolerance_m,
+                                                          all_matches=True)
+            near = _pick_min(pi, brank[bi], bi, len(left))
+            bidx[left] = near
+            snapped[left[near >= 0]] = True
+    return bidx, snapped
+
+
+def _household_grids(bidx: np.ndarray, x: np.ndarray, y: np.ndarray, buildings: gpd.GeoDataFrame | None,
+                     grids: gpd.GeoDataFrame, *, building_grid: pd.DataFrame | None,
+                     settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each household's grid index (its building's grid, else the grid holding its location), whether it lies
+    in overlapping grids and whether its building is split."""
+    n = len(bidx)
     ggeom = grids.geometry.to_numpy()
     gids = grids["id"].to_numpy().astype(str)
     gidx = np.full(n, -1, dtype=np.int64)
     overlap = np.zeros(n, dtype=bool)
     split = np.zeros(n, dtype=bool)
     with_b = bidx >= 0
-    if have_buildings and with_b.any():
+    if buildings is not None and len(buildings) > 0 and with_b.any():
         if building_grid is None:
             used = np.flatnonzero(np.bincount(bidx[with_b], minlength=len(buildings)))
             sub = building_grids(buildings.iloc[used], grids, settings=settings)
@@ -240,18 +304,11 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
         found, interior = points_in_polygons(shapely.points(x[loose], y[loose]), ggeom, tie_rank=_rank(gids))
         gidx[loose] = found
         overlap[loose] = interior >= 2
+    return gidx, overlap, split
 
-    no_location = ~np.isfinite(x)
-    outside = ~no_location & (gidx < 0)
-    no_building = ~no_location & ~with_b
-    conditions = {
-        "no_location": no_location,
-        "outside_all_grids": outside,
-        "in_overlapping_grids": overlap & ~outside,
-        "building_split": split & ~outside,
-        "no_building": no_building,
-        "snapped_to_building": snapped,
-    }
+
+def _status_codes(conditions: dict[str, np.ndarray], n: int) -> tuple[pd.Categorical, pd.Categorical]:
+    """The single status (most severe first) and the flags (every condition met) of each household."""
     # codes, not strings: one categorical per column (a million strings would cost more than the geometry)
     code = np.full(n, len(STATUSES) - 1, dtype=np.int8)
     bits = np.zeros(n, dtype=np.int16)
@@ -264,20 +321,7 @@ def assign_households(households: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame 
     inverse = np.searchsorted(combos, bits)
     labels = [",".join(nm for i, nm in enumerate(STATUSES[:-1]) if c >> i & 1) for c in combos]  # one per combination
     flags = pd.Categorical.from_codes(inverse.ravel(), labels)
-    building_id = pd.Categorical.from_codes(bidx, bids) if have_buildings else pd.Categorical.from_codes(
-        np.full(n, -1), categories=pd.Index([], dtype=object))
-    grid_id = pd.Categorical.from_codes(gidx, gids)
-    location = pd.Categorical.from_codes(np.where(location == "point", 0, np.where(location == "building", 1, 2)),
-                                         ["point", "building", "none"])
-    return pd.DataFrame({
-        "building_id": building_id,
-        "grid_id": grid_id,
-        "status": status,
-        "flags": flags,
-        "location": location,
-        "x": x,
-        "y": y,
-    }, index=households.index)
+    return status, flags
 
 
 def assign_communities(x: np.ndarray, y: np.ndarray, grid_id: np.ndarray, grids: gpd.GeoDataFrame,

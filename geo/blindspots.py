@@ -10,7 +10,22 @@ persons at risk, special-group counts, the grids and communities it touches, and
 
 Example
 -------
->>> spots = blind_spots(lon, lat, households, risk, buildings_lonlat=(blon, blat), under=under, config=cfg)
+Two red households in no grid, side by side, make one blind spot; a third one, safe, makes none:
+
+>>> import numpy as np
+>>> import pandas as pd
+>>> from geo.risk import REASONS, RiskConfig
+>>> households = pd.DataFrame({"persons": [3, 2, 1], "grid_id": [None, None, "G1"], "community_id": ["C1"] * 3,
+...                            **{g: [False] * 3 for g in SPECIAL_GROUPS}})
+>>> risk = pd.DataFrame({"risk_level": [3, 3, 0], "long_visit_gap": [False] * 3,
+...                      **{f"reason_{r}": [r == "no_grid", r == "no_grid", False] for r in REASONS}})
+>>> config = RiskConfig(visits={}, long_gap_days=90, group_services={}, registration={}, targets={},
+...                     weights={"red": 10, "yellow": 3, "blue": 1, "unregistered_building": 5})
+>>> spots = blind_spots(np.array([104.0657, 104.0658, 104.08]), np.array([30.6595, 30.6595, 30.67]),
+...                     households, risk, under_registered_lonlat=(np.zeros(0), np.zeros(0)), config=config,
+...                     metric_crs=32648)
+>>> spots[["id", "risk", "households", "persons", "weight"]].values.tolist()
+[['BS0001', 'red', 2, 5, 20]]
 """
 
 from __future__ import annotations
@@ -34,13 +49,10 @@ _COLUMNS = ["id", "rank", "risk", "risk_reasons", "weight", "households", "perso
             "unregistered_buildings", *SPECIAL_GROUPS, "grid_ids", "community_ids", "cells", "area_m2"]
 
 
-def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
-                under_registered_lonlat: tuple[np.ndarray, np.ndarray], config: RiskConfig, metric_crs,
-                resolution: int = DEFAULT_RESOLUTION) -> gpd.GeoDataFrame:
-    """Blind-spot polygons (WGS-84) from household locations (lon/lat), their risk and the under-registered
-    buildings' inside points."""
-    cell = cells_of(lon, lat, resolution)
-    level = risk["risk_level"].to_numpy()
+def _hot_cells(cell: np.ndarray, level: np.ndarray, risk: pd.DataFrame, under_registered_lonlat, *,
+               config: RiskConfig, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which households are serious, the sorted hot cells (weight at least ``config.min_cell_weight``) and
+    the under-registered buildings' cells among them."""
     w = config.weights
     reasoned = np.column_stack([risk[f"reason_{r}"].to_numpy(bool) for r in BLIND_SPOT_REASONS]).any(axis=1)
     serious = (cell > 0) & (reasoned | (level == 3) | risk["long_visit_gap"].to_numpy(bool))
@@ -50,11 +62,11 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     cell_weight = pd.concat([pd.Series(hh_weight[serious], index=cell[serious]),
                              pd.Series(w["unregistered_building"], index=ub_cell)]).groupby(level=0).sum()
     hot = np.sort(cell_weight.index[cell_weight.to_numpy() >= config.min_cell_weight].to_numpy().astype(np.uint64))
-    ub_cell = ub_cell[np.isin(ub_cell, hot)]
-    at_risk_hh = serious
-    if len(hot) == 0:
-        return gpd.GeoDataFrame({c: [] for c in _COLUMNS}, geometry=[], crs="EPSG:4326")
-    # neighbours among hot cells → connected components
+    return serious, hot, ub_cell[np.isin(ub_cell, hot)]
+
+
+def _hot_components(hot: np.ndarray) -> np.ndarray:
+    """The connected component of each hot cell (neighbours among the hot cells join)."""
     disk = pa.array(h3ronpy.grid_disk(hot, 1, flatten=False))
     counts = np.diff(disk.offsets.to_numpy())
     src = np.repeat(np.arange(len(hot)), counts)
@@ -64,6 +76,23 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     hit = hot[pos] == dst_cells
     graph = sp.coo_matrix((np.ones(int(hit.sum())), (src[hit], pos[hit])), shape=(len(hot), len(hot)))
     _, comp = connected_components(graph, directed=False)
+    return comp
+
+
+def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
+                under_registered_lonlat: tuple[np.ndarray, np.ndarray], config: RiskConfig, metric_crs,
+                resolution: int = DEFAULT_RESOLUTION) -> gpd.GeoDataFrame:
+    """Blind-spot polygons (WGS-84) from household locations (lon/lat), their risk and the under-registered
+    buildings' inside points."""
+    cell = cells_of(lon, lat, resolution)
+    level = risk["risk_level"].to_numpy()
+    w = config.weights
+    serious, hot, ub_cell = _hot_cells(cell, level, risk, under_registered_lonlat, config=config,
+                                       resolution=resolution)
+    at_risk_hh = serious
+    if len(hot) == 0:
+        return gpd.GeoDataFrame({c: [] for c in _COLUMNS}, geometry=[], crs="EPSG:4326")
+    comp = _hot_components(hot)
 
     # households in hot cells (all of them count for totals; at-risk ones for the figures)
     in_hot = (cell > 0) & np.isin(cell, hot)

@@ -8,8 +8,16 @@ loop runs per community or per issue polygon, never per household.
 
 Example
 -------
->>> issues = grid_coverage_issues(grids, communities, buildings, building_grid, located)
->>> issues["kind"].value_counts()
+>>> import geopandas as gpd
+>>> import pandas as pd
+>>> from shapely.geometry import box
+>>> communities = gpd.GeoDataFrame({"id": ["C1"]}, geometry=[box(0, 0, 100, 100)], crs=32648)
+>>> grids = gpd.GeoDataFrame({"id": ["G1", "G2"], "community_id": ["C1", "C1"]},
+...                          geometry=[box(0, 0, 40, 100), box(60, 0, 100, 100)], crs=32648)
+>>> located = pd.DataFrame({"x": [50.0], "y": [50.0], "persons": [3.0], "building_id": [None]})
+>>> issues = grid_coverage_issues(grids, communities, None, None, located)
+>>> issues[["kind", "area_m2", "households"]].values.tolist()
+[['gap', 2000.0, 1]]
 """
 
 from __future__ import annotations

@@ -7,8 +7,18 @@ of households, persons and special groups within each tier.
 
 Example
 -------
->>> origins, origin_of = household_origins(x, y, building_id, buildings=b, estates=e, gates=g)
->>> reach = household_reach(model, origin_of, elderly_alone)
+Households of one building share its origin (``household_reach(model, origin_of, elderly_alone)`` then
+gives their minutes):
+
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> from shapely.geometry import box
+>>> buildings = gpd.GeoDataFrame({"id": ["B1"]}, geometry=[box(0, 0, 20, 20)], crs=32648)
+>>> origins, origin_of = household_origins(np.array([5.0, 6.0, 300.0]), np.array([5.0, 6.0, 300.0]),
+...                                        np.array(["B1", "B1", None], dtype=object),
+...                                        buildings=buildings, estates=None, gates=None)
+>>> origin_of.tolist(), origins.x.tolist()
+([0, 0, 1], [10.0, 300.0])
 """
 
 from __future__ import annotations
@@ -144,7 +154,7 @@ def household_reach(model: ReachModel, origin_of: np.ndarray, elderly_alone: np.
     return frame
 
 
-def reach_shares(groups: dict[str, np.ndarray], reach: pd.DataFrame, persons: np.ndarray, special: pd.DataFrame,
+def reach_shares(groups: dict[str, np.ndarray], reach: pd.DataFrame, *, persons: np.ndarray, special: pd.DataFrame,
                  config: ReachConfig) -> pd.DataFrame:
     """Shares within tier per group level (grid, community, street, zone), per category and for the basic set.
 
@@ -222,7 +232,8 @@ def life_circle_reach_m(config: ReachConfig, resolution: int) -> float:
 def cells_near(seeds: np.ndarray, rings: int) -> np.ndarray:
     """Sorted unique cells (uint64) within ``rings`` of any seed cell (0 seeds are ignored).
 
-    >>> cells_near(np.array([cell]), 1).size
+    >>> cell = cells_of(np.array([104.0657]), np.array([30.6595]), 10)
+    >>> cells_near(cell, 1).size
     7
     """
     seeds = np.unique(np.asarray(seeds, dtype=np.uint64))
@@ -260,7 +271,11 @@ def area_cells_near(seeds: np.ndarray, area_wgs84: list, *, distance_m: float, r
     of the centre of a seed cell. Seeds farther from the area than that are left out first, so a part of a
     city expands only the seeds round it; the work grows with the seeds, not with the area.
 
-    >>> area_cells_near(cells_of(lon, lat, 10), streets, distance_m=976.0, resolution=10, metric_crs=crs)
+    >>> from shapely.geometry import box
+    >>> seeds = cells_of(np.array([104.0657]), np.array([30.6595]), 10)
+    >>> area = [box(104.06, 30.655, 104.07, 30.665)]
+    >>> len(area_cells_near(seeds, area, distance_m=200.0, resolution=10, metric_crs=32648))
+    7
     """
     seeds = np.unique(np.asarray(seeds, dtype=np.uint64))
     seeds = seeds[seeds > 0]

@@ -21,17 +21,27 @@ The answers carry the grid's full-time worker's work contact and never any house
 
 Example
 -------
->>> index = build_index(grids, buildings=buildings, estates=estates, communities=communities, version=3)
->>> lookup_points(index, [104.0657], [30.6595], crs="gcj02")["grid_id"]
+>>> import geopandas as gpd
+>>> from shapely.geometry import box
+>>> grids = gpd.GeoDataFrame({"id": ["G01-01", "G01-02"], "name": ["一网格", "二网格"], "community_id": ["C01", "C01"]},
+...                          geometry=[box(104.060, 30.655, 104.065, 30.665), box(104.065, 30.655, 104.070, 30.665)],
+...                          crs=4326)
+>>> index = build_index(grids, version=3)
+>>> lookup_points(index, [104.0657], [30.6595])["grid_id"]
 array(['G01-02'], dtype=object)
+>>> lookup_points(index, [104.0657], [30.6595], crs="gcj02")["grid_id"]  # the same numbers on a GCJ-02 map
+array(['G01-01'], dtype=object)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import geopandas as gpd
 import numpy as np
+from numpy.typing import ArrayLike
 import pandas as pd
 import pyproj
 import shapely
@@ -65,7 +75,8 @@ METHODS = {
 }
 
 
-def to_wgs84(lon, lat, crs: str = "wgs84", *, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84", *,
+             cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Convert lon/lat arrays in one of :data:`LOOKUP_CRS` to WGS-84 (``InputError`` for anything else).
 
     ``cache`` (e.g. :attr:`LookupIndex.crs_cache`) keeps the parsed ``crs`` and its transformer between calls;
@@ -246,34 +257,42 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
         if "estate_id" in buildings and ep is not None:
             b_estate = pd.Index(ep.ids).get_indexer(buildings["estate_id"].astype(str))
 
-    def make_address_index():
-        known = pd.concat([s for s in (
-            households["address"] if households is not None and "address" in households else None,
-            buildings["address"] if buildings is not None and "address" in buildings else None,
-        ) if s is not None] or [pd.Series([], dtype=object)], ignore_index=True)
-        a_settings = address_settings or infer_settings(
-            known, city=city,
-            districts=tuple(streets["district"].dropna().astype(str).unique()) if streets is not None
-            and "district" in streets else (),
-            street_offices=tuple(streets["name"].dropna().astype(str)) if streets is not None and "name" in streets
-            else (),
-            communities=tuple(communities["name"].dropna().astype(str)) if communities is not None
-            and "name" in communities else ())
-        hh = None
-        if households is not None and {"address", "building_id"} <= set(households.columns):
-            hh = pd.DataFrame({"address": households["address"].to_numpy(),
-                               "building_id": households["building_id"].to_numpy()})
-        return build_address_index(buildings=None if buildings is None else pd.DataFrame(buildings.drop(
-            columns=buildings.geometry.name)), estates=None if estates is None else pd.DataFrame(
-            estates.drop(columns=estates.geometry.name)), households=hh, settings=a_settings)
-
     return LookupIndex(
         version=version, grids=gp, grid_name=_text(grids["name"]), community_id=community, street_id=street,
         worker_name=_text(grids["worker_name"]) if "worker_name" in grids else np.full(len(grids), None, object),
         worker_phone=_text(grids["worker_phone"]) if "worker_phone" in grids else np.full(len(grids), None, object),
         grid_metric_tree=metric_tree, metric_crs=metric_crs, to_metric=to_metric,
         buildings=bp, building_grid=b_grid, building_estate=b_estate, estates=ep, estate_grid=e_grid,
-        address=LazyAddressIndex(make_address_index))
+        address=LazyAddressIndex(partial(_make_address_index, buildings=buildings, estates=estates,
+                                         communities=communities, households=households, streets=streets,
+                                         city=city, address_settings=address_settings)))
+
+
+def _make_address_index(*, buildings: gpd.GeoDataFrame | None, estates: gpd.GeoDataFrame | None,
+                        communities: gpd.GeoDataFrame | None, households: pd.DataFrame | None,
+                        streets: gpd.GeoDataFrame | None, city: str | None,
+                        address_settings: AddressSettings | None):
+    """The address index of :func:`build_index` (built on the first address lookup): known addresses of the
+    households and buildings, settings inferred from them unless given."""
+    known = pd.concat([s for s in (
+        households["address"] if households is not None and "address" in households else None,
+        buildings["address"] if buildings is not None and "address" in buildings else None,
+    ) if s is not None] or [pd.Series([], dtype=object)], ignore_index=True)
+    a_settings = address_settings or infer_settings(
+        known, city=city,
+        districts=tuple(streets["district"].dropna().astype(str).unique()) if streets is not None
+        and "district" in streets else (),
+        street_offices=tuple(streets["name"].dropna().astype(str)) if streets is not None and "name" in streets
+        else (),
+        communities=tuple(communities["name"].dropna().astype(str)) if communities is not None
+        and "name" in communities else ())
+    hh = None
+    if households is not None and {"address", "building_id"} <= set(households.columns):
+        hh = pd.DataFrame({"address": households["address"].to_numpy(),
+                           "building_id": households["building_id"].to_numpy()})
+    return build_address_index(buildings=None if buildings is None else pd.DataFrame(buildings.drop(
+        columns=buildings.geometry.name)), estates=None if estates is None else pd.DataFrame(
+        estates.drop(columns=estates.geometry.name)), households=hh, settings=a_settings)
 
 
 def _grid_fields(index: LookupIndex, g: np.ndarray) -> dict[str, np.ndarray]:
@@ -303,7 +322,7 @@ def nearest_grids(index: LookupIndex, lon: np.ndarray, lat: np.ndarray) -> tuple
     return best, np.round(dist, 1)
 
 
-def lookup_points(index: LookupIndex, lon, lat, *, crs: str = "wgs84") -> dict[str, np.ndarray]:
+def lookup_points(index: LookupIndex, lon: ArrayLike, lat: ArrayLike, *, crs: str = "wgs84") -> dict[str, np.ndarray]:
     """Grid, worker, building and estate of each point (see the module docstring for the rules).
 
     Returns columns (arrays aligned with the input): :data:`ANSWER_FIELDS` plus ``lon_wgs84``, ``lat_wgs84``.
@@ -366,7 +385,7 @@ def _take_ids(layer: _Polygons | None, pos: np.ndarray) -> np.ndarray:
     return out
 
 
-def lookup_addresses(index: LookupIndex, addresses) -> dict[str, np.ndarray]:
+def lookup_addresses(index: LookupIndex, addresses: Iterable[str | None]) -> dict[str, np.ndarray]:
     """Grid and worker for each address, via the building or estate it names (see :mod:`geo.address`).
 
     Returns :data:`ANSWER_FIELDS` plus :data:`ADDRESS_FIELDS`. An ambiguous address has ``candidates``
@@ -440,7 +459,7 @@ def _plain(value):
     return value
 
 
-def records(columns: dict[str, np.ndarray]) -> list[dict]:
+def columns_to_records(columns: dict[str, np.ndarray]) -> list[dict]:
     """The answers as a list of JSON-ready dicts (NaN → None, numpy scalars → Python)."""
     if all(len(v) == 1 for v in columns.values()):  # a single answer: no frame needed
         return [{k: _plain(v[0]) for k, v in columns.items()}]

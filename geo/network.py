@@ -10,8 +10,18 @@ ignores one-way rules.
 
 Example
 -------
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> from shapely.geometry import LineString
+>>> roads = gpd.GeoDataFrame({"highway": ["residential", "residential"]},
+...                          geometry=[LineString([(0, 0), (100, 0)]), LineString([(100, 0), (100, 100)])],
+...                          crs=32648)
 >>> graph = walking_graph(roads)
->>> att = attach_points(graph, x, y, max_distance=200)
+>>> graph.stats["nodes"], graph.stats["length_km"]
+(3, 0.2)
+>>> att = attach_points(graph, np.array([50.0, 500.0]), np.array([10.0, 500.0]), max_distance=200)
+>>> att.segment.tolist(), att.off.tolist()
+([0, -1], [10.0, 0.0])
 """
 
 from __future__ import annotations

@@ -319,6 +319,7 @@ def _layer_bbox(bounds: np.ndarray, plan: "Plan", name: str) -> tuple[float, flo
 
 
 def pyproj_geographic(crs) -> bool:
+    """Is ``crs`` (anything pyproj reads) a geographic (lon/lat) CRS?"""
     import pyproj
 
     return pyproj.CRS.from_user_input(crs).is_geographic

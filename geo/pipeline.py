@@ -1,9 +1,15 @@
 """The analysis run: load → assign → diagnose, with timings and a summary.
 
-Example
--------
->>> analysis = analyze("sample_geojson")
->>> analysis.summary["status_counts"]["outside_all_grids"]
+``analyze("sample_geojson")`` runs the whole of it on the sample folder (a few seconds: the test suite
+runs it, ``tests/test_pipeline.py``); ``analysis.summary["status_counts"]`` then counts the households of
+each status. The parts of a partitioned run meet in :func:`concat_tables`:
+
+>>> import pandas as pd
+>>> a = pd.DataFrame({"grid_id": pd.Categorical(["G1", "G2"])})
+>>> b = pd.DataFrame({"grid_id": pd.Categorical(["G3"])})
+>>> whole = concat_tables([a, b])
+>>> whole["grid_id"].tolist(), list(whole["grid_id"].cat.categories)
+(['G1', 'G2', 'G3'], ['G1', 'G2', 'G3'])
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h
 from geo.load import Dataset, load_data
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.blindspots import blind_spots
-from geo.risk import (COLOURS, REASONS, RiskConfig, building_registration, grid_risk, household_risk,
-                      load_risk_config, scorecard)
+from geo.risk import (COLOURS, REASONS, RiskConfig, build_scorecard, building_registration, grid_risk,
+                      household_risk, load_risk_config)
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 
@@ -97,11 +103,11 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     unknown = unknown_categories(layers.get("facilities"), config)
     data.warnings[warnings_before:warnings_before] = unknown_category_warnings(unknown, config)
     run = RunInfo.of(data)
-    result = global_stages(run, [part.table], grids=layers["grids"], communities=layers["communities"],
-                           streets=layers["streets"], buildings=[part.buildings], split_buildings=[part.split_buildings],
-                           cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
-                           facilities_unknown=unknown, config=config, fringe_source=part.fringe_source,
-                           h3_resolution=h3_resolution, reference_date=reference_date, clock=clock)
+    parts = PartTables(tables=[part.table], buildings=[part.buildings], split_buildings=[part.split_buildings],
+                       cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
+                       facilities_unknown=unknown, fringe_source=part.fringe_source)
+    result = global_stages(run, parts, city=layers, config=config, h3_resolution=h3_resolution,
+                           reference_date=reference_date, clock=clock)
     out_households = add_risk_columns(part.households, result.household_risk)
     ctx = result.risk_context
     ctx.origin_of = part.origin_of
@@ -215,15 +221,16 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                             areas=layers.get("areas"), derive_fringe=settings.derive_fringe, lonlat=(lon, lat))
     for column in ("old_estate", "fringe", "zone"):
         out_households.insert(len(out_households.columns) - 1, column, zones[column].to_numpy())
+    seeds = None if every_cell else settled_cells(data, (lon, lat), resolution=h3_resolution, more=seed_cells)
     reach = household_reach_stage(data, assigned, households, lonlat=(lon, lat), h3_resolution=h3_resolution,
                                   keep_cell=keep_cell, area_wgs84=area_wgs84, order=order, component_of=component_of,
-                                  seed_cells=None if every_cell else settled_cells(data, (lon, lat), h3_resolution, seed_cells))
+                                  seed_cells=seeds)
     for column in reach.household_columns:
         out_households.insert(len(out_households.columns) - 1, column, reach.households[column].array)
     clock.step("reach", f"measured walking reach to {len(reach.model.config.ids)} categories "
                         f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
 
-    table = household_table(households, assigned, zones, reach, lonlat=(lon, lat), config=reach.model.config,
+    table = household_table(households, assigned, zones=zones, reach=reach, lonlat=(lon, lat), config=reach.model.config,
                             folder=data.folder)
     if buildings is not None:
         keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
@@ -247,7 +254,7 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                 fringe_source=zones.attrs.get("fringe_source", "none"))
 
 
-def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, zones: pd.DataFrame, reach: "ReachResult", *,
+def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, *, zones: pd.DataFrame, reach: "ReachResult",
                     lonlat: tuple[np.ndarray, np.ndarray], config, folder=None) -> pd.DataFrame:
     """The compact per-household columns the global stages need (categoricals, numbers and flags)."""
     lon, lat = lonlat
@@ -323,16 +330,57 @@ def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
-                  streets: gpd.GeoDataFrame, buildings: list, split_buildings: list, cells: list, origins: list,
-                  network_stats: dict, facilities_unknown: dict, config, fringe_source: str, h3_resolution: int,
-                  reference_date: date, clock: "_Clock | None" = None) -> GlobalResult:
+@dataclass
+class PartTables:
+    """What the parts of a run hand to :func:`global_stages`: one entry per part in each list (one part for a
+    single-process run), and the figures of the whole walking network."""
+
+    tables: list[pd.DataFrame]
+    buildings: list
+    split_buildings: list
+    cells: list
+    origins: list
+    network_stats: dict
+    facilities_unknown: dict
+    fringe_source: str
+
+
+def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDataFrame], config,
+                  h3_resolution: int, reference_date: date, clock: "_Clock | None" = None) -> GlobalResult:
     """Grid workload, coverage issues, reach shares, risk, blind spots, scorecard and summary of the whole city,
-    from the parts' compact tables (the same code for one part or many)."""
+    from the parts' compact tables (the same code for one part or many); ``city`` holds the whole ``grids``,
+    ``communities`` and ``streets``."""
     clock = clock or _Clock(None)
+    grids, communities, streets = city["grids"], city["communities"], city["streets"]
+    hh = concat_tables(parts.tables)
+    out_grids, issues, coverage = _diagnose_city(run, hh, grids, communities, parts.split_buildings)
+    clock.step("diagnose", f"found {len(issues):,} coverage issues")
+    all_cells, reach, reach_summary = _reach_stage(run, hh, out_grids, parts, config=config,
+                                                   h3_resolution=h3_resolution)
+    clock.step("shares", f"aggregated reach shares of {len(hh):,} households")
+    risk, spots, card, ctx, registration, risk_config = _risk_stage(
+        run, hh, out_grids, reach, parts.buildings, communities=communities, streets=streets, config=config,
+        h3_resolution=h3_resolution, reference_date=reference_date)
+    all_cells = add_cell_risk(all_cells, hh["lon"].to_numpy(), hh["lat"].to_numpy(), risk, resolution=h3_resolution)
+    clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
+                       f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
+
+    zones = pd.DataFrame({"zone": hh["zone"].to_numpy()})
+    zones.attrs["fringe_source"] = parts.fringe_source
+    summary = build_summary(run, hh, grids=out_grids, issues=issues, coverage=coverage, streets=streets,
+                            communities=communities)
+    summary["reach"] = reach_summary
+    summary["risk"] = risk_summary(risk, zones, spots=spots, registration=registration, config=risk_config,
+                                   reference_date=reference_date)
+    summary["timings_s"] = clock.timings
+    return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
+                        summary=summary, household_risk=risk, risk_context=ctx)
+
+
+def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
+                   split_buildings: list) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, pd.DataFrame]:
+    """The grids with their workload, the coverage issues and each community's coverage check."""
     settings = run.settings
-    hh = concat_tables(tables)
-    status = hh["status"].to_numpy()
     grid_id = hh["grid_id"].to_numpy()
     building_id = hh["building_id"].to_numpy()
     persons = hh["persons"].fillna(0).to_numpy()
@@ -354,8 +402,16 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     out_grids = pd.concat([out_grids.drop(columns="geometry"), workload, out_grids[["geometry"]]], axis=1)
     out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
     coverage = community_coverage(grids, communities, settings=settings)
-    clock.step("diagnose", f"found {len(issues):,} coverage issues")
 
+    return out_grids, issues, coverage
+
+
+def _reach_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, parts: PartTables, *, config,
+                 h3_resolution: int) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict]:
+    """The H3 cells of the whole city, the households' reach columns and the reach summary; the grids get
+    their reach shares (in place)."""
+    grid_id = hh["grid_id"].to_numpy()
+    cells, origins = parts.cells, parts.origins
     reach = hh[[f"within_{c}" for c in config.ids] + ["basic_complete"] + _risk_minute_columns(config, run.folder)]
     special = pd.DataFrame({g: hh[g].to_numpy() for g in SPECIAL_GROUPS})
     zone = hh["zone"].to_numpy()
@@ -363,14 +419,14 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     groups = {"street": hh["street_id"].to_numpy(), "community": hh["community_id"].to_numpy(), "grid": grid_id,
               "zone": zone.astype(object), "old_estate": np.where(old, "old_estate", None),
               "fringe": np.where(fringe, "fringe", None)}
-    shares = reach_shares(groups, reach, hh["persons"].to_numpy(), special, config)
+    shares = reach_shares(groups, reach, persons=hh["persons"].to_numpy(), special=special, config=config)
     for column, values in grid_share_columns(shares[shares["level"] == "grid"], out_grids["id"].astype(str).to_numpy()).items():
         out_grids.insert(len(out_grids.columns) - 1, column, values)
     all_cells = [c for c in cells if c is not None and len(c)]
     all_cells = pd.concat(all_cells, ignore_index=True).sort_values("h3").reset_index(drop=True) if all_cells else cells[0]
     all_cells = gpd.GeoDataFrame(all_cells, geometry="geometry", crs="EPSG:4326")
     origin_rows = pd.concat(origins, ignore_index=True).drop_duplicates("key")
-    stats = dict(network_stats)
+    stats = dict(parts.network_stats)
     if stats.get("method") == "network":
         stats.update({"origins": int(len(origin_rows)),
                       "origins_not_attached": int((~origin_rows["attached"]).sum()),
@@ -386,7 +442,7 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
         "horizon_min": config.horizon_min,
         "categories": [asdict(c) for c in config.categories],
         "network": stats,
-        "facilities_unknown_category": facilities_unknown,
+        "facilities_unknown_category": parts.facilities_unknown,
         "households_not_attached": int(hh["not_attached"].sum()),
         "households_on_fragments": int(hh["on_fragment"].sum()),
         "households_basic_complete": int(hh["basic_complete"].sum()),
@@ -395,13 +451,23 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
         "h3_cells_from_centre": int(all_cells["from_centre"].sum()) if len(all_cells) else 0,
         "shares": json.loads(level_rows.to_json(orient="records")),
     }
-    clock.step("shares", f"aggregated reach shares of {len(hh):,} households")
 
+    return all_cells, reach, reach_summary
+
+
+def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, reach: pd.DataFrame,
+                buildings: list, *, communities: gpd.GeoDataFrame, streets: gpd.GeoDataFrame, config,
+                h3_resolution: int, reference_date: date):
+    """Household risk, blind spots and scorecard; the grids get their risk columns (in place)."""
+    status = hh["status"].to_numpy()
+    grid_id = hh["grid_id"].to_numpy()
+    building_id = hh["building_id"].to_numpy()
+    old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
     risk_config = load_risk_config(run.folder, categories=config)
     own_b = [b for b in buildings if b is not None]
     if own_b:
         own_b = pd.concat(own_b, ignore_index=True).drop_duplicates("id").sort_values("order", kind="stable")
-        registration = building_registration(own_b, building_id, risk_config, area=own_b["area"].to_numpy())
+        registration = building_registration(own_b, building_id, config=risk_config, area=own_b["area"].to_numpy())
         registration.index = own_b.index
         under_mask = registration["under_registered"].to_numpy()
         under = set(registration.loc[under_mask, "id"])
@@ -424,21 +490,10 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
                       under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
                       reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64))
     risk, spots, card = assess_risk(ctx, reach)
-    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
+    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk)
     for column in g_risk.columns:
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
-    all_cells = add_cell_risk(all_cells, lon, lat, risk, resolution=h3_resolution)
-    clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
-                       f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
-
-    zones = pd.DataFrame({"zone": zone})
-    zones.attrs["fringe_source"] = fringe_source
-    summary = build_summary(run, hh, out_grids, issues, coverage, streets, communities)
-    summary["reach"] = reach_summary
-    summary["risk"] = risk_summary(risk, zones, spots, registration, risk_config, reference_date)
-    summary["timings_s"] = clock.timings
-    return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
-                        summary=summary, household_risk=risk, risk_context=ctx)
+    return risk, spots, card, ctx, registration, risk_config
 
 
 #: A building-grid table without split buildings (grid_workload's ``split_buildings`` are then all 0).
@@ -492,8 +547,9 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
                           categories=ctx.categories)
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
-    card = scorecard(ctx.households, risk, reach_households, ctx.grids, ctx.communities, ctx.streets, config=ctx.config)
-    card = pd.concat([card, zone_scorecard(ctx.households, risk, reach_households, config=ctx.config)], ignore_index=True)
+    card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
+                           communities=ctx.communities, streets=ctx.streets, config=ctx.config)
+    card = pd.concat([card, zone_scorecard(ctx.households, risk, reach=reach_households, config=ctx.config)], ignore_index=True)
     return risk, spots, card
 
 
@@ -518,6 +574,14 @@ def unknown_categories(facilities: gpd.GeoDataFrame | None, config) -> dict[str,
 
 
 def unknown_category_warnings(unknown: dict[str, int], config) -> list[str]:
+    """One warning per facility category the reach configuration does not know, with its count.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> unknown_category_warnings({"gym": 2}, SimpleNamespace(source="built-in"))
+    ["facilities: 2 with category 'gym' not in built-in: not used for reach"]
+    """
     return [f"facilities: {count} with category {cat!r} not in {config.source}: not used for reach"
             for cat, count in unknown.items()]
 
@@ -570,7 +634,7 @@ def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd
                        not_attached=hh_not_attached, on_fragment=hh_stranded, origins=origin_rows)
 
 
-def settled_cells(data: Dataset, lonlat: tuple[np.ndarray, np.ndarray], resolution: int,
+def settled_cells(data: Dataset, lonlat: tuple[np.ndarray, np.ndarray], *, resolution: int,
                   more: np.ndarray | None = None) -> np.ndarray:
     """The H3 cells of the households (``lonlat``) and of the buildings' inside points, with ``more``: the
     places people live, round which the life circle's empty cells are kept."""
@@ -600,7 +664,8 @@ def add_cell_risk(cells: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray, ris
     return out
 
 
-def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataFrame, *, config: RiskConfig) -> pd.DataFrame:
+def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.DataFrame,
+                   config: RiskConfig) -> pd.DataFrame:
     """The scorecard's served/coverage indicators for old estates, fringes and the rest (level ``zone``)."""
     t = config.targets
     zone_masks = {"old_estate": households["old_estate"].to_numpy(bool), "fringe": households["fringe"].to_numpy(bool)}
@@ -624,8 +689,8 @@ def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataF
     return pd.DataFrame(rows)
 
 
-def risk_summary(risk: pd.DataFrame, zones: pd.DataFrame, spots: gpd.GeoDataFrame, registration: pd.DataFrame | None,
-                 config: RiskConfig, reference_date: date) -> dict:
+def risk_summary(risk: pd.DataFrame, zones: pd.DataFrame, *, spots: gpd.GeoDataFrame,
+                 registration: pd.DataFrame | None, config: RiskConfig, reference_date: date) -> dict:
     """Risk counts by colour and reason, broken down into old estates / fringe / the rest."""
     out = {"reference_date": reference_date.isoformat(), "rules_source": config.source,
            "fringe_source": zones.attrs.get("fringe_source", "none"),
@@ -659,7 +724,7 @@ def _counts(series: pd.Series, keys) -> dict[str, int]:
     return {k: int(vc.get(k, 0)) for k in keys}
 
 
-def build_summary(data: "RunInfo", households: pd.DataFrame, grids: gpd.GeoDataFrame, issues: gpd.GeoDataFrame,
+def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDataFrame, issues: gpd.GeoDataFrame,
                   coverage: pd.DataFrame, streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> dict:
     """The run's figures as plain JSON-ready data (counts only: no household appears by id)."""
     status = households["status"]

@@ -23,8 +23,20 @@ The steps, each a function over arrays:
 
 Example
 -------
->>> result = propose_grids(community, buildings, estates, households, band=(300, 500))
->>> result.grids[["id", "households"]].head()
+Four buildings of three households each, in grids of 5 to 7 households:
+
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> import pandas as pd
+>>> from shapely.geometry import box
+>>> community = gpd.GeoDataFrame({"id": ["C1"]}, geometry=[box(0, 0, 200, 100)], crs=32648)
+>>> buildings = gpd.GeoDataFrame({"id": ["B0", "B1", "B2", "B3"]},
+...                              geometry=[box(20 + 45 * i, 40, 40 + 45 * i, 60) for i in range(4)], crs=32648)
+>>> households = pd.DataFrame({"building_id": np.repeat(buildings["id"], 3).to_numpy(), "persons": 2,
+...                            "x": np.nan, "y": np.nan})
+>>> result = propose_grids(community, buildings, None, households, band=(5, 7))
+>>> result.grids[["id", "households"]].values.tolist()
+[['C1-N01', 6], ['C1-N02', 6]]
 """
 
 from __future__ import annotations
@@ -126,6 +138,47 @@ def build_units(community: shapely.Geometry, buildings: gpd.GeoDataFrame, estate
     b_idx = np.flatnonzero(in_comm)
     hh = np.asarray(building_households, dtype=np.int64)
     pp = np.asarray(building_persons, dtype=np.float64)
+    e_geom, e_ids, be, whole, split = _community_estates(community, buildings, estates, b_idx, hh,
+                                                         ceiling=ceiling)
+
+    e_list = np.flatnonzero(whole)
+    unit_of_estate = np.full(len(e_geom), -1, dtype=np.int64)
+    unit_of_estate[e_list] = np.arange(len(e_list))
+    # buildings in a whole estate join its unit; the others are units of their own
+    b_in_whole = (be >= 0) & np.isin(be, e_list)
+    own = b_idx[~b_in_whole]
+    n_units = len(e_list) + len(own)
+    building_unit = np.full(len(buildings), -1, dtype=np.int64)
+    building_unit[b_idx[b_in_whole]] = unit_of_estate[be[b_in_whole]]
+    building_unit[own] = len(e_list) + np.arange(len(own))
+
+    ids = np.concatenate([e_ids[e_list], buildings["id"].astype(str).to_numpy(dtype=object)[own]])
+    kind = np.array(["estate"] * len(e_list) + ["building"] * len(own), dtype=object)
+    households = np.bincount(building_unit[b_idx], weights=hh[b_idx], minlength=n_units)
+    persons = np.bincount(building_unit[b_idx], weights=pp[b_idx], minlength=n_units)
+    piece_geom, piece_unit, is_b = _unit_pieces(community, bgeom, b_idx, e_geom, e_list, be=be,
+                                                b_in_whole=b_in_whole, building_unit=building_unit,
+                                                n_units=n_units)
+    if n_units == 0:
+        raise ProposalError("the community holds no building or estate: there is nothing to group into grids")
+    # footprints that overlap cannot go to two grids without a cut: their units become one
+    piece_unit, building_unit, households, persons, ids, kind = _merge_overlapping_units(
+        piece_geom, piece_unit, building_unit, households=households, persons=persons, ids=ids, kind=kind)
+    n_units = len(ids)
+    x, y, households, persons = _unit_points(community, piece_geom, piece_unit, households=households,
+                                             persons=persons, loose_xy=loose_xy, loose_persons=loose_persons)
+    big = b_idx[hh[b_idx] > ceiling]
+    return Units(ids=ids, kind=kind, households=households.astype(np.int64), persons=persons.round().astype(np.int64),
+                 x=x, y=y, piece_geom=piece_geom, piece_unit=piece_unit, piece_is_building=is_b,
+                 building_unit=building_unit,
+                 split_estates=[str(e) for e in e_ids[split]],
+                 oversized_buildings=[str(b) for b in buildings["id"].astype(str).to_numpy()[big]])
+
+
+def _community_estates(community: shapely.Geometry, buildings: gpd.GeoDataFrame, estates: gpd.GeoDataFrame | None,
+                       b_idx: np.ndarray, hh: np.ndarray, *, ceiling: int):
+    """The estates' polygons and ids, the estate of each of the community's buildings, which estates stay
+    whole (at most ``ceiling`` households) and which are split."""
     b_estate = np.full(len(buildings), -1, dtype=np.int64)
     e_geom = np.zeros(0, dtype=object)
     e_ids = np.zeros(0, dtype=object)
@@ -147,22 +200,14 @@ def build_units(community: shapely.Geometry, buildings: gpd.GeoDataFrame, estate
     e_hh = np.bincount(be[be >= 0], weights=hh[b_idx][be >= 0], minlength=len(e_geom))
     whole = used_e & (e_hh <= ceiling)
     split = np.flatnonzero(used_e & (e_hh > ceiling))
+    return e_geom, e_ids, be, whole, split
 
-    e_list = np.flatnonzero(whole)
-    unit_of_estate = np.full(len(e_geom), -1, dtype=np.int64)
-    unit_of_estate[e_list] = np.arange(len(e_list))
-    # buildings in a whole estate join its unit; the others are units of their own
-    b_in_whole = (be >= 0) & np.isin(be, e_list)
-    own = b_idx[~b_in_whole]
-    n_units = len(e_list) + len(own)
-    building_unit = np.full(len(buildings), -1, dtype=np.int64)
-    building_unit[b_idx[b_in_whole]] = unit_of_estate[be[b_in_whole]]
-    building_unit[own] = len(e_list) + np.arange(len(own))
 
-    ids = np.concatenate([e_ids[e_list], buildings["id"].astype(str).to_numpy(dtype=object)[own]])
-    kind = np.array(["estate"] * len(e_list) + ["building"] * len(own), dtype=object)
-    households = np.bincount(building_unit[b_idx], weights=hh[b_idx], minlength=n_units)
-    persons = np.bincount(building_unit[b_idx], weights=pp[b_idx], minlength=n_units)
+def _unit_pieces(community: shapely.Geometry, bgeom: np.ndarray, b_idx: np.ndarray, e_geom: np.ndarray,
+                 e_list: np.ndarray, *, be: np.ndarray, b_in_whole: np.ndarray, building_unit: np.ndarray,
+                 n_units: int):
+    """The pieces of the units: estate polygons clipped to the community and the buildings not inside their
+    estate's polygon; a unit clipped away entirely keeps its buildings."""
     # pieces: estate polygons (clipped to the community), and buildings not inside their estate's polygon
     e_pieces = shapely.intersection(e_geom[e_list], community) if len(e_list) else np.zeros(0, dtype=object)
     b_pieces_idx = b_idx
@@ -185,10 +230,14 @@ def build_units(community: shapely.Geometry, buildings: gpd.GeoDataFrame, estate
         piece_geom = np.concatenate([piece_geom, bgeom[extra]])
         piece_unit = np.concatenate([piece_unit, building_unit[extra]])
         is_b = np.concatenate([is_b, np.ones(len(extra), dtype=bool)])
-    if n_units == 0:
-        raise ProposalError("the community holds no building or estate: there is nothing to group into grids")
-    # footprints that overlap (village houses drawn over each other, a building across an estate's line)
-    # cannot go to two grids without a cut: their units become one
+    return piece_geom, piece_unit, is_b
+
+
+def _merge_overlapping_units(piece_geom: np.ndarray, piece_unit: np.ndarray, building_unit: np.ndarray, *,
+                             households: np.ndarray, persons: np.ndarray, ids: np.ndarray, kind: np.ndarray):
+    """Units whose pieces overlap (village houses drawn over each other, a building across an estate's line)
+    become one: the first unit of each group keeps its id."""
+    n_units = len(ids)
     pi, pj = shapely.STRtree(piece_geom).query(piece_geom, predicate="intersects")
     other = (pi < pj) & (piece_unit[pi] != piece_unit[pj])
     pi, pj = pi[other], pj[other]
@@ -209,7 +258,13 @@ def build_units(community: shapely.Geometry, buildings: gpd.GeoDataFrame, estate
             persons = np.bincount(new_of, weights=persons, minlength=len(keep_u))
             ids, kind = ids[keep_u], kind[keep_u]
             n_units = len(keep_u)
-    # a point inside each unit: of its largest piece
+    return piece_unit, building_unit, households, persons, ids, kind
+
+
+def _unit_points(community: shapely.Geometry, piece_geom: np.ndarray, piece_unit: np.ndarray, *,
+                 households: np.ndarray, persons: np.ndarray, loose_xy, loose_persons):
+    """A point inside each unit (of its largest piece); households without a building join the nearest unit."""
+    n_units = len(households)
     area = shapely.area(piece_geom)
     order = np.lexsort((-area, piece_unit))
     first = order[np.r_[True, piece_unit[order][1:] != piece_unit[order][:-1]]]
@@ -228,12 +283,7 @@ def build_units(community: shapely.Geometry, buildings: gpd.GeoDataFrame, estate
             households += np.bincount(unit, minlength=n_units)
             lp = np.ones(len(lx)) if loose_persons is None else np.nan_to_num(np.asarray(loose_persons, float))
             persons += np.bincount(unit, weights=lp[ok][pi], minlength=n_units)
-    big = b_idx[hh[b_idx] > ceiling]
-    return Units(ids=ids, kind=kind, households=households.astype(np.int64), persons=persons.round().astype(np.int64),
-                 x=x, y=y, piece_geom=piece_geom, piece_unit=piece_unit, piece_is_building=is_b,
-                 building_unit=building_unit,
-                 split_estates=[str(e) for e in e_ids[split]],
-                 oversized_buildings=[str(b) for b in buildings["id"].astype(str).to_numpy()[big]])
+    return x, y, households, persons
 
 
 # ------------------------------------------------------------------ tessellation
@@ -745,10 +795,10 @@ def grid_polygons(community: shapely.Geometry, tess: Tessellation, unit_grid: np
     out = shapely.union(shapely.difference(raw, all_fp, grid_size=precision_m), own, grid_size=precision_m)
     out = polygonal_parts(out)
     out = _reattach_crumbs(out, own, precision_m)
-    return exact_coverage(_fill_gaps(out, community, precision_m), community, precision_m)
+    return exact_coverage(_fill_gaps(out, community, precision_m), community, precision_m=precision_m)
 
 
-def exact_coverage(grids: np.ndarray, community: shapely.Geometry, precision_m: float) -> np.ndarray:
+def exact_coverage(grids: np.ndarray, community: shapely.Geometry, *, precision_m: float) -> np.ndarray:
     """The grids rebuilt from the faces of their noded boundaries (with the community outline), each face
     given to the grid holding most of it, faces no grid holds to the neighbour sharing the longest edge:
     an edge-matched coverage with no gap and no sliver, whatever small offsets the overlay left."""
@@ -885,7 +935,8 @@ class Proposal:
 
 
 def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
-                  estates: gpd.GeoDataFrame | None, households: pd.DataFrame, *, band=DEFAULT_BAND,
+                  estates: gpd.GeoDataFrame | None, households: pd.DataFrame, *,
+                  band: str | tuple[int, int] = DEFAULT_BAND,
                   current_grids: gpd.GeoDataFrame | None = None, keep_current: bool = False,
                   roads: gpd.GeoDataFrame | None = None, spacing_m: float = 10.0, simplify_m: float = 5.0,
                   road_penalty_m: float = 60.0, precision_m: float = 0.01) -> Proposal:
@@ -918,27 +969,9 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
         cgeom = community.geometry if hasattr(community, "geometry") else community
     cgeom = shapely.make_valid(shapely.set_precision(cgeom, precision_m))
     notes: list[str] = []
-    bid = buildings["id"].astype(str)
-    hb = households["building_id"]
-    has_b = hb.notna().to_numpy()
-    pos = pd.Index(bid).get_indexer(hb[has_b].astype(str))
-    ok = pos >= 0
-    persons = households["persons"].astype(float).fillna(0).to_numpy()
-    b_hh = np.bincount(pos[ok], minlength=len(buildings))
-    b_pp = np.bincount(pos[ok], weights=persons[has_b][ok], minlength=len(buildings))
-    loose = ~has_b
-    loose[np.flatnonzero(has_b)[~ok]] = True
-    units = build_units(cgeom, buildings, estates, b_hh, b_pp,
-                        loose_xy=(households["x"].to_numpy()[loose], households["y"].to_numpy()[loose]),
-                        loose_persons=persons[loose], ceiling=hi)
+    units = _community_units(cgeom, buildings, estates, households, ceiling=hi)
     t1 = time.perf_counter()
-    road_lines = None
-    if roads is not None and len(roads):
-        keep = np.ones(len(roads), dtype=bool)
-        if "highway" in roads.columns:
-            keep = roads["highway"].astype("string").isin(BOUNDARY_ROADS).fillna(False).to_numpy()
-        road_lines = roads.geometry.to_numpy()[keep]
-    tess = tessellate(cgeom, units.piece_geom, units.piece_unit, spacing_m=spacing_m, roads=road_lines)
+    tess = tessellate(cgeom, units.piece_geom, units.piece_unit, spacing_m=spacing_m, roads=_boundary_roads(roads))
     t2 = time.perf_counter()
     total = int(units.households.sum())
     maximum = total // lo
@@ -961,6 +994,47 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
     frame = gpd.GeoDataFrame({"community_id": cid, "households": hh, "persons": pp, "units": nunits},
                              geometry=polys, crs=buildings.crs)
     frame = _name_grids(frame, cid, current_grids, precision_m)
+    notes += _balance_notes(units, hh, band=(lo, hi))
+    return Proposal(grids=frame, unit_grid=unit_grid, units=units, band=(lo, hi), maximum=maximum, notes=notes,
+                    timings={"units": round(t1 - t0, 3), "tessellate": round(t2 - t1, 3),
+                             "partition": round(t3 - t2, 3), "polygons": round(t4 - t3, 3)})
+
+
+def _community_units(cgeom: shapely.Geometry, buildings: gpd.GeoDataFrame, estates: gpd.GeoDataFrame | None,
+                     households: pd.DataFrame, *, ceiling: int) -> Units:
+    """The units of one community from its households (counted per building; those without a known building
+    join the nearest unit)."""
+    bid = buildings["id"].astype(str)
+    hb = households["building_id"]
+    has_b = hb.notna().to_numpy()
+    pos = pd.Index(bid).get_indexer(hb[has_b].astype(str))
+    ok = pos >= 0
+    persons = households["persons"].astype(float).fillna(0).to_numpy()
+    b_hh = np.bincount(pos[ok], minlength=len(buildings))
+    b_pp = np.bincount(pos[ok], weights=persons[has_b][ok], minlength=len(buildings))
+    loose = ~has_b
+    loose[np.flatnonzero(has_b)[~ok]] = True
+    units = build_units(cgeom, buildings, estates, b_hh, b_pp,
+                        loose_xy=(households["x"].to_numpy()[loose], households["y"].to_numpy()[loose]),
+                        loose_persons=persons[loose], ceiling=ceiling)
+    return units
+
+
+def _boundary_roads(roads: gpd.GeoDataFrame | None) -> np.ndarray | None:
+    """The road lines a grid boundary should follow (:data:`BOUNDARY_ROADS` when roads carry ``highway``)."""
+    road_lines = None
+    if roads is not None and len(roads):
+        keep = np.ones(len(roads), dtype=bool)
+        if "highway" in roads.columns:
+            keep = roads["highway"].astype("string").isin(BOUNDARY_ROADS).fillna(False).to_numpy()
+        road_lines = roads.geometry.to_numpy()[keep]
+    return road_lines
+
+
+def _balance_notes(units: Units, hh: np.ndarray, *, band: tuple[int, int]) -> list[str]:
+    """Notes on what kept grids out of the band: split estates, oversized buildings, grids outside it."""
+    lo, hi = band
+    notes: list[str] = []
     if units.split_estates:
         notes.append(f"{len(units.split_estates)} estate(s) hold more than {hi} households alone and were split "
                      f"along building lines: {', '.join(units.split_estates[:10])}")
@@ -971,9 +1045,7 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
     if out_band:
         notes.append(f"{out_band} grid(s) stay outside {lo}-{hi}: the whole units around them leave no way "
                      "to balance them without splitting an estate or a building")
-    return Proposal(grids=frame, unit_grid=unit_grid, units=units, band=(lo, hi), maximum=maximum, notes=notes,
-                    timings={"units": round(t1 - t0, 3), "tessellate": round(t2 - t1, 3),
-                             "partition": round(t3 - t2, 3), "polygons": round(t4 - t3, 3)})
+    return notes
 
 
 def _current_unit_grid(units: Units, grids: gpd.GeoDataFrame, precision_m: float) -> np.ndarray:

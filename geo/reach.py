@@ -14,9 +14,29 @@ changed facility, touching only the origins whose nearest facility changes.
 
 Example
 -------
->>> model = ReachModel.build(roads, facilities, origins, config=load_config())
->>> minutes = model.origin_minutes("kindergarten", "general")
->>> changed = model.add_facility("kindergarten", x, y)
+One road, one kindergarten at its west end, two homes: the far one is beyond the 30-minute horizon until
+a kindergarten is added next to it.
+
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> from shapely.geometry import LineString, Point
+>>> from geo.lifecircle import household_origins
+>>> roads = gpd.GeoDataFrame({"highway": ["residential"]}, geometry=[LineString([(0, 0), (2000, 0)])],
+...                          crs=32648)
+>>> facilities = gpd.GeoDataFrame({"id": ["F1"], "category": ["kindergarten"]}, geometry=[Point(0, 10)],
+...                               crs=32648)
+>>> origins, _ = household_origins(np.array([600.0, 1800.0]), np.array([10.0, 10.0]),
+...                                np.array([None, None], dtype=object), buildings=None, estates=None, gates=None)
+>>> config = ReachConfig(categories=(Category(id="kindergarten", name_zh="幼儿园", name_en="Kindergarten",
+...                                           tier=10, basic=True, elderly=False),),
+...                      speeds={"general": 1.0, "elderly": 0.92}, detour_factor=1.3)
+>>> model = ReachModel.build(roads, facilities, origins, config=config)
+>>> model.origin_minutes("kindergarten", "general").round(1)
+array([10.3,  nan])
+>>> model.add_facility("kindergarten", 1800.0, 10.0)  # the origins whose nearest facility changed
+array([1])
+>>> model.origin_minutes("kindergarten", "general").round(1)
+array([10.3,  0.3])
 """
 
 from __future__ import annotations

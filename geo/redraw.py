@@ -15,18 +15,39 @@ answers, for the communities it touches, with plain JSON-ready data:
 
 Everything works in the metric CRS of a :class:`RedrawContext` (built once per workspace version).
 
+The frames come from the caller (``gridcover.services.redraw`` reads them from the store).
+
 Example
 -------
->>> ctx = RedrawContext.from_layers(workspace.read)
->>> report = check_proposal(ctx, read_proposal("proposal.geojson", ctx))
->>> report["valid"], report["moved"]["households"]
+One grid of two households cut in two halves: valid, and one household changes grid (and worker).
+
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point, box
+>>> square = box(104.0, 30.0, 104.01, 30.01)
+>>> ctx = RedrawContext.from_frames(
+...     communities=gpd.GeoDataFrame({"id": ["C1"]}, geometry=[square], crs=4326),
+...     grids=gpd.GeoDataFrame({"id": ["G1"], "community_id": ["C1"], "worker_name": ["王芳"],
+...                             "full_time_workers": [1]}, geometry=[square], crs=4326),
+...     households=gpd.GeoDataFrame({"id": ["H1", "H2"], "building_id": [None, None], "persons": [3, 2],
+...                                  "grid_id": ["G1", "G1"], "community_id": ["C1", "C1"]},
+...                                 geometry=[Point(104.002, 30.005), Point(104.008, 30.005)], crs=4326))
+>>> community = ctx.communities.geometry.iloc[0]
+>>> x0, y0, x1, y1 = community.bounds
+>>> halves = [community.intersection(box(x0, y0, (x0 + x1) / 2, y1)),
+...           community.intersection(box((x0 + x1) / 2, y0, x1, y1))]
+>>> proposal = gpd.GeoDataFrame({"id": ["G1", "G2"], "community_id": ["C1", "C1"],
+...                              "worker_name": ["王芳", "李强"], "full_time_workers": [1, 1]},
+...                             geometry=halves, crs=ctx.metric_crs)
+>>> report = check_proposal(ctx, proposal, band=(1, 2))
+>>> report["valid"], report["moved"]["households"], [(g["id"], g["households"]) for g in report["grids"]]
+(True, 1, [('G1', 1), ('G2', 1)])
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,17 +93,43 @@ class RedrawContext:
     _cells: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_layers(cls, read: Callable[[str], gpd.GeoDataFrame | None], *, settings: Settings | None = None,
+    def from_frames(cls, *, communities: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, households: gpd.GeoDataFrame,
+                    buildings: gpd.GeoDataFrame | None = None, estates: gpd.GeoDataFrame | None = None,
+                    roads: gpd.GeoDataFrame | None = None, settings: Settings | None = None,
                     version: int | str = 0, metric_crs: pyproj.CRS | str | None = None) -> "RedrawContext":
-        """Build from a reader of WGS-84 layers (``Workspace.read``; ``None`` or ``KeyError`` for a missing
-        optional layer)."""
-        def opt(name):
-            try:
-                return read(name)
-            except Exception:  # noqa: BLE001 - a missing optional layer
-                return None
+        """Build from the workspace's layers in WGS-84 (``None`` for a missing optional layer).
 
-        grids = read("grids")
+        Parameters
+        ----------
+        communities, grids, households
+            The stored layers (households with at least ``id``, ``building_id``, ``persons``).
+        buildings, estates, roads
+            Optional layers.
+        settings
+            Thresholds of the checks; the defaults when ``None``.
+        version
+            The workspace version the context stands for.
+        metric_crs
+            The metric CRS to work in; a local one around the grids when ``None``.
+
+        Returns
+        -------
+        RedrawContext
+            Every frame in ``metric_crs``.
+
+        Examples
+        --------
+        >>> import geopandas as gpd
+        >>> from shapely.geometry import Point, box
+        >>> square = box(104.0, 30.0, 104.01, 30.01)
+        >>> ctx = RedrawContext.from_frames(
+        ...     communities=gpd.GeoDataFrame({"id": ["C1"]}, geometry=[square], crs=4326),
+        ...     grids=gpd.GeoDataFrame({"id": ["G1"], "community_id": ["C1"]}, geometry=[square], crs=4326),
+        ...     households=gpd.GeoDataFrame({"id": ["H1"], "building_id": [None], "persons": [3]},
+        ...                                 geometry=[Point(104.005, 30.005)], crs=4326))
+        >>> ctx.metric_crs.is_projected, sorted(ctx.community_ids())
+        (True, ['C1'])
+        """
         if metric_crs is None:
             x0, y0, x1, y1 = grids.total_bounds
             metric_crs = local_metric_crs((x0 + x1) / 2.0, (y0 + y1) / 2.0)
@@ -91,7 +138,7 @@ class RedrawContext:
         def m(frame):
             return None if frame is None else frame.to_crs(metric_crs)
 
-        hh = read("households")
+        hh = households
         keep = [c for c in ("id", "building_id", "grid_id", "community_id", "persons", "status", "basic_complete",
                             *SPECIAL_GROUPS) if c in hh.columns]
         households = m(hh[keep + [hh.geometry.name]])
@@ -100,9 +147,9 @@ class RedrawContext:
                 households[g] = households[g].fillna(False).astype(bool)
         households["persons"] = households["persons"].astype(float).fillna(0)
         grid_cols = [c for c in GRID_FIELDS if c in grids.columns]
-        return cls(metric_crs=metric_crs, communities=m(read("communities")), grids=m(grids[grid_cols + ["geometry"]]),
-                   buildings=m(opt("buildings")), estates=m(opt("estates")), households=households,
-                   roads=m(opt("roads")), settings=settings or Settings(), version=version)
+        return cls(metric_crs=metric_crs, communities=m(communities), grids=m(grids[grid_cols + ["geometry"]]),
+                   buildings=m(buildings), estates=m(estates), households=households,
+                   roads=m(roads), settings=settings or Settings(), version=version)
 
     def community_ids(self) -> set[str]:
         return set(self.communities["id"].astype(str))
@@ -324,6 +371,17 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
     ``base`` are the grids the moves start from (the current grids of the communities by default). A ``to``
     that names no grid yet creates one (with that id) in the unit's community.
     """
+    parsed = _parse_moves(ctx, moves, base=base, label=label)
+    cids = {p[3] for p in parsed}
+    grids = (base if base is not None else ctx.grids_of(cids)).copy()
+    grids = grids[grids["community_id"].astype(str).isin(cids)].reset_index(drop=True)
+    grids = _move_units(ctx, grids, parsed, cids)
+    return _rebuild_coverage(ctx, grids, cids)
+
+
+def _parse_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoDataFrame | None,
+                 label: str) -> list[tuple[str, str, str, str]]:
+    """The moves checked, as ``(kind, unit id, to grid, community)``; ``InputError`` naming the move else."""
     if not isinstance(moves, list) or not moves:
         raise InputError("give a non-empty list of moves [{\"building_id\" or \"estate_id\": …, \"to\": grid id}]",
                          field=label)
@@ -360,9 +418,13 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
             raise InputError(f"grid {to} belongs to community {grid_comm[to]}, but {uid} lies in {cid}",
                              field=f"{label}[{i}].to")
         parsed.append((kind, uid, to, cid))
-    cids = {p[3] for p in parsed}
-    grids = (base if base is not None else ctx.grids_of(cids)).copy()
-    grids = grids[grids["community_id"].astype(str).isin(cids)].reset_index(drop=True)
+    return parsed
+
+
+def _move_units(ctx: RedrawContext, grids: gpd.GeoDataFrame, parsed: list[tuple[str, str, str, str]],
+                cids: set[str]) -> gpd.GeoDataFrame:
+    """The grids with each moved unit's area cut from its community's grids and given to its target grid
+    (a new grid when the target is new)."""
     for cid in cids:
         cells = unit_cells(ctx, cid)
         for kind, uid, to, c in parsed:
@@ -386,6 +448,11 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
                 grids = gpd.GeoDataFrame(pd.concat([grids, gpd.GeoDataFrame([row], geometry="geometry",
                                                                              crs=grids.crs)], ignore_index=True),
                                          geometry="geometry", crs=grids.crs)
+    return grids
+
+
+def _rebuild_coverage(ctx: RedrawContext, grids: gpd.GeoDataFrame, cids: set[str]) -> gpd.GeoDataFrame:
+    """Each community's grids as an edge-matched coverage, crumbs given to their neighbours, empty grids dropped."""
     geoms = polygonal_parts(grids.geometry.to_numpy())
     # the moved areas rarely follow the drawn lines: rebuild each community's grids as an edge-matched
     # coverage (no sliver), then give pieces of a grid that hold none of its buildings to their neighbour
@@ -393,7 +460,7 @@ def grids_from_moves(ctx: RedrawContext, moves: list[dict], *, base: gpd.GeoData
         mine = np.flatnonzero(grids["community_id"].astype(str).to_numpy() == cid)
         community = ctx.communities.geometry.to_numpy()[
             np.flatnonzero(ctx.communities["id"].astype(str).to_numpy() == cid)[0]]
-        geoms[mine] = exact_coverage(geoms[mine], community, ctx.settings.precision_m)
+        geoms[mine] = exact_coverage(geoms[mine], community, precision_m=ctx.settings.precision_m)
         if ctx.buildings is not None and len(ctx.buildings):
             frame = gpd.GeoDataFrame({"id": grids["id"].to_numpy()[mine]}, geometry=geoms[mine], crs=grids.crs)
             held = building_grids(ctx.buildings, frame, settings=ctx.settings)["grid"].to_numpy()
@@ -414,14 +481,15 @@ def _community_at(ctx: RedrawContext, rows: gpd.GeoDataFrame) -> str | None:
 
 
 # ------------------------------------------------------------------ the check
-def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAULT_BAND,
+def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str | tuple[int, int] = DEFAULT_BAND,
                    road_follow_m: float = ROAD_FOLLOW_M) -> dict:
     """Validity, balance, shape and the diff of a proposal (metric grids with ``id``, ``community_id``).
 
     Returns a JSON-ready dict; ``valid`` is true when the proposal has no gap, overlap, part outside its
     community, grid in several pieces, split building or split estate (other than one above the ceiling).
     Balance against the band is reported per grid (``in_band``) and in ``all_in_band`` but does not make a
-    proposal invalid (a street office may have its reasons; the report shows them).
+    proposal invalid (a street office may have its reasons; the report shows them). The module docstring
+    shows one.
     """
     t0 = time.perf_counter()
     lo, hi = parse_band(band)
@@ -431,10 +499,8 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAU
     new = proposal.reset_index(drop=True)
     old = ctx.grids_of(cids).reset_index(drop=True)
     hh = ctx.households_of(cids).reset_index(drop=True)
-    buildings = ctx.buildings_of(cids)
-    buildings = buildings.reset_index(drop=True) if buildings is not None else None
-    estates = ctx.estates_of(cids)
-    estates = estates.reset_index(drop=True) if estates is not None else None
+    buildings, estates = (f.reset_index(drop=True) if f is not None else None
+                          for f in (ctx.buildings_of(cids), ctx.estates_of(cids)))
     t1 = time.perf_counter()
 
     # ---- where each household goes
@@ -448,6 +514,80 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAU
     t2 = time.perf_counter()
 
     # ---- validity
+    check = _validity(new, comms, buildings, estates, bg, located, hh, hi=hi, settings=s)
+    gp, coverage, problems = check["gp"], check["coverage"], check["problems"]
+    gaps, overlaps, outside = check["gaps"], check["overlaps"], check["outside"]
+    non_contiguous, split_b, split_estates = check["non_contiguous"], check["split_b"], check["split_estates"]
+    t3 = time.perf_counter()
+
+    # ---- balance and shape
+    work_in = pd.DataFrame({"grid_id": new_grid, "persons": persons})
+    for g in SPECIAL_GROUPS:
+        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
+    work = grid_workload(new, work_in, building_grid=bg, settings=s)
+    pp = polsby_popper(gp)
+    road_share = _road_share(gp, comms, ctx.roads, road_follow_m, s)
+    basic_new = _basic_share(hh, new_grid)
+    basic_old = _basic_share(hh, old_grid)
+    grid_rows = _grid_rows(new, work, pp=pp, road_share=road_share, basic_new=basic_new, basic_old=basic_old,
+                           band=(lo, hi))
+    t4 = time.perf_counter()
+
+    # ---- the diff
+    diff = _diff(hh, assigned, old_grid, new_grid, old, new)
+    blind = _blind_counts(hh, assigned)
+    blind.update(_risk_blind_spots())
+    reach = _reach_diff(hh, old_grid, new_grid)
+    t5 = time.perf_counter()
+    valid = not problems
+    return {
+        "valid": valid,
+        "problems": problems,
+        "band": [lo, hi],
+        "base_version": ctx.version,
+        "communities": _community_rows(cids, old=old, new=new, hh=hh, coverage=coverage),
+        "gaps": gaps, "overlaps": overlaps, "outside_community": outside,
+        "non_contiguous": non_contiguous, "split_buildings": split_b, "split_estates": split_estates,
+        "grids": grid_rows,
+        "summary": _balance_summary(grid_rows, pp=pp, households=len(hh), lo=lo),
+        "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
+        **diff,
+        "blind_spots": blind,
+        "reach": reach,
+        "settings": {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
+                     "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
+                     "road_follow_m": road_follow_m},
+        "timings_s": {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
+                      "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)},
+    }
+
+
+def _community_rows(cids: set[str], *, old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, hh: pd.DataFrame,
+                    coverage: pd.DataFrame) -> list[dict]:
+    """Grids before and after, households and coverage validity of each community a proposal touches."""
+    return [{"id": str(c), "grids_before": int((old["community_id"].astype(str) == c).sum()),
+             "grids_after": int((new["community_id"].astype(str) == c).sum()),
+             "households": int((hh["community_id"].astype(str) == c).sum()),
+             "coverage_valid": bool(coverage.set_index("community_id")["coverage_valid"].get(c, False))}
+            for c in sorted(cids)]
+
+
+def _balance_summary(grid_rows: list[dict], *, pp: np.ndarray, households: int, lo: int) -> dict:
+    """The balance of a proposal's grids in a few figures."""
+    hh_counts = np.array([r["households"] for r in grid_rows]) if grid_rows else np.zeros(0)
+    return {"grids": len(grid_rows), "in_band": int(sum(r["in_band"] for r in grid_rows)),
+            "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
+            "households_min": int(hh_counts.min()) if len(hh_counts) else 0,
+            "households_max": int(hh_counts.max()) if len(hh_counts) else 0,
+            "mean_polsby_popper": round(float(np.nanmean(pp)), 3) if len(pp) else None,
+            "maximum_grids": int(households // lo)}
+
+
+def _validity(new: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None,
+              estates: gpd.GeoDataFrame | None, bg: pd.DataFrame | None, located: pd.DataFrame, hh: pd.DataFrame, *,
+              hi: int, settings: Settings) -> dict:
+    """The validity part of :func:`check_proposal`: the issues found and the problems that make it invalid."""
+    s = settings
     issues = grid_coverage_issues(new, comms, buildings, bg, located, settings=s)
     coverage = community_coverage(new, comms, settings=s)
     gp = shapely.set_precision(new.geometry.to_numpy(), s.precision_m)
@@ -477,17 +617,14 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAU
         if not row.coverage_valid and not (gaps or overlaps) and _slivers_between_grids(new, comms, row.community_id, s):
             problems.append(f"community {row.community_id}: the grids are not a valid coverage (slivers narrower "
                             f"than {s.gap_width_m} m)")
-    t3 = time.perf_counter()
+    return {"gp": gp, "coverage": coverage, "problems": problems, "gaps": gaps, "overlaps": overlaps,
+            "outside": outside, "non_contiguous": non_contiguous, "split_b": split_b, "split_estates": split_estates}
 
-    # ---- balance and shape
-    work_in = pd.DataFrame({"grid_id": new_grid, "persons": persons})
-    for g in SPECIAL_GROUPS:
-        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
-    work = grid_workload(new, work_in, building_grid=bg, settings=s)
-    pp = polsby_popper(gp)
-    road_share = _road_share(gp, comms, ctx.roads, road_follow_m, s)
-    basic_new = _basic_share(hh, new_grid)
-    basic_old = _basic_share(hh, old_grid)
+
+def _grid_rows(new: gpd.GeoDataFrame, work: pd.DataFrame, *, pp: np.ndarray, road_share: np.ndarray,
+               basic_new: dict, basic_old: dict, band: tuple[int, int]) -> list[dict]:
+    """One balance-and-shape row per proposed grid (one per grid, not per household)."""
+    lo, hi = band
     grid_rows = []
     for i, r in enumerate(new.itertuples(index=False)):
         w = work.iloc[i]
@@ -503,11 +640,11 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAU
             if g in work.columns:
                 row[g] = int(w[g])
         grid_rows.append(row)
-    hh_counts = np.array([r["households"] for r in grid_rows]) if grid_rows else np.zeros(0)
-    t4 = time.perf_counter()
+    return grid_rows
 
-    # ---- the diff
-    diff = _diff(hh, assigned, old_grid, new_grid, old, new)
+
+def _blind_counts(hh: pd.DataFrame, assigned: pd.DataFrame) -> dict:
+    """Households in no grid, in overlaps and in split buildings, before and after."""
     before_status = hh["status"].astype(str).to_numpy() if "status" in hh.columns else np.full(len(hh), "", object)
     after_status = assigned["status"].astype(str).to_numpy()
     blind = {
@@ -518,39 +655,7 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band=DEFAU
         "households_in_split_buildings": {"before": int((before_status == "building_split").sum()),
                                           "after": int((after_status == "building_split").sum())},
     }
-    blind.update(_risk_blind_spots())
-    reach = _reach_diff(hh, old_grid, new_grid)
-    t5 = time.perf_counter()
-    valid = not problems
-    return {
-        "valid": valid,
-        "problems": problems,
-        "band": [lo, hi],
-        "base_version": ctx.version,
-        "communities": [{"id": str(c), "grids_before": int((old["community_id"].astype(str) == c).sum()),
-                         "grids_after": int((new["community_id"].astype(str) == c).sum()),
-                         "households": int((hh["community_id"].astype(str) == c).sum()),
-                         "coverage_valid": bool(coverage.set_index("community_id")["coverage_valid"].get(c, False))}
-                        for c in sorted(cids)],
-        "gaps": gaps, "overlaps": overlaps, "outside_community": outside,
-        "non_contiguous": non_contiguous, "split_buildings": split_b, "split_estates": split_estates,
-        "grids": grid_rows,
-        "summary": {"grids": len(grid_rows), "in_band": int(sum(r["in_band"] for r in grid_rows)),
-                    "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
-                    "households_min": int(hh_counts.min()) if len(hh_counts) else 0,
-                    "households_max": int(hh_counts.max()) if len(hh_counts) else 0,
-                    "mean_polsby_popper": round(float(np.nanmean(pp)), 3) if len(pp) else None,
-                    "maximum_grids": int(len(hh) // lo)},
-        "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
-        **diff,
-        "blind_spots": blind,
-        "reach": reach,
-        "settings": {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
-                     "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
-                     "road_follow_m": road_follow_m},
-        "timings_s": {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
-                      "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)},
-    }
+    return blind
 
 
 def _num(value, digits: int = 1):
@@ -729,7 +834,7 @@ def _diff(hh: pd.DataFrame, assigned: pd.DataFrame, old_grid: np.ndarray, new_gr
     }
 
 
-def compare_grids(ctx: RedrawContext, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> dict:
+def compare_grids(ctx: RedrawContext, *, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> dict:
     """Compare two versions of the grids (metric): the diff of :func:`check_proposal` between them.
 
     Households are assigned to both versions afresh (so any two versions from history can be compared).
@@ -757,7 +862,8 @@ def compare_grids(ctx: RedrawContext, before: gpd.GeoDataFrame, after: gpd.GeoDa
 
 
 # ------------------------------------------------------------------ applying: the layers after a redraw
-def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, communities=None) -> gpd.GeoDataFrame:
+def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *,
+                communities: Iterable[str] | None = None) -> gpd.GeoDataFrame:
     """The whole grids layer after a proposal (metric): the grids of the proposal's communities (or of
     ``communities``, when given) replaced by the proposal's, other communities' grids unchanged."""
     cids = set(map(str, communities)) if communities is not None else set(proposal["community_id"].astype(str))
@@ -775,11 +881,12 @@ def _workers_column(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").round().astype("Int64")
 
 
-def reassess(ctx: RedrawContext, read: Callable[[str], gpd.GeoDataFrame], grids: gpd.GeoDataFrame, *,
+def reassess(ctx: RedrawContext, households: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, *,
              summary: dict | None = None) -> tuple[dict[str, gpd.GeoDataFrame], dict]:
     """The output layers after the grids change (what ``analyze`` would write for them), in WGS-84.
 
-    ``grids`` is the whole new grids layer (metric, :data:`GRID_FIELDS`). Households keep every field but
+    ``households`` is the stored households layer; ``grids`` is the whole new grids layer (metric,
+    :data:`GRID_FIELDS`). Households keep every field but
     their ``grid_id``, ``community_id``, ``street_id``, ``status`` and ``flags``, which are assigned afresh;
     the grids get their workload, special-group counts and reach shares; coverage issues are found again.
     Walking reach does not depend on grids and is not recomputed. Returns the layers (``households``,
@@ -790,7 +897,7 @@ def reassess(ctx: RedrawContext, read: Callable[[str], gpd.GeoDataFrame], grids:
 
     s = ctx.settings
     grids = grids.reset_index(drop=True)
-    households = read("households").copy()
+    households = households.copy()
     hh = ctx.households
     buildings = ctx.buildings
     bg = building_grids(buildings, grids, settings=s) if buildings is not None else None

@@ -16,9 +16,18 @@ folder's ``risk.toml`` replaces it).
 
 Example
 -------
->>> cfg = load_risk_config()
->>> risk = household_risk(households, reach, over_capacity_grids=set(), under_registered=set(),
-...                       config=cfg, reference_date=date(2026, 11, 29), categories=load_config())
+>>> from datetime import date
+>>> import pandas as pd
+>>> households = pd.DataFrame({"status": ["ok", "outside_all_grids", "ok"], "grid_id": ["G1", None, "G1"],
+...                            "building_id": ["B1", "B2", "B1"],
+...                            "last_visit": ["2026-11-20", "2026-11-20", "2026-01-05"],
+...                            **{g: [False, False, g == "elderly_alone"] for g in SPECIAL_GROUPS}})
+>>> config = RiskConfig(visits={"elderly_alone": 30}, long_gap_days=90, group_services={}, registration={},
+...                     weights={}, targets={})
+>>> risk = household_risk(households, None, over_capacity_grids=set(), under_registered=set(), config=config,
+...                       reference_date=date(2026, 11, 29), categories=None)
+>>> [(colour, list(reasons)) for colour, reasons in zip(risk["risk"], risk["risk_reasons"])]
+[('none', []), ('blue', ['no_grid']), ('yellow', ['visit_overdue'])]
 """
 
 from __future__ import annotations
@@ -100,7 +109,7 @@ def load_risk_config(data_dir: str | Path | None = None, *, categories: ReachCon
                       source=source)
 
 
-def building_registration(buildings, building_of_household: np.ndarray, config: RiskConfig, *,
+def building_registration(buildings: pd.DataFrame, building_of_household: np.ndarray, *, config: RiskConfig,
                           area: np.ndarray | None = None) -> pd.DataFrame:
     """Per building: household records, estimated flats, and whether a residential building is
     under-registered (records below ``min_share`` of its estimated flats; 0 records always counts).
@@ -205,7 +214,7 @@ def household_risk(households: pd.DataFrame, reach: pd.DataFrame | None, *, over
     return out
 
 
-def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame) -> pd.DataFrame:
+def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, *, risk: pd.DataFrame) -> pd.DataFrame:
     """Per grid: households by colour and the worst colour (``risk``) and its reasons (``risk_reasons``)."""
     frame = pd.DataFrame({"grid_id": households["grid_id"].astype("string").to_numpy(), "level": risk["risk_level"].to_numpy()})
     for r in REASONS:
@@ -223,8 +232,9 @@ def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame
     return out.reset_index(drop=True)
 
 
-def scorecard(households: pd.DataFrame, risk: pd.DataFrame, reach: pd.DataFrame | None, grids: pd.DataFrame,
-              communities: pd.DataFrame, streets: pd.DataFrame, *, config: RiskConfig) -> pd.DataFrame:
+def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.DataFrame | None,
+                    grids: pd.DataFrame, communities: pd.DataFrame, streets: pd.DataFrame,
+                    config: RiskConfig) -> pd.DataFrame:
     """Rows ``level``, ``id``, ``name``, ``indicator``, ``value``, ``target``, ``pass``, ``numerator``,
     ``denominator`` for every community and street against the plan's targets.
 

@@ -14,8 +14,31 @@ the k largest remaining marginal gains (and never below 1 - 1/e of it).
 
 Example
 -------
->>> plan = propose_sites(model, "elderly_daycare", 3, demand=demand, candidates=(cx, cy))
->>> plan.sites, plan.covered_weight
+Three homes along one road lack a kindergarten within 10 minutes; of two candidate sites, the one at the
+east end covers two of them:
+
+>>> import geopandas as gpd
+>>> import numpy as np
+>>> from shapely.geometry import LineString, Point
+>>> from geo.lifecircle import household_origins
+>>> from geo.reach import Category, ReachConfig
+>>> roads = gpd.GeoDataFrame({"highway": ["residential"]}, geometry=[LineString([(0, 0), (2000, 0)])],
+...                          crs=32648)
+>>> facilities = gpd.GeoDataFrame({"id": ["F1"], "category": ["kindergarten"]}, geometry=[Point(0, 10)],
+...                               crs=32648)
+>>> origins, origin_of = household_origins(np.array([600.0, 1800.0, 1850.0]), np.full(3, 10.0),
+...                                        np.full(3, None, dtype=object), buildings=None, estates=None,
+...                                        gates=None)
+>>> config = ReachConfig(categories=(Category(id="kindergarten", name_zh="幼儿园", name_en="Kindergarten",
+...                                           tier=10, basic=True, elderly=False),),
+...                      speeds={"general": 1.0, "elderly": 0.92}, detour_factor=1.3)
+>>> model = ReachModel.build(roads, facilities, origins, config=config)
+>>> demand = demand_for(model, "kindergarten", origin_of=origin_of, elderly_alone=np.zeros(3, bool),
+...                     special=np.zeros(3, bool))
+>>> plan = propose_sites(model, "kindergarten", 1, demand=demand,
+...                      candidates=(np.array([1000.0, 1800.0]), np.array([10.0, 10.0])))
+>>> plan.sites.tolist(), plan.covered_households, plan.method
+([1], 2, 'exact')
 """
 
 from __future__ import annotations
@@ -62,8 +85,8 @@ class SitePlan:
     seconds: float = 0.0
 
 
-def demand_for(model: ReachModel, category: str, origin_of: np.ndarray, elderly_alone: np.ndarray,
-               special: np.ndarray, *, special_weight: float = SPECIAL_WEIGHT) -> Demand:
+def demand_for(model: ReachModel, category: str, *, origin_of: np.ndarray, elderly_alone: np.ndarray,
+               special: np.ndarray, special_weight: float = SPECIAL_WEIGHT) -> Demand:
     """Households missing ``category`` within its tier, grouped into (origin, speed) demand points."""
     cat = model.config.category(category)
     speeds = model.config.speeds
@@ -341,7 +364,8 @@ def plan_sites(analysis, category: str, k: int, *, candidates: tuple[np.ndarray,
     elderly = hh["elderly_alone"].to_numpy(bool)
     special = (hh["elderly_alone"].to_numpy(bool) | hh["child_in_difficulty"].to_numpy(bool)
                | hh["mental_disorder"].to_numpy(bool))
-    demand = demand_for(model, category, ctx.origin_of, elderly, special, special_weight=special_weight)
+    demand = demand_for(model, category, origin_of=ctx.origin_of, elderly_alone=elderly, special=special,
+                        special_weight=special_weight)
     ids, cx, cy = candidates if candidates is not None else default_candidates(analysis)
     plan = propose_sites(model, category, k, demand=demand, candidates=(cx, cy), exact_max_pairs=exact_max_pairs)
 

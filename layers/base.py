@@ -1,13 +1,15 @@
 """What a map layer declaration holds: source, fields by role, style, legend, zoom range, heat maps.
 
-One :class:`Layer` per layer (图层) lives in :mod:`layers.catalog`; the OGC collections, the vector
+One :class:`MapLayer` per layer (图层) lives in :mod:`layers.catalog`; the OGC collections, the vector
 tiles, the heat tiles, the web map's layer switcher and the folium report all read it, so adding a
 layer is adding one declaration.
 
 Example
 -------
->>> Layer(id="estates", source="estates", title_zh="小区", title_en="Estates", geometry="polygon",
-...       public_fields=("id", "name"), style=Style(kind="fill", classes=(Class("#888", "小区", "estate"),)))
+>>> estates = MapLayer(id="estates", source="estates", title_zh="小区", title_en="Estates", geometry="polygon",
+...                    public_fields=("id", "name"), style=Style(kind="fill", classes=(Class("#888", "小区", "estate"),)))
+>>> estates.style.color_of("anything"), estates.minzoom
+('#888', 10)
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class Heat:
 
 
 @dataclass(frozen=True)
-class Layer:
+class MapLayer:
     """The declaration of one map layer.
 
     Parameters

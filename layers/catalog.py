@@ -16,7 +16,7 @@ import pandas as pd
 from geo.areas import FRINGE_CODES, OLD_ESTATE_CUTOFF
 from geo.errors import NotFoundError
 from geo.reach import load_config
-from layers.base import SPECIAL_GROUP_COUNTS, Class, Heat, Layer, Style
+from layers.base import SPECIAL_GROUP_COUNTS, Class, Heat, MapLayer, Style
 
 #: Chinese and English names of the properties shown in popups and legends.
 FIELD_NAMES: dict[str, tuple[str, str]] = {
@@ -71,13 +71,13 @@ def _facility_derived(frame: pd.DataFrame) -> dict[str, pd.Series]:
     return {"tier": frame.get("category", pd.Series("", index=frame.index)).map(tiers).astype("Int64")}
 
 
-LAYERS: tuple[Layer, ...] = (
-    Layer(
+LAYERS: tuple[MapLayer, ...] = (
+    MapLayer(
         id="streets", source="streets", title_zh="街道", title_en="Street offices", geometry="polygon",
         public_fields=("name", "district"), tile_fields=("id", "name"), queryables=("id", "name"),
         style=Style(kind="line", classes=(Class("#333333", "街道边界", "street boundary"),), width=3.0),
         minzoom=8, coverage=True, popup=("name",)),
-    Layer(
+    MapLayer(
         id="communities", source="communities", title_zh="社区", title_en="Communities", geometry="polygon",
         public_fields=("name", "street_id", "ur_code", "code"), derived=_community_derived,
         tile_fields=("id", "name", "street_id", "ur_code", "fringe"), queryables=("id", "name", "street_id", "ur_code"),
@@ -85,7 +85,7 @@ LAYERS: tuple[Layer, ...] = (
                     classes=(Class("#9e6ad1", "城乡结合部社区", "urban-rural fringe community", True),
                              Class("#ffffff", "其他社区", "other community", None))),
         minzoom=9, coverage=True, popup=("name", "ur_code", "fringe")),
-    Layer(
+    MapLayer(
         id="areas", source="areas", title_zh="重点区域", title_en="Areas of attention", geometry="polygon",
         public_fields=("kind", "name"), tile_fields=("id", "kind", "name"), queryables=("id", "kind"),
         style=Style(kind="fill", field="kind", opacity=0.35, outline="#7f2704",
@@ -93,7 +93,7 @@ LAYERS: tuple[Layer, ...] = (
                              Class("#9e6ad1", "城乡结合部（区域）", "urban-rural fringe (area)", "urban_rural_fringe"),
                              Class("#bdbdbd", "其他重点区域", "other area", None))),
         minzoom=10, visible=False, popup=("name", "kind")),
-    Layer(
+    MapLayer(
         id="grids", source="grids", title_zh="网格", title_en="Grids", geometry="polygon",
         description="Grids (网格) with their workers and load; special-group counts 1..k-1 are withheld.",
         public_fields=("name", "community_id", "worker_name", "worker_phone", "full_time_workers", "households",
@@ -111,7 +111,7 @@ LAYERS: tuple[Layer, ...] = (
         minzoom=11, coverage=True,
         popup=("name", "worker_name", "worker_phone", "households", "persons", "households_per_worker",
                "basic_share", *SPECIAL_GROUP_COUNTS)),
-    Layer(
+    MapLayer(
         id="estates", source="estates", title_zh="小区", title_en="Estates", geometry="polygon",
         public_fields=("name", "year_built", "address"), derived=_estate_derived,
         tile_fields=("id", "name", "year_built", "old_estate"), queryables=("id", "name"),
@@ -119,7 +119,7 @@ LAYERS: tuple[Layer, ...] = (
                     classes=(Class("#fd8d3c", "老旧小区（2000年及以前）", "old estate (built 2000 or earlier)", True),
                              Class("#fdd0a2", "其他小区", "other estate", None))),
         minzoom=13, popup=("name", "year_built", "old_estate")),
-    Layer(
+    MapLayer(
         id="buildings", source="buildings", title_zh="楼栋", title_en="Buildings", geometry="polygon",
         public_fields=("estate_id", "name", "address", "year_built", "floors", "residential"),
         derived=_estate_derived,
@@ -127,7 +127,7 @@ LAYERS: tuple[Layer, ...] = (
         style=Style(kind="fill", field="old_estate", opacity=0.7, outline="#525252", width=0.5,
                     classes=(Class("#f16913", "老旧楼栋", "old building", True), Class("#bdbdbd", "楼栋", "building", None))),
         minzoom=14, popup=("name", "address", "floors", "year_built")),
-    Layer(
+    MapLayer(
         id="h3_reach", source="h3_reach", id_field="h3", title_zh="15分钟生活圈（H3）",
         title_en="15-minute reach (H3 cells)", geometry="polygon",
         public_fields=("resolution", "households", "basic_share", "from_centre", "reach_method"),
@@ -137,7 +137,7 @@ LAYERS: tuple[Layer, ...] = (
                              Class("#fdae61", "50–80%", "50–80%", 0.5), Class("#a6d96a", "80–100%", "80–100%", 0.8),
                              Class("#1a9641", "100%", "100%", 1.0))),
         minzoom=12, visible=False, popup=("h3", "households", "basic_share")),
-    Layer(
+    MapLayer(
         id="coverage_issues", source="coverage_issues", title_zh="网格覆盖问题", title_en="Coverage issues",
         geometry="polygon",
         public_fields=("kind", "community_id", "grid_ids", "building_id", "area_m2", "sliver", "households", "persons"),
@@ -149,7 +149,7 @@ LAYERS: tuple[Layer, ...] = (
                              Class("#f781bf", "楼栋被切分", "split building", "split_building"),
                              Class("#999999", "其他", "other", None))),
         minzoom=12, popup=("kind", "grid_ids", "area_m2", "households")),
-    Layer(
+    MapLayer(
         id="blindspots", source="blindspots", title_zh="盲区", title_en="Blind spots", geometry="polygon",
         description="Blind spots (盲区): merged H3 cells at risk; special-group counts 1..k-1 are withheld.",
         public_fields=("risk", "risk_reasons", "households", "persons", "rank", "grid_ids", "community_ids"),
@@ -158,7 +158,7 @@ LAYERS: tuple[Layer, ...] = (
         queryables=("id", "risk"),
         style=Style(kind="fill", field="risk", opacity=0.45, outline="#252525", width=0.5, classes=_RISK_CLASSES),
         minzoom=11, popup=("risk", "risk_reasons", "households", "persons", "rank", *SPECIAL_GROUP_COUNTS)),
-    Layer(
+    MapLayer(
         id="facilities", source="facilities", title_zh="服务设施", title_en="Facilities", geometry="point",
         public_fields=("name", "category"), derived=_facility_derived,
         tile_fields=("id", "name", "category", "tier"), queryables=("id", "category"),
@@ -168,7 +168,7 @@ LAYERS: tuple[Layer, ...] = (
                              Class("#d95f02", "15分钟生活圈设施", "15-minute facility", 15),
                              Class("#666666", "其他设施", "other facility", None))),
         minzoom=13, popup=("name", "category", "tier")),
-    Layer(
+    MapLayer(
         id="households", source="households", title_zh="户（个人数据）", title_en="Households (personal data)",
         geometry="point", role="street_office", public_fields=("*",),
         description="Household-level data (户): only for street_office keys (own streets) and admin keys.",
@@ -224,7 +224,7 @@ def blindspot_intensity(frame: pd.DataFrame) -> dict[str, pd.Series]:
 HEAT_DERIVED = {"h3_reach": tier_shares, "blindspots": blindspot_intensity}
 
 
-def layer(layer_id: str) -> Layer:
+def find_layer(layer_id: str) -> MapLayer:
     """The declaration of ``layer_id``; :class:`~geo.errors.NotFoundError` naming the known ids otherwise."""
     try:
         return _BY_ID[layer_id]
@@ -233,7 +233,7 @@ def layer(layer_id: str) -> Layer:
         raise NotFoundError(msg) from None
 
 
-def heat(heat_id: str) -> Heat:
+def find_heat(heat_id: str) -> Heat:
     """The heat map declaration ``heat_id``; :class:`~geo.errors.NotFoundError` naming the known ids otherwise."""
     try:
         return _HEAT_BY_ID[heat_id]

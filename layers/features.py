@@ -9,8 +9,21 @@ latitude first), Web Mercator and GCJ-02 (geo.crs).
 
 Example
 -------
->>> layer = LayerCache().prepare(open_workspace("out/sample"), "grids")
->>> page = layer.query(bbox=(104.07, 30.65, 104.08, 30.66), view=public_view(5))
+A store's layer is prepared once (:class:`LayerCache`); a frame can be prepared alike. Small special-group
+counts are withheld from the public (here fewer than 5):
+
+>>> import geopandas as gpd
+>>> from shapely.geometry import box
+>>> from layers.catalog import find_layer
+>>> frame = gpd.GeoDataFrame({"id": ["G1", "G2"], "name": ["一网格", "二网格"], "community_id": "C1",
+...                           "elderly_alone": [3, 12]},
+...                          geometry=[box(104.07, 30.65, 104.075, 30.66), box(104.075, 30.65, 104.08, 30.66)],
+...                          crs=4326)
+>>> layer = PreparedLayer(find_layer("grids"), frame, street_of=None, tag="v1")
+>>> layer.query(view=public_view(5), bbox_wgs84=box(104.071, 30.651, 104.072, 30.652))
+array([0])
+>>> layer.properties(public_view(5))["elderly_alone"].tolist()
+[<NA>, 12]
 """
 
 from __future__ import annotations
@@ -28,8 +41,8 @@ import shapely
 
 from geo.crs import transform_geometries, wgs84_to_gcj02
 from geo.errors import ParameterError
-from layers.base import Layer
-from layers.catalog import HEAT_DERIVED, LAYERS, layer as declared
+from layers.base import MapLayer
+from layers.catalog import HEAT_DERIVED, LAYERS, find_layer as declared
 
 if TYPE_CHECKING:
     from gridcover.store import Workspace
@@ -208,7 +221,7 @@ def _lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 class PreparedLayer:
     """One declared layer of one workspace version, ready to answer queries and draw tiles."""
 
-    def __init__(self, layer: Layer, frame: gpd.GeoDataFrame, *, street_of: np.ndarray | None, tag: str) -> None:
+    def __init__(self, layer: MapLayer, frame: gpd.GeoDataFrame, *, street_of: np.ndarray | None, tag: str) -> None:
         self.layer = layer
         self.tag = tag
         extra = {}
@@ -361,7 +374,7 @@ class PreparedLayer:
         return out
 
 
-def _street_of(workspace, layer: Layer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
+def _street_of(workspace, layer: MapLayer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
     if layer.id == "streets":
         return frame["id"].astype(str).to_numpy()
     if "street_id" in frame.columns:
@@ -379,7 +392,7 @@ def version_key(workspace: Workspace) -> str:
     return f"{workspace.tag}-{workspace.stamp}"
 
 
-def available(workspace) -> list[Layer]:
+def list_layers(workspace: Workspace) -> list[MapLayer]:
     """The declared layers the workspace holds, in catalogue order."""
     names = set(workspace.layer_names())
     return [layer for layer in LAYERS if layer.source in names]
@@ -391,9 +404,11 @@ class LayerCache:
 
     Examples
     --------
+    Needs a workspace on disk (``gridcover analyze sample_geojson out/sample``), so not run as a doctest:
+
     >>> layers = LayerCache()
-    >>> grids = layers.prepare(open_workspace("out/sample"), "grids")
-    >>> layers.prepare(open_workspace("out/sample"), "grids") is grids
+    >>> grids = layers.prepare(open_workspace("out/sample"), "grids")  # doctest: +SKIP
+    >>> layers.prepare(open_workspace("out/sample"), "grids") is grids  # doctest: +SKIP
     True
     """
 

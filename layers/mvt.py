@@ -7,8 +7,16 @@ milliseconds. Tests decode its output with mapbox-vector-tile and check it again
 
 Example
 -------
->>> data = encode_layer("grids", geoms_in_tile_units, properties)  # one layer message, wrapped as a tile
->>> tile = data + encode_layer("estates", ...)
+Each call gives one layer message, wrapped as a tile; tiles of several layers are their concatenation:
+
+>>> import numpy as np
+>>> import pandas as pd
+>>> from shapely.geometry import Point, box
+>>> data = encode_layer("grids", np.array([box(0, 0, 2048, 2048)]), pd.DataFrame({"id": ["G1"]}), kind="polygon")
+>>> tile = data + encode_layer("buildings", np.array([Point(100, 100)]), pd.DataFrame({"id": ["B1"]}),
+...                            kind="point")
+>>> b"grids" in tile, b"buildings" in tile
+(True, True)
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ counts, and counts from 1 to k-1 are shown as "<k".
 
 Example
 -------
->>> write_report(analysis, Path("out/sample/report.html"))
+>>> write_report(analysis, Path("out/sample/report.html"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from layers.base import DEFAULT_K, SPECIAL_GROUP_COUNTS
-from layers.catalog import FIELD_NAMES, layer as layer_decl
+from layers.catalog import FIELD_NAMES, find_layer as layer_decl
 
 STATIC = Path(__file__).parent / "static" / "leaflet"
 _JS_MARK = "gridcover-inline://leaflet.js"

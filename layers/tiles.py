@@ -15,7 +15,7 @@ it was drawn from.
 
 Example
 -------
->>> data = vector_tile(workspace, "grids", 15, 26085, 13712, k=5, layer_cache=LayerCache())
+>>> data = vector_tile(workspace, "grids", 15, 26085, 13712, k=5, layer_cache=LayerCache())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import shapely
 from PIL import Image
 
 from geo.errors import NotFoundError
-from layers.catalog import heat as declared_heat, layer as declared
+from layers.catalog import find_heat as declared_heat, find_layer as declared
 from layers.features import LayerCache, public_view
 from layers.mvt import EXTENT, encode_layer
 

@@ -60,3 +60,11 @@ def meanwhile(monkeypatch):
 
     monkeypatch.setattr(gridcover.services.redraw, "reassess", reassess)
     return pending.append
+
+
+def context_of(ws):
+    """The redraw context of a workspace's stored layers (what the redraw service builds, default metric CRS)."""
+    from geo.redraw import RedrawContext
+
+    names = ("communities", "grids", "households", "buildings", "estates", "roads")
+    return RedrawContext.from_frames(**{n: ws.read(n) if ws.has(n) else None for n in names}, version=ws.version)

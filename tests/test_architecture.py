@@ -190,3 +190,27 @@ def test_the_environment_finder_sees_each_way_of_reading_it(tmp_path):
     sample.write_text("import os\nimport os as o\nfrom os import getenv\nA = os.environ.get('X')\nB = o.getenv('Y')\n"
                       "C = os.path.join('a', 'b')\nD = {'environ': 1}['environ']\n", encoding="utf-8")
     assert _environment_reads(sample) == [3, 4, 5]
+
+
+def _public_functions(path: Path) -> list[ast.FunctionDef]:
+    """The module-level functions of ``path`` whose names are public."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            found.append(node)
+    return found
+
+
+def test_each_public_function_of_the_core_says_what_it_does():
+    """``help()`` on any public function of ``geo/`` answers with its docstring."""
+    bare = [f"{path.relative_to(ROOT).as_posix()}:{fn.name}" for path in sorted((ROOT / "geo").glob("*.py"))
+            for fn in _public_functions(path) if not ast.get_docstring(fn)]
+    assert bare == []
+
+
+def test_each_module_of_the_core_shows_an_example():
+    """Every module of ``geo/`` carries at least one ``>>>`` example (tests/test_doctests.py runs them)."""
+    without = [path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "geo").glob("*.py"))
+               if path.name != "__init__.py" and ">>> " not in path.read_text(encoding="utf-8")]
+    assert without == []

@@ -289,7 +289,8 @@ def test_a_folder_of_only_required_fields_is_analysed_reported_served_and_redraw
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from geo.redraw import RedrawContext, check_proposal
+    from geo.redraw import check_proposal
+    from redraw_data import context_of
     from gridcover.store import open_workspace
 
     out = tmp_path / "out"
@@ -312,7 +313,7 @@ def test_a_folder_of_only_required_fields_is_analysed_reported_served_and_redraw
         r = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
         assert r.status_code == 200, (layer, r.text)
     assert mapbox_vector_tile.decode(client.get(f"/tiles/grids/{z}/{x}/{y}.mvt").content)["grids"]["features"]
-    ctx = RedrawContext.from_layers(lambda n: ws.read(n) if ws.has(n) else None, version=ws.version)
+    ctx = context_of(ws)
     report = check_proposal(ctx, ctx.grids_of({"C1"}).reset_index(drop=True))
     assert report["moved"]["households"] == 0 and sum(g["households"] for g in report["grids"]) == 5
     capsys.readouterr()

@@ -14,7 +14,7 @@ import shapely
 from geo.errors import NotFoundError
 from geo.reach import load_config
 from layers.base import SPECIAL_GROUP_COUNTS, Style, Class
-from layers.catalog import HEATS, LAYERS, heat, layer
+from layers.catalog import HEATS, LAYERS, find_heat, find_layer
 from layers.features import PreparedLayer, View, bbox_to_wgs84, public_view, to_output_crs
 from layers.mvt import encode_layer, varints
 
@@ -34,7 +34,7 @@ def test_every_collection_the_issue_names_is_declared_once_with_a_bilingual_lege
 
 
 def test_tiles_carry_no_personal_data_and_households_need_a_street_office():
-    households = layer("households")
+    households = find_layer("households")
     assert households.role == "street_office" and not households.tiles
     for lay in LAYERS:
         if not lay.tiles:
@@ -43,7 +43,7 @@ def test_tiles_carry_no_personal_data_and_households_need_a_street_office():
         assert set(lay.tile_fields) <= allowed, lay.id
         for needs_role in lay.role_fields.values():
             assert not set(needs_role) & set(lay.tile_fields), lay.id
-    assert set(layer("grids").counts) == set(SPECIAL_GROUP_COUNTS)
+    assert set(find_layer("grids").counts) == set(SPECIAL_GROUP_COUNTS)
 
 
 def test_heat_maps_cover_the_basic_set_every_tier_every_category_and_blind_spots():
@@ -51,26 +51,26 @@ def test_heat_maps_cover_the_basic_set_every_tier_every_category_and_blind_spots
     config = load_config()
     assert {"basic", "blindspots"} | {c.id for c in config.categories} | {f"tier{c.tier}" for c in config.categories} <= ids
     for h in HEATS:
-        assert layer(h.layer).geometry == "polygon"
+        assert find_layer(h.layer).geometry == "polygon"
         values = [v for v, _ in h.stops]
         assert values == sorted(values) and all(HEX.match(c) for _, c in h.stops)
     with pytest.raises(NotFoundError, match="unknown heat map"):
-        heat("nothing")
+        find_heat("nothing")
 
 
 def test_old_estates_and_fringes_are_derived_for_highlighting():
     estates = pd.DataFrame({"year_built": [1995, 2000, 2001, None]})
-    assert layer("estates").derived(estates)["old_estate"].tolist() == [True, True, False, False]
+    assert find_layer("estates").derived(estates)["old_estate"].tolist() == [True, True, False, False]
     communities = pd.DataFrame({"ur_code": ["111", "112", "122", None]})
-    assert layer("communities").derived(communities)["fringe"].tolist() == [False, True, True, False]
+    assert find_layer("communities").derived(communities)["fringe"].tolist() == [False, True, True, False]
 
 
 def test_style_colour_of_follows_classes_and_steps():
     steps = Style(kind="fill", field="v", steps=True,
                   classes=(Class("#000001", "a", "a", 0.0), Class("#000002", "b", "b", 0.5)))
     assert steps.color_of(0.2) == "#000001" and steps.color_of(0.9) == "#000002"
-    assert layer("blindspots").style.color_of("red") == "#d7191c"
-    assert layer("grids").style.color_of("something else") == layer("grids").style.color_of(None)
+    assert find_layer("blindspots").style.color_of("red") == "#d7191c"
+    assert find_layer("grids").style.color_of("something else") == find_layer("grids").style.color_of(None)
 
 
 def test_varints_match_protobuf():
@@ -137,7 +137,7 @@ def _coverage(n: int = 6, size: float = 100.0, vertices_per_edge: int = 10) -> g
 def test_grid_simplification_keeps_neighbours_sharing_their_edges():
     frame = _coverage()
     assert shapely.coverage_is_valid(frame.geometry.to_crs(3857).to_numpy())
-    prepared = PreparedLayer(layer("grids"), frame, street_of=None, tag="t")
+    prepared = PreparedLayer(find_layer("grids"), frame, street_of=None, tag="t")
     for z, tolerance in ((12, 40.0), (14, 10.0)):
         simplified = prepared.simplified(z, tolerance)
         assert shapely.get_num_coordinates(simplified).sum() < shapely.get_num_coordinates(prepared.merc).sum()
@@ -149,7 +149,7 @@ def test_grid_simplification_keeps_neighbours_sharing_their_edges():
 def test_views_withhold_small_counts_except_in_a_street_offices_own_streets():
     frame = _coverage(n=2)
     street_of = np.array(["S1", "S1", "S2", "S2"], dtype=object)
-    prepared = PreparedLayer(layer("grids"), frame, street_of=street_of, tag="t")
+    prepared = PreparedLayer(find_layer("grids"), frame, street_of=street_of, tag="t")
     counts = frame["elderly_alone"].tolist()  # 0, 1, 2, 3
     assert prepared.properties(public_view(5))["elderly_alone"].tolist()[0] == 0
     assert prepared.properties(public_view(5))["elderly_alone"].isna().tolist() == [False, True, True, True]

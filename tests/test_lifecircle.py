@@ -113,7 +113,7 @@ def test_shares_per_level_count_households_persons_and_special_groups():
     special = pd.DataFrame({"elderly_alone": [True, True, False, False], "child_in_difficulty": False,
                             "mental_disorder": False, "migrant": [False, False, True, True], "rental": False})
     shares = reach_shares({"grid": np.array(["G1", "G1", "G2", None], dtype=object)}, reach,
-                          np.array([1.0, 3.0, 2.0, 2.0]), special, CONFIG)
+                          persons=np.array([1.0, 3.0, 2.0, 2.0]), special=special, config=CONFIG)
     row = shares[(shares["id"] == "G1") & (shares["category"] == "shop")].iloc[0]
     assert row["households"] == 2 and row["households_share"] == 0.5 and row["persons_share"] == 0.25
     assert row["elderly_alone_share"] == 0.5 and np.isnan(row["migrant_share"])  # no migrant in G1: no share

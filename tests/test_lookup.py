@@ -8,7 +8,7 @@ import shapely
 
 from geo.assign import _rank, points_in_polygons
 from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
-from geo.lookup import build_index, lookup_addresses, lookup_points, records
+from geo.lookup import build_index, lookup_addresses, lookup_points, columns_to_records
 from geo.errors import InputError
 from gridcover.store.blindspot_log import BlindSpotLog
 from lookup_data import layers, xy
@@ -34,14 +34,14 @@ def look(index, *units, crs="wgs84"):
 
 
 def test_a_point_inside_a_grid_gets_its_grid_worker_street_and_version(index):
-    r = records(look(index, (0.3, 3.9)))[0]
+    r = columns_to_records(look(index, (0.3, 3.9)))[0]
     assert (r["grid_id"], r["grid_name"], r["community_id"], r["street_id"]) == ("G3", "G3网格", "C1", "S1")
     assert (r["worker_name"], r["worker_phone"], r["version"], r["covered"]) == ("李娜", "028-8000-0002", 7, True)
     assert r["method"] == "grid" and r["estate_id"] is None and r["building_id"] is None
 
 
 def test_the_answer_carries_no_household_data(index):
-    r = records(look(index, (0.75, 2.75)))[0]
+    r = columns_to_records(look(index, (0.75, 2.75)))[0]
     assert r["building_id"] == "B2" and r["estate_id"] == "E1"
     assert not {"households", "elderly_alone", "persons", "info_officer_name", "address"} & set(r)
     assert "H1" not in str(r)
@@ -79,14 +79,14 @@ def test_points_in_the_hole_of_a_multipolygon_grid(index):
 
 
 def test_a_point_outside_every_grid_is_not_covered_with_nearest_grid_and_metres(index):
-    r = records(look(index, (12, 0.5)))[0]
+    r = columns_to_records(look(index, (12, 0.5)))[0]
     assert r["covered"] is False and r["grid_id"] is None and r["worker_name"] is None
     assert r["nearest_grid_id"] == "G5" and r["method"] == "not_covered"
     assert r["distance_m"] == pytest.approx(1024 ** -1 * 111_320 * np.cos(np.radians(30.5)), rel=0.01)
 
 
 def test_an_unstaffed_grid_answers_without_a_worker(index):
-    r = records(look(index, (6.5, 1.5)))[0]
+    r = columns_to_records(look(index, (6.5, 1.5)))[0]
     assert r["grid_id"] == "G6" and r["worker_name"] is None and r["worker_phone"] is None
 
 
@@ -110,7 +110,7 @@ def test_the_lookup_agrees_with_the_household_assignment_on_loose_points(index, 
 
 
 def test_addresses_lead_to_the_grid_of_their_building_or_to_candidates(index):
-    r = records(lookup_addresses(index, ["红星路二段12号锦华苑三号楼2单元501", "锦华苑3栋", "火星路1号"]))
+    r = columns_to_records(lookup_addresses(index, ["红星路二段12号锦华苑三号楼2单元501", "锦华苑3栋", "火星路1号"]))
     assert (r[0]["grid_id"], r[0]["building_id"], r[0]["method"]) == ("G3", "B2", "address_building")
     assert r[1]["method"] == "address_ambiguous" and r[1]["grid_id"] is None and r[1]["covered"] is None
     assert {(c["building_id"], c["grid_id"]) for c in r[1]["candidates"]} == {("B2", "G3"), ("B3", "G4")}

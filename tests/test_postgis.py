@@ -51,7 +51,7 @@ def _edit(ws, community="C1", *, worker=None):
     grids = ctx.grids_of({community}).reset_index(drop=True)
     grids.loc[0, "worker_name"] = worker or f"新网格员{ws.version}"
     whole = grids_after(ctx, grids)
-    layers, summary = reassess(ctx, ws.read, whole, summary=ws.summary())
+    layers, summary = reassess(ctx, ws.read("households"), whole, summary=ws.summary())
     return whole, layers, summary
 
 

@@ -9,16 +9,16 @@ import pytest
 import shapely
 
 from geo.errors import InputError
-from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_from_moves, proposal_from_geojson,
+from geo.redraw import (check_proposal, compare_grids, grids_from_moves, proposal_from_geojson,
                         proposal_frame)
 from gridcover.store import open_workspace
-from redraw_data import synthetic_workspace
+from redraw_data import context_of, synthetic_workspace
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     ws = open_workspace(synthetic_workspace(tmp_path_factory.mktemp("redraw")))
-    return RedrawContext.from_layers(lambda n: ws.read(n) if ws.has(n) else None, version=ws.version)
+    return context_of(ws)
 
 
 def _current(ctx, cid="C1"):
@@ -112,7 +112,7 @@ def test_compare_two_versions_finds_merged_grids(ctx):
     before = _current(ctx)
     merged = before.iloc[:2].dissolve().assign(id=before["id"].iloc[0], community_id="C1")
     after = gpd.GeoDataFrame(pd_concat([merged, before.iloc[2:]]), crs=before.crs)
-    diff = compare_grids(ctx, before, after)
+    diff = compare_grids(ctx, before=before, after=after)
     assert diff["removed"] == [before["id"].iloc[1]]
     assert diff["merged"] == [{"into": before["id"].iloc[0], "from": sorted(before["id"].iloc[:2])}]
 

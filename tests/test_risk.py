@@ -10,7 +10,7 @@ import shapely
 
 from geo.errors import ConfigError
 from geo.reach import load_config
-from geo.risk import REASONS, building_registration, grid_risk, household_risk, load_risk_config, scorecard
+from geo.risk import REASONS, build_scorecard, building_registration, grid_risk, household_risk, load_risk_config
 
 CATS = load_config()
 CFG = load_risk_config(categories=CATS)
@@ -87,7 +87,7 @@ def test_an_ordinary_household_needs_no_visit():
 def test_grid_risk_is_the_worst_colour_with_counts():
     hh = _households([{}, {"mental_disorder": True, "last_visit": None}, {"grid_id": "G2"}])
     r = _risk(hh)
-    g = grid_risk(np.array(["G1", "G2", "G3"]), hh, r).set_index(pd.Index(["G1", "G2", "G3"]))
+    g = grid_risk(np.array(["G1", "G2", "G3"]), hh, risk=r).set_index(pd.Index(["G1", "G2", "G3"]))
     assert g.loc["G1", "risk"] == "red" and g.loc["G1", "red_households"] == 1
     assert g.loc["G2", "risk"] == "none" and g.loc["G3", "risk"] == "none"
 
@@ -97,7 +97,7 @@ def test_registration_flags_empty_and_thin_residential_buildings():
                          geometry=[shapely.box(0, 0, 20, 30)] * 4, crs="EPSG:32648")
     # 6 floors x 600 m² x 0.75 / 90 m² = 30 flats
     hh_building = np.array(["B1"] * 20 + ["B2"] * 10 + ["B4"] * 3, dtype=object)
-    reg = building_registration(b, hh_building, CFG).set_index("id")
+    reg = building_registration(b, hh_building, config=CFG).set_index("id")
     assert reg.loc["B1", "estimated_flats"] == 30 and not reg.loc["B1", "under_registered"]
     assert reg.loc["B2", "under_registered"]  # 10 of 30
     assert not reg.loc["B3", "under_registered"]  # not residential
@@ -109,8 +109,9 @@ def test_scorecard_rows_against_the_plans_targets():
                       {"old_estate": True}, {"old_estate": True, "status": "outside_all_grids", "grid_id": None}])
     r = _risk(hh)
     grids = pd.DataFrame({"id": ["G1"], "community_id": ["C1"], "workers": [1]})
-    card = scorecard(hh, r, _reach(4), grids, pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]}),
-                     pd.DataFrame({"id": ["S1"], "name": ["测试街道"]}), config=CFG)
+    card = build_scorecard(hh, r, reach=_reach(4), grids=grids,
+                           communities=pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]}),
+                           streets=pd.DataFrame({"id": ["S1"], "name": ["测试街道"]}), config=CFG)
     row = card[(card["level"] == "community") & (card["indicator"] == "special_groups_served")].iloc[0]
     assert (row["value"], row["target"], row["pass"]) == (0.5, 0.98, False)
     weak = card[(card["level"] == "street") & (card["indicator"] == "weak_areas_served")].iloc[0]

@@ -29,7 +29,7 @@ def _commit(ws, community="C1", *, expected=None, fail_after=None, author="王�
     grids = ctx.grids_of({community}).reset_index(drop=True)
     grids.loc[0, "worker_name"] = f"新网格员{ws.version}"
     whole = grids_after(ctx, grids)
-    layers, summary = reassess(ctx, ws.read, whole, summary=ws.summary())
+    layers, summary = reassess(ctx, ws.read("households"), whole, summary=ws.summary())
     return ws.commit_grids(lambda current: (whole, layers, summary), author=author, reason=reason,
                            communities=[community], expected_version=expected, fail_after=fail_after)
 

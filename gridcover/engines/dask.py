@@ -35,8 +35,8 @@ from geo.lifecircle import DEFAULT_H3_RESOLUTION
 from geo.load import LAYER_ORDER, Dataset
 from geo.partition import Plan, plan_parts, read_part, whole_network
 from geo.paths import prepare_output_folder, reads_of, temp_dir
-from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, RunInfo, _Clock, add_risk_columns, global_stages,
-                          local_stages, unknown_category_warnings)
+from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, PartTables, RunInfo, _Clock, add_risk_columns,
+                          global_stages, local_stages, unknown_category_warnings)
 from geo.reach import load_config
 from geo.report import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, finish_outputs
 from geo.settings import Settings
@@ -177,14 +177,12 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                           folder=plan.folder)
             whole = plan.whole
             fringe = next((r["fringe_source"] for r in results if len(r["table"])), results[0]["fringe_source"])
-            result = global_stages(run, [r["table"] for r in results], grids=whole["grids"],
-                                   communities=whole["communities"], streets=whole["streets"],
-                                   buildings=[r["buildings"] for r in results],
-                                   split_buildings=[r["split_buildings"] for r in results],
-                                   cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
-                                   network_stats=stats, facilities_unknown=unknown, config=config,
-                                   fringe_source=fringe, h3_resolution=h3_resolution, reference_date=reference_date,
-                                   clock=clock)
+            parts = PartTables(tables=[r["table"] for r in results], buildings=[r["buildings"] for r in results],
+                               split_buildings=[r["split_buildings"] for r in results],
+                               cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
+                               network_stats=stats, facilities_unknown=unknown, fringe_source=fringe)
+            result = global_stages(run, parts, city=whole, config=config, h3_resolution=h3_resolution,
+                                   reference_date=reference_date, clock=clock)
             sizes = [len(r["table"]) for r in results]
             del results
             risk = result.household_risk[list(RISK_OUTPUT_COLUMNS)]

@@ -22,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from geo.errors import InputError
-from geo.lookup import LookupIndex, build_index, lookup_addresses, lookup_points, records, to_wgs84
+from geo.lookup import LookupIndex, build_index, lookup_addresses, lookup_points, columns_to_records, to_wgs84
 from gridcover.lookup_batch import BatchPlan, answer_batch, charset_of, check_batch, write_answers
 from gridcover.store import Workspace
 
@@ -158,7 +158,7 @@ class LookupService:
         hit = self._indexes.get(None)
         return bool(hit and hit[0] == self.workspace.tag and hit[1] == city)
 
-    def answer(self, *, lon: Sequence[float] | None = None, lat: Sequence[float] | None = None,
+    def lookup_many(self, *, lon: Sequence[float] | None = None, lat: Sequence[float] | None = None,
                addresses: Sequence[str] | None = None, crs: str = "wgs84", city: str | None = None,
                as_of: date | None = None) -> dict[str, np.ndarray]:
         """Answers for points or addresses, as columns (:func:`geo.lookup.lookup_points`,
@@ -203,7 +203,7 @@ class LookupService:
         address
             An address instead of a coordinate.
         crs, city, as_of
-            See :meth:`answer`.
+            See :meth:`lookup_many`.
 
         Returns
         -------
@@ -211,10 +211,10 @@ class LookupService:
             The fields of :data:`geo.lookup.ANSWER_FIELDS` and their companions.
         """
         if address is not None:
-            columns = self.answer(addresses=[address], city=city, as_of=as_of)
+            columns = self.lookup_many(addresses=[address], city=city, as_of=as_of)
         else:
-            columns = self.answer(lon=lon, lat=lat, crs=crs, city=city, as_of=as_of)
-        record = records(columns)[0]
+            columns = self.lookup_many(lon=lon, lat=lat, crs=crs, city=city, as_of=as_of)
+        record = columns_to_records(columns)[0]
         record.update(self.describe_as_of(as_of, self.get_index(city=city, as_of=as_of)))
         return record
 
@@ -253,7 +253,7 @@ class LookupService:
         crs
             Of a CSV batch's coordinates (a JSON batch may name its own).
         city, as_of
-            See :meth:`answer`.
+            See :meth:`lookup_many`.
         fmt
             ``json``, ``ndjson`` or ``csv``.
 

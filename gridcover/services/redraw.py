@@ -9,10 +9,13 @@ that does not exist, ``ConflictError`` when another change came first. See docs/
 
 Example
 -------
->>> redraw = RedrawService(open_workspace("out/sample"))
->>> grids, check, notes = redraw.propose("C1", band=(300, 500))
->>> version, check = redraw.apply(grids, author="王芳", reason="均衡工作量")
->>> redraw.history()["current"] == version["version"]
+It needs a workspace on disk (``gridcover analyze sample_geojson out/sample``), so it is not run as a
+doctest (tests/test_services_redraw.py runs the same on both backends):
+
+>>> redraw = RedrawService(open_workspace("out/sample"))  # doctest: +SKIP
+>>> grids, check, notes = redraw.propose("C1", band=(300, 500))  # doctest: +SKIP
+>>> version, check = redraw.apply(grids, author="王芳", reason="均衡工作量")  # doctest: +SKIP
+>>> redraw.history()["current"] == version["version"]  # doctest: +SKIP
 True
 """
 
@@ -64,8 +67,9 @@ class RedrawService:
                 return hit[1]
             store = self.store
             metric = store.summary().get("metric_crs") or None
-            ctx = RedrawContext.from_layers(lambda name: store.read(name) if store.has(name) else None,
-                                            version=store.version, metric_crs=metric)
+            frames = {name: store.read(name) if store.has(name) else None
+                      for name in ("communities", "grids", "households", "buildings", "estates", "roads")}
+            ctx = RedrawContext.from_frames(**frames, version=store.version, metric_crs=metric)
             self._context = (tag, ctx)
             return ctx
 
@@ -285,7 +289,7 @@ class RedrawService:
             ctx.community(community)
             before = before[before["community_id"].astype(str) == str(community)]
             after = after[after["community_id"].astype(str) == str(community)]
-        out = compare_grids(ctx, before, after)
+        out = compare_grids(ctx, before=before, after=after)
         out.update({"from_version": int(a), "to_version": int(b)})
         return out
 
@@ -315,7 +319,7 @@ class RedrawService:
 
         def assess(c: RedrawContext):
             whole = grids_after(c, replace, communities=communities)
-            layers, summary = reassess(c, store.read, whole, summary=store.summary())
+            layers, summary = reassess(c, store.read("households"), whole, summary=store.summary())
             return whole, layers, summary
 
         prepared = assess(ctx)
