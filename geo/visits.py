@@ -306,7 +306,7 @@ def _rejects_frame(frame: pd.DataFrame, rows: list) -> gpd.GeoDataFrame:
         "reason": np.concatenate([r[2] for r in rows])[order],
         "feature": pos,
     })
-    props = pd.DataFrame({c: frame[c].astype("string").to_numpy()[pos] for c in frame.columns
+    props = pd.DataFrame({c: frame[c].astype("string").to_numpy(dtype=object, na_value=None)[pos] for c in frame.columns
                           if c not in REJECT_COLUMNS and c != "geometry"})
     table = pd.concat([lead, props], axis=1)
     return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries([None] * len(table), crs=4326))
