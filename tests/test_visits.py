@@ -110,7 +110,7 @@ def test_a_week_53_year_has_its_week_53():
 
 
 def test_the_window_holds_the_periods_that_end_by_as_of_and_start_inside_it():
-    # 12 weeks ending Monday 30 November 2026: 3 September .. 30 November; the week of 30 November is not over.
+    # 12 weeks ending Monday 30 November 2026: 8 September .. 30 November; the week of 30 November is not over.
     weeks = completed_periods("iso_week", "2026-11-30", window_weeks=12)
     assert len(weeks) == 11 and weeks["last"].max() == pd.Timestamp("2026-11-29")
     # ending Sunday 29 November: exactly twelve weeks.
