@@ -526,7 +526,13 @@ def evaluate_visits(households: pd.DataFrame, visits: pd.DataFrame, *, rules: Vi
             "last_visit": _as_dates(last), "next_visit_due": _as_dates(np.where(now_met, due_last[1], due_last[0])),
             "_pos": members,
         }))
-    by_group = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["household_id", "group", "_pos"])
+    if not parts:  # no rules: nothing to judge, the same columns
+        parts = [pd.DataFrame({c: pd.Series([], dtype=object if c in ("household_id", "group", "period") else
+                                            "datetime64[s]" if c in ("last_visit", "next_visit_due") else np.int64)
+                               for c in ("household_id", "group", "period", "at_least", "periods", "periods_kept",
+                                         "periods_missed", "visits_required", "visits_done", "last_visit",
+                                         "next_visit_due", "_pos")})]
+    by_group = pd.concat(parts, ignore_index=True)
     seen_any = np.zeros(n, dtype=bool)
     seen_any[prep.pos] = True
     any_last = np.full(n, _NONE, dtype=np.int64)
@@ -665,7 +671,9 @@ def visits_due(households: pd.DataFrame, visits: pd.DataFrame, *, rules: VisitRu
             "visits_needed": needed[take], "period_end": _as_dates(np.full(int(take.sum()), period_end[0])),
             "days_left": days_left, "last_visit": _as_dates(last[take]), "_pos": members[take],
         }))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["household_id", "group", "_pos"])
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[
+        "household_id", "group", "state", "overdue_since", "overdue_days", "periods_missed", "visits_needed",
+        "period_end", "days_left", "last_visit", "_pos"])
     if "risk" in households.columns:
         out["risk"] = households["risk"].to_numpy(dtype=object)[out["_pos"].to_numpy(dtype=np.int64)]
     return out.drop(columns="_pos").sort_values(["household_id", "group"], kind="stable").reset_index(drop=True)

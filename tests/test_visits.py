@@ -352,6 +352,18 @@ def test_a_configured_zone_moves_the_local_date():
         evaluate_visits(households, visits, rules=RULES, as_of="2026-11-29", zone="Asia/Peking-ish")
 
 
+def test_no_records_and_no_rules_give_empty_answers_with_their_columns():
+    households = _households(elderly_alone=[True])
+    nothing = pd.DataFrame(columns=["household_id", "visited_at", "worker"])
+    assert visits_due(households, nothing, rules=RULES, date="2026-11-30")["state"].tolist() == ["overdue"]
+    none = parse_visit_rules({})
+    result = evaluate_visits(households, nothing, rules=none, as_of="2026-11-29")
+    assert result.households.empty and "periods_kept" in result.households.columns
+    assert result.by_group.empty and "next_visit_due" in result.by_group.columns
+    tasks = visits_due(households, nothing, rules=none, date="2026-11-30")
+    assert tasks.empty and "overdue_days" in tasks.columns and order_visit_list(tasks).empty
+
+
 def test_results_do_not_depend_on_row_order():
     rng = np.random.default_rng(3)
     households = _households(elderly_alone=list(rng.random(50) < 0.6), child_in_difficulty=list(rng.random(50) < 0.3))
