@@ -2,6 +2,7 @@
 
 Example
 -------
+>>> from gridcover.engines.single import analyze  # reads the folder, then analyze_dataset
 >>> analysis = analyze("sample_geojson")
 >>> analysis.summary["status_counts"]["outside_all_grids"]
 """
@@ -9,7 +10,6 @@ Example
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import date
 from collections.abc import Callable
@@ -25,7 +25,7 @@ from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, 
 from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
-from geo.load import Dataset, load_data
+from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.blindspots import blind_spots
 from geo.risk import (COLOURS, REASONS, RiskConfig, building_registration, grid_risk, household_risk,
@@ -70,24 +70,21 @@ class _Clock:
             self.progress(f"[{now - self.start:6.1f}s] {message}")
 
 
-def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None,
-            h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
-            progress: Callable[[str], None] | None = None, every_cell: bool = False,
-            skip_invalid: bool = False) -> Analysis:
-    """Load a data folder and run assignment, grid diagnostics, 15-minute reach and risk.
+def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
+                    progress: Callable[[str], None] | None = None, every_cell: bool = False,
+                    clock: _Clock | None = None) -> Analysis:
+    """Run assignment, grid diagnostics, 15-minute reach and risk on the layers of a data folder, as read.
 
     ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
     H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
     and facilities, see :func:`geo.lifecircle.h3_reach`). The run is the two halves
     that the partitioned engine (``gridcover.engines.dask``) also calls: :func:`local_stages` on the whole
-    city as one part, then :func:`global_stages` on its compact per-household table. ``skip_invalid``
-    leaves out the features that cannot be used (``Analysis.data.rejects``) instead of stopping.
+    city as one part, then :func:`global_stages` on its compact per-household table. ``clock`` times the
+    stages (one started before the data was read also times the reading, as ``load``). Reading the folder
+    is the application's (:func:`gridcover.engines.single.analyze`).
     """
     reference_date = reference_date or date.today()
-    clock = _Clock(progress)
-    if progress:
-        progress(f"[   0.0s] reading {path}")
-    data = load_data(path, crs=crs, settings=settings, skip_invalid=skip_invalid)
+    clock = clock or _Clock(progress)
     layers = data.layers
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
     clock.step("load", f"read {counts} (metric CRS EPSG:{data.metric_crs.to_epsg()})")

@@ -52,7 +52,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     scratch = None
     if args.out is not None:  # before anything runs: never over the data, never over the user's files
-        from geo.paths import prepare_output_folder, reads_of
+        from gridcover.io.paths import prepare_output_folder, reads_of
 
         args.out = prepare_output_folder(args.out, reads=reads_of(args.data_dir, "data"))
     if args.db:  # fail before the analysis, not after it, on a wrong URL or an unreachable server
@@ -61,7 +61,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         check_schema_name(args.schema)
         connect(args.db).close()
         if args.out is None:  # the folder's files are only a step on the way into PostGIS
-            from geo.paths import prepare_output_folder, scratch_path
+            from gridcover.io.paths import prepare_output_folder, scratch_path
 
             scratch = scratch_path("analyze")  # those of killed runs are removed; made by write_outputs (nothing
             args.out = prepare_output_folder(scratch / "out")  # is left behind when the analysis fails)
@@ -79,7 +79,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.engine == "dask" and os.path.isdir(args.data_dir):
         from pathlib import Path
 
-        from geo.load import CONFIG_NAME, read_config
+        from gridcover.io.folder import CONFIG_NAME, read_config
 
         if read_config(Path(args.data_dir)).get("columns"):
             raise GridcoverError(f"[columns] of {CONFIG_NAME} works with --engine single only")

@@ -32,8 +32,8 @@ def cmd_sites(args: argparse.Namespace) -> int:
     import geopandas as gpd
     import shapely
 
-    from geo.paths import check_output_file, reads_of, write_atomically
-    from geo.pipeline import analyze
+    from gridcover.io.paths import check_output_file, reads_of, write_atomically
+    from gridcover.engines.single import analyze
     from geo.siting import plan_sites
 
     source = Path(args.source)
@@ -53,7 +53,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
         raise InputError(exc.args[0]) from None
     candidates = None
     if args.candidates:
-        from geo.load import _read_vector
+        from gridcover.io.folder import _read_vector
 
         frame = _read_vector(Path(args.candidates), Path(args.candidates).name, None)
         if frame.crs is None:

@@ -1,7 +1,7 @@
 """``gridcover analyze --engine dask``: the analysis run on a Dask cluster, one task per street (街道).
 
-The driver plans the parts (:func:`geo.partition.plan_parts`, run as a task), sends each street's part to
-a worker (:func:`geo.partition.read_part` then :func:`geo.pipeline.local_stages`: assignment, zones,
+The driver plans the parts (:func:`gridcover.engines.partition.plan_parts`, run as a task), sends each street's part to
+a worker (:func:`gridcover.engines.partition.read_part` then :func:`geo.pipeline.local_stages`: assignment, zones,
 reach, H3 cells), gathers the parts' compact per-household tables, runs :func:`geo.pipeline.global_stages`
 (workload, coverage issues, shares, risk, blind spots merged across streets, scorecard, summary) and sends
 each household's risk back to its part, which writes its rows. The driver then assembles the output
@@ -33,12 +33,12 @@ import pyogrio
 from geo.errors import GridcoverError
 from geo.lifecircle import DEFAULT_H3_RESOLUTION
 from geo.load import LAYER_ORDER, Dataset
-from geo.partition import Plan, plan_parts, read_part, whole_network
-from geo.paths import prepare_output_folder, reads_of, temp_dir
+from gridcover.engines.partition import Plan, plan_parts, read_part, whole_network
+from gridcover.io.paths import prepare_output_folder, reads_of, temp_dir
 from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, RunInfo, _Clock, add_risk_columns, global_stages,
                           local_stages, unknown_category_warnings)
 from geo.reach import load_config
-from geo.report import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, finish_outputs
+from gridcover.io.outputs import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, finish_outputs
 from geo.settings import Settings
 
 #: Workers of the default local cluster: one single-threaded process per core of this 2-core machine
@@ -65,7 +65,7 @@ def _plan_task(path: str, crs, settings, h3_resolution: int) -> Plan:
 
 def _network_task(plan: Plan, parts_dir: str):
     stats, components, unknown, warnings = whole_network(plan)
-    from geo.load import read_layers
+    from gridcover.io.folder import read_layers
 
     context = read_layers(plan.path, [n for n in CONTEXT_LAYERS if n in plan.sources], crs=plan.crs,
                           metric_crs=plan.metric_crs)
@@ -265,7 +265,7 @@ def _append_layer(source: Path, layer: str, gpkg: Path, target_layer: str) -> in
 
 def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, n_parts: int, extra=(),
                          progress=None) -> Path:
-    """The output folder of ``geo.report.write_outputs`` from the driver's city-wide layers and the parts'
+    """The output folder of ``gridcover.io.outputs.write_outputs`` from the driver's city-wide layers and the parts'
     household files; written beside ``out_dir`` and moved into place at the end."""
     tmp = temp_dir(out_dir)
     try:

@@ -3,7 +3,7 @@
 Everything is written into a temporary folder beside the target and moved
 into place at the end, so an interrupted run leaves the previous output (or
 nothing) and never a half-written one. The target is checked first and the
-temporary names are made and cleaned by :mod:`geo.paths`.
+temporary names are made and cleaned by :mod:`gridcover.io.paths`.
 
 Example
 -------
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
 
-from geo.paths import prepare_output_folder, temp_dir
+from gridcover.io.paths import prepare_output_folder, temp_dir
 
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
@@ -93,7 +93,7 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
     ``extra`` are callables ``f(folder)`` writing more files into the temporary folder before it is moved
     into place (the CLI's report.html, which lives in layers/ and so is not imported here). An ``out_dir``
     that is or holds an input, or holds files gridcover did not write, is a ``ConfigError``
-    (:func:`geo.paths.prepare_output_folder`).
+    (:func:`gridcover.io.paths.prepare_output_folder`).
     """
     reads = [(f"the input {source}", source) for source in dict.fromkeys(analysis.data.sources.values())]
     out_dir = prepare_output_folder(out_dir, reads=reads)  # the CLI checked before the analysis; checked again

@@ -42,12 +42,12 @@ from h3ronpy import vector as h3v
 from geo.assign import _pick_min, _rank, points_in_polygons
 from geo.errors import InputError
 from geo.lifecircle import DEFAULT_H3_RESOLUTION, cells_of
-from geo.load import (LAYERS, _as_str, _check_geometry, _check_ids, _check_references, _locate, _read_csv,
-                      _source_crs, _to_wgs84, read_layers)
+from geo.load import LAYERS, _as_str, _check_geometry, _check_ids, _check_references, _source_crs, _to_wgs84
 from geo.network import NetworkSettings, walking_graph
 from geo.pipeline import to_lonlat
 from geo.reach import load_config
 from geo.settings import Settings
+from gridcover.io.folder import _locate, _read_csv, read_layers
 
 #: Layers every part receives whole (small: thousands of features for a city).
 WHOLE_LAYERS = ("streets", "communities", "grids", "areas")
