@@ -58,10 +58,13 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
     repaired: list[dict] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)
-    folder: Path | None = None  # the data folder (config files live there)
+    folder: Path | None = None  # the data folder (its rule files are read into configs)
     fids: dict = field(default_factory=dict)  # layer -> GDAL feature id of each row (partial reads only)
     rejects: gpd.GeoDataFrame | None = None  # features left out by --skip-invalid (None: the flag was not given)
     references_cleared: dict = field(default_factory=dict)  # "layer.field" -> dangling references dropped
+    #: the data folder's own rule files as read, ``{"categories.toml": {"text": bytes, "source": path}}`` (the
+    #: keyword arguments of geo.reach.load_config and geo.risk.load_risk_config; absent: the defaults)
+    configs: dict = field(default_factory=dict)
 
     def get(self, name: str) -> gpd.GeoDataFrame | None:
         return self.layers.get(name)
@@ -217,6 +220,39 @@ def _rejected_geometry(geoms: np.ndarray, source: SourceCRS) -> np.ndarray:
     return out
 
 
+def _typed_fields(frame: gpd.GeoDataFrame, layer: Layer, label: str, ids: pd.Series, *, reject: "_Rejects",
+                  notes: list) -> gpd.GeoDataFrame:
+    """A copy of ``frame`` with every declared field typed (a missing one filled with its default or empty, and
+    said), the ids unique, and the layer's own rules checked (persons, area kinds, urban-rural codes)."""
+    frame = frame.copy()
+    for fdef in layer.fields:
+        if fdef.name not in frame.columns:
+            if fdef.default is not None:
+                frame[fdef.name] = fdef.default
+                if fdef.required:  # a special-group flag: say that nobody is counted in it
+                    notes.append(f"{label}: no {fdef.name!r} column: {str(fdef.default).lower()} in every row")
+            elif fdef.required:  # a field that may be empty, and is empty in every row
+                frame[fdef.name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+                notes.append(f"{label}: no {fdef.name!r} column: read as empty in every row")
+            continue
+        frame[fdef.name] = _coerce(frame[fdef.name], fdef, label, ids, reject=reject)
+
+    if "id" in frame.columns:
+        _check_ids(frame["id"], label, reject=reject)
+
+    if layer.name == "households":
+        reject(frame["persons"].notna().to_numpy() & (frame["persons"].fillna(0) < 0).to_numpy(), "persons",
+               lambda i: f"must be 0 or more, got {frame['persons'].iloc[i]}")
+    if layer.name == "areas":
+        reject(~frame["kind"].isin(AREA_KINDS).to_numpy(), "kind",
+               lambda i: f"unknown kind {frame['kind'].iloc[i]!r} (allowed: {', '.join(AREA_KINDS)})")
+    if layer.name == "communities" and "ur_code" in frame.columns:
+        code = frame["ur_code"]
+        bad = code.notna() & ~code.astype("string").str.fullmatch(r"\d{3}").fillna(False).astype(bool)
+        reject(bad.to_numpy(), "ur_code", lambda i: f"not a 3-digit urban-rural code: {code.iloc[i]!r}")
+    return frame
+
+
 def validate_layer(frame: gpd.GeoDataFrame, layer: Layer, label: str, *, fids: np.ndarray, user_crs: str | None,
                    problems: list, notes: list, partial: bool = False, skip_invalid: bool = False) -> LayerRead:
     """One layer as read from its file, in WGS-84 lon/lat with typed, validated fields, and what was left out.
@@ -245,12 +281,11 @@ def validate_layer(frame: gpd.GeoDataFrame, layer: Layer, label: str, *, fids: n
     Examples
     --------
     >>> import shapely
-    >>> frame = gpd.GeoDataFrame({"id": ["G1"], "community_id": ["C1"]},
-    ...                          geometry=[shapely.box(104.0, 30.0, 104.01, 30.01)])
-    >>> read = validate_layer(frame, LAYERS["grids"], "grids.geojson", fids=np.arange(1), user_crs=None,
+    >>> frame = gpd.GeoDataFrame({"id": ["B1"]}, geometry=[shapely.box(104.0, 30.0, 104.001, 30.001)])
+    >>> read = validate_layer(frame, LAYERS["buildings"], "buildings.geojson", fids=np.arange(1), user_crs=None,
     ...                       problems=[], notes=[])
     >>> read.frame["id"].tolist(), read.crs_text
-    (['G1'], 'EPSG:4326')
+    (['B1'], 'EPSG:4326')
     """
     if len(frame) == 0:
         if partial:
@@ -270,32 +305,7 @@ def validate_layer(frame: gpd.GeoDataFrame, layer: Layer, label: str, *, fids: n
     for mask, fname, reason in problems:
         reject(mask, fname, reason)
 
-    frame = frame.copy()
-    for fdef in layer.fields:
-        if fdef.name not in frame.columns:
-            if fdef.default is not None:
-                frame[fdef.name] = fdef.default
-                if fdef.required:  # a special-group flag: say that nobody is counted in it
-                    notes.append(f"{label}: no {fdef.name!r} column: {str(fdef.default).lower()} in every row")
-            elif fdef.required:  # a field that may be empty, and is empty in every row
-                frame[fdef.name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-                notes.append(f"{label}: no {fdef.name!r} column: read as empty in every row")
-            continue
-        frame[fdef.name] = _coerce(frame[fdef.name], fdef, label, ids, reject=reject)
-
-    if "id" in frame.columns:
-        _check_ids(frame["id"], label, reject=reject)
-
-    if layer.name == "households":
-        reject(frame["persons"].notna().to_numpy() & (frame["persons"].fillna(0) < 0).to_numpy(), "persons",
-               lambda i: f"must be 0 or more, got {frame['persons'].iloc[i]}")
-    if layer.name == "areas":
-        reject(~frame["kind"].isin(AREA_KINDS).to_numpy(), "kind",
-               lambda i: f"unknown kind {frame['kind'].iloc[i]!r} (allowed: {', '.join(AREA_KINDS)})")
-    if layer.name == "communities" and "ur_code" in frame.columns:
-        code = frame["ur_code"]
-        bad = code.notna() & ~code.astype("string").str.fullmatch(r"\d{3}").fillna(False).astype(bool)
-        reject(bad.to_numpy(), "ur_code", lambda i: f"not a 3-digit urban-rural code: {code.iloc[i]!r}")
+    frame = _typed_fields(frame, layer, label, ids, reject=reject, notes=notes)
 
     source = _source_crs(frame, user_crs, label)
     geoms, fixed = _check_geometry(frame.geometry.to_numpy(), layer, label, ids, reject=reject)
@@ -396,7 +406,7 @@ def csv_points(table: pd.DataFrame, layer: Layer, label: str, *, columns: dict |
 
     Examples
     --------
-    >>> table = pd.DataFrame({"id": ["H1"], "lon": ["104.0"], "lat": ["30.0"]})
+    >>> table = pd.DataFrame({"id": ["H1"], "persons": ["2"], "lon": ["104.0"], "lat": ["30.0"]})
     >>> csv_points(table, LAYERS["households"], "households.csv").geometry.iloc[0].wkt
     'POINT (104 30)'
     """

@@ -27,9 +27,11 @@ from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h
                             household_reach, reach_shares)
 from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
+from geo.reach import CONFIG_NAME as CATEGORIES_FILE
 from geo.blindspots import blind_spots
 from geo.risk import (COLOURS, REASONS, RiskConfig, building_registration, grid_risk, household_risk,
                       load_risk_config, scorecard)
+from geo.risk import CONFIG_NAME as RISK_FILE
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 
@@ -121,6 +123,7 @@ class RunInfo:
     repaired: list
     settings: Settings
     folder: object = None
+    configs: dict = field(default_factory=dict)  # the folder's rule files as read (geo.load.Dataset.configs)
     rejected: dict = field(default_factory=dict)  # layer -> features left out by --skip-invalid
     references_cleared: dict = field(default_factory=dict)  # "layer.field" -> dangling references dropped
 
@@ -130,7 +133,7 @@ class RunInfo:
         return cls(input_counts={name: int(len(frame)) for name, frame in data.layers.items()},
                    missing_optional=data.missing_optional, sources=data.sources, source_crs=data.source_crs,
                    metric_crs=data.metric_crs, warnings=data.warnings, repaired=data.repaired, settings=data.settings,
-                   folder=data.folder, rejected={str(k): int(v) for k, v in rejected.items()},
+                   folder=data.folder, configs=data.configs, rejected={str(k): int(v) for k, v in rejected.items()},
                    references_cleared=dict(data.references_cleared))
 
 
@@ -221,7 +224,7 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                         f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
 
     table = household_table(households, assigned, zones, reach, lonlat=(lon, lat), config=reach.model.config,
-                            folder=data.folder)
+                            configs=data.configs)
     if buildings is not None:
         keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
         inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
@@ -245,7 +248,7 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
 
 
 def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, zones: pd.DataFrame, reach: "ReachResult", *,
-                    lonlat: tuple[np.ndarray, np.ndarray], config, folder=None) -> pd.DataFrame:
+                    lonlat: tuple[np.ndarray, np.ndarray], config, configs=None) -> pd.DataFrame:
     """The compact per-household columns the global stages need (categoricals, numbers and flags)."""
     lon, lat = lonlat
     table = pd.DataFrame({
@@ -270,14 +273,14 @@ def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, zones:
     for c in config.ids:
         table[f"within_{c}"] = r[f"within_{c}"].to_numpy()
     table["basic_complete"] = r["basic_complete"].to_numpy()
-    for column in _risk_minute_columns(config, folder):
+    for column in _risk_minute_columns(config, configs):
         table[column] = r[column].to_numpy()
     return table
 
 
-def _risk_minute_columns(config, folder) -> list[str]:
+def _risk_minute_columns(config, configs) -> list[str]:
     """The minute columns household_risk reads (group services), and nothing more."""
-    risk_config = load_risk_config(folder, categories=None)
+    risk_config = load_risk_config(**(configs or {}).get(RISK_FILE, {}), categories=None)
     columns = []
     for cats in risk_config.group_services.values():
         for cid in cats:
@@ -353,7 +356,7 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     coverage = community_coverage(grids, communities, settings=settings)
     clock.step("diagnose", f"found {len(issues):,} coverage issues")
 
-    reach = hh[[f"within_{c}" for c in config.ids] + ["basic_complete"] + _risk_minute_columns(config, run.folder)]
+    reach = hh[[f"within_{c}" for c in config.ids] + ["basic_complete"] + _risk_minute_columns(config, run.configs)]
     special = pd.DataFrame({g: hh[g].to_numpy() for g in SPECIAL_GROUPS})
     zone = hh["zone"].to_numpy()
     old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
@@ -394,7 +397,7 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     }
     clock.step("shares", f"aggregated reach shares of {len(hh):,} households")
 
-    risk_config = load_risk_config(run.folder, categories=config)
+    risk_config = load_risk_config(**run.configs.get(RISK_FILE, {}), categories=config)
     own_b = [b for b in buildings if b is not None]
     if own_b:
         own_b = pd.concat(own_b, ignore_index=True).drop_duplicates("id").sort_values("order", kind="stable")
@@ -527,7 +530,7 @@ def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd
     """The 15-minute life-circle stage of one part: network, per-household minutes, its H3 cells (the empty
     ones round ``seed_cells`` and the facilities, or every cell of the area when ``seed_cells`` is None)."""
     layers = data.layers
-    config = load_config(data.folder)
+    config = load_config(**data.configs.get(CATEGORIES_FILE, {}))
     facilities = layers.get("facilities")
     if facilities is not None:
         facilities = facilities[facilities["category"].isin(config.ids).to_numpy()]

@@ -79,10 +79,10 @@ def test_a_failed_run_leaves_the_previous_output_intact(tiny_dir, tmp_path):
 
 
 def test_an_interrupted_write_leaves_no_half_output(tiny_dir, tmp_path, monkeypatch):
-    import gridcover.io.outputs as report
+    import gridcover.io.outputs as outputs
 
     calls = {"n": 0}
-    real = report._write_gpkg_layer
+    real = outputs._write_gpkg_layer
 
     def crash(*args, **kwargs):
         calls["n"] += 1
@@ -90,7 +90,7 @@ def test_an_interrupted_write_leaves_no_half_output(tiny_dir, tmp_path, monkeypa
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(report, "_write_gpkg_layer", crash)
+    monkeypatch.setattr(outputs, "_write_gpkg_layer", crash)
     out = tmp_path / "out"
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 130
     assert not out.exists()

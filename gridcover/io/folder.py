@@ -34,6 +34,8 @@ from geo.errors import ConfigError, InputError
 from geo.load import (CONFIG_NAME, LAYERS, LayerRead, Dataset, _check_references, _concat_rejects, _csv_part,
                       _map_columns, check_config, csv_points, metric_crs_of, validate_layer)
 from geo.schema import LAYER_ORDER, POINT, Layer
+from geo.reach import CONFIG_NAME as REACH_CONFIG
+from geo.risk import CONFIG_NAME as RISK_CONFIG
 from geo.settings import Settings
 from gridcover.io.textio import EncodingError, detect_encoding
 
@@ -52,6 +54,24 @@ def read_config(data_dir: Path) -> dict:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
     return check_config(config, label=str(path))
+
+
+def read_rule_files(data_dir: Path) -> dict:
+    """The data folder's own ``categories.toml`` and ``risk.toml`` as read, for :attr:`geo.load.Dataset.configs`
+    (``geo.reach.load_config`` and ``geo.risk.load_risk_config`` check them; a file the folder lacks: the
+    default).
+
+    Examples
+    --------
+    >>> sorted(read_rule_files(Path("sample_geojson")))
+    []
+    """
+    found = {}
+    for name in (REACH_CONFIG, RISK_CONFIG):
+        path = Path(data_dir) / name
+        if path.is_file():
+            found[name] = {"text": path.read_bytes(), "source": str(path)}
+    return found
 
 
 def find_layer_file(data_dir: Path, name: str) -> tuple[Path | None, list[Path]]:
@@ -206,7 +226,7 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
                    missing_optional=src.missing, warnings=dataset_warnings, repaired=repaired, settings=src.settings,
                    folder=src.data_dir, rejects=_concat_rejects(rejects) if skip_invalid else None,
-                   references_cleared=cleared)
+                   references_cleared=cleared, configs=read_rule_files(src.data_dir))
 
 
 def read_layers(path: str | os.PathLike, names, *, crs: str | None = None, settings: Settings | None = None,
@@ -240,7 +260,8 @@ def read_layers(path: str | os.PathLike, names, *, crs: str | None = None, setti
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
                    missing_optional=[n for n in src.missing if n in names], warnings=dataset_warnings,
-                   repaired=repaired, settings=src.settings, folder=src.data_dir, fids=fids)
+                   repaired=repaired, settings=src.settings, folder=src.data_dir, fids=fids,
+                   configs=read_rule_files(src.data_dir))
 
 
 #: Bytes of a .dbf's records read to tell UTF-8 from GB18030.
