@@ -25,7 +25,7 @@ from api.access import Caller
 from api.params import date_in_force, require
 from geo.errors import ForbiddenError, InputError
 from geo.propose import parse_band
-from geo.report import _json_default
+from gridcover.io.outputs import _json_default
 from gridcover.services.redraw import RedrawService
 
 

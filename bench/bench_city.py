@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geo.pipeline import analyze  # noqa: E402
+from gridcover.engines.single import analyze  # noqa: E402
 from tools.synthetic import make_city, write_district  # noqa: E402
 
 

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geo.lookup import build_index, lookup_points  # noqa: E402
-from geo.report import write_meta  # noqa: E402
+from gridcover.io.outputs import write_meta  # noqa: E402
 from tools.synthetic import GENERATOR_VERSION, make_district  # noqa: E402
 
 DATA_DIR = ROOT / "bench" / "data"

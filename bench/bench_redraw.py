@@ -192,9 +192,9 @@ def time_check(households: int) -> None:
     """Time geo.redraw.check_proposal on one analysed synthetic community of 50 grids (goal < 1 s)."""
     import tempfile
 
-    from geo.pipeline import analyze
+    from gridcover.engines.single import analyze
     from geo.redraw import check_proposal
-    from geo.report import write_outputs
+    from gridcover.io.outputs import write_outputs
     from tools.synthetic import make_district, write_district
     from gridcover.services.redraw import RedrawService
     from gridcover.store import open_workspace

@@ -41,7 +41,7 @@ import shapely
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from geo.report import write_meta  # noqa: E402
+from gridcover.io.outputs import write_meta  # noqa: E402
 
 CONCURRENCY = 8
 ORIGIN_UTM = (404000.0, 3390000.0)  # central Chengdu, UTM 48N

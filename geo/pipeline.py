@@ -1,6 +1,6 @@
 """The analysis run: load → assign → diagnose, with timings and a summary.
 
-``analyze("sample_geojson")`` runs the whole of it on the sample folder (a few seconds: the test suite
+``gridcover.engines.single.analyze("sample_geojson")`` reads the sample folder and runs the whole of it (a few seconds: the test suite
 runs it, ``tests/test_pipeline.py``); ``analysis.summary["status_counts"]`` then counts the households of
 each status. The parts of a partitioned run meet in :func:`concat_tables`:
 
@@ -15,7 +15,6 @@ each status. The parts of a partitioned run meet in :func:`concat_tables`:
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import date
 from collections.abc import Callable
@@ -31,11 +30,13 @@ from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, 
 from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
-from geo.load import Dataset, load_data
+from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
+from geo.reach import CONFIG_NAME as CATEGORIES_FILE
 from geo.blindspots import blind_spots
 from geo.risk import (COLOURS, REASONS, RiskConfig, build_scorecard, building_registration, grid_risk,
                       household_risk, load_risk_config)
+from geo.risk import CONFIG_NAME as RISK_FILE
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 
@@ -76,24 +77,21 @@ class _Clock:
             self.progress(f"[{now - self.start:6.1f}s] {message}")
 
 
-def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settings | None = None,
-            h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
-            progress: Callable[[str], None] | None = None, every_cell: bool = False,
-            skip_invalid: bool = False) -> Analysis:
-    """Load a data folder and run assignment, grid diagnostics, 15-minute reach and risk.
+def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
+                    progress: Callable[[str], None] | None = None, every_cell: bool = False,
+                    clock: _Clock | None = None) -> Analysis:
+    """Run assignment, grid diagnostics, 15-minute reach and risk on the layers of a data folder, as read.
 
     ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
     H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
     and facilities, see :func:`geo.lifecircle.h3_reach`). The run is the two halves
     that the partitioned engine (``gridcover.engines.dask``) also calls: :func:`local_stages` on the whole
-    city as one part, then :func:`global_stages` on its compact per-household table. ``skip_invalid``
-    leaves out the features that cannot be used (``Analysis.data.rejects``) instead of stopping.
+    city as one part, then :func:`global_stages` on its compact per-household table. ``clock`` times the
+    stages (one started before the data was read also times the reading, as ``load``). Reading the folder
+    is the application's (:func:`gridcover.engines.single.analyze`).
     """
     reference_date = reference_date or date.today()
-    clock = _Clock(progress)
-    if progress:
-        progress(f"[   0.0s] reading {path}")
-    data = load_data(path, crs=crs, settings=settings, skip_invalid=skip_invalid)
+    clock = clock or _Clock(progress)
     layers = data.layers
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
     clock.step("load", f"read {counts} (metric CRS EPSG:{data.metric_crs.to_epsg()})")
@@ -130,6 +128,7 @@ class RunInfo:
     repaired: list
     settings: Settings
     folder: object = None
+    configs: dict = field(default_factory=dict)  # the folder's rule files as read (geo.load.Dataset.configs)
     rejected: dict = field(default_factory=dict)  # layer -> features left out by --skip-invalid
     references_cleared: dict = field(default_factory=dict)  # "layer.field" -> dangling references dropped
 
@@ -139,7 +138,7 @@ class RunInfo:
         return cls(input_counts={name: int(len(frame)) for name, frame in data.layers.items()},
                    missing_optional=data.missing_optional, sources=data.sources, source_crs=data.source_crs,
                    metric_crs=data.metric_crs, warnings=data.warnings, repaired=data.repaired, settings=data.settings,
-                   folder=data.folder, rejected={str(k): int(v) for k, v in rejected.items()},
+                   folder=data.folder, configs=data.configs, rejected={str(k): int(v) for k, v in rejected.items()},
                    references_cleared=dict(data.references_cleared))
 
 
@@ -231,7 +230,7 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                         f"({reach.model.method}) and {len(reach.cells):,} H3 cells")
 
     table = household_table(households, assigned, zones=zones, reach=reach, lonlat=(lon, lat), config=reach.model.config,
-                            folder=data.folder)
+                            configs=data.configs)
     if buildings is not None:
         keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
         inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
@@ -255,7 +254,7 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
 
 
 def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, *, zones: pd.DataFrame, reach: "ReachResult",
-                    lonlat: tuple[np.ndarray, np.ndarray], config, folder=None) -> pd.DataFrame:
+                    lonlat: tuple[np.ndarray, np.ndarray], config, configs=None) -> pd.DataFrame:
     """The compact per-household columns the global stages need (categoricals, numbers and flags)."""
     lon, lat = lonlat
     table = pd.DataFrame({
@@ -280,14 +279,14 @@ def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, *, zon
     for c in config.ids:
         table[f"within_{c}"] = r[f"within_{c}"].to_numpy()
     table["basic_complete"] = r["basic_complete"].to_numpy()
-    for column in _risk_minute_columns(config, folder):
+    for column in _risk_minute_columns(config, configs):
         table[column] = r[column].to_numpy()
     return table
 
 
-def _risk_minute_columns(config, folder) -> list[str]:
+def _risk_minute_columns(config, configs) -> list[str]:
     """The minute columns household_risk reads (group services), and nothing more."""
-    risk_config = load_risk_config(folder, categories=None)
+    risk_config = load_risk_config(**(configs or {}).get(RISK_FILE, {}), categories=None)
     columns = []
     for cats in risk_config.group_services.values():
         for cid in cats:
@@ -412,7 +411,7 @@ def _reach_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, pa
     their reach shares (in place)."""
     grid_id = hh["grid_id"].to_numpy()
     cells, origins = parts.cells, parts.origins
-    reach = hh[[f"within_{c}" for c in config.ids] + ["basic_complete"] + _risk_minute_columns(config, run.folder)]
+    reach = hh[[f"within_{c}" for c in config.ids] + ["basic_complete"] + _risk_minute_columns(config, run.configs)]
     special = pd.DataFrame({g: hh[g].to_numpy() for g in SPECIAL_GROUPS})
     zone = hh["zone"].to_numpy()
     old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
@@ -463,7 +462,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     grid_id = hh["grid_id"].to_numpy()
     building_id = hh["building_id"].to_numpy()
     old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
-    risk_config = load_risk_config(run.folder, categories=config)
+    risk_config = load_risk_config(**run.configs.get(RISK_FILE, {}), categories=config)
     own_b = [b for b in buildings if b is not None]
     if own_b:
         own_b = pd.concat(own_b, ignore_index=True).drop_duplicates("id").sort_values("order", kind="stable")
@@ -594,7 +593,7 @@ def household_reach_stage(data: Dataset, assigned: pd.DataFrame, households: gpd
     """The 15-minute life-circle stage of one part: network, per-household minutes, its H3 cells (the empty
     ones round ``seed_cells`` and the facilities, or every cell of the area when ``seed_cells`` is None)."""
     layers = data.layers
-    config = load_config(data.folder)
+    config = load_config(**data.configs.get(CATEGORIES_FILE, {}))
     facilities = layers.get("facilities")
     if facilities is not None:
         facilities = facilities[facilities["category"].isin(config.ids).to_numpy()]

@@ -44,7 +44,6 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -110,12 +109,25 @@ class ReachConfig:
         raise ConfigError(msg)
 
 
-def load_config(data_dir: str | Path | None = None) -> ReachConfig:
-    """The data folder's ``categories.toml`` if there is one, else gridcover's default (geo/categories.toml)."""
-    path = Path(data_dir) / CONFIG_NAME if data_dir is not None else None
-    if path is not None and path.is_file():
-        text, source = path.read_bytes(), str(path)
-    else:
+def load_config(text: bytes | None = None, *, source: str = "built-in") -> ReachConfig:
+    """The facility categories, speeds and horizon of a ``categories.toml``, checked.
+
+    Parameters
+    ----------
+    text
+        The data folder's ``categories.toml`` as read (the application reads it: :mod:`gridcover.io.folder`);
+        ``None``: gridcover's default, ``geo/categories.toml``.
+    source
+        How messages name the file (its path).
+
+    Examples
+    --------
+    >>> load_config().source
+    'built-in'
+    >>> load_config(b"[[category]]\\nid = 'clinic'\\ntier = 15\\n", source="categories.toml").ids
+    ['clinic']
+    """
+    if text is None:
         text, source = resources.files("geo").joinpath(CONFIG_NAME).read_bytes(), "built-in"
     try:
         doc = tomllib.loads(text.decode("utf-8"))

@@ -45,16 +45,13 @@ One grid of two households cut in two halves: valid, and one household changes g
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import pyproj
 import shapely
 
@@ -187,23 +184,6 @@ class RedrawContext:
 
     def grids_of(self, cids: set[str]) -> gpd.GeoDataFrame:
         return self.grids[self.grids["community_id"].astype(str).isin(cids).to_numpy()]
-
-
-# ------------------------------------------------------------------ reading a proposal
-def read_proposal(path: str | os.PathLike, ctx: RedrawContext) -> gpd.GeoDataFrame:
-    """A proposal file (GeoJSON, GeoPackage, Shapefile: grid polygons with ``id`` and ``community_id``) in the
-    context's metric CRS; ``InputError`` naming the file, feature and field for anything wrong."""
-    path = Path(path)
-    label = path.name
-    if not path.exists():
-        raise InputError("file not found", file=str(path))
-    try:
-        frame = pyogrio.read_dataframe(path)
-    except Exception as exc:  # noqa: BLE001 - any reader error is the user's file
-        raise InputError(f"cannot be read as a vector file: {exc}", file=label) from None
-    if frame.crs is None:
-        frame = frame.set_crs(4326)
-    return proposal_frame(frame, ctx, label=label)
 
 
 def proposal_from_geojson(doc: dict, ctx: RedrawContext, *, label: str = "proposal") -> gpd.GeoDataFrame:

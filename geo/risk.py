@@ -36,7 +36,6 @@ import tomllib
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,15 +73,33 @@ class RiskConfig:
     source: str = "built-in"
 
 
-def load_risk_config(data_dir: str | Path | None = None, *, categories: ReachConfig | None = None) -> RiskConfig:
-    """The data folder's ``risk.toml`` if there is one, else gridcover's default (geo/risk.toml)."""
-    path = Path(data_dir) / CONFIG_NAME if data_dir is not None else None
-    if path is not None and path.is_file():
-        raw, source = path.read_bytes(), str(path)
-    else:
-        raw, source = resources.files("geo").joinpath(CONFIG_NAME).read_bytes(), "built-in"
+def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
+                     categories: ReachConfig | None = None) -> RiskConfig:
+    """The visit rules, group services, registration figures, weights and targets of a ``risk.toml``, checked.
+
+    Parameters
+    ----------
+    text
+        The data folder's ``risk.toml`` as read (the application reads it: :mod:`gridcover.io.folder`);
+        ``None``: gridcover's default, ``geo/risk.toml``.
+    source
+        How messages name the file (its path).
+    categories
+        The run's facility categories: ``[group_services]`` may name only these.
+
+    Examples
+    --------
+    >>> load_risk_config().weights["red"]
+    10.0
+    >>> load_risk_config(b"[visits]\\nnobody = 7\\n", source="risk.toml")
+    Traceback (most recent call last):
+    ...
+    geo.errors.ConfigError: risk.toml: unknown special group(s) nobody (known: elderly_alone, child_in_difficulty, mental_disorder, migrant, rental)
+    """
+    if text is None:
+        text, source = resources.files("geo").joinpath(CONFIG_NAME).read_bytes(), "built-in"
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
+        doc = tomllib.loads(text.decode("utf-8"))
         visits = {k: int(v) for k, v in doc.get("visits", {}).items() if k != "long_gap_days"}
         long_gap = int(doc.get("visits", {}).get("long_gap_days", 30))
         group_services = {k: [str(c) for c in v] for k, v in doc.get("group_services", {}).items()}

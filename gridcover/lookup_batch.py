@@ -12,7 +12,7 @@ refused whole with all its problems and a good one is answered with memory bound
 
 Row numbers are those a user can find: a CSV row as a spreadsheet shows it (the header is row 1, the first
 data row is row 2, a quoted cell holding a line break is still one row); a JSON item by its index in
-``items``, from 0. CSV text is UTF-8 (with or without BOM) or GB18030, detected as :mod:`geo.textio` does;
+``items``, from 0. CSV text is UTF-8 (with or without BOM) or GB18030, detected as :mod:`gridcover.io.textio` does;
 JSON is UTF-8.
 
 Example
@@ -40,7 +40,7 @@ import pandas as pd
 
 from geo.errors import InputError
 from geo.lookup import ADDRESS_FIELDS, ANSWER_FIELDS, LookupIndex, lookup_addresses, lookup_points, valid_lonlat
-from geo.textio import ALIASES, UNDECODABLE, EncodingError, detect_encoding, open_text
+from gridcover.io.textio import ALIASES, UNDECODABLE, EncodingError, detect_encoding, open_text
 
 #: Rows handed to the lookups at a time (memory is bounded by a chunk, not by the batch).
 CHUNK_ROWS = 10_000
@@ -154,7 +154,7 @@ def batch_kind(content_type: str | None, stream: BinaryIO) -> str:
 
 
 def charset_of(content_type: str | None) -> str | None:
-    """The ``charset`` of a media type, as a codec :mod:`geo.textio` knows (``InputError`` for another)."""
+    """The ``charset`` of a media type, as a codec :mod:`gridcover.io.textio` knows (``InputError`` for another)."""
     for part in (content_type or "").split(";")[1:]:
         name, _, value = part.partition("=")
         if name.strip().lower() == "charset":
@@ -523,7 +523,7 @@ def check_batch(stream: BinaryIO, *, kind: str | None = None, content_type: str 
     kind
         ``"csv"`` or ``"json"``; from ``content_type`` and the first character when ``None``.
     encoding
-        Of a CSV (a codec of :data:`geo.textio.ENCODINGS`); detected when ``None``. JSON is UTF-8.
+        Of a CSV (a codec of :data:`gridcover.io.textio.ENCODINGS`); detected when ``None``. JSON is UTF-8.
     chunk_rows
         Rows read at a time (:data:`CHUNK_ROWS` by default).
     max_errors

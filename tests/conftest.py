@@ -131,8 +131,8 @@ def sample_analysis(tmp_path_factory):
     """The sample district analysed once per test session (visits judged on 2026-11-29), and its output folder."""
     from datetime import date
 
-    from geo.pipeline import analyze
-    from geo.report import write_outputs
+    from gridcover.engines.single import analyze
+    from gridcover.io.outputs import write_outputs
 
     analysis = analyze("sample_geojson", reference_date=date(2026, 11, 29))
     out = write_outputs(analysis, tmp_path_factory.mktemp("sample") / "out")

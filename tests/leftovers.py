@@ -1,4 +1,4 @@
-"""What a killed run leaves behind, and a folder nobody can write (root included), for the tests of geo/paths.py."""
+"""What a killed run leaves behind, and a folder nobody can write (root included), for the tests of gridcover/io/paths.py."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def dead_pid() -> int:
 
 def dead_owner() -> str:
     """The owner part of a temporary name (this host, a process id) made by a process that is gone."""
-    from geo.paths import owner
+    from gridcover.io.paths import owner
 
     return owner(dead_pid())
 

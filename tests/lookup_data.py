@@ -20,7 +20,7 @@ import geopandas as gpd
 import pyogrio
 import shapely
 
-from geo.report import write_meta
+from gridcover.io.outputs import write_meta
 
 LON0, LAT0, U = 104.0, 30.5, 1.0 / 1024
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo.pipeline import analyze
-from geo.report import write_outputs
+from gridcover.engines.single import analyze
+from gridcover.io.outputs import write_outputs
 from tools.synthetic import make_district, write_district
 
 _CACHE: dict[tuple, Path] = {}

@@ -31,8 +31,8 @@ KEYS = {
 @lru_cache(maxsize=1)
 def sample_workspace() -> Path:
     """``gridcover analyze sample_geojson`` into a temporary folder, once per test run (~10 s)."""
-    from geo.pipeline import analyze
-    from geo.report import write_outputs
+    from gridcover.engines.single import analyze
+    from gridcover.io.outputs import write_outputs
 
     out = Path(tempfile.mkdtemp(prefix="gridcover-test-ws-")) / "sample"
     write_outputs(analyze(REPO / "sample_geojson"), out)

@@ -1,7 +1,8 @@
 """The rooms of the house and what each may import (docs/architecture.md), read from the code's own imports.
 
 A layer never imports one above it: ``geo`` (the spatial core) imports none of ``gridcover``, ``api``,
-``layers``; ``layers`` imports neither ``api`` nor the command line; ``api`` reaches storage only through the
+``layers``, nor any file format, database or web module, and touches no file (CORE_FORBIDDEN, FILE_CALLS);
+``gridcover.io`` (the files) imports none of the rooms above it; ``layers`` imports neither ``api`` nor the command line; ``api`` reaches storage only through the
 store contract (``gridcover.store``), never ``sqlite3``, ``psycopg`` or a backend module, and so do the services
 (``gridcover.services``), which import neither ``api`` nor the command line; nothing installed
 imports ``tools`` (the generators, not installed); no module imports itself round a circle; and no module
@@ -65,6 +66,8 @@ def _offenders(room: str, forbidden: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize("room, forbidden", [
     ("geo", ("gridcover", "api", "layers", "tools")),
     ("layers", ("api", "gridcover.cli", "tools")),
+    ("gridcover/io", ("api", "layers", "gridcover.cli", "gridcover.services", "gridcover.store", "gridcover.engines",
+                      "tools")),
     ("api", ("sqlite3", "psycopg", "gridcover.store.gpkg", "gridcover.store.postgis", "gridcover.cli", "tools")),
     ("gridcover/services", ("api", "sqlite3", "psycopg", "gridcover.store.gpkg", "gridcover.store.postgis",
                             "gridcover.cli", "tools")),
@@ -72,6 +75,44 @@ def _offenders(room: str, forbidden: tuple[str, ...]) -> list[str]:
 ])
 def test_a_room_imports_nothing_it_may_not(room, forbidden):
     assert _offenders(room, forbidden) == []
+
+
+#: What the spatial core never imports: file formats, databases, the file system's tools, the web (reading and
+#: writing files is the application's: gridcover/io/, the stores, the Dask engine's parts).
+CORE_FORBIDDEN = ("pyogrio", "fiona", "sqlite3", "psycopg", "psycopg2", "os", "shutil", "tempfile", "glob",
+                  "pyarrow.parquet", "pyarrow.csv", "pyarrow.dataset", "pyarrow.feather", "pyarrow.fs",
+                  "fastapi", "starlette", "httpx", "requests", "urllib.request", "dask", "distributed")
+#: Calls that touch the file system (``open(``, ``Path.read_text`` …).
+FILE_CALLS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "unlink", "mkdir", "rmdir", "iterdir",
+              "glob", "rglob", "exists", "is_file", "is_dir", "touch", "to_file", "to_parquet", "to_csv", "read_csv",
+              "read_file", "read_parquet", "read_dataframe", "write_dataframe", "connect"}
+
+
+def _file_calls(path: Path, root: Path = ROOT) -> list[str]:
+    """The calls of ``path`` that touch files, but for reading geo's own built-in defaults
+    (``resources.files("geo")….read_bytes()``: the rule files shipped with the package)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _name_of(node) in FILE_CALLS:
+            if "resources.files(" in ast.unparse(node.func):
+                continue
+            found.append(f"{path.relative_to(root)}:{node.lineno} calls {ast.unparse(node.func)}(")
+    return sorted(found, key=lambda call: int(call.split(":")[1].split()[0]))
+
+
+def test_the_spatial_core_touches_no_file_database_or_web():
+    """geo/ is frames in, frames out: what reads and writes files lives in gridcover/io/ (and the stores)."""
+    assert _offenders("geo", CORE_FORBIDDEN) == []
+    assert [call for path in sorted((ROOT / "geo").rglob("*.py")) for call in _file_calls(path)] == []
+
+
+def test_the_file_call_finder_sees_a_read_and_lets_the_built_in_defaults_be(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from importlib import resources\nopen('x')\np.read_bytes()\nframe.to_file('y')\n"
+                      "resources.files('geo').joinpath('risk.toml').read_bytes()\n", encoding="utf-8")
+    assert _file_calls(sample, tmp_path) == ["sample.py:2 calls open(", "sample.py:3 calls p.read_bytes(",
+                                             "sample.py:4 calls frame.to_file("]
 
 
 def test_no_module_imports_itself_round_a_circle():

@@ -79,10 +79,10 @@ def test_a_failed_run_leaves_the_previous_output_intact(tiny_dir, tmp_path):
 
 
 def test_an_interrupted_write_leaves_no_half_output(tiny_dir, tmp_path, monkeypatch):
-    import geo.report as report
+    import gridcover.io.outputs as outputs
 
     calls = {"n": 0}
-    real = report._write_gpkg_layer
+    real = outputs._write_gpkg_layer
 
     def crash(*args, **kwargs):
         calls["n"] += 1
@@ -90,7 +90,7 @@ def test_an_interrupted_write_leaves_no_half_output(tiny_dir, tmp_path, monkeypa
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(report, "_write_gpkg_layer", crash)
+    monkeypatch.setattr(outputs, "_write_gpkg_layer", crash)
     out = tmp_path / "out"
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 130
     assert not out.exists()
@@ -115,7 +115,7 @@ def test_internal_errors_show_no_traceback(tiny_dir, tmp_path, monkeypatch, caps
     assert "internal error: RuntimeError: disk on fire" in err and "Traceback" not in err
 
 
-# ---- the user's files are sacred (geo/paths.py) -------------------------------------------------------
+# ---- the user's files are sacred (gridcover/io/paths.py) -------------------------------------------------------
 
 def _files(folder):
     """Every file under ``folder`` with its bytes: what must survive a refused run unchanged."""
@@ -207,7 +207,7 @@ def test_an_unwritable_out_folder_is_refused_before_the_analysis(tiny_dir, tmp_p
 
 
 def test_the_leftovers_of_a_killed_run_are_removed_by_the_next_run_and_nothing_else(tiny_dir, tmp_path):
-    from geo.paths import owner
+    from gridcover.io.paths import owner
 
     out, dead, alive = tmp_path / "out", dead_owner(), owner()
     assert main(["analyze", str(tiny_dir), "--out", str(out), "--quiet"]) == 0
@@ -245,7 +245,7 @@ def test_analyze_db_removes_the_scratch_folders_of_killed_runs(tiny_dir, tmp_pat
 
     scratch = tmp_path / "tmp"
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    from geo.paths import owner
+    from gridcover.io.paths import owner
 
     dead = dead_owner()
     ours = plant(scratch / f"gridcover-analyze-{dead.rsplit('-', 1)[1]}-1764625000123456789")  # the name before

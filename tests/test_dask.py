@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("dask.distributed")
 
 from geo.errors import ConfigError  # noqa: E402
-from geo.partition import plan_parts, read_part  # noqa: E402
-from geo.pipeline import analyze  # noqa: E402
-from geo.report import write_outputs  # noqa: E402
+from gridcover.engines.partition import plan_parts, read_part  # noqa: E402
+from gridcover.engines.single import analyze  # noqa: E402
+from gridcover.io.outputs import write_outputs  # noqa: E402
 from gridcover.cli import main  # noqa: E402
 from gridcover.engines.dask import analyze_dask  # noqa: E402
 

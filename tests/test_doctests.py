@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = ("geo", "layers", "gridcover/services")
-#: Modules whose file reading and writing is being moved out of ``geo`` (issue 12); their examples read
-#: files and come back into this test with the move.
-NOT_YET = {"geo.load", "geo.report", "geo.paths", "geo.textio", "geo.partition"}
+ROOMS = ("geo", "layers", "gridcover/services", "gridcover/io")
+NOT_YET: set[str] = set()
 MODULES = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts) for room in ROOMS
                  for path in (ROOT / room).glob("*.py") if path.name != "__init__.py")
 

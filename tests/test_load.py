@@ -11,7 +11,7 @@ import pytest
 from conftest import rewrite_geojson, tiny_layers, to_gcj02, write_layers
 from geo.crs import transform_geometries, wgs84_to_bd09
 from geo.errors import ConfigError, InputError
-from geo.load import load_data
+from gridcover.io.folder import load_data
 
 
 def _error(folder, **kwargs) -> str:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from geo.errors import ConfigError
-from geo.paths import (check_output_file, owner, prepare_output_folder, process_alive, reads_of, remove_leftovers,
+from gridcover.io.paths import (check_output_file, owner, prepare_output_folder, process_alive, reads_of, remove_leftovers,
                        scratch_path, temp_dir, temp_file, write_atomically)
 from leftovers import dead_owner, dead_pid, plant
 
@@ -111,7 +111,7 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp
 
 
 def test_the_files_a_served_workspace_gains_belong_to_the_output():
-    from geo.paths import LATER_FILES
+    from gridcover.io.paths import LATER_FILES
     from gridcover.store.blindspot_log import BlindSpotLog
     from gridcover.store.proposals import SQLiteProposalStore
 

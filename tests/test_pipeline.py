@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from geo.assign import STATUSES
-from geo.pipeline import analyze
-from geo.report import read_meta, write_outputs
+from gridcover.engines.single import analyze
+from gridcover.io.outputs import read_meta, write_outputs
 
 SAMPLE = "sample_geojson"
 

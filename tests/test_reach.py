@@ -8,6 +8,7 @@ import shapely
 
 from geo.errors import ConfigError
 from geo.reach import METHOD_ESTIMATE, METHOD_NETWORK, Origins, ReachModel, load_config
+from gridcover.io.folder import read_rule_files
 
 CONFIG = load_config()
 
@@ -186,7 +187,7 @@ def test_without_roads_the_estimate_is_straight_line_times_the_detour_factor():
 def test_categories_file_in_the_data_folder_wins(tmp_path):
     (tmp_path / "categories.toml").write_text(
         '[speeds]\ngeneral = 1.2\nelderly = 0.8\n[[category]]\nid = "pharmacy"\ntier = 10\nbasic = true\n', encoding="utf-8")
-    cfg = load_config(tmp_path)
+    cfg = load_config(**read_rule_files(tmp_path)["categories.toml"])
     assert cfg.ids == ["pharmacy"] and cfg.speeds == {"general": 1.2, "elderly": 0.8}
 
 
@@ -206,7 +207,7 @@ def test_default_categories_follow_the_issue():
 def test_bad_categories_files(tmp_path, text, message):
     (tmp_path / "categories.toml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        load_config(tmp_path)
+        load_config(**read_rule_files(tmp_path)["categories.toml"])
 
 
 def test_walks_beyond_the_reporting_horizon_have_no_minutes():
@@ -229,7 +230,7 @@ def test_a_horizon_shorter_than_a_tier_is_refused(tmp_path):
     text = resources_text().replace("minutes = 30", "minutes = 10")
     (tmp_path / "categories.toml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match="horizon"):
-        load_config(tmp_path)
+        load_config(**read_rule_files(tmp_path)["categories.toml"])
 
 
 def resources_text() -> str:

@@ -62,7 +62,7 @@ def test_a_bad_proposal_is_one_line_and_exit_2(ws, tmp_path, capsys):
     assert not (tmp_path / "x.geojson").exists()
 
 
-# ---- outputs never harm what a command reads (geo/paths.py) ------------------------------------------
+# ---- outputs never harm what a command reads (gridcover/io/paths.py) ------------------------------------------
 
 def _files(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -119,7 +119,7 @@ def test_an_unwritable_out_is_refused_before_any_work(ws, tmp_path, capsys):
 
 
 def test_the_temporary_files_of_a_killed_write_are_removed_by_the_next_and_nothing_else(ws, tmp_path, capsys):
-    from geo.paths import owner
+    from gridcover.io.paths import owner
 
     out, dead = tmp_path / "p.geojson", dead_owner()
     ours = [tmp_path / f".p.geojson.tmp-{dead}-0a1b2c3d.geojson", tmp_path / f".p.geojson.tmp-{dead}-9f8e7d6c"]

@@ -2,9 +2,6 @@
 
 import re
 
-import pytest
-
-from geo.errors import ConfigError
 from layers.report import render_report, suppress
 
 
@@ -26,15 +23,3 @@ def test_the_report_needs_no_network_and_shows_what_a_planner_needs(sample_analy
         assert f'"{household_id}"' not in page  # no household appears
     for name in analysis.data.layers["households"].get("address", hh["id"]).head(5):
         assert str(name) not in page
-
-
-def test_write_outputs_never_replaces_a_folder_holding_what_was_analysed(tiny_dir):
-    from geo.pipeline import analyze
-    from geo.report import write_outputs
-
-    analysis = analyze(tiny_dir)
-    before = sorted(p.name for p in tiny_dir.iterdir())
-    for out in (tiny_dir, tiny_dir.parent):
-        with pytest.raises(ConfigError, match=r"(is|holds) the input .*\.geojson"):
-            write_outputs(analysis, out)
-    assert sorted(p.name for p in tiny_dir.iterdir()) == before

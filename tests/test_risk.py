@@ -11,6 +11,7 @@ import shapely
 from geo.errors import ConfigError
 from geo.reach import load_config
 from geo.risk import REASONS, build_scorecard, building_registration, grid_risk, household_risk, load_risk_config
+from gridcover.io.folder import read_rule_files
 
 CATS = load_config()
 CFG = load_risk_config(categories=CATS)
@@ -126,9 +127,9 @@ def test_rules_come_from_an_editable_file(tmp_path):
     text = (tmp_path / "risk.toml")
     text.write_text('[visits]\nelderly_alone = 3\n[group_services]\nelderly_alone = ["nope"]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="nope"):
-        load_risk_config(tmp_path, categories=CATS)
+        load_risk_config(**read_rule_files(tmp_path)["risk.toml"], categories=CATS)
     text.write_text('[visits]\nelderly_alone = 3\n', encoding="utf-8")
-    assert load_risk_config(tmp_path).visits == {"elderly_alone": 3}
+    assert load_risk_config(**read_rule_files(tmp_path)["risk.toml"]).visits == {"elderly_alone": 3}
 
 
 def test_reason_codes_are_the_documented_ones():

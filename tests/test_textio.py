@@ -1,4 +1,4 @@
-"""Text encodings as spreadsheets and GIS tools write them (geo/textio.py)."""
+"""Text encodings as spreadsheets and GIS tools write them (gridcover/io/textio.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from geo.textio import EncodingError, detect_encoding
+from gridcover.io.textio import EncodingError, detect_encoding
 
 
 @pytest.mark.parametrize("data, expected", [

@@ -48,11 +48,33 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     progress = progress_of(args)
     settings = Settings(derive_fringe=True) if args.derive_fringe else None
-    from layers.report import write_report
+    scratch = _check_before_running(args)
+    analysis, out = _run_engine(args, settings=settings, progress=progress)
+    for warning in analysis.data.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.db:  # the workspace the folder holds, into PostGIS in one transaction
+        import shutil
 
+        from gridcover.store.postgis import describe, load_gpkg
+
+        try:
+            load_gpkg(os.path.join(out, "workspace.gpkg"), args.db, schema=args.schema, progress=progress)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        out = describe(args.db, args.schema) if scratch is not None else f"{out} and {describe(args.db, args.schema)}"
+    _print_summary(analysis.summary, skip_invalid=args.skip_invalid)
+    print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _check_before_running(args: argparse.Namespace):
+    """Everything that can be refused before the analysis runs: the output folder (never over the data, never
+    over the user's files), the PostGIS URL and server, the options that go together. Sets ``args.out`` (a
+    scratch folder when only ``--db`` is given) and returns that scratch folder, else None."""
     scratch = None
     if args.out is not None:  # before anything runs: never over the data, never over the user's files
-        from geo.paths import prepare_output_folder, reads_of
+        from gridcover.io.paths import prepare_output_folder, reads_of
 
         args.out = prepare_output_folder(args.out, reads=reads_of(args.data_dir, "data"))
     if args.db:  # fail before the analysis, not after it, on a wrong URL or an unreachable server
@@ -61,7 +83,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         check_schema_name(args.schema)
         connect(args.db).close()
         if args.out is None:  # the folder's files are only a step on the way into PostGIS
-            from geo.paths import prepare_output_folder, scratch_path
+            from gridcover.io.paths import prepare_output_folder, scratch_path
 
             scratch = scratch_path("analyze")  # those of killed runs are removed; made by write_outputs (nothing
             args.out = prepare_output_folder(scratch / "out")  # is left behind when the analysis fails)
@@ -80,37 +102,33 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.engine == "dask" and os.path.isdir(args.data_dir):
         from pathlib import Path
 
-        from geo.load import CONFIG_NAME, read_config
+        from gridcover.io.folder import CONFIG_NAME, read_config
 
         if read_config(Path(args.data_dir)).get("columns"):
             raise GridcoverError(f"[columns] of {CONFIG_NAME} works with --engine single only")
+    return scratch
+
+
+def _run_engine(args: argparse.Namespace, *, settings, progress):
+    """The analysis on the engine ``--engine`` names, its outputs and the HTML report written into ``args.out``."""
+    from layers.report import write_report
+
     report = lambda a: [lambda folder: write_report(a, folder / "report.html")]  # noqa: E731
     if args.engine == "dask":
         from gridcover.engines.dask import analyze_dask
 
-        analysis, out = analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
-                                     h3_resolution=args.h3_resolution, reference_date=args.as_of,
-                                     scheduler=args.scheduler, progress=progress, extra=report)
-    else:
-        from gridcover.engines.single import analyze_single
+        return analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
+                            h3_resolution=args.h3_resolution, reference_date=args.as_of,
+                            scheduler=args.scheduler, progress=progress, extra=report)
+    from gridcover.engines.single import analyze_single
 
-        analysis, out = analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,
-                                       h3_resolution=args.h3_resolution, reference_date=args.as_of,
-                                       skip_invalid=args.skip_invalid, progress=progress, extra=report)
-    for warning in analysis.data.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if args.db:  # the workspace the folder holds, into PostGIS in one transaction
-        import shutil
+    return analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,
+                          h3_resolution=args.h3_resolution, reference_date=args.as_of,
+                          skip_invalid=args.skip_invalid, progress=progress, extra=report)
 
-        from gridcover.store.postgis import describe, load_gpkg
 
-        try:
-            load_gpkg(os.path.join(out, "workspace.gpkg"), args.db, schema=args.schema, progress=progress)
-        finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
-        out = describe(args.db, args.schema) if scratch is not None else f"{out} and {describe(args.db, args.schema)}"
-    s = analysis.summary
+def _print_summary(s: dict, *, skip_invalid: bool) -> None:
+    """The run's figures in a few lines on standard output: statuses, grids, reach, risk, what was left out."""
     counts = ", ".join(f"{k} {v:,}" for k, v in s["status_counts"].items() if v)
     issues = ", ".join(f"{v['count']} {k}" for k, v in s["coverage_issues"].items() if v["count"])
     print(f"{s['households']:,} households: {counts}")
@@ -127,15 +145,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"risk: red {colours['red']:,}, yellow {colours['yellow']:,}, blue {colours['blue']:,} households; "
               f"{k['blind_spots']} blind spots")
     rejected = s.get("rejected") or {}
-    if args.skip_invalid:
+    if skip_invalid:
         total = sum(rejected.values())
         per_layer = ", ".join(f"{n:,} {layer}" for layer, n in sorted(rejected.items()))
         cleared = sum((s.get("references_cleared") or {}).values())
         print(f"left out {total:,} invalid feature{'' if total == 1 else 's'}"
               + (f" ({per_layer}), listed in rejects.geojson" if total else "")
               + (f"; {cleared:,} references to missing features dropped" if cleared else ""))
-    print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
-    return 0
 
 
 def _refuse_losing_grid_edits(out, *, db: str | None, schema: str, state_dir=None) -> None:

@@ -25,13 +25,13 @@ import sys
 from pathlib import Path
 
 from geo.errors import ConfigError, InputError
-from geo.paths import check_output_file, reads_of, write_atomically
+from gridcover.io.paths import check_output_file, reads_of, write_atomically
 from gridcover.cli.exits import EXIT_CONFLICT
 from gridcover.cli.options import add_db, add_workspace
 
 
 def _proposal(path: str, redraw):
-    from geo.redraw import read_proposal
+    from gridcover.io.proposal import read_proposal
 
     p = Path(path)
     if not p.is_file():
@@ -47,7 +47,7 @@ def _proposal(path: str, redraw):
 
 
 def _write_json(doc, out: str | None) -> None:
-    from geo.report import _json_default
+    from gridcover.io.outputs import _json_default
 
     text = json.dumps(doc, ensure_ascii=False, indent=2, default=_json_default)
     if out is None:
@@ -103,7 +103,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_propose(args: argparse.Namespace) -> int:
     from geo.propose import parse_band
-    from geo.report import _write_geojson
+    from gridcover.io.outputs import _write_geojson
 
     _check_outputs(args, "out", "report")
     redraw = _open(args)

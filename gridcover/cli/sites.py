@@ -31,8 +31,8 @@ def cmd_sites(args: argparse.Namespace) -> int:
     import geopandas as gpd
     import shapely
 
-    from geo.paths import check_output_file, reads_of, write_atomically
-    from geo.pipeline import analyze
+    from gridcover.io.paths import check_output_file, reads_of, write_atomically
+    from gridcover.engines.single import analyze
     from geo.siting import plan_sites
 
     source = Path(args.source)
@@ -49,7 +49,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
     analysis.reach_model.config.category(args.category)  # ConfigError naming the known ones
     candidates = None
     if args.candidates:
-        from geo.load import _read_vector
+        from gridcover.io.folder import _read_vector
 
         frame = _read_vector(Path(args.candidates), Path(args.candidates).name, None)
         if frame.crs is None:

@@ -1,7 +1,7 @@
 """``gridcover analyze --engine dask``: the analysis run on a Dask cluster, one task per street (街道).
 
-The driver plans the parts (:func:`geo.partition.plan_parts`, run as a task), sends each street's part to
-a worker (:func:`geo.partition.read_part` then :func:`geo.pipeline.local_stages`: assignment, zones,
+The driver plans the parts (:func:`gridcover.engines.partition.plan_parts`, run as a task), sends each street's part to
+a worker (:func:`gridcover.engines.partition.read_part` then :func:`geo.pipeline.local_stages`: assignment, zones,
 reach, H3 cells), gathers the parts' compact per-household tables, runs :func:`geo.pipeline.global_stages`
 (workload, coverage issues, shares, risk, blind spots merged across streets, scorecard, summary) and sends
 each household's risk back to its part, which writes its rows. The driver then assembles the output
@@ -33,12 +33,12 @@ import pyogrio
 from geo.errors import GridcoverError
 from geo.lifecircle import DEFAULT_H3_RESOLUTION
 from geo.load import LAYER_ORDER, Dataset
-from geo.partition import Plan, plan_parts, read_part, whole_network
-from geo.paths import prepare_output_folder, reads_of, temp_dir
+from gridcover.engines.partition import Plan, plan_parts, read_part, whole_network
+from gridcover.io.paths import prepare_output_folder, reads_of, temp_dir
 from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, PartTables, RunInfo, _Clock, add_risk_columns,
                           global_stages, local_stages, unknown_category_warnings)
-from geo.reach import load_config
-from geo.report import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, finish_outputs
+from geo.reach import CONFIG_NAME as REACH_CONFIG, load_config
+from gridcover.io.outputs import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, write_output_folder
 from geo.settings import Settings
 
 #: Workers of the default local cluster: one single-threaded process per core of this 2-core machine
@@ -65,7 +65,7 @@ def _plan_task(path: str, crs, settings, h3_resolution: int) -> Plan:
 
 def _network_task(plan: Plan, parts_dir: str):
     stats, components, unknown, warnings = whole_network(plan)
-    from geo.load import read_layers
+    from gridcover.io.folder import read_layers
 
     context = read_layers(plan.path, [n for n in CONTEXT_LAYERS if n in plan.sources], crs=plan.crs,
                           metric_crs=plan.metric_crs)
@@ -125,7 +125,7 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
     an :class:`~geo.pipeline.Analysis` holding the city-wide layers (grids, cells, blind spots, scorecard,
     summary; not the households, which only the output files hold) and the output folder.
     """
-    from dask.distributed import Client, as_completed
+    from dask.distributed import Client
 
     settings = settings or Settings()
     if settings.derive_fringe:
@@ -149,55 +149,18 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                 progress(f"[   0.0s] planning the parts of {path} on {where}")
             plan = client.submit(_plan_task, str(Path(path)), crs, settings, h3_resolution, pure=False).result()
             clock.step("plan", f"{plan.n_parts} parts (streets); read {', '.join(f'{v:,} {k}' for k, v in plan.counts.items())}")
-            [plan_f] = client.scatter([plan], broadcast=True)
-            network = client.submit(_network_task, plan_f, str(parts_dir), pure=False)
-            components = client.submit(lambda n: n[1], network, pure=False)
-            futures = [client.submit(_part_task, plan_f, p, components, str(parts_dir), pure=False, priority=-p)
-                       for p in range(plan.n_parts)]
-            results = [None] * plan.n_parts
-            for done in as_completed(futures):
-                r = done.result()
-                results[r["part"]] = r
-                done.release()
-            stats, _, unknown, net_warnings = network.result()
-            del futures
+            results, network = _run_parts(client, plan, parts_dir)
             clock.step("parts", f"assigned, zoned and measured {sum(len(r['table']) for r in results):,} households "
                                 f"in {plan.n_parts} parts")
-
-            config = load_config(plan.folder)
-            warnings = list(plan.warnings)
-            for r in results:
-                warnings += r["warnings"]
-            warnings += net_warnings + unknown_category_warnings(unknown, config)
-            warnings = list(dict.fromkeys(warnings))
-            repaired = _unique_repairs(plan.repaired + [item for r in results for item in r["repaired"]])
-            run = RunInfo(input_counts={n: plan.counts[n] for n in LAYER_ORDER if n in plan.counts},
-                          missing_optional=plan.missing_optional, sources=plan.sources, source_crs=plan.source_crs,
-                          metric_crs=plan.metric_crs, warnings=warnings, repaired=repaired, settings=plan.settings,
-                          folder=plan.folder)
-            whole = plan.whole
-            fringe = next((r["fringe_source"] for r in results if len(r["table"])), results[0]["fringe_source"])
-            parts = PartTables(tables=[r["table"] for r in results], buildings=[r["buildings"] for r in results],
-                               split_buildings=[r["split_buildings"] for r in results],
-                               cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
-                               network_stats=stats, facilities_unknown=unknown, fringe_source=fringe)
-            result = global_stages(run, parts, city=whole, config=config, h3_resolution=h3_resolution,
-                                   reference_date=reference_date, clock=clock)
+            analysis, risk = _run_global(plan, results, network, h3_resolution=h3_resolution,
+                                         reference_date=reference_date, clock=clock)
             sizes = [len(r["table"]) for r in results]
             del results
-            risk = result.household_risk[list(RISK_OUTPUT_COLUMNS)]
             bounds = np.r_[0, np.cumsum(sizes)]
             writes = [client.submit(_write_task, str(parts_dir), p, risk.iloc[bounds[p]:bounds[p + 1]], pure=False)
                       for p in range(plan.n_parts)]
             written = sum(f.result() for f in writes)
             clock.step("write parts", f"wrote {written:,} households in {plan.n_parts} parts")
-        analysis = Analysis(data=Dataset(layers=dict(plan.whole), metric_crs=plan.metric_crs, sources=plan.sources,
-                                         source_crs=plan.source_crs, missing_optional=plan.missing_optional,
-                                         warnings=warnings, repaired=repaired, settings=plan.settings,
-                                         folder=plan.folder),
-                            households=None, grids=result.grids, coverage_issues=result.coverage_issues,
-                            building_grid=None, summary=result.summary, timings=clock.timings, h3_reach=result.cells,
-                            blindspots=result.blindspots, scorecard=result.scorecard)
         out = write_parted_outputs(analysis, out_dir, parts_dir=parts_dir, n_parts=plan.n_parts,
                                    extra=extra(analysis) if extra else (), progress=progress)
         clock.step("write", f"assembled {out}")
@@ -206,6 +169,59 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
         if cluster is not None:
             cluster.close()
         shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _run_parts(client, plan: Plan, parts_dir: Path) -> tuple[list[dict], tuple]:
+    """Every part's local stages on the workers (the whole network's first, for its components): the parts'
+    results in part order, and the network's statistics, components, unknown categories and warnings."""
+    from dask.distributed import as_completed
+
+    [plan_f] = client.scatter([plan], broadcast=True)
+    network = client.submit(_network_task, plan_f, str(parts_dir), pure=False)
+    components = client.submit(lambda n: n[1], network, pure=False)
+    futures = [client.submit(_part_task, plan_f, p, components, str(parts_dir), pure=False, priority=-p)
+               for p in range(plan.n_parts)]
+    results = [None] * plan.n_parts
+    for done in as_completed(futures):
+        r = done.result()
+        results[r["part"]] = r
+        done.release()
+    outcome = network.result()
+    del futures
+    return results, outcome
+
+
+def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolution: int, reference_date: date,
+                clock: _Clock) -> tuple[Analysis, pd.DataFrame]:
+    """The global stages on the parts' tables, on the driver: the city-wide analysis (no households) and each
+    household's risk columns, in part order."""
+    stats, _, unknown, net_warnings = network
+    config = load_config(**plan.configs.get(REACH_CONFIG, {}))
+    warnings = list(plan.warnings)
+    for r in results:
+        warnings += r["warnings"]
+    warnings += net_warnings + unknown_category_warnings(unknown, config)
+    warnings = list(dict.fromkeys(warnings))
+    repaired = _unique_repairs(plan.repaired + [item for r in results for item in r["repaired"]])
+    run = RunInfo(input_counts={n: plan.counts[n] for n in LAYER_ORDER if n in plan.counts},
+                  missing_optional=plan.missing_optional, sources=plan.sources, source_crs=plan.source_crs,
+                  metric_crs=plan.metric_crs, warnings=warnings, repaired=repaired, settings=plan.settings,
+                  folder=plan.folder, configs=plan.configs)
+    whole = plan.whole
+    fringe = next((r["fringe_source"] for r in results if len(r["table"])), results[0]["fringe_source"])
+    parts = PartTables(tables=[r["table"] for r in results], buildings=[r["buildings"] for r in results],
+                       split_buildings=[r["split_buildings"] for r in results],
+                       cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
+                       network_stats=stats, facilities_unknown=unknown, fringe_source=fringe)
+    result = global_stages(run, parts, city=whole, config=config, h3_resolution=h3_resolution,
+                           reference_date=reference_date, clock=clock)
+    data = Dataset(layers=dict(whole), metric_crs=plan.metric_crs, sources=plan.sources, source_crs=plan.source_crs,
+                   missing_optional=plan.missing_optional, warnings=warnings, repaired=repaired,
+                   settings=plan.settings, folder=plan.folder, configs=plan.configs)
+    analysis = Analysis(data=data, households=None, grids=result.grids, coverage_issues=result.coverage_issues,
+                        building_grid=None, summary=result.summary, timings=clock.timings, h3_reach=result.cells,
+                        blindspots=result.blindspots, scorecard=result.scorecard)
+    return analysis, result.household_risk[list(RISK_OUTPUT_COLUMNS)]
 
 
 def _unique_repairs(items: list[dict]) -> list[dict]:
@@ -263,19 +279,11 @@ def _append_layer(source: Path, layer: str, gpkg: Path, target_layer: str) -> in
 
 def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, n_parts: int, extra=(),
                          progress=None) -> Path:
-    """The output folder of ``geo.report.write_outputs`` from the driver's city-wide layers and the parts'
+    """The output folder of ``gridcover.io.outputs.write_outputs`` from the driver's city-wide layers and the parts'
     household files; written beside ``out_dir`` and moved into place at the end."""
-    tmp = temp_dir(out_dir)
-    try:
-        concat_geojson([parts_dir / f"{p:05d}.households.geojson" for p in range(n_parts)], tmp / "households.geojson")
-        outputs = {"grids": analysis.grids, "coverage_issues": analysis.coverage_issues,
-                   "h3_reach": analysis.h3_reach, "blindspots": analysis.blindspots}
-        for name, frame in outputs.items():
-            _write_geojson(frame, tmp / f"{name}.geojson")
-        if progress:
-            progress("wrote " + ", ".join(f"{name}.geojson" for name in OUTPUT_LAYERS))
-        gpkg = tmp / "workspace.gpkg"
-        part_files = [parts_dir / f"{p:05d}.gpkg" for p in range(n_parts)]
+    part_files = [parts_dir / f"{p:05d}.gpkg" for p in range(n_parts)]
+
+    def write_inputs(gpkg: Path) -> None:
         for name in LAYER_ORDER:
             target = f"input_{name}" if name in OUTPUT_LAYERS else name
             if name in analysis.data.layers:
@@ -287,10 +295,7 @@ def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, 
                 _append_layer(parts_dir / "context.gpkg", name, gpkg, target)
         for path in part_files:
             _append_layer(path, "households", gpkg, "households")
-        for name, frame in outputs.items():
-            _write_gpkg_layer(frame, gpkg, name)
-        finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+
+    households = [parts_dir / f"{p:05d}.households.geojson" for p in range(n_parts)]
+    return write_output_folder(analysis, out_dir, write_households=lambda path: concat_geojson(households, path),
+                               write_inputs=write_inputs, extra=extra, progress=progress)

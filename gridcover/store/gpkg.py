@@ -45,8 +45,8 @@ from pathlib import Path
 import geopandas as gpd
 import pyogrio
 
-from geo.paths import remove_leftovers, temp_file
-from geo.report import META_TABLE, _json_default, _plain, read_meta, write_meta
+from gridcover.io.paths import remove_leftovers, temp_file
+from gridcover.io.outputs import META_TABLE, _json_default, _plain, read_meta, write_meta
 from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, Workspace, WorkspaceError, check_conflict,
                                   new_version, now)
 from gridcover.store.proposals import SQLiteProposalStore

@@ -51,7 +51,7 @@ import pyogrio
 import shapely
 
 from geo.errors import ConfigError
-from geo.report import META_TABLE, _json_default, _plain
+from gridcover.io.outputs import META_TABLE, _json_default, _plain
 from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, ProposalStore, Workspace, WorkspaceError,
                                   check_conflict, new_version)
 from gridcover.store.gpkg import GeoPackageWorkspace

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from geo.report import _json_default
+from gridcover.io.outputs import _json_default
 from gridcover.store.base import ProposalStore, WorkspaceError
 
 

@@ -42,12 +42,12 @@ from h3ronpy import vector as h3v
 from geo.assign import _pick_min, _rank, points_in_polygons
 from geo.errors import InputError
 from geo.lifecircle import DEFAULT_H3_RESOLUTION, cells_of
-from geo.load import (LAYERS, _as_str, _check_geometry, _check_ids, _check_references, _locate, _read_csv,
-                      _source_crs, _to_wgs84, read_layers)
+from geo.load import LAYERS, _as_str, _check_geometry, _check_ids, _check_references, _source_crs, _to_wgs84
 from geo.network import NetworkSettings, walking_graph
 from geo.pipeline import to_lonlat
-from geo.reach import load_config
+from geo.reach import CONFIG_NAME as REACH_CONFIG, load_config
 from geo.settings import Settings
+from gridcover.io.folder import _locate, _read_csv, read_layers, read_rule_files
 
 #: Layers every part receives whole (small: thousands of features for a city).
 WHOLE_LAYERS = ("streets", "communities", "grids", "areas")
@@ -152,6 +152,7 @@ class Plan:
     warnings: list = field(default_factory=list)
     repaired: list = field(default_factory=list)
     folder: Path | None = None
+    configs: dict = field(default_factory=dict)  # the folder's rule files as read (geo.load.Dataset.configs)
     layer_crs: dict = field(default_factory=dict)  # layer -> SourceCRS of its file
     seed_cells: np.ndarray | None = None  # H3 cells of every household and building (empty cells are kept round them)
 
@@ -179,62 +180,44 @@ def _batches(file: Path, label: str, gpkg_layer: str | None, columns: list[str],
             break
 
 
-def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None = None,
-               h3_resolution: int = DEFAULT_H3_RESOLUTION) -> Plan:
-    """Read the small layers whole and the big ones in batches; route households and buildings to parts.
+def _routed_layer(src, name: str, columns: list[str], metric) -> pd.DataFrame:
+    """A big layer read in batches, without its attributes: each feature's id, the ``columns`` that route it,
+    its feature id and (households, buildings) its metric location; ids checked unique across the city."""
+    file, label, gpkg_layer = src.files[name]
+    layer = LAYERS[name]
+    parts = {"fid": [], **{c: [] for c in columns}, "x": [], "y": []}
+    for fids, attrs, geoms in _batches(file, label, gpkg_layer, columns, layer):
+        ids = _as_str(attrs["id"]) if "id" in attrs.columns else pd.Series([None] * len(attrs))
+        for c in columns:
+            parts[c].append(_as_str(attrs[c]).astype("str") if c in attrs.columns
+                            else pd.Series([None] * len(attrs), dtype="str"))
+        parts["fid"].append(np.asarray(fids, dtype=np.int64))
+        if name in ("households", "buildings"):
+            geoms, _ = _check_geometry(np.asarray(geoms, dtype=object), layer, label, ids)
+            source = _source_crs(gpd.GeoDataFrame(geometry=[], crs=pyogrio.read_info(file, layer=gpkg_layer)["crs"]
+                                                  if file.suffix.lower() != ".csv" else None),
+                                 src.user_crs[name], label)
+            wgs = gpd.GeoSeries(_to_wgs84(geoms, source, label, ids), crs="EPSG:4326").to_crs(metric).to_numpy()
+            if name == "buildings":
+                wgs = shapely.point_on_surface(wgs)
+            present = ~shapely.is_missing(wgs)
+            x = np.full(len(wgs), np.nan)
+            y = np.full(len(wgs), np.nan)
+            x[present], y[present] = shapely.get_x(wgs[present]), shapely.get_y(wgs[present])
+            parts["x"].append(x)
+            parts["y"].append(y)
+    frame = pd.DataFrame({"fid": np.concatenate(parts["fid"]),
+                          **{c: pd.concat(parts[c], ignore_index=True) for c in columns}})
+    if parts["x"]:
+        frame["x"], frame["y"] = np.concatenate(parts["x"]), np.concatenate(parts["y"])
+    if "id" in frame.columns:
+        _check_ids(frame["id"].astype(object).where(frame["id"].notna(), None), label)
+    return frame
 
-    Checks what a part cannot check alone: duplicate ids and references across the whole input.
-    """
-    src = _locate(path, crs=crs, settings=settings)
-    whole = read_layers(path, [n for n in WHOLE_LAYERS], crs=crs, settings=settings)
-    metric = whole.metric_crs
-    streets = whole.layers["streets"]
-    owner = CellOwner(streets=streets.geometry.to_numpy(), rank=_rank(streets["id"].astype(str).to_numpy()),
-                      metric_crs=metric, resolution=h3_resolution)
-    n_parts = len(streets)
-    counts = {name: int(len(frame)) for name, frame in whole.layers.items()}
-    repaired = list(whole.repaired)
-    warnings = list(src.warnings) + list(whole.warnings)
-    routed: dict[str, dict] = {}
-    for name, columns in ROUTED_COLUMNS.items():
-        if name not in src.files:
-            continue
-        file, label, gpkg_layer = src.files[name]
-        layer = LAYERS[name]
-        parts = {"fid": [], **{c: [] for c in columns}, "x": [], "y": []}
-        for fids, attrs, geoms in _batches(file, label, gpkg_layer, columns, layer):
-            ids = _as_str(attrs["id"]) if "id" in attrs.columns else pd.Series([None] * len(attrs))
-            for c in columns:
-                parts[c].append(_as_str(attrs[c]).astype("str") if c in attrs.columns
-                                else pd.Series([None] * len(attrs), dtype="str"))
-            parts["fid"].append(np.asarray(fids, dtype=np.int64))
-            if name in ("households", "buildings"):
-                geoms, _ = _check_geometry(np.asarray(geoms, dtype=object), layer, label, ids)
-                source = _source_crs(gpd.GeoDataFrame(geometry=[], crs=pyogrio.read_info(file, layer=gpkg_layer)["crs"]
-                                                      if file.suffix.lower() != ".csv" else None),
-                                     src.user_crs[name], label)
-                wgs = gpd.GeoSeries(_to_wgs84(geoms, source, label, ids), crs="EPSG:4326").to_crs(metric).to_numpy()
-                if name == "buildings":
-                    wgs = shapely.point_on_surface(wgs)
-                present = ~shapely.is_missing(wgs)
-                x = np.full(len(wgs), np.nan)
-                y = np.full(len(wgs), np.nan)
-                x[present], y[present] = shapely.get_x(wgs[present]), shapely.get_y(wgs[present])
-                parts["x"].append(x)
-                parts["y"].append(y)
-        frame = pd.DataFrame({"fid": np.concatenate(parts["fid"]),
-                              **{c: pd.concat(parts[c], ignore_index=True) for c in columns}})
-        if parts["x"]:
-            frame["x"], frame["y"] = np.concatenate(parts["x"]), np.concatenate(parts["y"])
-        if "id" in frame.columns:
-            _check_ids(frame["id"].astype(object).where(frame["id"].notna(), None), label)
-        routed[name] = frame
-        counts[name] = int(len(frame))
-    raw = {name: frame for name, frame in whole.layers.items()}
-    raw.update({name: frame.drop(columns=["fid", "x", "y"], errors="ignore") for name, frame in routed.items()})
-    sources = {name: str(src.files[name][0]) for name in src.files}
-    _check_references(raw, sources)
 
+def _route_to_parts(routed: dict, owner: CellOwner, *, metric, h3_resolution: int, n_parts: int) -> dict:
+    """Which part owns each household and building (the cell of its location, or of the building it names), as
+    :class:`Plan`'s per-part feature ids and positions, and the H3 cells they are in (``seed_cells``)."""
     # buildings: owned by the cell of their inside point
     b = routed.get("buildings")
     if b is not None:
@@ -269,6 +252,38 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
             building_fids.append(None)
             building_order.append(None)
             named_fids.append(None)
+    return {"household_fids": household_fids, "household_order": household_order, "building_fids": building_fids,
+            "building_order": building_order, "named_building_fids": named_fids, "seed_cells": seed_cells}
+
+
+def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None = None,
+               h3_resolution: int = DEFAULT_H3_RESOLUTION) -> Plan:
+    """Read the small layers whole and the big ones in batches; route households and buildings to parts.
+
+    Checks what a part cannot check alone: duplicate ids and references across the whole input.
+    """
+    src = _locate(path, crs=crs, settings=settings)
+    whole = read_layers(path, [n for n in WHOLE_LAYERS], crs=crs, settings=settings)
+    metric = whole.metric_crs
+    streets = whole.layers["streets"]
+    owner = CellOwner(streets=streets.geometry.to_numpy(), rank=_rank(streets["id"].astype(str).to_numpy()),
+                      metric_crs=metric, resolution=h3_resolution)
+    n_parts = len(streets)
+    counts = {name: int(len(frame)) for name, frame in whole.layers.items()}
+    repaired = list(whole.repaired)
+    warnings = list(src.warnings) + list(whole.warnings)
+    routed: dict[str, dict] = {}
+    for name, columns in ROUTED_COLUMNS.items():
+        if name not in src.files:
+            continue
+        routed[name] = _routed_layer(src, name, columns, metric)
+        counts[name] = int(len(routed[name]))
+    raw = {name: frame for name, frame in whole.layers.items()}
+    raw.update({name: frame.drop(columns=["fid", "x", "y"], errors="ignore") for name, frame in routed.items()})
+    sources = {name: str(src.files[name][0]) for name in src.files}
+    _check_references(raw, sources)
+
+    route = _route_to_parts(routed, owner, metric=metric, h3_resolution=h3_resolution, n_parts=n_parts)
     e = routed.get("estates")
     g = routed.get("gates")
     estate_fid = pd.Series(e["fid"].to_numpy(), index=e["id"].astype(object).to_numpy()) if e is not None else None
@@ -283,11 +298,10 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
         file_crs = pyogrio.read_info(file, layer=gpkg_layer)["crs"] if file.suffix.lower() != ".csv" else None
         layer_crs[name] = _source_crs(gpd.GeoDataFrame(geometry=[], crs=file_crs), src.user_crs[name], label)
     return Plan(path=str(path), crs=crs, settings=whole.settings, metric_crs=metric, h3_resolution=h3_resolution,
-                whole=whole.layers, owner=owner, household_fids=household_fids, household_order=household_order,
-                building_fids=building_fids, building_order=building_order, named_building_fids=named_fids,
-                estate_fid=estate_fid, gate_fids=gate_fids, counts=ordered, sources=sources,
+                whole=whole.layers, owner=owner, estate_fid=estate_fid, gate_fids=gate_fids, counts=ordered, sources=sources,
                 source_crs={name: layer_crs[name].text for name in src.files}, missing_optional=src.missing, warnings=warnings,
-                repaired=repaired, folder=src.data_dir, layer_crs=layer_crs, seed_cells=seed_cells)
+                repaired=repaired, folder=src.data_dir, configs=read_rule_files(src.data_dir), layer_crs=layer_crs,
+                **route)
 
 
 def _box(bounds: np.ndarray, margin: float) -> tuple[float, float, float, float]:
@@ -325,6 +339,72 @@ def pyproj_geographic(crs) -> bool:
     return pyproj.CRS.from_user_input(crs).is_geographic
 
 
+def _part_buildings(plan: Plan, p: int, hpts: np.ndarray, *, warnings: list, repaired: list):
+    """The buildings part ``p`` owns or its households name, plus those round its households, in feature order;
+    which of them it owns and their positions in the input (None, None, None without a buildings layer). What
+    the reading noticed is appended to ``warnings`` and ``repaired``."""
+    if plan.building_fids[p] is None:
+        return None, None, None
+    metric = plan.metric_crs
+    wanted = np.union1d(plan.building_fids[p], plan.named_building_fids[p])
+    near = _union_bounds(hpts[~shapely.is_missing(hpts)])
+    parts = [read_layers(plan.path, ["buildings"], crs=plan.crs, metric_crs=metric,
+                         options={"buildings": {"fids": wanted}})]
+    if near is not None:
+        parts.append(read_layers(plan.path, ["buildings"], crs=plan.crs, metric_crs=metric,
+                                 options={"buildings": {"bbox": _layer_bbox(_box(near, BUILDING_MARGIN_M), plan, "buildings")}}))
+    frames, fids = [], []
+    for part in parts:
+        frame = part.layers["buildings"]
+        frames.append(frame)
+        fids.append(part.fids["buildings"])
+        warnings += part.warnings
+        repaired += part.repaired
+    fid = np.concatenate(fids)
+    buildings = pd.concat(frames, ignore_index=True)
+    keep = ~pd.Series(fid).duplicated().to_numpy()
+    buildings, fid = buildings[keep], fid[keep]
+    order = np.argsort(fid, kind="stable")
+    buildings = gpd.GeoDataFrame(buildings.iloc[order].reset_index(drop=True), geometry="geometry", crs=metric)
+    fid = fid[order]
+    owned_b = np.isin(fid, plan.building_fids[p])
+    b_order = np.full(len(fid), -1, dtype=np.int64)
+    b_order[owned_b] = plan.building_order[p][np.searchsorted(plan.building_fids[p], fid[owned_b])] \
+        if np.all(np.diff(plan.building_fids[p]) >= 0) else \
+        pd.Series(plan.building_order[p], index=plan.building_fids[p]).reindex(fid[owned_b]).to_numpy()
+    return buildings, owned_b, b_order
+
+
+def _part_estates(plan: Plan, hpts: np.ndarray, buildings: gpd.GeoDataFrame | None) -> dict:
+    """The estates holding or named by a part's buildings and households, and their gates (``{}`` without an
+    estates layer)."""
+    if plan.estate_fid is None:
+        return {}
+    metric = plan.metric_crs
+    layers = {}
+    near = _union_bounds(hpts[~shapely.is_missing(hpts)], buildings.geometry.to_numpy() if buildings is not None else None)
+    fids = []
+    if buildings is not None and "estate_id" in buildings.columns:
+        named = buildings["estate_id"].dropna().astype(str).unique()
+        fids.append(plan.estate_fid.reindex(named).dropna().to_numpy(dtype=np.int64))
+    options = {"estates": {"fids": np.unique(np.concatenate(fids)) if fids else np.zeros(0, np.int64)}}
+    frames = [read_layers(plan.path, ["estates"], crs=plan.crs, metric_crs=metric, options=options)]
+    if near is not None:
+        frames.append(read_layers(plan.path, ["estates"], crs=plan.crs, metric_crs=metric,
+                                  options={"estates": {"bbox": _layer_bbox(_box(near, 1.0), plan, "estates")}}))
+    est = pd.concat([f.layers["estates"] for f in frames], ignore_index=True)
+    est_fid = np.concatenate([f.fids["estates"] for f in frames])
+    keep = ~pd.Series(est_fid).duplicated().to_numpy()
+    order = np.argsort(est_fid[keep], kind="stable")
+    layers["estates"] = gpd.GeoDataFrame(est[keep].iloc[order].reset_index(drop=True), geometry="geometry", crs=metric)
+    if plan.gate_fids is not None:
+        g = plan.gate_fids.reindex(layers["estates"]["id"].astype(str).to_numpy()).dropna()
+        gfids = np.sort(np.concatenate(g.to_list())) if len(g) else np.zeros(0, np.int64)
+        layers["gates"] = read_layers(plan.path, ["gates"], crs=plan.crs, metric_crs=metric,
+                                      options={"gates": {"fids": gfids}}).layers["gates"]
+    return layers
+
+
 def read_part(plan: Plan, p: int):
     """The layers one part needs, validated and in the run's metric CRS (a :class:`geo.load.Dataset`), and
     which of its households and buildings it owns (with their positions in the input)."""
@@ -337,62 +417,13 @@ def read_part(plan: Plan, p: int):
     layers = {"households": households}
     warnings, repaired = list(hh.warnings), list(hh.repaired)
     hpts = households.geometry.to_numpy()
-    buildings = None
-    if plan.building_fids[p] is not None:
-        wanted = np.union1d(plan.building_fids[p], plan.named_building_fids[p])
-        near = _union_bounds(hpts[~shapely.is_missing(hpts)])
-        parts = [read_layers(plan.path, ["buildings"], crs=plan.crs, metric_crs=metric,
-                             options={"buildings": {"fids": wanted}})]
-        if near is not None:
-            parts.append(read_layers(plan.path, ["buildings"], crs=plan.crs, metric_crs=metric,
-                                     options={"buildings": {"bbox": _layer_bbox(_box(near, BUILDING_MARGIN_M), plan, "buildings")}}))
-        frames, fids = [], []
-        for part in parts:
-            frame = part.layers["buildings"]
-            frames.append(frame)
-            fids.append(part.fids["buildings"])
-            warnings += part.warnings
-            repaired += part.repaired
-        fid = np.concatenate(fids)
-        buildings = pd.concat(frames, ignore_index=True)
-        keep = ~pd.Series(fid).duplicated().to_numpy()
-        buildings, fid = buildings[keep], fid[keep]
-        order = np.argsort(fid, kind="stable")
-        buildings = gpd.GeoDataFrame(buildings.iloc[order].reset_index(drop=True), geometry="geometry", crs=metric)
-        fid = fid[order]
+    buildings, owned_b, b_order = _part_buildings(plan, p, hpts, warnings=warnings, repaired=repaired)
+    if buildings is not None:
         layers["buildings"] = buildings
-        owned_b = np.isin(fid, plan.building_fids[p])
-        b_order = np.full(len(fid), -1, dtype=np.int64)
-        b_order[owned_b] = plan.building_order[p][np.searchsorted(plan.building_fids[p], fid[owned_b])] \
-            if np.all(np.diff(plan.building_fids[p]) >= 0) else \
-            pd.Series(plan.building_order[p], index=plan.building_fids[p]).reindex(fid[owned_b]).to_numpy()
-    else:
-        owned_b, b_order = None, None
-    # estates holding or named by the part's buildings and households, and their gates
-    if plan.estate_fid is not None:
-        near = _union_bounds(hpts[~shapely.is_missing(hpts)], buildings.geometry.to_numpy() if buildings is not None else None)
-        fids = []
-        if buildings is not None and "estate_id" in buildings.columns:
-            named = buildings["estate_id"].dropna().astype(str).unique()
-            fids.append(plan.estate_fid.reindex(named).dropna().to_numpy(dtype=np.int64))
-        options = {"estates": {"fids": np.unique(np.concatenate(fids)) if fids else np.zeros(0, np.int64)}}
-        frames = [read_layers(plan.path, ["estates"], crs=plan.crs, metric_crs=metric, options=options)]
-        if near is not None:
-            frames.append(read_layers(plan.path, ["estates"], crs=plan.crs, metric_crs=metric,
-                                      options={"estates": {"bbox": _layer_bbox(_box(near, 1.0), plan, "estates")}}))
-        est = pd.concat([f.layers["estates"] for f in frames], ignore_index=True)
-        est_fid = np.concatenate([f.fids["estates"] for f in frames])
-        keep = ~pd.Series(est_fid).duplicated().to_numpy()
-        order = np.argsort(est_fid[keep], kind="stable")
-        layers["estates"] = gpd.GeoDataFrame(est[keep].iloc[order].reset_index(drop=True), geometry="geometry", crs=metric)
-        if plan.gate_fids is not None:
-            g = plan.gate_fids.reindex(layers["estates"]["id"].astype(str).to_numpy()).dropna()
-            gfids = np.sort(np.concatenate(g.to_list())) if len(g) else np.zeros(0, np.int64)
-            layers["gates"] = read_layers(plan.path, ["gates"], crs=plan.crs, metric_crs=metric,
-                                          options={"gates": {"fids": gfids}}).layers["gates"]
+    layers.update(_part_estates(plan, hpts, buildings))
     layers.update({name: frame for name, frame in plan.whole.items()})
     # roads and facilities within the horizon of everything the part measures from
-    config = load_config(plan.folder)
+    config = load_config(**plan.configs.get(REACH_CONFIG, {}))
     street = plan.whole["streets"].geometry.to_numpy()[p:p + 1]
     around = _union_bounds(hpts[~shapely.is_missing(hpts)], street,
                            buildings.geometry.to_numpy() if buildings is not None else None,
@@ -407,7 +438,7 @@ def read_part(plan: Plan, p: int):
             warnings += part.warnings
     data = Dataset(layers=layers, metric_crs=metric, sources=plan.sources, source_crs=plan.source_crs,
                    missing_optional=plan.missing_optional, warnings=warnings, repaired=repaired,
-                   settings=plan.settings, folder=plan.folder)
+                   settings=plan.settings, folder=plan.folder, configs=plan.configs)
     # the streets whose empty cells may be this part's (its own and its neighbours)
     streets = plan.whole["streets"]
     touching = shapely.intersects(streets.geometry.to_numpy(), shapely.buffer(street[0], 200.0))
@@ -421,7 +452,7 @@ def whole_network(plan: Plan):
     from geo.pipeline import unknown_categories
     from geo.reach import Origins, ReachModel
 
-    config = load_config(plan.folder)
+    config = load_config(**plan.configs.get(REACH_CONFIG, {}))
     data = read_layers(plan.path, ["roads", "facilities"], crs=plan.crs, metric_crs=plan.metric_crs)
     roads, facilities = data.layers.get("roads"), data.layers.get("facilities")
     unknown = unknown_categories(facilities, config)

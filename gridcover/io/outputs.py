@@ -3,7 +3,7 @@
 Everything is written into a temporary folder beside the target and moved
 into place at the end, so an interrupted run leaves the previous output (or
 nothing) and never a half-written one. The target is checked first and the
-temporary names are made and cleaned by :mod:`geo.paths`.
+temporary names are made and cleaned by :mod:`gridcover.io.paths`.
 
 Example
 -------
@@ -19,6 +19,7 @@ import sqlite3
 import uuid
 import warnings
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
 
-from geo.paths import prepare_output_folder, temp_dir
+from gridcover.io.paths import prepare_output_folder, temp_dir
 
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
@@ -93,32 +94,63 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
     ``extra`` are callables ``f(folder)`` writing more files into the temporary folder before it is moved
     into place (the CLI's report.html, which lives in layers/ and so is not imported here). An ``out_dir``
     that is or holds an input, or holds files gridcover did not write, is a ``ConfigError``
-    (:func:`geo.paths.prepare_output_folder`).
+    (:func:`gridcover.io.paths.prepare_output_folder`).
     """
     reads = [(f"the input {source}", source) for source in dict.fromkeys(analysis.data.sources.values())]
     out_dir = prepare_output_folder(out_dir, reads=reads)  # the CLI checked before the analysis; checked again
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+
+    def write_inputs(gpkg: Path) -> None:
+        for name, frame in analysis.data.layers.items():
+            _write_gpkg_layer(frame, gpkg, f"input_{name}" if name in OUTPUT_LAYERS else name)
+        _write_gpkg_layer(analysis.households, gpkg, "households")
+
+    return write_output_folder(analysis, out_dir, write_households=lambda path: _write_geojson(analysis.households, path),
+                               write_inputs=write_inputs, extra=extra, progress=progress)
+
+
+def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[Path], None],
+                        write_inputs: Callable[[Path], None], extra=(), progress=None) -> Path:
+    """The output folder every engine writes, in a temporary folder beside ``out_dir`` moved into place at the end.
+
+    Parameters
+    ----------
+    analysis
+        The run's :class:`~geo.pipeline.Analysis` (its households may be elsewhere: the engine writes them).
+    out_dir
+        The checked output folder (:func:`gridcover.io.paths.prepare_output_folder`).
+    write_households
+        Writes ``households.geojson`` at the path given.
+    write_inputs
+        Writes the input layers (``input_<name>`` where an output has the name) and the ``households`` layer
+        into the workspace GeoPackage at the path given.
+    extra
+        Callables ``f(folder)`` writing more files into the temporary folder (the CLI's report.html).
+
+    Returns
+    -------
+    ``out_dir``, holding households, grids, coverage issues, H3 cells and blind spots (GeoJSON and
+    ``workspace.gpkg``), the rejects of ``--skip-invalid``, the scorecard and ``summary.json``.
+
+    Examples
+    --------
+    >>> write_output_folder(analysis, Path("out/sample"), write_households=..., write_inputs=...)  # doctest: +SKIP
+    """
     tmp = temp_dir(out_dir)
     try:
-        outputs = {
-            "households": analysis.households,
-            "grids": analysis.grids,
-            "coverage_issues": analysis.coverage_issues,
-        }
-        if analysis.h3_reach is not None:
-            outputs["h3_reach"] = analysis.h3_reach
-        if analysis.blindspots is not None:
-            outputs["blindspots"] = analysis.blindspots
-        for name, frame in outputs.items():
+        write_households(tmp / "households.geojson")
+        city = {name: frame for name, frame in (("grids", analysis.grids), ("coverage_issues", analysis.coverage_issues),
+                                                ("h3_reach", analysis.h3_reach), ("blindspots", analysis.blindspots))
+                if frame is not None}
+        for name, frame in city.items():
             _write_geojson(frame, tmp / f"{name}.geojson")
         if analysis.data.rejects is not None:  # --skip-invalid: what was left out, in the same atomic output
             _write_geojson(analysis.data.rejects, tmp / "rejects.geojson")
         if progress:
-            progress("wrote " + ", ".join(f"{name}.geojson" for name in outputs))
+            progress("wrote " + ", ".join(f"{name}.geojson" for name in ["households", *city]))
         gpkg = tmp / "workspace.gpkg"
-        for name, frame in analysis.data.layers.items():
-            _write_gpkg_layer(frame, gpkg, f"input_{name}" if name in outputs else name)
-        for name, frame in outputs.items():
+        write_inputs(gpkg)
+        for name, frame in city.items():
             _write_gpkg_layer(frame, gpkg, name)
         finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress)
     except BaseException:
