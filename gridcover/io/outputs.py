@@ -7,7 +7,10 @@ temporary names are made and cleaned by :mod:`gridcover.io.paths`.
 
 Example
 -------
->>> write_outputs(analyze("sample_geojson"), "out/sample")
+Reading the sample and writing ``out/sample`` (skipped here: it writes into the checkout):
+
+>>> from gridcover.engines.single import analyze
+>>> write_outputs(analyze("sample_geojson"), "out/sample")  # doctest: +SKIP
 """
 
 from __future__ import annotations

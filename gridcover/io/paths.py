@@ -29,8 +29,22 @@ going, not one of another machine sharing the folder; a previous output left as 
 
 Example
 -------
->>> out = prepare_output_folder("out/city", reads=reads_of("data/city", "data"))
->>> write_atomically("out/report.json", lambda tmp: tmp.write_text("{}"))
+An output inside the data folder it reads is refused; a file is written whole or not at all:
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> root = Path(tempfile.mkdtemp())
+>>> (root / "data").mkdir()
+>>> prepare_output_folder(root / "data" / "out", reads=reads_of(root / "data", "data"))
+Traceback (most recent call last):
+...
+geo.errors.ConfigError: ...
+>>> out = prepare_output_folder(root / "out", reads=reads_of(root / "data", "data"))
+>>> out.mkdir()
+>>> write_atomically(out / "report.json", lambda tmp: tmp.write_text("{}")).name
+'report.json'
+>>> sorted(p.name for p in out.iterdir())
+['report.json']
 """
 
 from __future__ import annotations
