@@ -1,11 +1,12 @@
 """Who may see what: API keys and roles, read from a keys file (never from code).
 
-KEYS.json maps each key to ``{"role": "lookup" | "street_office" | "admin", "streets": [street ids]}``
-(``streets`` only for ``street_office``). A key travels in the ``X-API-Key`` header. Without a key a
+KEYS.json maps each key to ``{"role": "lookup" | "grid_worker" | "street_office" | "admin", "streets": [street
+ids], "grids": [grid ids]}`` (``streets`` only for ``street_office``, ``grids`` only for ``grid_worker``). A key travels in the ``X-API-Key`` header. Without a key a
 caller is ``public``: public collections, tiles and the map page only.
 
-Roles, from least to most: ``public`` < ``lookup`` < ``street_office`` < ``admin``. Household-level data
-needs ``street_office`` (its own streets only) or ``admin``.
+Roles, from least to most: ``public`` < ``lookup`` < ``grid_worker`` < ``street_office`` < ``admin``.
+Household-level data needs ``street_office`` (its own streets only) or ``admin``; a ``grid_worker`` key sees
+the visit lists of its own grids only (``/grids/{id}/tasks``), nothing else household-level.
 
 Example
 -------
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from geo.errors import ConfigError
 
-ROLES = ("public", "lookup", "street_office", "admin")
+ROLES = ("public", "lookup", "grid_worker", "street_office", "admin")
 HEADER = "X-API-Key"
 
 
@@ -35,6 +36,7 @@ class Caller:
     role: str = "public"
     streets: frozenset[str] = field(default_factory=frozenset)
     key_name: str | None = None
+    grids: frozenset[str] = field(default_factory=frozenset)
 
     def at_least(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -43,6 +45,13 @@ class Caller:
         if self.role == "admin":
             return True
         return self.role == "street_office" and street_id is not None and str(street_id) in self.streets
+
+    def may_see_grid(self, grid_id: str, street_id: str | None) -> bool:
+        """May this caller see the households of a grid (its visit list)? A grid worker its own grids, a street
+        office the grids of its streets, an admin every grid."""
+        if self.role == "grid_worker":
+            return str(grid_id) in self.grids
+        return self.may_see_street(street_id)
 
     @property
     def sees_households(self) -> bool:
@@ -89,6 +98,10 @@ def load_keys(path: str | Path | None) -> Keys:
         streets = spec.get("streets", [])
         if spec["role"] == "street_office" and (not isinstance(streets, list) or not streets):
             raise ConfigError(f"{path}: key {key[:4]}…: a street_office key needs a non-empty 'streets' list")
+        grids = spec.get("grids", [])
+        if spec["role"] == "grid_worker" and (not isinstance(grids, list) or not grids):
+            raise ConfigError(f"{path}: key {key[:4]}…: a grid_worker key needs a non-empty 'grids' list")
         entries[str(key)] = Caller(role=spec["role"], streets=frozenset(map(str, streets)),
-                                   key_name=str(spec.get("name", key[:4] + "…")))
+                                   key_name=str(spec.get("name", key[:4] + "…")),
+                                   grids=frozenset(map(str, grids)) if spec["role"] == "grid_worker" else frozenset())
     return Keys(entries)

@@ -29,6 +29,7 @@ from gridcover.lookup_batch import BatchError
 from gridcover.modules import present
 from gridcover.services.lookup import LookupService
 from gridcover.services.redraw import RedrawService
+from gridcover.services.tasks import TasksService
 from gridcover.store import ConflictError, Workspace, WorkspaceError
 from layers.features import LayerCache
 from layers.tiles import TileCache
@@ -67,7 +68,7 @@ def error_body(status: int, description: str, details: dict | None = None) -> JS
 
 
 #: Modules whose ``build_router()`` is included, in order.
-ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw")
+ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw", "api.tasks")
 
 
 def get_workspace(request: Request) -> Workspace:
@@ -241,6 +242,7 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     # owns the lookup indexes of the workspace's versions; the city from GRIDCOVER_CITY
     app.state.lookup = LookupService(workspace, city=environment.city)
     app.state.redraw = RedrawService(workspace)  # owns the redraw context of the workspace's versions
+    app.state.tasks = TasksService(workspace)  # owns the walking network and the tours of the workspace's versions
     app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
     app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
     app.state.keys = keys or Keys()

@@ -199,3 +199,11 @@ def date_in_force(date: str = Query(..., description="YYYY-MM-DD")) -> dt.date:
     if when is None:
         raise InputError("date is empty", field="date")
     return when
+
+
+def visit_date(date: str | None = Query(None, description="the day of the visit list, YYYY-MM-DD")) -> dt.date:
+    """The dependency reading the required ``date`` of a visit list (``/grids/{grid_id}/tasks``): 400 naming
+    ``date`` when it is missing or not ``YYYY-MM-DD``."""
+    from gridcover.services.tasks import parse_task_date
+
+    return parse_task_date(date)

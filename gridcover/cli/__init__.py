@@ -19,11 +19,11 @@ from gridcover.environment import Environment
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each module's ``register(subparsers)`` sets ``func`` returning an exit status."""
-    from gridcover.cli import analyze, lookup, redraw, serve, sites  # when the parser is built: importing the package stays light
+    from gridcover.cli import analyze, lookup, redraw, serve, sites, tasks  # when the parser is built: importing the package stays light
 
     parser = argparse.ArgumentParser(prog="gridcover", description="Find households and places that fall out of care (脱管).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (analyze, sites, serve, lookup, redraw):
+    for command in (analyze, sites, serve, lookup, redraw, tasks):
         command.register(sub)
     return parser
 
