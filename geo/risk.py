@@ -45,6 +45,7 @@ import shapely
 from geo.errors import ConfigError
 from geo.reach import ReachConfig
 from geo.schema import SPECIAL_GROUPS
+from geo.visits import VisitRules, parse_visit_rules
 
 REASONS = ("no_grid", "overlapping_grids", "grid_over_capacity", "missing_services", "special_group_unreached",
            "visit_overdue", "unregistered_building")
@@ -71,6 +72,8 @@ class RiskConfig:
     targets: dict
     min_cell_weight: float = 10.0
     source: str = "built-in"
+    #: the calendar rules of ``[visit_rules]`` (:func:`geo.visits.parse_visit_rules`), used with visit records
+    visit_rules: VisitRules | None = None
 
 
 def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
@@ -117,13 +120,14 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
         if missing:
             raise ConfigError(f"{source}: [group_services] names categories not in {categories.source}: "
                               f"{', '.join(sorted(missing))}")
+    visit_rules = parse_visit_rules(doc.get("visit_rules", {}), source=source)
     for key, default in (("min_share", 0.5), ("flat_m2", 90.0), ("efficiency", 0.75)):
         registration.setdefault(key, default)
     for key, default in (("red", 10.0), ("yellow", 3.0), ("blue", 1.0), ("unregistered_building", 5.0)):
         weights.setdefault(key, default)
     return RiskConfig(visits=visits, long_gap_days=long_gap, group_services=group_services,
                       registration=registration, weights=weights, targets=targets, min_cell_weight=min_cell_weight,
-                      source=source)
+                      source=source, visit_rules=visit_rules)
 
 
 def building_registration(buildings: pd.DataFrame, building_of_household: np.ndarray, *, config: RiskConfig,

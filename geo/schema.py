@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 POLYGON = "polygon"
 POINT = "point"
 LINE = "line"
+#: A layer without geometry (a table: CSV without lon/lat, GeoJSON features without geometry, a GeoPackage
+#: attribute table).
+TABLE = "table"
 
 #: Field types understood by the loader.
 STR = "str"
@@ -24,6 +27,8 @@ INT = "int"
 FLOAT = "float"
 BOOL = "bool"
 DATE = "date"
+#: A date (``YYYY-MM-DD``) or a date-time (``YYYY-MM-DD HH:MM``, ISO 8601 with or without an offset).
+DATETIME = "datetime"
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,22 @@ LAYERS: dict[str, Layer] = {
             ),
         ),
         Layer(
+            "visits", TABLE, False, "走访记录",
+            "Visit records: one row per visit to a household (no geometry); judged against the calendar rules "
+            "of [visit_rules] in risk.toml (geo/visits.py, docs/tasks.md).",
+            (
+                Field("household_id", STR, references="households.id", description="the household visited"),
+                Field("visited_at", DATETIME,
+                      description="local date or date-time of the visit (YYYY-MM-DD, YYYY-MM-DD HH:MM; with an "
+                                  "offset it is converted to [visit_rules] time_zone, Asia/Shanghai)"),
+                Field("worker", STR, description="who visited (the grid worker's name)"),
+                Field("kind", STR, required=False, nullable=True, default="home",
+                      description="home | phone | other (入户/走访/上门, 电话, 其他 accepted; empty: home)"),
+                Field("outcome", STR, required=False, nullable=True, description="e.g. seen, not_home, answered"),
+                Field("note", STR, required=False, nullable=True),
+            ),
+        ),
+        Layer(
             "areas", POLYGON, False, "重点区域",
             "Areas given by the street office: old estates, urban-rural fringes, others.",
             (
@@ -180,7 +201,8 @@ LAYERS: dict[str, Layer] = {
 }
 
 #: Order in which layers are read and validated (references point backwards).
-LAYER_ORDER = ("streets", "communities", "grids", "estates", "gates", "buildings", "households", "facilities", "roads", "areas")
+LAYER_ORDER = ("streets", "communities", "grids", "estates", "gates", "buildings", "households", "facilities", "roads", "areas",
+               "visits")
 
 #: Layers whose features are never left out (``--skip-invalid``): a wrong boundary makes every answer wrong.
 BOUNDARY_LAYERS = ("streets", "communities", "grids")

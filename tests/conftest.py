@@ -82,6 +82,23 @@ def tiny_layers() -> dict[str, gpd.GeoDataFrame]:
     return {"streets": streets, "communities": communities, "grids": grids, "buildings": buildings, "households": households}
 
 
+def tiny_visits():
+    """The tiny district's visit log (走访记录) as a table, judged at 2026-11-30 over a 5-week window (ISO weeks
+    W45–W48 and November complete): H2 (elderly alone) kept W45, W46, W48 and missed W47; H7 (elderly alone)
+    only phoned (no week kept, a long gap); H3 (mental disorder) visited in November."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "household_id": ["H2", "H2", "H2", "H7", "H7", "H3"],
+        "visited_at": ["2026-11-03 09:00", "2026-11-10", "2026-11-24 16:30", "2026-11-04", "2026-11-20 10:00",
+                       "2026-11-05"],
+        "worker": ["王芳", "王芳", "王芳", "张伟", "张伟", "刘洋"],
+        "kind": ["home", "入户", "home", "phone", "电话", ""],
+        "outcome": ["seen", "seen", "seen", "answered", "answered", "seen"],
+        "note": [None, "门口有积水", None, None, None, None],
+    })
+
+
 #: What the assignment must say about each tiny household.
 TINY_EXPECTED = {
     "H1": ("B1", "G1", "ok"),

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import rewrite_geojson, tiny_layers, to_gcj02, write_layers
+from conftest import rewrite_geojson, tiny_layers, tiny_visits, to_gcj02, write_layers
 from geo.crs import transform_geometries, wgs84_to_bd09
 from geo.errors import ConfigError, InputError
 from gridcover.io.folder import load_data
@@ -26,7 +26,7 @@ def test_geojson_folder_loads_into_the_utm_zone(tiny_dir):
     data = load_data(tiny_dir)
     assert data.metric_crs.to_epsg() == 32648
     assert len(data.layers["households"]) == 10
-    assert set(data.missing_optional) == {"estates", "gates", "facilities", "roads", "areas"}
+    assert set(data.missing_optional) == {"estates", "gates", "facilities", "roads", "areas", "visits"}
     assert data.layers["households"]["persons"].dtype == "Int64"
     assert data.layers["households"]["elderly_alone"].dtype == bool
 
@@ -631,3 +631,89 @@ def test_a_left_out_gcj02_household_is_shown_where_it_is_in_wgs84(tmp_path):
     assert (row["id"], row["人数"], row["field"]) == ("HH0001", "三", "persons")  # the spreadsheet's own headers
     lon, lat = gcj02_to_wgs84(np.array([float(sheet.loc[0, "经度"])]), np.array([float(sheet.loc[0, "纬度"])]))
     assert abs(row.geometry.x - lon[0]) < 1e-9 and abs(row.geometry.y - lat[0]) < 1e-9
+
+
+# ---- the visits layer (走访记录): a table, in every format, bad rows named ------------------------------
+
+def _visits_folder(tmp_path, fmt="csv", visits=None, *, config: str | None = None):
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    table = tiny_visits() if visits is None else visits
+    if fmt == "csv":
+        table.to_csv(folder / "visits.csv", index=False)
+    elif fmt == "geojson":
+        gpd.GeoDataFrame(table, geometry=[None] * len(table), crs=4326).to_file(folder / "visits.geojson",
+                                                                             driver="GeoJSON", engine="pyogrio")
+    else:  # a GeoPackage attribute table (no geometry column at all)
+        import pyogrio
+
+        pyogrio.write_dataframe(table, folder / "visits.gpkg", layer="visits", driver="GPKG")
+    if config:
+        (folder / "gridcover.toml").write_text(config, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["csv", "geojson", "gpkg"])
+def test_visit_records_are_read_from_csv_geojson_and_a_geopackage_table(tmp_path, fmt):
+    data = load_data(_visits_folder(tmp_path, fmt))
+    visits = data.layers["visits"]
+    assert visits["household_id"].tolist() == ["H2", "H2", "H2", "H7", "H7", "H3"]
+    assert visits["kind"].tolist() == ["home", "home", "home", "phone", "phone", "home"]  # 入户, 电话, empty
+    assert visits["visited_at"].tolist()[:2] == ["2026-11-03 09:00", "2026-11-10"]
+    assert visits["note"].tolist()[1] == "门口有积水"
+    assert visits.geometry.isna().all() and "visits" not in data.missing_optional
+
+
+def test_a_folder_without_visits_has_no_visits_layer(tiny_dir):
+    data = load_data(tiny_dir)
+    assert "visits" not in data.layers and "visits" in data.missing_optional
+
+
+def test_visit_columns_are_mapped_like_every_layer(tmp_path):
+    table = tiny_visits().rename(columns={"household_id": "户编号", "visited_at": "走访时间", "worker": "走访人"})
+    config = '[columns.visits]\nhousehold_id = "户编号"\nvisited_at = "走访时间"\nworker = "走访人"\n'
+    data = load_data(_visits_folder(tmp_path, visits=table, config=config))
+    assert data.layers["visits"]["worker"].tolist()[0] == "王芳"
+
+
+def test_a_mapped_visit_column_the_file_lacks_names_the_config(tmp_path):
+    message = _error(_visits_folder(tmp_path, config='[columns.visits]\nworker = "走访人"\n'))
+    assert "[columns.visits] worker = '走访人': visits.csv has no column '走访人'" in message
+
+
+def _bad_visits():
+    table = tiny_visits()
+    extra = pd.DataFrame({"household_id": ["H99", "H2", "H2", "H2"],
+                          "visited_at": ["2026-11-10", "yesterday", "2026-11-11", "2026-11-12"],
+                          "worker": ["王芳", "王芳", "王芳", " "], "kind": ["home", "home", "visit", "home"],
+                          "outcome": None, "note": None})
+    return pd.concat([table, extra], ignore_index=True)
+
+
+@pytest.mark.parametrize("row, fix, expected", [
+    (6, None, "visits.csv: feature 6, field 'household_id': refers to households 'H99', not in households; "
+              "--skip-invalid would leave it out"),
+    (7, 6, "visits.csv: feature 7, field 'visited_at': not a date or date-time"),
+    (8, 7, "visits.csv: feature 8, field 'kind': not a visit kind (home, phone, other): 'visit'"),
+    (9, 8, "visits.csv: feature 9, field 'worker': is empty but required"),
+])
+def test_a_bad_visit_record_stops_the_run_naming_file_row_and_field(tmp_path, row, fix, expected):
+    table = _bad_visits()
+    if fix is not None:  # only the rows from `row` on are bad
+        table = table.drop(index=range(6, row)).reset_index(drop=True)
+        expected = expected.replace(f"feature {row}", "feature 6")
+    assert expected in _error(_visits_folder(tmp_path, visits=table))
+
+
+def test_bad_visit_records_go_to_the_rejects_with_skip_invalid(tmp_path):
+    data = load_data(_visits_folder(tmp_path, visits=_bad_visits()), skip_invalid=True)
+    assert len(data.layers["visits"]) == 6
+    rejected = data.rejects[data.rejects["layer"] == "visits"]
+    assert rejected["feature"].tolist() == [6, 7, 8, 9]
+    assert rejected["field"].tolist() == ["household_id", "visited_at", "kind", "worker"]
+    assert rejected["household_id"].tolist()[0] == "H99" and rejected.geometry.isna().all()
+    assert any("visits.csv: 4 visit records left out (--skip-invalid)" in w for w in data.warnings)
+
+
+def test_a_visits_file_without_a_required_column_is_one_message(tmp_path):
+    message = _error(_visits_folder(tmp_path, visits=tiny_visits().drop(columns="worker")))
+    assert message.startswith("visits.csv") and "worker" in message and "missing column" in message

@@ -278,3 +278,18 @@ def test_processes_applying_at_once_lose_no_change_and_the_history_records_every
     keys = ("version", "author", "reason", "kind", "communities", "parent")
     assert [{k: v.as_dict()[k] for k in keys} for v in history[1:]] == [{k: a[k] for k in keys} for a in accepted]
     assert all(v.parent == v.version - 1 for v in history[1:])
+
+
+def test_the_visit_records_a_table_without_geometry_are_kept_in_the_workspace(tmp_path, backend):
+    from conftest import tiny_layers, tiny_visits, write_layers
+    from gridcover.engines.single import analyze_single
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    tiny_visits().to_csv(folder / "visits.csv", index=False)
+    analyze_single(folder, tmp_path / "out", reference_date=date(2026, 11, 30))
+    ws = backend.open(tmp_path / "out")
+    visits = ws.read("visits")
+    assert ws.has("visits") and visits.crs.to_epsg() == 4326 and visits.geometry.isna().all()
+    assert visits["household_id"].tolist() == ["H2", "H2", "H2", "H7", "H7", "H3"]
+    assert visits["visited_at"].tolist()[2] == "2026-11-24 16:30"
+    assert visits["kind"].tolist()[3:5] == ["phone", "phone"] and visits["note"].tolist()[1] == "门口有积水"

@@ -131,6 +131,7 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
     if settings.derive_fringe:
         msg = "--derive-fringe is not available with --engine dask yet (the derivation needs every building at once)"
         raise GridcoverError(msg)
+    _refuse_visits(path, crs=crs, settings=settings)
     reference_date = reference_date or date.today()
     clock = _Clock(progress)
     out_dir = prepare_output_folder(out_dir, reads=reads_of(path, "data"))
@@ -169,6 +170,17 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
         if cluster is not None:
             cluster.close()
         shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _refuse_visits(path, *, crs, settings) -> None:
+    """A visits layer is judged by the single-process engine only (docs/dask.md): say so before anything runs."""
+    from gridcover.io.folder import _locate
+
+    src = _locate(path, crs=crs, settings=settings)
+    if "visits" in src.files:
+        label = src.files["visits"][1]
+        raise GridcoverError(f"{label}: visit records (the visits layer) work with --engine single only: run without "
+                             "--engine dask, or move the file out of the data folder to analyse the rest on Dask")
 
 
 def _run_parts(client, plan: Plan, parts_dir: Path) -> tuple[list[dict], tuple]:

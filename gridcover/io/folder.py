@@ -33,9 +33,10 @@ from geo.crs import parse_crs
 from geo.errors import ConfigError, InputError
 from geo.load import (CONFIG_NAME, LAYERS, LayerRead, Dataset, _check_references, _concat_rejects, _csv_part,
                       _map_columns, check_config, csv_points, metric_crs_of, validate_layer)
-from geo.schema import LAYER_ORDER, POINT, Layer
+from geo.schema import LAYER_ORDER, POINT, TABLE, Layer
 from geo.reach import CONFIG_NAME as REACH_CONFIG
-from geo.risk import CONFIG_NAME as RISK_CONFIG
+from geo.risk import CONFIG_NAME as RISK_CONFIG, load_risk_config
+from geo.visits import validate_visits, visit_input_error
 from geo.settings import Settings
 from gridcover.io.textio import EncodingError, detect_encoding
 
@@ -206,6 +207,8 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
     rejects: list[gpd.GeoDataFrame] = []
     positions: dict[str, np.ndarray] = {}  # layer -> feature number in its file of each kept row
     for name, (file, label, gpkg_layer) in src.files.items():
+        if LAYERS[name].geometry == TABLE:  # checked against the layers it refers to, below
+            continue
         read = _read_layer(file, LAYERS[name], label, gpkg_layer=gpkg_layer, user_crs=src.user_crs[name],
                            columns=src.columns.get(name), config_label=src.config_label, skip_invalid=skip_invalid)
         dataset_warnings.extend(read.notes)
@@ -221,12 +224,79 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
 
     cleared = _check_references(raw, sources, skip_invalid=skip_invalid, rejects=rejects, notes=dataset_warnings,
                                 positions=positions)
+    configs = read_rule_files(src.data_dir)
+    if "visits" in src.files:
+        file, label, gpkg_layer = src.files["visits"]
+        raw["visits"] = _read_visits(file, label, gpkg_layer=gpkg_layer, households=raw["households"],
+                                     columns=src.columns.get("visits"), config_label=src.config_label,
+                                     skip_invalid=skip_invalid, rejects=rejects, notes=dataset_warnings,
+                                     zone=_visit_zone(configs))
+        sources["visits"], source_crs["visits"] = str(file), ""
     metric = metric_crs_of(raw["grids"])
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
                    missing_optional=src.missing, warnings=dataset_warnings, repaired=repaired, settings=src.settings,
                    folder=src.data_dir, rejects=_concat_rejects(rejects) if skip_invalid else None,
-                   references_cleared=cleared, configs=read_rule_files(src.data_dir))
+                   references_cleared=cleared, configs=configs)
+
+
+#: The columns of a visits layer as the workspace keeps it (the checked records, text as given).
+VISIT_COLUMNS = ("household_id", "visited_at", "worker", "kind", "outcome", "note")
+
+
+def _visit_zone(configs: dict) -> str:
+    """The time zone of visit times without an offset: ``[visit_rules] time_zone`` of the rule file in use."""
+    found = configs.get(RISK_CONFIG)
+    config = load_risk_config(found["text"], source=found["source"]) if found else load_risk_config()
+    return config.visit_rules.zone
+
+
+def _read_visits(file: Path, label: str, *, gpkg_layer: str | None, households: gpd.GeoDataFrame,
+                 columns: dict | None, config_label: str, skip_invalid: bool, rejects: list, notes: list,
+                 zone: str) -> gpd.GeoDataFrame:
+    """The visits layer (a table): read, columns mapped, checked by :func:`geo.visits.validate_visits`
+    against the households kept. A bad row stops the run with one message naming the file, the row and the
+    field; with ``skip_invalid`` it goes to ``rejects`` (rejects.geojson) and is said in ``notes``.
+
+    Returns the usable records with :data:`VISIT_COLUMNS` (``kind`` spelt home, phone or other; other
+    columns of the file dropped) and no geometry.
+    """
+    layer = LAYERS["visits"]
+    if file.suffix.lower() == ".csv":
+        table = _read_csv_table(file, label, notes=notes)
+    else:  # GeoJSON dates as written (GDAL would type them and drop the text's offset or its missing time)
+        geojson = file.suffix.lower() in (".geojson", ".json")
+        table = _read_vector(file, label, gpkg_layer, table=True, **({"DATE_AS_STRING": "YES"} if geojson else {}))
+    table = pd.DataFrame(table.drop(columns="geometry", errors="ignore"))
+    table = _map_columns(table, layer, label, columns or {}, config_label=config_label,
+                         shapefile=file.suffix.lower() == ".shp", notes=notes)
+    table.attrs.pop("renamed", None)
+    check = validate_visits(table, households["id"], file=label, zone=zone)
+    if len(check.rejects):
+        if not skip_invalid:
+            raise visit_input_error(check.rejects, file=label)
+        rejects.append(check.rejects)
+        noun = "record" if len(check.rejects) == 1 else "records"
+        notes.append(f"{label}: {len(check.rejects)} visit {noun} left out (--skip-invalid), listed in rejects.geojson")
+    clean = check.visits
+    out = pd.DataFrame({
+        "household_id": clean["household_id"].astype(str).to_numpy(dtype=object),
+        "visited_at": _text_of(clean["visited_at"]),
+        "worker": clean["worker"].astype(str).to_numpy(dtype=object),
+        "kind": clean["kind"].astype(str).to_numpy(dtype=object),
+        "outcome": _text_of(clean["outcome"]),
+        "note": _text_of(clean["note"]),
+    })
+    return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries([None] * len(out), crs=4326), crs=4326)
+
+
+def _text_of(values: pd.Series) -> np.ndarray:
+    """A column as text (object), None where empty; date-times as ISO text with their offset, if any."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        text = values.map(lambda v: None if pd.isna(v) else v.isoformat(sep=" "))
+        return text.to_numpy(dtype=object)
+    text = values.astype("string").str.strip()
+    return text.mask(text.eq("").fillna(True)).to_numpy(dtype=object, na_value=None)
 
 
 def read_layers(path: str | os.PathLike, names, *, crs: str | None = None, settings: Settings | None = None,
@@ -294,9 +364,11 @@ def _dbf_encoding(shp: Path) -> str | None:
         return None  # neither: GDAL's default, and the reader names what it cannot read
 
 
-def _read_vector(file: Path, label: str, gpkg_layer: str | None, **options) -> gpd.GeoDataFrame:
+def _read_vector(file: Path, label: str, gpkg_layer: str | None, *, table: bool = False,
+                 **options) -> gpd.GeoDataFrame:
     """A vector file as GDAL reads it. Geometries GEOS cannot build (a ring that is not closed) become None,
-    listed in ``attrs["unreadable"]`` as (mask, reasons) for the caller to report."""
+    listed in ``attrs["unreadable"]`` as (mask, reasons) for the caller to report. ``table``: a layer without
+    geometry (a GeoPackage attribute table, GeoJSON features without geometry) is what is wanted."""
     kind = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage", ".shp": "Shapefile"}[file.suffix.lower()]
     encoding = _dbf_encoding(file) if kind == "Shapefile" else None
     extra = {"encoding": encoding} if encoding else {}
@@ -322,6 +394,8 @@ def _read_vector(file: Path, label: str, gpkg_layer: str | None, **options) -> g
     except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot be read as {kind}: {reason}", file=label) from None
+    if table:
+        return frame
     if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame.columns:
         raise InputError(f"cannot be read as {kind}: the file has no geometry", file=label)
     if unreadable is not None:
@@ -368,6 +442,13 @@ def _read_csv(file: Path, layer: Layer, label: str, *, columns: dict | None = No
     """A CSV point layer, UTF-8 or GB18030 (detected), as :func:`geo.load.csv_points` makes it."""
     if layer.geometry != POINT:
         raise InputError(f"layer {layer.name!r} holds {layer.geometry}s: CSV is read for point layers only", file=label)
+    table = _read_csv_table(file, label, notes=notes)
+    return csv_points(table, layer, label, columns=columns, config_label=config_label, problems=problems,
+                      notes=notes)
+
+
+def _read_csv_table(file: Path, label: str, *, notes: list | None = None) -> pd.DataFrame:
+    """A CSV file's rows as text columns (empty cells: missing), UTF-8 or GB18030 (detected, and said)."""
     try:
         encoding = detect_encoding(file)
         table = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
@@ -378,5 +459,4 @@ def _read_csv(file: Path, layer: Layer, label: str, *, columns: dict | None = No
         raise InputError(f"cannot be read as CSV: {str(exc).splitlines()[0]}", file=label) from None
     if encoding == "gb18030" and notes is not None:
         notes.append(f"{label}: read as {encoding.upper()} text (not UTF-8)")
-    return csv_points(table, layer, label, columns=columns, config_label=config_label, problems=problems,
-                      notes=notes)
+    return table

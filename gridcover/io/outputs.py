@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
 
+from geo.schema import LAYERS, TABLE
 from gridcover.io.paths import prepare_output_folder, temp_dir
 
 _WGS84 = "EPSG:4326"
@@ -77,10 +78,13 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
 
 
 def _write_gpkg_layer(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
+    """One layer into the GeoPackage; a table layer of the data model (``visits``) as an attribute table."""
+    plain = _plain(frame.to_crs(_WGS84), lists="json")
+    if layer in LAYERS and LAYERS[layer].geometry == TABLE:
+        plain = pd.DataFrame(plain.drop(columns=plain.geometry.name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pyogrio.write_dataframe(_plain(frame.to_crs(_WGS84), lists="json"), path, layer=layer, driver="GPKG",
-                                append=path.exists())
+        pyogrio.write_dataframe(plain, path, layer=layer, driver="GPKG", append=path.exists())
 
 
 def _json_default(value):

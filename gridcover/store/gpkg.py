@@ -122,6 +122,9 @@ class GeoPackageWorkspace(Workspace):
             if name not in self.layer_names():
                 raise WorkspaceError(f"the workspace has no layer {name!r}")
             frame = pyogrio.read_dataframe(self.path, layer=name)
+            if not isinstance(frame, gpd.GeoDataFrame):  # an attribute table (visits): no geometry
+                frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([None] * len(frame), index=frame.index),
+                                         crs=4326)
             if frame.crs is None or frame.crs.to_epsg() != 4326:
                 frame = frame.set_crs(4326, allow_override=True) if frame.crs is None else frame.to_crs(4326)
             with self._lock:
