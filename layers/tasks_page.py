@@ -69,6 +69,14 @@ REASONS = {"not_on_network": ("离步行道路过远", "too far from any walkabl
            "start_not_on_network": ("出发点不在路网上", "the start is off the network"),
            "no_location": ("无位置（无楼栋、无坐标）", "no location (no building, no point)"),
            "no_roads": ("工作区无道路图层", "the workspace has no roads")}
+#: The notes of a date the data cannot fully answer, by code (the service's ``notes``), in Chinese; the
+#: English is the service's own text.
+NOTES_ZH = {
+    "no_visit_records": "没有走访记录：所有特殊群体户均按从未走访列出。",
+    "last_visit_only": "工作区没有走访记录表（visits），每户只有“最近走访日期”一条记录，更早的漏访无从得知。",
+    "before_records": "{date} 早于第一条走访记录（{first}）：尚无记录可计，应访户均按从未走访列出。",
+    "after_records": "{date} 比最后一条走访记录（{last}）晚 {days} 天：此后的走访不在数据中，名单上可能有已访过的户。",
+}
 _RISK_COLOURS = {"red": "#c62828", "yellow": "#f9a825", "blue": "#1565c0"}
 
 _CSS = """
@@ -77,7 +85,7 @@ _CSS = """
 body{font-family:"Noto Sans CJK SC","Source Han Sans SC","PingFang SC","Microsoft YaHei",sans-serif;color:var(--ink);
 margin:0;padding:16px;font-size:13px;line-height:1.4;background:#fff}
 html[lang=zh] .en,html[lang=en] .zh{display:none}
-header{display:flex;justify-content:space-between;align-items:flex-start;gap:12px;border-bottom:2px solid var(--ink);
+header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:flex-start;gap:12px;border-bottom:2px solid var(--ink);
 padding-bottom:6px;margin-bottom:8px}
 h1{font-size:20px;margin:0 0 4px}
 .meta{display:grid;grid-template-columns:auto auto;gap:1px 10px;font-size:13px}
@@ -87,21 +95,25 @@ h1{font-size:20px;margin:0 0 4px}
 html[lang=zh] #to-zh,html[lang=en] #to-en{background:var(--ink);color:#fff}
 .summary{display:flex;flex-wrap:wrap;gap:4px 16px;margin:6px 0;font-size:14px}
 .summary strong{font-size:16px}
-.top{display:grid;grid-template-columns:1fr 300px;gap:12px;align-items:start}
-.map{border:1px solid var(--line)}
+.top{display:grid;grid-template-columns:1fr 280px;gap:12px;align-items:start}
+.map{border:1px solid var(--line);margin:0}
 .map svg{display:block;width:100%;height:auto}
 .map figcaption{font-size:11px;color:var(--mute);padding:2px 4px}
 table{border-collapse:collapse;width:100%;margin-top:6px}
 th,td{border:1px solid var(--line);padding:3px 5px;vertical-align:top;text-align:left}
 th{background:#f1f3f4;font-weight:600;font-size:12px}
 td.n,th.n{text-align:right;white-space:nowrap}
-td.tick{width:34px;text-align:center}
+td.tick,th.tick{width:42px;white-space:nowrap;text-align:center}
 .box{display:inline-block;width:16px;height:16px;border:1.5px solid var(--ink);border-radius:2px}
 .stopno{display:inline-block;min-width:20px;padding:0 4px;border-radius:10px;background:var(--ink);color:#fff;
 text-align:center;font-weight:600}
 .overdue{color:#b71c1c;font-weight:600}
 .risk{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:3px;vertical-align:middle}
 tr.same td.first{border-top-style:dotted}
+td.grp,td.day{white-space:nowrap}
+html[lang=zh] td.what div{white-space:nowrap}
+.legend{font-size:12px;color:var(--mute);display:flex;gap:10px}
+.prefix{font-size:12px;color:var(--mute);margin-top:4px}
 .notes{font-size:12px;color:var(--mute);margin:6px 0;padding-left:18px}
 .sign{margin-top:14px;font-size:13px}
 .sign span{display:inline-block;border-bottom:1px solid var(--ink);width:180px;margin-left:8px}
@@ -110,12 +122,13 @@ tr.same td.first{border-top-style:dotted}
  body{padding:0;font-size:11px}
  .switch{display:none}
  .top{grid-template-columns:1fr 62mm}
+ td.what div{white-space:normal}
  thead{display:table-header-group}
  tr{break-inside:avoid}
  th{background:#eee !important;-webkit-print-color-adjust:exact;print-color-adjust:exact}
  .stopno,.risk{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
-@media (max-width:700px){.top{grid-template-columns:1fr}}
+@media screen and (max-width:640px){.top{grid-template-columns:1fr}.map{max-width:340px}}
 """
 
 _SCRIPT = """
@@ -161,6 +174,7 @@ def render_tasks_page(page: dict, *, notes: list[dict] | None = None, lang: str 
     parts = [f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
              f'<meta name="viewport" content="width=device-width,initial-scale=1">'
              f'<title>走访任务单 Visit list · {title}</title><style>{_CSS}</style></head><body>']
+    parts.append('<div class="top"><div>')
     parts.append('<header><div>'
                  f'<h1>{_w("title")} · {_e(grid.get("name") or grid["id"])}</h1><div class="meta">'
                  f'<b>{_w("grid")}</b><span>{_e(grid["id"])}</span>'
@@ -174,12 +188,26 @@ def render_tasks_page(page: dict, *, notes: list[dict] | None = None, lang: str 
                  f'<span class="overdue"><strong>{counts["overdue"]}</strong> {_w("overdue")}</span>'
                  f'<span><strong>{counts["due"]}</strong> {_w("due")}</span>'
                  f'<span><strong>{counts["stops"]}</strong> {_w("stops")}</span>'
-                 f'<span>{_w("total")} <strong>{route.get("total_min", 0):.0f}</strong> {_w("minutes")} '
+                 f'<span>{_w("total")} <strong>{_minutes(route.get("total_min", 0))}</strong> {_w("minutes")} '
                  f'({route.get("total_m", 0) / 1000:.2f} km)</span></div>')
+    legend = "".join(f'<span><span class="risk" style="background:{c}"></span>{_w(k, RISKS)}</span>'
+                     for k, c in _RISK_COLOURS.items())
+    parts.append(f'<div class="legend">{_w("risk")}: {legend}</div>')
     if notes:
-        parts.append('<ul class="notes">' + "".join(f"<li>{_e(n['text'])}</li>" for n in notes) + "</ul>")
-    parts.append('<div class="top"><div>')
-    parts.append(_table(page["households"]))
+        items = []
+        for n in notes:
+            try:
+                zh = NOTES_ZH[n["code"]].format(**n)
+            except (KeyError, IndexError):
+                zh = n["text"]
+            items.append(f'<li><span class="zh">{_e(zh)}</span><span class="en">{_e(n["text"])}</span></li>')
+        parts.append('<ul class="notes">' + "".join(items) + "</ul>")
+    parts.append(f'</div><figure class="map">{_svg(page)}<figcaption>{_w("map")}: '
+                 f'■ {_w("start")} · ● {_w("stops")}</figcaption></figure></div>')
+    prefix = _common_prefix([h.get("address") or "" for h in page["households"]])
+    if prefix:
+        parts.append(f'<div class="prefix">{_w("address")}: {_e(prefix)}…</div>')
+    parts.append(_table(page["households"], prefix=prefix))
     if page["unreachable"]:
         parts.append(f'<h3>{_w("unreachable")}</h3><table><thead><tr><th>{_w("address")}</th>'
                      f'<th>{_w("reason")}</th></tr></thead><tbody>')
@@ -189,13 +217,27 @@ def render_tasks_page(page: dict, *, notes: list[dict] | None = None, lang: str 
                          f'<td>{_w(u["reason"], REASONS)}</td></tr>')
         parts.append("</tbody></table>")
     parts.append(f'<div class="sign">{_w("sign")}<span></span></div>')
-    parts.append(f'</div><figure class="map">{_svg(page)}<figcaption>{_w("map")}: '
-                 f'■ {_w("start")} · ● {_w("stops")}</figcaption></figure></div>')
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "".join(parts)
 
 
-def _table(households: list[dict]) -> str:
+def _common_prefix(addresses: list[str]) -> str:
+    """The words every address starts with (up to a space: the city, district and street), shown once."""
+    if len(addresses) < 2 or not all(addresses):
+        return ""
+    first, last = min(addresses), max(addresses)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    cut = first[:n].rfind(" ")
+    return first[:cut + 1] if cut > 0 else ""
+
+
+def _minutes(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def _table(households: list[dict], *, prefix: str = "") -> str:
     head = (f'<table><thead><tr><th class="tick">{_w("done")}</th><th class="n">{_w("no")}</th>'
             f'<th>{_w("address")}</th><th>{_w("group")}</th><th>{_w("what")}</th><th>{_w("last")}</th>'
             f'<th class="n">{_w("walk")}</th></tr></thead><tbody>')
@@ -208,13 +250,13 @@ def _table(households: list[dict]) -> str:
         previous = visit
         colour = _RISK_COLOURS.get(h.get("risk") or "")
         dot = f'<span class="risk" style="background:{colour}" title="{_e(h.get("risk"))}"></span>' if colour else ""
-        groups = "、".join(GROUPS.get(g, (g, g))[0] for g in h["groups"])
-        groups_en = ", ".join(GROUPS.get(g, (g, g))[1] for g in h["groups"])
+        groups = "<br>".join(html.escape(GROUPS.get(g, (g, g))[0]) for g in h["groups"])
+        groups_en = "<br>".join(html.escape(GROUPS.get(g, (g, g))[1]) for g in h["groups"])
         whats = []
         for d in h["due"]:
             zh_g, en_g = GROUPS.get(d["group"], (d["group"], d["group"]))
             if d["state"] == "overdue":
-                zh = f'{"逾期"} {d["overdue_days"]} 天（自 {d["overdue_since"]}）'
+                zh = f'逾期 {d["overdue_days"]} 天（自 {d["overdue_since"]}）'
                 en = f'overdue {d["overdue_days"]} days (since {d["overdue_since"]})'
                 cls = ' class="overdue"'
             else:
@@ -227,18 +269,22 @@ def _table(households: list[dict]) -> str:
         last = _e(h.get("last_visit")) or _w("never")
         place = " ".join(_e(v) for v in (h.get("estate"), h.get("building")) if v)
         stop = f'<span class="stopno">{visit}</span>' if visit else "—"
-        walk = f'{h["walk_min"]:.0f} {_w("minutes")}' if (h.get("walk_min") is not None and not same) else ""
+        walk = f'{_minutes(h["walk_min"])} {_w("minutes")}' if (h.get("walk_min") is not None and not same) else ""
         rows.append(f'<tr class="{"same" if same else ""}"><td class="tick first"><span class="box"></span></td>'
                     f'<td class="n first">{"" if same else stop}</td>'
-                    f'<td class="first">{dot}{_e(h.get("address") or h["household_id"])}'
+                    f'<td class="first">{dot}{_e(_short(h.get("address"), prefix) or h["household_id"])}'
                     f'{"<br><small>" + place + "</small>" if place else ""}</td>'
-                    f'<td class="first"><span class="zh">{html.escape(groups)}</span><span class="en">{html.escape(groups_en)}</span></td>'
-                    f'<td class="first">{"".join(whats)}</td><td class="first">{last}</td>'
+                    f'<td class="first grp"><span class="zh">{groups}</span><span class="en">{groups_en}</span></td>'
+                    f'<td class="first what">{"".join(whats)}</td><td class="first day">{last}</td>'
                     f'<td class="n first">{walk}</td></tr>')
     return head + "".join(rows) + "</tbody></table>"
 
 
-def _svg(page: dict, *, width: int = 300, height: int = 300, pad: int = 14) -> str:
+def _short(address: str | None, prefix: str) -> str | None:
+    return address[len(prefix):] if address and prefix and address.startswith(prefix) else address
+
+
+def _svg(page: dict, *, width: int = 340, height: int = 340, pad: int = 14) -> str:
     """The route as an SVG: legs as lines, stops as numbered circles, the start as a square (lon/lat drawn
     on a local equirectangular plane, north up)."""
     route = page["route"]
@@ -269,8 +315,8 @@ def _svg(page: dict, *, width: int = 300, height: int = 300, pad: int = 14) -> s
     # stops: each leg ends at a stop (the last leg at the start)
     for leg in route.get("legs", [])[:-1]:
         x, y = xy(*leg["line"][-1])
-        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="#1b1b1b"/>'
-                   f'<text x="{x:.1f}" y="{y + 3.2:.1f}" font-size="9" text-anchor="middle" fill="#fff" '
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="#1b1b1b" stroke="#fff" stroke-width="1"/>'
+                   f'<text x="{x:.1f}" y="{y + 2.8:.1f}" font-size="8" text-anchor="middle" fill="#fff" '
                    f'font-family="sans-serif">{leg["leg"]}</text>')
     if "lon" in start:
         x, y = xy(start["lon"], start["lat"])

@@ -114,3 +114,22 @@ def test_bad_dates_and_unknown_grids_are_one_clear_error(service):
         service.tasks(date="2026-13-01")
     with pytest.raises(NotFoundError, match="no grid 'G99'"):
         service.grid_tasks("G99", date=DAY)
+
+
+def test_the_visits_layer_is_the_record_when_the_workspace_has_one(tmp_path):
+    from conftest import tiny_visits, write_layers, tiny_layers
+    from gridcover.engines.single import analyze
+    from gridcover.io.outputs import write_outputs
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    tiny_visits().to_csv(folder / "visits.csv", index=False)
+    out = write_outputs(analyze(folder), tmp_path / "out")
+    result = TasksService(open_workspace(out)).tasks(date="2026-12-03")
+    assert result["visits_source"] == "visits"
+    listed = {h["household_id"]: h for p in result["grids"] for h in p["households"]}
+    # H2 kept W48 (24 November) but not yet this week: due on Thursday; H7 only phoned: overdue
+    assert listed["H2"]["state"] == "due" and listed["H2"]["last_visit"] == "2026-11-24"
+    assert listed["H7"]["state"] == "overdue" and listed["H7"]["last_visit"] is None
+    # the tiny district has no roads: nobody is dropped, each is listed as unreachable and why
+    unreachable = {u["household_id"]: u["reason"] for p in result["grids"] for u in p["unreachable"]}
+    assert set(unreachable) == set(listed) and set(unreachable.values()) == {"no_roads"}

@@ -505,12 +505,13 @@ def _date_notes(ctx: TasksContext, day: _date) -> list[dict]:
                       "text": "the workspace has no visits layer: each household's last_visit is its only "
                               "record, so earlier missed periods are not known"})
     if day < ctx.first_visit:
-        notes.append({"code": "before_records",
+        notes.append({"code": "before_records", "date": day.isoformat(), "first": ctx.first_visit.isoformat(),
                       "text": f"{day.isoformat()} is before the first visit record ({ctx.first_visit.isoformat()}): "
                               "no record can count yet, so everyone due is listed as never visited"})
     if day > ctx.last_visit:
         gap = (day - ctx.last_visit).days
-        notes.append({"code": "after_records",
+        notes.append({"code": "after_records", "date": day.isoformat(), "last": ctx.last_visit.isoformat(),
+                      "days": gap,
                       "text": f"{day.isoformat()} is {gap} days after the last visit record "
                               f"({ctx.last_visit.isoformat()}): visits made since are not in the data"})
     return notes
