@@ -53,9 +53,9 @@ def test_the_public_gets_401_never_a_household(client):
 
 def test_a_bad_or_missing_date_is_400_naming_it(client):
     bad = client.get("/grids/G02-01/tasks?date=2026-02-30", headers={"X-API-Key": "k-worker"})
-    assert bad.status_code == 400 and "date must be a date YYYY-MM-DD" in bad.json()["description"]
+    assert bad.status_code == 400 and bad.json()["description"] == "field 'date': must be a date YYYY-MM-DD, not '2026-02-30'"
     missing = client.get("/grids/G02-01/tasks", headers={"X-API-Key": "k-worker"})
-    assert missing.status_code == 400 and "date is required" in missing.json()["description"]
+    assert missing.status_code == 400 and "field 'date': is required" in missing.json()["description"]
 
 
 def test_an_unknown_grid_is_404(client):

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ DEFAULT_RULES = parse_visit_rules({
 STATION_CATEGORY = "community_service"
 #: Tours kept per workspace version (a grid and its set of stops each).
 TOUR_CACHE_SIZE = 512
+#: Grid pages kept per workspace version (a grid and a date each).
+PAGE_CACHE_SIZE = 2048
 
 
 def parse_task_date(value: object, *, name: str = "date") -> _date:
@@ -67,16 +70,16 @@ def parse_task_date(value: object, *, name: str = "date") -> _date:
     >>> parse_task_date("3/12/2026")
     Traceback (most recent call last):
     ...
-    geo.errors.InputError: date must be a date YYYY-MM-DD, not '3/12/2026'
+    geo.errors.InputError: field 'date': must be a date YYYY-MM-DD, not '3/12/2026'
     """
     if isinstance(value, _date):
         return value
     if value is None or str(value).strip() == "":
-        raise InputError(f"{name} is required (YYYY-MM-DD)", field=name)
+        raise InputError("is required (YYYY-MM-DD)", field=name)
     try:
         return _date.fromisoformat(str(value).strip())
     except ValueError:
-        raise InputError(f"{name} must be a date YYYY-MM-DD, not {str(value)[:40]!r}", field=name) from None
+        raise InputError(f"must be a date YYYY-MM-DD, not {str(value)[:40]!r}", field=name) from None
 
 
 @dataclass
@@ -97,6 +100,9 @@ class TasksContext:
     last_visit: _date | None
     analysed_on: str | None
     rules: VisitRules
+    building_names: pd.Series = None   # building id -> its name
+    estate_names: pd.Series = None     # building id -> its estate's name
+    starts: dict = None                # grid id -> (start place, start description), made on first use
 
 
 class TasksService:
@@ -119,6 +125,7 @@ class TasksService:
         self.time_limit_s = time_limit_s
         self._context: TasksContext | None = None
         self._tours: OrderedDict = OrderedDict()
+        self._pages: OrderedDict = OrderedDict()  # (version tag, grid, date) -> the grid's page
         self._lock = threading.Lock()
 
     def drop_caches(self) -> None:
@@ -126,6 +133,7 @@ class TasksService:
         with self._lock:
             self._context = None
             self._tours.clear()
+            self._pages.clear()
 
     # -------------------------------------------------------------- the context
     def context(self) -> TasksContext:
@@ -141,6 +149,7 @@ class TasksService:
             ctx = _build_context(self.store, tag, self.rules)
             self._context = ctx
             self._tours.clear()
+            self._pages.clear()
             return ctx
 
     def grids(self) -> pd.DataFrame:
@@ -202,15 +211,25 @@ class TasksService:
         else:
             wanted = ctx.grids["id"].tolist()
         hh = ctx.households
-        mine = hh["grid_id"].isin(wanted).to_numpy() | (grids is None and worker is None) & hh["grid_id"].isna().to_numpy()
+        every = grids is None and worker is None
+        todo = [g for g in wanted if (ctx.tag, g, day) not in self._pages]
+        mine = hh["grid_id"].isin(todo).to_numpy() | (every & hh["grid_id"].isna().to_numpy())
         due = visits_due(hh.loc[mine].reset_index(drop=True), ctx.visits, rules=ctx.rules, date=day.isoformat())
-        due = due.merge(hh[["id", "grid_id"]], left_on="household_id", right_on="id", how="left").drop(columns="id")
+        due["grid_id"] = hh["grid_id"].to_numpy(object)[mine][_positions_in(due["household_id"], hh.loc[mine, "id"])]
         outside = due.loc[due["grid_id"].isna(), "household_id"].nunique()
-        pages = []
         by_grid = dict(tuple(due.groupby("grid_id", sort=False)))
         empty = due.iloc[:0]
+        pages = []
         for gid in wanted:
-            pages.append(self._grid_page(ctx, gid, by_grid.get(gid, empty), day))
+            key = (ctx.tag, gid, day)
+            page = self._pages.get(key)
+            if page is None:
+                page = self._grid_page(ctx, gid, by_grid.get(gid, empty), day)
+                with self._lock:
+                    self._pages[key] = page
+                    while len(self._pages) > PAGE_CACHE_SIZE:
+                        self._pages.popitem(last=False)
+            pages.append(copy.deepcopy(page))
         return {"date": day.isoformat(), "notes": _date_notes(ctx, day), "visits_source": ctx.visits_source,
                 "analysed_on": ctx.analysed_on,
                 "rules": {g: {"period": r.period, "at_least": r.at_least, "kinds": list(r.kinds)}
@@ -222,7 +241,7 @@ class TasksService:
         grid = ctx.grids.loc[ctx.grids["id"] == gid].iloc[0]
         ordered = order_visit_list(due.reset_index(drop=True))
         rows = _household_rows(ctx, ordered)
-        start_origin, start_info = _start_of(ctx, grid)
+        start_origin, start_info = ctx.starts[gid] if gid in ctx.starts else ctx.starts.setdefault(gid, _start_of(ctx, grid))
         located = rows["has_place"].to_numpy()
         tour = None
         if ctx.graph is not None and located.any():
@@ -335,6 +354,15 @@ def _build_context(store: Workspace, tag: str, rules: VisitRules) -> TasksContex
         frame["building_id"] = None
     frame.loc[frame["grid_id"].astype(str).isin(["", "None", "nan"]), "grid_id"] = None
 
+    names, estate_names = pd.Series(dtype=object), pd.Series(dtype=object)
+    if buildings is not None:
+        bid = buildings["id"].astype(str).to_numpy()
+        names = pd.Series(buildings["name"].to_numpy(object) if "name" in buildings else bid, index=bid)
+        if "estate_id" in buildings and estates is not None and "name" in estates:
+            e_name = pd.Series(estates["name"].to_numpy(object), index=estates["id"].astype(str).to_numpy())
+            e_name = e_name[~e_name.index.duplicated()]
+            estate_names = pd.Series(e_name.reindex(buildings["estate_id"].astype(str)).to_numpy(object), index=bid)
+        names, estate_names = names[~names.index.duplicated()], estate_names[~estate_names.index.duplicated()]
     visits, source = _visits_of(store, households, rules)
     days = pd.Series(visits["visited_on"]).dropna()
     first = pd.Timestamp(days.min()).date() if len(days) else None
@@ -343,7 +371,8 @@ def _build_context(store: Workspace, tag: str, rules: VisitRules) -> TasksContex
     return TasksContext(tag=tag, metric_crs=metric, households=frame, buildings=buildings, estates=estates,
                         gates=gates, grids=_grid_table(grids, communities, facilities), graph=graph, visits=visits,
                         visits_source=source, first_visit=first, last_visit=last,
-                        analysed_on=(summary.get("risk") or {}).get("reference_date"), rules=rules)
+                        analysed_on=(summary.get("risk") or {}).get("reference_date"), rules=rules,
+                        building_names=names, estate_names=estate_names, starts={})
 
 
 def _visits_of(store: Workspace, households: pd.DataFrame, rules: VisitRules) -> tuple[pd.DataFrame, str]:
@@ -436,6 +465,11 @@ def _rows_of(origins: Origins, origin_of: np.ndarray) -> Origins:
                    entry_y=origins.entry_y[take], entry_extra=origins.entry_extra[take])
 
 
+def _positions_in(values: pd.Series, ids: pd.Series) -> np.ndarray:
+    """The position of each value among ``ids`` (every value is one of them)."""
+    return pd.Index(ids.astype(str).to_numpy()).get_indexer(values.astype(str).to_numpy())
+
+
 def _household_rows(ctx: TasksContext, ordered: pd.DataFrame) -> pd.DataFrame:
     """One row per household of an ordered list (groups and what is due joined), with its place and stop."""
     cols = ["household_id", "address", "building_id", "building", "estate", "community_id", "risk", "state",
@@ -454,7 +488,7 @@ def _household_rows(ctx: TasksContext, ordered: pd.DataFrame) -> pd.DataFrame:
     first = grouped.head(1).set_index("household_id")
     rows = pd.DataFrame({"household_id": first.index.to_numpy(),
                          "priority": np.arange(1, len(first) + 1),
-                         "state": np.where(grouped["state"].agg(lambda s: (s == "overdue").any())
+                         "state": np.where((ordered["state"] == "overdue").groupby(ordered["household_id"]).any()
                                            .reindex(first.index).to_numpy(), "overdue", "due"),
                          "last_visit": grouped["last_visit"].max().reindex(first.index).to_numpy(),
                          "groups": grouped["group"].agg(list).reindex(first.index).to_numpy(),
@@ -462,17 +496,10 @@ def _household_rows(ctx: TasksContext, ordered: pd.DataFrame) -> pd.DataFrame:
     hh = ctx.households.set_index("id").reindex(rows["household_id"])
     for c in ("address", "building_id", "community_id", "risk", "x", "y"):
         rows[c] = hh[c].to_numpy()
-    b_name, b_estate, e_name = {}, {}, {}
-    if ctx.buildings is not None:
-        b = ctx.buildings
-        b_name = dict(zip(b["id"].astype(str), b["name"] if "name" in b else b["id"]))
-        if "estate_id" in b:
-            b_estate = dict(zip(b["id"].astype(str), b["estate_id"]))
-    if ctx.estates is not None and "name" in ctx.estates:
-        e_name = dict(zip(ctx.estates["id"].astype(str), ctx.estates["name"]))
     bid = rows["building_id"]
-    rows["building"] = bid.map(b_name).astype(object)
-    rows["estate"] = bid.map(b_estate).map(lambda e: e_name.get(str(e)) if pd.notna(e) else None).astype(object)
+    rows["building"] = ctx.building_names.reindex(bid.astype(str)).to_numpy(object) if len(ctx.building_names) else None
+    rows["estate"] = ctx.estate_names.reindex(bid.astype(str)).to_numpy(object) if len(ctx.estate_names) else None
+    rows.loc[bid.isna().to_numpy(), ["building", "estate"]] = None
     rows["has_place"] = bid.notna().to_numpy() | np.isfinite(rows["x"].to_numpy(float))
     rows["stop_id"] = np.where(bid.notna(), "b:" + bid.astype(str), "h:" + rows["household_id"].astype(str))
     return rows[cols]
