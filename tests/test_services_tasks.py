@@ -10,6 +10,7 @@ from geo.errors import InputError, NotFoundError
 from geo.visits import RISK_ORDER
 from gridcover.services.tasks import TasksService
 from gridcover.store import open_workspace
+from backends import backend, postgis_dsn  # noqa: F401 - fixtures: the last test runs on GeoPackage and PostGIS
 
 DAY = "2026-12-03"  # a Thursday: the weekly visits of the elderly living alone are due from today
 
@@ -136,3 +137,12 @@ def test_the_visits_layer_is_the_record_when_the_workspace_has_one(tmp_path):
     # the tiny district has no roads: nobody is dropped, each is listed as unreachable and why
     unreachable = {u["household_id"]: u["reason"] for p in result["grids"] for u in p["unreachable"]}
     assert set(unreachable) == set(listed) and set(unreachable.values()) == {"no_roads"}
+
+
+def test_both_backends_give_the_same_list_and_route(sample_analysis, backend):
+
+    gpkg = TasksService(open_workspace(sample_analysis[1])).grid_tasks("G02-01", date=DAY)
+    other = TasksService(backend.open(sample_analysis[1])).grid_tasks("G02-01", date=DAY)
+    assert [h["household_id"] for h in other["households"]] == [h["household_id"] for h in gpkg["households"]]
+    assert other["route"]["total_m"] == pytest.approx(gpkg["route"]["total_m"], rel=0.01)
+    assert other["route"]["start"] == gpkg["route"]["start"]
