@@ -103,6 +103,8 @@ class TasksContext:
     building_names: pd.Series = None   # building id -> its name
     estate_names: pd.Series = None     # building id -> its estate's name
     starts: dict = None                # grid id -> (start place, start description), made on first use
+    roads: gpd.GeoDataFrame | None = None  # the roads (metric), for the local network of a round
+    road_tree: shapely.STRtree | None = None
 
 
 class TasksService:
@@ -295,8 +297,19 @@ class TasksService:
                                                estates=ctx.estates, gates=ctx.gates)
         # one row per household: its place's entries
         stops = _rows_of(origins, origin_of)
-        tour = walking_tour(ctx.graph, stops, start=start, stop_ids=rows["stop_id"].to_numpy(object),
-                            crs=ctx.metric_crs, time_limit_s=self.time_limit_s)
+        ids = rows["stop_id"].to_numpy(object)
+        # the round on the network round its places (a city's whole network makes every Dijkstra city-wide);
+        # the whole network when a stop is off that piece, so that "cut_off" is only ever the city's answer
+        local = _local_graph(ctx, stops, start)
+        tour = None
+        if local is not None:
+            tour = walking_tour(local, stops, start=start, stop_ids=ids, crs=ctx.metric_crs,
+                                time_limit_s=self.time_limit_s)
+            if (tour.stops["reason"] != "").any():
+                tour = None
+        if tour is None:
+            tour = walking_tour(ctx.graph, stops, start=start, stop_ids=ids, crs=ctx.metric_crs,
+                                time_limit_s=self.time_limit_s)
         with self._lock:
             self._tours[key] = tour
             while len(self._tours) > TOUR_CACHE_SIZE:
@@ -371,7 +384,8 @@ def _build_context(store: Workspace, tag: str, rules: VisitRules) -> TasksContex
                         gates=gates, grids=_grid_table(grids, communities, facilities), graph=graph, visits=visits,
                         visits_source=source, first_visit=first, last_visit=last,
                         analysed_on=(summary.get("risk") or {}).get("reference_date"), rules=rules,
-                        building_names=names, estate_names=estate_names, starts={})
+                        building_names=names, estate_names=estate_names, starts={}, roads=roads,
+                        road_tree=shapely.STRtree(roads.geometry.to_numpy()) if graph is not None else None)
 
 
 def _visits_of(store: Workspace, households: pd.DataFrame, rules: VisitRules) -> tuple[pd.DataFrame, str]:
@@ -450,6 +464,30 @@ def _start_of(ctx: TasksContext, grid: pd.Series) -> tuple[Origins | tuple, dict
                                        buildings=None, estates=ctx.estates, gates=ctx.gates)
         return origins, info
     return (x, y), info
+
+
+#: The margin round a round's places within which its walking network is taken, metres (at least; half the
+#: diagonal of the places' box when that is more).
+LOCAL_MARGIN_M = 1500.0
+
+
+def _local_graph(ctx: TasksContext, stops: Origins, start: Origins | tuple) -> WalkGraph | None:
+    """The walking network of the roads near a round's places (its stops' entries and the start), or ``None``
+    when that is (nearly) the whole network anyway."""
+    sx = np.r_[stops.entry_x, start.entry_x if isinstance(start, Origins) else [start[0]]]
+    sy = np.r_[stops.entry_y, start.entry_y if isinstance(start, Origins) else [start[1]]]
+    ok = np.isfinite(sx) & np.isfinite(sy)
+    if not ok.any():
+        return None
+    x0, x1, y0, y1 = sx[ok].min(), sx[ok].max(), sy[ok].min(), sy[ok].max()
+    margin = max(LOCAL_MARGIN_M, 0.5 * float(np.hypot(x1 - x0, y1 - y0)))
+    near = ctx.road_tree.query(shapely.box(x0 - margin, y0 - margin, x1 + margin, y1 + margin))
+    if len(near) > 0.8 * len(ctx.roads):
+        return None
+    try:
+        return walking_graph(ctx.roads.iloc[np.sort(near)])
+    except ValueError:  # no walkable road there
+        return None
 
 
 def _rows_of(origins: Origins, origin_of: np.ndarray) -> Origins:
