@@ -60,6 +60,7 @@ def city_workspace(households: int, seed: int = 0) -> Path:
 
 
 def bench_city(args) -> None:
+    from geo.visits import visits_due
     from gridcover.services.tasks import TasksService
     from gridcover.store import open_workspace
 
@@ -78,10 +79,11 @@ def bench_city(args) -> None:
         if args.max_seconds and time.perf_counter() - t1 > args.max_seconds:
             print(f"    stopped after {args.max_seconds:.0f} s (--max-seconds)", flush=True)
             break
-    # the households due outside every grid (one call for the whole city, from the pages kept)
-    result = service.tasks(date=args.city_date)
-    outside = result["outside_grids"]["households_due"]
     t_all = time.perf_counter() - t1
+    # the households due outside every grid (what tasks() for the whole city counts in outside_grids)
+    loose = ctx.households[ctx.households["grid_id"].isna()].reset_index(drop=True)
+    outside = visits_due(loose, ctx.visits, rules=ctx.rules, date=args.city_date)["household_id"].nunique()
+    result = {"visits_source": ctx.visits_source}
     listed = sum(p["counts"]["households"] for p in pages)
     stops = np.array([p["counts"]["stops"] for p in pages])
     unreachable = sum(p["counts"]["unreachable"] for p in pages)
