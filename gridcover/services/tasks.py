@@ -253,7 +253,7 @@ class TasksService:
             rows.loc[located, "visit"] = tour.visit_of
         reasons = {} if tour is None else dict(zip(tour.stops["stop_id"], tour.stops["reason"]))
         no_network = "no_roads" if ctx.graph is None else ""
-        stop_reason = rows["stop_id"].map(reasons).fillna(no_network).to_numpy(object)
+        stop_reason = rows["stop_id"].map(reasons).astype(object).fillna(no_network).to_numpy(object)
         rows["reason"] = np.where(~located, "no_location", np.where(rows["visit"].to_numpy() == 0, stop_reason, ""))
         # the walking order; the unreachable at the end, in the list's own order
         rows["_order"] = np.where(rows["visit"] > 0, rows["visit"], 10**9)
