@@ -39,9 +39,12 @@ from geo.risk import (COLOURS, REASONS, RiskConfig, build_scorecard, building_re
 from geo.risk import CONFIG_NAME as RISK_FILE
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
+from geo.visits import evaluate_visits
 
 #: Columns the assignment adds to each household.
 HOUSEHOLD_OUTPUT_COLUMNS = ("building_id", "grid_id", "community_id", "street_id", "status", "flags", "location")
+#: Weeks of visit records judged by default (``analyze --window-weeks``): the completed periods of the last 12 weeks.
+DEFAULT_WINDOW_WEEKS = 12
 
 
 @dataclass
@@ -79,12 +82,14 @@ class _Clock:
 
 def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
                     progress: Callable[[str], None] | None = None, every_cell: bool = False,
-                    clock: _Clock | None = None) -> Analysis:
+                    clock: _Clock | None = None, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> Analysis:
     """Run assignment, grid diagnostics, 15-minute reach and risk on the layers of a data folder, as read.
 
     ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
     H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
-    and facilities, see :func:`geo.lifecircle.h3_reach`). The run is the two halves
+    and facilities, see :func:`geo.lifecircle.h3_reach`). With a ``visits`` layer the records are judged over
+    the completed periods of the ``window_weeks`` ending with ``reference_date`` (:func:`visit_columns`). The
+    run is the two halves
     that the partitioned engine (``gridcover.engines.dask``) also calls: :func:`local_stages` on the whole
     city as one part, then :func:`global_stages` on its compact per-household table. ``clock`` times the
     stages (one started before the data was read also times the reading, as ``load``). Reading the folder
@@ -96,7 +101,8 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
     clock.step("load", f"read {counts} (metric CRS EPSG:{data.metric_crs.to_epsg()})")
     warnings_before = len(data.warnings)
-    part = local_stages(data, h3_resolution=h3_resolution, clock=clock, every_cell=every_cell)
+    part = local_stages(data, h3_resolution=h3_resolution, clock=clock, every_cell=every_cell,
+                        as_of=reference_date, window_weeks=window_weeks)
     config = part.model.config
     unknown = unknown_categories(layers.get("facilities"), config)
     data.warnings[warnings_before:warnings_before] = unknown_category_warnings(unknown, config)
@@ -105,7 +111,7 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
                        cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
                        facilities_unknown=unknown, fringe_source=part.fringe_source)
     result = global_stages(run, parts, city=layers, config=config, h3_resolution=h3_resolution,
-                           reference_date=reference_date, clock=clock)
+                           reference_date=reference_date, clock=clock, window_weeks=window_weeks)
     out_households = add_risk_columns(part.households, result.household_risk)
     ctx = result.risk_context
     ctx.origin_of = part.origin_of
@@ -177,7 +183,8 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                  keep_cell: Callable[[np.ndarray], np.ndarray] | None = None, area_wgs84: list | None = None,
                  order: np.ndarray | None = None, building_order: np.ndarray | None = None,
                  component_of: Callable | None = None, seed_cells: np.ndarray | None = None,
-                 every_cell: bool = False) -> Part:
+                 every_cell: bool = False, as_of: date | None = None,
+                 window_weeks: int = DEFAULT_WINDOW_WEEKS) -> Part:
     """Assignment, zones and reach for the households of ``data`` (all of them, or those marked ``owned``).
 
     The other layers of ``data`` are context: buildings, grids, roads and facilities around those
@@ -188,7 +195,8 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
     ``component_of`` maps the part's network components to the whole network's (see
     :meth:`geo.reach.ReachModel.use_components`); ``seed_cells`` adds cells of households and buildings
     elsewhere round which empty cells are kept (a part is given the whole city's); ``every_cell`` keeps every
-    empty cell of the area.
+    empty cell of the area. With a ``visits`` layer (the records of these households) and ``as_of``, the
+    visits are judged (:func:`visit_columns`): the households get their visit columns.
     """
     clock = clock or _Clock(None)
     settings = data.settings
@@ -231,6 +239,12 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
 
     table = household_table(households, assigned, zones=zones, reach=reach, lonlat=(lon, lat), config=reach.model.config,
                             configs=data.configs)
+    if layers.get("visits") is not None and as_of is not None:
+        visit = visit_columns(households, layers["visits"], configs=data.configs, as_of=as_of,
+                              window_weeks=window_weeks)
+        add_visit_columns(out_households, table, visit)
+        clock.step("visits", f"judged {len(layers['visits']):,} visit records of "
+                             f"{int(visit['visit_judged'].sum()):,} special-group households")
     if buildings is not None:
         keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
         inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
@@ -251,6 +265,86 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
     return Part(households=out_households, table=table, buildings=own_b, split_buildings=split_b, cells=reach.cells,
                 origins=reach.origins, model=reach.model, origin_of=reach.origin_of, building_grid=bg,
                 fringe_source=zones.attrs.get("fringe_source", "none"))
+
+
+#: The visit columns households.geojson gets with a visits layer (empty for households in no visited group).
+VISIT_OUTPUT_COLUMNS = ("visits_required", "visits_done", "periods_missed", "next_visit_due", "never_visited")
+
+
+def visit_columns(households: pd.DataFrame, visits: pd.DataFrame, *, configs: dict | None, as_of: date,
+                  window_weeks: int = DEFAULT_WINDOW_WEEKS) -> pd.DataFrame:
+    """Each household's visits judged by :func:`geo.visits.evaluate_visits` (the ``[visit_rules]`` of the
+    run's risk file), aligned with ``households``: one row per household, in order.
+
+    Columns: ``visit_judged`` (the household is in a group with a rule), ``visits_required``,
+    ``visits_done``, ``periods_missed``, ``visit_periods``, ``visit_periods_kept`` (``Int64``, empty where not
+    judged), ``last_visit`` and ``next_visit_due`` (``datetime64``; ``last_visit`` the last record of any kind
+    up to ``as_of``), ``never_visited`` (no record at all: counted as missing every period), ``visit_overdue``
+    (the window's last completed period was missed, in any of its groups) and ``long_visit_gap`` (an elderly
+    person living alone without a home visit in the last ``long_gap_weeks`` ISO weeks nor this week).
+
+    Examples
+    --------
+    >>> households = pd.DataFrame({"id": ["H1", "H2"], "elderly_alone": [True, False], "child_in_difficulty": False,
+    ...                            "mental_disorder": False})
+    >>> visits = pd.DataFrame({"household_id": ["H1"], "visited_at": ["2026-11-24"], "worker": ["王芳"]})
+    >>> out = visit_columns(households, visits, configs=None, as_of=date(2026, 11, 30), window_weeks=3)
+    >>> out[["visit_judged", "visit_periods", "visit_periods_kept", "visit_overdue"]].values.tolist()
+    [[True, 2, 1, False], [False, <NA>, <NA>, False]]
+    """
+    rules = load_risk_config(**(configs or {}).get(RISK_FILE, {})).visit_rules
+    flags = pd.DataFrame({"id": households["id"].astype(str).to_numpy()})
+    for group in rules.by_group:
+        flags[group] = households[group].fillna(False).astype(bool).to_numpy() if group in households.columns \
+            else False
+    result = evaluate_visits(flags, visits, rules=rules, as_of=as_of, window_weeks=window_weeks).households
+    n = len(flags)
+    pos = pd.Index(flags["id"]).get_indexer(result["household_id"].astype(str))
+    judged = np.zeros(n, bool)
+    judged[pos] = True
+
+    def spread(column: str, dtype: str, empty):
+        values = np.full(n, empty, dtype=dtype)
+        values[pos] = result[column].to_numpy(dtype=dtype)
+        return values
+
+    out = pd.DataFrame({"visit_judged": judged}, index=households.index)
+    for name, column in (("visits_required", "visits_required"), ("visits_done", "visits_done"),
+                         ("periods_missed", "periods_missed"), ("visit_periods", "periods"),
+                         ("visit_periods_kept", "periods_kept")):
+        out[name] = pd.array(spread(column, "float64", np.nan), dtype="Float64").astype("Int64")
+    for name in ("last_visit", "next_visit_due"):
+        out[name] = spread(name, "datetime64[s]", np.datetime64("NaT"))
+    out["never_visited"] = pd.array(np.where(judged, spread("never_visited", "bool", False), None), dtype="boolean")
+    out["visit_overdue"] = spread("last_period_missed", "bool", False)
+    out["long_visit_gap"] = spread("long_visit_gap", "bool", False)
+    return out
+
+
+def add_visit_columns(out_households: gpd.GeoDataFrame, table: pd.DataFrame, visit: pd.DataFrame) -> None:
+    """The judged visits into the output households (:data:`VISIT_OUTPUT_COLUMNS`, ``last_visit`` from the
+    records for the judged households) and the compact table (in place)."""
+    judged = visit["visit_judged"].to_numpy(bool)
+    last = visit["last_visit"].to_numpy()
+    if "last_visit" in table.columns:
+        last = np.where(judged, last, table["last_visit"].to_numpy(dtype="datetime64[s]"))
+    table["last_visit"] = last
+    for column in ("visit_judged", "visit_periods", "visit_periods_kept", "never_visited", "long_visit_gap"):
+        table[column] = visit[column].to_numpy() if column != "never_visited" else \
+            visit[column].fillna(False).to_numpy(bool)
+    table["visit_last_missed"] = visit["visit_overdue"].to_numpy(bool)
+    text = _visit_text(pd.Series(last))
+    if "last_visit" in out_households.columns:
+        out_households["last_visit"] = text
+    else:
+        out_households.insert(len(out_households.columns) - 1, "last_visit", text)
+    for column in VISIT_OUTPUT_COLUMNS:
+        values = visit[column]
+        if column == "next_visit_due":
+            values = _visit_text(values)
+        else:
+            values = values.array
+        out_households.insert(len(out_households.columns) - 1, column, values)
 
 
 def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, *, zones: pd.DataFrame, reach: "ReachResult",
@@ -345,7 +439,8 @@ class PartTables:
 
 
 def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDataFrame], config,
-                  h3_resolution: int, reference_date: date, clock: "_Clock | None" = None) -> GlobalResult:
+                  h3_resolution: int, reference_date: date, clock: "_Clock | None" = None,
+                  window_weeks: int = DEFAULT_WINDOW_WEEKS) -> GlobalResult:
     """Grid workload, coverage issues, reach shares, risk, blind spots, scorecard and summary of the whole city,
     from the parts' compact tables (the same code for one part or many); ``city`` holds the whole ``grids``,
     ``communities`` and ``streets``."""
@@ -371,6 +466,10 @@ def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDat
     summary["reach"] = reach_summary
     summary["risk"] = risk_summary(risk, zones, spots=spots, registration=registration, config=risk_config,
                                    reference_date=reference_date)
+    if "visit_judged" in hh.columns:
+        summary["visits"] = visit_summary(hh, risk, records=run.input_counts.get("visits", 0), config=risk_config,
+                                          as_of=reference_date, window_weeks=window_weeks,
+                                          communities=communities, streets=streets)
     summary["timings_s"] = clock.timings
     return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
                         summary=summary, household_risk=risk, risk_context=ctx)
@@ -481,6 +580,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
         **{g: hh[g].to_numpy() for g in SPECIAL_GROUPS},
         "old_estate": old, "fringe": fringe,
         **({"migrant_registered": hh["migrant_registered"].to_numpy()} if "migrant_registered" in hh.columns else {}),
+        **{c: hh[c].to_numpy() for c in VISIT_RISK_COLUMNS if c in hh.columns},
     })
     over = set(out_grids.loc[out_grids["over_capacity"].astype(bool), "id"].astype(str))
     lon, lat = hh["lon"].to_numpy(), hh["lat"].to_numpy()
@@ -492,7 +592,67 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk)
     for column in g_risk.columns:
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
+    if "visit_judged" in hh.columns:
+        kept = visit_shares(hh, "grid_id").reindex(out_grids["id"].astype(str))
+        out_grids.insert(len(out_grids.columns) - 1, "visits_share_kept", kept["share_kept"].to_numpy())
     return risk, spots, card, ctx, registration, risk_config
+
+
+#: The compact table's visit columns the risk rules and the scorecard read (with a visits layer).
+VISIT_RISK_COLUMNS = ("visit_judged", "visit_periods", "visit_periods_kept", "visit_last_missed", "never_visited",
+                      "long_visit_gap")
+
+
+def visit_shares(hh: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """Per ``unit`` (``grid_id``, ``community_id``, ``street_id``) of the compact table: judged special-group
+    ``households``, ``periods``, ``periods_kept``, ``share_kept`` (periods kept / periods; empty without a
+    period) and ``never_visited``, indexed by the unit's id (households in no unit are not listed)."""
+    judged = hh["visit_judged"].to_numpy(bool)
+    frame = pd.DataFrame({unit: hh[unit].astype("string").to_numpy()[judged],
+                          "households": 1,
+                          "periods": hh["visit_periods"].fillna(0).to_numpy(np.int64)[judged],
+                          "periods_kept": hh["visit_periods_kept"].fillna(0).to_numpy(np.int64)[judged],
+                          "never_visited": hh["never_visited"].to_numpy(bool)[judged]})
+    out = frame.groupby(unit, sort=True).sum()
+    out["share_kept"] = np.round(out["periods_kept"] / out["periods"].where(out["periods"] > 0), 4)
+    out.index = out.index.astype(str)
+    return out
+
+
+def visit_summary(hh: pd.DataFrame, risk: pd.DataFrame, *, records: int, config: RiskConfig, as_of: date,
+                  window_weeks: int, communities: pd.DataFrame, streets: pd.DataFrame) -> dict:
+    """summary.json's ``visits``: the window judged, its rules, and the periods kept city-wide, per street and
+    per community, with the special-group households that have no record (counted as never visited)."""
+    judged = hh["visit_judged"].to_numpy(bool)
+    periods = int(hh["visit_periods"].fillna(0).to_numpy(np.int64)[judged].sum())
+    kept = int(hh["visit_periods_kept"].fillna(0).to_numpy(np.int64)[judged].sum())
+    rules = config.visit_rules
+
+    def per(unit: str, table: pd.DataFrame) -> list[dict]:
+        shares = visit_shares(hh, unit)
+        rows = []
+        for uid, name in zip(table["id"].astype(str), table["name"].astype(str)):
+            row = shares.loc[uid] if uid in shares.index else None
+            rows.append({"id": uid, "name": name,
+                         "households": int(row["households"]) if row is not None else 0,
+                         "periods": int(row["periods"]) if row is not None else 0,
+                         "periods_kept": int(row["periods_kept"]) if row is not None else 0,
+                         "share_kept": None if row is None or pd.isna(row["share_kept"]) else float(row["share_kept"]),
+                         "never_visited": int(row["never_visited"]) if row is not None else 0})
+        return rows
+
+    return {
+        "as_of": as_of.isoformat(), "window_weeks": int(window_weeks), "records": int(records),
+        "rules": {g: {"period": r.period, "at_least": r.at_least, "kinds": list(r.kinds)} for g, r in rules.by_group.items()},
+        "time_zone": rules.zone,
+        "households": int(judged.sum()), "periods": periods, "periods_kept": kept,
+        "share_kept": round(kept / periods, 4) if periods else None,
+        "never_visited": int(hh["never_visited"].to_numpy(bool)[judged].sum()),
+        "overdue": int(risk["visit_overdue"].to_numpy(bool)[judged].sum()),
+        "long_visit_gap": int(hh["long_visit_gap"].to_numpy(bool)[judged].sum()),
+        "per_street": per("street_id", streets),
+        "per_community": per("community_id", communities),
+    }
 
 
 #: A building-grid table without split buildings (grid_workload's ``split_buildings`` are then all 0).

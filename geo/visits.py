@@ -480,9 +480,12 @@ def evaluate_visits(households: pd.DataFrame, visits: pd.DataFrame, *, rules: Vi
     ``periods_missed``, ``visits_required`` (periods × at_least), ``visits_done`` (counted visits, at most
     ``at_least`` per period: a second visit in one week does not make up for a missed week), ``last_visit``
     (last visit of a counted kind), ``next_visit_due`` (the last day of the first period from the current
-    one on whose visits are not all made yet) and ``never_visited`` (no record of any kind up to ``as_of``).
+    one on whose visits are not all made yet), ``last_period_missed`` (the last completed period of the window
+    was missed; False when the window holds no whole period of the rule) and ``never_visited`` (no record of
+    any kind up to ``as_of``).
     Per household (``households``): the sums over its groups, ``groups`` (comma-separated),
-    ``last_visit`` (of any kind), the earliest ``next_visit_due``, ``never_visited`` and ``long_visit_gap``:
+    ``last_visit`` (of any kind), the earliest ``next_visit_due``, ``last_period_missed`` (in any of its
+    groups), ``never_visited`` and ``long_visit_gap``:
     an elderly person living alone with no home visit in the last ``long_gap_weeks`` (4) completed ISO weeks
     nor in the current week so far (the plan's yellow "visited less than once a month").
 
@@ -524,6 +527,7 @@ def evaluate_visits(households: pd.DataFrame, visits: pd.DataFrame, *, rules: Vi
             "visits_required": len(periods) * rule.at_least,
             "visits_done": np.minimum(judged, rule.at_least).sum(axis=1),
             "last_visit": _as_dates(last), "next_visit_due": _as_dates(np.where(now_met, due_last[1], due_last[0])),
+            "last_period_missed": judged[:, -1] < rule.at_least if len(periods) else np.zeros(len(members), bool),
             "_pos": members,
         }))
     if not parts:  # no rules: nothing to judge, the same columns
@@ -531,7 +535,7 @@ def evaluate_visits(households: pd.DataFrame, visits: pd.DataFrame, *, rules: Vi
                                             "datetime64[s]" if c in ("last_visit", "next_visit_due") else np.int64)
                                for c in ("household_id", "group", "period", "at_least", "periods", "periods_kept",
                                          "periods_missed", "visits_required", "visits_done", "last_visit",
-                                         "next_visit_due", "_pos")})]
+                                         "next_visit_due", "last_period_missed", "_pos")})]
     by_group = pd.concat(parts, ignore_index=True)
     seen_any = np.zeros(n, dtype=bool)
     seen_any[prep.pos] = True
@@ -569,6 +573,7 @@ def _household_summary(by_group: pd.DataFrame, prep: _Prepared, rules: VisitRule
         **{c: sums[c].to_numpy() for c in sums.columns},
         "last_visit": _as_dates(any_last[pos]),
         "next_visit_due": grouped["next_visit_due"].min().to_numpy(),
+        "last_period_missed": grouped["last_period_missed"].any().to_numpy(bool),
         "never_visited": ~seen_any[pos], "long_visit_gap": gap[pos],
     })
 

@@ -4,6 +4,7 @@ import json
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 
 from geo.assign import STATUSES
@@ -248,3 +249,61 @@ def test_parts_without_households_join_the_others_tables():
     out = concat_tables([empty, full, empty])
     assert out["grid_id"].tolist()[0] == "G1" and pd.isna(out["grid_id"].iloc[1]) and len(out) == 3
     assert isinstance(out["grid_id"].dtype, pd.CategoricalDtype) and out["persons"].sum() == 6.0
+
+
+# ---- visit records (the visits layer), on the tiny district -------------------------------------------
+
+@pytest.fixture
+def tiny_visited(tmp_path):
+    from datetime import date
+
+    from conftest import tiny_layers, tiny_visits, write_layers
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    tiny_visits().to_csv(folder / "visits.csv", index=False)
+    return analyze(folder, reference_date=date(2026, 11, 30), window_weeks=5)
+
+
+def test_each_special_group_household_gets_its_visit_figures(tiny_visited):
+    hh = _hh(tiny_visited)
+    # 5 weeks to Monday 2026-11-30: ISO weeks W45–W48 for the elderly, November for the mental disorder
+    h2, h7, h3 = hh.loc["H2"], hh.loc["H7"], hh.loc["H3"]
+    assert (h2["visits_required"], h2["visits_done"], h2["periods_missed"]) == (4, 3, 1)
+    assert (h2["last_visit"], h2["next_visit_due"], h2["never_visited"]) == ("2026-11-24", "2026-12-06", False)
+    assert (h7["visits_done"], h7["periods_missed"], h7["last_visit"]) == (0, 4, "2026-11-20")  # phoned only
+    assert (h3["visits_required"], h3["visits_done"], h3["next_visit_due"]) == (1, 1, "2026-12-31")
+    assert pd.isna(hh.loc["H1", "visits_required"]) and hh.loc["H1", "last_visit"] == "2026-11-01"  # no group
+    assert hh["visit_overdue"].to_dict() == {**{h: False for h in hh.index}, "H7": True}
+
+
+def test_the_grids_communities_and_street_get_the_share_of_periods_kept(tiny_visited):
+    grids = tiny_visited.grids.set_index("id")
+    assert grids.loc["G2", "visits_share_kept"] == 0.75  # H2: 3 of 4 weeks
+    assert grids.loc["G1", "visits_share_kept"] == 0.0  # H7: no home visit
+    assert grids.loc["G4", "visits_share_kept"] == 1.0  # H3: November kept
+    v = tiny_visited.summary["visits"]
+    assert (v["as_of"], v["window_weeks"], v["records"], v["households"]) == ("2026-11-30", 5, 6, 3)
+    assert (v["periods"], v["periods_kept"], v["share_kept"], v["overdue"], v["never_visited"]) == (9, 4, 0.4444, 1, 0)
+    assert {c["id"]: c["share_kept"] for c in v["per_community"]} == {"C1": 0.375, "C2": 1.0}
+    card = tiny_visited.scorecard
+    row = card[(card["level"] == "street") & (card["indicator"] == "visits_on_time")].iloc[0]
+    assert (row["numerator"], row["denominator"], row["target"], row["pass"]) == (4, 9, 1.0, False)
+
+
+def test_a_special_group_household_without_a_record_is_counted_as_never_visited(tmp_path):
+    from datetime import date
+
+    from conftest import tiny_layers, tiny_visits, write_layers
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    tiny_visits().query("household_id != 'H3'").to_csv(folder / "visits.csv", index=False)
+    analysis = analyze(folder, reference_date=date(2026, 11, 30), window_weeks=5)
+    h3 = _hh(analysis).loc["H3"]
+    assert h3["never_visited"] and h3["periods_missed"] == 1 and h3["risk"] == "red"  # mental disorder, month missed
+    assert analysis.summary["visits"]["never_visited"] == 1
+
+
+def test_without_a_visits_layer_nothing_about_records_is_added(tiny_dir):
+    analysis = analyze(tiny_dir)
+    assert "visits" not in analysis.summary and "visits_required" not in analysis.households.columns
+    assert "visits_share_kept" not in analysis.grids.columns
