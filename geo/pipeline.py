@@ -594,7 +594,9 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
     if "visit_judged" in hh.columns:
         kept = visit_shares(hh, "grid_id").reindex(out_grids["id"].astype(str))
-        out_grids.insert(len(out_grids.columns) - 1, "visits_share_kept", kept["share_kept"].to_numpy())
+        out_grids.insert(len(out_grids.columns) - 1, "visits_households",
+                         kept["households"].fillna(0).astype(int).to_numpy())
+        out_grids.insert(len(out_grids.columns) - 1, "visits_kept_share", kept["share_kept"].to_numpy())
     return risk, spots, card, ctx, registration, risk_config
 
 

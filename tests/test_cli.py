@@ -533,7 +533,7 @@ def test_analyze_judges_the_visit_records_over_the_window_and_says_so(tiny_dir, 
     hh = gpd.read_file(out / "households.geojson").set_index("id")
     assert hh.loc["H2", "periods_missed"] == 1 and str(hh.loc["H2", "last_visit"])[:10] == "2026-11-24"
     grids = gpd.read_file(out / "grids.geojson").set_index("id")
-    assert grids.loc["G2", "visits_share_kept"] == 0.75
+    assert grids.loc["G2", "visits_kept_share"] == 0.75
     longer = _run("analyze", tiny_dir, "--out", out, "--as-of", "2026-11-30", "--quiet")  # 12 weeks by default
     assert "visits (12 weeks to 2026-11-30): 4 of 24 periods kept" in longer.stdout
 

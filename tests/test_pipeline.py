@@ -278,9 +278,9 @@ def test_each_special_group_household_gets_its_visit_figures(tiny_visited):
 
 def test_the_grids_communities_and_street_get_the_share_of_periods_kept(tiny_visited):
     grids = tiny_visited.grids.set_index("id")
-    assert grids.loc["G2", "visits_share_kept"] == 0.75  # H2: 3 of 4 weeks
-    assert grids.loc["G1", "visits_share_kept"] == 0.0  # H7: no home visit
-    assert grids.loc["G4", "visits_share_kept"] == 1.0  # H3: November kept
+    assert grids.loc["G2", "visits_kept_share"] == 0.75  # H2: 3 of 4 weeks
+    assert grids.loc["G1", "visits_kept_share"] == 0.0  # H7: no home visit
+    assert grids.loc["G4", "visits_kept_share"] == 1.0  # H3: November kept
     v = tiny_visited.summary["visits"]
     assert (v["as_of"], v["window_weeks"], v["records"], v["households"]) == ("2026-11-30", 5, 6, 3)
     assert (v["periods"], v["periods_kept"], v["share_kept"], v["overdue"], v["never_visited"]) == (9, 4, 0.4444, 1, 0)
@@ -306,4 +306,4 @@ def test_a_special_group_household_without_a_record_is_counted_as_never_visited(
 def test_without_a_visits_layer_nothing_about_records_is_added(tiny_dir):
     analysis = analyze(tiny_dir)
     assert "visits" not in analysis.summary and "visits_required" not in analysis.households.columns
-    assert "visits_share_kept" not in analysis.grids.columns
+    assert "visits_kept_share" not in analysis.grids.columns
