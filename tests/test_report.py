@@ -38,6 +38,7 @@ def test_with_visit_records_the_scorecard_counts_periods_and_the_grids_show_thei
     assert "(4/9) 周期" in page and "(4 / 9) periods" in page
     assert "走访周期达标率" in page and "periods kept / periods required" in page
     assert "visits_kept" in page  # the grids' tooltip field
+    assert "\"H2\"" not in page  # no household appears
 
 
 def test_a_grids_share_of_visit_periods_is_shown_as_a_percentage_or_withheld_below_k():
@@ -47,4 +48,3 @@ def test_a_grids_share_of_visit_periods_is_shown_as_a_percentage_or_withheld_bel
 
     shown = _kept_text(pd.Series([0.75, 0.5, None]), pd.Series([6, 2, 0]), 5)
     assert shown.tolist() == ["75%", "<5户", "–"]
-    assert "\"H2\"" not in page  # no household appears
