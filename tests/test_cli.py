@@ -562,8 +562,3 @@ def test_a_bad_visit_record_exits_2_naming_it_and_skip_invalid_counts_it(tiny_di
     rejects = gpd.read_file(out / "rejects.geojson")
     assert rejects[["layer", "feature", "field"]].values.tolist() == [["visits", 4, "visited_at"]]
 
-
-def test_the_dask_engine_refuses_a_visits_layer_with_one_message(tiny_dir, tmp_path):
-    result = _run("analyze", _with_visits(tiny_dir), "--out", tmp_path / "out", "--engine", "dask")
-    assert result.returncode == 2, result.stderr
-    assert "visits.csv: visit records (the visits layer) work with --engine single only" in result.stderr

@@ -133,7 +133,8 @@ def _run_engine(args: argparse.Namespace, *, settings, progress):
 
         return analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
                             h3_resolution=args.h3_resolution, reference_date=args.as_of,
-                            scheduler=args.scheduler, progress=progress, extra=report)
+                            scheduler=args.scheduler, progress=progress, extra=report,
+                            window_weeks=args.window_weeks)
     from gridcover.engines.single import analyze_single
 
     return analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,

@@ -231,7 +231,7 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
                                      columns=src.columns.get("visits"), config_label=src.config_label,
                                      skip_invalid=skip_invalid, rejects=rejects, notes=dataset_warnings,
                                      zone=_visit_zone(configs))
-        sources["visits"], source_crs["visits"] = str(file), ""
+        sources["visits"] = str(file)  # a table: no coordinate system
     metric = metric_crs_of(raw["grids"])
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
