@@ -184,3 +184,10 @@ def test_a_grids_share_of_visit_periods_kept_is_withheld_with_its_small_count():
     office = View(k=5, roles=frozenset({"public", "lookup", "street_office"}), streets=frozenset({"S1"}))
     assert prepared.properties(office)["visits_kept_share"].tolist()[1] == 0.0  # its own street: shown
     assert "visits_kept_share" in find_layer("grids").popup
+
+
+def test_the_visit_records_are_no_map_layer_and_households_stay_with_street_offices():
+    with pytest.raises(NotFoundError):
+        find_layer("visits")
+    assert all(layer.source != "visits" for layer in LAYERS)
+    assert find_layer("households").role == "street_office"  # their visit columns go where the households go
