@@ -32,6 +32,7 @@ from geo.risk import (COLOURS, REASONS, RiskConfig, building_registration, grid_
                       load_risk_config, scorecard)
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
+from geo.workload import staffing_summary
 
 #: Columns the assignment adds to each household.
 HOUSEHOLD_OUTPUT_COLUMNS = ("building_id", "grid_id", "community_id", "street_id", "status", "flags", "location")
@@ -422,7 +423,7 @@ def global_stages(run: RunInfo, tables: list[pd.DataFrame], *, grids: gpd.GeoDat
     ctx = RiskContext(households=risk_input, grids=out_grids, communities=communities, streets=streets,
                       config=risk_config, categories=config, over_capacity=over, under_registered=under,
                       under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
-                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64))
+                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64), settings=settings)
     risk, spots, card = assess_risk(ctx, reach)
     g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk)
     for column in g_risk.columns:
@@ -483,6 +484,7 @@ class RiskContext:
     resolution: int
     reference_date: date
     origin_of: np.ndarray
+    settings: Settings = field(default_factory=Settings)
 
 
 def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.DataFrame, gpd.GeoDataFrame, pd.DataFrame]:
@@ -492,7 +494,8 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
                           categories=ctx.categories)
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
-    card = scorecard(ctx.households, risk, reach_households, ctx.grids, ctx.communities, ctx.streets, config=ctx.config)
+    card = scorecard(ctx.households, risk, reach_households, ctx.grids, ctx.communities, ctx.streets, config=ctx.config,
+                     settings=ctx.settings)
     card = pd.concat([card, zone_scorecard(ctx.households, risk, reach_households, config=ctx.config)], ignore_index=True)
     return risk, spots, card
 
@@ -683,11 +686,14 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, grids: gpd.GeoDataF
             "status_counts": {k: int(statuses.get(k, 0)) for k in STATUSES if statuses.get(k, 0)},
             "special_groups": {g: int(groups_table.loc[cid, g]) if cid in groups_table.index else 0 for g in SPECIAL_GROUPS},
             "over_capacity_grids": int(over.get(cid, 0)),
+            **staffing_summary(grids[grids["community_id"] == cid]),
         })
     per_grid = [
         {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
-         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings)}
-        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings"]].itertuples(index=False)
+         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings),
+         "staff_missing": r.staff_missing}
+        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings",
+                        "staff_missing"]].itertuples(index=False)
     ]
     status_counts = _counts(status, STATUSES)
     total = int(len(households))
@@ -715,6 +721,8 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, grids: gpd.GeoDataF
             "over_capacity": int(grids["over_capacity"].sum()),
             "unstaffed": int(grids["unstaffed"].sum()),
             "households_per_worker_standard": data.settings.households_per_worker,
+            "special_group_weight": data.settings.special_group_weight,
+            **staffing_summary(grids),
             "households_min": int(grids["households"].min()) if len(grids) else 0,
             "households_max": int(grids["households"].max()) if len(grids) else 0,
         },
