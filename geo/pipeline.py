@@ -39,6 +39,7 @@ from geo.risk import (COLOURS, REASONS, RiskConfig, build_scorecard, building_re
 from geo.risk import CONFIG_NAME as RISK_FILE
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
+from geo.workload import staffing_summary
 
 #: Columns the assignment adds to each household.
 HOUSEHOLD_OUTPUT_COLUMNS = ("building_id", "grid_id", "community_id", "street_id", "status", "flags", "location")
@@ -487,7 +488,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     ctx = RiskContext(households=risk_input, grids=out_grids, communities=communities, streets=streets,
                       config=risk_config, categories=config, over_capacity=over, under_registered=under,
                       under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
-                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64))
+                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64), settings=settings)
     risk, spots, card = assess_risk(ctx, reach)
     g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk)
     for column in g_risk.columns:
@@ -537,6 +538,7 @@ class RiskContext:
     resolution: int
     reference_date: date
     origin_of: np.ndarray
+    settings: Settings = field(default_factory=Settings)
 
 
 def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.DataFrame, gpd.GeoDataFrame, pd.DataFrame]:
@@ -547,7 +549,8 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
     card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
-                           communities=ctx.communities, streets=ctx.streets, config=ctx.config)
+                           communities=ctx.communities, streets=ctx.streets, config=ctx.config,
+                           settings=ctx.settings)
     card = pd.concat([card, zone_scorecard(ctx.households, risk, reach=reach_households, config=ctx.config)], ignore_index=True)
     return risk, spots, card
 
@@ -747,11 +750,14 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
             "status_counts": {k: int(statuses.get(k, 0)) for k in STATUSES if statuses.get(k, 0)},
             "special_groups": {g: int(groups_table.loc[cid, g]) if cid in groups_table.index else 0 for g in SPECIAL_GROUPS},
             "over_capacity_grids": int(over.get(cid, 0)),
+            **staffing_summary(grids[grids["community_id"] == cid]),
         })
     per_grid = [
         {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
-         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings)}
-        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings"]].itertuples(index=False)
+         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings),
+         "staff_missing": r.staff_missing}
+        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings",
+                        "staff_missing"]].itertuples(index=False)
     ]
     status_counts = _counts(status, STATUSES)
     total = int(len(households))
@@ -779,6 +785,8 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
             "over_capacity": int(grids["over_capacity"].sum()),
             "unstaffed": int(grids["unstaffed"].sum()),
             "households_per_worker_standard": data.settings.households_per_worker,
+            "special_group_weight": data.settings.special_group_weight,
+            **staffing_summary(grids),
             "households_min": int(grids["households"].min()) if len(grids) else 0,
             "households_max": int(grids["households"].max()) if len(grids) else 0,
         },

@@ -54,9 +54,12 @@ from scipy.spatial import Delaunay
 
 from geo.diagnose import polygonal_parts
 from geo.errors import GridcoverError
+from geo.workload import workload_band
 
-#: Default band of households per grid (the common practice of docs/domain.md).
-DEFAULT_BAND = (300, 500)
+#: Default band of households per grid: a grid of one full-time worker within the workload rule (geo.workload:
+#: ceiling 300, the plan's one worker per 300 households; floor half of it). ``redraw propose`` and ``check``
+#: without ``--target`` derive the band from each community's staffing instead (:func:`geo.workload.staffing_band`).
+DEFAULT_BAND = workload_band(1)
 #: OSM classes of roads a grid boundary should follow (crossing one is penalised while growing).
 BOUNDARY_ROADS = ("motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
                   "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link", "living_street")
@@ -66,14 +69,17 @@ class ProposalError(GridcoverError):
     """A proposal that cannot be made (no units, a bad band)."""
 
 
-def parse_band(text: str | tuple[int, int] | None) -> tuple[int, int]:
-    """``"300-500"`` (or a pair) as a checked (floor, ceiling) of households per grid.
+def parse_band(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"300-500"`` (or a pair) as a checked (floor, ceiling) of households per grid; ``None`` (no band given)
+    stays ``None``: the caller then derives the band from the workload rule and the staffing.
 
     >>> parse_band("300-500")
     (300, 500)
+    >>> parse_band(None) is None
+    True
     """
     if text is None:
-        return DEFAULT_BAND
+        return None
     if isinstance(text, str):
         parts = text.replace("–", "-").split("-")
         try:
@@ -960,7 +966,7 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
     import time
 
     t0 = time.perf_counter()
-    lo, hi = parse_band(band)
+    lo, hi = parse_band(band) or DEFAULT_BAND
     if isinstance(community, gpd.GeoDataFrame):
         cid = str(community["id"].iloc[0])
         cgeom = community.geometry.iloc[0]

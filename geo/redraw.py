@@ -7,7 +7,8 @@ answers, for the communities it touches, with plain JSON-ready data:
 - validity: gaps and overlaps (shapely coverage checks after ``set_precision``, gaps narrower than
   ``gap_width_m`` are slivers but still gaps), parts outside the community, grids in several pieces,
   buildings and estates cut by a boundary (an estate above the ceiling may be cut along building lines);
-- balance: households and persons per grid and per full-time worker against the band, special-group load;
+- balance: households and persons per grid against the band, the workload rule per full-time worker
+  (geo.workload: ``over_capacity`` as the scorecard has it), the staffing check, special-group load;
 - shape: Polsby-Popper compactness, share of the boundary between grids that follows a road centre line;
 - the diff against the current grids: every household, building and special-group count that changes
   grid (and so worker), grids created, removed, merged and split, and the blind-spot and 15-minute reach
@@ -63,6 +64,7 @@ from geo.propose import (DEFAULT_BAND, _reattach_crumbs, dissolve_cells, exact_c
                           tessellate)
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
+from geo.workload import staffing_summary
 
 #: A grid boundary within this distance (m) of a road centre line follows the road (half a wide street).
 ROAD_FOLLOW_M = 15.0
@@ -472,7 +474,7 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     shows one.
     """
     t0 = time.perf_counter()
-    lo, hi = parse_band(band)
+    lo, hi = parse_band(band) or DEFAULT_BAND
     s = ctx.settings
     cids = set(proposal["community_id"].astype(str))
     comms = ctx.communities[ctx.communities["id"].astype(str).isin(cids)].reset_index(drop=True)
@@ -536,7 +538,8 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
         "reach": reach,
         "settings": {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
                      "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
-                     "road_follow_m": road_follow_m},
+                     "road_follow_m": road_follow_m, "households_per_worker": s.households_per_worker,
+                     "special_group_weight": s.special_group_weight},
         "timings_s": {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
                       "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)},
     }
@@ -557,6 +560,7 @@ def _balance_summary(grid_rows: list[dict], *, pp: np.ndarray, households: int, 
     hh_counts = np.array([r["households"] for r in grid_rows]) if grid_rows else np.zeros(0)
     return {"grids": len(grid_rows), "in_band": int(sum(r["in_band"] for r in grid_rows)),
             "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
+            "over_capacity": int(sum(r["over_capacity"] for r in grid_rows)),
             "households_min": int(hh_counts.min()) if len(hh_counts) else 0,
             "households_max": int(hh_counts.max()) if len(hh_counts) else 0,
             "mean_polsby_popper": round(float(np.nanmean(pp)), 3) if len(pp) else None,
@@ -612,6 +616,8 @@ def _grid_rows(new: gpd.GeoDataFrame, work: pd.DataFrame, *, pp: np.ndarray, roa
                "households": int(w["households"]), "persons": int(w["persons"]), "workers": int(w["workers"]),
                "households_per_worker": _num(w["households_per_worker"]),
                "persons_per_worker": _num(w["persons_per_worker"]),
+               "workload": _num(w["workload"]), "over_capacity": bool(w["over_capacity"]),
+               "staff_missing": w["staff_missing"],
                "in_band": bool(lo <= w["households"] <= hi),
                "polsby_popper": round(float(pp[i]), 3), "road_share": _num(road_share[i], 3),
                "basic_share": _num(basic_new.get(r.id), 4),
@@ -929,14 +935,15 @@ def reassess(ctx: RedrawContext, households: gpd.GeoDataFrame, grids: gpd.GeoDat
     hh_per = out_grids["households"]
     summary["grids"] = dict(summary.get("grids") or {}, count=int(len(out_grids)),
                             over_capacity=int(out_grids["over_capacity"].sum()),
-                            unstaffed=int(out_grids["unstaffed"].sum()),
+                            unstaffed=int(out_grids["unstaffed"].sum()), **staffing_summary(out_grids),
                             households_min=int(hh_per.min()) if len(hh_per) else 0,
                             households_max=int(hh_per.max()) if len(hh_per) else 0)
     summary["per_grid"] = [
         {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
-         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings)}
+         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings),
+         "staff_missing": r.staff_missing}
         for r in out_grids[["id", "community_id", "households", "persons", "workers", "over_capacity",
-                            "split_buildings"]].itertuples(index=False)]
+                            "split_buildings", "staff_missing"]].itertuples(index=False)]
     layers = {"households": households, "grids": out_grids.to_crs(4326),
               "input_grids": grids.to_crs(4326), "coverage_issues": issues.to_crs(4326)}
     return layers, summary

@@ -38,6 +38,10 @@ class Settings:
     split_min_share: float = 0.02
     #: The plan's standard: one full-time grid worker per 300 households.
     households_per_worker: int = 300
+    #: What a special-group household counts for in the workload (its visits cost time): 1.0 counts every
+    #: household once (the plan's rule as written); e.g. 1.5 makes 200 special-group households weigh 300.
+    #: Used alike by the scorecard, ``redraw check`` and ``redraw propose`` (geo.workload).
+    special_group_weight: float = 1.0
     #: Derive the urban-rural fringe from building heights when the data name none (geo.areas).
     derive_fringe: bool = False
 

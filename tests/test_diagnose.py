@@ -122,3 +122,30 @@ def test_full_time_workers_field_changes_the_load(tiny):
     hh = pd.DataFrame({"grid_id": ["G1"] * 500, "persons": 1.0})
     w = grid_workload(grids, hh)
     assert w.iloc[0]["households_per_worker"] == 250 and not w.iloc[0]["over_capacity"]
+
+
+def test_workload_weighs_special_groups_only_when_asked(tiny):
+    hh = pd.DataFrame({"grid_id": ["G2"] * 280, "persons": 1.0, "elderly_alone": [True] * 40 + [False] * 240})
+    plain = grid_workload(tiny["grids"], hh)
+    plain.index = tiny["grids"]["id"]
+    assert plain.loc["G2", "workload"] == 280 and not plain.loc["G2", "over_capacity"]
+    weighed = grid_workload(tiny["grids"], hh, settings=Settings(special_group_weight=1.5))
+    weighed.index = tiny["grids"]["id"]
+    # 240 + 40 x 1.5 = 300: at the standard, not over; the households themselves are still 280
+    assert weighed.loc["G2", "workload"] == 300 and weighed.loc["G2", "households"] == 280
+    assert weighed.loc["G2", "households_per_worker"] == 300 and not weighed.loc["G2", "over_capacity"]
+    more = grid_workload(tiny["grids"], hh, settings=Settings(special_group_weight=2.0))
+    more.index = tiny["grids"]["id"]
+    assert more.loc["G2", "workload"] == 320 and more.loc["G2", "over_capacity"]
+
+
+def test_each_grid_says_which_of_its_three_staff_are_missing(tiny):
+    grids = tiny["grids"].copy()
+    grids["info_officer_name"] = ["信一", None, "信三", "信四", "信五"]
+    grids["mediator_name"] = ["调一", "调二", "", "调四", "调五"]
+    w = grid_workload(grids, pd.DataFrame({"grid_id": ["G1"], "persons": 1.0}))
+    w.index = grids["id"]
+    assert w.loc["G1", "staff_missing"] == "" and w.loc["G1", "staffing_complete"]
+    assert w.loc["G2", "staff_missing"] == "info_officer" and w.loc["G2", "part_time_officers"] == 1
+    assert w.loc["G3", "staff_missing"] == "mediator"
+    assert w.loc["G5", "staff_missing"] == "full_time_worker" and not w.loc["G5", "staffing_complete"]

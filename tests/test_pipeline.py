@@ -81,6 +81,37 @@ def test_grid_workload_and_the_grid_without_a_worker(sample):
     assert grids["elderly_alone"].sum() > 0 and "basic_share" in grids.columns
 
 
+def test_the_sample_is_mostly_within_the_workload_rule_with_its_planted_shortfalls(sample):
+    analysis, out = sample
+    grids = analysis.grids.set_index("id")
+    # three grids planted one full-time worker short, and the grid without a worker
+    assert set(grids.index[grids["over_capacity"]]) == {"G01-03", "G01-09", "G03-04", "G01-15"}
+    staffed = grids[grids["workers"] > 0]
+    assert (staffed["households_per_worker"] <= 300).mean() > 0.95
+    # 一格三员: the planted grids name what they lack
+    missing = grids.loc[grids["staff_missing"] != "", "staff_missing"].to_dict()
+    assert missing == {"G01-12": "mediator", "G02-03": "mediator", "G04-04": "info_officer",
+                       "G05-12": "info_officer,mediator", "G01-15": "full_time_worker"}
+    s = analysis.summary["grids"]
+    assert s["staffing_incomplete"] == 5 and s["staff_missing"] == {"full_time_worker": 1, "info_officer": 2,
+                                                                    "mediator": 3}
+    assert (s["full_time_workers"], s["part_time_officers"], s["full_time_share"]) == (128, 131, 0.4942)
+    layer = json.loads((out / "grids.geojson").read_text(encoding="utf-8"))["features"]
+    assert {"staff_missing", "staffing_complete", "part_time_officers", "workload"} <= set(layer[0]["properties"])
+
+
+def test_the_scorecard_measures_the_full_time_share_per_community_and_street(sample):
+    analysis, _ = sample
+    card = analysis.scorecard
+    share = card[card["indicator"] == "full_time_share"]
+    assert set(share["level"]) == {"community", "street"} and (share["target"] == 0.8).all()
+    street = share[share["level"] == "street"].iloc[0]
+    # 128 full-time workers among 259 grid staff: below the plan's 80% under 一格三员's two part-time officers
+    assert (street["numerator"], street["denominator"], street["value"], street["pass"]) == (128, 259, 0.4942, False)
+    load = card[(card["level"] == "street") & (card["indicator"] == "households_per_worker")].iloc[0]
+    assert load["target"] == 300 and load["value"] <= 300 and load["pass"]
+
+
 def test_the_old_estate_with_unregistered_tenants_is_an_old_estate(sample):
     analysis, _ = sample
     hh = analysis.households

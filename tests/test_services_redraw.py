@@ -27,7 +27,8 @@ def _grids(redraw, community="C1", worker="新网格员"):
 def test_a_check_of_the_current_grids_is_valid_and_moves_nobody_and_a_gap_is_not(redraw):
     check = redraw.check(_grids(redraw))
     assert check["valid"] and check["base_version"] == 1 and check["moved"]["households"] == 0
-    assert tuple(check["band"]) == (300, 500)
+    assert tuple(check["band"]) == (150, 300)  # one full-time worker per grid: the workload rule's band
+    assert "from the workload rule" in check["notes"][0]
     gap = _grids(redraw).iloc[:-1]
     check = redraw.check(gap, band=(200, 600))
     assert not check["valid"] and check["gaps"] and tuple(check["band"]) == (200, 600)
@@ -85,3 +86,44 @@ def test_a_second_editor_of_the_same_community_gets_a_conflict_and_a_draft_appli
         redraw.apply_draft(pid, author="李娜", reason="再")
     with pytest.raises(WorkspaceError, match="no proposal"):
         redraw.draft("nope")
+
+
+# ---------------------------------------------------------------- the workload rule on the sample (GeoPackage only)
+@pytest.fixture(scope="module")
+def sample_redraw(sample_analysis):
+    from gridcover.store import open_workspace
+
+    return RedrawService(open_workspace(sample_analysis[1]))
+
+
+def test_a_sample_proposal_takes_its_band_from_staffing_and_names_every_grid_over_the_rule(sample_redraw):
+    grids, check, notes = sample_redraw.propose("510105001003")
+    assert tuple(check["band"]) == (300, 600) and check["valid"]  # two full-time workers in its typical grid
+    assert notes[0].startswith("band 300-600 households per grid from the workload rule: 2 full-time worker(s)")
+    staff = next(n for n in notes if n.startswith("full-time workers allotted by the workload rule"))
+    assert "the community has 15" in staff
+    over = [r for r in check["grids"] if r["over_capacity"]]
+    assert check["summary"]["over_capacity"] == len(over)
+    for r in over:  # every grid over the rule is in the notes, with why and what it needs
+        assert any(n.startswith(f"grid {r['id']} is over the workload rule (300 per worker)") and "needs" in n
+                   for n in notes)
+    within = [r for r in check["grids"] if not r["over_capacity"]]
+    assert within and all(r["workload"] <= 300 * r["workers"] for r in within)
+
+
+def test_a_sample_proposal_banded_to_whole_two_worker_grids_has_no_grid_over_the_rule(sample_redraw):
+    grids, check, notes = sample_redraw.propose("510105001003", band=(450, 600))
+    assert check["valid"] and check["summary"]["over_capacity"] == 0
+    assert all(r["households_per_worker"] <= 300 for r in check["grids"])
+    assert not any("above the workload rule" in n for n in notes)  # 600 is two workers' share: no warning
+    assert (grids["full_time_workers"] >= 1).all()
+
+
+def test_a_band_above_the_rule_is_kept_with_a_warning(sample_redraw):
+    current = sample_redraw.context().grids_of({"510105001003"}).reset_index(drop=True)
+    check = sample_redraw.check(current, band=(300, 700))
+    assert check["band"] == [300, 700]
+    assert check["notes"] == ["the band 300-700 lets a grid of 2 full-time workers hold up to 700 households, above "
+                              "the workload rule (300 per worker): such grids show as over capacity"]
+    # the current grids, checked: the planted overloaded grid G03-04 is over the rule, as the scorecard says
+    assert {r["id"] for r in check["grids"] if r["over_capacity"]} == {"G03-04"}
