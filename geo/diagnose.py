@@ -29,7 +29,7 @@ import shapely
 
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
-from geo.workload import grid_staffing, grid_workers, is_over_capacity, workload_weights
+from geo.workload import grid_part_time_workers, grid_staffing, grid_workers, is_over_capacity, workload_weights
 
 ISSUE_KINDS = ("gap", "overlap", "outside_community", "split_building")
 _ISSUE_COLUMNS = ["kind", "community_id", "grid_ids", "building_id", "area_m2", "sliver", "households", "persons"]
@@ -187,7 +187,8 @@ def grid_workload(grids: gpd.GeoDataFrame, households: pd.DataFrame, *, building
 
     ``households`` holds ``grid_id``, ``persons`` and the special-group flags. ``workload`` is the weighted
     household count (geo.workload: ``special_group_weight``; equal to ``households`` by default) and
-    ``households_per_worker``, ``load_ratio`` and ``over_capacity`` are measured on it; ``part_time_officers``,
+    ``households_per_worker``, ``load_ratio`` and ``over_capacity`` are measured on it; ``part_time_workers``
+    (兼职网格员, 0 where not given) counts in 网格员专职化比例 only; ``part_time_officers``,
     ``staff_missing`` and ``staffing_complete`` are the 一格三员 check (:func:`geo.workload.grid_staffing`).
     Returns a frame aligned with ``grids``.
     """
@@ -198,6 +199,7 @@ def grid_workload(grids: gpd.GeoDataFrame, households: pd.DataFrame, *, building
     out["households"] = groups.size().reindex(gid).fillna(0).astype(np.int64)
     out["persons"] = groups["persons"].sum().reindex(gid).fillna(0).astype(np.int64)
     out["workers"] = grid_workers(grids)
+    out["part_time_workers"] = grid_part_time_workers(grids)
     weights = workload_weights(assigned, settings=settings)
     out["workload"] = pd.Series(weights, index=assigned.index).groupby(assigned["grid_id"]).sum() \
         .reindex(gid).fillna(0).round(1).to_numpy()

@@ -46,7 +46,7 @@ from geo.errors import ConfigError
 from geo.reach import ReachConfig
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
-from geo.workload import full_time_share, grid_staffing, workload_weights
+from geo.workload import full_time_share, grid_part_time_workers, workload_weights
 
 REASONS = ("no_grid", "overlapping_grids", "grid_over_capacity", "missing_services", "special_group_unreached",
            "visit_overdue", "unregistered_building")
@@ -259,8 +259,9 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
 
     A value is ``None`` (and ``pass`` too) where the data cannot say: no member of the group, no field.
     ``households_per_worker`` is the workload rule of geo.workload (weighted households ÷ full-time workers
-    against ``settings.households_per_worker``); ``full_time_share`` (专职化比例) is full-time workers ÷ all grid
-    staff (``grids`` carry ``workers`` and ``part_time_officers`` as :func:`geo.diagnose.grid_workload` gives them).
+    against ``settings.households_per_worker``); ``full_time_share`` (网格员专职化比例) is full-time workers ÷ all
+    grid workers, full-time and part-time (``grids`` carry ``workers`` as :func:`geo.diagnose.grid_workload` gives
+    them and ``part_time_workers``, 0 where missing; the part-time officers 信息员 and 调解员 are not grid workers).
     """
     t = config.targets
     weights = workload_weights(households, settings=settings)
@@ -323,11 +324,11 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
             rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "households_per_worker",
                          "value": value, "target": target, "pass": (value <= target) if value is not None else False,
                          "numerator": int(hh) if hh == int(hh) else hh, "denominator": workers})
-            # 专职化比例: full-time workers among all grid staff (with the part-time officers)
-            officers = g["part_time_officers"] if "part_time_officers" in g.columns else grid_staffing(g)["part_time_officers"]
-            share = full_time_share(g["workers"], officers)
+            # 网格员专职化比例: full-time among the grid workers (full-time and part-time 网格员)
+            part_time = grid_part_time_workers(g)
+            share = full_time_share(g["workers"], part_time)
             target = t.get("full_time_share", 0.80)
             rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "full_time_share",
                          "value": share, "target": target, "pass": (share >= target) if share is not None else None,
-                         "numerator": workers, "denominator": workers + int(officers.sum()) if len(g) else 0})
+                         "numerator": workers, "denominator": workers + int(part_time.sum()) if len(g) else 0})
     return pd.DataFrame(rows)

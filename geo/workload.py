@@ -8,7 +8,8 @@ of ``redraw propose`` (:func:`workload_band`).
 
 The staffing checks: each grid has at least one full-time worker and the two part-time officers (information
 officer 信息员, mediator 调解员) or names what is missing (:func:`grid_staffing`); the share of full-time workers
-among all grid staff (专职化比例) is :func:`full_time_share`.
+among the grid workers (网格员专职化比例: full-time and part-time grid workers, ``part_time_workers``; the part-time
+officers are not grid workers) is :func:`full_time_share`.
 
 Example
 -------
@@ -57,6 +58,21 @@ def grid_workers(grids: pd.DataFrame) -> np.ndarray:
     else:
         workers = pd.Series(pd.NA, index=grids.index, dtype="Int64")
     return workers.fillna(default).to_numpy(dtype=np.int64)
+
+
+def grid_part_time_workers(grids: pd.DataFrame) -> np.ndarray:
+    """Part-time grid workers (兼职网格员) of each grid: ``part_time_workers`` where given, else 0.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> grid_part_time_workers(pd.DataFrame({"part_time_workers": [2, None]})).tolist()
+    [2, 0]
+    """
+    if "part_time_workers" not in grids.columns:
+        return np.zeros(len(grids), dtype=np.int64)
+    values = pd.to_numeric(grids["part_time_workers"], errors="coerce").round().astype("Int64")
+    return values.fillna(0).clip(lower=0).to_numpy(dtype=np.int64)
 
 
 def workload_weights(households: pd.DataFrame, *, settings: Settings = Settings()) -> np.ndarray:
@@ -209,23 +225,28 @@ def grid_staffing(grids: pd.DataFrame) -> pd.DataFrame:
                          "staff_missing": missing, "staffing_complete": has.all(axis=1)}, index=grids.index)
 
 
-def full_time_share(workers, part_time_officers) -> float | None:
-    """专职化比例: full-time workers ÷ all grid staff (full-time workers + part-time officers); None without staff.
+def full_time_share(workers, part_time_workers) -> float | None:
+    """网格员专职化比例: full-time grid workers ÷ all grid workers (full-time + part-time grid workers 兼职网格员);
+    None without grid workers. The part-time officers of 一格三员 (信息员, 调解员) are not grid workers: a grid
+    staffed exactly by 一格三员 has a share of 1.
 
     Examples
     --------
-    >>> full_time_share([2, 1], [2, 1])
-    0.5
+    >>> full_time_share([2, 1], [0, 1])
+    0.75
+    >>> full_time_share([1], [0])
+    1.0
     """
     full = int(np.sum(workers))
-    total = full + int(np.sum(part_time_officers))
+    total = full + int(np.sum(part_time_workers))
     return round(full / total, 4) if total else None
 
 
 def staffing_summary(grids: pd.DataFrame) -> dict:
     """The 一格三员 check and 专职化比例 of some grids (with :func:`geo.diagnose.grid_workload`'s columns), for
     summary.json: ``staffing_incomplete`` (grids), ``staff_missing`` (grids per role), ``full_time_workers``,
-    ``part_time_officers`` and ``full_time_share``.
+    ``part_time_workers``, ``part_time_officers`` and ``full_time_share`` (``part_time_workers`` 0 where the
+    grids lack the column).
 
     Examples
     --------
@@ -236,11 +257,13 @@ def staffing_summary(grids: pd.DataFrame) -> dict:
     {'full_time_worker': 1, 'info_officer': 0, 'mediator': 1}
     """
     missing = "," + grids["staff_missing"].astype(str) + ","
+    part_time = grid_part_time_workers(grids)
     return {"staffing_incomplete": int((~grids["staffing_complete"].astype(bool)).sum()),
             "staff_missing": {role: int(missing.str.contains(f",{role},", regex=False).sum()) for role in ROLES},
             "full_time_workers": int(grids["workers"].sum()),
+            "part_time_workers": int(part_time.sum()),
             "part_time_officers": int(grids["part_time_officers"].sum()),
-            "full_time_share": full_time_share(grids["workers"], grids["part_time_officers"])}
+            "full_time_share": full_time_share(grids["workers"], part_time)}
 
 
 def _named(frame: pd.DataFrame, column: str) -> np.ndarray:

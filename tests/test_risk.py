@@ -127,14 +127,20 @@ def test_scorecard_rows_against_the_plans_targets():
 def test_scorecard_measures_full_time_share_and_weighted_workload():
     hh = _households([{"elderly_alone": True}, {}, {}, {}])
     grids = pd.DataFrame({"id": ["G1", "G2"], "community_id": ["C1", "C1"], "workers": [2, 1],
-                          "part_time_officers": [2, 1]})
+                          "part_time_workers": [1, 0], "part_time_officers": [2, 2]})
     comms = pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]})
     streets = pd.DataFrame({"id": ["S1"], "name": ["测试街道"]})
     card = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids, communities=comms, streets=streets, config=CFG)
     share = card[(card["level"] == "street") & (card["indicator"] == "full_time_share")].iloc[0]
-    # 3 full-time workers among 6 grid staff: 50%, below the plan's 80%
-    assert (share["value"], share["target"], share["pass"]) == (0.5, 0.8, False)
-    assert (share["numerator"], share["denominator"]) == (3, 6)
+    # 3 full-time among 4 grid workers (one part-time 兼职网格员): 75%, below the plan's 80%; the four part-time
+    # officers (信息员, 调解员) are not grid workers and do not count
+    assert (share["value"], share["target"], share["pass"]) == (0.75, 0.8, False)
+    assert (share["numerator"], share["denominator"]) == (3, 4)
+    # grids staffed exactly as 一格三员 (1 full-time + 2 part-time officers) are fully professional: 100%
+    plain = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids.drop(columns="part_time_workers"),
+                            communities=comms, streets=streets, config=CFG)
+    share = plain[(plain["level"] == "community") & (plain["indicator"] == "full_time_share")].iloc[0]
+    assert (share["value"], share["pass"], share["denominator"]) == (1.0, True, 3)
     load = card[(card["level"] == "community") & (card["indicator"] == "households_per_worker")].iloc[0]
     assert (load["value"], load["target"], load["numerator"]) == (round(4 / 3, 1), 300, 4)
     weighed = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids, communities=comms, streets=streets, config=CFG,

@@ -5,8 +5,9 @@ import pytest
 
 from geo.risk import WATCHED_GROUPS
 from geo.settings import Settings
-from geo.workload import (FLOOR_SHARE, WEIGHTED_GROUPS, band_warning, full_time_share, grid_staffing, grid_workers,
-                          is_over_capacity, staffing_band, workload_band, workload_weights)
+from geo.workload import (FLOOR_SHARE, WEIGHTED_GROUPS, band_warning, full_time_share, grid_part_time_workers,
+                          grid_staffing, grid_workers, is_over_capacity, staffing_band, staffing_summary, workload_band,
+                          workload_weights)
 
 
 def test_full_time_workers_come_from_the_field_else_from_a_named_worker():
@@ -64,7 +65,15 @@ def test_yi_ge_san_yuan_names_the_missing_roles():
     assert grid_staffing(pd.DataFrame({"worker_name": ["甲"]}))["staff_missing"].tolist() == ["info_officer,mediator"]
 
 
-def test_the_full_time_share_counts_every_grid_staff_member():
-    assert full_time_share([1], [2]) == pytest.approx(1 / 3, abs=1e-4)  # exactly 一格三员
+def test_the_full_time_share_counts_full_and_part_time_grid_workers_only():
+    # 网格员专职化比例: full-time ÷ (full-time + part-time grid workers); a grid of 一格三员 has no part-time
+    # grid worker (its information officer and mediator are not grid workers), so its share is 100%
+    assert full_time_share([1], [0]) == 1.0
     assert full_time_share([2, 2], [0, 1]) == 0.8
+    assert full_time_share([1, 1], [1, 1]) == 0.5
     assert full_time_share([], []) is None
+    grids = pd.DataFrame({"workers": [1, 2], "part_time_officers": [2, 2], "part_time_workers": [1, None],
+                          "staffing_complete": [True, True], "staff_missing": ["", ""]})
+    assert grid_part_time_workers(grids).tolist() == [1, 0]
+    summary = staffing_summary(grids)
+    assert (summary["part_time_workers"], summary["part_time_officers"], summary["full_time_share"]) == (1, 4, 0.75)
