@@ -1,4 +1,4 @@
-"""Grid diagnostics: gaps, overlaps, grids outside their community, split buildings, workload.
+"""Grid diagnostics: gaps, overlaps, grids outside their community, split buildings, grid codes, workload.
 
 Coverage checks run after snapping coordinates to ``settings.precision_m``
 (shapely ``set_precision``), per community: shapely's coverage validation
@@ -27,11 +27,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.gridcodes import CODE_ISSUE_KINDS, CodePattern, check_codes
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 from geo.workload import grid_part_time_workers, grid_staffing, grid_workers, is_over_capacity, workload_weights
 
-ISSUE_KINDS = ("gap", "overlap", "outside_community", "split_building")
+#: Kinds of coverage issue: the geometric ones, then those of the grid codes (geo.gridcodes: malformed,
+#: duplicate, not under the community's statistical code).
+ISSUE_KINDS = ("gap", "overlap", "outside_community", "split_building", *CODE_ISSUE_KINDS)
 _ISSUE_COLUMNS = ["kind", "community_id", "grid_ids", "building_id", "area_m2", "sliver", "households", "persons"]
 
 
@@ -64,8 +67,12 @@ def community_coverage(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *
 
 def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
                          buildings: gpd.GeoDataFrame | None, building_grid: pd.DataFrame | None,
-                         located: pd.DataFrame, *, settings: Settings = Settings()) -> gpd.GeoDataFrame:
-    """Gap, overlap, outside-community and split-building polygons with the households inside.
+                         located: pd.DataFrame, *, settings: Settings = Settings(),
+                         codes: bool = True) -> gpd.GeoDataFrame:
+    """Gap, overlap, outside-community and split-building polygons with the households inside, and (with
+    ``codes``) the grids whose given code is malformed, duplicate or not under their community's code
+    (:func:`geo.gridcodes.check_codes`, the grid as geometry, ``code`` and ``detail`` set; other rows leave
+    them empty).
 
     ``located`` holds one row per household with ``x``, ``y`` (metric), ``persons`` and ``building_id``.
     """
@@ -127,8 +134,16 @@ def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
         }
         frames.append(_issue_frame("split_building", geoms, attrs, settings, min_area=0.0))
 
+    if codes and "code" in grids.columns:
+        found = check_codes(grids, communities, pattern=CodePattern.of(settings))
+        if len(found):
+            frames.append(pd.DataFrame(found.drop(columns=["id", "households", "persons"])))
+
     issues = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else _issue_frame("gap", np.array([], dtype=object), {}, settings)
     issues = gpd.GeoDataFrame(issues, geometry="geometry", crs=crs)
+    for column in ("code", "detail"):
+        if column not in issues.columns:
+            issues[column] = None
     _count_households(issues, located)
     issues.insert(0, "id", [f"{k}-{i + 1}" for k, i in zip(issues["kind"], issues.groupby("kind").cumcount())])
     return issues

@@ -30,6 +30,7 @@ from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, 
 from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
+from geo.gridcodes import CodePattern, fill_codes
 from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.reach import CONFIG_NAME as CATEGORIES_FILE
@@ -401,6 +402,8 @@ def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, comm
     out_grids = grids.drop(columns=[c for c in workload.columns if c in grids.columns])
     out_grids = pd.concat([out_grids.drop(columns="geometry"), workload, out_grids[["geometry"]]], axis=1)
     out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
+    # every grid gets its standard code (网格编码): a given one as it is, the missing ones made (code_generated)
+    out_grids = fill_codes(out_grids, communities, pattern=CodePattern.of(settings))
     coverage = community_coverage(grids, communities, settings=settings)
 
     return out_grids, issues, coverage
@@ -787,6 +790,7 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
             "households_per_worker_standard": data.settings.households_per_worker,
             "special_group_weight": data.settings.special_group_weight,
             **staffing_summary(grids),
+            "codes_generated": int(grids["code_generated"].sum()) if "code_generated" in grids.columns else 0,
             "households_min": int(grids["households"].min()) if len(grids) else 0,
             "households_max": int(grids["households"].max()) if len(grids) else 0,
         },

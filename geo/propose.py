@@ -1070,7 +1070,7 @@ def _current_unit_grid(units: Units, grids: gpd.GeoDataFrame, precision_m: float
 
 #: Fields copied from the current grid whose id a proposed grid takes.
 CARRIED_FIELDS = ("name", "worker_name", "worker_phone", "full_time_workers", "info_officer_name",
-                  "info_officer_phone", "mediator_name", "mediator_phone")
+                  "info_officer_phone", "mediator_name", "mediator_phone", "part_time_workers", "code")
 
 
 def _name_grids(frame: gpd.GeoDataFrame, cid: str, current: gpd.GeoDataFrame | None,

@@ -70,7 +70,7 @@ from geo.workload import staffing_summary
 ROAD_FOLLOW_M = 15.0
 #: Fields of a grid that a proposal carries (the rest is computed).
 GRID_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
-               "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")
+               "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone", "part_time_workers", "code")
 #: A new grid "merges" old grids that each send it at least this share of their households; an old grid is
 #: "split" when at least two new grids each receive this share of its households.
 MERGE_SPLIT_SHARE = 0.2

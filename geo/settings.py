@@ -44,6 +44,11 @@ class Settings:
     special_group_weight: float = 1.0
     #: Derive the urban-rural fringe from building heights when the data name none (geo.areas).
     derive_fringe: bool = False
+    #: The standard grid code (网格编码, geo.gridcodes): digits of the community's statistical code, digits of
+    #: the sequence and the text between them (default 12 + 3 digits, no separator: 510105001001007).
+    code_community_digits: int = 12
+    code_sequence_digits: int = 3
+    code_separator: str = ""
 
     def with_overrides(self, values: dict) -> "Settings":
         """A copy with the given fields replaced; unknown names raise ``KeyError``."""

@@ -39,7 +39,8 @@ class ConflictError(GridcoverError):
 
 #: Fields of a grid kept in history (what a user draws; the rest is computed).
 HISTORY_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
-                  "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")
+                  "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone", "part_time_workers",
+                  "code")
 
 
 @dataclass(frozen=True)
