@@ -54,6 +54,7 @@ from scipy.spatial import Delaunay
 
 from geo.diagnose import polygonal_parts
 from geo.errors import GridcoverError
+from geo.gridcodes import STANDARD, CodePattern, assign_codes
 from geo.workload import workload_band
 
 #: Default band of households per grid: a grid of one full-time worker within the workload rule (geo.workload:
@@ -945,7 +946,8 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
                   band: str | tuple[int, int] = DEFAULT_BAND,
                   current_grids: gpd.GeoDataFrame | None = None, keep_current: bool = False,
                   roads: gpd.GeoDataFrame | None = None, spacing_m: float = 10.0, simplify_m: float = 5.0,
-                  road_penalty_m: float = 60.0, precision_m: float = 0.01) -> Proposal:
+                  road_penalty_m: float = 60.0, precision_m: float = 0.01, code_pattern: CodePattern = STANDARD,
+                  taken_codes=()) -> Proposal:
     """Balanced grids for one community (all inputs in one metric CRS).
 
     Parameters
@@ -962,6 +964,11 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
         current grids are the start and are changed only as much as the band needs.
     roads
         Road centre lines: growing a grid across one costs ``road_penalty_m`` more, so boundaries follow them.
+    code_pattern, taken_codes
+        New grids are named by the next free standard codes of the community (its ``code`` column; geo.gridcodes,
+        in reading order, after every code in ``taken_codes``, e.g. those of the grid history, so a retired code
+        is never reused); a grid keeping a current grid's id keeps its code. Without a community code new grids
+        are ``<community>-N01`` … and a note says so.
     """
     import time
 
@@ -999,7 +1006,11 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
     nunits = np.bincount(unit_grid, minlength=n_grids)
     frame = gpd.GeoDataFrame({"community_id": cid, "households": hh, "persons": pp, "units": nunits},
                              geometry=polys, crs=buildings.crs)
-    frame = _name_grids(frame, cid, current_grids, precision_m)
+    frame = _name_grids(frame, cid, current_grids, precision_m, community=community if isinstance(
+        community, gpd.GeoDataFrame) else None, pattern=code_pattern, taken=taken_codes)
+    if frame["code"].isna().any():
+        notes.append(f"community {cid} has no {code_pattern.community_digits}-digit statistical code "
+                     f"(communities.code): its new grids get no standard code and are named {cid}-N01 …")
     notes += _balance_notes(units, hh, band=(lo, hi))
     return Proposal(grids=frame, unit_grid=unit_grid, units=units, band=(lo, hi), maximum=maximum, notes=notes,
                     timings={"units": round(t1 - t0, 3), "tessellate": round(t2 - t1, 3),
@@ -1074,9 +1085,11 @@ CARRIED_FIELDS = ("name", "worker_name", "worker_phone", "full_time_workers", "i
 
 
 def _name_grids(frame: gpd.GeoDataFrame, cid: str, current: gpd.GeoDataFrame | None,
-                precision_m: float) -> gpd.GeoDataFrame:
-    """Give each proposed grid the id (and name, workers) of the current grid it overlaps most, one to one;
-    the others get new ids ``<community>-N01`` …"""
+                precision_m: float, *, community: gpd.GeoDataFrame | None = None,
+                pattern: CodePattern = STANDARD, taken=()) -> gpd.GeoDataFrame:
+    """Give each proposed grid the id (and name, workers, code) of the current grid it overlaps most, one to one;
+    every grid without a code gets the next free code of the community (geo.gridcodes) and a new grid takes
+    its code as id (``<community>-N01`` … where the community has no code)."""
     n = len(frame)
     ids = np.full(n, None, dtype=object)
     carried = {f: np.full(n, None, dtype=object) for f in CARRIED_FIELDS}
@@ -1101,8 +1114,16 @@ def _name_grids(frame: gpd.GeoDataFrame, cid: str, current: gpd.GeoDataFrame | N
     used = set(str(v) for v in ids if v is not None)
     if current is not None:
         used |= set(current["id"].astype(str))
+    if community is not None and "code" in community.columns:
+        named = gpd.GeoDataFrame({"id": [f"{i:06d}" for i in range(n)], "community_id": cid,
+                                  "code": carried["code"]}, geometry=frame.geometry.to_numpy(), crs=frame.crs)
+        codes = assign_codes(named, community.assign(id=cid), pattern=pattern, taken=taken)
+        carried["code"] = codes.astype(object).where(codes.notna(), None).to_numpy()
     k = 1
     for i in range(n):
+        if ids[i] is None and isinstance(carried["code"][i], str) and carried["code"][i] not in used:
+            ids[i] = carried["code"][i]
+            used.add(ids[i])
         if ids[i] is None:
             while f"{cid}-N{k:02d}" in used:
                 k += 1

@@ -60,6 +60,7 @@ from geo.assign import assign_households, building_grids
 from geo.crs import local_metric_crs
 from geo.diagnose import community_coverage, grid_coverage_issues, grid_workload, polygonal_parts
 from geo.errors import InputError
+from geo.gridcodes import CodePattern, check_codes
 from geo.propose import (DEFAULT_BAND, _reattach_crumbs, dissolve_cells, exact_coverage, parse_band, polsby_popper,
                           tessellate)
 from geo.schema import SPECIAL_GROUPS
@@ -468,7 +469,8 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     """Validity, balance, shape and the diff of a proposal (metric grids with ``id``, ``community_id``).
 
     Returns a JSON-ready dict; ``valid`` is true when the proposal has no gap, overlap, part outside its
-    community, grid in several pieces, split building or split estate (other than one above the ceiling).
+    community, grid in several pieces, split building or split estate (other than one above the ceiling),
+    and makes no grid code problem (``codes``: :func:`check_proposal_codes`).
     Balance against the band is reported per grid (``in_band``) and in ``all_in_band`` but does not make a
     proposal invalid (a street office may have its reasons; the report shows them). The module docstring
     shows one.
@@ -500,6 +502,8 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     gp, coverage, problems = check["gp"], check["coverage"], check["problems"]
     gaps, overlaps, outside = check["gaps"], check["overlaps"], check["outside"]
     non_contiguous, split_b, split_estates = check["non_contiguous"], check["split_b"], check["split_estates"]
+    codes = check_proposal_codes(ctx, new)
+    problems += codes["problems"]
     t3 = time.perf_counter()
 
     # ---- balance and shape
@@ -530,6 +534,7 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
         "communities": _community_rows(cids, old=old, new=new, hh=hh, coverage=coverage),
         "gaps": gaps, "overlaps": overlaps, "outside_community": outside,
         "non_contiguous": non_contiguous, "split_buildings": split_b, "split_estates": split_estates,
+        "codes": codes,
         "grids": grid_rows,
         "summary": _balance_summary(grid_rows, pp=pp, households=len(hh), lo=lo),
         "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
@@ -543,6 +548,49 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
         "timings_s": {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
                       "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)},
     }
+
+
+def check_proposal_codes(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> dict:
+    """The grid codes (网格编码) of a proposal against the whole grids layer after it (geo.gridcodes).
+
+    A malformed code, a code on two grids (of the proposal, or one of the proposal and one of another
+    community) and a code not under its community's statistical code are ``problems`` (the proposal is not
+    valid) when the proposal makes them, and ``notes`` when the current grids already have the same issue (the
+    redraw did not cause it and need not wait for its repair). Grids without a code are listed in
+    ``without_code`` (``redraw check`` and ``apply`` give them the next free codes first).
+
+    Returns
+    -------
+    dict
+        ``issues`` (``kind``, ``grid_ids``, ``code``, ``detail``, ``new``), ``problems``, ``notes``,
+        ``without_code`` (grid ids).
+    """
+    pattern = CodePattern.of(ctx.settings)
+    mine = set(proposal["id"].astype(str))
+    own = proposal["code"] if "code" in proposal.columns else pd.Series(None, index=proposal.index, dtype=object)
+    text = own.astype("string").str.strip()
+    without = proposal["id"].astype(str)[(text.isna() | (text == "")).to_numpy()].tolist()
+    out = {"issues": [], "problems": [], "notes": [], "without_code": without}
+    if own.isna().all() and "code" not in ctx.grids.columns:
+        return out
+    after = grids_after(ctx, proposal)
+    if "code" not in after.columns:
+        return out
+    found = check_codes(after, ctx.communities, pattern=pattern)
+    before = (check_codes(ctx.grids, ctx.communities, pattern=pattern) if "code" in ctx.grids.columns
+              else found.iloc[:0])
+    known = set(zip(before["kind"], before["code"].astype(str)))
+    for r in found.itertuples(index=False):
+        if not mine & set(str(r.grid_ids).split(",")):
+            continue
+        new = (r.kind, str(r.code)) not in known
+        out["issues"].append({"kind": r.kind, "grid_ids": r.grid_ids, "code": str(r.code), "detail": r.detail,
+                              "new": new})
+        if new:
+            out["problems"].append(r.detail)
+        else:
+            out["notes"].append(f"{r.detail} (as in the current grids)")
+    return out
 
 
 def _community_rows(cids: set[str], *, old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, hh: pd.DataFrame,
@@ -572,7 +620,7 @@ def _validity(new: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, buildings: gpd.Geo
               hi: int, settings: Settings) -> dict:
     """The validity part of :func:`check_proposal`: the issues found and the problems that make it invalid."""
     s = settings
-    issues = grid_coverage_issues(new, comms, buildings, bg, located, settings=s)
+    issues = grid_coverage_issues(new, comms, buildings, bg, located, settings=s, codes=False)
     coverage = community_coverage(new, comms, settings=s)
     gp = shapely.set_precision(new.geometry.to_numpy(), s.precision_m)
     parts = shapely.get_num_geometries(gp)

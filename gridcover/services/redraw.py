@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from geo.errors import InputError
+from geo.gridcodes import CodePattern, fill_codes
 from geo.propose import propose_grids
 from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_after, grids_from_moves,
                         proposal_from_geojson, proposal_frame, reassess)
@@ -48,6 +49,7 @@ class RedrawService:
     def __init__(self, store: Workspace) -> None:
         self.store = store
         self._context: tuple[str, RedrawContext] | None = None
+        self._taken: tuple[str, list[str]] | None = None
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------- the context and the proposals
@@ -74,6 +76,40 @@ class RedrawService:
             ctx = RedrawContext.from_frames(**frames, version=store.version, metric_crs=metric)
             self._context = (tag, ctx)
             return ctx
+
+    def taken_codes(self) -> list[str]:
+        """Every grid code the workspace ever gave (any version of its grid history, and the current grids): new
+        grids are numbered after them, so a retired grid's code is never given again."""
+        tag = self.store.tag
+        hit = self._taken
+        if hit and hit[0] == tag:
+            return hit[1]
+        codes: set[str] = set()
+        for v in self.store.history():
+            grids = self.store.grids_at(v.version)
+            if "code" in grids.columns:
+                codes |= set(grids["code"].dropna().astype(str))
+        ctx = self.context()
+        if "code" in ctx.grids.columns:
+            codes |= set(ctx.grids["code"].dropna().astype(str))
+        taken = sorted(codes)
+        self._taken = (tag, taken)
+        return taken
+
+    def with_codes(self, grids: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[str]]:
+        """The proposed grids with every missing code filled (the next free codes of each community after
+        :meth:`taken_codes`; given codes kept as they are) and a note naming what was given."""
+        ctx = self.context()
+        if "code" in grids.columns and grids["code"].notna().all():
+            return grids, []
+        filled = fill_codes(grids, ctx.communities, pattern=CodePattern.of(ctx.settings), taken=self.taken_codes())
+        made = filled["code_generated"].to_numpy(dtype=bool)
+        out = filled.drop(columns="code_generated")
+        if not made.any():
+            return out, []
+        pairs = [f"{g} {c}" for g, c in zip(out["id"][made], out["code"][made])]
+        return out, [f"grid codes given to {int(made.sum())} grid(s) without one: {', '.join(pairs[:10])}"
+                     + (" …" if len(pairs) > 10 else "")]
 
     def parse_proposal(self, doc: object) -> gpd.GeoDataFrame:
         """Grid polygons from a request or file body, in the context's metric CRS.
@@ -152,8 +188,9 @@ class RedrawService:
             and ``notes`` on the band (a warning when it exceeds the workload rule).
         """
         band, notes = self.band(set(grids["community_id"].astype(str)), band)
+        grids, code_notes = self.with_codes(grids)
         report = check_proposal(self.context(), grids, band=band)
-        report["notes"] = notes
+        report["notes"] = notes + code_notes + report["codes"]["notes"]
         return report
 
     def propose(self, community: str, *, band: tuple[int, int] | None = None,
@@ -190,7 +227,8 @@ class RedrawService:
                              field="community")
         result = propose_grids(comm, buildings, ctx.estates_of({str(community)}), frame, band=band,
                                current_grids=ctx.grids_of({str(community)}), keep_current=keep_current,
-                               roads=ctx.roads, precision_m=ctx.settings.precision_m)
+                               roads=ctx.roads, precision_m=ctx.settings.precision_m,
+                               code_pattern=CodePattern.of(ctx.settings), taken_codes=self.taken_codes())
         grids = proposal_frame(result.grids.to_crs(4326), ctx, label="proposal")
         report = check_proposal(ctx, grids, band=band)
         grids, staff_notes = _allot_staff(grids, report, int(grid_workers(ctx.grids_of({str(community)})).sum()),
@@ -203,7 +241,7 @@ class RedrawService:
         out["persons"] = [per[i]["persons"] for i in out["id"]]
         notes = band_notes + result.notes + staff_notes + _over_capacity_notes(
             report, result.units.oversized_buildings, ctx.settings.households_per_worker, short=bool(staff_notes)
-            and "short)" in staff_notes[0])
+            and "short)" in staff_notes[0]) + report["codes"]["notes"]
         report["notes"] = notes
         return out, report, notes
 
@@ -279,8 +317,9 @@ class RedrawService:
         """
         ctx = self.context()
         band, notes = self.band(set(grids["community_id"].astype(str)), band)
+        grids, code_notes = self.with_codes(grids)
         report = check_proposal(ctx, grids, band=band)
-        report["notes"] = notes
+        report["notes"] = notes + code_notes + report["codes"]["notes"]
         if not report["valid"] and not allow_invalid:
             msg = ("the proposal is not valid and cannot be applied (save it as a draft): "
                    + "; ".join(report["problems"]))
