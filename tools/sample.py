@@ -35,6 +35,7 @@ import shapely
 
 from geo.assign import assign_households
 from geo.crs import gcj02_to_wgs84
+from geo.gridcodes import assign_codes
 from geo.settings import Settings
 
 #: 太升路街道办事处, 青羊区: all five of its communities have a register point inside the OSM extract.
@@ -665,6 +666,55 @@ def staff_for_workload(grids: gpd.GeoDataFrame, grid_households: pd.Series, rng,
     return grids, planted
 
 
+#: The community whose grids are planted with part-time grid workers (兼职网格员) enough to fall below the plan's
+#: 80% 网格员专职化比例, and how many part-time workers go to how many of its grids; a few grids elsewhere get one.
+PART_TIME_COMMUNITY = "510105001003"
+PART_TIME_PLANTED = (2, 2, 1)
+PART_TIME_ELSEWHERE = 2
+
+
+def plant_part_time_workers(grids: gpd.GeoDataFrame, rng) -> tuple[gpd.GeoDataFrame, dict]:
+    """``part_time_workers`` (兼职网格员): 0 in most grids; :data:`PART_TIME_PLANTED` in staffed grids of
+    :data:`PART_TIME_COMMUNITY` (below 80% full-time) and one in :data:`PART_TIME_ELSEWHERE` staffed grids of other
+    communities (still above). Returns the grids and what was planted (grid → part-time workers)."""
+    grids = grids.copy()
+    staffed = grids["full_time_workers"].to_numpy() > 0
+    inside = np.flatnonzero(staffed & (grids["community_id"] == PART_TIME_COMMUNITY).to_numpy())
+    outside = np.flatnonzero(staffed & (grids["community_id"] != PART_TIME_COMMUNITY).to_numpy())
+    picks = np.sort(rng.choice(inside, size=len(PART_TIME_PLANTED), replace=False))
+    others = np.sort(rng.choice(outside, size=PART_TIME_ELSEWHERE, replace=False))
+    part = np.zeros(len(grids), dtype=np.int64)
+    part[picks] = PART_TIME_PLANTED
+    part[others] = 1
+    grids["part_time_workers"] = part
+    return grids, {str(g): int(n) for g, n in zip(grids["id"], part) if n}
+
+
+def code_grids(grids: gpd.GeoDataFrame, communities: pd.DataFrame, rng) -> tuple[gpd.GeoDataFrame, dict]:
+    """Standard grid codes (网格编码, geo.gridcodes: community code + 3-digit sequence in reading order) with two
+    planted defects: one grid carrying its neighbour's code (a duplicate, as a copy-paste gives it) and one
+    carrying a code under another community (a grid once numbered in a neighbouring community).
+    Returns the grids and what was planted."""
+    grids = grids.copy()
+    grids["code"] = assign_codes(grids, communities).astype(object).to_numpy()
+    comm = grids["community_id"].to_numpy()
+    ids = sorted(pd.unique(comm))
+    first, other, second = ids[1], ids[3], ids[4]  # the duplicate in the 2nd; a grid of the 5th numbered in the 4th
+    mine = np.flatnonzero(comm == first)
+    dup = int(mine[1 + rng.integers(len(mine) - 1)])
+    source = int(mine[mine != dup][np.argmin(np.abs(mine[mine != dup] - dup))])
+    grids.iloc[dup, grids.columns.get_loc("code")] = grids["code"].iloc[source]
+    foreign = np.flatnonzero(comm == second)
+    moved = int(foreign[rng.integers(len(foreign))])
+    free = int((comm == other).sum()) + 1
+    foreign_code = f"{communities.set_index('id').loc[other, 'code']}{free:03d}"
+    grids.iloc[moved, grids.columns.get_loc("code")] = foreign_code
+    return grids, {"duplicate": {"grids": sorted([str(grids["id"].iloc[source]), str(grids["id"].iloc[dup])]),
+                                 "code": str(grids["code"].iloc[source])},
+                   "outside": {"grid": str(grids["id"].iloc[moved]), "code": foreign_code, "community": second,
+                               "under": other}}
+
+
 # ----------------------------------------------------------------------------- visit log
 
 #: Weeks of visits the sample's log covers, up to TODAY (its as-of date).
@@ -1193,7 +1243,7 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = {k: np.random.default_rng([seed, i]) for i, k in enumerate(
         ["layout", "households", "grids", "staff", "defects", "address", "gates", "facilities", "misplace",
-         "workload", "visits"])}
+         "workload", "visits", "part_time", "codes"])}
     register = read_register(data_dir)
     osm = read_osm(data_dir)
     plan = _Plan()
@@ -1280,6 +1330,8 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     grids, plan.defects["staffing"] = staff_for_workload(grids, pd.Series(grid_of).value_counts(), rng["workload"],
                                                          skip={unstaffed})
     visits, plan.defects["visits"] = build_visits(hh, grid_of, grids, rng["visits"])
+    grids, plan.defects["part_time"] = plant_part_time_workers(grids, rng["part_time"])
+    grids, plan.defects["codes"] = code_grids(grids, communities, rng["codes"])
 
     # the planted estate's records
     pe = dict(estate=planted_estate, name=estates.set_index("id").loc[planted_estate, "name"],
@@ -1312,8 +1364,9 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     b_out["year_built"] = b_out["year_built"].astype("Int64")
     hh_out = hh[["id", "address", "building_id", "persons", "elderly_alone", "child_in_difficulty", "mental_disorder",
                  "migrant", "rental", "last_visit", "geometry"]]
-    grids_out = grids[["id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
-                       "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone", "geometry"]]
+    grids_out = grids[["id", "name", "code", "community_id", "worker_name", "worker_phone", "full_time_workers",
+                       "part_time_workers", "info_officer_name", "info_officer_phone", "mediator_name",
+                       "mediator_phone", "geometry"]]
 
     layers = {
         "streets": street_gdf, "communities": communities_gdf, "grids": grids_out, "estates": estates_out,
@@ -1336,6 +1389,9 @@ def _staffing_readme(d: dict, grids: pd.DataFrame) -> list[str]:
     workers = grids["full_time_workers"].astype(int)
     officers = (grids["info_officer_name"].fillna("") != "").sum() + (grids["mediator_name"].fillna("") != "").sum()
     over = ", ".join(f"`{r['grid']}` ({r['households']} households, {r['workers']} worker)" for r in st["overloaded"])
+    part = int(grids["part_time_workers"].sum())
+    mine = grids["community_id"] == PART_TIME_COMMUNITY
+    comm_full, comm_part = int(workers[mine].sum()), int(grids.loc[mine, "part_time_workers"].sum())
     miss = st["missing_officers"]
     spread = ", ".join(f"{int(n)} grid{'s' if n != 1 else ''} with {int(k)}"
                        for k, n in workers.value_counts().sort_index().items())
@@ -1351,8 +1407,28 @@ def _staffing_readme(d: dict, grids: pd.DataFrame) -> list[str]:
         f"no information officer in {', '.join('`' + g + '`' for g in miss['info_officer'])}; neither in "
         f"{', '.join('`' + g + '`' for g in miss['both'])}; and `{d['unstaffed']}` has no full-time worker. "
         "Every other grid has its information officer and mediator.",
-        f"- 专职化比例 (full-time workers among all grid staff): {int(workers.sum())} of "
-        f"{int(workers.sum()) + int(officers)} = {int(workers.sum()) / (int(workers.sum()) + int(officers)):.1%}.",
+        f"- **Planted part-time grid workers** (`part_time_workers`, 兼职网格员; 0 elsewhere): "
+        f"{', '.join(f'`{g}` {n}' for g, n in d['part_time'].items())}. "
+        f"网格员专职化比例 (full-time among full-time and part-time grid workers; the {int(officers)} information "
+        f"officers and mediators are not grid workers): {int(workers.sum())} of {int(workers.sum()) + part} = "
+        f"{int(workers.sum()) / (int(workers.sum()) + part):.1%} in the street; community `{PART_TIME_COMMUNITY}` "
+        f"{comm_full} of {comm_full + comm_part} = {comm_full / (comm_full + comm_part):.1%}, below the plan's 80%.",
+        "",
+    ]
+
+
+def _codes_readme(d: dict, grids: pd.DataFrame) -> list[str]:
+    c = d["codes"]
+    return [
+        "## Grid codes (网格编码)",
+        "",
+        "- Every grid carries a standard `code`: its community's 12-digit statistical code and a 3-digit sequence "
+        "from 001, numbered west to east, then north to south inside the community (`geo.gridcodes`, docs/tasks.md "
+        f"\"Grid codes\"), e.g. `{grids['id'].iloc[0]}` = `{grids['code'].iloc[0]}`.",
+        f"- **Planted duplicate**: `{c['duplicate']['grids'][1]}` carries the code of its neighbour "
+        f"`{c['duplicate']['grids'][0]}`, `{c['duplicate']['code']}` (`code_duplicate`).",
+        f"- **Planted code of another community**: `{c['outside']['grid']}` (community `{c['outside']['community']}`) "
+        f"carries `{c['outside']['code']}`, a code under `{c['outside']['under']}` (`code_outside_community`).",
         "",
     ]
 
@@ -1502,6 +1578,7 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         "- Some addresses use 号楼 for 栋 or full-width digits, as addresses arrive in practice.",
         "",
         *_staffing_readme(d, grids),
+        *_codes_readme(d, grids),
         *_visits_readme(d["visits"]),
         "## What is real and what is synthetic",
         "",
