@@ -951,7 +951,8 @@ def reassess(ctx: RedrawContext, households: gpd.GeoDataFrame, grids: gpd.GeoDat
     for g in SPECIAL_GROUPS:
         work_in[g] = hh[g].to_numpy() if g in hh.columns else False
     work = grid_workload(grids, work_in, building_grid=bg, settings=s)
-    out_grids = pd.concat([grids.drop(columns="geometry"), work, grids[["geometry"]]], axis=1)
+    given = grids.drop(columns=[c for c in work.columns if c in grids.columns] + ["geometry"])
+    out_grids = pd.concat([given, work, grids[["geometry"]]], axis=1)
     gid = households["grid_id"]
     summary = dict(summary or {})
     cats = (summary.get("reach") or {}).get("categories") or []
