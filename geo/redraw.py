@@ -273,13 +273,15 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
             # a grid keeping its id keeps its worker unless the proposal says otherwise
             cur = ctx.grids.set_index(ctx.grids["id"].astype(str))
             out[f] = cur[f].reindex(out["id"]).to_numpy() if f in cur.columns else None
-    if "full_time_workers" in out.columns:
-        bad = pd.to_numeric(out["full_time_workers"], errors="coerce").isna() & out["full_time_workers"].notna()
+    for f in ("full_time_workers", "part_time_workers"):
+        if f not in out.columns:
+            continue
+        bad = pd.to_numeric(out[f], errors="coerce").isna() & out[f].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"not a whole number: {out['full_time_workers'].iloc[i]!r}", file=label, index=i,
-                             feature_id=out["id"].iloc[i], field="full_time_workers")
-        out["full_time_workers"] = _workers_column(out["full_time_workers"])
+            raise InputError(f"not a whole number: {out[f].iloc[i]!r}", file=label, index=i,
+                             feature_id=out["id"].iloc[i], field=f)
+        out[f] = _workers_column(out[f])
     keep = [c for c in GRID_FIELDS if c in out.columns]
     return out[keep + ["geometry"]].reset_index(drop=True)
 
@@ -566,6 +568,8 @@ def check_proposal_codes(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> dict
         ``without_code`` (grid ids).
     """
     pattern = CodePattern.of(ctx.settings)
+    if proposal.crs is not None and proposal.crs != ctx.metric_crs:
+        proposal = proposal.to_crs(ctx.metric_crs)
     mine = set(proposal["id"].astype(str))
     own = proposal["code"] if "code" in proposal.columns else pd.Series(None, index=proposal.index, dtype=object)
     text = own.astype("string").str.strip()
@@ -905,8 +909,9 @@ def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *,
     cols = [c for c in GRID_FIELDS if c in keep.columns or c in proposal.columns]
     frames = [f.reindex(columns=cols + ["geometry"]) for f in (keep, proposal)]
     out = pd.concat(frames, ignore_index=True)
-    if "full_time_workers" in out.columns:
-        out["full_time_workers"] = _workers_column(out["full_time_workers"])
+    for f in ("full_time_workers", "part_time_workers"):
+        if f in out.columns:
+            out[f] = _workers_column(out[f])
     return gpd.GeoDataFrame(out, geometry="geometry", crs=ctx.metric_crs)
 
 
