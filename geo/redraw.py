@@ -273,6 +273,7 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
             # a grid keeping its id keeps its worker unless the proposal says otherwise
             cur = ctx.grids.set_index(ctx.grids["id"].astype(str))
             out[f] = cur[f].reindex(out["id"]).to_numpy() if f in cur.columns else None
+    out = carry_codes(ctx, out)
     for f in ("full_time_workers", "part_time_workers"):
         if f not in out.columns:
             continue
@@ -284,6 +285,22 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
         out[f] = _workers_column(out[f])
     keep = [c for c in GRID_FIELDS if c in out.columns]
     return out[keep + ["geometry"]].reset_index(drop=True)
+
+
+def carry_codes(ctx: RedrawContext, grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The proposed grids, each keeping the code of the current grid of its community with the same id where
+    the proposal gives none (a layer drawn without the ``code`` field, or with it blank); a copy."""
+    out = grids.copy()
+    if "code" not in ctx.grids.columns:
+        return out
+    cur = ctx.grids[ctx.grids["community_id"].astype(str).isin(set(out["community_id"].astype(str)))]
+    kept = pd.Series(cur["code"].to_numpy(), index=cur["id"].astype(str).to_numpy())
+    kept = kept[~kept.index.duplicated()].reindex(out["id"].astype(str).to_numpy()).to_numpy(dtype=object)
+    given = out["code"] if "code" in out.columns else pd.Series(None, index=out.index, dtype=object)
+    blank = (given.isna() | (given.astype("string").str.strip() == "")).fillna(True).to_numpy(dtype=bool)
+    out["code"] = np.where(blank, kept, given.to_numpy(dtype=object))
+    out["code"] = out["code"].where(out["code"].notna(), None)
+    return out
 
 
 # ------------------------------------------------------------------ moves

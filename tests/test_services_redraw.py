@@ -148,6 +148,17 @@ def test_a_new_grid_gets_the_next_free_code_and_a_retired_code_is_never_given_ag
     assert grids["code"].is_unique and not grids["id"].str.contains("-N").any()
 
 
+def test_a_proposal_drawn_without_the_code_field_keeps_the_codes_of_the_grids_it_keeps(redraw):
+    grids = _grids(redraw)
+    codes = dict(zip(grids["id"], grids["code"]))
+    check = redraw.check(grids.drop(columns="code"))
+    assert check["valid"] and not any(n.startswith("grid codes given") for n in check["notes"])
+    redraw.apply(grids.drop(columns="code"), author="王芳", reason="换网格员")
+    _, second = redraw.read_version(2)
+    kept = dict(zip(second["id"], second["code"]))
+    assert {g: kept[g] for g in codes} == codes
+
+
 def test_a_code_problem_a_proposal_makes_makes_it_invalid_and_is_said_not_raised(redraw):
     grids = _grids(redraw)
     grids["code"] = grids["code"].astype(object)

@@ -31,7 +31,7 @@ import pandas as pd
 from geo.errors import InputError
 from geo.gridcodes import CodePattern, fill_codes
 from geo.propose import propose_grids
-from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_after, grids_from_moves,
+from geo.redraw import (RedrawContext, carry_codes, check_proposal, compare_grids, grids_after, grids_from_moves,
                         proposal_from_geojson, proposal_frame, reassess)
 from geo.workload import allot_workers, band_warning, grid_workers, staffing_band, workload_weights
 from gridcover.store import ConflictError, Workspace, communities_changed_since
@@ -98,8 +98,10 @@ class RedrawService:
 
     def with_codes(self, grids: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[str]]:
         """The proposed grids with every missing code filled (the next free codes of each community after
-        :meth:`taken_codes`; given codes kept as they are) and a note naming what was given."""
+        :meth:`taken_codes`; given codes kept as they are, a grid keeping a current grid's id keeps its code) and a
+        note naming what was given."""
         ctx = self.context()
+        grids = carry_codes(ctx, grids)
         if "code" in grids.columns and grids["code"].notna().all():
             return grids, []
         filled = fill_codes(grids, ctx.communities, pattern=CodePattern.of(ctx.settings), taken=self.taken_codes())
