@@ -30,6 +30,7 @@ from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, 
 from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
+from geo.gridcodes import CodePattern, fill_codes
 from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.reach import CONFIG_NAME as CATEGORIES_FILE
@@ -40,6 +41,7 @@ from geo.risk import CONFIG_NAME as RISK_FILE
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
 from geo.visits import evaluate_visits
+from geo.workload import staffing_summary
 
 #: Columns the assignment adds to each household.
 HOUSEHOLD_OUTPUT_COLUMNS = ("building_id", "grid_id", "community_id", "street_id", "status", "flags", "location")
@@ -499,6 +501,8 @@ def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, comm
     out_grids = grids.drop(columns=[c for c in workload.columns if c in grids.columns])
     out_grids = pd.concat([out_grids.drop(columns="geometry"), workload, out_grids[["geometry"]]], axis=1)
     out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
+    # every grid gets its standard code (网格编码): a given one as it is, the missing ones made (code_generated)
+    out_grids = fill_codes(out_grids, communities, pattern=CodePattern.of(settings))
     coverage = community_coverage(grids, communities, settings=settings)
 
     return out_grids, issues, coverage
@@ -587,7 +591,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     ctx = RiskContext(households=risk_input, grids=out_grids, communities=communities, streets=streets,
                       config=risk_config, categories=config, over_capacity=over, under_registered=under,
                       under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
-                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64))
+                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64), settings=run.settings)
     risk, spots, card = assess_risk(ctx, reach)
     g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk)
     for column in g_risk.columns:
@@ -699,6 +703,7 @@ class RiskContext:
     resolution: int
     reference_date: date
     origin_of: np.ndarray
+    settings: Settings = field(default_factory=Settings)
 
 
 def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.DataFrame, gpd.GeoDataFrame, pd.DataFrame]:
@@ -709,7 +714,8 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
     card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
-                           communities=ctx.communities, streets=ctx.streets, config=ctx.config)
+                           communities=ctx.communities, streets=ctx.streets, config=ctx.config,
+                           settings=ctx.settings)
     card = pd.concat([card, zone_scorecard(ctx.households, risk, reach=reach_households, config=ctx.config)], ignore_index=True)
     return risk, spots, card
 
@@ -909,11 +915,14 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
             "status_counts": {k: int(statuses.get(k, 0)) for k in STATUSES if statuses.get(k, 0)},
             "special_groups": {g: int(groups_table.loc[cid, g]) if cid in groups_table.index else 0 for g in SPECIAL_GROUPS},
             "over_capacity_grids": int(over.get(cid, 0)),
+            **staffing_summary(grids[grids["community_id"] == cid]),
         })
     per_grid = [
         {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
-         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings)}
-        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings"]].itertuples(index=False)
+         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings),
+         "staff_missing": r.staff_missing}
+        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings",
+                        "staff_missing"]].itertuples(index=False)
     ]
     status_counts = _counts(status, STATUSES)
     total = int(len(households))
@@ -941,6 +950,9 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
             "over_capacity": int(grids["over_capacity"].sum()),
             "unstaffed": int(grids["unstaffed"].sum()),
             "households_per_worker_standard": data.settings.households_per_worker,
+            "special_group_weight": data.settings.special_group_weight,
+            **staffing_summary(grids),
+            "codes_generated": int(grids["code_generated"].sum()) if "code_generated" in grids.columns else 0,
             "households_min": int(grids["households"].min()) if len(grids) else 0,
             "households_max": int(grids["households"].max()) if len(grids) else 0,
         },

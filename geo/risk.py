@@ -45,6 +45,8 @@ import shapely
 from geo.errors import ConfigError
 from geo.reach import ReachConfig
 from geo.schema import SPECIAL_GROUPS
+from geo.settings import Settings
+from geo.workload import full_time_share, grid_part_time_workers, workload_weights
 from geo.visits import VisitRules, parse_visit_rules
 
 REASONS = ("no_grid", "overlapping_grids", "grid_over_capacity", "missing_services", "special_group_unreached",
@@ -275,13 +277,18 @@ def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, *, risk: pd.DataFr
 
 def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.DataFrame | None,
                     grids: pd.DataFrame, communities: pd.DataFrame, streets: pd.DataFrame,
-                    config: RiskConfig) -> pd.DataFrame:
+                    config: RiskConfig, settings: Settings = Settings()) -> pd.DataFrame:
     """Rows ``level``, ``id``, ``name``, ``indicator``, ``value``, ``target``, ``pass``, ``numerator``,
     ``denominator`` for every community and street against the plan's targets.
 
     A value is ``None`` (and ``pass`` too) where the data cannot say: no member of the group, no field.
+    ``households_per_worker`` is the workload rule of geo.workload (weighted households ÷ full-time workers
+    against ``settings.households_per_worker``); ``full_time_share`` (网格员专职化比例) is full-time workers ÷ all
+    grid workers, full-time and part-time (``grids`` carry ``workers`` as :func:`geo.diagnose.grid_workload` gives
+    them and ``part_time_workers``, 0 where missing; the part-time officers 信息员 and 调解员 are not grid workers).
     """
     t = config.targets
+    weights = workload_weights(households, settings=settings)
     special = np.zeros(len(households), bool)
     for g in WATCHED_GROUPS:
         special |= households[g].astype(bool).to_numpy()
@@ -339,11 +346,18 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
             else:
                 comm = communities.loc[communities["street_id"].astype(str) == uid, "id"].astype(str)
                 g = grids[grids["community_id"].astype(str).isin(set(comm))]
-            hh = int(mine.sum())
+            hh = round(float(weights[mine].sum()), 1)  # weighted households (geo.workload)
             workers = int(g["workers"].sum()) if len(g) else 0
             value = round(hh / workers, 1) if workers else None
-            target = t.get("households_per_worker", 300)
+            target = settings.households_per_worker
             rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "households_per_worker",
                          "value": value, "target": target, "pass": (value <= target) if value is not None else False,
-                         "numerator": hh, "denominator": workers})
+                         "numerator": int(hh) if hh == int(hh) else hh, "denominator": workers})
+            # 网格员专职化比例: full-time among the grid workers (full-time and part-time 网格员)
+            part_time = grid_part_time_workers(g)
+            share = full_time_share(g["workers"], part_time)
+            target = t.get("full_time_share", 0.80)
+            rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "full_time_share",
+                         "value": share, "target": target, "pass": (share >= target) if share is not None else None,
+                         "numerator": workers, "denominator": workers + int(part_time.sum()) if len(g) else 0})
     return pd.DataFrame(rows)

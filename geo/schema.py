@@ -99,6 +99,8 @@ LAYERS: dict[str, Layer] = {
                 Field("worker_phone", STR, nullable=True, description="the worker's work phone"),
                 Field("full_time_workers", INT, required=False, nullable=True,
                       description="number of full-time workers; default 1 if worker_name is set, else 0"),
+                Field("part_time_workers", INT, required=False, nullable=True,
+                      description="number of part-time grid workers 兼职网格员 (default 0; not the officers below)"),
                 Field("info_officer_name", STR, required=False, nullable=True, description="part-time information officer 信息员"),
                 Field("info_officer_phone", STR, required=False, nullable=True),
                 Field("mediator_name", STR, required=False, nullable=True, description="part-time mediator 调解员"),

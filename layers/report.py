@@ -38,6 +38,7 @@ INDICATOR_NAMES = {
     "special_group_services": ("特殊群体服务可达率", "special-group services within reach"),
     "migrants_registered": ("流动人口登记率", "migrants registered"),
     "households_per_worker": ("每名专职网格员户数", "households per full-time worker"),
+    "full_time_share": ("网格员专职化比例", "full-time share of grid workers"),
     "households_covered": ("在网格内户比例", "households in a grid"),
 }
 REASON_NAMES = {

@@ -65,6 +65,46 @@ def test_the_building_cut_by_a_grid_line(sample):
     assert analysis.summary["status_counts"]["building_split"] == 73
 
 
+def test_the_planted_grid_code_defects_are_coverage_issues_and_every_grid_has_its_code(sample):
+    analysis, out = sample
+    issues = analysis.coverage_issues
+    codes = issues[issues["kind"].str.startswith("code_")].set_index("kind")
+    assert set(codes.index) == {"code_duplicate", "code_outside_community"}
+    assert (codes.loc["code_duplicate", "grid_ids"], codes.loc["code_duplicate", "code"]) == ("G02-01,G02-02",
+                                                                                              "510105001002002")
+    assert codes.loc["code_duplicate", "households"] > 0 and "on 2 grids" in codes.loc["code_duplicate", "detail"]
+    assert (codes.loc["code_outside_community", "grid_ids"], codes.loc["code_outside_community", "code"]) == (
+        "G05-19", "510105001004007")
+    s = analysis.summary
+    assert s["coverage_issues"]["code_duplicate"]["count"] == 1 and s["coverage_issues"]["code_malformed"]["count"] == 0
+    # the sample gives every grid its code: none is made, none is changed
+    grids = analysis.grids.set_index("id")
+    assert grids["code"].notna().all() and not grids["code_generated"].any() and s["grids"]["codes_generated"] == 0
+    assert grids.loc["G01-01", "code"] == "510105001001001"
+    layer = json.loads((out / "grids.geojson").read_text(encoding="utf-8"))["features"]
+    assert {"code", "code_generated", "part_time_workers"} <= set(layer[0]["properties"])
+
+
+def test_missing_grid_codes_are_made_in_reading_order_and_never_taken_from_a_given_one(tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    grids = gpd.read_file(data / "grids.geojson")
+    # the grids of 510105001003 lose their codes but one (G03-02 keeps 510105001003002)
+    blank = (grids["community_id"] == "510105001003") & (grids["id"] != "G03-02")
+    grids.loc[blank, "code"] = None
+    grids.to_file(data / "grids.geojson", driver="GeoJSON")
+    analysis = analyze(str(data))
+    out = analysis.grids.set_index("id")
+    mine = out[out["community_id"] == "510105001003"]
+    assert mine["code"].notna().all() and mine["code"].is_unique
+    assert out.loc["G03-02", "code"] == "510105001003002" and not out.loc["G03-02", "code_generated"]
+    made = mine[mine["code_generated"]]
+    assert len(made) == 7 and sorted(made["code"]) == [f"510105001003{i:03d}" for i in range(3, 10)]
+    assert analysis.summary["grids"]["codes_generated"] == 7
+    assert not analysis.coverage_issues["kind"].eq("code_malformed").any()
+
+
 def test_location_quirks_are_counted_not_dropped(sample):
     analysis, _ = sample
     counts = analysis.summary["status_counts"]
@@ -80,6 +120,41 @@ def test_grid_workload_and_the_grid_without_a_worker(sample):
     assert bool(grids.loc["G01-15", "unstaffed"])
     assert grids["households"].sum() == 29574 - analysis.summary["households_without_grid"]
     assert grids["elderly_alone"].sum() > 0 and "basic_share" in grids.columns
+
+
+def test_the_sample_is_mostly_within_the_workload_rule_with_its_planted_shortfalls(sample):
+    analysis, out = sample
+    grids = analysis.grids.set_index("id")
+    # three grids planted one full-time worker short, and the grid without a worker
+    assert set(grids.index[grids["over_capacity"]]) == {"G01-03", "G01-09", "G03-04", "G01-15"}
+    staffed = grids[grids["workers"] > 0]
+    assert (staffed["households_per_worker"] <= 300).mean() > 0.95
+    # 一格三员: the planted grids name what they lack
+    missing = grids.loc[grids["staff_missing"] != "", "staff_missing"].to_dict()
+    assert missing == {"G01-12": "mediator", "G02-03": "mediator", "G04-04": "info_officer",
+                       "G05-12": "info_officer,mediator", "G01-15": "full_time_worker"}
+    s = analysis.summary["grids"]
+    assert s["staffing_incomplete"] == 5 and s["staff_missing"] == {"full_time_worker": 1, "info_officer": 2,
+                                                                    "mediator": 3}
+    assert (s["full_time_workers"], s["part_time_workers"], s["part_time_officers"], s["full_time_share"]) \
+        == (128, 7, 131, 0.9481)
+    layer = json.loads((out / "grids.geojson").read_text(encoding="utf-8"))["features"]
+    assert {"staff_missing", "staffing_complete", "part_time_officers", "workload"} <= set(layer[0]["properties"])
+
+
+def test_the_scorecard_measures_the_full_time_share_per_community_and_street(sample):
+    analysis, _ = sample
+    card = analysis.scorecard
+    share = card[card["indicator"] == "full_time_share"]
+    assert set(share["level"]) == {"community", "street"} and (share["target"] == 0.8).all()
+    street = share[share["level"] == "street"].iloc[0]
+    # 128 full-time among 135 grid workers (7 part-time 兼职网格员; the part-time officers are not grid workers)
+    assert (street["numerator"], street["denominator"], street["value"], street["pass"]) == (128, 135, 0.9481, True)
+    # the planted community: 15 full-time among 20 grid workers, below the plan's 80%
+    below = share[(share["level"] == "community") & ~share["pass"].astype(bool)]
+    assert below[["id", "numerator", "denominator", "value"]].values.tolist() == [["510105001003", 15, 20, 0.75]]
+    load = card[(card["level"] == "street") & (card["indicator"] == "households_per_worker")].iloc[0]
+    assert load["target"] == 300 and load["value"] <= 300 and load["pass"]
 
 
 def test_the_old_estate_with_unregistered_tenants_is_an_old_estate(sample):

@@ -12,6 +12,7 @@ from geo.errors import ConfigError
 from geo.reach import load_config
 from geo.risk import REASONS, build_scorecard, building_registration, grid_risk, household_risk, load_risk_config
 from gridcover.io.folder import read_rule_files
+from geo.settings import Settings
 
 CATS = load_config()
 CFG = load_risk_config(categories=CATS)
@@ -121,6 +122,32 @@ def test_scorecard_rows_against_the_plans_targets():
     assert load["value"] == 4 and load["pass"]
     migrants = card[card["indicator"] == "migrants_registered"].iloc[0]
     assert pd.isna(migrants["value"]) and "not measured" in migrants["note"]
+
+
+def test_scorecard_measures_full_time_share_and_weighted_workload():
+    hh = _households([{"elderly_alone": True}, {}, {}, {}])
+    grids = pd.DataFrame({"id": ["G1", "G2"], "community_id": ["C1", "C1"], "workers": [2, 1],
+                          "part_time_workers": [1, 0], "part_time_officers": [2, 2]})
+    comms = pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]})
+    streets = pd.DataFrame({"id": ["S1"], "name": ["测试街道"]})
+    card = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids, communities=comms, streets=streets, config=CFG)
+    share = card[(card["level"] == "street") & (card["indicator"] == "full_time_share")].iloc[0]
+    # 3 full-time among 4 grid workers (one part-time 兼职网格员): 75%, below the plan's 80%; the four part-time
+    # officers (信息员, 调解员) are not grid workers and do not count
+    assert (share["value"], share["target"], share["pass"]) == (0.75, 0.8, False)
+    assert (share["numerator"], share["denominator"]) == (3, 4)
+    # grids staffed exactly as 一格三员 (1 full-time + 2 part-time officers) are fully professional: 100%
+    plain = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids.drop(columns="part_time_workers"),
+                            communities=comms, streets=streets, config=CFG)
+    share = plain[(plain["level"] == "community") & (plain["indicator"] == "full_time_share")].iloc[0]
+    assert (share["value"], share["pass"], share["denominator"]) == (1.0, True, 3)
+    load = card[(card["level"] == "community") & (card["indicator"] == "households_per_worker")].iloc[0]
+    assert (load["value"], load["target"], load["numerator"]) == (round(4 / 3, 1), 300, 4)
+    weighed = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids, communities=comms, streets=streets, config=CFG,
+                        settings=Settings(special_group_weight=4.0, households_per_worker=2))
+    load = weighed[(weighed["level"] == "community") & (weighed["indicator"] == "households_per_worker")].iloc[0]
+    # the elderly household counts 4: (4 + 3) / 3 workers = 2.3 against a standard of 2
+    assert (load["value"], load["target"], load["pass"]) == (2.3, 2, False)
 
 
 def test_rules_come_from_an_editable_file(tmp_path):
