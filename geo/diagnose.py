@@ -85,37 +85,8 @@ def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     cpos = pd.Index(cids)
     frames = []
 
-    # overlaps: every pair of grids whose interiors meet
-    tree = shapely.STRtree(gp)
-    a, b = tree.query(gp, predicate="overlaps")
-    a2, b2 = tree.query(gp, predicate="contains")  # one grid inside another also overlaps
-    a = np.concatenate([a, a2])
-    b = np.concatenate([b, b2])
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keep = lo < hi
-    pairs = np.unique(np.column_stack([lo[keep], hi[keep]]), axis=0) if keep.any() else np.zeros((0, 2), dtype=np.int64)
-    a, b = pairs[:, 0], pairs[:, 1]
-    if len(a):
-        inter = polygonal_parts(shapely.intersection(gp[a], gp[b], grid_size=settings.precision_m))
-        parts, attrs = _explode(inter, {"community_id": gcomm[a], "grid_ids": np.char.add(np.char.add(gids[a], ","), gids[b])})
-        frames.append(_issue_frame("overlap", parts, attrs, settings))
-
-    # gaps: what a community holds that none of its grids does
-    gap_geoms, gap_comm = [], []
-    for cid, positions in grids.groupby("community_id").indices.items():
-        j = cpos.get_loc(cid)
-        covered = shapely.union_all(gp[positions], grid_size=settings.precision_m)
-        gap = shapely.difference(cp[j], covered, grid_size=settings.precision_m)
-        gap_geoms.append(gap)
-        gap_comm.append(cid)
-    no_grid = np.setdiff1d(cids, np.unique(gcomm))
-    for cid in no_grid:  # a community without any grid is one big gap
-        gap_geoms.append(cp[cpos.get_loc(cid)])
-        gap_comm.append(cid)
-    if gap_geoms:
-        parts, attrs = _explode(polygonal_parts(np.array(gap_geoms, dtype=object)),
-                                {"community_id": np.array(gap_comm, dtype=object), "grid_ids": np.full(len(gap_comm), "", dtype=object)})
-        frames.append(_issue_frame("gap", parts, attrs, settings))
+    frames.append(_overlap_issues(gp, gids, gcomm, settings))
+    frames.append(_gap_issues(grids, gp, gcomm, cp, cids, settings))
 
     # grids reaching outside their community
     own = cp[cpos.get_indexer(gcomm)]
@@ -147,6 +118,46 @@ def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     _count_households(issues, located)
     issues.insert(0, "id", [f"{k}-{i + 1}" for k, i in zip(issues["kind"], issues.groupby("kind").cumcount())])
     return issues
+
+
+def _overlap_issues(gp: np.ndarray, gids: np.ndarray, gcomm: np.ndarray, settings: Settings) -> pd.DataFrame:
+    """Overlaps: every pair of grids whose interiors meet (one grid inside another too), one row per part."""
+    tree = shapely.STRtree(gp)
+    a, b = tree.query(gp, predicate="overlaps")
+    a2, b2 = tree.query(gp, predicate="contains")  # one grid inside another also overlaps
+    a = np.concatenate([a, a2])
+    b = np.concatenate([b, b2])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keep = lo < hi
+    pairs = np.unique(np.column_stack([lo[keep], hi[keep]]), axis=0) if keep.any() else np.zeros((0, 2), dtype=np.int64)
+    a, b = pairs[:, 0], pairs[:, 1]
+    if not len(a):
+        return pd.DataFrame()  # nothing found: dropped before the issues are joined
+    inter = polygonal_parts(shapely.intersection(gp[a], gp[b], grid_size=settings.precision_m))
+    parts, attrs = _explode(inter, {"community_id": gcomm[a], "grid_ids": np.char.add(np.char.add(gids[a], ","), gids[b])})
+    return _issue_frame("overlap", parts, attrs, settings)
+
+
+def _gap_issues(grids: gpd.GeoDataFrame, gp: np.ndarray, gcomm: np.ndarray, cp: np.ndarray, cids: np.ndarray,
+                settings: Settings) -> pd.DataFrame:
+    """Gaps: what a community holds that none of its grids does; a community without any grid is one big gap."""
+    cpos = pd.Index(cids)
+    gap_geoms, gap_comm = [], []
+    for cid, positions in grids.groupby("community_id").indices.items():
+        j = cpos.get_loc(cid)
+        covered = shapely.union_all(gp[positions], grid_size=settings.precision_m)
+        gap = shapely.difference(cp[j], covered, grid_size=settings.precision_m)
+        gap_geoms.append(gap)
+        gap_comm.append(cid)
+    no_grid = np.setdiff1d(cids, np.unique(gcomm))
+    for cid in no_grid:  # a community without any grid is one big gap
+        gap_geoms.append(cp[cpos.get_loc(cid)])
+        gap_comm.append(cid)
+    if not gap_geoms:
+        return pd.DataFrame()  # nothing found: dropped before the issues are joined
+    parts, attrs = _explode(polygonal_parts(np.array(gap_geoms, dtype=object)),
+                            {"community_id": np.array(gap_comm, dtype=object), "grid_ids": np.full(len(gap_comm), "", dtype=object)})
+    return _issue_frame("gap", parts, attrs, settings)
 
 
 def _issue_frame(kind: str, geoms: np.ndarray, attrs: dict, settings: Settings, *, min_area: float | None = None) -> pd.DataFrame:

@@ -247,27 +247,35 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
         add_visit_columns(out_households, table, visit)
         clock.step("visits", f"judged {len(layers['visits']):,} visit records of "
                              f"{int(visit['visit_judged'].sum()):,} special-group households")
-    if buildings is not None:
-        keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
-        inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
-        blon, blat = to_lonlat(shapely.get_x(inner), shapely.get_y(inner), buildings.crs)
-        border = np.arange(len(buildings)) if building_order is None else building_order
-        own_b = pd.DataFrame({"id": buildings["id"].astype(str).to_numpy()[keep], "order": border[keep],
-                              "floors": buildings["floors"].to_numpy()[keep] if "floors" in buildings.columns else np.nan,
-                              "area": shapely.area(buildings.geometry.to_numpy()[keep]),
-                              "residential": buildings["residential"].to_numpy()[keep]
-                              if "residential" in buildings.columns else True,
-                              "lon": blon, "lat": blat})
-        split = bg["split"].to_numpy()
-        split_b = gpd.GeoDataFrame({"id": buildings["id"].to_numpy()[split], "order": border[split],
-                                    "grid_id": bg["grid_id"].to_numpy()[split], "grid_ids": bg["grid_ids"].to_numpy()[split],
-                                    "split": True}, geometry=buildings.geometry.to_numpy()[split], crs=buildings.crs)
-    else:
-        own_b, split_b = None, None
+    own_b, split_b = _building_outputs(buildings, bg, owned=owned_buildings, order=building_order)
     return Part(households=out_households, table=table, buildings=own_b, split_buildings=split_b, cells=reach.cells,
                 origins=reach.origins, model=reach.model, origin_of=reach.origin_of, building_grid=bg,
                 fringe_source=zones.attrs.get("fringe_source", "none"))
 
+
+
+def _building_outputs(buildings: gpd.GeoDataFrame | None, bg: pd.DataFrame | None, *, owned: np.ndarray | None,
+                      order: np.ndarray | None) -> tuple[pd.DataFrame | None, gpd.GeoDataFrame | None]:
+    """The buildings a part reports for the registration check (``owned``, default all: id, order, floors,
+    area, residential, lon/lat of a point inside) and its buildings cut by a grid boundary; ``None`` for both
+    without buildings."""
+    if buildings is None:
+        return None, None
+    keep = np.ones(len(buildings), bool) if owned is None else owned
+    inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
+    blon, blat = to_lonlat(shapely.get_x(inner), shapely.get_y(inner), buildings.crs)
+    border = np.arange(len(buildings)) if order is None else order
+    own_b = pd.DataFrame({"id": buildings["id"].astype(str).to_numpy()[keep], "order": border[keep],
+                          "floors": buildings["floors"].to_numpy()[keep] if "floors" in buildings.columns else np.nan,
+                          "area": shapely.area(buildings.geometry.to_numpy()[keep]),
+                          "residential": buildings["residential"].to_numpy()[keep]
+                          if "residential" in buildings.columns else True,
+                          "lon": blon, "lat": blat})
+    split = bg["split"].to_numpy()
+    split_b = gpd.GeoDataFrame({"id": buildings["id"].to_numpy()[split], "order": border[split],
+                                "grid_id": bg["grid_id"].to_numpy()[split], "grid_ids": bg["grid_ids"].to_numpy()[split],
+                                "split": True}, geometry=buildings.geometry.to_numpy()[split], crs=buildings.crs)
+    return own_b, split_b
 
 #: The visit columns households.geojson gets with a visits layer (empty for households in no visited group).
 VISIT_OUTPUT_COLUMNS = ("visits_required", "visits_done", "periods_missed", "next_visit_due", "never_visited")

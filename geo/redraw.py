@@ -241,16 +241,7 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
     known = ctx.community_ids()
     if "community_id" not in out.columns:
         out["community_id"] = None
-    cid = out["community_id"]
-    need = cid.isna() | (cid.astype(str).str.strip() == "")
-    if need.any():  # a polygon drawn in QGIS without the field: the community holding most of it
-        cg = ctx.communities.geometry.to_numpy()
-        pi, ci = shapely.STRtree(cg).query(out.geometry.to_numpy()[need.to_numpy()], predicate="intersects")
-        area = shapely.area(shapely.intersection(out.geometry.to_numpy()[need.to_numpy()][pi], cg[ci]))
-        best = pd.DataFrame({"p": pi, "c": ci, "a": area}).sort_values("a", ascending=False).drop_duplicates("p")
-        fill = np.full(int(need.sum()), None, dtype=object)
-        fill[best["p"].to_numpy()] = ctx.communities["id"].astype(str).to_numpy()[best["c"].to_numpy()]
-        out.loc[need, "community_id"] = fill
+    _fill_community_ids(out, ctx)
     cid = out["community_id"].astype(str)
     unknown = ~cid.isin(known) | out["community_id"].isna()
     if unknown.any():
@@ -285,6 +276,21 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
         out[f] = _workers_column(out[f])
     keep = [c for c in GRID_FIELDS if c in out.columns]
     return out[keep + ["geometry"]].reset_index(drop=True)
+
+
+def _fill_community_ids(out: gpd.GeoDataFrame, ctx: RedrawContext) -> None:
+    """Give each grid without a ``community_id`` the community holding most of it (in place): a polygon drawn
+    in QGIS without the field."""
+    cid = out["community_id"]
+    need = cid.isna() | (cid.astype(str).str.strip() == "")
+    if need.any():
+        cg = ctx.communities.geometry.to_numpy()
+        pi, ci = shapely.STRtree(cg).query(out.geometry.to_numpy()[need.to_numpy()], predicate="intersects")
+        area = shapely.area(shapely.intersection(out.geometry.to_numpy()[need.to_numpy()][pi], cg[ci]))
+        best = pd.DataFrame({"p": pi, "c": ci, "a": area}).sort_values("a", ascending=False).drop_duplicates("p")
+        fill = np.full(int(need.sum()), None, dtype=object)
+        fill[best["p"].to_numpy()] = ctx.communities["id"].astype(str).to_numpy()[best["c"].to_numpy()]
+        out.loc[need, "community_id"] = fill
 
 
 def carry_codes(ctx: RedrawContext, grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -526,10 +532,7 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     t3 = time.perf_counter()
 
     # ---- balance and shape
-    work_in = pd.DataFrame({"grid_id": new_grid, "persons": persons})
-    for g in SPECIAL_GROUPS:
-        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
-    work = grid_workload(new, work_in, building_grid=bg, settings=s)
+    work = grid_workload(new, _workload_input(hh, new_grid, persons), building_grid=bg, settings=s)
     pp = polsby_popper(gp)
     road_share = _road_share(gp, comms, ctx.roads, road_follow_m, s)
     basic_new = _basic_share(hh, new_grid)
@@ -560,13 +563,31 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
         **diff,
         "blind_spots": blind,
         "reach": reach,
-        "settings": {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
-                     "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
-                     "road_follow_m": road_follow_m, "households_per_worker": s.households_per_worker,
-                     "special_group_weight": s.special_group_weight},
-        "timings_s": {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
-                      "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)},
+        "settings": _settings_report(s, road_follow_m=road_follow_m),
+        "timings_s": _timings(t0, t1, t2, t3, t4, t5),
     }
+
+
+def _workload_input(hh: pd.DataFrame, grid_id: np.ndarray, persons: np.ndarray) -> pd.DataFrame:
+    """What :func:`geo.diagnose.grid_workload` reads: each household's grid, persons and special groups."""
+    work_in = pd.DataFrame({"grid_id": grid_id, "persons": persons})
+    for g in SPECIAL_GROUPS:
+        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
+    return work_in
+
+
+def _settings_report(s: Settings, *, road_follow_m: float) -> dict:
+    """The settings a proposal was checked with, as the report shows them."""
+    return {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
+            "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
+            "road_follow_m": road_follow_m, "households_per_worker": s.households_per_worker,
+            "special_group_weight": s.special_group_weight}
+
+
+def _timings(t0: float, t1: float, t2: float, t3: float, t4: float, t5: float) -> dict:
+    """Seconds of each step of the check (select, assign, validity, balance and shape, diff) and in all."""
+    return {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
+            "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)}
 
 
 def check_proposal_codes(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> dict:
@@ -969,31 +990,12 @@ def reassess(ctx: RedrawContext, households: gpd.GeoDataFrame, grids: gpd.GeoDat
     located = pd.DataFrame({"x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(), "persons": persons,
                             "building_id": assigned["building_id"].to_numpy()})
     issues = grid_coverage_issues(grids, ctx.communities, buildings, bg, located, settings=s)
-    work_in = pd.DataFrame({"grid_id": assigned["grid_id"].to_numpy(), "persons": persons})
-    for g in SPECIAL_GROUPS:
-        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
-    work = grid_workload(grids, work_in, building_grid=bg, settings=s)
+    work = grid_workload(grids, _workload_input(hh, assigned["grid_id"].to_numpy(), persons), building_grid=bg,
+                         settings=s)
     given = grids.drop(columns=[c for c in work.columns if c in grids.columns] + ["geometry"])
     out_grids = pd.concat([given, work, grids[["geometry"]]], axis=1)
-    gid = households["grid_id"]
     summary = dict(summary or {})
-    cats = (summary.get("reach") or {}).get("categories") or []
-    elderly_alone = households["elderly_alone"].fillna(False).astype(bool).to_numpy() \
-        if "elderly_alone" in households.columns else np.zeros(len(households), dtype=bool)
-    for cat in cats:
-        general, elderly = f"reach_{cat['id']}_min", f"reach_{cat['id']}_min_elderly"
-        if general not in households.columns or elderly not in households.columns:
-            continue
-        g_min = pd.to_numeric(households[general], errors="coerce").to_numpy(dtype=float)
-        e_min = pd.to_numeric(households[elderly], errors="coerce").to_numpy(dtype=float)
-        eff = e_min if cat.get("elderly") else np.where(elderly_alone, e_min, g_min)
-        within = np.nan_to_num(eff, nan=np.inf) <= cat["tier"]
-        share = pd.Series(within).groupby(gid.to_numpy()).mean().round(4)
-        out_grids.insert(len(out_grids.columns) - 1, f"reach_{cat['id']}_share",
-                         share.reindex(grids["id"].astype(str)).to_numpy())
-    if "basic_complete" in households.columns:
-        share = households["basic_complete"].fillna(False).astype(bool).groupby(gid.to_numpy()).mean().round(4)
-        out_grids.insert(len(out_grids.columns) - 1, "basic_share", share.reindex(grids["id"].astype(str)).to_numpy())
+    _insert_reach_shares(out_grids, households, grids, (summary.get("reach") or {}).get("categories") or [])
     out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
     status = households["status"]
     summary["status_counts"] = {k: int((status == k).sum()) for k in STATUSES}
@@ -1018,3 +1020,26 @@ def reassess(ctx: RedrawContext, households: gpd.GeoDataFrame, grids: gpd.GeoDat
     layers = {"households": households, "grids": out_grids.to_crs(4326),
               "input_grids": grids.to_crs(4326), "coverage_issues": issues.to_crs(4326)}
     return layers, summary
+
+
+def _insert_reach_shares(out_grids: pd.DataFrame, households: gpd.GeoDataFrame, grids: gpd.GeoDataFrame,
+                         cats: list[dict]) -> None:
+    """Insert (in place, before the geometry) each grid's share of households within each reach category's
+    tier (the elderly pace for the elderly categories and for elderly living alone) and its ``basic_share``."""
+    gid = households["grid_id"]
+    elderly_alone = households["elderly_alone"].fillna(False).astype(bool).to_numpy() \
+        if "elderly_alone" in households.columns else np.zeros(len(households), dtype=bool)
+    for cat in cats:
+        general, elderly = f"reach_{cat['id']}_min", f"reach_{cat['id']}_min_elderly"
+        if general not in households.columns or elderly not in households.columns:
+            continue
+        g_min = pd.to_numeric(households[general], errors="coerce").to_numpy(dtype=float)
+        e_min = pd.to_numeric(households[elderly], errors="coerce").to_numpy(dtype=float)
+        eff = e_min if cat.get("elderly") else np.where(elderly_alone, e_min, g_min)
+        within = np.nan_to_num(eff, nan=np.inf) <= cat["tier"]
+        share = pd.Series(within).groupby(gid.to_numpy()).mean().round(4)
+        out_grids.insert(len(out_grids.columns) - 1, f"reach_{cat['id']}_share",
+                         share.reindex(grids["id"].astype(str)).to_numpy())
+    if "basic_complete" in households.columns:
+        share = households["basic_complete"].fillna(False).astype(bool).groupby(gid.to_numpy()).mean().round(4)
+        out_grids.insert(len(out_grids.columns) - 1, "basic_share", share.reindex(grids["id"].astype(str)).to_numpy())

@@ -340,24 +340,31 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
                              "value": None, "target": t.get("migrants_registered", 0.95), "pass": None,
                              "numerator": None, "denominator": None,
                              "note": "no migrant_registered field in households: not measured"})
-            # workload: households per full-time worker, lower is better
             if level == "community":
                 g = grids[grids["community_id"].astype(str) == uid]
             else:
                 comm = communities.loc[communities["street_id"].astype(str) == uid, "id"].astype(str)
                 g = grids[grids["community_id"].astype(str).isin(set(comm))]
-            hh = round(float(weights[mine].sum()), 1)  # weighted households (geo.workload)
-            workers = int(g["workers"].sum()) if len(g) else 0
-            value = round(hh / workers, 1) if workers else None
-            target = settings.households_per_worker
-            rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "households_per_worker",
-                         "value": value, "target": target, "pass": (value <= target) if value is not None else False,
-                         "numerator": int(hh) if hh == int(hh) else hh, "denominator": workers})
-            # 网格员专职化比例: full-time among the grid workers (full-time and part-time 网格员)
-            part_time = grid_part_time_workers(g)
-            share = full_time_share(g["workers"], part_time)
-            target = t.get("full_time_share", 0.80)
-            rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "full_time_share",
-                         "value": share, "target": target, "pass": (share >= target) if share is not None else None,
-                         "numerator": workers, "denominator": workers + int(part_time.sum()) if len(g) else 0})
+            row = {"level": level, "id": uid, "name": names[uid]}
+            rows += _staffing_rows(row, g, weighted=round(float(weights[mine].sum()), 1), settings=settings,
+                                   full_time_target=t.get("full_time_share", 0.80))
     return pd.DataFrame(rows)
+
+
+def _staffing_rows(row: dict, g: pd.DataFrame, *, weighted: float, settings: Settings,
+                   full_time_target: float) -> list[dict]:
+    """The two staffing rows of one community or street (``row``: level, id, name) with grids ``g`` and
+    ``weighted`` households (geo.workload): households per full-time worker (lower is better) and
+    网格员专职化比例, full-time among the grid workers (full-time and part-time 网格员)."""
+    workers = int(g["workers"].sum()) if len(g) else 0
+    value = round(weighted / workers, 1) if workers else None
+    target = settings.households_per_worker
+    per_worker = {**row, "indicator": "households_per_worker",
+                  "value": value, "target": target, "pass": (value <= target) if value is not None else False,
+                  "numerator": int(weighted) if weighted == int(weighted) else weighted, "denominator": workers}
+    part_time = grid_part_time_workers(g)
+    share = full_time_share(g["workers"], part_time)
+    full_time = {**row, "indicator": "full_time_share", "value": share, "target": full_time_target,
+                 "pass": (share >= full_time_target) if share is not None else None,
+                 "numerator": workers, "denominator": workers + int(part_time.sum()) if len(g) else 0}
+    return [per_worker, full_time]

@@ -263,12 +263,9 @@ def validate_visits(visits: pd.DataFrame, household_ids: pd.Series | np.ndarray,
             rows.append((where, name, why))
             keep[mask] = False
 
-    household = _text(frame["household_id"])
-    reject(household.isna().to_numpy(), "household_id", "is empty but required")
-    ids = pd.Index(_text(pd.Series(household_ids)).dropna().unique())
-    as_given = household
-    codes = _positions(household, pd.Series(ids))
-    household = pd.Series(pd.Categorical.from_codes(codes, categories=ids), index=frame.index)
+    as_given = _text(frame["household_id"])
+    reject(as_given.isna().to_numpy(), "household_id", "is empty but required")
+    household, codes = _known_households(as_given, household_ids)
     known = codes >= 0
     if not known.all():
         where = np.flatnonzero(~known & keep)
@@ -287,9 +284,7 @@ def validate_visits(visits: pd.DataFrame, household_ids: pd.Series | np.ndarray,
     worker = _text(frame["worker"])
     reject(worker.isna().to_numpy(), "worker", "is empty but required")
     given = frame["kind"] if "kind" in frame.columns else pd.Series("", index=frame.index)
-    spelling, spellings = pd.factorize(given.astype("string[pyarrow]").str.strip().fillna(""))  # few distinct
-    named = pd.Series(spellings, dtype=object).str.lower().replace(KIND_ALIASES)
-    kind = np.append(pd.Index(KINDS).get_indexer(named), -1)[spelling]
+    kind = _kind_codes(given)
     reject(kind < 0, "kind", "not a visit kind (home, phone, other): ", given)
 
     clean = frame.assign(household_id=household, worker=worker,
@@ -298,6 +293,20 @@ def validate_visits(visits: pd.DataFrame, household_ids: pd.Series | np.ndarray,
                          note=frame["note"] if "note" in frame.columns else None,
                          visited_on=day, feature=np.arange(n))
     return VisitCheck(clean[keep].reset_index(drop=True), _rejects_frame(frame, rows))
+
+
+def _known_households(household: pd.Series, household_ids: pd.Series | np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """``household`` as a categorical of the known ids, and each row's position among them (-1 when unknown)."""
+    ids = pd.Index(_text(pd.Series(household_ids)).dropna().unique())
+    codes = _positions(household, pd.Series(ids))
+    return pd.Series(pd.Categorical.from_codes(codes, categories=ids), index=household.index), codes
+
+
+def _kind_codes(given: pd.Series) -> np.ndarray:
+    """Each row's position in :data:`KINDS` (aliases and case allowed, empty is home), -1 when not a kind."""
+    spelling, spellings = pd.factorize(given.astype("string[pyarrow]").str.strip().fillna(""))  # few distinct
+    named = pd.Series(spellings, dtype=object).str.lower().replace(KIND_ALIASES)
+    return np.append(pd.Index(KINDS).get_indexer(named), -1)[spelling]
 
 
 def _text(values: pd.Series) -> pd.Series:
