@@ -4,7 +4,9 @@ A household counts when it has a blind-spot reason (``geo.risk.BLIND_SPOT_REASON
 special-group member not visited for longer than ``long_gap_days``;
 a cell is at risk when the weight of such households plus its under-registered residential buildings
 reaches ``min_cell_weight`` (``risk.toml`` [blindspots]). Cells touching each other (H3 neighbours) form
-one blind spot. Each carries its reasons, worst colour, counts of households and
+one blind spot, inside one community: a cell belongs to the community holding most of its at-risk weight,
+and neighbours of two communities are two spots (a spot is a place one community's workers can walk to).
+Each carries its reasons, worst colour, counts of households and
 persons at risk, special-group counts, the grids and communities it touches, and a rank by weight
 (``risk.toml`` [weights]: red × red households + yellow × yellow + blue × blue + unregistered × buildings).
 
@@ -65,8 +67,24 @@ def _hot_cells(cell: np.ndarray, level: np.ndarray, risk: pd.DataFrame, under_re
     return serious, hot, ub_cell[np.isin(ub_cell, hot)]
 
 
-def _hot_components(hot: np.ndarray) -> np.ndarray:
-    """The connected component of each hot cell (neighbours among the hot cells join)."""
+def _cell_communities(hot: np.ndarray, cell: np.ndarray, weight: np.ndarray, community: pd.Series) -> np.ndarray:
+    """For each hot cell, a code of the community holding most of its at-risk households' weight (-1: none,
+    e.g. a cell with only an under-registered building or households in no community)."""
+    inside = (weight > 0) & np.isin(cell, hot) & community.notna().to_numpy()
+    if not inside.any():
+        return np.full(len(hot), -1)
+    codes, _ = pd.factorize(community.to_numpy()[inside])
+    table = pd.DataFrame({"cell": cell[inside], "code": codes, "w": weight[inside]})
+    best = table.groupby(["cell", "code"])["w"].sum().reset_index().sort_values(
+        ["cell", "w", "code"], ascending=[True, False, True], kind="stable").drop_duplicates("cell")
+    out = np.full(len(hot), -1)
+    out[np.searchsorted(hot, best["cell"].to_numpy().astype(np.uint64))] = best["code"].to_numpy()
+    return out
+
+
+def _hot_components(hot: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
+    """The connected component of each hot cell: neighbours among the hot cells join when they belong to
+    the same ``group`` (a community code; -1 joins any)."""
     disk = pa.array(h3ronpy.grid_disk(hot, 1, flatten=False))
     counts = np.diff(disk.offsets.to_numpy())
     src = np.repeat(np.arange(len(hot)), counts)
@@ -74,6 +92,9 @@ def _hot_components(hot: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(hot, dst_cells)
     pos = np.clip(pos, 0, len(hot) - 1)
     hit = hot[pos] == dst_cells
+    if group is not None:
+        a, b = group[src], group[pos]
+        hit &= (a == b) | (a < 0) | (b < 0)
     graph = sp.coo_matrix((np.ones(int(hit.sum())), (src[hit], pos[hit])), shape=(len(hot), len(hot)))
     _, comp = connected_components(graph, directed=False)
     return comp
@@ -92,7 +113,8 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     at_risk_hh = serious
     if len(hot) == 0:
         return gpd.GeoDataFrame({c: [] for c in _COLUMNS}, geometry=[], crs="EPSG:4326")
-    comp = _hot_components(hot)
+    hh_weight = np.where(level == 3, w["red"], np.where(level == 2, w["yellow"], w["blue"])) * serious
+    comp = _hot_components(hot, _cell_communities(hot, cell, hh_weight, households["community_id"].astype("string")))
 
     # households in hot cells (all of them count for totals; at-risk ones for the figures)
     in_hot = (cell > 0) & np.isin(cell, hot)

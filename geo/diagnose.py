@@ -1,4 +1,4 @@
-"""Grid diagnostics: gaps, overlaps, grids outside their community, split buildings, workload.
+"""Grid diagnostics: gaps, overlaps, grids outside their community, split buildings, grid codes, workload.
 
 Coverage checks run after snapping coordinates to ``settings.precision_m``
 (shapely ``set_precision``), per community: shapely's coverage validation
@@ -27,10 +27,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.gridcodes import CODE_ISSUE_KINDS, CodePattern, check_codes
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
+from geo.workload import grid_part_time_workers, grid_staffing, grid_workers, is_over_capacity, workload_weights
 
-ISSUE_KINDS = ("gap", "overlap", "outside_community", "split_building")
+#: Kinds of coverage issue: the geometric ones, then those of the grid codes (geo.gridcodes: malformed,
+#: duplicate, not under the community's statistical code).
+ISSUE_KINDS = ("gap", "overlap", "outside_community", "split_building", *CODE_ISSUE_KINDS)
 _ISSUE_COLUMNS = ["kind", "community_id", "grid_ids", "building_id", "area_m2", "sliver", "households", "persons"]
 
 
@@ -63,8 +67,12 @@ def community_coverage(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *
 
 def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
                          buildings: gpd.GeoDataFrame | None, building_grid: pd.DataFrame | None,
-                         located: pd.DataFrame, *, settings: Settings = Settings()) -> gpd.GeoDataFrame:
-    """Gap, overlap, outside-community and split-building polygons with the households inside.
+                         located: pd.DataFrame, *, settings: Settings = Settings(),
+                         codes: bool = True) -> gpd.GeoDataFrame:
+    """Gap, overlap, outside-community and split-building polygons with the households inside, and (with
+    ``codes``) the grids whose given code is malformed, duplicate or not under their community's code
+    (:func:`geo.gridcodes.check_codes`, the grid as geometry, ``code`` and ``detail`` set; other rows leave
+    them empty).
 
     ``located`` holds one row per household with ``x``, ``y`` (metric), ``persons`` and ``building_id``.
     """
@@ -77,37 +85,8 @@ def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     cpos = pd.Index(cids)
     frames = []
 
-    # overlaps: every pair of grids whose interiors meet
-    tree = shapely.STRtree(gp)
-    a, b = tree.query(gp, predicate="overlaps")
-    a2, b2 = tree.query(gp, predicate="contains")  # one grid inside another also overlaps
-    a = np.concatenate([a, a2])
-    b = np.concatenate([b, b2])
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keep = lo < hi
-    pairs = np.unique(np.column_stack([lo[keep], hi[keep]]), axis=0) if keep.any() else np.zeros((0, 2), dtype=np.int64)
-    a, b = pairs[:, 0], pairs[:, 1]
-    if len(a):
-        inter = polygonal_parts(shapely.intersection(gp[a], gp[b], grid_size=settings.precision_m))
-        parts, attrs = _explode(inter, {"community_id": gcomm[a], "grid_ids": np.char.add(np.char.add(gids[a], ","), gids[b])})
-        frames.append(_issue_frame("overlap", parts, attrs, settings))
-
-    # gaps: what a community holds that none of its grids does
-    gap_geoms, gap_comm = [], []
-    for cid, positions in grids.groupby("community_id").indices.items():
-        j = cpos.get_loc(cid)
-        covered = shapely.union_all(gp[positions], grid_size=settings.precision_m)
-        gap = shapely.difference(cp[j], covered, grid_size=settings.precision_m)
-        gap_geoms.append(gap)
-        gap_comm.append(cid)
-    no_grid = np.setdiff1d(cids, np.unique(gcomm))
-    for cid in no_grid:  # a community without any grid is one big gap
-        gap_geoms.append(cp[cpos.get_loc(cid)])
-        gap_comm.append(cid)
-    if gap_geoms:
-        parts, attrs = _explode(polygonal_parts(np.array(gap_geoms, dtype=object)),
-                                {"community_id": np.array(gap_comm, dtype=object), "grid_ids": np.full(len(gap_comm), "", dtype=object)})
-        frames.append(_issue_frame("gap", parts, attrs, settings))
+    frames.append(_overlap_issues(gp, gids, gcomm, settings))
+    frames.append(_gap_issues(grids, gp, gcomm, cp, cids, settings))
 
     # grids reaching outside their community
     own = cp[cpos.get_indexer(gcomm)]
@@ -126,11 +105,59 @@ def grid_coverage_issues(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
         }
         frames.append(_issue_frame("split_building", geoms, attrs, settings, min_area=0.0))
 
+    if codes and "code" in grids.columns:
+        found = check_codes(grids, communities, pattern=CodePattern.of(settings))
+        if len(found):
+            frames.append(pd.DataFrame(found.drop(columns=["id", "households", "persons"])))
+
     issues = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else _issue_frame("gap", np.array([], dtype=object), {}, settings)
     issues = gpd.GeoDataFrame(issues, geometry="geometry", crs=crs)
+    for column in ("code", "detail"):
+        if column not in issues.columns:
+            issues[column] = None
     _count_households(issues, located)
     issues.insert(0, "id", [f"{k}-{i + 1}" for k, i in zip(issues["kind"], issues.groupby("kind").cumcount())])
     return issues
+
+
+def _overlap_issues(gp: np.ndarray, gids: np.ndarray, gcomm: np.ndarray, settings: Settings) -> pd.DataFrame:
+    """Overlaps: every pair of grids whose interiors meet (one grid inside another too), one row per part."""
+    tree = shapely.STRtree(gp)
+    a, b = tree.query(gp, predicate="overlaps")
+    a2, b2 = tree.query(gp, predicate="contains")  # one grid inside another also overlaps
+    a = np.concatenate([a, a2])
+    b = np.concatenate([b, b2])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keep = lo < hi
+    pairs = np.unique(np.column_stack([lo[keep], hi[keep]]), axis=0) if keep.any() else np.zeros((0, 2), dtype=np.int64)
+    a, b = pairs[:, 0], pairs[:, 1]
+    if not len(a):
+        return pd.DataFrame()  # nothing found: dropped before the issues are joined
+    inter = polygonal_parts(shapely.intersection(gp[a], gp[b], grid_size=settings.precision_m))
+    parts, attrs = _explode(inter, {"community_id": gcomm[a], "grid_ids": np.char.add(np.char.add(gids[a], ","), gids[b])})
+    return _issue_frame("overlap", parts, attrs, settings)
+
+
+def _gap_issues(grids: gpd.GeoDataFrame, gp: np.ndarray, gcomm: np.ndarray, cp: np.ndarray, cids: np.ndarray,
+                settings: Settings) -> pd.DataFrame:
+    """Gaps: what a community holds that none of its grids does; a community without any grid is one big gap."""
+    cpos = pd.Index(cids)
+    gap_geoms, gap_comm = [], []
+    for cid, positions in grids.groupby("community_id").indices.items():
+        j = cpos.get_loc(cid)
+        covered = shapely.union_all(gp[positions], grid_size=settings.precision_m)
+        gap = shapely.difference(cp[j], covered, grid_size=settings.precision_m)
+        gap_geoms.append(gap)
+        gap_comm.append(cid)
+    no_grid = np.setdiff1d(cids, np.unique(gcomm))
+    for cid in no_grid:  # a community without any grid is one big gap
+        gap_geoms.append(cp[cpos.get_loc(cid)])
+        gap_comm.append(cid)
+    if not gap_geoms:
+        return pd.DataFrame()  # nothing found: dropped before the issues are joined
+    parts, attrs = _explode(polygonal_parts(np.array(gap_geoms, dtype=object)),
+                            {"community_id": np.array(gap_comm, dtype=object), "grid_ids": np.full(len(gap_comm), "", dtype=object)})
+    return _issue_frame("gap", parts, attrs, settings)
 
 
 def _issue_frame(kind: str, geoms: np.ndarray, attrs: dict, settings: Settings, *, min_area: float | None = None) -> pd.DataFrame:
@@ -182,9 +209,13 @@ def _count_households(issues: gpd.GeoDataFrame, located: pd.DataFrame) -> None:
 
 def grid_workload(grids: gpd.GeoDataFrame, households: pd.DataFrame, *, building_grid: pd.DataFrame | None = None,
                   settings: Settings = Settings()) -> pd.DataFrame:
-    """Households, persons, special groups and load per full-time worker for each grid.
+    """Households, persons, special groups, load per full-time worker and the staffing check of each grid.
 
-    ``households`` holds ``grid_id``, ``persons`` and the special-group flags.
+    ``households`` holds ``grid_id``, ``persons`` and the special-group flags. ``workload`` is the weighted
+    household count (geo.workload: ``special_group_weight``; equal to ``households`` by default) and
+    ``households_per_worker``, ``load_ratio`` and ``over_capacity`` are measured on it; ``part_time_workers``
+    (兼职网格员, 0 where not given) counts in 网格员专职化比例 only; ``part_time_officers``,
+    ``staff_missing`` and ``staffing_complete`` are the 一格三员 check (:func:`geo.workload.grid_staffing`).
     Returns a frame aligned with ``grids``.
     """
     gid = grids["id"].astype(str).to_numpy()
@@ -193,22 +224,23 @@ def grid_workload(grids: gpd.GeoDataFrame, households: pd.DataFrame, *, building
     out = pd.DataFrame(index=pd.Index(gid, name="id"))
     out["households"] = groups.size().reindex(gid).fillna(0).astype(np.int64)
     out["persons"] = groups["persons"].sum().reindex(gid).fillna(0).astype(np.int64)
-    if "full_time_workers" in grids.columns and grids["full_time_workers"].notna().any():
-        workers = grids["full_time_workers"].astype("Int64")
-    else:
-        workers = pd.Series(pd.NA, index=grids.index, dtype="Int64")
-    named = grids["worker_name"].notna() & (grids["worker_name"].astype(str).str.strip() != "")
-    default = pd.Series(np.where(named, 1, 0), index=grids.index)
-    out["workers"] = workers.fillna(default).to_numpy(dtype=np.int64)
+    out["workers"] = grid_workers(grids)
+    out["part_time_workers"] = grid_part_time_workers(grids)
+    weights = workload_weights(assigned, settings=settings)
+    out["workload"] = pd.Series(weights, index=assigned.index).groupby(assigned["grid_id"]).sum() \
+        .reindex(gid).fillna(0).round(1).to_numpy()
     w = out["workers"].to_numpy()
-    h = out["households"].to_numpy()
+    load = out["workload"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        per = np.where(w > 0, h / np.maximum(w, 1), np.nan)
+        per = np.where(w > 0, load / np.maximum(w, 1), np.nan)
     out["households_per_worker"] = np.round(per, 1)
     out["persons_per_worker"] = np.round(np.where(w > 0, out["persons"].to_numpy() / np.maximum(w, 1), np.nan), 1)
     out["load_ratio"] = np.round(per / settings.households_per_worker, 3)
-    out["over_capacity"] = h > w * settings.households_per_worker
+    out["over_capacity"] = is_over_capacity(load, w, settings=settings)
     out["unstaffed"] = w == 0
+    staffing = grid_staffing(grids)
+    for column in staffing.columns:
+        out[column] = staffing[column].to_numpy()
     for group in SPECIAL_GROUPS:
         if group in assigned.columns:
             out[group] = groups[group].sum().reindex(gid).fillna(0).astype(np.int64)

@@ -33,6 +33,7 @@ import pandas as pd
 import shapely
 
 from geo.errors import InputError
+from geo.settings import Settings
 
 #: Kinds of code issue (rows of the coverage issues).
 CODE_ISSUE_KINDS = ("code_malformed", "code_duplicate", "code_outside_community")
@@ -67,6 +68,17 @@ class CodePattern:
 
     def format(self, community_code: str, sequence: int) -> str:
         return f"{community_code}{self.separator}{sequence:0{self.sequence_digits}d}"
+
+    @classmethod
+    def of(cls, settings: Settings) -> "CodePattern":
+        """The pattern a run's settings name (``code_community_digits``, ``code_sequence_digits``,
+        ``code_separator``; a data folder's ``gridcover.toml`` may change them).
+
+        >>> CodePattern.of(Settings(code_separator="-")).format("510105001001", 7)
+        '510105001001-007'
+        """
+        return cls(community_digits=settings.code_community_digits, sequence_digits=settings.code_sequence_digits,
+                   separator=settings.code_separator)
 
 
 #: The default: 12 + 3 digits.
@@ -179,6 +191,29 @@ def assign_codes(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *, patt
     out = own.copy()
     out.iloc[np.flatnonzero(new)] = made
     return out.rename("code")
+
+
+def fill_codes(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *, pattern: CodePattern = STANDARD,
+               taken: Iterable[str] = ()) -> gpd.GeoDataFrame:
+    """The grids with every missing ``code`` filled by :func:`assign_codes` and ``code_generated`` (true where
+    the code was made here). A given code is never changed, and no code made here equals one given to any grid
+    (every given code, of whatever community, counts as taken, with ``taken``).
+
+    Examples
+    --------
+    >>> boxes = [shapely.box(x, 0, x + 100, 100) for x in (0, 100)]
+    >>> g = gpd.GeoDataFrame({"id": ["a", "b"], "community_id": "c1", "code": ["510105001001003", None]},
+    ...                      geometry=boxes)
+    >>> c = gpd.GeoDataFrame({"id": ["c1"], "code": ["510105001001"]}, geometry=[shapely.box(0, 0, 200, 100)])
+    >>> fill_codes(g, c)[["code", "code_generated"]].values.tolist()
+    [['510105001001003', False], ['510105001001004', True]]
+    """
+    own = _text(grids["code"]) if "code" in grids.columns else pd.Series(pd.NA, index=grids.index, dtype="string")
+    codes = assign_codes(grids, communities, pattern=pattern, taken=[*taken, *own.dropna().tolist()])
+    out = grids.copy()
+    out["code"] = codes.astype(object).where(codes.notna(), None).to_numpy()
+    out["code_generated"] = (own.isna() & codes.notna()).to_numpy(dtype=bool)
+    return out
 
 
 def check_codes(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *, pattern: CodePattern = STANDARD,

@@ -27,7 +27,7 @@ import shapely
 from geo.crs import SourceCRS, local_metric_crs, offset_to_wgs84, parse_crs, transform_geometries
 from geo.errors import ConfigError, InputError
 from geo.schema import (AREA_KINDS, BOOL, BOUNDARY_LAYERS, DATE, INT, LAYER_ORDER, LAYERS, LINE, POINT, POLYGON, STR,
-                        Layer)
+                        InputLayer)
 from geo.settings import Settings
 
 CONFIG_NAME = "gridcover.toml"
@@ -220,7 +220,7 @@ def _rejected_geometry(geoms: np.ndarray, source: SourceCRS) -> np.ndarray:
     return out
 
 
-def _typed_fields(frame: gpd.GeoDataFrame, layer: Layer, label: str, ids: pd.Series, *, reject: "_Rejects",
+def _typed_fields(frame: gpd.GeoDataFrame, layer: InputLayer, label: str, ids: pd.Series, *, reject: "_Rejects",
                   notes: list) -> gpd.GeoDataFrame:
     """A copy of ``frame`` with every declared field typed (a missing one filled with its default or empty, and
     said), the ids unique, and the layer's own rules checked (persons, area kinds, urban-rural codes)."""
@@ -253,7 +253,7 @@ def _typed_fields(frame: gpd.GeoDataFrame, layer: Layer, label: str, ids: pd.Ser
     return frame
 
 
-def validate_layer(frame: gpd.GeoDataFrame, layer: Layer, label: str, *, fids: np.ndarray, user_crs: str | None,
+def validate_layer(frame: gpd.GeoDataFrame, layer: InputLayer, label: str, *, fids: np.ndarray, user_crs: str | None,
                    problems: list, notes: list, partial: bool = False, skip_invalid: bool = False) -> LayerRead:
     """One layer as read from its file, in WGS-84 lon/lat with typed, validated fields, and what was left out.
 
@@ -328,7 +328,7 @@ def validate_layer(frame: gpd.GeoDataFrame, layer: Layer, label: str, *, fids: n
     return LayerRead(out, source.text, fixed, fids, notes, rejects)
 
 
-def _map_columns(frame: pd.DataFrame, layer: Layer, label: str, mapping: dict, *, config_label: str,
+def _map_columns(frame: pd.DataFrame, layer: InputLayer, label: str, mapping: dict, *, config_label: str,
                  shapefile: bool, notes: list) -> pd.DataFrame:
     """The user's columns renamed to the data model's fields: ``[columns.<layer>]`` first, then the
     Shapefile's 10-character cuts of long field names where only one field of the layer has that cut.
@@ -390,12 +390,12 @@ def _csv_part(frame: gpd.GeoDataFrame, options: dict) -> np.ndarray:
     return keep
 
 
-def _empty_layer(layer: Layer) -> gpd.GeoDataFrame:
+def _empty_layer(layer: InputLayer) -> gpd.GeoDataFrame:
     """A part of a layer with no row, with the declared fields."""
     return gpd.GeoDataFrame({f.name: pd.Series([], dtype=object) for f in layer.fields}, geometry=[], crs=_WGS84)
 
 
-def csv_points(table: pd.DataFrame, layer: Layer, label: str, *, columns: dict | None = None,
+def csv_points(table: pd.DataFrame, layer: InputLayer, label: str, *, columns: dict | None = None,
                config_label: str = CONFIG_NAME, problems: list | None = None,
                notes: list | None = None) -> gpd.GeoDataFrame:
     """A CSV point layer's table (text columns) with its columns mapped (``columns``) and points built from
@@ -539,7 +539,7 @@ def _source_crs(frame: gpd.GeoDataFrame, user_crs: str | None, label: str) -> So
     return SourceCRS(text="EPSG:4326", crs=_WGS84)
 
 
-def _check_geometry(geoms: np.ndarray, layer: Layer, label: str, ids: pd.Series, *,
+def _check_geometry(geoms: np.ndarray, layer: InputLayer, label: str, ids: pd.Series, *,
                     reject: "_Rejects | None" = None) -> tuple[np.ndarray, list[dict]]:
     """Geometries checked (type, finite coordinates) and invalid polygons repaired; a feature that cannot be
     used goes to ``reject`` (default: raises InputError) and gets no geometry."""

@@ -55,7 +55,7 @@ from geo.settings import Settings
 #: Coordinate systems a caller may give (lon/lat degrees).
 LOOKUP_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 #: The fields of every answer, in order (the names other systems rely on come first).
-ANSWER_FIELDS = ("grid_id", "grid_name", "community_id", "street_id", "worker_name", "worker_phone",
+ANSWER_FIELDS = ("grid_id", "grid_name", "grid_code", "community_id", "street_id", "worker_name", "worker_phone",
                  "building_id", "estate_id", "version", "covered", "nearest_grid_id", "distance_m", "method")
 #: Extra fields of an address answer.
 ADDRESS_FIELDS = ("address_normalised", "score", "candidates", "problem")
@@ -181,6 +181,7 @@ class LookupIndex:
     version: int | str
     grids: _Polygons
     grid_name: np.ndarray
+    grid_code: np.ndarray
     community_id: np.ndarray
     street_id: np.ndarray
     worker_name: np.ndarray
@@ -213,7 +214,8 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
     Parameters
     ----------
     grids
-        WGS-84 polygons with ``id``, ``name``, ``community_id``, ``worker_name``, ``worker_phone``.
+        WGS-84 polygons with ``id``, ``name``, ``community_id``, ``worker_name``, ``worker_phone`` (and the
+        standard grid code ``code`` where the grids have one).
     buildings, estates
         WGS-84 polygons (``id``; buildings may carry ``estate_id``, ``name``, ``address``), optional.
     communities
@@ -258,7 +260,9 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
             b_estate = pd.Index(ep.ids).get_indexer(buildings["estate_id"].astype(str))
 
     return LookupIndex(
-        version=version, grids=gp, grid_name=_text(grids["name"]), community_id=community, street_id=street,
+        version=version, grids=gp, grid_name=_text(grids["name"]),
+        grid_code=_text(grids["code"]) if "code" in grids else np.full(len(grids), None, object),
+        community_id=community, street_id=street,
         worker_name=_text(grids["worker_name"]) if "worker_name" in grids else np.full(len(grids), None, object),
         worker_phone=_text(grids["worker_phone"]) if "worker_phone" in grids else np.full(len(grids), None, object),
         grid_metric_tree=metric_tree, metric_crs=metric_crs, to_metric=to_metric,
@@ -304,7 +308,7 @@ def _grid_fields(index: LookupIndex, g: np.ndarray) -> dict[str, np.ndarray]:
         out[has] = values[safe[has]]
         return out
 
-    return {"grid_id": take(index.grids.ids), "grid_name": take(index.grid_name),
+    return {"grid_id": take(index.grids.ids), "grid_name": take(index.grid_name), "grid_code": take(index.grid_code),
             "community_id": take(index.community_id), "street_id": take(index.street_id),
             "worker_name": take(index.worker_name), "worker_phone": take(index.worker_phone)}
 

@@ -30,6 +30,7 @@ from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, 
 from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
+from geo.gridcodes import CodePattern, fill_codes
 from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.reach import CONFIG_NAME as CATEGORIES_FILE
@@ -39,9 +40,13 @@ from geo.risk import (COLOURS, REASONS, RiskConfig, build_scorecard, building_re
 from geo.risk import CONFIG_NAME as RISK_FILE
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
+from geo.visits import evaluate_visits
+from geo.workload import staffing_summary
 
 #: Columns the assignment adds to each household.
 HOUSEHOLD_OUTPUT_COLUMNS = ("building_id", "grid_id", "community_id", "street_id", "status", "flags", "location")
+#: Weeks of visit records judged by default (``analyze --window-weeks``): the completed periods of the last 12 weeks.
+DEFAULT_WINDOW_WEEKS = 12
 
 
 @dataclass
@@ -79,12 +84,14 @@ class _Clock:
 
 def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, reference_date: date | None = None,
                     progress: Callable[[str], None] | None = None, every_cell: bool = False,
-                    clock: _Clock | None = None) -> Analysis:
+                    clock: _Clock | None = None, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> Analysis:
     """Run assignment, grid diagnostics, 15-minute reach and risk on the layers of a data folder, as read.
 
     ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
     H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
-    and facilities, see :func:`geo.lifecircle.h3_reach`). The run is the two halves
+    and facilities, see :func:`geo.lifecircle.h3_reach`). With a ``visits`` layer the records are judged over
+    the completed periods of the ``window_weeks`` ending with ``reference_date`` (:func:`visit_columns`). The
+    run is the two halves
     that the partitioned engine (``gridcover.engines.dask``) also calls: :func:`local_stages` on the whole
     city as one part, then :func:`global_stages` on its compact per-household table. ``clock`` times the
     stages (one started before the data was read also times the reading, as ``load``). Reading the folder
@@ -96,7 +103,8 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
     clock.step("load", f"read {counts} (metric CRS EPSG:{data.metric_crs.to_epsg()})")
     warnings_before = len(data.warnings)
-    part = local_stages(data, h3_resolution=h3_resolution, clock=clock, every_cell=every_cell)
+    part = local_stages(data, h3_resolution=h3_resolution, clock=clock, every_cell=every_cell,
+                        as_of=reference_date, window_weeks=window_weeks)
     config = part.model.config
     unknown = unknown_categories(layers.get("facilities"), config)
     data.warnings[warnings_before:warnings_before] = unknown_category_warnings(unknown, config)
@@ -105,7 +113,7 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
                        cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
                        facilities_unknown=unknown, fringe_source=part.fringe_source)
     result = global_stages(run, parts, city=layers, config=config, h3_resolution=h3_resolution,
-                           reference_date=reference_date, clock=clock)
+                           reference_date=reference_date, clock=clock, window_weeks=window_weeks)
     out_households = add_risk_columns(part.households, result.household_risk)
     ctx = result.risk_context
     ctx.origin_of = part.origin_of
@@ -177,7 +185,8 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
                  keep_cell: Callable[[np.ndarray], np.ndarray] | None = None, area_wgs84: list | None = None,
                  order: np.ndarray | None = None, building_order: np.ndarray | None = None,
                  component_of: Callable | None = None, seed_cells: np.ndarray | None = None,
-                 every_cell: bool = False) -> Part:
+                 every_cell: bool = False, as_of: date | None = None,
+                 window_weeks: int = DEFAULT_WINDOW_WEEKS) -> Part:
     """Assignment, zones and reach for the households of ``data`` (all of them, or those marked ``owned``).
 
     The other layers of ``data`` are context: buildings, grids, roads and facilities around those
@@ -188,7 +197,8 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
     ``component_of`` maps the part's network components to the whole network's (see
     :meth:`geo.reach.ReachModel.use_components`); ``seed_cells`` adds cells of households and buildings
     elsewhere round which empty cells are kept (a part is given the whole city's); ``every_cell`` keeps every
-    empty cell of the area.
+    empty cell of the area. With a ``visits`` layer (the records of these households) and ``as_of``, the
+    visits are judged (:func:`visit_columns`): the households get their visit columns.
     """
     clock = clock or _Clock(None)
     settings = data.settings
@@ -231,26 +241,120 @@ def local_stages(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION, c
 
     table = household_table(households, assigned, zones=zones, reach=reach, lonlat=(lon, lat), config=reach.model.config,
                             configs=data.configs)
-    if buildings is not None:
-        keep = np.ones(len(buildings), bool) if owned_buildings is None else owned_buildings
-        inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
-        blon, blat = to_lonlat(shapely.get_x(inner), shapely.get_y(inner), buildings.crs)
-        border = np.arange(len(buildings)) if building_order is None else building_order
-        own_b = pd.DataFrame({"id": buildings["id"].astype(str).to_numpy()[keep], "order": border[keep],
-                              "floors": buildings["floors"].to_numpy()[keep] if "floors" in buildings.columns else np.nan,
-                              "area": shapely.area(buildings.geometry.to_numpy()[keep]),
-                              "residential": buildings["residential"].to_numpy()[keep]
-                              if "residential" in buildings.columns else True,
-                              "lon": blon, "lat": blat})
-        split = bg["split"].to_numpy()
-        split_b = gpd.GeoDataFrame({"id": buildings["id"].to_numpy()[split], "order": border[split],
-                                    "grid_id": bg["grid_id"].to_numpy()[split], "grid_ids": bg["grid_ids"].to_numpy()[split],
-                                    "split": True}, geometry=buildings.geometry.to_numpy()[split], crs=buildings.crs)
-    else:
-        own_b, split_b = None, None
+    if layers.get("visits") is not None and as_of is not None:
+        visit = visit_columns(households, layers["visits"], configs=data.configs, as_of=as_of,
+                              window_weeks=window_weeks)
+        add_visit_columns(out_households, table, visit)
+        clock.step("visits", f"judged {len(layers['visits']):,} visit records of "
+                             f"{int(visit['visit_judged'].sum()):,} special-group households")
+    own_b, split_b = _building_outputs(buildings, bg, owned=owned_buildings, order=building_order)
     return Part(households=out_households, table=table, buildings=own_b, split_buildings=split_b, cells=reach.cells,
                 origins=reach.origins, model=reach.model, origin_of=reach.origin_of, building_grid=bg,
                 fringe_source=zones.attrs.get("fringe_source", "none"))
+
+
+
+def _building_outputs(buildings: gpd.GeoDataFrame | None, bg: pd.DataFrame | None, *, owned: np.ndarray | None,
+                      order: np.ndarray | None) -> tuple[pd.DataFrame | None, gpd.GeoDataFrame | None]:
+    """The buildings a part reports for the registration check (``owned``, default all: id, order, floors,
+    area, residential, lon/lat of a point inside) and its buildings cut by a grid boundary; ``None`` for both
+    without buildings."""
+    if buildings is None:
+        return None, None
+    keep = np.ones(len(buildings), bool) if owned is None else owned
+    inner = shapely.point_on_surface(buildings.geometry.to_numpy()[keep])
+    blon, blat = to_lonlat(shapely.get_x(inner), shapely.get_y(inner), buildings.crs)
+    border = np.arange(len(buildings)) if order is None else order
+    own_b = pd.DataFrame({"id": buildings["id"].astype(str).to_numpy()[keep], "order": border[keep],
+                          "floors": buildings["floors"].to_numpy()[keep] if "floors" in buildings.columns else np.nan,
+                          "area": shapely.area(buildings.geometry.to_numpy()[keep]),
+                          "residential": buildings["residential"].to_numpy()[keep]
+                          if "residential" in buildings.columns else True,
+                          "lon": blon, "lat": blat})
+    split = bg["split"].to_numpy()
+    split_b = gpd.GeoDataFrame({"id": buildings["id"].to_numpy()[split], "order": border[split],
+                                "grid_id": bg["grid_id"].to_numpy()[split], "grid_ids": bg["grid_ids"].to_numpy()[split],
+                                "split": True}, geometry=buildings.geometry.to_numpy()[split], crs=buildings.crs)
+    return own_b, split_b
+
+#: The visit columns households.geojson gets with a visits layer (empty for households in no visited group).
+VISIT_OUTPUT_COLUMNS = ("visits_required", "visits_done", "periods_missed", "next_visit_due", "never_visited")
+
+
+def visit_columns(households: pd.DataFrame, visits: pd.DataFrame, *, configs: dict | None, as_of: date,
+                  window_weeks: int = DEFAULT_WINDOW_WEEKS) -> pd.DataFrame:
+    """Each household's visits judged by :func:`geo.visits.evaluate_visits` (the ``[visit_rules]`` of the
+    run's risk file), aligned with ``households``: one row per household, in order.
+
+    Columns: ``visit_judged`` (the household is in a group with a rule), ``visits_required``,
+    ``visits_done``, ``periods_missed``, ``visit_periods``, ``visit_periods_kept`` (``Int64``, empty where not
+    judged), ``last_visit`` and ``next_visit_due`` (``datetime64``; ``last_visit`` the last record of any kind
+    up to ``as_of``), ``never_visited`` (no record at all: counted as missing every period), ``visit_overdue``
+    (the window's last completed period was missed, in any of its groups) and ``long_visit_gap`` (an elderly
+    person living alone without a home visit in the last ``long_gap_weeks`` ISO weeks nor this week).
+
+    Examples
+    --------
+    >>> households = pd.DataFrame({"id": ["H1", "H2"], "elderly_alone": [True, False], "child_in_difficulty": False,
+    ...                            "mental_disorder": False})
+    >>> visits = pd.DataFrame({"household_id": ["H1"], "visited_at": ["2026-11-24"], "worker": ["王芳"]})
+    >>> out = visit_columns(households, visits, configs=None, as_of=date(2026, 11, 30), window_weeks=3)
+    >>> out[["visit_judged", "visit_periods", "visit_periods_kept", "visit_overdue"]].values.tolist()
+    [[True, 2, 1, False], [False, <NA>, <NA>, False]]
+    """
+    rules = load_risk_config(**(configs or {}).get(RISK_FILE, {})).visit_rules
+    flags = pd.DataFrame({"id": households["id"].astype(str).to_numpy()})
+    for group in rules.by_group:
+        flags[group] = households[group].fillna(False).astype(bool).to_numpy() if group in households.columns \
+            else False
+    result = evaluate_visits(flags, visits, rules=rules, as_of=as_of, window_weeks=window_weeks).households
+    n = len(flags)
+    pos = pd.Index(flags["id"]).get_indexer(result["household_id"].astype(str))
+    judged = np.zeros(n, bool)
+    judged[pos] = True
+
+    def spread(column: str, dtype: str, empty):
+        values = np.full(n, empty, dtype=dtype)
+        values[pos] = result[column].to_numpy(dtype=dtype)
+        return values
+
+    out = pd.DataFrame({"visit_judged": judged}, index=households.index)
+    for name, column in (("visits_required", "visits_required"), ("visits_done", "visits_done"),
+                         ("periods_missed", "periods_missed"), ("visit_periods", "periods"),
+                         ("visit_periods_kept", "periods_kept")):
+        out[name] = pd.array(spread(column, "float64", np.nan), dtype="Float64").astype("Int64")
+    for name in ("last_visit", "next_visit_due"):
+        out[name] = spread(name, "datetime64[s]", np.datetime64("NaT"))
+    out["never_visited"] = pd.array(np.where(judged, spread("never_visited", "bool", False), None), dtype="boolean")
+    out["visit_overdue"] = spread("last_period_missed", "bool", False)
+    out["long_visit_gap"] = spread("long_visit_gap", "bool", False)
+    return out
+
+
+def add_visit_columns(out_households: gpd.GeoDataFrame, table: pd.DataFrame, visit: pd.DataFrame) -> None:
+    """The judged visits into the output households (:data:`VISIT_OUTPUT_COLUMNS`, ``last_visit`` from the
+    records for the judged households) and the compact table (in place)."""
+    judged = visit["visit_judged"].to_numpy(bool)
+    last = visit["last_visit"].to_numpy()
+    if "last_visit" in table.columns:
+        last = np.where(judged, last, table["last_visit"].to_numpy(dtype="datetime64[s]"))
+    table["last_visit"] = last
+    for column in ("visit_judged", "visit_periods", "visit_periods_kept", "never_visited", "long_visit_gap"):
+        table[column] = visit[column].to_numpy() if column != "never_visited" else \
+            visit[column].fillna(False).to_numpy(bool)
+    table["visit_last_missed"] = visit["visit_overdue"].to_numpy(bool)
+    text = _visit_text(pd.Series(last))
+    if "last_visit" in out_households.columns:
+        out_households["last_visit"] = text
+    else:
+        out_households.insert(len(out_households.columns) - 1, "last_visit", text)
+    for column in VISIT_OUTPUT_COLUMNS:
+        values = visit[column]
+        if column == "next_visit_due":
+            values = _visit_text(values)
+        else:
+            values = values.array
+        out_households.insert(len(out_households.columns) - 1, column, values)
 
 
 def household_table(households: gpd.GeoDataFrame, assigned: pd.DataFrame, *, zones: pd.DataFrame, reach: "ReachResult",
@@ -345,7 +449,8 @@ class PartTables:
 
 
 def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDataFrame], config,
-                  h3_resolution: int, reference_date: date, clock: "_Clock | None" = None) -> GlobalResult:
+                  h3_resolution: int, reference_date: date, clock: "_Clock | None" = None,
+                  window_weeks: int = DEFAULT_WINDOW_WEEKS) -> GlobalResult:
     """Grid workload, coverage issues, reach shares, risk, blind spots, scorecard and summary of the whole city,
     from the parts' compact tables (the same code for one part or many); ``city`` holds the whole ``grids``,
     ``communities`` and ``streets``."""
@@ -371,6 +476,10 @@ def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDat
     summary["reach"] = reach_summary
     summary["risk"] = risk_summary(risk, zones, spots=spots, registration=registration, config=risk_config,
                                    reference_date=reference_date)
+    if "visit_judged" in hh.columns:
+        summary["visits"] = visit_summary(hh, risk, records=run.input_counts.get("visits", 0), config=risk_config,
+                                          as_of=reference_date, window_weeks=window_weeks,
+                                          communities=communities, streets=streets)
     summary["timings_s"] = clock.timings
     return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
                         summary=summary, household_risk=risk, risk_context=ctx)
@@ -400,6 +509,8 @@ def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, comm
     out_grids = grids.drop(columns=[c for c in workload.columns if c in grids.columns])
     out_grids = pd.concat([out_grids.drop(columns="geometry"), workload, out_grids[["geometry"]]], axis=1)
     out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
+    # every grid gets its standard code (网格编码): a given one as it is, the missing ones made (code_generated)
+    out_grids = fill_codes(out_grids, communities, pattern=CodePattern.of(settings))
     coverage = community_coverage(grids, communities, settings=settings)
 
     return out_grids, issues, coverage
@@ -481,18 +592,81 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
         **{g: hh[g].to_numpy() for g in SPECIAL_GROUPS},
         "old_estate": old, "fringe": fringe,
         **({"migrant_registered": hh["migrant_registered"].to_numpy()} if "migrant_registered" in hh.columns else {}),
+        **{c: hh[c].to_numpy() for c in VISIT_RISK_COLUMNS if c in hh.columns},
     })
     over = set(out_grids.loc[out_grids["over_capacity"].astype(bool), "id"].astype(str))
     lon, lat = hh["lon"].to_numpy(), hh["lat"].to_numpy()
     ctx = RiskContext(households=risk_input, grids=out_grids, communities=communities, streets=streets,
                       config=risk_config, categories=config, over_capacity=over, under_registered=under,
                       under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
-                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64))
+                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64), settings=run.settings)
     risk, spots, card = assess_risk(ctx, reach)
     g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk)
     for column in g_risk.columns:
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
+    if "visit_judged" in hh.columns:
+        kept = visit_shares(hh, "grid_id").reindex(out_grids["id"].astype(str))
+        out_grids.insert(len(out_grids.columns) - 1, "visits_households",
+                         kept["households"].fillna(0).astype(int).to_numpy())
+        out_grids.insert(len(out_grids.columns) - 1, "visits_kept_share", kept["share_kept"].to_numpy())
     return risk, spots, card, ctx, registration, risk_config
+
+
+#: The compact table's visit columns the risk rules and the scorecard read (with a visits layer).
+VISIT_RISK_COLUMNS = ("visit_judged", "visit_periods", "visit_periods_kept", "visit_last_missed", "never_visited",
+                      "long_visit_gap")
+
+
+def visit_shares(hh: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """Per ``unit`` (``grid_id``, ``community_id``, ``street_id``) of the compact table: judged special-group
+    ``households``, ``periods``, ``periods_kept``, ``share_kept`` (periods kept / periods; empty without a
+    period) and ``never_visited``, indexed by the unit's id (households in no unit are not listed)."""
+    judged = hh["visit_judged"].to_numpy(bool)
+    frame = pd.DataFrame({unit: hh[unit].astype("string").to_numpy()[judged],
+                          "households": 1,
+                          "periods": hh["visit_periods"].fillna(0).to_numpy(np.int64)[judged],
+                          "periods_kept": hh["visit_periods_kept"].fillna(0).to_numpy(np.int64)[judged],
+                          "never_visited": hh["never_visited"].to_numpy(bool)[judged]})
+    out = frame.groupby(unit, sort=True).sum()
+    out["share_kept"] = np.round(out["periods_kept"] / out["periods"].where(out["periods"] > 0), 4)
+    out.index = out.index.astype(str)
+    return out
+
+
+def visit_summary(hh: pd.DataFrame, risk: pd.DataFrame, *, records: int, config: RiskConfig, as_of: date,
+                  window_weeks: int, communities: pd.DataFrame, streets: pd.DataFrame) -> dict:
+    """summary.json's ``visits``: the window judged, its rules, and the periods kept city-wide, per street and
+    per community, with the special-group households that have no record (counted as never visited)."""
+    judged = hh["visit_judged"].to_numpy(bool)
+    periods = int(hh["visit_periods"].fillna(0).to_numpy(np.int64)[judged].sum())
+    kept = int(hh["visit_periods_kept"].fillna(0).to_numpy(np.int64)[judged].sum())
+    rules = config.visit_rules
+
+    def per(unit: str, table: pd.DataFrame) -> list[dict]:
+        shares = visit_shares(hh, unit)
+        rows = []
+        for uid, name in zip(table["id"].astype(str), table["name"].astype(str)):
+            row = shares.loc[uid] if uid in shares.index else None
+            rows.append({"id": uid, "name": name,
+                         "households": int(row["households"]) if row is not None else 0,
+                         "periods": int(row["periods"]) if row is not None else 0,
+                         "periods_kept": int(row["periods_kept"]) if row is not None else 0,
+                         "share_kept": None if row is None or pd.isna(row["share_kept"]) else float(row["share_kept"]),
+                         "never_visited": int(row["never_visited"]) if row is not None else 0})
+        return rows
+
+    return {
+        "as_of": as_of.isoformat(), "window_weeks": int(window_weeks), "records": int(records),
+        "rules": {g: {"period": r.period, "at_least": r.at_least, "kinds": list(r.kinds)} for g, r in rules.by_group.items()},
+        "time_zone": rules.zone,
+        "households": int(judged.sum()), "periods": periods, "periods_kept": kept,
+        "share_kept": round(kept / periods, 4) if periods else None,
+        "never_visited": int(hh["never_visited"].to_numpy(bool)[judged].sum()),
+        "overdue": int(risk["visit_overdue"].to_numpy(bool)[judged].sum()),
+        "long_visit_gap": int(hh["long_visit_gap"].to_numpy(bool)[judged].sum()),
+        "per_street": per("street_id", streets),
+        "per_community": per("community_id", communities),
+    }
 
 
 #: A building-grid table without split buildings (grid_workload's ``split_buildings`` are then all 0).
@@ -537,6 +711,7 @@ class RiskContext:
     resolution: int
     reference_date: date
     origin_of: np.ndarray
+    settings: Settings = field(default_factory=Settings)
 
 
 def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.DataFrame, gpd.GeoDataFrame, pd.DataFrame]:
@@ -547,7 +722,8 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
     card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
-                           communities=ctx.communities, streets=ctx.streets, config=ctx.config)
+                           communities=ctx.communities, streets=ctx.streets, config=ctx.config,
+                           settings=ctx.settings)
     card = pd.concat([card, zone_scorecard(ctx.households, risk, reach=reach_households, config=ctx.config)], ignore_index=True)
     return risk, spots, card
 
@@ -747,11 +923,14 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
             "status_counts": {k: int(statuses.get(k, 0)) for k in STATUSES if statuses.get(k, 0)},
             "special_groups": {g: int(groups_table.loc[cid, g]) if cid in groups_table.index else 0 for g in SPECIAL_GROUPS},
             "over_capacity_grids": int(over.get(cid, 0)),
+            **staffing_summary(grids[grids["community_id"] == cid]),
         })
     per_grid = [
         {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
-         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings)}
-        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings"]].itertuples(index=False)
+         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings),
+         "staff_missing": r.staff_missing}
+        for r in grids[["id", "community_id", "households", "persons", "workers", "over_capacity", "split_buildings",
+                        "staff_missing"]].itertuples(index=False)
     ]
     status_counts = _counts(status, STATUSES)
     total = int(len(households))
@@ -779,6 +958,9 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
             "over_capacity": int(grids["over_capacity"].sum()),
             "unstaffed": int(grids["unstaffed"].sum()),
             "households_per_worker_standard": data.settings.households_per_worker,
+            "special_group_weight": data.settings.special_group_weight,
+            **staffing_summary(grids),
+            "codes_generated": int(grids["code_generated"].sum()) if "code_generated" in grids.columns else 0,
             "households_min": int(grids["households"].min()) if len(grids) else 0,
             "households_max": int(grids["households"].max()) if len(grids) else 0,
         },

@@ -54,9 +54,13 @@ from scipy.spatial import Delaunay
 
 from geo.diagnose import polygonal_parts
 from geo.errors import GridcoverError
+from geo.gridcodes import STANDARD, CodePattern, assign_codes
+from geo.workload import workload_band
 
-#: Default band of households per grid (the common practice of docs/domain.md).
-DEFAULT_BAND = (300, 500)
+#: Default band of households per grid: a grid of one full-time worker within the workload rule (geo.workload:
+#: ceiling 300, the plan's one worker per 300 households; floor half of it). ``redraw propose`` and ``check``
+#: without ``--target`` derive the band from each community's staffing instead (:func:`geo.workload.staffing_band`).
+DEFAULT_BAND = workload_band(1)
 #: OSM classes of roads a grid boundary should follow (crossing one is penalised while growing).
 BOUNDARY_ROADS = ("motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
                   "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link", "living_street")
@@ -66,14 +70,17 @@ class ProposalError(GridcoverError):
     """A proposal that cannot be made (no units, a bad band)."""
 
 
-def parse_band(text: str | tuple[int, int] | None) -> tuple[int, int]:
-    """``"300-500"`` (or a pair) as a checked (floor, ceiling) of households per grid.
+def parse_band(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"300-500"`` (or a pair) as a checked (floor, ceiling) of households per grid; ``None`` (no band given)
+    stays ``None``: the caller then derives the band from the workload rule and the staffing.
 
     >>> parse_band("300-500")
     (300, 500)
+    >>> parse_band(None) is None
+    True
     """
     if text is None:
-        return DEFAULT_BAND
+        return None
     if isinstance(text, str):
         parts = text.replace("–", "-").split("-")
         try:
@@ -939,7 +946,8 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
                   band: str | tuple[int, int] = DEFAULT_BAND,
                   current_grids: gpd.GeoDataFrame | None = None, keep_current: bool = False,
                   roads: gpd.GeoDataFrame | None = None, spacing_m: float = 10.0, simplify_m: float = 5.0,
-                  road_penalty_m: float = 60.0, precision_m: float = 0.01) -> Proposal:
+                  road_penalty_m: float = 60.0, precision_m: float = 0.01, code_pattern: CodePattern = STANDARD,
+                  taken_codes=()) -> Proposal:
     """Balanced grids for one community (all inputs in one metric CRS).
 
     Parameters
@@ -956,11 +964,16 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
         current grids are the start and are changed only as much as the band needs.
     roads
         Road centre lines: growing a grid across one costs ``road_penalty_m`` more, so boundaries follow them.
+    code_pattern, taken_codes
+        New grids are named by the next free standard codes of the community (its ``code`` column; geo.gridcodes,
+        in reading order, after every code in ``taken_codes``, e.g. those of the grid history, so a retired code
+        is never reused); a grid keeping a current grid's id keeps its code. Without a community code new grids
+        are ``<community>-N01`` … and a note says so.
     """
     import time
 
     t0 = time.perf_counter()
-    lo, hi = parse_band(band)
+    lo, hi = parse_band(band) or DEFAULT_BAND
     if isinstance(community, gpd.GeoDataFrame):
         cid = str(community["id"].iloc[0])
         cgeom = community.geometry.iloc[0]
@@ -993,7 +1006,11 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
     nunits = np.bincount(unit_grid, minlength=n_grids)
     frame = gpd.GeoDataFrame({"community_id": cid, "households": hh, "persons": pp, "units": nunits},
                              geometry=polys, crs=buildings.crs)
-    frame = _name_grids(frame, cid, current_grids, precision_m)
+    frame = _name_grids(frame, cid, current_grids, precision_m, community=community if isinstance(
+        community, gpd.GeoDataFrame) else None, pattern=code_pattern, taken=taken_codes)
+    if frame["code"].isna().any():
+        notes.append(f"community {cid} has no {code_pattern.community_digits}-digit statistical code "
+                     f"(communities.code): its new grids get no standard code and are named {cid}-N01 …")
     notes += _balance_notes(units, hh, band=(lo, hi))
     return Proposal(grids=frame, unit_grid=unit_grid, units=units, band=(lo, hi), maximum=maximum, notes=notes,
                     timings={"units": round(t1 - t0, 3), "tessellate": round(t2 - t1, 3),
@@ -1064,13 +1081,15 @@ def _current_unit_grid(units: Units, grids: gpd.GeoDataFrame, precision_m: float
 
 #: Fields copied from the current grid whose id a proposed grid takes.
 CARRIED_FIELDS = ("name", "worker_name", "worker_phone", "full_time_workers", "info_officer_name",
-                  "info_officer_phone", "mediator_name", "mediator_phone")
+                  "info_officer_phone", "mediator_name", "mediator_phone", "part_time_workers", "code")
 
 
 def _name_grids(frame: gpd.GeoDataFrame, cid: str, current: gpd.GeoDataFrame | None,
-                precision_m: float) -> gpd.GeoDataFrame:
-    """Give each proposed grid the id (and name, workers) of the current grid it overlaps most, one to one;
-    the others get new ids ``<community>-N01`` …"""
+                precision_m: float, *, community: gpd.GeoDataFrame | None = None,
+                pattern: CodePattern = STANDARD, taken=()) -> gpd.GeoDataFrame:
+    """Give each proposed grid the id (and name, workers, code) of the current grid it overlaps most, one to one;
+    every grid without a code gets the next free code of the community (geo.gridcodes) and a new grid takes
+    its code as id (``<community>-N01`` … where the community has no code)."""
     n = len(frame)
     ids = np.full(n, None, dtype=object)
     carried = {f: np.full(n, None, dtype=object) for f in CARRIED_FIELDS}
@@ -1095,8 +1114,16 @@ def _name_grids(frame: gpd.GeoDataFrame, cid: str, current: gpd.GeoDataFrame | N
     used = set(str(v) for v in ids if v is not None)
     if current is not None:
         used |= set(current["id"].astype(str))
+    if community is not None and "code" in community.columns:
+        named = gpd.GeoDataFrame({"id": [f"{i:06d}" for i in range(n)], "community_id": cid,
+                                  "code": carried["code"]}, geometry=frame.geometry.to_numpy(), crs=frame.crs)
+        codes = assign_codes(named, community.assign(id=cid), pattern=pattern, taken=taken)
+        carried["code"] = codes.astype(object).where(codes.notna(), None).to_numpy()
     k = 1
     for i in range(n):
+        if ids[i] is None and isinstance(carried["code"][i], str) and carried["code"][i] not in used:
+            ids[i] = carried["code"][i]
+            used.add(ids[i])
         if ids[i] is None:
             while f"{cid}-N{k:02d}" in used:
                 k += 1

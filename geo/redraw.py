@@ -7,7 +7,8 @@ answers, for the communities it touches, with plain JSON-ready data:
 - validity: gaps and overlaps (shapely coverage checks after ``set_precision``, gaps narrower than
   ``gap_width_m`` are slivers but still gaps), parts outside the community, grids in several pieces,
   buildings and estates cut by a boundary (an estate above the ceiling may be cut along building lines);
-- balance: households and persons per grid and per full-time worker against the band, special-group load;
+- balance: households and persons per grid against the band, the workload rule per full-time worker
+  (geo.workload: ``over_capacity`` as the scorecard has it), the staffing check, special-group load;
 - shape: Polsby-Popper compactness, share of the boundary between grids that follows a road centre line;
 - the diff against the current grids: every household, building and special-group count that changes
   grid (and so worker), grids created, removed, merged and split, and the blind-spot and 15-minute reach
@@ -59,16 +60,18 @@ from geo.assign import assign_households, building_grids
 from geo.crs import local_metric_crs
 from geo.diagnose import community_coverage, grid_coverage_issues, grid_workload, polygonal_parts
 from geo.errors import InputError
+from geo.gridcodes import CodePattern, check_codes
 from geo.propose import (DEFAULT_BAND, _reattach_crumbs, dissolve_cells, exact_coverage, parse_band, polsby_popper,
                           tessellate)
 from geo.schema import SPECIAL_GROUPS
 from geo.settings import Settings
+from geo.workload import staffing_summary
 
 #: A grid boundary within this distance (m) of a road centre line follows the road (half a wide street).
 ROAD_FOLLOW_M = 15.0
 #: Fields of a grid that a proposal carries (the rest is computed).
 GRID_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
-               "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")
+               "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone", "part_time_workers", "code")
 #: A new grid "merges" old grids that each send it at least this share of their households; an old grid is
 #: "split" when at least two new grids each receive this share of its households.
 MERGE_SPLIT_SHARE = 0.2
@@ -238,16 +241,7 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
     known = ctx.community_ids()
     if "community_id" not in out.columns:
         out["community_id"] = None
-    cid = out["community_id"]
-    need = cid.isna() | (cid.astype(str).str.strip() == "")
-    if need.any():  # a polygon drawn in QGIS without the field: the community holding most of it
-        cg = ctx.communities.geometry.to_numpy()
-        pi, ci = shapely.STRtree(cg).query(out.geometry.to_numpy()[need.to_numpy()], predicate="intersects")
-        area = shapely.area(shapely.intersection(out.geometry.to_numpy()[need.to_numpy()][pi], cg[ci]))
-        best = pd.DataFrame({"p": pi, "c": ci, "a": area}).sort_values("a", ascending=False).drop_duplicates("p")
-        fill = np.full(int(need.sum()), None, dtype=object)
-        fill[best["p"].to_numpy()] = ctx.communities["id"].astype(str).to_numpy()[best["c"].to_numpy()]
-        out.loc[need, "community_id"] = fill
+    _fill_community_ids(out, ctx)
     cid = out["community_id"].astype(str)
     unknown = ~cid.isin(known) | out["community_id"].isna()
     if unknown.any():
@@ -270,15 +264,49 @@ def proposal_frame(frame: gpd.GeoDataFrame, ctx: RedrawContext, *, label: str = 
             # a grid keeping its id keeps its worker unless the proposal says otherwise
             cur = ctx.grids.set_index(ctx.grids["id"].astype(str))
             out[f] = cur[f].reindex(out["id"]).to_numpy() if f in cur.columns else None
-    if "full_time_workers" in out.columns:
-        bad = pd.to_numeric(out["full_time_workers"], errors="coerce").isna() & out["full_time_workers"].notna()
+    out = carry_codes(ctx, out)
+    for f in ("full_time_workers", "part_time_workers"):
+        if f not in out.columns:
+            continue
+        bad = pd.to_numeric(out[f], errors="coerce").isna() & out[f].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"not a whole number: {out['full_time_workers'].iloc[i]!r}", file=label, index=i,
-                             feature_id=out["id"].iloc[i], field="full_time_workers")
-        out["full_time_workers"] = _workers_column(out["full_time_workers"])
+            raise InputError(f"not a whole number: {out[f].iloc[i]!r}", file=label, index=i,
+                             feature_id=out["id"].iloc[i], field=f)
+        out[f] = _workers_column(out[f])
     keep = [c for c in GRID_FIELDS if c in out.columns]
     return out[keep + ["geometry"]].reset_index(drop=True)
+
+
+def _fill_community_ids(out: gpd.GeoDataFrame, ctx: RedrawContext) -> None:
+    """Give each grid without a ``community_id`` the community holding most of it (in place): a polygon drawn
+    in QGIS without the field."""
+    cid = out["community_id"]
+    need = cid.isna() | (cid.astype(str).str.strip() == "")
+    if need.any():
+        cg = ctx.communities.geometry.to_numpy()
+        pi, ci = shapely.STRtree(cg).query(out.geometry.to_numpy()[need.to_numpy()], predicate="intersects")
+        area = shapely.area(shapely.intersection(out.geometry.to_numpy()[need.to_numpy()][pi], cg[ci]))
+        best = pd.DataFrame({"p": pi, "c": ci, "a": area}).sort_values("a", ascending=False).drop_duplicates("p")
+        fill = np.full(int(need.sum()), None, dtype=object)
+        fill[best["p"].to_numpy()] = ctx.communities["id"].astype(str).to_numpy()[best["c"].to_numpy()]
+        out.loc[need, "community_id"] = fill
+
+
+def carry_codes(ctx: RedrawContext, grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The proposed grids, each keeping the code of the current grid of its community with the same id where
+    the proposal gives none (a layer drawn without the ``code`` field, or with it blank); a copy."""
+    out = grids.copy()
+    if "code" not in ctx.grids.columns:
+        return out
+    cur = ctx.grids[ctx.grids["community_id"].astype(str).isin(set(out["community_id"].astype(str)))]
+    kept = pd.Series(cur["code"].to_numpy(), index=cur["id"].astype(str).to_numpy())
+    kept = kept[~kept.index.duplicated()].reindex(out["id"].astype(str).to_numpy()).to_numpy(dtype=object)
+    given = out["code"] if "code" in out.columns else pd.Series(None, index=out.index, dtype=object)
+    blank = (given.isna() | (given.astype("string").str.strip() == "")).fillna(True).to_numpy(dtype=bool)
+    out["code"] = np.where(blank, kept, given.to_numpy(dtype=object))
+    out["code"] = out["code"].where(out["code"].notna(), None)
+    return out
 
 
 # ------------------------------------------------------------------ moves
@@ -466,13 +494,14 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     """Validity, balance, shape and the diff of a proposal (metric grids with ``id``, ``community_id``).
 
     Returns a JSON-ready dict; ``valid`` is true when the proposal has no gap, overlap, part outside its
-    community, grid in several pieces, split building or split estate (other than one above the ceiling).
+    community, grid in several pieces, split building or split estate (other than one above the ceiling),
+    and makes no grid code problem (``codes``: :func:`check_proposal_codes`).
     Balance against the band is reported per grid (``in_band``) and in ``all_in_band`` but does not make a
     proposal invalid (a street office may have its reasons; the report shows them). The module docstring
     shows one.
     """
     t0 = time.perf_counter()
-    lo, hi = parse_band(band)
+    lo, hi = parse_band(band) or DEFAULT_BAND
     s = ctx.settings
     cids = set(proposal["community_id"].astype(str))
     comms = ctx.communities[ctx.communities["id"].astype(str).isin(cids)].reset_index(drop=True)
@@ -498,13 +527,12 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     gp, coverage, problems = check["gp"], check["coverage"], check["problems"]
     gaps, overlaps, outside = check["gaps"], check["overlaps"], check["outside"]
     non_contiguous, split_b, split_estates = check["non_contiguous"], check["split_b"], check["split_estates"]
+    codes = check_proposal_codes(ctx, new)
+    problems += codes["problems"]
     t3 = time.perf_counter()
 
     # ---- balance and shape
-    work_in = pd.DataFrame({"grid_id": new_grid, "persons": persons})
-    for g in SPECIAL_GROUPS:
-        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
-    work = grid_workload(new, work_in, building_grid=bg, settings=s)
+    work = grid_workload(new, _workload_input(hh, new_grid, persons), building_grid=bg, settings=s)
     pp = polsby_popper(gp)
     road_share = _road_share(gp, comms, ctx.roads, road_follow_m, s)
     basic_new = _basic_share(hh, new_grid)
@@ -528,18 +556,83 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
         "communities": _community_rows(cids, old=old, new=new, hh=hh, coverage=coverage),
         "gaps": gaps, "overlaps": overlaps, "outside_community": outside,
         "non_contiguous": non_contiguous, "split_buildings": split_b, "split_estates": split_estates,
+        "codes": codes,
         "grids": grid_rows,
         "summary": _balance_summary(grid_rows, pp=pp, households=len(hh), lo=lo),
         "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
         **diff,
         "blind_spots": blind,
         "reach": reach,
-        "settings": {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
-                     "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
-                     "road_follow_m": road_follow_m},
-        "timings_s": {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
-                      "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)},
+        "settings": _settings_report(s, road_follow_m=road_follow_m),
+        "timings_s": _timings(t0, t1, t2, t3, t4, t5),
     }
+
+
+def _workload_input(hh: pd.DataFrame, grid_id: np.ndarray, persons: np.ndarray) -> pd.DataFrame:
+    """What :func:`geo.diagnose.grid_workload` reads: each household's grid, persons and special groups."""
+    work_in = pd.DataFrame({"grid_id": grid_id, "persons": persons})
+    for g in SPECIAL_GROUPS:
+        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
+    return work_in
+
+
+def _settings_report(s: Settings, *, road_follow_m: float) -> dict:
+    """The settings a proposal was checked with, as the report shows them."""
+    return {"precision_m": s.precision_m, "gap_width_m": s.gap_width_m,
+            "min_issue_area_m2": s.min_issue_area_m2, "split_min_share": s.split_min_share,
+            "road_follow_m": road_follow_m, "households_per_worker": s.households_per_worker,
+            "special_group_weight": s.special_group_weight}
+
+
+def _timings(t0: float, t1: float, t2: float, t3: float, t4: float, t5: float) -> dict:
+    """Seconds of each step of the check (select, assign, validity, balance and shape, diff) and in all."""
+    return {"select": round(t1 - t0, 3), "assign": round(t2 - t1, 3), "validity": round(t3 - t2, 3),
+            "balance_shape": round(t4 - t3, 3), "diff": round(t5 - t4, 3), "total": round(t5 - t0, 3)}
+
+
+def check_proposal_codes(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> dict:
+    """The grid codes (网格编码) of a proposal against the whole grids layer after it (geo.gridcodes).
+
+    A malformed code, a code on two grids (of the proposal, or one of the proposal and one of another
+    community) and a code not under its community's statistical code are ``problems`` (the proposal is not
+    valid) when the proposal makes them, and ``notes`` when the current grids already have the same issue (the
+    redraw did not cause it and need not wait for its repair). Grids without a code are listed in
+    ``without_code`` (``redraw check`` and ``apply`` give them the next free codes first).
+
+    Returns
+    -------
+    dict
+        ``issues`` (``kind``, ``grid_ids``, ``code``, ``detail``, ``new``), ``problems``, ``notes``,
+        ``without_code`` (grid ids).
+    """
+    pattern = CodePattern.of(ctx.settings)
+    if proposal.crs is not None and proposal.crs != ctx.metric_crs:
+        proposal = proposal.to_crs(ctx.metric_crs)
+    mine = set(proposal["id"].astype(str))
+    own = proposal["code"] if "code" in proposal.columns else pd.Series(None, index=proposal.index, dtype=object)
+    text = own.astype("string").str.strip()
+    without = proposal["id"].astype(str)[(text.isna() | (text == "")).to_numpy()].tolist()
+    out = {"issues": [], "problems": [], "notes": [], "without_code": without}
+    if own.isna().all() and "code" not in ctx.grids.columns:
+        return out
+    after = grids_after(ctx, proposal)
+    if "code" not in after.columns:
+        return out
+    found = check_codes(after, ctx.communities, pattern=pattern)
+    before = (check_codes(ctx.grids, ctx.communities, pattern=pattern) if "code" in ctx.grids.columns
+              else found.iloc[:0])
+    known = set(zip(before["kind"], before["code"].astype(str)))
+    for r in found.itertuples(index=False):
+        if not mine & set(str(r.grid_ids).split(",")):
+            continue
+        new = (r.kind, str(r.code)) not in known
+        out["issues"].append({"kind": r.kind, "grid_ids": r.grid_ids, "code": str(r.code), "detail": r.detail,
+                              "new": new})
+        if new:
+            out["problems"].append(r.detail)
+        else:
+            out["notes"].append(f"{r.detail} (as in the current grids)")
+    return out
 
 
 def _community_rows(cids: set[str], *, old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, hh: pd.DataFrame,
@@ -557,6 +650,7 @@ def _balance_summary(grid_rows: list[dict], *, pp: np.ndarray, households: int, 
     hh_counts = np.array([r["households"] for r in grid_rows]) if grid_rows else np.zeros(0)
     return {"grids": len(grid_rows), "in_band": int(sum(r["in_band"] for r in grid_rows)),
             "all_in_band": bool(all(r["in_band"] for r in grid_rows)),
+            "over_capacity": int(sum(r["over_capacity"] for r in grid_rows)),
             "households_min": int(hh_counts.min()) if len(hh_counts) else 0,
             "households_max": int(hh_counts.max()) if len(hh_counts) else 0,
             "mean_polsby_popper": round(float(np.nanmean(pp)), 3) if len(pp) else None,
@@ -568,7 +662,7 @@ def _validity(new: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, buildings: gpd.Geo
               hi: int, settings: Settings) -> dict:
     """The validity part of :func:`check_proposal`: the issues found and the problems that make it invalid."""
     s = settings
-    issues = grid_coverage_issues(new, comms, buildings, bg, located, settings=s)
+    issues = grid_coverage_issues(new, comms, buildings, bg, located, settings=s, codes=False)
     coverage = community_coverage(new, comms, settings=s)
     gp = shapely.set_precision(new.geometry.to_numpy(), s.precision_m)
     parts = shapely.get_num_geometries(gp)
@@ -612,6 +706,8 @@ def _grid_rows(new: gpd.GeoDataFrame, work: pd.DataFrame, *, pp: np.ndarray, roa
                "households": int(w["households"]), "persons": int(w["persons"]), "workers": int(w["workers"]),
                "households_per_worker": _num(w["households_per_worker"]),
                "persons_per_worker": _num(w["persons_per_worker"]),
+               "workload": _num(w["workload"]), "over_capacity": bool(w["over_capacity"]),
+               "staff_missing": w["staff_missing"],
                "in_band": bool(lo <= w["households"] <= hi),
                "polsby_popper": round(float(pp[i]), 3), "road_share": _num(road_share[i], 3),
                "basic_share": _num(basic_new.get(r.id), 4),
@@ -851,8 +947,9 @@ def grids_after(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *,
     cols = [c for c in GRID_FIELDS if c in keep.columns or c in proposal.columns]
     frames = [f.reindex(columns=cols + ["geometry"]) for f in (keep, proposal)]
     out = pd.concat(frames, ignore_index=True)
-    if "full_time_workers" in out.columns:
-        out["full_time_workers"] = _workers_column(out["full_time_workers"])
+    for f in ("full_time_workers", "part_time_workers"):
+        if f in out.columns:
+            out[f] = _workers_column(out[f])
     return gpd.GeoDataFrame(out, geometry="geometry", crs=ctx.metric_crs)
 
 
@@ -893,14 +990,43 @@ def reassess(ctx: RedrawContext, households: gpd.GeoDataFrame, grids: gpd.GeoDat
     located = pd.DataFrame({"x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(), "persons": persons,
                             "building_id": assigned["building_id"].to_numpy()})
     issues = grid_coverage_issues(grids, ctx.communities, buildings, bg, located, settings=s)
-    work_in = pd.DataFrame({"grid_id": assigned["grid_id"].to_numpy(), "persons": persons})
-    for g in SPECIAL_GROUPS:
-        work_in[g] = hh[g].to_numpy() if g in hh.columns else False
-    work = grid_workload(grids, work_in, building_grid=bg, settings=s)
-    out_grids = pd.concat([grids.drop(columns="geometry"), work, grids[["geometry"]]], axis=1)
-    gid = households["grid_id"]
+    work = grid_workload(grids, _workload_input(hh, assigned["grid_id"].to_numpy(), persons), building_grid=bg,
+                         settings=s)
+    given = grids.drop(columns=[c for c in work.columns if c in grids.columns] + ["geometry"])
+    out_grids = pd.concat([given, work, grids[["geometry"]]], axis=1)
     summary = dict(summary or {})
-    cats = (summary.get("reach") or {}).get("categories") or []
+    _insert_reach_shares(out_grids, households, grids, (summary.get("reach") or {}).get("categories") or [])
+    out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
+    status = households["status"]
+    summary["status_counts"] = {k: int((status == k).sum()) for k in STATUSES}
+    summary["status_total"] = int(len(households))
+    summary["households_without_grid"] = int(households["grid_id"].isna().sum())
+    summary["coverage_issues"] = {kind: {"count": int((issues["kind"] == kind).sum()),
+                                         "area_m2": round(float(issues.loc[issues["kind"] == kind, "area_m2"].sum()), 1),
+                                         "households": int(issues.loc[issues["kind"] == kind, "households"].sum())}
+                                  for kind in ISSUE_KINDS}
+    hh_per = out_grids["households"]
+    summary["grids"] = dict(summary.get("grids") or {}, count=int(len(out_grids)),
+                            over_capacity=int(out_grids["over_capacity"].sum()),
+                            unstaffed=int(out_grids["unstaffed"].sum()), **staffing_summary(out_grids),
+                            households_min=int(hh_per.min()) if len(hh_per) else 0,
+                            households_max=int(hh_per.max()) if len(hh_per) else 0)
+    summary["per_grid"] = [
+        {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
+         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings),
+         "staff_missing": r.staff_missing}
+        for r in out_grids[["id", "community_id", "households", "persons", "workers", "over_capacity",
+                            "split_buildings", "staff_missing"]].itertuples(index=False)]
+    layers = {"households": households, "grids": out_grids.to_crs(4326),
+              "input_grids": grids.to_crs(4326), "coverage_issues": issues.to_crs(4326)}
+    return layers, summary
+
+
+def _insert_reach_shares(out_grids: pd.DataFrame, households: gpd.GeoDataFrame, grids: gpd.GeoDataFrame,
+                         cats: list[dict]) -> None:
+    """Insert (in place, before the geometry) each grid's share of households within each reach category's
+    tier (the elderly pace for the elderly categories and for elderly living alone) and its ``basic_share``."""
+    gid = households["grid_id"]
     elderly_alone = households["elderly_alone"].fillna(False).astype(bool).to_numpy() \
         if "elderly_alone" in households.columns else np.zeros(len(households), dtype=bool)
     for cat in cats:
@@ -917,26 +1043,3 @@ def reassess(ctx: RedrawContext, households: gpd.GeoDataFrame, grids: gpd.GeoDat
     if "basic_complete" in households.columns:
         share = households["basic_complete"].fillna(False).astype(bool).groupby(gid.to_numpy()).mean().round(4)
         out_grids.insert(len(out_grids.columns) - 1, "basic_share", share.reindex(grids["id"].astype(str)).to_numpy())
-    out_grids = gpd.GeoDataFrame(out_grids, geometry="geometry", crs=grids.crs)
-    status = households["status"]
-    summary["status_counts"] = {k: int((status == k).sum()) for k in STATUSES}
-    summary["status_total"] = int(len(households))
-    summary["households_without_grid"] = int(households["grid_id"].isna().sum())
-    summary["coverage_issues"] = {kind: {"count": int((issues["kind"] == kind).sum()),
-                                         "area_m2": round(float(issues.loc[issues["kind"] == kind, "area_m2"].sum()), 1),
-                                         "households": int(issues.loc[issues["kind"] == kind, "households"].sum())}
-                                  for kind in ISSUE_KINDS}
-    hh_per = out_grids["households"]
-    summary["grids"] = dict(summary.get("grids") or {}, count=int(len(out_grids)),
-                            over_capacity=int(out_grids["over_capacity"].sum()),
-                            unstaffed=int(out_grids["unstaffed"].sum()),
-                            households_min=int(hh_per.min()) if len(hh_per) else 0,
-                            households_max=int(hh_per.max()) if len(hh_per) else 0)
-    summary["per_grid"] = [
-        {"id": r.id, "community_id": r.community_id, "households": int(r.households), "persons": int(r.persons),
-         "workers": int(r.workers), "over_capacity": bool(r.over_capacity), "split_buildings": int(r.split_buildings)}
-        for r in out_grids[["id", "community_id", "households", "persons", "workers", "over_capacity",
-                            "split_buildings"]].itertuples(index=False)]
-    layers = {"households": households, "grids": out_grids.to_crs(4326),
-              "input_grids": grids.to_crs(4326), "coverage_issues": issues.to_crs(4326)}
-    return layers, summary

@@ -45,6 +45,8 @@ import shapely
 from geo.errors import ConfigError
 from geo.reach import ReachConfig
 from geo.schema import SPECIAL_GROUPS
+from geo.settings import Settings
+from geo.workload import full_time_share, grid_part_time_workers, workload_weights
 from geo.visits import VisitRules, parse_visit_rules
 
 REASONS = ("no_grid", "overlapping_grids", "grid_over_capacity", "missing_services", "special_group_unreached",
@@ -159,6 +161,24 @@ def _days_since(last_visit: pd.Series, reference: date) -> np.ndarray:
     return days  # NaN: never visited (no date)
 
 
+def _record_rules(households: pd.DataFrame, flags: dict, days: np.ndarray, *,
+                  config: RiskConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``visit_overdue`` and the long gap from visit records (columns of :func:`geo.pipeline.visit_columns`).
+
+    Overdue: the household is in a group with a calendar rule and missed the window's last completed period
+    of one of its groups (``visit_last_missed``; a household without any record misses every period). Long
+    gap: an elderly person living alone with no home visit in the last ``long_gap_weeks`` ISO weeks nor this
+    week (``long_visit_gap``); a child in difficulty or a person with a mental disorder whose last record is
+    older than ``long_gap_days`` (or who has none).
+    """
+    judged = households["visit_judged"].to_numpy(bool)
+    overdue = judged & households["visit_last_missed"].to_numpy(bool)
+    elderly = flags["elderly_alone"]
+    others = judged & ~elderly & (np.isnan(days) | (days > config.long_gap_days))
+    long_gap = (judged & elderly & households["long_visit_gap"].to_numpy(bool)) | others
+    return overdue, long_gap
+
+
 def household_risk(households: pd.DataFrame, reach: pd.DataFrame | None, *, over_capacity_grids: set,
                    under_registered: set, config: RiskConfig, reference_date: date,
                    categories: ReachConfig | None) -> pd.DataFrame:
@@ -202,6 +222,8 @@ def household_risk(households: pd.DataFrame, reach: pd.DataFrame | None, *, over
     watched = np.isfinite(allowed)
     overdue = watched & (np.isnan(days) | (days > allowed))
     long_gap = watched & (np.isnan(days) | (days > config.long_gap_days))
+    if "visit_judged" in households.columns:  # visit records: the calendar rules of [visit_rules] instead
+        overdue, long_gap = _record_rules(households, flags, days, config=config)
     reasons["visit_overdue"] = overdue
     bid = households["building_id"].astype("string").fillna("").to_numpy() if "building_id" in households.columns \
         else np.full(n, "")
@@ -255,13 +277,18 @@ def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, *, risk: pd.DataFr
 
 def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.DataFrame | None,
                     grids: pd.DataFrame, communities: pd.DataFrame, streets: pd.DataFrame,
-                    config: RiskConfig) -> pd.DataFrame:
+                    config: RiskConfig, settings: Settings = Settings()) -> pd.DataFrame:
     """Rows ``level``, ``id``, ``name``, ``indicator``, ``value``, ``target``, ``pass``, ``numerator``,
     ``denominator`` for every community and street against the plan's targets.
 
     A value is ``None`` (and ``pass`` too) where the data cannot say: no member of the group, no field.
+    ``households_per_worker`` is the workload rule of geo.workload (weighted households ÷ full-time workers
+    against ``settings.households_per_worker``); ``full_time_share`` (网格员专职化比例) is full-time workers ÷ all
+    grid workers, full-time and part-time (``grids`` carry ``workers`` as :func:`geo.diagnose.grid_workload` gives
+    them and ``part_time_workers``, 0 where missing; the part-time officers 信息员 and 调解员 are not grid workers).
     """
     t = config.targets
+    weights = workload_weights(households, settings=settings)
     special = np.zeros(len(households), bool)
     for g in WATCHED_GROUPS:
         special |= households[g].astype(bool).to_numpy()
@@ -273,6 +300,11 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
     watched = np.zeros(len(households), bool)
     for g in config.visits:
         watched |= households[g].astype(bool).to_numpy()
+    visits_kept, visits_due = on_time & watched, watched
+    if "visit_judged" in households.columns:  # visit records: periods kept of the periods required
+        judged = households["visit_judged"].to_numpy(bool)
+        visits_due = np.where(judged, households["visit_periods"].astype("Int64").fillna(0).to_numpy(np.int64), 0)
+        visits_kept = np.where(judged, households["visit_periods_kept"].astype("Int64").fillna(0).to_numpy(np.int64), 0)
     unreached = risk["reason_special_group_unreached"].to_numpy(bool)
     basic = reach["basic_complete"].to_numpy(bool) if reach is not None and len(reach) else np.zeros(len(households), bool)
     migrant = households["migrant"].astype(bool).to_numpy()
@@ -282,7 +314,7 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
     indicators = [
         ("special_groups_served", t.get("special_groups_served", 0.98), served & special, special),
         ("weak_areas_served", t.get("weak_areas_served", 0.90), covered & weak, weak),
-        ("visits_on_time", t.get("visits_on_time", 0.98), on_time & watched, watched),
+        ("visits_on_time", t.get("visits_on_time", 1.0), visits_kept, visits_due),
         ("basic_services", t.get("basic_services", 1.0), basic, households["status"].astype(str).to_numpy() != "no_location"),
         ("special_group_services", t.get("special_group_services", 0.95), special & ~unreached, special),
     ]
@@ -296,9 +328,9 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
         names = dict(zip(table["id"].astype(str), table["name"].astype(str)))
         for uid in table["id"].astype(str):
             mine = keys == uid
-            for name, target, num, den in indicators:
-                d = int((den & mine).sum())
-                k = int((num & mine).sum())
+            for name, target, num, den in indicators:  # masks (households) or counts (visit periods)
+                d = int(den[mine].sum())
+                k = int(num[mine].sum())
                 value = round(k / d, 4) if d else None
                 rows.append({"level": level, "id": uid, "name": names[uid], "indicator": name, "value": value,
                              "target": target, "pass": (value >= target) if value is not None else None,
@@ -308,17 +340,31 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
                              "value": None, "target": t.get("migrants_registered", 0.95), "pass": None,
                              "numerator": None, "denominator": None,
                              "note": "no migrant_registered field in households: not measured"})
-            # workload: households per full-time worker, lower is better
             if level == "community":
                 g = grids[grids["community_id"].astype(str) == uid]
             else:
                 comm = communities.loc[communities["street_id"].astype(str) == uid, "id"].astype(str)
                 g = grids[grids["community_id"].astype(str).isin(set(comm))]
-            hh = int(mine.sum())
-            workers = int(g["workers"].sum()) if len(g) else 0
-            value = round(hh / workers, 1) if workers else None
-            target = t.get("households_per_worker", 300)
-            rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "households_per_worker",
-                         "value": value, "target": target, "pass": (value <= target) if value is not None else False,
-                         "numerator": hh, "denominator": workers})
+            row = {"level": level, "id": uid, "name": names[uid]}
+            rows += _staffing_rows(row, g, weighted=round(float(weights[mine].sum()), 1), settings=settings,
+                                   full_time_target=t.get("full_time_share", 0.80))
     return pd.DataFrame(rows)
+
+
+def _staffing_rows(row: dict, g: pd.DataFrame, *, weighted: float, settings: Settings,
+                   full_time_target: float) -> list[dict]:
+    """The two staffing rows of one community or street (``row``: level, id, name) with grids ``g`` and
+    ``weighted`` households (geo.workload): households per full-time worker (lower is better) and
+    网格员专职化比例, full-time among the grid workers (full-time and part-time 网格员)."""
+    workers = int(g["workers"].sum()) if len(g) else 0
+    value = round(weighted / workers, 1) if workers else None
+    target = settings.households_per_worker
+    per_worker = {**row, "indicator": "households_per_worker",
+                  "value": value, "target": target, "pass": (value <= target) if value is not None else False,
+                  "numerator": int(weighted) if weighted == int(weighted) else weighted, "denominator": workers}
+    part_time = grid_part_time_workers(g)
+    share = full_time_share(g["workers"], part_time)
+    full_time = {**row, "indicator": "full_time_share", "value": share, "target": full_time_target,
+                 "pass": (share >= full_time_target) if share is not None else None,
+                 "numerator": workers, "denominator": workers + int(part_time.sum()) if len(g) else 0}
+    return [per_worker, full_time]

@@ -45,7 +45,7 @@ class Field:
 
 
 @dataclass(frozen=True)
-class Layer:
+class InputLayer:
     """One input layer (a file named ``<name>.geojson`` etc. in the data folder)."""
 
     name: str
@@ -68,15 +68,15 @@ SPECIAL_GROUPS = ("elderly_alone", "child_in_difficulty", "mental_disorder", "mi
 
 _ID = Field("id", STR, description="unique identifier within the layer")
 
-LAYERS: dict[str, Layer] = {
+LAYERS: dict[str, InputLayer] = {
     layer.name: layer
     for layer in (
-        Layer(
+        InputLayer(
             "streets", POLYGON, True, "街道",
             "Street offices (sub-districts): the lowest level of city government.",
             (_ID, Field("name", STR, description="name, e.g. 督院街街道")),
         ),
-        Layer(
+        InputLayer(
             "communities", POLYGON, True, "社区",
             "Communities (residents' committees) or villages, each in one street.",
             (
@@ -88,7 +88,7 @@ LAYERS: dict[str, Layer] = {
                 Field("code", STR, required=False, nullable=True, description="12-digit statistical code"),
             ),
         ),
-        Layer(
+        InputLayer(
             "grids", POLYGON, True, "网格",
             "Grids: the unit of responsibility; every household belongs to exactly one.",
             (
@@ -99,6 +99,8 @@ LAYERS: dict[str, Layer] = {
                 Field("worker_phone", STR, nullable=True, description="the worker's work phone"),
                 Field("full_time_workers", INT, required=False, nullable=True,
                       description="number of full-time workers; default 1 if worker_name is set, else 0"),
+                Field("part_time_workers", INT, required=False, nullable=True,
+                      description="number of part-time grid workers 兼职网格员 (default 0; not the officers below)"),
                 Field("info_officer_name", STR, required=False, nullable=True, description="part-time information officer 信息员"),
                 Field("info_officer_phone", STR, required=False, nullable=True),
                 Field("mediator_name", STR, required=False, nullable=True, description="part-time mediator 调解员"),
@@ -107,7 +109,7 @@ LAYERS: dict[str, Layer] = {
                       description="standard grid code 网格编码: the community's 12-digit code + a 3-digit sequence"),
             ),
         ),
-        Layer(
+        InputLayer(
             "estates", POLYGON, False, "小区",
             "Estates (gated compounds); walking routes leave them through their gates.",
             (
@@ -117,7 +119,7 @@ LAYERS: dict[str, Layer] = {
                 Field("address", STR, required=False, nullable=True),
             ),
         ),
-        Layer(
+        InputLayer(
             "gates", POINT, False, "出入口",
             "Gates of estates.",
             (
@@ -126,7 +128,7 @@ LAYERS: dict[str, Layer] = {
                 Field("name", STR, required=False, nullable=True),
             ),
         ),
-        Layer(
+        InputLayer(
             "buildings", POLYGON, False, "楼栋",
             "Building footprints.",
             (
@@ -140,7 +142,7 @@ LAYERS: dict[str, Layer] = {
                       description="false for offices, shops, schools (default true)"),
             ),
         ),
-        Layer(
+        InputLayer(
             "households", POINT, True, "户",
             "Households: the unit counted. A point, a building_id, or both.",
             (
@@ -154,7 +156,7 @@ LAYERS: dict[str, Layer] = {
             ),
             geometry_optional=True,
         ),
-        Layer(
+        InputLayer(
             "facilities", POINT, False, "设施",
             "Service facilities of the life circle (used by the reach analysis).",
             (
@@ -163,7 +165,7 @@ LAYERS: dict[str, Layer] = {
                 Field("category", STR, description="category id, e.g. kindergarten, health_centre"),
             ),
         ),
-        Layer(
+        InputLayer(
             "roads", LINE, False, "道路",
             "Roads and paths (used by the reach analysis).",
             (
@@ -172,7 +174,7 @@ LAYERS: dict[str, Layer] = {
                 Field("highway", STR, required=False, nullable=True, description="OSM highway class"),
             ),
         ),
-        Layer(
+        InputLayer(
             "visits", TABLE, False, "走访记录",
             "Visit records: one row per visit to a household (no geometry); judged against the calendar rules "
             "of [visit_rules] in risk.toml (geo/visits.py, docs/tasks.md).",
@@ -188,7 +190,7 @@ LAYERS: dict[str, Layer] = {
                 Field("note", STR, required=False, nullable=True),
             ),
         ),
-        Layer(
+        InputLayer(
             "areas", POLYGON, False, "重点区域",
             "Areas given by the street office: old estates, urban-rural fringes, others.",
             (

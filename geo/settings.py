@@ -38,8 +38,17 @@ class Settings:
     split_min_share: float = 0.02
     #: The plan's standard: one full-time grid worker per 300 households.
     households_per_worker: int = 300
+    #: What a special-group household counts for in the workload (its visits cost time): 1.0 counts every
+    #: household once (the plan's rule as written); e.g. 1.5 makes 200 special-group households weigh 300.
+    #: Used alike by the scorecard, ``redraw check`` and ``redraw propose`` (geo.workload).
+    special_group_weight: float = 1.0
     #: Derive the urban-rural fringe from building heights when the data name none (geo.areas).
     derive_fringe: bool = False
+    #: The standard grid code (网格编码, geo.gridcodes): digits of the community's statistical code, digits of
+    #: the sequence and the text between them (default 12 + 3 digits, no separator: 510105001001007).
+    code_community_digits: int = 12
+    code_sequence_digits: int = 3
+    code_separator: str = ""
 
     def with_overrides(self, values: dict) -> "Settings":
         """A copy with the given fields replaced; unknown names raise ``KeyError``."""

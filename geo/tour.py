@@ -136,13 +136,7 @@ def walking_tour(graph: WalkGraph, stops: Origins | np.ndarray, *, start: int | 
     if len(start_places) != 1:
         raise ValueError(f"the start must be one place, got {len(start_places)}")
     rows = _as_origins(graph, stops)
-    ids = _stop_keys(rows, stop_ids)
-    key, first, visit_row = np.unique(ids, return_index=True, return_inverse=True)
-    # keep the stops in the order they were first given
-    by_given = np.argsort(first, kind="stable")
-    rank = np.empty_like(by_given)
-    rank[by_given] = np.arange(len(by_given))
-    key, first, visit_row = key[by_given], first[by_given], rank[visit_row.ravel()]
+    key, first, visit_row = _group_stops(_stop_keys(rows, stop_ids))
     places = _concat(start_places, _take(rows, first))
     matrix, direct, entry_pick = _place_matrix(graph, places, settings)
     n_stops = len(first)
@@ -150,13 +144,43 @@ def walking_tour(graph: WalkGraph, stops: Origins | np.ndarray, *, start: int | 
     reason = _reasons(graph, places, entry_pick["attached_place"], reachable)
     sub = np.r_[0, 1 + np.flatnonzero(reachable)]
     d = matrix[np.ix_(sub, sub)]
-    # first OR-Tools' local search to a local optimum (milliseconds); guided local search only when that
-    # tour is farther than accept_gap from the bound
+    order_local, length, bound, bound_kind, solver = _solve_order(d, time_limit_s=time_limit_s,
+                                                                  accept_gap=accept_gap)
+    gap = 0.0 if bound <= 0 else max(0.0, (length - bound) / bound)
+    path = sub[order_local]  # place numbers, starting at the start (0)
+    visit = np.zeros(n_stops, dtype=np.int64)
+    visit[path[1:] - 1] = np.arange(1, len(path))
+    labels = np.r_[np.array(["start"], dtype=object), key.astype(object)]
+    legs = _legs(entry_pick["graph"], entry_pick["leaf"], places, matrix, direct, path, labels, speed, crs)
+    stops_frame = pd.DataFrame({"stop_id": key, "x": places.x[1:], "y": places.y[1:], "visit": visit,
+                                "reason": reason})
+    return Tour(order=key[path[1:] - 1], stops=stops_frame, legs=legs, visit_of=visit[visit_row],
+                total_m=float(length), total_min=float(length / speed / 60.0), bound_m=float(bound),
+                bound=bound_kind, gap=float(gap), solver=solver, speed_m_s=speed)
+
+
+def _group_stops(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct stop ids in the order first given, each one's first row, and each row's stop number."""
+    key, first, visit_row = np.unique(ids, return_index=True, return_inverse=True)
+    # keep the stops in the order they were first given
+    by_given = np.argsort(first, kind="stable")
+    rank = np.empty_like(by_given)
+    rank[by_given] = np.arange(len(by_given))
+    return key[by_given], first[by_given], rank[visit_row.ravel()]
+
+
+def _solve_order(d: np.ndarray, *, time_limit_s: float, accept_gap: float) -> tuple[np.ndarray, float, float, str, str]:
+    """The tour order over the distance matrix ``d`` (place 0 the start), its length, the bound, its kind and
+    the solver that found the order.
+
+    First OR-Tools' local search to a local optimum (milliseconds); guided local search only when that tour is
+    farther than ``accept_gap`` from the bound; up to :data:`EXACT_STOPS` stops only the exact optimum is kept.
+    """
     order_local, solver = order_stops(d, time_limit_s=time_limit_s, guided=False)
     length = _tour_length(d, order_local)
     bound_kind, bound, exact_order = "none", 0.0, None
-    if len(sub) > 1:
-        if len(sub) - 1 <= EXACT_STOPS:
+    if len(d) > 1:
+        if len(d) - 1 <= EXACT_STOPS:
             bound_kind, (bound, exact_order) = "exact", held_karp(d)
         else:
             bound_kind, bound = "held_karp_1tree", one_tree_bound(d, upper=length)
@@ -169,17 +193,7 @@ def walking_tour(graph: WalkGraph, stops: Origins | np.ndarray, *, start: int | 
                 bound = max(bound, one_tree_bound(d, upper=length))
         if exact_order is not None and length > bound + 1e-6:  # short of the optimum: keep the exact tour
             order_local, length, solver = exact_order, bound, "held_karp"
-    gap = 0.0 if bound <= 0 else max(0.0, (length - bound) / bound)
-    path = sub[order_local]  # place numbers, starting at the start (0)
-    visit = np.zeros(n_stops, dtype=np.int64)
-    visit[path[1:] - 1] = np.arange(1, len(path))
-    labels = np.r_[np.array(["start"], dtype=object), key.astype(object)]
-    legs = _legs(entry_pick["graph"], entry_pick["leaf"], places, matrix, direct, path, labels, speed, crs)
-    stops_frame = pd.DataFrame({"stop_id": key, "x": places.x[1:], "y": places.y[1:], "visit": visit,
-                                "reason": reason})
-    return Tour(order=key[path[1:] - 1], stops=stops_frame, legs=legs, visit_of=visit[visit_row],
-                total_m=float(length), total_min=float(length / speed / 60.0), bound_m=float(bound),
-                bound=bound_kind, gap=float(gap), solver=solver, speed_m_s=speed)
+    return order_local, length, bound, bound_kind, solver
 
 
 # ---- places and their distances ---------------------------------------------------------------------------

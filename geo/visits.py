@@ -263,12 +263,9 @@ def validate_visits(visits: pd.DataFrame, household_ids: pd.Series | np.ndarray,
             rows.append((where, name, why))
             keep[mask] = False
 
-    household = _text(frame["household_id"])
-    reject(household.isna().to_numpy(), "household_id", "is empty but required")
-    ids = pd.Index(_text(pd.Series(household_ids)).dropna().unique())
-    as_given = household
-    codes = _positions(household, pd.Series(ids))
-    household = pd.Series(pd.Categorical.from_codes(codes, categories=ids), index=frame.index)
+    as_given = _text(frame["household_id"])
+    reject(as_given.isna().to_numpy(), "household_id", "is empty but required")
+    household, codes = _known_households(as_given, household_ids)
     known = codes >= 0
     if not known.all():
         where = np.flatnonzero(~known & keep)
@@ -287,9 +284,7 @@ def validate_visits(visits: pd.DataFrame, household_ids: pd.Series | np.ndarray,
     worker = _text(frame["worker"])
     reject(worker.isna().to_numpy(), "worker", "is empty but required")
     given = frame["kind"] if "kind" in frame.columns else pd.Series("", index=frame.index)
-    spelling, spellings = pd.factorize(given.astype("string[pyarrow]").str.strip().fillna(""))  # few distinct
-    named = pd.Series(spellings, dtype=object).str.lower().replace(KIND_ALIASES)
-    kind = np.append(pd.Index(KINDS).get_indexer(named), -1)[spelling]
+    kind = _kind_codes(given)
     reject(kind < 0, "kind", "not a visit kind (home, phone, other): ", given)
 
     clean = frame.assign(household_id=household, worker=worker,
@@ -298,6 +293,20 @@ def validate_visits(visits: pd.DataFrame, household_ids: pd.Series | np.ndarray,
                          note=frame["note"] if "note" in frame.columns else None,
                          visited_on=day, feature=np.arange(n))
     return VisitCheck(clean[keep].reset_index(drop=True), _rejects_frame(frame, rows))
+
+
+def _known_households(household: pd.Series, household_ids: pd.Series | np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """``household`` as a categorical of the known ids, and each row's position among them (-1 when unknown)."""
+    ids = pd.Index(_text(pd.Series(household_ids)).dropna().unique())
+    codes = _positions(household, pd.Series(ids))
+    return pd.Series(pd.Categorical.from_codes(codes, categories=ids), index=household.index), codes
+
+
+def _kind_codes(given: pd.Series) -> np.ndarray:
+    """Each row's position in :data:`KINDS` (aliases and case allowed, empty is home), -1 when not a kind."""
+    spelling, spellings = pd.factorize(given.astype("string[pyarrow]").str.strip().fillna(""))  # few distinct
+    named = pd.Series(spellings, dtype=object).str.lower().replace(KIND_ALIASES)
+    return np.append(pd.Index(KINDS).get_indexer(named), -1)[spelling]
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -480,9 +489,12 @@ def evaluate_visits(households: pd.DataFrame, visits: pd.DataFrame, *, rules: Vi
     ``periods_missed``, ``visits_required`` (periods × at_least), ``visits_done`` (counted visits, at most
     ``at_least`` per period: a second visit in one week does not make up for a missed week), ``last_visit``
     (last visit of a counted kind), ``next_visit_due`` (the last day of the first period from the current
-    one on whose visits are not all made yet) and ``never_visited`` (no record of any kind up to ``as_of``).
+    one on whose visits are not all made yet), ``last_period_missed`` (the last completed period of the window
+    was missed; False when the window holds no whole period of the rule) and ``never_visited`` (no record of
+    any kind up to ``as_of``).
     Per household (``households``): the sums over its groups, ``groups`` (comma-separated),
-    ``last_visit`` (of any kind), the earliest ``next_visit_due``, ``never_visited`` and ``long_visit_gap``:
+    ``last_visit`` (of any kind), the earliest ``next_visit_due``, ``last_period_missed`` (in any of its
+    groups), ``never_visited`` and ``long_visit_gap``:
     an elderly person living alone with no home visit in the last ``long_gap_weeks`` (4) completed ISO weeks
     nor in the current week so far (the plan's yellow "visited less than once a month").
 
@@ -524,6 +536,7 @@ def evaluate_visits(households: pd.DataFrame, visits: pd.DataFrame, *, rules: Vi
             "visits_required": len(periods) * rule.at_least,
             "visits_done": np.minimum(judged, rule.at_least).sum(axis=1),
             "last_visit": _as_dates(last), "next_visit_due": _as_dates(np.where(now_met, due_last[1], due_last[0])),
+            "last_period_missed": judged[:, -1] < rule.at_least if len(periods) else np.zeros(len(members), bool),
             "_pos": members,
         }))
     if not parts:  # no rules: nothing to judge, the same columns
@@ -531,7 +544,7 @@ def evaluate_visits(households: pd.DataFrame, visits: pd.DataFrame, *, rules: Vi
                                             "datetime64[s]" if c in ("last_visit", "next_visit_due") else np.int64)
                                for c in ("household_id", "group", "period", "at_least", "periods", "periods_kept",
                                          "periods_missed", "visits_required", "visits_done", "last_visit",
-                                         "next_visit_due", "_pos")})]
+                                         "next_visit_due", "last_period_missed", "_pos")})]
     by_group = pd.concat(parts, ignore_index=True)
     seen_any = np.zeros(n, dtype=bool)
     seen_any[prep.pos] = True
@@ -569,6 +582,7 @@ def _household_summary(by_group: pd.DataFrame, prep: _Prepared, rules: VisitRule
         **{c: sums[c].to_numpy() for c in sums.columns},
         "last_visit": _as_dates(any_last[pos]),
         "next_visit_due": grouped["next_visit_due"].min().to_numpy(),
+        "last_period_missed": grouped["last_period_missed"].any().to_numpy(bool),
         "never_visited": ~seen_any[pos], "long_visit_gap": gap[pos],
     })
 

@@ -103,6 +103,9 @@ class MapLayer:
         Properties anyone may see.
     counts
         Special-group counts: shown to callers without the street only when 0 or at least k.
+    shares
+        ``{share: count}``: a share over special-group households (``visits_kept_share``) withheld wherever its
+        count (one of ``counts``) is.
     role_fields
         Properties needing at least a role: ``{"lookup": ("info_officer_phone",)}``.
     role
@@ -127,6 +130,7 @@ class MapLayer:
     description: str = ""
     id_field: str = "id"
     counts: tuple[str, ...] = ()
+    shares: dict[str, str] = field(default_factory=dict)
     role_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     role: str = "public"
     tile_fields: tuple[str, ...] = ()

@@ -271,6 +271,11 @@ class PreparedLayer:
                 values = pd.to_numeric(out[c], errors="coerce")
                 hide = (values > 0) & (values < view.k) & ~entitled
                 out[c] = values.astype("Int64").mask(hide)
+            for share, count in self.layer.shares.items():
+                if share in out.columns and count in self.data.columns:
+                    of = pd.to_numeric(self.data[count], errors="coerce").to_numpy()
+                    hide = (of > 0) & (of < view.k) & ~entitled
+                    out[share] = pd.to_numeric(out[share], errors="coerce").mask(hide)
         return out
 
     def properties_cached(self, view: View, fields: list[str]) -> pd.DataFrame:

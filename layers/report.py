@@ -33,11 +33,12 @@ _CSS_MARK = "gridcover-inline://leaflet.css"
 INDICATOR_NAMES = {
     "special_groups_served": ("特殊群体服务率", "special groups served"),
     "weak_areas_served": ("薄弱区域（老旧小区、城乡结合部）覆盖率", "weak areas (old estates, fringe) covered"),
-    "visits_on_time": ("按时走访率", "visits on time"),
+    "visits_on_time": ("走访频次达标率", "visits on time"),
     "basic_services": ("基本公共服务覆盖率", "basic services within their tier"),
     "special_group_services": ("特殊群体服务可达率", "special-group services within reach"),
     "migrants_registered": ("流动人口登记率", "migrants registered"),
     "households_per_worker": ("每名专职网格员户数", "households per full-time worker"),
+    "full_time_share": ("网格员专职化比例", "full-time share of grid workers"),
     "households_covered": ("在网格内户比例", "households in a grid"),
 }
 REASON_NAMES = {
@@ -87,6 +88,16 @@ def _geojson(frame: gpd.GeoDataFrame, columns: list[str]) -> dict:
     return json.loads(out.to_json(na="null", drop_id=True))
 
 
+def _kept_text(share: pd.Series, households: pd.Series, k: int) -> pd.Series:
+    """A grid's share of visit periods kept as shown: a percentage, "–" without periods, and withheld ("<k
+    户") where fewer than k special-group households are judged (a share would single them out)."""
+    n = pd.to_numeric(households, errors="coerce").fillna(0).to_numpy()
+    v = pd.to_numeric(share, errors="coerce")
+    text = v.map(lambda x: "–" if pd.isna(x) else f"{x:.0%}").to_numpy(dtype=object)
+    text[(n > 0) & (n < k)] = f"<{k}户"
+    return pd.Series(text, index=share.index)
+
+
 def _tooltip(frame: gpd.GeoDataFrame, fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
     """A tooltip of those ``fields`` the frame holds: an optional field (``ur_code``, ``year_built``) may be absent."""
     pairs = [(f, a) for f, a in zip(fields, aliases) if f in frame.columns]
@@ -123,9 +134,12 @@ def _map(analysis, *, basemap: str | None, k: int) -> folium.Map:
                        tooltip=_tooltip(est, ["name", "year_built"], ["小区", "建成年份"])).add_to(m)
     grids = analysis.grids.copy()
     grids["load"] = np.where(grids["unstaffed"], "unstaffed", np.where(grids["over_capacity"], "over", "ok"))
-    folium.GeoJson(_geojson(grids, ["id", "name", "worker_name", "households", "load"]), name="网格 grids",
-                   style_function=_style("grids"),
-                   tooltip=_tooltip(grids, ["name", "worker_name", "households"], ["网格", "网格员", "户数"])
+    if "visits_kept_share" in grids.columns:
+        grids["visits_kept"] = _kept_text(grids["visits_kept_share"], grids["visits_households"], k)
+    folium.GeoJson(_geojson(grids, ["id", "name", "worker_name", "households", "load", "visits_kept"]),
+                   name="网格 grids", style_function=_style("grids"),
+                   tooltip=_tooltip(grids, ["name", "worker_name", "households", "visits_kept"],
+                                    ["网格", "网格员", "户数", "走访周期达标率"])
                    ).add_to(m)
     spots = analysis.blindspots
     if spots is not None and len(spots):
@@ -160,13 +174,19 @@ def _legend() -> str:
     return '<div class="legend">' + " ".join(f"<span class=item>{i}</span>" for i in items) + "</div>"
 
 
-def _scorecard_table(card: pd.DataFrame) -> str:
+def _scorecard_table(card: pd.DataFrame, *, periods: bool = False) -> str:
+    """The scorecard as a table; ``periods``: visits_on_time is measured over visit periods (visit records),
+    its value followed by the periods kept of the periods required."""
     rows = []
     for row in card.to_dict("records"):  # "pass" is a keyword: no itertuples here
         r = pd.Series(row)
         zh, en = INDICATOR_NAMES.get(r.indicator, (r.indicator, r.indicator))
         value = "–" if r.value is None or pd.isna(r.value) else (
             f"{r.value:,.1f}" if r.indicator == "households_per_worker" else f"{r.value:.1%}")
+        if r.indicator == "visits_on_time" and pd.notna(r.value):
+            count = f" ({int(r.numerator):,} / {int(r.denominator):,})"
+            value += _t(f"{count.replace(' / ', '/')} 周期", f"{count} periods") if periods else \
+                _t(f"{count.replace(' / ', '/')} 户", f"{count} households")
         target = f"≤ {r.target:,.0f}" if r.indicator == "households_per_worker" else f"≥ {r.target:.0%}"
         ok = row.get("pass")
         unknown = ok is None or (isinstance(ok, float) and np.isnan(ok))
@@ -234,6 +254,12 @@ def render_report(analysis, *, k: int = DEFAULT_K, basemap: str | None = None) -
         (("超负荷网格", "grids over capacity"), f"{s['grids']['over_capacity']} / {s['grids']['count']}"),
         (("疑似未登记楼栋", "under-registered buildings"), f"{risk.get('under_registered_buildings', 0):,}"),
     ]
+    visits = s.get("visits")
+    if visits:
+        kept = "–" if visits["share_kept"] is None else f"{visits['share_kept']:.1%}"
+        figures += [(("走访周期达标率", "visit periods kept"), kept),
+                    (("无走访记录的特殊群体户", "special-group households never visited"),
+                     suppress(visits["never_visited"], k))]
     fig_html = "".join(f"<div class=figure>{_t(*label)}<b>{value}</b></div>" for label, value in figures)
     zone_rows = "".join(
         f"<tr><td>{_t(*ZONE_NAMES[z])}</td><td>{v['households']:,}</td><td>{v['red']:,}</td><td>{v['yellow']:,}</td>"
@@ -241,15 +267,21 @@ def render_report(analysis, *, k: int = DEFAULT_K, basemap: str | None = None) -
     zone_table = (f"<table><tr><th>{_t('区域', 'zone')}</th><th>{_t('户数', 'households')}</th><th>{_t('红', 'red')}</th>"
                   f"<th>{_t('黄', 'yellow')}</th><th>{_t('蓝', 'blue')}</th></tr>{zone_rows}</table>")
     card = analysis.scorecard if analysis.scorecard is not None else pd.DataFrame()
+    visit_note_zh = visit_note_en = ""
+    if visits:
+        visit_note_zh = (f"（走访记录：截至当日的 {visits['window_weeks']} 周内已结束的周期，"
+                         f"走访频次达标率 = 已达标周期 / 应走访周期）")
+        visit_note_en = (f" (visit records: the periods completed in the {visits['window_weeks']} weeks to that day; "
+                         "visits on time = periods kept / periods required)")
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>gridcover 脱管风险报告 — {html.escape(street_names)}</title>
 <style>{_CSS}</style></head>
 <body>
 <button class="switch" onclick="document.body.classList.toggle('lang-en')">中文 / English</button>
 <h1>{_t(f"{street_names} 网格化管理脱管风险报告", f"{street_names}: report on households falling out of care")}</h1>
-<p class=note>{_t(f"走访以 {risk.get('reference_date', '')} 为准；特殊群体只以人数出现，1–{k - 1} 人显示为“<{k}”。",
-                  f"Visits judged on {risk.get('reference_date', '')}; special groups appear only as counts, "
-                  f"1–{k - 1} shown as “<{k}”.")}</p>
+<p class=note>{_t(f"走访以 {risk.get('reference_date', '')} 为准{visit_note_zh}；特殊群体只以人数出现，1–{k - 1} 人显示为“<{k}”。",
+                  f"Visits judged on {risk.get('reference_date', '')}{visit_note_en}; special groups appear only as "
+                  f"counts, 1–{k - 1} shown as “<{k}”.")}</p>
 <div class=figures>{fig_html}</div>
 <h2>{_t("地图：盲区、老旧小区、城乡结合部、网格", "Map: blind spots, old estates, urban-rural fringe, grids")}</h2>
 {_legend()}
@@ -259,7 +291,7 @@ def render_report(analysis, *, k: int = DEFAULT_K, basemap: str | None = None) -
 <h2>{_t("重点盲区（按权重排序）", "Top blind spots (by weight)")}</h2>
 {_spots_table(analysis.blindspots, k)}
 <h2>{_t("对照工作方案目标的考核表", "Scorecard against the plan's targets")}</h2>
-{_scorecard_table(card) if len(card) else ''}
+{_scorecard_table(card, periods=bool(visits)) if len(card) else ''}
 <p class=note>{_t("数据：© OpenStreetMap 贡献者（ODbL）；社区名录 adcode 数据集（CC BY 4.0）。本报告由 gridcover 生成，无需联网。",
                   "Data: © OpenStreetMap contributors (ODbL); community register from the adcode dataset (CC BY 4.0). "
                   "Made by gridcover; works without internet access.")}</p>

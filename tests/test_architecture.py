@@ -5,8 +5,9 @@ A layer never imports one above it: ``geo`` (the spatial core) imports none of `
 ``gridcover.io`` (the files) imports none of the rooms above it; ``layers`` imports neither ``api`` nor the command line; ``api`` reaches storage only through the
 store contract (``gridcover.store``), never ``sqlite3``, ``psycopg`` or a backend module, and so do the services
 (``gridcover.services``), which import neither ``api`` nor the command line; nothing installed
-imports ``tools`` (the generators, not installed); no module imports itself round a circle; and no module
-binds a cache at module level (caches are objects their owner makes; pure memos listed in PURE_MEMOS).
+imports ``tools`` (the generators, not installed); no module imports itself round a circle; no module
+binds a cache at module level (caches are objects their owner makes; pure memos listed in PURE_MEMOS); and no
+function of these rooms is 80 lines or longer (split it into named steps: issue 12).
 """
 
 from __future__ import annotations
@@ -255,3 +256,33 @@ def test_each_module_of_the_core_shows_an_example():
     without = [path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "geo").glob("*.py"))
                if path.name != "__init__.py" and ">>> " not in path.read_text(encoding="utf-8")]
     assert without == []
+
+
+#: A function (or method) this long or longer is split into named steps (issue 12), docstring and all.
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(path: Path, root: Path = ROOT) -> list[str]:
+    """``path:name:lines`` for each function or method of ``path``, nested ones too, of
+    :data:`MAX_FUNCTION_LINES` lines or more (from its ``def`` line to its last line, decorators not counted)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    functions = sorted((node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))),
+                       key=lambda node: node.lineno)
+    return [f"{path.relative_to(root).as_posix()}:{node.name}:{node.end_lineno - node.lineno + 1}"
+            for node in functions if node.end_lineno - node.lineno + 1 >= MAX_FUNCTION_LINES]
+
+
+def test_no_function_is_80_lines_or_longer():
+    """Every function and method of geo/, gridcover/, api/ and layers/ reads as named steps under 80 lines."""
+    found = [entry for pkg in PACKAGES for path in sorted((ROOT / pkg).rglob("*.py"))
+             for entry in _long_functions(path)]
+    assert found == []
+
+
+def test_the_length_finder_sees_functions_methods_and_nested_ones(tmp_path):
+    sample = tmp_path / "sample.py"
+    body = "".join(f"    x{i} = {i}\n" for i in range(78))
+    sample.write_text(f"def short():\n{body}\n\nclass A:\n    async def long(self):\n{body.replace('    ', '        ')}"
+                      f"        return 1\n\n\ndef outer():\n    def inner():\n{body.replace('    ', '        ')}"
+                      "        return 2\n", encoding="utf-8")
+    assert _long_functions(sample, tmp_path) == ["sample.py:long:80", "sample.py:outer:81", "sample.py:inner:80"]

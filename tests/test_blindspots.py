@@ -58,3 +58,17 @@ def test_neighbouring_cells_merge_and_unregistered_buildings_count():
     spots = blind_spots(lon, lat, hh, risk, under_registered_lonlat=(np.zeros(0), np.zeros(0)), config=CFG,
                         metric_crs="EPSG:32648")
     assert len(spots) == 1 and spots.loc[0, "cells"] >= 3 and spots.loc[0, "households"] == 8
+
+
+def test_a_spot_stays_inside_one_community():
+    # the same line of red households, the west half in C1 and the east half in C2: two spots, one per
+    # community, so each is a place one community's workers answer for (a cell holding households of both
+    # goes with the community holding most of its weight; its households are counted in that spot)
+    line = [(104.06 + i * 0.0005, 30.66, 3, {"no_grid"}) for i in range(8)]
+    lon, lat, hh, risk = _case(line)
+    hh["community_id"] = ["C1"] * 4 + ["C2"] * 4
+    spots = blind_spots(lon, lat, hh, risk, under_registered_lonlat=(np.zeros(0), np.zeros(0)), config=CFG,
+                        metric_crs="EPSG:32648")
+    assert len(spots) == 2 and spots["households"].sum() == 8
+    assert sorted(s.split(",")[0] for s in spots["community_ids"]) == ["C1", "C2"]
+    assert "C2" in set(spots["community_ids"])  # the east spot holds C2's households alone

@@ -508,3 +508,57 @@ def test_a_new_analysis_over_a_workspace_with_grid_changes_is_refused_until_aske
     assert (out / "workspace.gpkg").read_bytes() == before
     assert main(["analyze", str(data), "--out", str(out), "--quiet", "--discard-grid-edits"]) == 0
     assert (out / "workspace.gpkg").read_bytes() != before
+
+
+# ---- visit records: --as-of, --window-weeks, the last lines, the rejects ---------------------------------
+
+def _with_visits(folder, table=None):
+    from conftest import tiny_visits
+
+    (tiny_visits() if table is None else table).to_csv(folder / "visits.csv", index=False)
+    return folder
+
+
+def test_analyze_judges_the_visit_records_over_the_window_and_says_so(tiny_dir, tmp_path):
+    out = tmp_path / "out"
+    result = _run("analyze", _with_visits(tiny_dir), "--out", out, "--as-of", "2026-11-30", "--window-weeks", "5",
+                  "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3] == ("visits (5 weeks to 2026-11-30): 4 of 9 periods kept (44.4%) by 3 special-group households; "
+                         "1 missed the last period")
+    assert lines[-2] == "0 special-group households with no visit record, counted as never visited"
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["visits"]["window_weeks"] == 5 and summary["input"]["visits"] == 6
+    hh = gpd.read_file(out / "households.geojson").set_index("id")
+    assert hh.loc["H2", "periods_missed"] == 1 and str(hh.loc["H2", "last_visit"])[:10] == "2026-11-24"
+    grids = gpd.read_file(out / "grids.geojson").set_index("id")
+    assert grids.loc["G2", "visits_kept_share"] == 0.75
+    longer = _run("analyze", tiny_dir, "--out", out, "--as-of", "2026-11-30", "--quiet")  # 12 weeks by default
+    assert "visits (12 weeks to 2026-11-30): 4 of 24 periods kept" in longer.stdout
+
+
+def test_a_window_of_no_weeks_is_refused(tiny_dir, tmp_path):
+    result = _run("analyze", tiny_dir, "--out", tmp_path / "out", "--window-weeks", "0")
+    assert result.returncode == 2 and "--window-weeks: must be a whole number of weeks, at least 1, got '0'" in result.stderr
+
+
+def test_a_bad_visit_record_exits_2_naming_it_and_skip_invalid_counts_it(tiny_dir, tmp_path):
+    from conftest import tiny_visits
+
+    table = tiny_visits()
+    table.loc[4, "visited_at"] = "20/11/2026"
+    _with_visits(tiny_dir, table)
+    out = tmp_path / "out"
+    refused = _run("analyze", tiny_dir, "--out", out)
+    assert refused.returncode == 2 and not out.exists()
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "gridcover: error: visits.csv: feature 4, field 'visited_at': not a date or date-time")
+    result = _run("analyze", tiny_dir, "--out", out, "--skip-invalid", "--quiet", "--as-of", "2026-11-30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-2] == "left out 1 invalid feature (1 visits), listed in rejects.geojson"
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["rejected"] == {"visits": 1} and summary["visits"]["records"] == 5
+    rejects = gpd.read_file(out / "rejects.geojson")
+    assert rejects[["layer", "feature", "field"]].values.tolist() == [["visits", 4, "visited_at"]]
+

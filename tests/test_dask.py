@@ -137,3 +137,28 @@ def test_the_dask_engine_refuses_an_out_over_the_data_before_starting_a_cluster(
     with pytest.raises(ConfigError, match="holds the data folder"):
         analyze_dask(city, city.parent)
     assert sorted(p.name for p in city.iterdir()) == before
+
+
+def test_visit_records_are_judged_part_by_part_as_in_one_process(city, cluster, tmp_path):
+    import shutil
+
+    folder = tmp_path / "city"
+    shutil.copytree(city, folder)
+    groups = ["elderly_alone", "child_in_difficulty", "mental_disorder"]
+    hh = pyogrio.read_dataframe(folder / "households.gpkg", read_geometry=False, columns=["id", *groups])
+    watched = hh.loc[hh[groups].astype(bool).any(axis=1), "id"].to_numpy()[:-7]  # the last 7: never visited
+    rng = np.random.default_rng(5)
+    weeks = np.arange(14)
+    who = np.repeat(watched, len(weeks))
+    week = np.tile(weeks, len(watched))
+    keep = rng.random(len(who)) < 0.8
+    day = pd.Timestamp("2026-08-31") + pd.to_timedelta(week[keep] * 7 + rng.integers(0, 7, keep.sum()), unit="D")
+    kinds = rng.choice(["home", "电话"], keep.sum(), p=[0.9, 0.1])
+    pd.DataFrame({"household_id": who[keep], "visited_at": day.strftime("%Y-%m-%d 10:00"), "worker": "王芳",
+                  "kind": kinds}).to_csv(folder / "visits.csv", index=False)
+    single = write_outputs(analyze(folder, reference_date=AS_OF, window_weeks=10), tmp_path / "single")
+    analysis, out = analyze_dask(folder, tmp_path / "dask", reference_date=AS_OF, scheduler=cluster, window_weeks=10)
+    v = analysis.summary["visits"]
+    assert v["households"] == len(watched) + 7 and v["never_visited"] == 7 and v["window_weeks"] == 10
+    assert 0.6 < v["share_kept"] < 0.8 and len(v["per_street"]) == 6
+    assert _differences(single, out) == []  # households' visit columns, grids' shares, summary, scorecard, workspace

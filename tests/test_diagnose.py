@@ -122,3 +122,56 @@ def test_full_time_workers_field_changes_the_load(tiny):
     hh = pd.DataFrame({"grid_id": ["G1"] * 500, "persons": 1.0})
     w = grid_workload(grids, hh)
     assert w.iloc[0]["households_per_worker"] == 250 and not w.iloc[0]["over_capacity"]
+
+
+def test_workload_weighs_special_groups_only_when_asked(tiny):
+    hh = pd.DataFrame({"grid_id": ["G2"] * 280, "persons": 1.0, "elderly_alone": [True] * 40 + [False] * 240})
+    plain = grid_workload(tiny["grids"], hh)
+    plain.index = tiny["grids"]["id"]
+    assert plain.loc["G2", "workload"] == 280 and not plain.loc["G2", "over_capacity"]
+    weighed = grid_workload(tiny["grids"], hh, settings=Settings(special_group_weight=1.5))
+    weighed.index = tiny["grids"]["id"]
+    # 240 + 40 x 1.5 = 300: at the standard, not over; the households themselves are still 280
+    assert weighed.loc["G2", "workload"] == 300 and weighed.loc["G2", "households"] == 280
+    assert weighed.loc["G2", "households_per_worker"] == 300 and not weighed.loc["G2", "over_capacity"]
+    more = grid_workload(tiny["grids"], hh, settings=Settings(special_group_weight=2.0))
+    more.index = tiny["grids"]["id"]
+    assert more.loc["G2", "workload"] == 320 and more.loc["G2", "over_capacity"]
+
+
+def test_each_grid_says_which_of_its_three_staff_are_missing(tiny):
+    grids = tiny["grids"].copy()
+    grids["info_officer_name"] = ["信一", None, "信三", "信四", "信五"]
+    grids["mediator_name"] = ["调一", "调二", "", "调四", "调五"]
+    w = grid_workload(grids, pd.DataFrame({"grid_id": ["G1"], "persons": 1.0}))
+    w.index = grids["id"]
+    assert w.loc["G1", "staff_missing"] == "" and w.loc["G1", "staffing_complete"]
+    assert w.loc["G2", "staff_missing"] == "info_officer" and w.loc["G2", "part_time_officers"] == 1
+    assert w.loc["G3", "staff_missing"] == "mediator"
+    assert w.loc["G5", "staff_missing"] == "full_time_worker" and not w.loc["G5", "staffing_complete"]
+
+
+def test_bad_grid_codes_are_coverage_issues_with_the_households_of_their_grids(tiny):
+    grids = tiny["grids"].copy()
+    comms = tiny["communities"].assign(code=["510105001001", "510105001002"])
+    grids["code"] = None
+    ids = grids["id"].tolist()
+    grids.loc[grids["id"] == ids[0], "code"] = "5101050010010001"           # 16 digits: malformed
+    grids.loc[grids["id"] == ids[1], "code"] = "510105001002001"            # C2's code on a C1 grid
+    grids.loc[grids["id"].isin(ids[2:4]), "code"] = "510105001002009"       # one code on two grids
+    bg = building_grids(tiny["buildings"], grids)
+    a = assign_households(tiny["households"], tiny["buildings"], grids, building_grid=bg)
+    located = pd.DataFrame({"x": a["x"], "y": a["y"], "persons": tiny["households"]["persons"].astype(float),
+                            "building_id": a["building_id"]})
+    issues = grid_coverage_issues(grids, comms, tiny["buildings"], bg, located)
+    codes = issues[issues["kind"].str.startswith("code_")].set_index("kind")
+    assert set(codes.index) == {"code_malformed", "code_outside_community", "code_duplicate"}
+    assert codes.loc["code_malformed", "grid_ids"] == ids[0]
+    assert "is not 12+3 digits" in codes.loc["code_malformed", "detail"]
+    assert codes.loc["code_duplicate", "grid_ids"] == ",".join(sorted(ids[2:4]))
+    inside = a["grid_id"].astype(object).isin([ids[0]]).sum()
+    assert codes.loc["code_malformed", "households"] >= inside
+    assert issues.loc[~issues["kind"].str.startswith("code_"), "code"].isna().all()
+    # a redraw check looks at codes on its own (geo.redraw.check_proposal_codes)
+    assert not grid_coverage_issues(grids, comms, tiny["buildings"], bg, located, codes=False)["kind"] \
+        .str.startswith("code_").any()

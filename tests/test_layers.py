@@ -43,7 +43,8 @@ def test_tiles_carry_no_personal_data_and_households_need_a_street_office():
         assert set(lay.tile_fields) <= allowed, lay.id
         for needs_role in lay.role_fields.values():
             assert not set(needs_role) & set(lay.tile_fields), lay.id
-    assert set(find_layer("grids").counts) == set(SPECIAL_GROUP_COUNTS)
+    assert set(find_layer("grids").counts) == {*SPECIAL_GROUP_COUNTS, "visits_households"}
+    assert find_layer("grids").shares == {"visits_kept_share": "visits_households"}
 
 
 def test_heat_maps_cover_the_basic_set_every_tier_every_category_and_blind_spots():
@@ -169,3 +170,24 @@ def test_output_crs_and_bbox_crs_round_trip():
     assert back.bounds == pytest.approx(box.bounds)
     gcj = to_output_crs(np.array([box]), "GCJ-02")[0]
     assert bbox_to_wgs84(gcj.bounds, "GCJ-02").bounds == pytest.approx(box.bounds, abs=2e-5)
+
+
+def test_a_grids_share_of_visit_periods_kept_is_withheld_with_its_small_count():
+    frame = _coverage(n=2)
+    frame["visits_households"] = [0, 1, 6, 4]
+    frame["visits_kept_share"] = [np.nan, 0.0, 0.75, 1.0]  # one household never visited: withheld, it would tell
+    prepared = PreparedLayer(find_layer("grids"), frame, street_of=np.array(["S1", "S1", "S2", "S2"], dtype=object),
+                             tag="t")
+    public = prepared.properties(public_view(5))
+    assert public["visits_kept_share"].isna().tolist() == [True, True, False, True]
+    assert public["visits_kept_share"].tolist()[2] == 0.75 and public["visits_households"].tolist()[2] == 6
+    office = View(k=5, roles=frozenset({"public", "lookup", "street_office"}), streets=frozenset({"S1"}))
+    assert prepared.properties(office)["visits_kept_share"].tolist()[1] == 0.0  # its own street: shown
+    assert "visits_kept_share" in find_layer("grids").popup
+
+
+def test_the_visit_records_are_no_map_layer_and_households_stay_with_street_offices():
+    with pytest.raises(NotFoundError):
+        find_layer("visits")
+    assert all(layer.source != "visits" for layer in LAYERS)
+    assert find_layer("households").role == "street_office"  # their visit columns go where the households go

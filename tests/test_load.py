@@ -717,3 +717,8 @@ def test_bad_visit_records_go_to_the_rejects_with_skip_invalid(tmp_path):
 def test_a_visits_file_without_a_required_column_is_one_message(tmp_path):
     message = _error(_visits_folder(tmp_path, visits=tiny_visits().drop(columns="worker")))
     assert message.startswith("visits.csv") and "worker" in message and "missing column" in message
+
+
+def test_a_visits_file_of_only_its_header_means_no_visit_recorded(tmp_path):
+    data = load_data(_visits_folder(tmp_path, visits=tiny_visits().iloc[:0]))
+    assert len(data.layers["visits"]) == 0 and "visits" not in data.missing_optional

@@ -4,6 +4,7 @@ import json
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 
 from geo.assign import STATUSES
@@ -64,6 +65,46 @@ def test_the_building_cut_by_a_grid_line(sample):
     assert analysis.summary["status_counts"]["building_split"] == 73
 
 
+def test_the_planted_grid_code_defects_are_coverage_issues_and_every_grid_has_its_code(sample):
+    analysis, out = sample
+    issues = analysis.coverage_issues
+    codes = issues[issues["kind"].str.startswith("code_")].set_index("kind")
+    assert set(codes.index) == {"code_duplicate", "code_outside_community"}
+    assert (codes.loc["code_duplicate", "grid_ids"], codes.loc["code_duplicate", "code"]) == ("G02-01,G02-02",
+                                                                                              "510105001002002")
+    assert codes.loc["code_duplicate", "households"] > 0 and "on 2 grids" in codes.loc["code_duplicate", "detail"]
+    assert (codes.loc["code_outside_community", "grid_ids"], codes.loc["code_outside_community", "code"]) == (
+        "G05-19", "510105001004007")
+    s = analysis.summary
+    assert s["coverage_issues"]["code_duplicate"]["count"] == 1 and s["coverage_issues"]["code_malformed"]["count"] == 0
+    # the sample gives every grid its code: none is made, none is changed
+    grids = analysis.grids.set_index("id")
+    assert grids["code"].notna().all() and not grids["code_generated"].any() and s["grids"]["codes_generated"] == 0
+    assert grids.loc["G01-01", "code"] == "510105001001001"
+    layer = json.loads((out / "grids.geojson").read_text(encoding="utf-8"))["features"]
+    assert {"code", "code_generated", "part_time_workers"} <= set(layer[0]["properties"])
+
+
+def test_missing_grid_codes_are_made_in_reading_order_and_never_taken_from_a_given_one(tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    grids = gpd.read_file(data / "grids.geojson")
+    # the grids of 510105001003 lose their codes but one (G03-02 keeps 510105001003002)
+    blank = (grids["community_id"] == "510105001003") & (grids["id"] != "G03-02")
+    grids.loc[blank, "code"] = None
+    grids.to_file(data / "grids.geojson", driver="GeoJSON")
+    analysis = analyze(str(data))
+    out = analysis.grids.set_index("id")
+    mine = out[out["community_id"] == "510105001003"]
+    assert mine["code"].notna().all() and mine["code"].is_unique
+    assert out.loc["G03-02", "code"] == "510105001003002" and not out.loc["G03-02", "code_generated"]
+    made = mine[mine["code_generated"]]
+    assert len(made) == 7 and sorted(made["code"]) == [f"510105001003{i:03d}" for i in range(3, 10)]
+    assert analysis.summary["grids"]["codes_generated"] == 7
+    assert not analysis.coverage_issues["kind"].eq("code_malformed").any()
+
+
 def test_location_quirks_are_counted_not_dropped(sample):
     analysis, _ = sample
     counts = analysis.summary["status_counts"]
@@ -79,6 +120,41 @@ def test_grid_workload_and_the_grid_without_a_worker(sample):
     assert bool(grids.loc["G01-15", "unstaffed"])
     assert grids["households"].sum() == 29574 - analysis.summary["households_without_grid"]
     assert grids["elderly_alone"].sum() > 0 and "basic_share" in grids.columns
+
+
+def test_the_sample_is_mostly_within_the_workload_rule_with_its_planted_shortfalls(sample):
+    analysis, out = sample
+    grids = analysis.grids.set_index("id")
+    # three grids planted one full-time worker short, and the grid without a worker
+    assert set(grids.index[grids["over_capacity"]]) == {"G01-03", "G01-09", "G03-04", "G01-15"}
+    staffed = grids[grids["workers"] > 0]
+    assert (staffed["households_per_worker"] <= 300).mean() > 0.95
+    # 一格三员: the planted grids name what they lack
+    missing = grids.loc[grids["staff_missing"] != "", "staff_missing"].to_dict()
+    assert missing == {"G01-12": "mediator", "G02-03": "mediator", "G04-04": "info_officer",
+                       "G05-12": "info_officer,mediator", "G01-15": "full_time_worker"}
+    s = analysis.summary["grids"]
+    assert s["staffing_incomplete"] == 5 and s["staff_missing"] == {"full_time_worker": 1, "info_officer": 2,
+                                                                    "mediator": 3}
+    assert (s["full_time_workers"], s["part_time_workers"], s["part_time_officers"], s["full_time_share"]) \
+        == (128, 7, 131, 0.9481)
+    layer = json.loads((out / "grids.geojson").read_text(encoding="utf-8"))["features"]
+    assert {"staff_missing", "staffing_complete", "part_time_officers", "workload"} <= set(layer[0]["properties"])
+
+
+def test_the_scorecard_measures_the_full_time_share_per_community_and_street(sample):
+    analysis, _ = sample
+    card = analysis.scorecard
+    share = card[card["indicator"] == "full_time_share"]
+    assert set(share["level"]) == {"community", "street"} and (share["target"] == 0.8).all()
+    street = share[share["level"] == "street"].iloc[0]
+    # 128 full-time among 135 grid workers (7 part-time 兼职网格员; the part-time officers are not grid workers)
+    assert (street["numerator"], street["denominator"], street["value"], street["pass"]) == (128, 135, 0.9481, True)
+    # the planted community: 15 full-time among 20 grid workers, below the plan's 80%
+    below = share[(share["level"] == "community") & ~share["pass"].astype(bool)]
+    assert below[["id", "numerator", "denominator", "value"]].values.tolist() == [["510105001003", 15, 20, 0.75]]
+    load = card[(card["level"] == "street") & (card["indicator"] == "households_per_worker")].iloc[0]
+    assert load["target"] == 300 and load["value"] <= 300 and load["pass"]
 
 
 def test_the_old_estate_with_unregistered_tenants_is_an_old_estate(sample):
@@ -248,3 +324,61 @@ def test_parts_without_households_join_the_others_tables():
     out = concat_tables([empty, full, empty])
     assert out["grid_id"].tolist()[0] == "G1" and pd.isna(out["grid_id"].iloc[1]) and len(out) == 3
     assert isinstance(out["grid_id"].dtype, pd.CategoricalDtype) and out["persons"].sum() == 6.0
+
+
+# ---- visit records (the visits layer), on the tiny district -------------------------------------------
+
+@pytest.fixture
+def tiny_visited(tmp_path):
+    from datetime import date
+
+    from conftest import tiny_layers, tiny_visits, write_layers
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    tiny_visits().to_csv(folder / "visits.csv", index=False)
+    return analyze(folder, reference_date=date(2026, 11, 30), window_weeks=5)
+
+
+def test_each_special_group_household_gets_its_visit_figures(tiny_visited):
+    hh = _hh(tiny_visited)
+    # 5 weeks to Monday 2026-11-30: ISO weeks W45–W48 for the elderly, November for the mental disorder
+    h2, h7, h3 = hh.loc["H2"], hh.loc["H7"], hh.loc["H3"]
+    assert (h2["visits_required"], h2["visits_done"], h2["periods_missed"]) == (4, 3, 1)
+    assert (h2["last_visit"], h2["next_visit_due"], h2["never_visited"]) == ("2026-11-24", "2026-12-06", False)
+    assert (h7["visits_done"], h7["periods_missed"], h7["last_visit"]) == (0, 4, "2026-11-20")  # phoned only
+    assert (h3["visits_required"], h3["visits_done"], h3["next_visit_due"]) == (1, 1, "2026-12-31")
+    assert pd.isna(hh.loc["H1", "visits_required"]) and hh.loc["H1", "last_visit"] == "2026-11-01"  # no group
+    assert hh["visit_overdue"].to_dict() == {**{h: False for h in hh.index}, "H7": True}
+
+
+def test_the_grids_communities_and_street_get_the_share_of_periods_kept(tiny_visited):
+    grids = tiny_visited.grids.set_index("id")
+    assert grids.loc["G2", "visits_kept_share"] == 0.75  # H2: 3 of 4 weeks
+    assert grids.loc["G1", "visits_kept_share"] == 0.0  # H7: no home visit
+    assert grids.loc["G4", "visits_kept_share"] == 1.0  # H3: November kept
+    v = tiny_visited.summary["visits"]
+    assert (v["as_of"], v["window_weeks"], v["records"], v["households"]) == ("2026-11-30", 5, 6, 3)
+    assert (v["periods"], v["periods_kept"], v["share_kept"], v["overdue"], v["never_visited"]) == (9, 4, 0.4444, 1, 0)
+    assert {c["id"]: c["share_kept"] for c in v["per_community"]} == {"C1": 0.375, "C2": 1.0}
+    card = tiny_visited.scorecard
+    row = card[(card["level"] == "street") & (card["indicator"] == "visits_on_time")].iloc[0]
+    assert (row["numerator"], row["denominator"], row["target"], row["pass"]) == (4, 9, 1.0, False)
+
+
+def test_a_special_group_household_without_a_record_is_counted_as_never_visited(tmp_path):
+    from datetime import date
+
+    from conftest import tiny_layers, tiny_visits, write_layers
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    tiny_visits().query("household_id != 'H3'").to_csv(folder / "visits.csv", index=False)
+    analysis = analyze(folder, reference_date=date(2026, 11, 30), window_weeks=5)
+    h3 = _hh(analysis).loc["H3"]
+    assert h3["never_visited"] and h3["periods_missed"] == 1 and h3["risk"] == "red"  # mental disorder, month missed
+    assert analysis.summary["visits"]["never_visited"] == 1
+
+
+def test_without_a_visits_layer_nothing_about_records_is_added(tiny_dir):
+    analysis = analyze(tiny_dir)
+    assert "visits" not in analysis.summary and "visits_required" not in analysis.households.columns
+    assert "visits_kept_share" not in analysis.grids.columns

@@ -86,4 +86,28 @@ def test_a_bad_band_is_refused_with_its_text(text):
 
 
 def test_a_band_reads_as_floor_and_ceiling():
-    assert parse_band("300-500") == (300, 500) and parse_band(None) == (300, 500)
+    assert parse_band("300-500") == (300, 500)
+    assert parse_band(None) is None  # no band given: the caller takes the workload rule's (geo.workload)
+
+
+def test_new_grids_are_named_by_the_next_free_codes_in_reading_order_after_the_taken_ones(community):
+    from geo.gridcodes import reading_rank
+
+    comm, buildings, estates, hh = community
+    code = str(comm["code"].iloc[0])
+    p = propose_grids(comm, buildings, estates, hh, band=(300, 500), taken_codes=[f"{code}007", "999999999999999"])
+    grids = p.grids
+    # a new grid's id is its standard code: the community's code + the next numbers after the largest taken (007)
+    assert (grids["id"] == grids["code"]).all() and not grids["id"].str.contains("-N").any()
+    seq = grids["code"].str.slice(len(code)).astype(int).to_numpy()
+    assert grids["code"].str.startswith(code).all() and sorted(seq) == list(range(8, 8 + len(grids)))
+    # numbered west to east, north to south: the sequence follows the reading order
+    assert (np.argsort(np.argsort(seq)) == reading_rank(grids)).all()
+
+
+def test_a_community_without_a_statistical_code_names_new_grids_as_before_and_says_so(community):
+    comm, buildings, estates, hh = community
+    p = propose_grids(comm.drop(columns="code"), buildings, estates, hh, band=(300, 500))
+    cid = str(comm["id"].iloc[0])
+    assert p.grids["id"].str.startswith(f"{cid}-N").all() and p.grids["code"].isna().all()
+    assert any("has no 12-digit statistical code" in n for n in p.notes)

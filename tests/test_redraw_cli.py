@@ -22,7 +22,12 @@ def test_propose_check_apply_history(ws, tmp_path, capsys):
     assert main(["redraw", "propose", str(ws), "--community", "C1", "--out", str(out)]) == 0
     feats = json.loads(out.read_text(encoding="utf-8"))["features"]
     assert feats and all({"id", "community_id", "households", "persons"} <= set(f["properties"]) for f in feats)
-    assert all(300 <= f["properties"]["households"] <= 500 for f in feats)
+    err = capsys.readouterr().err
+    assert "households per grid from the workload rule" in err
+    for f in feats:  # within the workload rule, or named in the notes with why
+        p = f["properties"]
+        workers = p["full_time_workers"] if p.get("full_time_workers") is not None else int(bool(p.get("worker_name")))
+        assert p["households"] <= 300 * workers or f"grid {p['id']} is over the workload rule" in err
     report = tmp_path / "r.json"
     assert main(["redraw", "check", str(ws), str(out), "--out", str(report)]) == 0
     r = json.loads(report.read_text(encoding="utf-8"))
@@ -35,6 +40,17 @@ def test_propose_check_apply_history(ws, tmp_path, capsys):
     assert "张三: 调整" in text and text.splitlines()[-1].startswith("*   2")
     assert main(["redraw", "compare", str(ws), "1", "2", "--out", str(tmp_path / "d.json")]) == 0
     assert main(["redraw", "restore", str(ws), "1", "--author", "李四", "--reason", "回退"]) == 0
+
+
+def test_an_explicit_target_wins_with_a_note_when_it_exceeds_the_workload_rule(ws, tmp_path, capsys):
+    out = tmp_path / "p.geojson"
+    assert main(["redraw", "propose", str(ws), "--community", "C1", "--target", "300-500", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "note: the band 300-500 lets a grid of 1 full-time worker hold up to 500 households, above the " \
+           "workload rule (300 per worker)" in err
+    assert main(["redraw", "check", str(ws), str(out), "--target", "300-500", "--out", str(tmp_path / "r.json")]) == 0
+    assert "note: the band 300-500" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["band"] == [300, 500]
 
 
 def test_moves_file_and_conflict_exit_status(ws, tmp_path, capsys):

@@ -23,3 +23,28 @@ def test_the_report_needs_no_network_and_shows_what_a_planner_needs(sample_analy
         assert f'"{household_id}"' not in page  # no household appears
     for name in analysis.data.layers["households"].get("address", hh["id"]).head(5):
         assert str(name) not in page
+
+
+def test_with_visit_records_the_scorecard_counts_periods_and_the_grids_show_their_share(tmp_path):
+    from datetime import date
+
+    from conftest import tiny_layers, tiny_visits, write_layers
+    from gridcover.engines.single import analyze
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    tiny_visits().to_csv(folder / "visits.csv", index=False)
+    page = render_report(analyze(folder, reference_date=date(2026, 11, 30), window_weeks=5))
+    assert "走访频次达标率" in page and "44.4%" in page  # the street's 4 of 9 periods
+    assert "(4/9) 周期" in page and "(4 / 9) periods" in page
+    assert "走访周期达标率" in page and "periods kept / periods required" in page
+    assert "visits_kept" in page  # the grids' tooltip field
+    assert "\"H2\"" not in page  # no household appears
+
+
+def test_a_grids_share_of_visit_periods_is_shown_as_a_percentage_or_withheld_below_k():
+    import pandas as pd
+
+    from layers.report import _kept_text
+
+    shown = _kept_text(pd.Series([0.75, 0.5, None]), pd.Series([6, 2, 0]), 5)
+    assert shown.tolist() == ["75%", "<5户", "–"]

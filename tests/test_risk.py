@@ -12,6 +12,7 @@ from geo.errors import ConfigError
 from geo.reach import load_config
 from geo.risk import REASONS, build_scorecard, building_registration, grid_risk, household_risk, load_risk_config
 from gridcover.io.folder import read_rule_files
+from geo.settings import Settings
 
 CATS = load_config()
 CFG = load_risk_config(categories=CATS)
@@ -123,6 +124,32 @@ def test_scorecard_rows_against_the_plans_targets():
     assert pd.isna(migrants["value"]) and "not measured" in migrants["note"]
 
 
+def test_scorecard_measures_full_time_share_and_weighted_workload():
+    hh = _households([{"elderly_alone": True}, {}, {}, {}])
+    grids = pd.DataFrame({"id": ["G1", "G2"], "community_id": ["C1", "C1"], "workers": [2, 1],
+                          "part_time_workers": [1, 0], "part_time_officers": [2, 2]})
+    comms = pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]})
+    streets = pd.DataFrame({"id": ["S1"], "name": ["测试街道"]})
+    card = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids, communities=comms, streets=streets, config=CFG)
+    share = card[(card["level"] == "street") & (card["indicator"] == "full_time_share")].iloc[0]
+    # 3 full-time among 4 grid workers (one part-time 兼职网格员): 75%, below the plan's 80%; the four part-time
+    # officers (信息员, 调解员) are not grid workers and do not count
+    assert (share["value"], share["target"], share["pass"]) == (0.75, 0.8, False)
+    assert (share["numerator"], share["denominator"]) == (3, 4)
+    # grids staffed exactly as 一格三员 (1 full-time + 2 part-time officers) are fully professional: 100%
+    plain = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids.drop(columns="part_time_workers"),
+                            communities=comms, streets=streets, config=CFG)
+    share = plain[(plain["level"] == "community") & (plain["indicator"] == "full_time_share")].iloc[0]
+    assert (share["value"], share["pass"], share["denominator"]) == (1.0, True, 3)
+    load = card[(card["level"] == "community") & (card["indicator"] == "households_per_worker")].iloc[0]
+    assert (load["value"], load["target"], load["numerator"]) == (round(4 / 3, 1), 300, 4)
+    weighed = build_scorecard(hh, _risk(hh), reach=_reach(4), grids=grids, communities=comms, streets=streets, config=CFG,
+                        settings=Settings(special_group_weight=4.0, households_per_worker=2))
+    load = weighed[(weighed["level"] == "community") & (weighed["indicator"] == "households_per_worker")].iloc[0]
+    # the elderly household counts 4: (4 + 3) / 3 workers = 2.3 against a standard of 2
+    assert (load["value"], load["target"], load["pass"]) == (2.3, 2, False)
+
+
 def test_rules_come_from_an_editable_file(tmp_path):
     text = (tmp_path / "risk.toml")
     text.write_text('[visits]\nelderly_alone = 3\n[group_services]\nelderly_alone = ["nope"]\n', encoding="utf-8")
@@ -135,3 +162,55 @@ def test_rules_come_from_an_editable_file(tmp_path):
 def test_reason_codes_are_the_documented_ones():
     assert REASONS == ("no_grid", "overlapping_grids", "grid_over_capacity", "missing_services",
                        "special_group_unreached", "visit_overdue", "unregistered_building")
+
+
+# ---- with visit records (the visits layer): the calendar rules of [visit_rules] --------------------------
+
+def _judged(rows):
+    """Households as the pipeline gives them with visit records: judged, periods, kept, last period missed."""
+    base = {"visit_judged": True, "visit_periods": 12, "visit_periods_kept": 12, "visit_last_missed": False,
+            "never_visited": False, "long_visit_gap": False}
+    return _households([{**base, **r} for r in rows])
+
+
+def test_with_records_overdue_means_the_last_completed_period_was_missed():
+    # an old last_visit alone no longer makes an elderly person overdue: the calendar periods decide
+    hh = _judged([{"elderly_alone": True, "last_visit": "2026-10-01"},
+                  {"elderly_alone": True, "visit_last_missed": True, "visit_periods_kept": 11},
+                  {"elderly_alone": True, "visit_periods_kept": 3}])  # many weeks missed, but not the last one
+    r = _risk(hh)
+    assert r["visit_overdue"].tolist() == [False, True, False]
+    assert r["risk"].tolist() == ["none", "blue", "none"]
+
+
+def test_with_records_a_mental_disorder_that_missed_its_month_is_red_as_before():
+    r = _risk(_judged([{"mental_disorder": True, "visit_last_missed": True}]))
+    assert r.loc[0, "risk"] == "red" and "visit_overdue" in list(r.loc[0, "risk_reasons"])
+
+
+def test_with_records_the_elderly_long_missing_service_is_four_weeks_without_a_home_visit():
+    hh = _judged([{"elderly_alone": True, "long_visit_gap": True, "visit_last_missed": True},
+                  {"elderly_alone": True, "last_visit": "2026-09-01"},  # phoned lately: last_visit is not the test
+                  {"child_in_difficulty": True, "last_visit": "2026-09-01"},  # no long_visit_gap rule: days as before
+                  {"child_in_difficulty": True, "visit_judged": False, "last_visit": None}])  # not judged: no gap
+    r = _risk(hh)
+    assert r["long_visit_gap"].tolist() == [True, False, True, False]
+    assert r["risk"].tolist() == ["yellow", "none", "yellow", "none"]
+
+
+def test_the_scorecard_measures_visits_on_time_over_the_periods_against_the_plans_100_percent():
+    hh = _judged([{"elderly_alone": True, "visit_periods": 12, "visit_periods_kept": 9},
+                  {"elderly_alone": True, "visit_periods": 12, "visit_periods_kept": 12},
+                  {"visit_judged": False, "visit_periods": None, "visit_periods_kept": None}])
+    card = build_scorecard(hh, _risk(hh), reach=_reach(3), grids=pd.DataFrame({"id": ["G1"], "community_id": ["C1"],
+                                                                               "workers": [1]}),
+                           communities=pd.DataFrame({"id": ["C1"], "name": ["一社区"], "street_id": ["S1"]}),
+                           streets=pd.DataFrame({"id": ["S1"], "name": ["测试街道"]}), config=CFG)
+    row = card[(card["level"] == "street") & (card["indicator"] == "visits_on_time")].iloc[0]
+    assert (row["numerator"], row["denominator"], row["value"], row["target"], row["pass"]) == (21, 24, 0.875, 1.0, False)
+
+
+def test_the_visit_rules_of_a_risk_file_are_checked_when_it_is_read():
+    with pytest.raises(ConfigError, match=r"risk.toml: \[visit_rules.elderly_alone\] period: 'week' is not a period"):
+        load_risk_config(b'[visit_rules.elderly_alone]\nperiod = "week"\nat_least = 1\n', source="risk.toml")
+    assert CFG.visit_rules.by_group["child_in_difficulty"].at_least == 2 and CFG.targets["visits_on_time"] == 1.0

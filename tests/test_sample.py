@@ -205,7 +205,46 @@ def test_build_sample_is_deterministic_and_matches_the_committed_files(tmp_path)
     from tools.sample import build_sample
 
     counts = build_sample(DATA, tmp_path)
-    assert counts == {name: len(gpd.read_file(SAMPLE / f"{name}.geojson", engine="pyogrio")) for name in counts}
-    names = [f"{name}.geojson" for name in counts] + ["README.md"]
+    layers = [name for name in counts if name != "visits"]
+    assert {name: counts[name] for name in layers} == {
+        name: len(gpd.read_file(SAMPLE / f"{name}.geojson", engine="pyogrio")) for name in layers}
+    assert counts["visits"] == len(pd.read_csv(SAMPLE / "visits.csv"))
+    names = [f"{name}.geojson" for name in layers] + ["visits.csv", "README.md"]
     match, mismatch, errors = filecmp.cmpfiles(SAMPLE, tmp_path, names, shallow=False)
     assert not mismatch and not errors, mismatch + errors
+
+
+def test_the_visit_log_covers_16_weeks_of_the_watched_households_with_their_grids_workers(sample):
+    visits = pd.read_csv(SAMPLE / "visits.csv", dtype=str, keep_default_na=False)
+    assert list(visits.columns) == ["household_id", "visited_at", "worker", "kind", "outcome", "note"]
+    at = pd.to_datetime(visits["visited_at"], format="%Y-%m-%d %H:%M")
+    assert at.min() >= pd.Timestamp("2026-08-10") and at.max() < pd.Timestamp("2026-11-30")  # up to the as-of date
+    assert set(visits["kind"]) == {"home", "phone", "other"}
+    assert set(visits["outcome"]) == {"seen", "not_home", "answered", "no_answer"}
+    hh = sample["households"].set_index("id")
+    watched = hh["elderly_alone"] | hh["child_in_difficulty"] | hh["mental_disorder"]
+    assert set(visits["household_id"]) <= set(hh.index[watched])  # special-group households only, all known
+    assert set(visits["worker"]) <= set(sample["grids"]["worker_name"]) and "" not in set(visits["worker"])
+    # each household's last record is its last_visit date: the log and the households layer agree
+    last = at.dt.strftime("%Y-%m-%d").groupby(visits["household_id"]).max()
+    assert (last == pd.to_datetime(hh.loc[last.index, "last_visit"]).dt.strftime("%Y-%m-%d")).all()
+    never = set(hh.index[watched]) - set(visits["household_id"])
+    assert 20 < len(never) < 200  # some watched households were never visited in the window
+
+
+def test_the_visit_log_has_workers_behind_and_phone_only_elderly(sample):
+    visits = pd.read_csv(SAMPLE / "visits.csv", dtype=str, keep_default_na=False)
+    hh = sample["households"].set_index("id")
+    elderly = visits[hh.loc[visits["household_id"], "elderly_alone"].to_numpy()]
+    home = elderly[elderly["kind"] == "home"]
+    per_household = home.groupby("household_id").size().groupby(elderly.groupby("household_id")["worker"].first()).mean()
+    assert (per_household < 10).sum() >= 3 and per_household.median() > 13  # a few workers keep about half the weeks
+    phone_only = elderly["kind"].eq("phone").groupby(elderly["household_id"]).all()
+    assert phone_only.sum() >= 20
+
+
+def test_the_readme_lists_the_planted_staffing_and_visit_defects():
+    text = (SAMPLE / "README.md").read_text(encoding="utf-8")
+    assert "## Staffing (一格三员) and workload" in text and "## Visit log (`visits.csv`)" in text
+    for grid in ("G01-03", "G01-09", "G03-04", "G01-12", "G02-03", "G04-04", "G05-12"):
+        assert f"`{grid}`" in text

@@ -3,6 +3,7 @@ row, drafts, a conflict; on both backends."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
@@ -27,7 +28,8 @@ def _grids(redraw, community="C1", worker="新网格员"):
 def test_a_check_of_the_current_grids_is_valid_and_moves_nobody_and_a_gap_is_not(redraw):
     check = redraw.check(_grids(redraw))
     assert check["valid"] and check["base_version"] == 1 and check["moved"]["households"] == 0
-    assert tuple(check["band"]) == (300, 500)
+    assert tuple(check["band"]) == (150, 300)  # one full-time worker per grid: the workload rule's band
+    assert "from the workload rule" in check["notes"][0]
     gap = _grids(redraw).iloc[:-1]
     check = redraw.check(gap, band=(200, 600))
     assert not check["valid"] and check["gaps"] and tuple(check["band"]) == (200, 600)
@@ -85,3 +87,139 @@ def test_a_second_editor_of_the_same_community_gets_a_conflict_and_a_draft_appli
         redraw.apply_draft(pid, author="李娜", reason="再")
     with pytest.raises(WorkspaceError, match="no proposal"):
         redraw.draft("nope")
+
+
+# ---------------------------------------------------------------- grid codes (网格编码)
+def _merge_last_coded(redraw):
+    """The current grids of C1 with the grid of the largest code merged into the neighbour sharing most border
+    with it (that neighbour also gets two part-time grid workers): a valid proposal retiring the largest code."""
+    import shapely
+
+    grids = redraw.context().grids_of({"C1"}).reset_index(drop=True)
+    last = int(grids["code"].astype(str).idxmax())
+    shared = [shapely.length(shapely.intersection(grids.geometry.iloc[last].boundary, g.boundary)) if i != last
+              else -1.0 for i, g in enumerate(grids.geometry)]
+    into = int(max(range(len(shared)), key=shared.__getitem__))
+    grids.loc[into, "geometry"] = shapely.union(grids.geometry.iloc[into], grids.geometry.iloc[last])
+    grids.loc[into, "part_time_workers"] = 2
+    return grids.drop(index=last).reset_index(drop=True), str(grids["id"].iloc[last]), str(grids["code"].iloc[last]), \
+        str(grids["id"].iloc[into])
+
+
+def test_grid_codes_and_part_time_workers_are_kept_in_every_version(redraw):
+    merged, retired, retired_code, kept = _merge_last_coded(redraw)
+    codes_before = dict(zip(redraw.context().grids_of({"C1"})["id"], redraw.context().grids_of({"C1"})["code"]))
+    version, check = redraw.apply(merged, author="王芳", reason="合并网格")
+    assert check["valid"] and check["codes"]["issues"] == [] and version["version"] == 2
+    _, first = redraw.read_version(1)
+    _, second = redraw.read_version(2)
+    assert dict(zip(first["id"], first["code"]))[retired] == retired_code
+    assert retired not in set(second["id"])
+    second = second.set_index("id")
+    assert second.loc[kept, "code"] == codes_before[kept]  # a kept grid keeps its code
+    assert int(second.loc[kept, "part_time_workers"]) == 2
+    assert second["code"].notna().all()
+
+
+def test_a_new_grid_gets_the_next_free_code_and_a_retired_code_is_never_given_again(redraw):
+    import shapely
+
+    merged, retired, retired_code, kept = _merge_last_coded(redraw)
+    redraw.apply(merged, author="王芳", reason="合并网格")
+    grids = redraw.context().grids_of({"C1"}).reset_index(drop=True)
+    # the merged grid is cut in two: its west half keeps it, the east half is a new grid without a code
+    i = int(grids.index[grids["id"] == kept][0])
+    x0, y0, x1, y1 = grids.geometry.iloc[i].bounds
+    west, east = (shapely.intersection(grids.geometry.iloc[i], shapely.box(a, y0, b, y1))
+                  for a, b in ((x0, (x0 + x1) / 2), ((x0 + x1) / 2, x1)))
+    new = grids.iloc[[i]].copy()
+    new["id"], new["code"], new["geometry"] = "新网格", None, [east]
+    grids.loc[i, "geometry"] = west
+    proposal = pd.concat([grids, new], ignore_index=True).set_crs(grids.crs, allow_override=True)
+    check = redraw.check(proposal, band=(1, 5000))
+    nxt = retired_code[:-3] + f"{int(retired_code[-3:]) + 1:03d}"
+    assert f"grid codes given to 1 grid(s) without one: 新网格 {nxt}" in check["notes"]
+    assert check["codes"]["problems"] == []
+    # a proposal made by gridcover names its new grids by the next free codes: never the retired one
+    grids, check, notes = redraw.propose("C1", band=(150, 250))
+    fresh = grids[~grids["id"].isin(set(redraw.context().grids["id"]))]
+    assert len(fresh) and (fresh["id"] == fresh["code"]).all() and retired_code not in set(grids["code"])
+    assert (fresh["code"].str.slice(-3).astype(int) > int(retired_code[-3:])).all()
+    assert grids["code"].is_unique and not grids["id"].str.contains("-N").any()
+
+
+def test_a_proposal_drawn_without_the_code_field_keeps_the_codes_of_the_grids_it_keeps(redraw):
+    grids = _grids(redraw)
+    codes = dict(zip(grids["id"], grids["code"]))
+    check = redraw.check(grids.drop(columns="code"))
+    assert check["valid"] and not any(n.startswith("grid codes given") for n in check["notes"])
+    redraw.apply(grids.drop(columns="code"), author="王芳", reason="换网格员")
+    _, second = redraw.read_version(2)
+    kept = dict(zip(second["id"], second["code"]))
+    assert {g: kept[g] for g in codes} == codes
+
+
+def test_a_code_problem_a_proposal_makes_makes_it_invalid_and_is_said_not_raised(redraw):
+    grids = _grids(redraw)
+    grids["code"] = grids["code"].astype(object)
+    grids.loc[0, "code"] = "51010400100X"
+    check = redraw.check(grids)
+    assert not check["valid"] and any(p.startswith("grid code is not 12+3 digits") for p in check["problems"])
+    other = redraw.context().grids_of({"C2"})["code"].iloc[0]
+    grids.loc[0, "code"] = other  # the code of a grid of the other community
+    check = redraw.check(grids)
+    assert not check["valid"] and any(f"grid code {other} is on 2 grids" in p for p in check["problems"])
+    # it is also not under C1's code: both are the proposal's doing
+    assert sorted(i["kind"] for i in check["codes"]["issues"]) == ["code_duplicate", "code_outside_community"]
+    assert all(i["new"] for i in check["codes"]["issues"])
+    with pytest.raises(InputError, match="not valid and cannot be applied"):
+        redraw.apply(grids, author="王芳", reason="试")
+
+
+# ---------------------------------------------------------------- the workload rule on the sample (GeoPackage only)
+@pytest.fixture(scope="module")
+def sample_redraw(sample_analysis):
+    from gridcover.store import open_workspace
+
+    return RedrawService(open_workspace(sample_analysis[1]))
+
+
+def test_a_sample_proposal_takes_its_band_from_staffing_and_names_every_grid_over_the_rule(sample_redraw):
+    grids, check, notes = sample_redraw.propose("510105001003")
+    assert tuple(check["band"]) == (300, 600) and check["valid"]  # two full-time workers in its typical grid
+    assert notes[0].startswith("band 300-600 households per grid from the workload rule: 2 full-time worker(s)")
+    staff = next(n for n in notes if n.startswith("full-time workers allotted by the workload rule"))
+    assert "the community has 15" in staff
+    over = [r for r in check["grids"] if r["over_capacity"]]
+    assert check["summary"]["over_capacity"] == len(over)
+    for r in over:  # every grid over the rule is in the notes, with why and what it needs
+        assert any(n.startswith(f"grid {r['id']} is over the workload rule (300 per worker)") and "needs" in n
+                   for n in notes)
+    within = [r for r in check["grids"] if not r["over_capacity"]]
+    assert within and all(r["workload"] <= 300 * r["workers"] for r in within)
+
+
+def test_a_sample_proposal_banded_to_whole_two_worker_grids_has_no_grid_over_the_rule(sample_redraw):
+    grids, check, notes = sample_redraw.propose("510105001003", band=(450, 600))
+    assert check["valid"] and check["summary"]["over_capacity"] == 0
+    assert all(r["households_per_worker"] <= 300 for r in check["grids"])
+    assert not any("above the workload rule" in n for n in notes)  # 600 is two workers' share: no warning
+    assert (grids["full_time_workers"] >= 1).all()
+
+
+def test_a_band_above_the_rule_is_kept_with_a_warning(sample_redraw):
+    current = sample_redraw.context().grids_of({"510105001003"}).reset_index(drop=True)
+    check = sample_redraw.check(current, band=(300, 700))
+    assert check["band"] == [300, 700]
+    assert check["notes"] == ["the band 300-700 lets a grid of 2 full-time workers hold up to 700 households, above "
+                              "the workload rule (300 per worker): such grids show as over capacity"]
+    # the current grids, checked: the planted overloaded grid G03-04 is over the rule, as the scorecard says
+    assert {r["id"] for r in check["grids"] if r["over_capacity"]} == {"G03-04"}
+
+
+def test_a_code_defect_the_current_grids_already_have_is_a_note_not_a_problem(sample_redraw):
+    current = sample_redraw.context().grids_of({"510105001005"}).reset_index(drop=True)
+    check = sample_redraw.check(current, band=(300, 700))
+    assert check["valid"] and check["codes"]["problems"] == []
+    assert ("grid code 510105001004007 does not start with its community's code 510105001005 (as in the current "
+            "grids)") in check["notes"]

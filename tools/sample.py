@@ -33,7 +33,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.assign import assign_households
 from geo.crs import gcj02_to_wgs84
+from geo.gridcodes import assign_codes
+from geo.settings import Settings
 
 #: 太升路街道办事处, 青羊区: all five of its communities have a register point inside the OSM extract.
 STREET_CODE = "510105001000"
@@ -621,9 +624,169 @@ def staff_grids(grids: gpd.GeoDataFrame, rng) -> gpd.GeoDataFrame:
     grids["info_officer_phone"] = [f"028-86{c:02d}-{2000 + g:04d}" for c, g in zip(ci, gi)]
     grids["mediator_name"] = mediators
     grids["mediator_phone"] = [f"028-86{c:02d}-{3000 + g:04d}" for c, g in zip(ci, gi)]
-    no_mediator = rng.random(n) < 0.25
-    grids.loc[no_mediator, ["mediator_name", "mediator_phone"]] = ""
+    rng.random(n)  # drawn as before (it once left mediators out), so the later draws of this stream stay the same
     return grids
+
+
+#: Grids planted with one full-time worker too few for their households (over the workload rule).
+OVERLOADED_GRIDS = 3
+#: Grids planted without a mediator, without an information officer, without both (一格三员 not met).
+MISSING_OFFICERS = {"mediator": 2, "info_officer": 1, "both": 1}
+
+
+def staff_for_workload(grids: gpd.GeoDataFrame, grid_households: pd.Series, rng, *,
+                       skip: set = frozenset()) -> tuple[gpd.GeoDataFrame, dict]:
+    """Full-time workers by the workload rule (one per 300 households, 2% slack for boundary households) and the
+    part-time officers, with a few planted shortfalls; ``grid_households`` counts each grid's households as the
+    analysis assigns them. Staffed grids outside ``skip`` may be planted. Returns the grids and what was planted.
+    """
+    grids = grids.copy()
+    households = grid_households.reindex(grids["id"]).fillna(0).to_numpy(dtype=np.int64)
+    staffed = grids["full_time_workers"].to_numpy() > 0
+    workers = np.maximum(1, np.ceil(households * 1.02 / 300)).astype(np.int64)
+    free = np.flatnonzero(staffed & ~grids["id"].isin(skip).to_numpy())
+    big = free[households[free] >= 330]
+    overloaded = np.sort(rng.choice(big, size=min(OVERLOADED_GRIDS, len(big)), replace=False))
+    workers[overloaded] = np.maximum(1, np.ceil(households[overloaded] / 300).astype(np.int64) - 1)
+    grids["full_time_workers"] = np.where(staffed, workers, 0)
+    rest = np.setdiff1d(free, overloaded)
+    picks = np.sort(rng.choice(rest, size=sum(MISSING_OFFICERS.values()), replace=False))
+    cut = np.cumsum([0, *MISSING_OFFICERS.values()])
+    missing = {}
+    for (kind, _), lo, hi in zip(MISSING_OFFICERS.items(), cut[:-1], cut[1:]):
+        rows = picks[lo:hi]
+        roles = ("mediator", "info_officer") if kind == "both" else (kind,)
+        for role in roles:
+            grids.iloc[rows, grids.columns.get_loc(f"{role}_name")] = ""
+            grids.iloc[rows, grids.columns.get_loc(f"{role}_phone")] = ""
+        missing[kind] = grids["id"].iloc[rows].tolist()
+    planted = {"overloaded": [{"grid": grids["id"].iloc[i], "households": int(households[i]),
+                               "workers": int(workers[i])} for i in overloaded],
+               "missing_officers": missing}
+    return grids, planted
+
+
+#: The community whose grids are planted with part-time grid workers (兼职网格员) enough to fall below the plan's
+#: 80% 网格员专职化比例, and how many part-time workers go to how many of its grids; a few grids elsewhere get one.
+PART_TIME_COMMUNITY = "510105001003"
+PART_TIME_PLANTED = (2, 2, 1)
+PART_TIME_ELSEWHERE = 2
+
+
+def plant_part_time_workers(grids: gpd.GeoDataFrame, rng) -> tuple[gpd.GeoDataFrame, dict]:
+    """``part_time_workers`` (兼职网格员): 0 in most grids; :data:`PART_TIME_PLANTED` in staffed grids of
+    :data:`PART_TIME_COMMUNITY` (below 80% full-time) and one in :data:`PART_TIME_ELSEWHERE` staffed grids of other
+    communities (still above). Returns the grids and what was planted (grid → part-time workers)."""
+    grids = grids.copy()
+    staffed = grids["full_time_workers"].to_numpy() > 0
+    inside = np.flatnonzero(staffed & (grids["community_id"] == PART_TIME_COMMUNITY).to_numpy())
+    outside = np.flatnonzero(staffed & (grids["community_id"] != PART_TIME_COMMUNITY).to_numpy())
+    picks = np.sort(rng.choice(inside, size=len(PART_TIME_PLANTED), replace=False))
+    others = np.sort(rng.choice(outside, size=PART_TIME_ELSEWHERE, replace=False))
+    part = np.zeros(len(grids), dtype=np.int64)
+    part[picks] = PART_TIME_PLANTED
+    part[others] = 1
+    grids["part_time_workers"] = part
+    return grids, {str(g): int(n) for g, n in zip(grids["id"], part) if n}
+
+
+def code_grids(grids: gpd.GeoDataFrame, communities: pd.DataFrame, rng) -> tuple[gpd.GeoDataFrame, dict]:
+    """Standard grid codes (网格编码, geo.gridcodes: community code + 3-digit sequence in reading order) with two
+    planted defects: one grid carrying its neighbour's code (a duplicate, as a copy-paste gives it) and one
+    carrying a code under another community (a grid once numbered in a neighbouring community).
+    Returns the grids and what was planted."""
+    grids = grids.copy()
+    grids["code"] = assign_codes(grids, communities).astype(object).to_numpy()
+    comm = grids["community_id"].to_numpy()
+    ids = sorted(pd.unique(comm))
+    first, other, second = ids[1], ids[3], ids[4]  # the duplicate in the 2nd; a grid of the 5th numbered in the 4th
+    mine = np.flatnonzero(comm == first)
+    dup = int(mine[1 + rng.integers(len(mine) - 1)])
+    source = int(mine[mine != dup][np.argmin(np.abs(mine[mine != dup] - dup))])
+    grids.iloc[dup, grids.columns.get_loc("code")] = grids["code"].iloc[source]
+    foreign = np.flatnonzero(comm == second)
+    moved = int(foreign[rng.integers(len(foreign))])
+    free = int((comm == other).sum()) + 1
+    foreign_code = f"{communities.set_index('id').loc[other, 'code']}{free:03d}"
+    grids.iloc[moved, grids.columns.get_loc("code")] = foreign_code
+    return grids, {"duplicate": {"grids": sorted([str(grids["id"].iloc[source]), str(grids["id"].iloc[dup])]),
+                                 "code": str(grids["code"].iloc[source])},
+                   "outside": {"grid": str(grids["id"].iloc[moved]), "code": foreign_code, "community": second,
+                               "under": other}}
+
+
+# ----------------------------------------------------------------------------- visit log
+
+#: Weeks of visits the sample's log covers, up to TODAY (its as-of date).
+VISIT_WEEKS = 16
+#: Days between the visits each watched group gets from a diligent worker (the plan: weekly for the elderly living
+#: alone, twice a month for children in difficulty; monthly for mental disorder, ours).
+VISIT_EVERY_DAYS = {"elderly_alone": 7, "child_in_difficulty": 14, "mental_disorder": 28}
+#: Workers planted behind: their households miss about half of their visits.
+BEHIND_WORKERS = 4
+#: Share of the elderly living alone whose worker only phones them (planted).
+PHONE_ONLY_SHARE = 0.03
+VISIT_NOTES = ("", "", "", "", "身体状况良好", "已提醒按时服药", "需要助餐服务", "已联系家属", "反映楼道灯坏了", "门口有积水")
+
+
+def build_visits(households: pd.DataFrame, grid_of: np.ndarray, grids: pd.DataFrame, rng) -> tuple[pd.DataFrame, dict]:
+    """The visit log (走访记录) of the watched special-group households over the VISIT_WEEKS weeks up to TODAY.
+
+    Each household is visited by its grid's worker every ``VISIT_EVERY_DAYS`` of its group (the most frequent of
+    its groups), each period kept with the worker's diligence (0.9–1.0; 0.45–0.6 for the few workers planted
+    behind); its last record falls on its ``last_visit`` date and none after it, so the log agrees with the
+    households layer. Households without a visit date in the window, without a grid, or in a grid without a worker
+    have no record (never visited). A few elderly are only phoned. Local date-times (Asia/Shanghai), sorted.
+    """
+    start = pd.Timestamp(TODAY) - pd.Timedelta(days=7 * VISIT_WEEKS - 1)
+    end = pd.Timestamp(TODAY)
+    watched = np.zeros(len(households), dtype=bool)
+    every = np.full(len(households), 10_000, dtype=np.int64)
+    for group, days in VISIT_EVERY_DAYS.items():
+        member = households[group].astype(bool).to_numpy()
+        watched |= member
+        every = np.where(member, np.minimum(every, days), every)
+    worker_of = pd.Series(grids["worker_name"].fillna("").astype(str).to_numpy(), index=grids["id"].astype(str))
+    worker = worker_of.reindex(pd.Series(grid_of, dtype=object).astype(str)).fillna("").to_numpy(dtype=object)
+    last = pd.to_datetime(households["last_visit"], errors="coerce").to_numpy()
+    visited = watched & (worker != "") & ~pd.isna(last) & (last >= start.to_datetime64())
+    staffed_ids = np.sort(worker_of.index[worker_of != ""].to_numpy())
+    behind = np.sort(rng.choice(staffed_ids, size=min(BEHIND_WORKERS, len(staffed_ids)), replace=False))
+    diligence = pd.Series(rng.uniform(0.9, 1.0, len(staffed_ids)), index=staffed_ids)
+    diligence[behind] = rng.uniform(0.45, 0.6, len(behind))
+    keep_rate = diligence.reindex(pd.Series(grid_of, dtype=object).astype(str)).fillna(0).to_numpy()
+    phone_only = households["elderly_alone"].astype(bool).to_numpy() & (rng.random(len(households)) < PHONE_ONLY_SHARE)
+
+    idx = np.flatnonzero(visited)
+    last_day = ((last[idx] - start.to_datetime64()) // np.timedelta64(1, "D")).astype(np.int64)
+    period = every[idx]
+    periods = VISIT_WEEKS  # at most one visit a week per household
+    k = np.arange(periods)
+    day = last_day[:, None] - k[None, :] * period[:, None] - rng.integers(0, 3, (len(idx), periods)) * (k[None, :] > 0)
+    kept = (k[None, :] == 0) | (rng.random((len(idx), periods)) < keep_rate[idx][:, None])
+    ok = kept & (day >= 0)
+    rows, cols = np.nonzero(ok)
+    hh_rows = idx[rows]
+    n = len(rows)
+    minutes = rng.integers(8 * 60 + 30, 18 * 60, n)
+    at = start + pd.to_timedelta(day[rows, cols], unit="D") + pd.to_timedelta(minutes, unit="m")
+    kind = np.where(phone_only[hh_rows], "phone", rng.choice(["home", "phone", "other"], size=n, p=[0.92, 0.06, 0.02]))
+    met = (cols == 0) | (rng.random(n) < 0.92)  # the visit on last_visit met the household
+    outcome = np.where(kind == "phone", np.where(met, "answered", "no_answer"),
+                       np.where(met, "seen", "not_home"))
+    note = np.asarray(VISIT_NOTES, dtype=object)[rng.integers(0, len(VISIT_NOTES), n)]
+    note = np.where(met, note, np.where(kind == "phone", "未接听，改日再联系", "不在家，已留联系卡"))
+    log = pd.DataFrame({"household_id": households["id"].to_numpy()[hh_rows], "visited_at": at.strftime("%Y-%m-%d %H:%M"),
+                        "worker": worker[hh_rows], "kind": kind, "outcome": outcome, "note": note})
+    log = log.sort_values(["visited_at", "household_id"], kind="stable").reset_index(drop=True)
+    in_grid = watched & (worker != "")
+    facts = {"rows": int(len(log)), "households": int(log["household_id"].nunique()), "watched": int(watched.sum()),
+             "never": int((watched & ~visited).sum()), "never_in_grid": int((in_grid & ~visited).sum()),
+             "no_worker": int((watched & (worker == "")).sum()),
+             "behind": [(g, worker_of[g]) for g in behind],
+             "phone_only": int((phone_only & visited).sum()),
+             "start": start.date().isoformat(), "end": end.date().isoformat()}
+    return log, facts
 
 
 # ----------------------------------------------------------------------------- planted defects
@@ -1079,7 +1242,8 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = {k: np.random.default_rng([seed, i]) for i, k in enumerate(
-        ["layout", "households", "grids", "staff", "defects", "address", "gates", "facilities", "misplace"])}
+        ["layout", "households", "grids", "staff", "defects", "address", "gates", "facilities", "misplace",
+         "workload", "visits", "part_time", "codes"])}
     register = read_register(data_dir)
     osm = read_osm(data_dir)
     plan = _Plan()
@@ -1160,6 +1324,14 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     plan.defects["unstaffed"] = unstaffed
 
     hh = misplace_households(plan, hh, b, grids, rng["misplace"])
+    # staffing by the workload rule and the visit log, on each household's grid as the analysis assigns it
+    grid_of = assign_households(hh[["id", "building_id", "geometry"]], b[["id", "geometry"]],
+                                grids[["id", "geometry"]], settings=Settings())["grid_id"].to_numpy()
+    grids, plan.defects["staffing"] = staff_for_workload(grids, pd.Series(grid_of).value_counts(), rng["workload"],
+                                                         skip={unstaffed})
+    visits, plan.defects["visits"] = build_visits(hh, grid_of, grids, rng["visits"])
+    grids, plan.defects["part_time"] = plant_part_time_workers(grids, rng["part_time"])
+    grids, plan.defects["codes"] = code_grids(grids, communities, rng["codes"])
 
     # the planted estate's records
     pe = dict(estate=planted_estate, name=estates.set_index("id").loc[planted_estate, "name"],
@@ -1192,8 +1364,9 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     b_out["year_built"] = b_out["year_built"].astype("Int64")
     hh_out = hh[["id", "address", "building_id", "persons", "elderly_alone", "child_in_difficulty", "mental_disorder",
                  "migrant", "rental", "last_visit", "geometry"]]
-    grids_out = grids[["id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
-                       "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone", "geometry"]]
+    grids_out = grids[["id", "name", "code", "community_id", "worker_name", "worker_phone", "full_time_workers",
+                       "part_time_workers", "info_officer_name", "info_officer_phone", "mediator_name",
+                       "mediator_phone", "geometry"]]
 
     layers = {
         "streets": street_gdf, "communities": communities_gdf, "grids": grids_out, "estates": estates_out,
@@ -1202,18 +1375,93 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     layers.update(coverage_to_wgs84({k: layers[k] for k in ("streets", "communities", "grids")}))
     for name, gdf in layers.items():
         _write(gdf.reset_index(drop=True), out_dir / f"{name}.geojson")
+    visits.to_csv(out_dir / "visits.csv", index=False, encoding="utf-8", lineterminator="\n")
     counts = {name: len(gdf) for name, gdf in layers.items()}
+    counts["visits"] = len(visits)
     _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates)
     return counts
 
 
 # ----------------------------------------------------------------------------- README
 
+def _staffing_readme(d: dict, grids: pd.DataFrame) -> list[str]:
+    st = d["staffing"]
+    workers = grids["full_time_workers"].astype(int)
+    officers = (grids["info_officer_name"].fillna("") != "").sum() + (grids["mediator_name"].fillna("") != "").sum()
+    over = ", ".join(f"`{r['grid']}` ({r['households']} households, {r['workers']} worker)" for r in st["overloaded"])
+    part = int(grids["part_time_workers"].sum())
+    mine = grids["community_id"] == PART_TIME_COMMUNITY
+    comm_full, comm_part = int(workers[mine].sum()), int(grids.loc[mine, "part_time_workers"].sum())
+    miss = st["missing_officers"]
+    spread = ", ".join(f"{int(n)} grid{'s' if n != 1 else ''} with {int(k)}"
+                       for k, n in workers.value_counts().sort_index().items())
+    return [
+        "## Staffing (一格三员) and workload",
+        "",
+        f"- Full-time workers (`full_time_workers`) follow the workload rule: one per 300 households of the grid "
+        "(as the analysis assigns them, with 2% slack), so most grids hold at most 300 households per worker: "
+        f"{int(workers.sum())} full-time workers in {len(grids)} grids "
+        f"({spread}).",
+        f"- **Planted over the rule**: {over}: one full-time worker too few (`over_capacity`).",
+        f"- **Planted 一格三员 shortfalls**: no mediator in {', '.join('`' + g + '`' for g in miss['mediator'])}; "
+        f"no information officer in {', '.join('`' + g + '`' for g in miss['info_officer'])}; neither in "
+        f"{', '.join('`' + g + '`' for g in miss['both'])}; and `{d['unstaffed']}` has no full-time worker. "
+        "Every other grid has its information officer and mediator.",
+        f"- **Planted part-time grid workers** (`part_time_workers`, 兼职网格员; 0 elsewhere): "
+        f"{', '.join(f'`{g}` {n}' for g, n in d['part_time'].items())}. "
+        f"网格员专职化比例 (full-time among full-time and part-time grid workers; the {int(officers)} information "
+        f"officers and mediators are not grid workers): {int(workers.sum())} of {int(workers.sum()) + part} = "
+        f"{int(workers.sum()) / (int(workers.sum()) + part):.1%} in the street; community `{PART_TIME_COMMUNITY}` "
+        f"{comm_full} of {comm_full + comm_part} = {comm_full / (comm_full + comm_part):.1%}, below the plan's 80%.",
+        "",
+    ]
+
+
+def _codes_readme(d: dict, grids: pd.DataFrame) -> list[str]:
+    c = d["codes"]
+    return [
+        "## Grid codes (网格编码)",
+        "",
+        "- Every grid carries a standard `code`: its community's 12-digit statistical code and a 3-digit sequence "
+        "from 001, numbered west to east, then north to south inside the community (`geo.gridcodes`, docs/tasks.md "
+        f"\"Grid codes\"), e.g. `{grids['id'].iloc[0]}` = `{grids['code'].iloc[0]}`.",
+        f"- **Planted duplicate**: `{c['duplicate']['grids'][1]}` carries the code of its neighbour "
+        f"`{c['duplicate']['grids'][0]}`, `{c['duplicate']['code']}` (`code_duplicate`).",
+        f"- **Planted code of another community**: `{c['outside']['grid']}` (community `{c['outside']['community']}`) "
+        f"carries `{c['outside']['code']}`, a code under `{c['outside']['under']}` (`code_outside_community`).",
+        "",
+    ]
+
+
+def _visits_readme(v: dict) -> list[str]:
+    behind = ", ".join(f"{name} (`{g}`)" for g, name in v["behind"])
+    return [
+        "## Visit log (`visits.csv`)",
+        "",
+        f"- {v['rows']:,} visits (走访记录) to {v['households']:,} of the {v['watched']:,} watched special-group households "
+        f"(elderly_alone, child_in_difficulty, mental_disorder) from {v['start']} to {v['end']} ({VISIT_WEEKS} ISO weeks "
+        "up to the sample's as-of date). Columns: `household_id`, `visited_at` (local date-time, Asia/Shanghai, "
+        "`YYYY-MM-DD HH:MM`), `worker` (the grid's `worker_name`), `kind` (`home`, `phone`, `other`), `outcome` "
+        "(`seen`, `not_home`, `answered`, `no_answer`), `note`.",
+        "- A diligent worker visits the elderly living alone weekly, children in difficulty every 14 days and "
+        "mental_disorder households every 28 days, each period kept with a chance of 0.9–1.0; each household's last "
+        "record is its `last_visit` date in households.geojson and there is none after it, so the two agree.",
+        f"- **Planted behind**: {behind}: about half of their visits are missed.",
+        f"- **Never visited in the window**: {v['never']} watched households ({v['no_worker']} of them in no grid or a "
+        f"grid without a worker; {v['never_in_grid']} with a worker but no `last_visit` in the window).",
+        f"- **Phone only**: {v['phone_only']} elderly living alone are only phoned (a phone call does not count for "
+        "them by the plan's weekly home visit).",
+        "- gridcover reads the file as the `visits` layer once that layer is wired in; until then `analyze` leaves it "
+        "alone (an unknown file in the data folder is not read).",
+        "",
+    ]
+
+
 def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
     d = plan.defects
     com = layers["communities"]
     grids = layers["grids"]
-    sizes = {p.name: p.stat().st_size for p in sorted(out_dir.glob("*.geojson"))}
+    sizes = {p.name: p.stat().st_size for p in sorted([*out_dir.glob("*.geojson"), *out_dir.glob("*.csv")])}
     gp = hh.groupby(hh["_typ"].fillna("?"))[["elderly_alone", "migrant", "rental"]].mean().round(3)
     gp["households"] = hh.groupby(hh["_typ"].fillna("?")).size()
     lines = [
@@ -1244,7 +1492,8 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         "|---|---|---|",
     ]
     for k, v in counts.items():
-        lines.append(f"| {k} | {v} | {sizes.get(k + '.geojson', 0):,} |")
+        label = "visits (visits.csv, rows)" if k == "visits" else k
+        lines.append(f"| {label} | {v} | {sizes.get(k + '.geojson', sizes.get(k + '.csv', 0)):,} |")
     n_old = int((estates["year_built"] <= 2000).sum())
     lines += [
         "",
@@ -1270,7 +1519,7 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         "4. Households: every flat (unit × floor × flats per floor) of a residential building, thinned by an occupancy rate. "
         "Special groups are drawn with rates by kind of building (below).",
         "5. Grids: per community, whole parcels grown into grids of 300–480 households (small ones merged), "
-        "numbered north-west to south-east; workers are synthetic.",
+        "numbered north-west to south-east; workers are synthetic, staffed by the workload rule (see Staffing below).",
         "6. Defects are planted (next section). Facilities: real OSM POIs within the street and a 1.5 km margin, "
         "register points, and synthetic elderly-care places. Roads: whole real OSM highway ways touching the margin.",
         "",
@@ -1328,6 +1577,9 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         f"- Grid `{d['unstaffed']}` has no worker (empty `worker_name`, `worker_phone`).",
         "- Some addresses use 号楼 for 栋 or full-width digits, as addresses arrive in practice.",
         "",
+        *_staffing_readme(d, grids),
+        *_codes_readme(d, grids),
+        *_visits_readme(d["visits"]),
         "## What is real and what is synthetic",
         "",
         "- Real: the street and community names, codes and register urban-rural codes (except the relabelled "

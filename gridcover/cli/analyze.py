@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
                          help="H3 resolution of the reach cells (default 10)")
     add_as_of(analyze, help="the day visits are judged against (default: today)")
+    analyze.add_argument("--window-weeks", type=_weeks, default=12, metavar="N",
+                         help="with visit records (visits.csv): judge the calendar periods completed in the N weeks "
+                              "ending with --as-of (default 12; docs/tasks.md)")
     analyze.add_argument("--derive-fringe", action="store_true",
                          help="derive the urban-rural fringe from building heights where the data name none")
     analyze.add_argument("--engine", choices=("single", "dask"), default="single",
@@ -40,6 +43,17 @@ def register(subparsers) -> None:
                               "(refused without it: they would be lost)")
     add_quiet(analyze)
     analyze.set_defaults(func=cmd_analyze)
+
+
+def _weeks(text: str) -> int:
+    """A whole number of weeks, at least 1 (argparse's message otherwise)."""
+    try:
+        weeks = int(text)
+    except ValueError:
+        weeks = 0
+    if weeks < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of weeks, at least 1, got {text!r}")
+    return weeks
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -119,12 +133,14 @@ def _run_engine(args: argparse.Namespace, *, settings, progress):
 
         return analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
                             h3_resolution=args.h3_resolution, reference_date=args.as_of,
-                            scheduler=args.scheduler, progress=progress, extra=report)
+                            scheduler=args.scheduler, progress=progress, extra=report,
+                            window_weeks=args.window_weeks)
     from gridcover.engines.single import analyze_single
 
     return analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,
                           h3_resolution=args.h3_resolution, reference_date=args.as_of,
-                          skip_invalid=args.skip_invalid, progress=progress, extra=report)
+                          skip_invalid=args.skip_invalid, progress=progress, extra=report,
+                          window_weeks=args.window_weeks)
 
 
 def _print_summary(s: dict, *, skip_invalid: bool) -> None:
@@ -144,6 +160,13 @@ def _print_summary(s: dict, *, skip_invalid: bool) -> None:
         colours = k["households_by_colour"]
         print(f"risk: red {colours['red']:,}, yellow {colours['yellow']:,}, blue {colours['blue']:,} households; "
               f"{k['blind_spots']} blind spots")
+    v = s.get("visits")
+    if v:
+        share = f" ({v['share_kept']:.1%})" if v["share_kept"] is not None else ""
+        print(f"visits ({v['window_weeks']} weeks to {v['as_of']}): {v['periods_kept']:,} of {v['periods']:,} periods "
+              f"kept{share} by {v['households']:,} special-group households; {v['overdue']:,} missed the last period")
+        print(f"{v['never_visited']:,} special-group household{'' if v['never_visited'] == 1 else 's'} with no visit "
+              "record, counted as never visited")
     rejected = s.get("rejected") or {}
     if skip_invalid:
         total = sum(rejected.values())

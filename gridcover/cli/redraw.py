@@ -1,7 +1,7 @@
 """``gridcover redraw``: check, propose, apply, list, compare and restore grid boundaries (网格调整).
 
-    gridcover redraw check WORKSPACE PROPOSAL --out REPORT.json [--target 300-500]
-    gridcover redraw propose WORKSPACE --community ID [--target 300-500] [--keep-current] --out FILE.geojson
+    gridcover redraw check WORKSPACE PROPOSAL --out REPORT.json [--target 300-600]
+    gridcover redraw propose WORKSPACE --community ID [--target 300-600] [--keep-current] --out FILE.geojson
     gridcover redraw apply WORKSPACE PROPOSAL --author NAME --reason TEXT [--expected-version N]
     gridcover redraw history WORKSPACE
     gridcover redraw compare WORKSPACE FROM TO [--community ID] [--out DIFF.json]
@@ -92,9 +92,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     grids = _proposal(args.proposal, redraw)
     report = redraw.check(grids, band=parse_band(args.target))
     _write_json(report, args.out)
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     s = report["summary"]
     state = "valid" if report["valid"] else "NOT valid: " + "; ".join(report["problems"])
-    print(f"{s['grids']} grids, {s['in_band']} in {report['band'][0]}-{report['band'][1]} households; "
+    print(f"{s['grids']} grids, {s['in_band']} in {report['band'][0]}-{report['band'][1]} households, "
+          f"{s['over_capacity']} over the workload rule; "
           f"{report['moved']['households']:,} households change grid; {state}", file=sys.stderr)
     if args.out:
         print(f"wrote {args.out} in {report['timings_s']['total']:.2f} s", file=sys.stderr)
@@ -189,14 +192,14 @@ def register(subparsers) -> None:
     add_db(c)
     c.add_argument("proposal", help="GeoJSON/GeoPackage/Shapefile of grids, or JSON {\"moves\": [...]}")
     c.add_argument("--out", help="write the report here (JSON); printed otherwise")
-    c.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
+    c.add_argument("--target", help="households per grid, floor-ceiling (default: from the workload rule, full-time workers per grid x 300)")
     c.set_defaults(func=cmd_check)
 
     q = sub.add_parser("propose", help="propose balanced grids for a community from whole buildings and estates")
     add_workspace(q)
     add_db(q)
     q.add_argument("--community", required=True, help="community id")
-    q.add_argument("--target", default="300-500", help="households per grid, floor-ceiling (default 300-500)")
+    q.add_argument("--target", help="households per grid, floor-ceiling (default: from the workload rule, full-time workers per grid x 300)")
     q.add_argument("--keep-current", action="store_true", help="change the current grids as little as the band permits")
     q.add_argument("--out", required=True, help="the proposed grids (GeoJSON)")
     q.add_argument("--report", help="also write the check of the proposal (JSON)")
@@ -208,7 +211,7 @@ def register(subparsers) -> None:
     a.add_argument("proposal")
     a.add_argument("--author", required=True)
     a.add_argument("--reason", required=True)
-    a.add_argument("--target", default="300-500")
+    a.add_argument("--target", help="households per grid, floor-ceiling (default: from the workload rule, full-time workers per grid x 300)")
     a.add_argument("--expected-version", type=int, help="refuse if another change of these communities came after it")
     a.set_defaults(func=cmd_apply)
 

@@ -35,8 +35,8 @@ from geo.lifecircle import DEFAULT_H3_RESOLUTION
 from geo.load import LAYER_ORDER, Dataset
 from gridcover.engines.partition import Plan, plan_parts, read_part, whole_network
 from gridcover.io.paths import prepare_output_folder, reads_of, temp_dir
-from geo.pipeline import (RISK_OUTPUT_COLUMNS, Analysis, PartTables, RunInfo, _Clock, add_risk_columns,
-                          global_stages, local_stages, unknown_category_warnings)
+from geo.pipeline import (DEFAULT_WINDOW_WEEKS, RISK_OUTPUT_COLUMNS, Analysis, PartTables, RunInfo, _Clock,
+                          add_risk_columns, global_stages, local_stages, unknown_category_warnings)
 from geo.reach import CONFIG_NAME as REACH_CONFIG, load_config
 from gridcover.io.outputs import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, write_output_folder
 from geo.settings import Settings
@@ -75,14 +75,19 @@ def _network_task(plan: Plan, parts_dir: str):
     return stats, components, unknown, warnings + context.warnings
 
 
-def _part_task(plan: Plan, p: int, components, parts_dir: str) -> dict:
+def _part_task(plan: Plan, p: int, components, parts_dir: str, as_of: date | None = None,
+               window_weeks: int = DEFAULT_WINDOW_WEEKS) -> dict:
     started = time.perf_counter()
     data, owned_b, b_order, area = read_part(plan, p)
+    if plan.visits is not None:  # the records of this part's households, judged with them
+        mine = plan.visits["household_id"].isin(set(data.layers["households"]["id"].astype(str))).to_numpy()
+        data.layers["visits"] = plan.visits[mine].reset_index(drop=True)
     read_s = time.perf_counter() - started
     owner = plan.owner
     part = local_stages(data, h3_resolution=plan.h3_resolution, owned_buildings=owned_b, building_order=b_order,
                         keep_cell=lambda cells: owner.of_strings(cells) == p, area_wgs84=area,
-                        order=plan.household_order[p], component_of=components, seed_cells=plan.seed_cells)
+                        order=plan.household_order[p], component_of=components, seed_cells=plan.seed_cells,
+                        as_of=as_of, window_weeks=window_weeks)
     folder = Path(parts_dir)
     with open(folder / f"{p:05d}.pkl", "wb") as fh:
         pickle.dump(part.households, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -116,12 +121,15 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                  settings: Settings | None = None, h3_resolution: int = DEFAULT_H3_RESOLUTION,
                  reference_date: date | None = None, scheduler: str | None = None,
                  progress: Callable[[str], None] | None = None,
-                 extra: Callable[[Analysis], list] | None = None, workers: int = LOCAL_WORKERS) -> tuple[Analysis, Path]:
+                 extra: Callable[[Analysis], list] | None = None, workers: int = LOCAL_WORKERS,
+                 window_weeks: int = DEFAULT_WINDOW_WEEKS) -> tuple[Analysis, Path]:
     """Analyse a data folder on a Dask cluster and write the outputs of ``analyze`` + ``write_outputs``.
 
     ``scheduler`` is a dask.distributed scheduler address (its workers must see ``path`` and the output
     folder at the same paths and have gridcover installed); without it a local cluster of ``workers``
-    processes runs. ``extra(analysis)`` gives more writers ``f(folder)`` (the CLI's report.html). Returns
+    processes runs. ``extra(analysis)`` gives more writers ``f(folder)`` (the CLI's report.html). A visits
+    layer is read whole by the planner and each part judges its own households' records (``reference_date``,
+    ``window_weeks``), as the single-process run does. Returns
     an :class:`~geo.pipeline.Analysis` holding the city-wide layers (grids, cells, blind spots, scorecard,
     summary; not the households, which only the output files hold) and the output folder.
     """
@@ -131,7 +139,6 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
     if settings.derive_fringe:
         msg = "--derive-fringe is not available with --engine dask yet (the derivation needs every building at once)"
         raise GridcoverError(msg)
-    _refuse_visits(path, crs=crs, settings=settings)
     reference_date = reference_date or date.today()
     clock = _Clock(progress)
     out_dir = prepare_output_folder(out_dir, reads=reads_of(path, "data"))
@@ -150,11 +157,11 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                 progress(f"[   0.0s] planning the parts of {path} on {where}")
             plan = client.submit(_plan_task, str(Path(path)), crs, settings, h3_resolution, pure=False).result()
             clock.step("plan", f"{plan.n_parts} parts (streets); read {', '.join(f'{v:,} {k}' for k, v in plan.counts.items())}")
-            results, network = _run_parts(client, plan, parts_dir)
+            results, network = _run_parts(client, plan, parts_dir, as_of=reference_date, window_weeks=window_weeks)
             clock.step("parts", f"assigned, zoned and measured {sum(len(r['table']) for r in results):,} households "
                                 f"in {plan.n_parts} parts")
             analysis, risk = _run_global(plan, results, network, h3_resolution=h3_resolution,
-                                         reference_date=reference_date, clock=clock)
+                                         reference_date=reference_date, clock=clock, window_weeks=window_weeks)
             sizes = [len(r["table"]) for r in results]
             del results
             bounds = np.r_[0, np.cumsum(sizes)]
@@ -172,18 +179,8 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
         shutil.rmtree(parts_dir, ignore_errors=True)
 
 
-def _refuse_visits(path, *, crs, settings) -> None:
-    """A visits layer is judged by the single-process engine only (docs/dask.md): say so before anything runs."""
-    from gridcover.io.folder import _locate
-
-    src = _locate(path, crs=crs, settings=settings)
-    if "visits" in src.files:
-        label = src.files["visits"][1]
-        raise GridcoverError(f"{label}: visit records (the visits layer) work with --engine single only: run without "
-                             "--engine dask, or move the file out of the data folder to analyse the rest on Dask")
-
-
-def _run_parts(client, plan: Plan, parts_dir: Path) -> tuple[list[dict], tuple]:
+def _run_parts(client, plan: Plan, parts_dir: Path, *, as_of: date | None = None,
+               window_weeks: int = DEFAULT_WINDOW_WEEKS) -> tuple[list[dict], tuple]:
     """Every part's local stages on the workers (the whole network's first, for its components): the parts'
     results in part order, and the network's statistics, components, unknown categories and warnings."""
     from dask.distributed import as_completed
@@ -191,7 +188,8 @@ def _run_parts(client, plan: Plan, parts_dir: Path) -> tuple[list[dict], tuple]:
     [plan_f] = client.scatter([plan], broadcast=True)
     network = client.submit(_network_task, plan_f, str(parts_dir), pure=False)
     components = client.submit(lambda n: n[1], network, pure=False)
-    futures = [client.submit(_part_task, plan_f, p, components, str(parts_dir), pure=False, priority=-p)
+    futures = [client.submit(_part_task, plan_f, p, components, str(parts_dir), as_of, window_weeks, pure=False,
+                             priority=-p)
                for p in range(plan.n_parts)]
     results = [None] * plan.n_parts
     for done in as_completed(futures):
@@ -204,7 +202,7 @@ def _run_parts(client, plan: Plan, parts_dir: Path) -> tuple[list[dict], tuple]:
 
 
 def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolution: int, reference_date: date,
-                clock: _Clock) -> tuple[Analysis, pd.DataFrame]:
+                clock: _Clock, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> tuple[Analysis, pd.DataFrame]:
     """The global stages on the parts' tables, on the driver: the city-wide analysis (no households) and each
     household's risk columns, in part order."""
     stats, _, unknown, net_warnings = network
@@ -226,8 +224,9 @@ def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolutio
                        cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
                        network_stats=stats, facilities_unknown=unknown, fringe_source=fringe)
     result = global_stages(run, parts, city=whole, config=config, h3_resolution=h3_resolution,
-                           reference_date=reference_date, clock=clock)
-    data = Dataset(layers=dict(whole), metric_crs=plan.metric_crs, sources=plan.sources, source_crs=plan.source_crs,
+                           reference_date=reference_date, clock=clock, window_weeks=window_weeks)
+    layers = dict(whole) if plan.visits is None else {**whole, "visits": plan.visits}  # visits: into the workspace
+    data = Dataset(layers=layers, metric_crs=plan.metric_crs, sources=plan.sources, source_crs=plan.source_crs,
                    missing_optional=plan.missing_optional, warnings=warnings, repaired=repaired,
                    settings=plan.settings, folder=plan.folder, configs=plan.configs)
     analysis = Analysis(data=data, households=None, grids=result.grids, coverage_issues=result.coverage_issues,

@@ -47,7 +47,7 @@ from geo.network import NetworkSettings, walking_graph
 from geo.pipeline import to_lonlat
 from geo.reach import CONFIG_NAME as REACH_CONFIG, load_config
 from geo.settings import Settings
-from gridcover.io.folder import _locate, _read_csv, read_layers, read_rule_files
+from gridcover.io.folder import _locate, _read_csv, _read_visits, _visit_zone, read_layers, read_rule_files
 
 #: Layers every part receives whole (small: thousands of features for a city).
 WHOLE_LAYERS = ("streets", "communities", "grids", "areas")
@@ -155,6 +155,7 @@ class Plan:
     configs: dict = field(default_factory=dict)  # the folder's rule files as read (geo.load.Dataset.configs)
     layer_crs: dict = field(default_factory=dict)  # layer -> SourceCRS of its file
     seed_cells: np.ndarray | None = None  # H3 cells of every household and building (empty cells are kept round them)
+    visits: gpd.GeoDataFrame | None = None  # the checked visit records, whole (a part judges its households' own)
 
     @property
     def n_parts(self) -> int:
@@ -282,6 +283,14 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
     raw.update({name: frame.drop(columns=["fid", "x", "y"], errors="ignore") for name, frame in routed.items()})
     sources = {name: str(src.files[name][0]) for name in src.files}
     _check_references(raw, sources)
+    configs = read_rule_files(src.data_dir)
+    visits = None
+    if "visits" in src.files:  # a table: read whole, checked against every household id
+        file, label, gpkg_layer = src.files["visits"]
+        visits = _read_visits(file, label, gpkg_layer=gpkg_layer, households=routed["households"],
+                              columns=src.columns.get("visits"), config_label=src.config_label, skip_invalid=False,
+                              rejects=[], notes=warnings, zone=_visit_zone(configs))
+        counts["visits"] = int(len(visits))
 
     route = _route_to_parts(routed, owner, metric=metric, h3_resolution=h3_resolution, n_parts=n_parts)
     e = routed.get("estates")
@@ -299,8 +308,8 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
         layer_crs[name] = _source_crs(gpd.GeoDataFrame(geometry=[], crs=file_crs), src.user_crs[name], label)
     return Plan(path=str(path), crs=crs, settings=whole.settings, metric_crs=metric, h3_resolution=h3_resolution,
                 whole=whole.layers, owner=owner, estate_fid=estate_fid, gate_fids=gate_fids, counts=ordered, sources=sources,
-                source_crs={name: layer_crs[name].text for name in src.files}, missing_optional=src.missing, warnings=warnings,
-                repaired=repaired, folder=src.data_dir, configs=read_rule_files(src.data_dir), layer_crs=layer_crs,
+                source_crs={name: layer_crs[name].text for name in src.files if name != "visits"}, missing_optional=src.missing, warnings=warnings,
+                repaired=repaired, folder=src.data_dir, configs=configs, layer_crs=layer_crs, visits=visits,
                 **route)
 
 

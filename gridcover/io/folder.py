@@ -33,7 +33,7 @@ from geo.crs import parse_crs
 from geo.errors import ConfigError, InputError
 from geo.load import (CONFIG_NAME, LAYERS, LayerRead, Dataset, _check_references, _concat_rejects, _csv_part,
                       _map_columns, check_config, csv_points, metric_crs_of, validate_layer)
-from geo.schema import LAYER_ORDER, POINT, TABLE, Layer
+from geo.schema import LAYER_ORDER, POINT, TABLE, InputLayer
 from geo.reach import CONFIG_NAME as REACH_CONFIG
 from geo.risk import CONFIG_NAME as RISK_CONFIG, load_risk_config
 from geo.visits import validate_visits, visit_input_error
@@ -231,7 +231,7 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
                                      columns=src.columns.get("visits"), config_label=src.config_label,
                                      skip_invalid=skip_invalid, rejects=rejects, notes=dataset_warnings,
                                      zone=_visit_zone(configs))
-        sources["visits"], source_crs["visits"] = str(file), ""
+        sources["visits"] = str(file)  # a table: no coordinate system
     metric = metric_crs_of(raw["grids"])
     layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
@@ -403,7 +403,7 @@ def _read_vector(file: Path, label: str, gpkg_layer: str | None, *, table: bool 
     return frame
 
 
-def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None, user_crs: str | None,
+def _read_layer(file: Path, layer: InputLayer, label: str, *, gpkg_layer: str | None, user_crs: str | None,
                 read_options: dict | None = None, columns: dict | None = None, config_label: str = CONFIG_NAME,
                 skip_invalid: bool = False) -> LayerRead:
     """One layer in WGS-84 lon/lat with typed, validated fields, the rows' feature ids, and what was left out.
@@ -437,7 +437,7 @@ def _read_layer(file: Path, layer: Layer, label: str, *, gpkg_layer: str | None,
                           partial=read_options is not None, skip_invalid=skip_invalid)
 
 
-def _read_csv(file: Path, layer: Layer, label: str, *, columns: dict | None = None, config_label: str = CONFIG_NAME,
+def _read_csv(file: Path, layer: InputLayer, label: str, *, columns: dict | None = None, config_label: str = CONFIG_NAME,
               problems: list | None = None, notes: list | None = None) -> gpd.GeoDataFrame:
     """A CSV point layer, UTF-8 or GB18030 (detected), as :func:`geo.load.csv_points` makes it."""
     if layer.geometry != POINT:

@@ -25,12 +25,15 @@ import threading
 from datetime import date, datetime
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from geo.errors import InputError
-from geo.propose import DEFAULT_BAND, propose_grids
-from geo.redraw import (RedrawContext, check_proposal, compare_grids, grids_after, grids_from_moves,
+from geo.gridcodes import CodePattern, fill_codes
+from geo.propose import propose_grids
+from geo.redraw import (RedrawContext, carry_codes, check_proposal, compare_grids, grids_after, grids_from_moves,
                         proposal_from_geojson, proposal_frame, reassess)
+from geo.workload import allot_workers, band_warning, grid_workers, staffing_band, workload_weights
 from gridcover.store import ConflictError, Workspace, communities_changed_since
 
 
@@ -46,6 +49,7 @@ class RedrawService:
     def __init__(self, store: Workspace) -> None:
         self.store = store
         self._context: tuple[str, RedrawContext] | None = None
+        self._taken: tuple[str, list[str]] | None = None
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------- the context and the proposals
@@ -72,6 +76,42 @@ class RedrawService:
             ctx = RedrawContext.from_frames(**frames, version=store.version, metric_crs=metric)
             self._context = (tag, ctx)
             return ctx
+
+    def taken_codes(self) -> list[str]:
+        """Every grid code the workspace ever gave (any version of its grid history, and the current grids): new
+        grids are numbered after them, so a retired grid's code is never given again."""
+        tag = self.store.tag
+        hit = self._taken
+        if hit and hit[0] == tag:
+            return hit[1]
+        codes: set[str] = set()
+        for v in self.store.history():
+            grids = self.store.grids_at(v.version)
+            if "code" in grids.columns:
+                codes |= set(grids["code"].dropna().astype(str))
+        ctx = self.context()
+        if "code" in ctx.grids.columns:
+            codes |= set(ctx.grids["code"].dropna().astype(str))
+        taken = sorted(codes)
+        self._taken = (tag, taken)
+        return taken
+
+    def with_codes(self, grids: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[str]]:
+        """The proposed grids with every missing code filled (the next free codes of each community after
+        :meth:`taken_codes`; given codes kept as they are, a grid keeping a current grid's id keeps its code) and a
+        note naming what was given."""
+        ctx = self.context()
+        grids = carry_codes(ctx, grids)
+        if "code" in grids.columns and grids["code"].notna().all():
+            return grids, []
+        filled = fill_codes(grids, ctx.communities, pattern=CodePattern.of(ctx.settings), taken=self.taken_codes())
+        made = filled["code_generated"].to_numpy(dtype=bool)
+        out = filled.drop(columns="code_generated")
+        if not made.any():
+            return out, []
+        pairs = [f"{g} {c}" for g, c in zip(out["id"][made], out["code"][made])]
+        return out, [f"grid codes given to {int(made.sum())} grid(s) without one: {', '.join(pairs[:10])}"
+                     + (" …" if len(pairs) > 10 else "")]
 
     def parse_proposal(self, doc: object) -> gpd.GeoDataFrame:
         """Grid polygons from a request or file body, in the context's metric CRS.
@@ -100,7 +140,40 @@ class RedrawService:
         return dict(zip(ctx.communities["id"].astype(str), ctx.communities["street_id"].astype(str)))
 
     # -------------------------------------------------------------- check and propose
-    def check(self, grids: gpd.GeoDataFrame, *, band: tuple[int, int] = DEFAULT_BAND) -> dict:
+    def band(self, communities: set[str], band: tuple[int, int] | None = None) -> tuple[tuple[int, int], list[str]]:
+        """The band of households per grid for some communities, and what to say about it.
+
+        Without ``band``, the workload rule and the communities' current staffing give it
+        (:func:`geo.workload.staffing_band`: the full-time workers of the typical staffed grid × 300, floor half of it);
+        a given band wins, with a warning when its ceiling lets such a grid exceed the workload rule.
+
+        Parameters
+        ----------
+        communities
+            The community ids.
+        band
+            The band asked for (``--target``), or None.
+
+        Returns
+        -------
+        tuple
+            ``(floor, ceiling)`` and the note lines.
+        """
+        ctx = self.context()
+        grids, households = ctx.grids_of(communities), ctx.households_of(communities)
+        rule, workers = staffing_band(grids, households, settings=ctx.settings)
+        standard = ctx.settings.households_per_worker
+        if band is None:
+            return rule, [f"band {rule[0]}-{rule[1]} households per grid from the workload rule: {workers} full-time "
+                          f"worker(s) per grid (as the community's typical staffed grid has) x {standard} households"
+                          + (f", special-group households weighted {ctx.settings.special_group_weight:g}"
+                             if ctx.settings.special_group_weight != 1 else "")]
+        weights = workload_weights(households, settings=ctx.settings)
+        warning = band_warning(band, workers, settings=ctx.settings,
+                               mean_weight=float(weights.mean()) if len(weights) else 1.0)
+        return band, [warning] if warning else []
+
+    def check(self, grids: gpd.GeoDataFrame, *, band: tuple[int, int] | None = None) -> dict:
         """Check a proposal against the current grids: validity, balance, shape and who changes grid.
 
         Parameters
@@ -108,16 +181,21 @@ class RedrawService:
         grids
             The proposed grids of some communities (metric, as :meth:`parse_proposal` gives them).
         band
-            Households per grid, (floor, ceiling).
+            Households per grid, (floor, ceiling); default from the workload rule and staffing (:meth:`band`).
 
         Returns
         -------
         dict
-            The check (:func:`geo.redraw.check_proposal`): ``valid``, ``problems``, ``summary``, ``moved`` …
+            The check (:func:`geo.redraw.check_proposal`): ``valid``, ``problems``, ``summary``, ``moved`` …,
+            and ``notes`` on the band (a warning when it exceeds the workload rule).
         """
-        return check_proposal(self.context(), grids, band=band)
+        band, notes = self.band(set(grids["community_id"].astype(str)), band)
+        grids, code_notes = self.with_codes(grids)
+        report = check_proposal(self.context(), grids, band=band)
+        report["notes"] = notes + code_notes + report["codes"]["notes"]
+        return report
 
-    def propose(self, community: str, *, band: tuple[int, int] = DEFAULT_BAND,
+    def propose(self, community: str, *, band: tuple[int, int] | None = None,
                 keep_current: bool = False) -> tuple[gpd.GeoDataFrame, dict, list[str]]:
         """Propose balanced grids for one community from whole buildings and estates, and check them.
 
@@ -126,16 +204,19 @@ class RedrawService:
         community
             The community's id.
         band
-            Households per grid, (floor, ceiling).
+            Households per grid, (floor, ceiling); default from the workload rule and the community's staffing
+            (:meth:`band`).
         keep_current
             Change the current grids as little as the band permits.
 
         Returns
         -------
         tuple
-            The grids (WGS-84, with ``households`` and ``persons``), their check and the notes of the proposer.
+            The grids (WGS-84, with ``households`` and ``persons``), their check and the notes: the band's
+            source or warning, the proposer's notes, and why any proposed grid is over capacity.
         """
         ctx = self.context()
+        band, band_notes = self.band({str(community)}, band)
         comm = ctx.community(community)
         hh = ctx.households_of({str(community)})
         x = hh.geometry.x.to_numpy() if len(hh) else []
@@ -148,14 +229,23 @@ class RedrawService:
                              field="community")
         result = propose_grids(comm, buildings, ctx.estates_of({str(community)}), frame, band=band,
                                current_grids=ctx.grids_of({str(community)}), keep_current=keep_current,
-                               roads=ctx.roads, precision_m=ctx.settings.precision_m)
+                               roads=ctx.roads, precision_m=ctx.settings.precision_m,
+                               code_pattern=CodePattern.of(ctx.settings), taken_codes=self.taken_codes())
         grids = proposal_frame(result.grids.to_crs(4326), ctx, label="proposal")
         report = check_proposal(ctx, grids, band=band)
+        grids, staff_notes = _allot_staff(grids, report, int(grid_workers(ctx.grids_of({str(community)})).sum()),
+                                          ctx.settings)
+        if staff_notes:
+            report = check_proposal(ctx, grids, band=band)
         out = grids.copy()
         per = {r["id"]: r for r in report["grids"]}
         out["households"] = [per[i]["households"] for i in out["id"]]
         out["persons"] = [per[i]["persons"] for i in out["id"]]
-        return out, report, result.notes
+        notes = band_notes + result.notes + staff_notes + _over_capacity_notes(
+            report, result.units.oversized_buildings, ctx.settings.households_per_worker, short=bool(staff_notes)
+            and "short)" in staff_notes[0]) + report["codes"]["notes"]
+        report["notes"] = notes
+        return out, report, notes
 
     # -------------------------------------------------------------- drafts
     def save_draft(self, grids: gpd.GeoDataFrame, check: dict, *, author: str, note: str = "") -> str:
@@ -214,7 +304,7 @@ class RedrawService:
         expected_version
             The version the proposal was checked on (default: the current one).
         band
-            Households per grid, (floor, ceiling) (default 300-500).
+            Households per grid, (floor, ceiling) (default from the workload rule, :meth:`band`).
         kind
             What history records the change as.
         allow_invalid
@@ -228,7 +318,10 @@ class RedrawService:
             is kept: the new version is the current grids with only these communities replaced).
         """
         ctx = self.context()
-        report = check_proposal(ctx, grids, band=band or DEFAULT_BAND)
+        band, notes = self.band(set(grids["community_id"].astype(str)), band)
+        grids, code_notes = self.with_codes(grids)
+        report = check_proposal(ctx, grids, band=band)
+        report["notes"] = notes + code_notes + report["codes"]["notes"]
         if not report["valid"] and not allow_invalid:
             msg = ("the proposal is not valid and cannot be applied (save it as a draft): "
                    + "; ".join(report["problems"]))
@@ -330,3 +423,44 @@ class RedrawService:
         version = store.commit_grids(build, author=author, reason=reason, communities=communities, kind=kind,
                                      expected_version=expected_version)
         return version.as_dict()
+
+
+def _allot_staff(grids: gpd.GeoDataFrame, report: dict, pool: int, settings) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """The proposed grids with the community's full-time workers allotted by the workload rule
+    (:func:`geo.workload.allot_workers`), and a note of what changed (none when nothing does)."""
+    per = {r["id"]: r for r in report["grids"]}
+    carried = grid_workers(grids)
+    allotted = allot_workers([per[i]["workload"] or 0 for i in grids["id"]], carried, pool, settings=settings)
+    if (allotted == carried).all():
+        return grids, []
+    grids = grids.copy()
+    grids["full_time_workers"] = pd.array(allotted, dtype="Int64")
+    changed = [f"{g} {a}→{b}" + ("" if str(w or "").strip() else " (to be named)")
+               for g, a, b, w in zip(grids["id"], carried, allotted, grids["worker_name"]) if a != b]
+    need = int(np.maximum(1, np.ceil(np.array([per[i]["workload"] or 0 for i in grids["id"]], dtype=float)
+                                     / settings.households_per_worker)).sum())
+    return grids, [f"full-time workers allotted by the workload rule: the proposal needs {need}, the community has "
+                   f"{pool}{'' if need <= pool else f' ({need - pool} short)'}; changed: {', '.join(changed)}"]
+
+
+def _over_capacity_notes(report: dict, oversized_buildings: list, standard: int, *, short: bool = False) -> list[str]:
+    """Why each proposed grid over the workload rule is so: no worker yet (a new grid), a building alone above
+    the ceiling, the community's workers falling short of the proposal's need, or fewer carried workers."""
+    notes = []
+    for row in report["grids"]:
+        if not row["over_capacity"]:
+            continue
+        need = -(-int(round(row["workload"] or 0)) // standard)
+        if row["workers"] == 0:
+            why = f"has no full-time worker (a new grid, or one the workers do not reach): it needs {need}"
+        elif oversized_buildings and row["households"] > report["band"][1]:
+            why = (f"holds {row['households']} households with a building alone above the ceiling "
+                   f"({', '.join(oversized_buildings[:3])}): it needs {need} full-time workers, it has {row['workers']}")
+        elif short:
+            why = (f"holds {row['households']} households (workload {row['workload']:g}) for {row['workers']} "
+                   f"full-time worker(s): it needs {need}, and the community's workers are short (above)")
+        else:
+            why = (f"holds {row['households']} households (workload {row['workload']:g}) for the {row['workers']} "
+                   f"full-time worker(s) it takes from the current grid: it needs {need}")
+        notes.append(f"grid {row['id']} is over the workload rule ({standard} per worker): it {why}")
+    return notes

@@ -35,18 +35,15 @@ from geo.errors import InputError, NotFoundError
 from geo.lifecircle import household_origins
 from geo.network import WalkGraph, walking_graph
 from geo.reach import Origins
+from geo.risk import load_risk_config
 from geo.tour import DEFAULT_TIME_LIMIT_S, Tour, walking_tour
-from geo.visits import (VisitRules, order_visit_list, parse_visit_rules, validate_visits, visit_input_error,
-                        visits_due)
+from geo.visits import VisitRules, order_visit_list, validate_visits, visit_input_error, visits_due
 from gridcover.store import Workspace
 
-#: The plan's visit rules (docs/tasks.md): elderly living alone weekly, children in difficulty twice a month,
-#: people with a severe mental disorder monthly (ours); used unless the workspace carries its own.
-DEFAULT_RULES = parse_visit_rules({
-    "elderly_alone": {"period": "iso_week", "at_least": 1},
-    "child_in_difficulty": {"period": "month", "at_least": 2},
-    "mental_disorder": {"period": "month", "at_least": 1},
-}, source="built-in visit rules")
+#: The visit rules of gridcover's ``geo/risk.toml`` (``[visit_rules]``, docs/tasks.md): elderly living alone
+#: weekly, children in difficulty twice a month, people with a severe mental disorder monthly (ours); used
+#: unless the service is given others (a data folder's own risk.toml, read by the command that has it).
+DEFAULT_RULES = load_risk_config().visit_rules
 #: The facility category of the community's service station (社区服务站), a grid worker's start point.
 STATION_CATEGORY = "community_service"
 #: Tours kept per workspace version (a grid and its set of stops each).

@@ -24,6 +24,8 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 
 from geo.errors import GridcoverError
 from gridcover.store.blindspot_log import BlindSpotLog
@@ -39,7 +41,8 @@ class ConflictError(GridcoverError):
 
 #: Fields of a grid kept in history (what a user draws; the rest is computed).
 HISTORY_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "full_time_workers",
-                  "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone")
+                  "info_officer_name", "info_officer_phone", "mediator_name", "mediator_phone", "part_time_workers",
+                  "code")
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,21 @@ class Workspace(ABC):
 
     # -------------------------------------------------------------- grid history
     def _current_grids(self) -> gpd.GeoDataFrame:
-        """The grids as the user drew them (``input_grids`` where analyze kept them apart), WGS-84."""
-        return self.read("input_grids") if self.has("input_grids") else self.read("grids")
+        """The grids as the user drew them (``input_grids`` where analyze kept them apart), WGS-84, with the
+        standard codes analyze made for grids without one (``grids.code``): from then on they are the grids'
+        codes, kept in history like a given one."""
+        if not self.has("input_grids"):
+            return self.read("grids")
+        drawn = self.read("input_grids")
+        out = self.read("grids")
+        if "code" not in out.columns:
+            return drawn
+        made = pd.Series(out["code"].to_numpy(), index=out["id"].astype(str).to_numpy())
+        made = made[~made.index.duplicated()].reindex(drawn["id"].astype(str).to_numpy()).to_numpy()
+        given = drawn["code"].to_numpy(dtype=object) if "code" in drawn.columns else np.full(len(drawn), None, object)
+        drawn = drawn.copy()
+        drawn["code"] = np.where(pd.isna(given), made, given)
+        return drawn
 
     def grid_version(self, version: int) -> GridVersion:
         history = self.history()

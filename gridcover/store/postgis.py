@@ -63,6 +63,8 @@ CHANNEL = "gridcover"
 LAYERS_TABLE = "gridcover_layers"
 VERSIONS_TABLE = "gridcover_grid_versions"
 GRID_HISTORY = "grid_history"
+#: The whole-number fields of grid history (the rest is text).
+INT_HISTORY_FIELDS = ("full_time_workers", "part_time_workers")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 #: Seconds between reconnection attempts of the listener.
 _RETRY_S = 1.0
@@ -282,7 +284,7 @@ def _write_history(conn, schema: str, version, grids: gpd.GeoDataFrame) -> None:
     for field in HISTORY_FIELDS:
         if field in frame.columns:
             values = frame[field]
-            if field == "full_time_workers":
+            if field in INT_HISTORY_FIELDS:
                 values = pd.to_numeric(values, errors="coerce").round().astype("Int64")
             else:
                 values = values.astype("string")
@@ -544,8 +546,8 @@ class PostGISWorkspace(Workspace):
         geometry = shapely.from_wkb(frame.pop("__geom").to_numpy(dtype=object))
         frame = frame.dropna(axis=1, how="all")
         for column in frame.columns:
-            frame[column] = frame[column].astype("int64" if column == "full_time_workers" and frame[column].notna().all()
-                                                 else "float64" if column == "full_time_workers" else "str")
+            frame[column] = frame[column].astype("int64" if column in INT_HISTORY_FIELDS and frame[column].notna().all()
+                                                 else "float64" if column in INT_HISTORY_FIELDS else "str")
         return gpd.GeoDataFrame(frame, geometry=geometry, crs=4326)
 
     def _commit_grids(self, build: Callable[[int], Change], *, author: str, reason: str, communities: list[str],
