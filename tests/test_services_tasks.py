@@ -109,7 +109,7 @@ def test_dates_before_and_after_the_records_are_said_so(service):
     assert "before_records" in {n["code"] for n in before["notes"]}
     after = service.tasks(date="2027-06-01", grids=["G02-01"])
     note = next(n for n in after["notes"] if n["code"] == "after_records")
-    assert "days after the last visit record" in note["text"]
+    assert "after the last visit record" in note["text"]
     assert after["grids"][0]["counts"]["overdue"] >= 1
 
 

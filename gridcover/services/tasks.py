@@ -573,7 +573,7 @@ def _date_notes(ctx: TasksContext, day: _date) -> list[dict]:
         gap = (day - ctx.last_visit).days
         notes.append({"code": "after_records", "date": day.isoformat(), "last": ctx.last_visit.isoformat(),
                       "days": gap,
-                      "text": f"{day.isoformat()} is {gap} days after the last visit record "
+                      "text": f"{day.isoformat()} is {gap} day{'s' if gap != 1 else ''} after the last visit record "
                               f"({ctx.last_visit.isoformat()}): visits made since are not in the data"})
     return notes
 
