@@ -73,7 +73,7 @@ def _cell_communities(hot: np.ndarray, cell: np.ndarray, weight: np.ndarray, com
     inside = (weight > 0) & np.isin(cell, hot) & community.notna().to_numpy()
     if not inside.any():
         return np.full(len(hot), -1)
-    codes, _ = pd.factorize(community.to_numpy()[inside])
+    codes, _ = pd.factorize(community.to_numpy()[inside], sort=True)  # ties go to the smaller id, in any row order
     table = pd.DataFrame({"cell": cell[inside], "code": codes, "w": weight[inside]})
     best = table.groupby(["cell", "code"])["w"].sum().reset_index().sort_values(
         ["cell", "w", "code"], ascending=[True, False, True], kind="stable").drop_duplicates("cell")
