@@ -39,6 +39,12 @@ def add_db(parser: argparse.ArgumentParser, help: str = DB_HELP) -> None:
     parser.add_argument("--schema", default="gridcover", help=SCHEMA_HELP)
 
 
+def add_store(parser: argparse.ArgumentParser) -> None:
+    """The workspace a command reads: the optional ``workspace`` argument or ``--db``/``--schema``."""
+    add_workspace(parser)
+    add_db(parser)
+
+
 def add_as_of(parser: argparse.ArgumentParser, help: str | None = None, *, as_text: bool = False) -> None:
     """``--as-of YYYY-MM-DD``, read as a date; ``as_text`` leaves the text to the command (lookup reads it as
     the HTTP API does, its error naming ``as_of``)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from geo.errors import ConfigError, InputError
 from gridcover.io.paths import check_output_file, reads_of, write_atomically
 from gridcover.cli.exits import EXIT_CONFLICT
-from gridcover.cli.options import add_db, add_workspace
+from gridcover.cli.options import add_store
 
 
 def _proposal(path: str, redraw):
@@ -188,16 +188,14 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="redraw_command", required=True)
 
     c = sub.add_parser("check", help="check a proposal (grid polygons or moves) against the current grids")
-    add_workspace(c)
-    add_db(c)
+    add_store(c)
     c.add_argument("proposal", help="GeoJSON/GeoPackage/Shapefile of grids, or JSON {\"moves\": [...]}")
     c.add_argument("--out", help="write the report here (JSON); printed otherwise")
     c.add_argument("--target", help="households per grid, floor-ceiling (default: from the workload rule, full-time workers per grid x 300)")
     c.set_defaults(func=cmd_check)
 
     q = sub.add_parser("propose", help="propose balanced grids for a community from whole buildings and estates")
-    add_workspace(q)
-    add_db(q)
+    add_store(q)
     q.add_argument("--community", required=True, help="community id")
     q.add_argument("--target", help="households per grid, floor-ceiling (default: from the workload rule, full-time workers per grid x 300)")
     q.add_argument("--keep-current", action="store_true", help="change the current grids as little as the band permits")
@@ -206,8 +204,7 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_propose)
 
     a = sub.add_parser("apply", help="apply a valid proposal as a new version of the grids")
-    add_workspace(a)
-    add_db(a)
+    add_store(a)
     a.add_argument("proposal")
     a.add_argument("--author", required=True)
     a.add_argument("--reason", required=True)
@@ -216,14 +213,12 @@ def register(subparsers) -> None:
     a.set_defaults(func=cmd_apply)
 
     h = sub.add_parser("history", help="every version of the grids: who, when, why")
-    add_workspace(h)
-    add_db(h)
+    add_store(h)
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_history)
 
     m = sub.add_parser("compare", help="who changes grid between two versions")
-    add_workspace(m)
-    add_db(m)
+    add_store(m)
     m.add_argument("from_version", type=int)
     m.add_argument("to_version", type=int)
     m.add_argument("--community")
@@ -231,8 +226,7 @@ def register(subparsers) -> None:
     m.set_defaults(func=cmd_compare)
 
     r = sub.add_parser("restore", help="make an earlier version's grids current again (a new version)")
-    add_workspace(r)
-    add_db(r)
+    add_store(r)
     r.add_argument("version", type=int)
     r.add_argument("--author", required=True)
     r.add_argument("--reason", required=True)

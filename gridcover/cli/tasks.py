@@ -17,7 +17,7 @@ import argparse
 import json
 import re
 
-from gridcover.cli.options import add_db, add_workspace, parse_date
+from gridcover.cli.options import add_store, parse_date
 
 
 def _file_part(grid_id: str) -> str:
@@ -95,8 +95,7 @@ def register(subparsers) -> None:
     """Add ``gridcover tasks`` to the command line."""
     p = subparsers.add_parser("tasks", help="each grid worker's visit list and walking route for a date",
                               description=__doc__.split("\n\n")[0])
-    add_workspace(p)
-    add_db(p)
+    add_store(p)
     p.add_argument("--date", required=True, type=parse_date, metavar="YYYY-MM-DD",
                    help="the day of the list (its morning: visits recorded on it already count)")
     p.add_argument("--grid", metavar="ID", help="one grid's list")
