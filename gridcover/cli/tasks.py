@@ -41,7 +41,7 @@ def _print_page(page: dict) -> None:
         mark = "!" if h["state"] == "overdue" else " "
         number = f"{visit:3d}" if visit else "  -"
         print(f"  {number} {leg} {mark} {h['household_id']:<10} {groups:<28} {h.get('risk') or '':<6} "
-              f"last {h.get('last_visit') or 'never':<10} {h.get('address') or ''}")
+              f"last counted {h.get('last_visit') or 'none':<10} {h.get('address') or ''}")
     if route["legs"]:
         print(f"      {route['legs'][-1]['minutes']:5.1f} min   back to the start")
     for u in page["unreachable"]:
