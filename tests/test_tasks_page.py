@@ -62,3 +62,12 @@ def test_the_page_switches_language_and_prints_on_a4_offline(sample_analysis, tm
             assert not elsewhere and not errors, (elsewhere, errors)
         finally:
             browser.close()
+
+
+def test_a_household_without_a_counted_visit_is_not_called_never_visited(sample_analysis):
+    # the sample's phone-only elderly were called: the list says no counted visit, not "never visited"
+    result = TasksService(open_workspace(sample_analysis[1])).tasks(date="2026-12-03")
+    page = next(g for g in result["grids"] if any(not h.get("last_visit") for h in g["households"]))
+    text = render_tasks_page(page, notes=result["notes"])
+    assert "上次有效走访" in text and "Last counted visit" in text
+    assert "从未走访" not in text and "never visited" not in text
