@@ -15,12 +15,15 @@ Reading the sample and writing ``out/sample`` (skipped here: it writes into the 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import sqlite3
+import time
 import uuid
 import warnings
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
@@ -185,7 +188,10 @@ def finish_outputs(analysis, tmp: Path, out_dir: Path, *, extra=(), progress=Non
                       "metric_crs": summary.get("metric_crs", ""), "summary": summary_text})
     if progress:
         progress("wrote workspace.gpkg and summary.json")
-    _replace_dir(tmp, out_dir)
+    with cases_lock(out_dir) if out_dir.is_dir() else nullcontext():  # no intake is lost while the folder is replaced
+        if carry_cases(out_dir, tmp) and progress:
+            progress(f"carried the stored cases of {out_dir} into the new workspace")
+        _replace_dir(tmp, out_dir)
 
 
 #: The table in a workspace GeoPackage holding its identity, version and summary.
@@ -225,3 +231,73 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         new.rename(target)
+
+
+# ------------------------------------------------------------------ the case store beside the workspace
+#: The cases stored through the case API next to a GeoPackage workspace (gridcover.store.cases.SQLiteCaseStore):
+#: a SQLite file in the output folder, carried into every new analysis of the folder (:func:`carry_cases`).
+CASES_FILE = "cases.sqlite"
+#: The lock every write of the case store and every replacement of the output folder takes.
+CASES_LOCK = "cases.sqlite.lock"
+#: Seconds an intake waits for a folder being replaced (the moment between the two renames) to be back.
+_LOCK_WAIT_S = 30.0
+
+
+def _take_cases_lock(folder: Path) -> int:
+    """The locked descriptor of the case lock file now in ``folder``: one taken in a folder that was replaced
+    while waiting (an analysis moved it away) is let go and the new folder's taken instead."""
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    path = Path(folder) / CASES_LOCK
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # between the two renames of a replacement
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+@contextmanager
+def cases_lock(folder: Path):
+    """Hold the case store's lock of an output folder (``CASES_LOCK`` in it) while the block runs.
+
+    Taken by every write of the case store and by an analysis replacing the folder, around the copy of the
+    store into the new folder and the two renames: a case stored while the analysis ran is in the copy, one
+    stored after it goes into the new folder, none is lost.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with cases_lock(Path(tempfile.mkdtemp())):
+    ...     pass
+    """
+    fd = _take_cases_lock(folder)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def carry_cases(old_folder: Path, new_folder: Path) -> bool:
+    """Copy the case store of ``old_folder`` (if it has one) into ``new_folder`` with SQLite's backup (a
+    consistent copy); the caller holds :func:`cases_lock`. Returns whether there was one."""
+    source = Path(old_folder) / CASES_FILE
+    if not source.is_file():
+        return False
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(Path(new_folder) / CASES_FILE)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return True

@@ -229,6 +229,10 @@ class Workspace(ABC):
         """The saved redraw proposals of this workspace."""
 
     @abstractmethod
+    def cases(self) -> CaseStore:
+        """The cases (事件) stored in this workspace through the case API (:class:`CaseStore`)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release what the workspace holds open (it may still answer afterwards)."""
 
@@ -343,3 +347,260 @@ class Workspace(ABC):
             except Exception:  # noqa: BLE001 - a read-only workspace still answers lookups
                 self._blind_spot_log = None
         return self._blind_spot_log
+
+
+# ------------------------------------------------------------------ cases (事件): the store's part
+#: The columns of a stored case, in order (what :meth:`CaseStore.add` takes and :meth:`CaseStore.list` gives).
+#: Times are tz-aware UTC timestamps, kept to the second.
+CASE_COLUMNS = ("id", "reported_at", "urgency", "category", "source", "household_id", "address", "location",
+                "input_crs", "lon", "lat", "grid_id", "grid_name", "community_id", "street_id", "worker_name",
+                "worker_phone", "covered", "nearest_grid_id", "distance_m", "method", "grid_version",
+                "response_due", "closure_due", "accepted_at", "accepted_by", "closed_at", "closed_by",
+                "received_at", "received_by", "fingerprint")
+#: The time columns of a case.
+CASE_TIMES = ("reported_at", "response_due", "closure_due", "accepted_at", "closed_at", "received_at")
+#: The columns a resent case must repeat for it to be the same case (an idempotent resend).
+CASE_IDENTITY = ("id", "reported_at", "urgency", "category", "source", "household_id", "address", "input_crs",
+                 "lon", "lat")
+#: Case ids named in a refusal at most.
+MAX_CASES_NAMED = 20
+
+
+class CaseError(GridcoverError):
+    """A case operation refused: an English ``problem`` code, the English text and a Chinese ``message``.
+
+    The HTTP answer carries ``problem`` and ``message`` (:meth:`as_json`, through ``api/app.py:ERROR_DETAILS``);
+    the subclasses say the status (not found, conflict, forbidden); the base is a bad request.
+
+    >>> CaseError("urgency_unknown", "urgency 'x' is not one of general, urgent", "紧急程度无效").as_json()
+    {'problem': 'urgency_unknown', 'message': '紧急程度无效'}
+    """
+
+    def __init__(self, problem: str, text: str, message: str, *, rows: list[dict] | None = None,
+                 error_count: int | None = None) -> None:
+        self.problem, self.message, self.rows = problem, message, rows
+        self.error_count = error_count
+        super().__init__(text)
+
+    def as_json(self) -> dict:
+        out = {"problem": self.problem, "message": self.message}
+        if self.rows is not None:
+            out["errors"] = self.rows
+            out["error_count"] = len(self.rows) if self.error_count is None else self.error_count
+        return out
+
+
+class CaseNotFoundError(CaseError, WorkspaceError):
+    """No such case (or none the caller may see)."""
+
+
+class CaseConflictError(CaseError, ConflictError):
+    """A case id already stored with other content, or a case already accepted or closed."""
+
+
+def case_not_found(case_id: str) -> CaseNotFoundError:
+    return CaseNotFoundError("case_not_found", f"no case {str(case_id)[:100]!r}", f"没有编号为 {str(case_id)[:100]} 的事件")
+
+
+def case_fingerprints(cases: pd.DataFrame) -> np.ndarray:
+    """A hash of what a case's sender gave (:data:`CASE_IDENTITY`), one per row, vectorised: a resent case with
+    the same fingerprint is the same case.
+
+    >>> f = pd.DataFrame({"id": ["A", "A"], "reported_at": pd.to_datetime(["2026-03-02T08:00Z"] * 2),
+    ...                   "urgency": ["general", "urgent"]})
+    >>> a, b = case_fingerprints(f)
+    >>> a == b
+    False
+    """
+    present = [c for c in CASE_IDENTITY if c in cases.columns]
+    text = pd.DataFrame({c: cases[c].astype("string").fillna("") for c in present})
+    for c in ("lon", "lat"):
+        if c in cases.columns:
+            text[c] = pd.to_numeric(cases[c], errors="coerce").round(7).astype("string").fillna("")
+    for c in CASE_TIMES:
+        if c in text.columns:
+            text[c] = pd.to_datetime(cases[c], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
+    hashed = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return np.char.mod("%016x", hashed).astype(object)
+
+
+def _stamp(value) -> pd.Timestamp | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    out = pd.Timestamp(value)
+    return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
+
+
+def case_update(case: dict, action: str, *, at, author: str) -> dict:
+    """The fields an ``accept`` or ``close`` of ``case`` (a stored record) sets, or the refusal.
+
+    The rules both backends apply under their lock: a time is never before the case was reported, a close
+    never before its acceptance; a case is accepted once and closed once (a second time is a
+    :class:`CaseConflictError` naming who did it and when); closing a case nobody accepted records the close
+    as its acceptance too (the first action on a case is its response, 首接负责).
+
+    >>> case = {"id": "C1", "reported_at": "2026-03-02T08:00:00Z", "accepted_at": None, "closed_at": None}
+    >>> sorted(case_update(case, "close", at="2026-03-02T09:00:00Z", author="王芳"))
+    ['accepted_at', 'accepted_by', 'closed_at', 'closed_by']
+    """
+    at = _stamp(at).floor("s")
+    reported = _stamp(case["reported_at"])
+    cid = case["id"]
+    if at < reported:
+        raise CaseError("time_before_reported", f"case {cid}: {action} at {at.isoformat()} is before it was reported "
+                        f"({reported.isoformat()})", f"事件 {cid}：{'受理' if action == 'accept' else '办结'}时间早于上报时间")
+    accepted, closed = _stamp(case.get("accepted_at")), _stamp(case.get("closed_at"))
+    if closed is not None:
+        raise CaseConflictError("case_closed", f"case {cid} was closed at {closed.isoformat()} by "
+                                f"{case.get('closed_by')}", f"事件 {cid} 已于 {closed.isoformat()} 由 "
+                                f"{case.get('closed_by')} 办结")
+    if action == "accept":
+        if accepted is not None:
+            raise CaseConflictError("case_accepted", f"case {cid} was accepted at {accepted.isoformat()} by "
+                                    f"{case.get('accepted_by')}", f"事件 {cid} 已于 {accepted.isoformat()} 由 "
+                                    f"{case.get('accepted_by')} 受理")
+        return {"accepted_at": at, "accepted_by": author}
+    if action != "close":
+        raise ValueError(f"unknown case action {action!r}")
+    if accepted is not None and at < accepted:
+        raise CaseError("time_before_accepted", f"case {cid}: close at {at.isoformat()} is before its acceptance "
+                        f"({accepted.isoformat()})", f"事件 {cid}：办结时间早于受理时间")
+    out = {"closed_at": at, "closed_by": author}
+    if accepted is None:
+        out.update(accepted_at=at, accepted_by=author)
+    return out
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which stored cases :meth:`CaseStore.list` and :meth:`CaseStore.count` give.
+
+    ``status``: of ``open`` (neither accepted nor closed), ``accepted`` (accepted, not closed), ``closed``;
+    ``overdue_at``: only cases open past a deadline at that moment (not accepted past ``response_due``, or not
+    closed past ``closure_due``); ``grids``/``communities``/``streets``: only cases there (each ``None``: any);
+    ``scope``: what the caller may see — cases in ``scope_streets`` or ``scope_grids`` or received by
+    ``scope_received_by`` (``scope=False``: every case).
+    """
+
+    status: frozenset[str] | None = None
+    overdue_at: datetime | None = None
+    grids: frozenset[str] | None = None
+    communities: frozenset[str] | None = None
+    streets: frozenset[str] | None = None
+    scope: bool = False
+    scope_streets: frozenset[str] = frozenset()
+    scope_grids: frozenset[str] = frozenset()
+    scope_received_by: str | None = None
+    ids: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class CaseIntake:
+    """What :meth:`CaseStore.add` did: the ids stored now and those already stored as the same case."""
+
+    stored: tuple[str, ...]
+    duplicates: tuple[str, ...]
+
+
+def check_intake(batch: pd.DataFrame, existing: pd.DataFrame) -> tuple[str, ...]:
+    """The ids of ``batch`` already stored as the same case (same fingerprint); a
+    :class:`CaseConflictError` naming the ids stored with other content. Both backends call it under their
+    lock on the rows of the batch's ids they hold (``id``, ``fingerprint``)."""
+    if not len(existing):
+        return ()
+    known = pd.Series(existing["fingerprint"].to_numpy(), index=existing["id"].astype(str).to_numpy())
+    sent = pd.Series(batch["fingerprint"].to_numpy(), index=batch["id"].astype(str).to_numpy())
+    sent = sent[sent.index.isin(known.index)]
+    clash = sent.index[sent.to_numpy() != known.reindex(sent.index).to_numpy()]
+    if len(clash):
+        named = ", ".join(clash[:MAX_CASES_NAMED])
+        more = f" and {len(clash) - MAX_CASES_NAMED} more" if len(clash) > MAX_CASES_NAMED else ""
+        raise CaseConflictError("case_id_conflict", f"{len(clash)} case id(s) already stored with other content: "
+                                f"{named}{more} (nothing of this batch was stored)",
+                                f"{len(clash)} 个事件编号已存在且内容不同：{named}{more}（本批未保存任何事件）")
+    return tuple(sent.index)
+
+
+class CaseStore(ABC):
+    """The cases (事件) of one workspace (:meth:`Workspace.cases`): SQLite beside a GeoPackage
+    (:class:`gridcover.store.cases.SQLiteCaseStore`, carried into every new analysis of the folder), a table
+    in PostGIS (:class:`gridcover.store.postgis.PostGISCases`, kept by ``analyze --db``). Both answer alike.
+
+    A batch is stored all or nothing; an id already stored is the same case resent (nothing changes, it is
+    named in :attr:`CaseIntake.duplicates`) when its :func:`case_fingerprints` match, else a
+    :class:`CaseConflictError` and nothing of the batch is stored.
+    """
+
+    @abstractmethod
+    def add(self, cases: pd.DataFrame) -> CaseIntake:
+        """Store a batch of resolved cases (:data:`CASE_COLUMNS`) in one transaction."""
+
+    @abstractmethod
+    def _update(self, case_id: str, action: str, *, at, author: str) -> dict:
+        """Under the backend's lock: read the case (:func:`case_not_found`), apply :func:`case_update`, write it."""
+
+    @abstractmethod
+    def list(self, filters: CaseFilter = CaseFilter(), *, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+        """The cases matching ``filters``, oldest report first (then id), as :data:`CASE_COLUMNS`."""
+
+    @abstractmethod
+    def count(self, filters: CaseFilter = CaseFilter()) -> int:
+        """How many cases match ``filters``."""
+
+    @property
+    @abstractmethod
+    def stamp(self) -> str:
+        """A short text that changes with every write of the cases (what caches of them are keyed by)."""
+
+    def accept(self, case_id: str, *, at, author: str) -> dict:
+        """Record that ``author`` accepted (受理) the case at ``at``; returns the stored case."""
+        self._update(case_id, "accept", at=at, author=author)
+        return self.get(case_id)
+
+    def close(self, case_id: str, *, at, author: str) -> dict:
+        """Record that ``author`` closed (办结) the case at ``at`` (and accepted it, if nobody had)."""
+        self._update(case_id, "close", at=at, author=author)
+        return self.get(case_id)
+
+    def get(self, case_id: str) -> dict:
+        """One stored case as a record (``CaseNotFoundError`` for an unknown id)."""
+        found = self.list(CaseFilter(ids=frozenset([str(case_id)])), limit=1)
+        if not len(found):
+            raise case_not_found(case_id)
+        return case_records(found)[0]
+
+
+def case_records(frame: pd.DataFrame) -> list[dict]:
+    """Stored cases as JSON-ready records: times as ISO 8601 UTC text, missing values as ``None``."""
+    out = frame.copy()
+    for c in CASE_TIMES:
+        if c in out.columns:
+            out[c] = pd.to_datetime(out[c], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = out.astype(object).where(out.notna(), None)
+    records = out.to_dict("records")
+    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in records]
+
+
+def empty_cases() -> pd.DataFrame:
+    """A frame of no cases with the columns and dtypes :meth:`CaseStore.list` gives."""
+    return normalise_cases(pd.DataFrame({c: pd.Series([], dtype=object) for c in CASE_COLUMNS}))
+
+
+def normalise_cases(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored cases as one set of dtypes whatever the backend read: times UTC, numbers float, flags bool,
+    the rest text (``None`` where missing)."""
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    for c in CASE_COLUMNS:
+        values = frame[c].reset_index(drop=True) if c in frame.columns else pd.Series([None] * len(frame), dtype=object)
+        if c in CASE_TIMES:
+            out[c] = pd.to_datetime(values, utc=True, format="ISO8601")
+        elif c in ("lon", "lat", "distance_m"):
+            out[c] = pd.to_numeric(values, errors="coerce").astype(float)
+        elif c == "covered":
+            if values.dtype == object:
+                values = values.replace({"t": True, "f": False, "1": True, "0": False, 1: True, 0: False})
+            out[c] = values.astype("boolean")
+        else:
+            text = values.astype("string")
+            out[c] = text.astype(object).where(text.notna(), None)
+    return out

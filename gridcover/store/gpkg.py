@@ -49,6 +49,7 @@ from gridcover.io.paths import remove_leftovers, temp_file
 from gridcover.io.outputs import META_TABLE, _json_default, _plain, read_meta, write_meta
 from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, Workspace, WorkspaceError, check_conflict,
                                   new_version, now)
+from gridcover.store.cases import SQLiteCaseStore
 from gridcover.store.proposals import SQLiteProposalStore
 
 WORKSPACE_FILE = "workspace.gpkg"
@@ -134,6 +135,11 @@ class GeoPackageWorkspace(Workspace):
     def proposals(self) -> SQLiteProposalStore:
         """The saved redraw proposals, in ``redraw_proposals.sqlite`` next to the GeoPackage."""
         return SQLiteProposalStore(self.path.resolve().parent)
+
+    def cases(self) -> SQLiteCaseStore:
+        """The cases stored through the case API, in ``cases.sqlite`` beside the GeoPackage (carried into every
+        new analysis of the folder)."""
+        return SQLiteCaseStore(self.path.resolve().parent)
 
     # ------------------------------------------------------------ grid history
     def _baseline(self) -> GridVersion:

@@ -54,6 +54,9 @@ from geo.errors import ConfigError
 from gridcover.io.outputs import META_TABLE, _json_default, _plain
 from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, ProposalStore, Workspace, WorkspaceError,
                                   check_conflict, new_version)
+from gridcover.store.base import (CASE_COLUMNS, CASE_TIMES, CaseFilter, CaseIntake, CaseStore, case_not_found,
+                                  case_update, check_intake, normalise_cases)
+from gridcover.store.cases import case_where
 from gridcover.store.gpkg import GeoPackageWorkspace
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -516,6 +519,10 @@ class PostGISWorkspace(Workspace):
         """The saved redraw proposals of this workspace (in the database, shared by every server)."""
         return PostGISProposals(self)
 
+    def cases(self) -> PostGISCases:
+        """The cases stored through the case API (table ``gridcover_cases``, kept by every ``analyze --db``)."""
+        return PostGISCases(self)
+
     # -------------------------------------------------------------- grid history
     def _history_rows(self, conn) -> list:
         from psycopg import sql
@@ -660,6 +667,99 @@ class PostGISProposals(ProposalStore):
             out["grids"] = json.loads(row[7])
             out["check"] = json.loads(row[8])
         return out
+
+
+CASES_TABLE = "gridcover_cases"
+
+
+class PostGISCases(CaseStore):
+    """The cases of a PostGIS workspace in its schema's ``gridcover_cases`` table (migration 0004): what
+    :class:`gridcover.store.cases.SQLiteCaseStore` keeps beside a GeoPackage, shared here by every server
+    using the database; ``analyze --db`` replaces the layer tables and keeps this one. An intake locks the
+    table against other intakes (``SHARE ROW EXCLUSIVE``: readers go on) and COPYs the batch in one
+    transaction; an accept or close locks its row (``FOR UPDATE``)."""
+
+    def __init__(self, workspace: PostGISWorkspace) -> None:
+        self.workspace = workspace
+
+    def _table(self):
+        from psycopg import sql
+
+        return sql.Identifier(self.workspace.schema, CASES_TABLE)
+
+    @property
+    def stamp(self) -> str:
+        """The count of cases and the newest change (xmin of the table's rows)."""
+        from psycopg import sql
+
+        with connect(self.workspace.dsn) as conn:
+            row = conn.execute(sql.SQL("SELECT count(*), COALESCE(max(xmin::text::bigint), 0), "
+                                       "count(accepted_at) + count(closed_at) FROM {}").format(self._table())).fetchone()
+        return "c{}.{}.{}".format(*row)
+
+    def add(self, cases: pd.DataFrame) -> CaseIntake:
+        from psycopg import sql
+
+        rows = normalise_cases(cases)
+        rows["id"] = rows["id"].astype(str)
+        body = rows[list(CASE_COLUMNS)].to_csv(index=False, header=False, na_rep="\\N", lineterminator="\n",
+                                               date_format="%Y-%m-%dT%H:%M:%SZ")
+        names = sql.SQL(", ").join(map(sql.Identifier, CASE_COLUMNS))
+        with connect(self.workspace.dsn) as conn:
+            with conn.transaction():
+                conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(self._table()))
+                conn.execute(sql.SQL("CREATE TEMP TABLE case_batch (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP")
+                             .format(self._table()))
+                with conn.cursor() as cur:
+                    with cur.copy(sql.SQL("COPY case_batch ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(names)) as copy:
+                        copy.write(body.encode("utf-8"))
+                found = conn.execute(sql.SQL("SELECT c.id, c.fingerprint FROM {} c JOIN case_batch b USING (id)")
+                                     .format(self._table())).fetchall()
+                duplicates = check_intake(rows, pd.DataFrame(found, columns=["id", "fingerprint"]))
+                conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM case_batch b WHERE NOT EXISTS "
+                                     "(SELECT 1 FROM {} c WHERE c.id = b.id)")
+                             .format(self._table(), names, names, self._table()))
+        gone = set(duplicates)
+        return CaseIntake(stored=tuple(i for i in rows["id"] if i not in gone), duplicates=duplicates)
+
+    def _update(self, case_id: str, action: str, *, at, author: str) -> dict:
+        from psycopg import sql
+
+        with connect(self.workspace.dsn) as conn:
+            with conn.transaction():
+                found = self._select(conn, CaseFilter(ids=frozenset([str(case_id)])), lock=True)
+                if not len(found):
+                    raise case_not_found(case_id)
+                change = case_update(found.iloc[0].to_dict(), action, at=at, author=author)
+                values = [v.to_pydatetime() if k in CASE_TIMES else v for k, v in change.items()]
+                conn.execute(sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
+                    self._table(), sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in change)),
+                    [*values, str(case_id)])
+        return change
+
+    def _select(self, conn, filters: CaseFilter, *, limit: int | None = None, offset: int = 0,
+                lock: bool = False) -> pd.DataFrame:
+        from psycopg import sql
+
+        where, args = case_where(filters, time_text=lambda t: pd.Timestamp(t).to_pydatetime(), mark="%s")
+        tail = (f" LIMIT {int(limit)}" if limit is not None else "") + (f" OFFSET {int(offset)}" if offset else "")
+        query = sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY reported_at, id" + tail
+                        + (" FOR UPDATE" if lock else "")).format(sql.SQL(", ").join(map(sql.Identifier, CASE_COLUMNS)),
+                                                                  self._table())
+        rows = conn.execute(query, args).fetchall()
+        return normalise_cases(pd.DataFrame(rows, columns=list(CASE_COLUMNS)))
+
+    def list(self, filters: CaseFilter = CaseFilter(), *, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+        with connect(self.workspace.dsn) as conn:
+            return self._select(conn, filters, limit=limit, offset=offset)
+
+    def count(self, filters: CaseFilter = CaseFilter()) -> int:
+        from psycopg import sql
+
+        where, args = case_where(filters, time_text=lambda t: pd.Timestamp(t).to_pydatetime(), mark="%s")
+        with connect(self.workspace.dsn) as conn:
+            return int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(self._table()),
+                                    args).fetchone()[0])
 
 
 def _state_dir(dsn: str, schema: str, root: str | os.PathLike | None) -> Path:

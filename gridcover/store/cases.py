@@ -1,0 +1,194 @@
+"""The cases (事件) of a GeoPackage workspace in SQLite, beside it: ``cases.sqlite`` in the output folder.
+
+:meth:`gridcover.store.base.Workspace.cases` gives a workspace's :class:`~gridcover.store.base.CaseStore`:
+:class:`SQLiteCaseStore` here (not inside the GeoPackage, whose change would make every cache of the layers
+stale), :class:`gridcover.store.postgis.PostGISCases` in the database. Every write takes the folder's case lock
+(:func:`gridcover.io.outputs.cases_lock`), which an analysis replacing the folder takes too while it copies
+the store into the new folder (:func:`gridcover.io.outputs.carry_cases`): the store survives a restart and a
+new analysis, and no intake made meanwhile is lost.
+
+Example
+-------
+>>> store = open_workspace("out/sample").cases()                                   # doctest: +SKIP
+>>> store.add(resolved).stored                                                      # doctest: +SKIP
+('12345-0001',)
+>>> store.accept("12345-0001", at="2026-03-02T08:10:00Z", author="王芳")["accepted_by"]  # doctest: +SKIP
+'王芳'
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+from gridcover.io.outputs import CASES_FILE, cases_lock
+from gridcover.store.base import (CASE_COLUMNS, CASE_TIMES, CaseFilter, CaseIntake, CaseStore, WorkspaceError,
+                                  case_not_found, case_update, check_intake, normalise_cases)
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_REAL = ("lon", "lat", "distance_m")
+
+
+def _schema() -> str:
+    cols = []
+    for c in CASE_COLUMNS:
+        kind = "REAL" if c in _REAL else "INTEGER" if c == "covered" else "TEXT"
+        cols.append(f"{c} {kind}{' PRIMARY KEY' if c == 'id' else ''}"
+                    f"{' NOT NULL' if c in ('reported_at', 'urgency', 'fingerprint', 'received_at') else ''}")
+    return f"CREATE TABLE IF NOT EXISTS cases ({', '.join(cols)})"
+
+
+def case_where(filters: CaseFilter, *, time_text=lambda t: pd.Timestamp(t).tz_convert("UTC").strftime(_TIME_FORMAT),
+               mark: str = "?") -> tuple[str, list]:
+    """The SQL condition (``WHERE`` text, without the word) and its parameters for ``filters``; shared by the
+    SQLite and PostGIS stores (``mark``: the parameter mark, ``time_text``: how a time is passed)."""
+    parts, args = [], []
+
+    def within(column: str, values) -> None:
+        values = sorted(map(str, values))
+        if not values:
+            parts.append("1 = 0")
+            return
+        parts.append(f"{column} IN ({', '.join([mark] * len(values))})")
+        args.extend(values)
+
+    if filters.ids is not None:
+        within("id", filters.ids)
+    if filters.status is not None:
+        states = {"open": "(accepted_at IS NULL AND closed_at IS NULL)",
+                  "accepted": "(accepted_at IS NOT NULL AND closed_at IS NULL)", "closed": "(closed_at IS NOT NULL)"}
+        parts.append("(" + " OR ".join(states[s] for s in sorted(filters.status)) + ")" if filters.status else "1 = 0")
+    if filters.overdue_at is not None:
+        at = time_text(filters.overdue_at)
+        parts.append(f"((accepted_at IS NULL AND closed_at IS NULL AND response_due < {mark}) OR "
+                     f"(closed_at IS NULL AND closure_due < {mark}))")
+        args += [at, at]
+    for column, values in (("grid_id", filters.grids), ("community_id", filters.communities),
+                           ("street_id", filters.streets)):
+        if values is not None:
+            within(column, values)
+    if filters.scope:
+        alternatives, scope_args = [], []
+        for column, values in (("street_id", filters.scope_streets), ("grid_id", filters.scope_grids)):
+            if values:
+                alternatives.append(f"{column} IN ({', '.join([mark] * len(values))})")
+                scope_args += sorted(map(str, values))
+        if filters.scope_received_by:
+            alternatives.append(f"received_by = {mark}")
+            scope_args.append(filters.scope_received_by)
+        parts.append("(" + " OR ".join(alternatives) + ")" if alternatives else "1 = 0")
+        args += scope_args
+    return (" AND ".join(parts) if parts else "1 = 1"), args
+
+
+class SQLiteCaseStore(CaseStore):
+    """The cases of the GeoPackage workspace in ``folder``, in ``cases.sqlite`` there."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / CASES_FILE
+
+    def _db(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute(_schema())
+        except sqlite3.Error as exc:
+            raise WorkspaceError(f"cannot keep cases next to the workspace ({self.path}): {exc}") from None
+        return db
+
+    @property
+    def stamp(self) -> str:
+        """The file's modification time and size (``0`` before the first case)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return "0"
+        return f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+
+    def add(self, cases: pd.DataFrame) -> CaseIntake:
+        rows = _rows(cases)
+        with cases_lock(self.folder):
+            db = self._db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_ids (id TEXT PRIMARY KEY)")
+                db.execute("DELETE FROM batch_ids")
+                db.executemany("INSERT OR IGNORE INTO batch_ids VALUES (?)", ((i,) for i in rows["id"]))
+                existing = pd.read_sql_query("SELECT id, fingerprint FROM cases WHERE id IN (SELECT id FROM batch_ids)", db)
+                duplicates = check_intake(rows, existing)
+                new = rows[~rows["id"].isin(set(duplicates))]
+                db.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join('?' * len(CASE_COLUMNS))})",
+                               new[list(CASE_COLUMNS)].itertuples(index=False, name=None))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                db.close()
+        return CaseIntake(stored=tuple(new["id"]), duplicates=duplicates)
+
+    def _update(self, case_id: str, action: str, *, at, author: str) -> dict:
+        with cases_lock(self.folder):
+            db = self._db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                found = _read(db, "SELECT * FROM cases WHERE id = ?", [str(case_id)])
+                if not len(found):
+                    raise case_not_found(case_id)
+                change = case_update(found.iloc[0].to_dict(), action, at=at, author=author)
+                values = [_text_time(v) if k in CASE_TIMES else v for k, v in change.items()]
+                db.execute(f"UPDATE cases SET {', '.join(f'{k} = ?' for k in change)} WHERE id = ?",
+                           [*values, str(case_id)])
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                db.close()
+        return change
+
+    def list(self, filters: CaseFilter = CaseFilter(), *, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+        if not self.path.is_file():
+            return normalise_cases(pd.DataFrame(columns=list(CASE_COLUMNS)))
+        where, args = case_where(filters)
+        page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else (f" LIMIT -1 OFFSET {int(offset)}"
+                                                                                       if offset else "")
+        db = self._db()
+        try:
+            return _read(db, f"SELECT * FROM cases WHERE {where} ORDER BY reported_at, id{page}", args)
+        finally:
+            db.close()
+
+    def count(self, filters: CaseFilter = CaseFilter()) -> int:
+        if not self.path.is_file():
+            return 0
+        where, args = case_where(filters)
+        db = self._db()
+        try:
+            return int(db.execute(f"SELECT COUNT(*) FROM cases WHERE {where}", args).fetchone()[0])
+        finally:
+            db.close()
+
+
+def _text_time(value) -> str | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").strftime(_TIME_FORMAT)
+
+
+def _rows(cases: pd.DataFrame) -> pd.DataFrame:
+    """The batch as SQLite values: times as ISO text, flags as 0/1, missing as NULL (vectorised)."""
+    out = normalise_cases(cases)
+    for c in CASE_TIMES:
+        out[c] = out[c].dt.strftime(_TIME_FORMAT).astype(object)
+    out["covered"] = out["covered"].astype("Int64")
+    out = out.astype(object).where(out.notna(), None)
+    out["id"] = out["id"].astype(str)
+    return out
+
+
+def _read(db: sqlite3.Connection, query: str, args) -> pd.DataFrame:
+    return normalise_cases(pd.read_sql_query(query, db, params=args))
