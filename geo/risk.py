@@ -42,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 
+from geo.cases import CaseRules, packaged_cases_table, parse_case_rules
 from geo.errors import ConfigError
 from geo.reach import ReachConfig
 from geo.schema import SPECIAL_GROUPS
@@ -76,6 +77,8 @@ class RiskConfig:
     source: str = "built-in"
     #: the calendar rules of ``[visit_rules]`` (:func:`geo.visits.parse_visit_rules`), used with visit records
     visit_rules: VisitRules | None = None
+    #: the time limits and working-day calendar of cases (``[cases]``, :func:`geo.cases.parse_case_rules`)
+    cases: CaseRules | None = None
 
 
 def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
@@ -123,13 +126,14 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
             raise ConfigError(f"{source}: [group_services] names categories not in {categories.source}: "
                               f"{', '.join(sorted(missing))}")
     visit_rules = parse_visit_rules(doc.get("visit_rules", {}), source=source)
+    cases = parse_case_rules(doc.get("cases", {}), source=source, defaults=packaged_cases_table())
     for key, default in (("min_share", 0.5), ("flat_m2", 90.0), ("efficiency", 0.75)):
         registration.setdefault(key, default)
     for key, default in (("red", 10.0), ("yellow", 3.0), ("blue", 1.0), ("unregistered_building", 5.0)):
         weights.setdefault(key, default)
     return RiskConfig(visits=visits, long_gap_days=long_gap, group_services=group_services,
                       registration=registration, weights=weights, targets=targets, min_cell_weight=min_cell_weight,
-                      source=source, visit_rules=visit_rules)
+                      source=source, visit_rules=visit_rules, cases=cases)
 
 
 def building_registration(buildings: pd.DataFrame, building_of_household: np.ndarray, *, config: RiskConfig,
