@@ -1,12 +1,19 @@
 """Who may see what: API keys and roles, read from a keys file (never from code).
 
-KEYS.json maps each key to ``{"role": "lookup" | "grid_worker" | "street_office" | "admin", "streets": [street
-ids], "grids": [grid ids]}`` (``streets`` only for ``street_office``, ``grids`` only for ``grid_worker``). A key travels in the ``X-API-Key`` header. Without a key a
-caller is ``public``: public collections, tiles and the map page only.
+KEYS.json maps each key to ``{"role": "lookup" | "case_intake" | "grid_worker" | "street_office" | "admin",
+"streets": [street ids], "grids": [grid ids], "name": "…"}`` (``streets`` only for ``street_office``, ``grids``
+only for ``grid_worker``; ``name`` is recorded as the author of what the key does, e.g. a case's acceptance).
+A key travels in the ``X-API-Key`` header. Without a key a caller is ``public``: public collections, tiles and
+the map page only.
 
-Roles, from least to most: ``public`` < ``lookup`` < ``grid_worker`` < ``street_office`` < ``admin``.
-Household-level data needs ``street_office`` (its own streets only) or ``admin``; a ``grid_worker`` key sees
-the visit lists of its own grids only (``/grids/{id}/tasks``), nothing else household-level.
+Roles, from least to most: ``public`` < ``lookup`` < ``case_intake`` < ``grid_worker`` < ``street_office`` <
+``admin``: each may do what the one before it may (a ``case_intake`` key — the 12345 hotline, another
+department — looks up and hands cases down with ``POST /cases``; grid workers and street offices may report a
+case too). The order says what a key may *do*; what it may *see* is scoped: household-level data needs
+``street_office`` (its own streets only) or ``admin``; a ``grid_worker`` key sees the visit lists of its own
+grids only (``/grids/{id}/tasks``), nothing else household-level. Cases (``/cases``): an admin sees every case,
+a street office those of its streets, a grid worker those of its grids, and every key those it took in itself
+(a ``case_intake`` key nothing else, and no household's point).
 
 Example
 -------
@@ -25,7 +32,7 @@ from pathlib import Path
 
 from geo.errors import ConfigError
 
-ROLES = ("public", "lookup", "grid_worker", "street_office", "admin")
+ROLES = ("public", "lookup", "case_intake", "grid_worker", "street_office", "admin")
 HEADER = "X-API-Key"
 
 

@@ -27,10 +27,12 @@ from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError,
 from gridcover.environment import Environment
 from gridcover.lookup_batch import BatchError
 from gridcover.modules import present
+from gridcover.services.cases import CasesService
 from gridcover.services.lookup import LookupService
 from gridcover.services.redraw import RedrawService
 from gridcover.services.tasks import TasksService
 from gridcover.store import ConflictError, Workspace, WorkspaceError
+from gridcover.store.base import CaseError
 from layers.features import LayerCache
 from layers.tiles import TileCache
 
@@ -50,6 +52,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
 #: to say (a refused batch lists its bad rows).
 ERROR_DETAILS = {
     BatchError: BatchError.as_json,
+    CaseError: CaseError.as_json,  # an English problem code and a Chinese message (the case API)
 }
 #: The ``code`` of the error body (OGC API exception style) for each status.
 ERROR_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
@@ -68,7 +71,7 @@ def error_body(status: int, description: str, details: dict | None = None) -> JS
 
 
 #: Modules whose ``build_router()`` is included, in order.
-ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw", "api.tasks")
+ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw", "api.tasks", "api.cases")
 
 
 def get_workspace(request: Request) -> Workspace:
@@ -125,7 +128,7 @@ ERROR_SCHEMA = {"type": "object", "required": ["code", "description"],
                                "description": {"type": "string", "example": "parameter bbox: 'nan' is not a finite number"}}}
 _ERROR_TEXT = {400: "a bad parameter or body (the description names it)", 401: "no API key, or one not configured",
                403: "the key's role does not allow it", 404: "no such collection, feature, tile, file or proposal",
-               409: "a conflict with the current grids (someone changed them since)",
+               409: "a conflict with the current grids (someone changed them since), or with a stored case",
                413: "the request body is over the server's limit"}
 
 
@@ -150,7 +153,7 @@ def complete_openapi(doc: dict, routes) -> dict:
                 statuses += [401, 403]
             if op.get("parameters"):
                 statuses.append(404)
-            if path.endswith(("/apply", "/restore")):
+            if path.endswith(("/apply", "/restore", "/accept", "/close")) or (path == "/cases" and method == "post"):
                 statuses.append(409)
             if method in ("post", "put", "patch"):
                 statuses.append(413)
@@ -243,6 +246,7 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     app.state.lookup = LookupService(workspace, city=environment.city)
     app.state.redraw = RedrawService(workspace)  # owns the redraw context of the workspace's versions
     app.state.tasks = TasksService(workspace)  # owns the walking network and the tours of the workspace's versions
+    app.state.cases = CasesService(workspace, lookup=app.state.lookup)  # resolves cases with the lookup's index
     app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
     app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
     app.state.keys = keys or Keys()

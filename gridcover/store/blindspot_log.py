@@ -25,34 +25,38 @@ class BlindSpotLog:
     """Counts of "not covered" answers: a lookup outside every grid is itself a blind spot (盲区).
 
     Kept in a small SQLite file next to the workspace (``lookup_blind_spots.sqlite``; not inside the
-    GeoPackage, whose change would make every cache stale), one row per workspace version, nearest grid
-    and H3 cell (resolution 9, about 0.1 km²): where, never who — no coordinates or callers are stored.
+    GeoPackage, whose change would make every cache stale), one row per workspace version, nearest grid,
+    H3 cell (resolution 9, about 0.1 km²) and reason (:data:`REASONS`: a lookup, or a case taken in through
+    the case API, outside every grid): where, never who — no coordinates or callers are stored.
     Counts are gathered in memory and written in one transaction at most every ``flush_seconds`` (by a
     background thread, so no lookup waits for the disk) and whenever they are read; SQLite's locking makes
     the file safe for several processes.
     """
 
     FILE = "lookup_blind_spots.sqlite"
+    #: Why a place is counted: a lookup outside every grid, a case (事件) reported outside every grid.
+    REASONS = ("lookup_outside_grids", "case_outside_grids")
 
     def __init__(self, path: str | Path, *, flush_seconds: float = 2.0) -> None:
         self.path = Path(path)
         self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str, str], int] = {}
+        self._pending: dict[tuple[str, str, str, str], int] = {}
         self._last_flush = time.monotonic()
         self._flushing = False
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS blind_spots (version TEXT NOT NULL, nearest_grid_id TEXT NOT NULL,"
-                       " h3 TEXT NOT NULL, count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,"
-                       " PRIMARY KEY (version, nearest_grid_id, h3))")
+            _create_table(db)
         atexit.register(self.flush)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
-    def record(self, answers: dict[str, np.ndarray]) -> int:
-        """Count the not-covered point answers of a batch; returns how many were counted."""
+    def record(self, answers: dict[str, np.ndarray], *, reason: str = "lookup_outside_grids") -> int:
+        """Count the not-covered point answers of a batch as ``reason`` (:data:`REASONS`); returns how many were
+        counted."""
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown blind-spot reason {reason!r}")
         covered = answers.get("covered")
         if covered is None or "lon_wgs84" not in answers:
             return 0
@@ -75,7 +79,7 @@ class BlindSpotLog:
             items = Counter(zip(version, nearest, cells)).items()
         with self._lock:
             for key, c in items:
-                key = tuple(str(k) for k in key)
+                key = (*(str(k) for k in key), reason)
                 self._pending[key] = self._pending.get(key, 0) + int(c)
             due = not self._flushing and time.monotonic() - self._last_flush >= self.flush_seconds
             if due:
@@ -92,17 +96,19 @@ class BlindSpotLog:
         try:
             if pending:
                 now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                rows = [(v, g, h, c, now, now) for (v, g, h), c in pending.items()]
+                rows = [(v, g, h, c, now, now, r) for (v, g, h, r), c in pending.items()]
                 with self._connect() as db:
-                    db.executemany("INSERT INTO blind_spots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(version, "
-                                   "nearest_grid_id, h3) DO UPDATE SET count = count + excluded.count, "
-                                   "last_seen = excluded.last_seen", rows)
+                    db.executemany("INSERT INTO blind_spots (version, nearest_grid_id, h3, count, first_seen, last_seen, "
+                                   "reason) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(version, nearest_grid_id, h3, "
+                                   "reason) DO UPDATE SET count = count + excluded.count, last_seen = excluded.last_seen",
+                                   rows)
         finally:
             with self._lock:
                 self._flushing = False
 
     def counts(self) -> pd.DataFrame:
-        """All counts: ``version``, ``nearest_grid_id``, ``h3``, ``count``, ``first_seen``, ``last_seen``."""
+        """All counts: ``version``, ``nearest_grid_id``, ``h3``, ``count``, ``first_seen``, ``last_seen``,
+        ``reason``."""
         self.flush()
         with self._connect() as db:
             return pd.read_sql_query("SELECT * FROM blind_spots ORDER BY count DESC, nearest_grid_id, h3", db)
@@ -111,3 +117,24 @@ class BlindSpotLog:
         self.flush()
         with self._connect() as db:
             return int(db.execute("SELECT COALESCE(SUM(count), 0) FROM blind_spots").fetchone()[0])
+
+
+def _create_table(db: sqlite3.Connection) -> None:
+    """The counts table, keyed by reason too; a log written before reasons were kept gets the column (its
+    rows are lookups), in one transaction."""
+    if "reason" in {r[1] for r in db.execute("PRAGMA table_info(blind_spots)").fetchall()}:
+        return
+    db.execute("BEGIN IMMEDIATE")  # another process may be doing the same: look again under the lock
+    columns = {r[1] for r in db.execute("PRAGMA table_info(blind_spots)").fetchall()}
+    if "reason" in columns:
+        db.execute("COMMIT")
+        return
+    db.execute("CREATE TABLE IF NOT EXISTS blind_spots_new (version TEXT NOT NULL, nearest_grid_id TEXT NOT NULL,"
+               " h3 TEXT NOT NULL, count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,"
+               " reason TEXT NOT NULL DEFAULT 'lookup_outside_grids', PRIMARY KEY (version, nearest_grid_id, h3, reason))")
+    if columns:
+        db.execute("INSERT INTO blind_spots_new (version, nearest_grid_id, h3, count, first_seen, last_seen) "
+                   "SELECT version, nearest_grid_id, h3, count, first_seen, last_seen FROM blind_spots")
+        db.execute("DROP TABLE blind_spots")
+    db.execute("ALTER TABLE blind_spots_new RENAME TO blind_spots")
+    db.execute("COMMIT")
