@@ -446,14 +446,14 @@ def case_update(case: dict, action: str, *, at, author: str) -> dict:
     at = _stamp(at).floor("s")
     reported = _stamp(case["reported_at"])
     cid = case["id"]
-    if at < reported:
-        raise CaseError("time_before_reported", f"case {cid}: {action} at {at.isoformat()} is before it was reported "
-                        f"({reported.isoformat()})", f"事件 {cid}：{'受理' if action == 'accept' else '办结'}时间早于上报时间")
     accepted, closed = _stamp(case.get("accepted_at")), _stamp(case.get("closed_at"))
     if closed is not None:
         raise CaseConflictError("case_closed", f"case {cid} was closed at {closed.isoformat()} by "
                                 f"{case.get('closed_by')}", f"事件 {cid} 已于 {closed.isoformat()} 由 "
                                 f"{case.get('closed_by')} 办结")
+    if at < reported:
+        raise CaseError("time_before_reported", f"case {cid}: {action} at {at.isoformat()} is before it was reported "
+                        f"({reported.isoformat()})", f"事件 {cid}：{'受理' if action == 'accept' else '办结'}时间早于上报时间")
     if action == "accept":
         if accepted is not None:
             raise CaseConflictError("case_accepted", f"case {cid} was accepted at {accepted.isoformat()} by "
