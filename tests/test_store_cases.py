@@ -1,0 +1,198 @@
+"""The case store on both backends: a batch all or nothing, an idempotent resend, accept/close under a lock,
+filters; and no case lost to a restart or to a new analysis replacing the workspace while intakes go on."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gridcover.store import open_workspace
+from gridcover.store.base import CaseConflictError, CaseError, CaseFilter, CaseNotFoundError, case_fingerprints
+from backends import backend, postgis_dsn  # noqa: F401 - fixtures: each test runs on GeoPackage and PostGIS
+from conftest import tiny_layers, write_layers
+
+T0 = pd.Timestamp("2026-11-30T01:00:00Z")
+
+
+def cases(ids, *, urgency="general", grid="G1", street="S1", at=T0) -> pd.DataFrame:
+    n = len(ids)
+    frame = pd.DataFrame({"id": list(ids), "reported_at": [at] * n, "urgency": [urgency] * n, "lon": 104.0,
+                          "lat": 30.5, "grid_id": grid, "community_id": "C1", "street_id": street, "covered": True,
+                          "response_due": at + pd.Timedelta(hours=2), "closure_due": at + pd.Timedelta(days=5),
+                          "received_at": at, "received_by": "hotline"})
+    frame["fingerprint"] = case_fingerprints(frame)
+    return frame
+
+
+def analysed(folder: Path, data: Path) -> Path:
+    from gridcover.engines.single import analyze_single
+
+    analyze_single(data, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_out(tmp_path_factory):
+    data = write_layers(tiny_layers(), tmp_path_factory.mktemp("tiny") / "data")
+    return data, analysed(tmp_path_factory.mktemp("tinyout") / "out", data)
+
+
+@pytest.fixture
+def ws(backend, tiny_out, tmp_path):
+    import shutil
+
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_out[1], folder)
+    return backend.open(folder)
+
+
+def test_a_batch_is_stored_whole_and_a_resend_is_not_stored_twice(ws):
+    store = ws.cases()
+    assert store.count() == 0 and len(store.list()) == 0
+    done = store.add(cases(["A", "B"]))
+    assert done.stored == ("A", "B") and done.duplicates == ()
+    again = store.add(cases(["B", "C"]))
+    assert again.stored == ("C",) and again.duplicates == ("B",) and store.count() == 3
+    assert store.get("B")["reported_at"] == "2026-11-30T01:00:00Z"
+
+
+def test_an_id_stored_with_other_content_refuses_the_whole_batch(ws):
+    store = ws.cases()
+    store.add(cases(["A"]))
+    with pytest.raises(CaseConflictError, match="A") as err:
+        store.add(pd.concat([cases(["N1", "N2"]), cases(["A"], urgency="urgent")], ignore_index=True))
+    assert err.value.problem == "case_id_conflict"
+    assert store.count() == 1 and store.count(CaseFilter(ids=frozenset(["N1"]))) == 0
+
+
+def test_accept_then_close_and_the_rules_of_times(ws):
+    store = ws.cases()
+    store.add(cases(["A", "B"]))
+    with pytest.raises(CaseError, match="before it was reported"):
+        store.accept("A", at=T0 - pd.Timedelta(minutes=1), author="李娜")
+    rec = store.accept("A", at=T0 + pd.Timedelta(minutes=10), author="李娜")
+    assert (rec["accepted_at"], rec["accepted_by"]) == ("2026-11-30T01:10:00Z", "李娜")
+    with pytest.raises(CaseConflictError, match="accepted at .* by 李娜"):
+        store.accept("A", at=T0 + pd.Timedelta(minutes=20), author="王芳")
+    with pytest.raises(CaseError, match="before its acceptance"):
+        store.close("A", at=T0 + pd.Timedelta(minutes=5), author="王芳")
+    assert store.close("A", at=T0 + pd.Timedelta(hours=3), author="王芳")["closed_by"] == "王芳"
+    shut = store.close("B", at=T0 + pd.Timedelta(hours=1), author="王芳")  # nobody accepted it: the close answers
+    assert shut["accepted_at"] == shut["closed_at"] == "2026-11-30T02:00:00Z"
+    with pytest.raises(CaseNotFoundError):
+        store.accept("nope", at=T0, author="x")
+
+
+def test_filters_status_overdue_place_scope_and_paging(ws):
+    store = ws.cases()
+    store.add(pd.concat([cases(["A", "B"], grid="G1"), cases(["C"], grid="G2", street="S2"),
+                         cases(["D"], urgency="urgent", at=T0 + pd.Timedelta(hours=5))], ignore_index=True))
+    store.accept("A", at=T0 + pd.Timedelta(minutes=30), author="x")
+    store.close("B", at=T0 + pd.Timedelta(minutes=30), author="x")
+    assert store.count(CaseFilter(status=frozenset({"open"}))) == 2
+    assert store.count(CaseFilter(status=frozenset({"accepted", "closed"}))) == 2
+    late = T0 + pd.Timedelta(hours=3)  # C and D open: C past its response deadline, D not yet due
+    assert list(store.list(CaseFilter(overdue_at=late))["id"]) == ["C"]
+    assert store.count(CaseFilter(overdue_at=T0 + pd.Timedelta(days=6))) == 3  # A open too, past closure
+    assert list(store.list(CaseFilter(grids=frozenset({"G2"})))["id"]) == ["C"]
+    assert store.count(CaseFilter(streets=frozenset({"S1"}), communities=frozenset({"C1"}))) == 3
+    scope = CaseFilter(scope=True, scope_grids=frozenset({"G2"}), scope_received_by="nobody")
+    assert list(store.list(scope)["id"]) == ["C"]
+    assert store.count(CaseFilter(scope=True)) == 0
+    assert list(store.list(limit=2, offset=1)["id"]) == ["B", "C"]
+
+
+def test_the_cases_survive_reopening_the_workspace(ws, backend):
+    ws.cases().add(cases(["A"]))
+    assert backend.again(ws).cases().get("A")["grid_id"] == "G1"
+
+
+def test_a_new_analysis_keeps_the_stored_cases(backend, tiny_out, tmp_path):
+    import shutil
+
+    data, _ = tiny_out
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_out[1], folder)
+    ws = backend.open(folder)
+    ws.cases().add(cases(["A", "B"]))
+    analysed(folder, data)
+    if backend.kind == "postgis":
+        from gridcover.store.postgis import load_gpkg
+
+        load_gpkg(folder / "workspace.gpkg", backend.dsn, schema=ws.schema)
+    assert sorted(backend.again(ws).cases().list()["id"]) == ["A", "B"]
+
+
+def _intakes(folder: str, prefix: str, stop, stored) -> None:
+    """Store one case at a time into the GeoPackage workspace's store until ``stop`` is set."""
+    store = open_workspace(folder).cases()
+    i = 0
+    while not stop.is_set():
+        cid = f"{prefix}{i:05d}"
+        store.add(cases([cid]))
+        stored.append(cid)
+        i += 1
+
+
+def test_no_intake_is_lost_while_an_analysis_replaces_the_folder(tiny_out, tmp_path):
+    import shutil
+
+    data, _ = tiny_out
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_out[1], folder)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Manager() as manager:
+        stop, stored = manager.Event(), manager.list()
+        worker = ctx.Process(target=_intakes, args=(str(folder), "P", stop, stored))
+        worker.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(stored) < 5 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            for _ in range(2):  # two analyses replace the folder while the other process stores cases
+                analysed(folder, data)
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            worker.join(30)
+        sent = list(stored)
+    assert worker.exitcode == 0 and len(sent) > 20
+    kept = set(open_workspace(folder).cases().list()["id"])
+    assert kept == set(sent), f"lost {len(set(sent) - kept)} of {len(sent)} cases"
+
+
+def test_no_intake_is_lost_while_analyze_db_reloads_the_schema(backend, tiny_out, tmp_path):
+    if backend.kind != "postgis":
+        pytest.skip("the GeoPackage folder is covered by the test above")
+    import shutil
+
+    from gridcover.store.postgis import load_gpkg
+
+    data, _ = tiny_out
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_out[1], folder)
+    ws = backend.open(folder)
+    stop, sent = threading.Event(), []
+
+    def intakes():
+        store = backend.again(ws).cases()
+        i = 0
+        while not stop.is_set():
+            store.add(cases([f"Q{i:05d}"]))
+            sent.append(f"Q{i:05d}")
+            i += 1
+
+    thread = threading.Thread(target=intakes)
+    thread.start()
+    try:
+        for _ in range(2):
+            load_gpkg(folder / "workspace.gpkg", backend.dsn, schema=ws.schema)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert len(sent) > 5 and set(ws.cases().list()["id"]) == set(sent)
