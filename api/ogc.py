@@ -33,7 +33,7 @@ from api.params import (BBOX_PARAMETERS, CRS_PARAMETER, CRS_URIS, DATETIME_PARAM
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, find_layer as declared
 from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
-from layers.features import View, list_layers, version_key
+from layers.features import View, holds, layer_version, list_layers, shown_layer, version_key
 
 __all__ = ["GCJ02_URI", "build_router", "complete_openapi", "queryable_properties", "view_of"]
 
@@ -70,7 +70,7 @@ def _base(request: Request) -> str:
 
 
 def _may_see(caller: Caller, layer) -> bool:
-    if layer.role == "public":
+    if layer.role == "public" or layer.public_counts is not None:  # the public gets its counts
         return True
     return caller.sees_households and caller.at_least(layer.role)
 
@@ -83,7 +83,7 @@ def visible_layer(collection_id: str, request: Request, caller: Caller = Depends
         layer = declared(collection_id)
     except NotFoundError:
         layer = None
-    if layer is None or not workspace.has(layer.source):
+    if layer is None or not holds(workspace, layer):
         names = ", ".join(lay.id for lay in list_layers(workspace) if _may_see(caller, lay))
         raise NotFoundError(f"no collection {collection_id!r} (collections: {names})")
     if not _may_see(caller, layer):
@@ -140,6 +140,7 @@ def _feature_query(request: Request, layer=Depends(visible_layer)) -> None:
 
 
 def _collection_doc(request: Request, layer, prepared_layer) -> dict:
+    layer = prepared_layer.layer  # as the caller sees it (a layer's counts where it may not see the features)
     base = _base(request)
     url = f"{base}/collections/{layer.id}"
     x0, y0, x1, y1 = prepared_layer.extent_wgs84()
@@ -228,7 +229,8 @@ def _add_collection_routes(router: APIRouter) -> None:
         workspace = get_workspace(request)
         layers = [lay for lay in list_layers(workspace) if _may_see(caller, lay)]
         layer_cache = get_layer_cache(request)
-        docs = [_collection_doc(request, lay, layer_cache.prepare(workspace, lay.id)) for lay in layers]
+        view = view_of(caller, _k(request))
+        docs = [_collection_doc(request, lay, layer_cache.prepare(workspace, lay.id, view=view)) for lay in layers]
         base = _base(request)
         return _json({"links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json",
                                  "title": "the collections"}],
@@ -237,12 +239,14 @@ def _add_collection_routes(router: APIRouter) -> None:
     @router.get("/collections/{collection_id}", summary="One collection")
     def collection(request: Request, caller: Caller = Depends(get_caller), _f=Depends(_json_format),
                    layer=Depends(visible_layer)):
-        return _json(_collection_doc(request, layer, get_layer_cache(request).prepare(get_workspace(request), layer.id)))
+        return _json(_collection_doc(request, layer, get_layer_cache(request).prepare(
+            get_workspace(request), layer.id, view=view_of(caller, _k(request)))))
 
     @router.get("/collections/{collection_id}/queryables", summary="Properties usable as filters")
     def queryables(request: Request, caller: Caller = Depends(get_caller), _f=Depends(_json_format),
                    layer=Depends(visible_layer)):
-        props = queryable_properties(layer, get_layer_cache(request).prepare(get_workspace(request), layer.id).data)
+        source = get_layer_cache(request).prepare(get_workspace(request), layer.id, view=view_of(caller, _k(request)))
+        props = queryable_properties(source.layer, source.data)
         return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
                       "$id": f"{_base(request)}/collections/{layer.id}/queryables",
                       "type": "object", "title": layer.title_en, "properties": props},
@@ -256,9 +260,10 @@ def _add_feature_routes(router: APIRouter) -> None:
     async def items(request: Request, caller: Caller = Depends(get_caller), area=Depends(bbox_area),
                     layer=Depends(visible_layer), _checked=Depends(_items_query), page: Page = Depends(page_of),
                     crs_key: str = Depends(output_crs), _datetime=Depends(check_datetime)):
-        equals = {name: request.query_params[name] for name in layer.queryables if name in request.query_params}
         view = view_of(caller, _k(request))
-        etag = _etag(request, view)
+        equals = {name: request.query_params[name] for name in shown_layer(layer, view).queryables
+                  if name in request.query_params}
+        etag = _etag(request, view, layer_version(get_workspace(request), layer.id))
         if (hit := _not_modified(request, etag)) is not None:
             return hit
         body, returned = await run_in_threadpool(_items_body, request, layer.id, view, crs_key, area, equals, page)
@@ -271,12 +276,12 @@ def _add_feature_routes(router: APIRouter) -> None:
     def item(collection_id: str, feature_id: str, request: Request, caller: Caller = Depends(get_caller),
              layer=Depends(visible_layer), _checked=Depends(_feature_query), crs_key: str = Depends(output_crs)):
         view = view_of(caller, _k(request))
-        source = get_layer_cache(request).prepare(get_workspace(request), layer.id)
+        source = get_layer_cache(request).prepare(get_workspace(request), layer.id, view=view)
         row = source.row_of(feature_id)
         visible = source.visible_rows(view)
         if row is None or (visible is not None and not visible[row]):
             raise NotFoundError(f"collection {layer.id!r} has no feature {feature_id[:100]!r}")
-        etag = _etag(request, view)
+        etag = _etag(request, view, layer_version(get_workspace(request), layer.id))
         if (hit := _not_modified(request, etag)) is not None:
             return hit
         base = _base(request)
@@ -362,7 +367,7 @@ def complete_openapi(doc: dict, app) -> dict:
 def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area, equals: dict,
                 paging: Page) -> tuple[str, int]:
     limit, offset = paging.limit, paging.offset
-    source = get_layer_cache(request).prepare(get_workspace(request), layer_id)
+    source = get_layer_cache(request).prepare(get_workspace(request), layer_id, view=view)
     rows = source.query(view=view, bbox_wgs84=area, equals=equals)
     page = rows[offset:offset + limit]
     strings = source.feature_strings(view, crs_key)

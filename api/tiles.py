@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from api.app import get_layer_cache, get_workspace
 from layers.base import DEFAULT_K
 from layers.catalog import HEATS, find_heat as declared_heat, find_layer as declared
-from layers.features import version_key
+from layers.features import holds, layer_version
 from geo.errors import NotFoundError
 from layers.tiles import TileCache, heat_tile, tile_address, vector_tile
 
@@ -54,7 +54,7 @@ def _field_type(dtype) -> str:
 
 def _key_and_headers(workspace, k: int, kind: str, name: str, z: int, x: int, y: int) -> tuple[tuple, dict]:
     """The cache key and the caching headers of one tile (one place for both the route and the fast path)."""
-    tag = version_key(workspace)
+    tag = layer_version(workspace, name)
     headers = {"ETag": f'"{tag}.k{k}"', "Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
     return (str(workspace.path), tag, k, kind, name, z, x, y), headers
 
@@ -158,9 +158,10 @@ def build_router() -> APIRouter:
     def tilejson(layer_id: str, request: Request):
         layer = _tile_layer(layer_id)
         workspace = get_workspace(request)
-        if not workspace.has(layer.source):
+        if not holds(workspace, layer):
             raise NotFoundError(f"the workspace has no layer {layer.source!r} yet")
         source = get_layer_cache(request).prepare(workspace, layer.id)
+        layer = source.layer  # what tiles show (a layer's public counts where it has them)
         x0, y0, x1, y1 = source.extent_wgs84()
         base = str(request.base_url).rstrip("/")
         fields = {f: _field_type(source.data[f].dtype) for f in layer.tile_fields if f in source.data.columns}

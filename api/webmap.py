@@ -26,7 +26,7 @@ from api.app import get_layer_cache, get_workspace
 from geo.errors import NotFoundError
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, HEATS
-from layers.features import list_layers, public_view
+from layers.features import list_layers, public_view, shown_layer
 
 STATIC = Path(__file__).parent / "static"
 mimetypes.add_type("text/javascript", ".js")
@@ -60,6 +60,7 @@ def map_config(request: Request) -> dict:
     workspace = get_workspace(request)
     layers = []
     for layer in list_layers(workspace):
+        layer = shown_layer(layer, None)  # the map's tiles are public: a layer's counts where it has them
         if not layer.tiles:
             continue
         style = dataclasses.asdict(layer.style)

@@ -88,6 +88,16 @@ class Heat:
 
 
 @dataclass(frozen=True)
+class LiveSource:
+    """A layer read from one of the store's operations instead of a stored table (the cases of the case API):
+    ``read(workspace)`` gives the frame (WGS-84), ``stamp(workspace)`` a short text that changes whenever the
+    frame would (caches, tiles and ETags are keyed by it with the workspace's version)."""
+
+    read: Callable
+    stamp: Callable
+
+
+@dataclass(frozen=True)
 class MapLayer:
     """The declaration of one map layer.
 
@@ -118,6 +128,11 @@ class MapLayer:
         Extra columns computed from the table (e.g. ``old_estate`` from ``year_built``).
     coverage
         Polygons that tile a plane (grids): simplified together so neighbours never show slivers.
+    live
+        Read from the store's operations (:class:`LiveSource`), not from a table the workspace holds.
+    public_counts
+        What callers who may not see the features (and every tile) get instead: another declaration, of counts
+        per area, suppressed below k (the case points of a street office become case counts per grid).
     """
 
     id: str
@@ -143,6 +158,8 @@ class MapLayer:
     derived: Callable[[pd.DataFrame], dict[str, pd.Series]] | None = None
     popup: tuple[str, ...] = ()
     field_names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    live: LiveSource | None = None
+    public_counts: MapLayer | None = None
 
     def fields_for(self, role_rank: Callable[[str], bool]) -> tuple[str, ...]:
         """Every property a caller sees, given ``role_rank(role) -> bool`` (is the caller at least ``role``)."""

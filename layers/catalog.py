@@ -16,7 +16,8 @@ import pandas as pd
 from geo.areas import FRINGE_CODES, OLD_ESTATE_CUTOFF
 from geo.errors import NotFoundError
 from geo.reach import load_config
-from layers.base import SPECIAL_GROUP_COUNTS, Class, Heat, MapLayer, Style
+from layers.base import SPECIAL_GROUP_COUNTS, Class, Heat, LiveSource, MapLayer, Style
+from layers.cases import COUNT_FIELDS, POINT_FIELDS, case_counts, case_points, case_stamp
 
 #: Chinese and English names of the properties shown in popups and legends.
 FIELD_NAMES: dict[str, tuple[str, str]] = {
@@ -45,6 +46,12 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "visits_households": ("应走访特殊群体户数", "special-group households to visit"),
     "code": ("编码", "code"), "code_generated": ("网格编码为自动生成", "grid code generated"),
     "part_time_workers": ("兼职网格员", "part-time grid workers"), "detail": ("说明", "detail"),
+    "cases": ("事件数", "cases"), "open_cases": ("未办结事件", "cases not closed"),
+    "overdue_cases": ("超时未办事件", "overdue cases"), "overdue_urgent_cases": ("超时紧急事件", "overdue urgent cases"),
+    "urgency": ("紧急程度", "urgency"), "overdue": ("超时", "overdue"), "on_time": ("按时", "on time"),
+    "reported_at": ("上报时间", "reported"), "response_due": ("响应时限", "response due"),
+    "closure_due": ("办结时限", "closure due"), "accepted_at": ("受理时间", "accepted"),
+    "closed_at": ("办结时间", "closed"), "source": ("来源", "source"),
 }
 
 _RISK_CLASSES = (Class("#d7191c", "红色预警", "red", "red"), Class("#fdae61", "黄色预警", "yellow", "yellow"),
@@ -184,6 +191,26 @@ LAYERS: tuple[MapLayer, ...] = (
                              Class("#d95f02", "15分钟生活圈设施", "15-minute facility", 15),
                              Class("#666666", "其他设施", "other facility", None))),
         minzoom=13, popup=("name", "category", "tier")),
+    MapLayer(
+        id="cases", source="cases", title_zh="事件", title_en="Cases", geometry="point", role="street_office",
+        description="Cases (事件) of the case API: points for street offices (own streets) and admins; "
+                    "everyone else gets counts per grid, 1..k-1 withheld.",
+        public_fields=POINT_FIELDS, queryables=("id", "status", "urgency", "overdue", "grid_id", "community_id",
+                                                "street_id", "source", "category"),
+        live=LiveSource(read=case_points, stamp=case_stamp),  # tiles: the public counts below, never points
+        style=Style(kind="circle", field="overdue", radius=5.0, opacity=0.9, outline="#ffffff",
+                    classes=(Class("#d7191c", "超时未办", "overdue", True), Class("#2c7bb6", "事件", "case", None))),
+        minzoom=12, visible=False, popup=("id", "status", "urgency", "overdue", "reported_at", "worker_name"),
+        public_counts=MapLayer(
+            id="cases", source="grids", title_zh="事件（按网格计数）", title_en="Cases (counts per grid)",
+            geometry="polygon", public_fields=("name", "community_id"), counts=COUNT_FIELDS,
+            live=LiveSource(read=case_counts, stamp=case_stamp), queryables=("id", "community_id"),
+            tile_fields=("id", "name", *COUNT_FIELDS), coverage=True, minzoom=11, visible=False,
+            style=Style(kind="fill", field="overdue_cases", steps=True, opacity=0.45, outline="#67000d", width=0.5,
+                        classes=(Class("#ffffff", "无超时事件", "no overdue case", 0),
+                                 Class("#fdae61", "有超时事件", "overdue cases", 1),
+                                 Class("#d7191c", "超时事件 ≥5", "5 or more overdue cases", 5))),
+            popup=("name", *COUNT_FIELDS))),
     MapLayer(
         id="households", source="households", title_zh="户（个人数据）", title_en="Households (personal data)",
         geometry="point", role="street_office", public_fields=("*",),

@@ -398,9 +398,34 @@ def version_key(workspace: Workspace) -> str:
 
 
 def list_layers(workspace: Workspace) -> list[MapLayer]:
-    """The declared layers the workspace holds, in catalogue order."""
+    """The declared layers the workspace holds, in catalogue order (a live layer, such as the cases, wherever
+    the workspace has grids)."""
     names = set(workspace.layer_names())
-    return [layer for layer in LAYERS if layer.source in names]
+    return [layer for layer in LAYERS if layer.source in names or (layer.live is not None and "grids" in names)]
+
+
+def holds(workspace: Workspace, layer: MapLayer) -> bool:
+    """Whether the workspace serves ``layer`` (a stored table it holds, or a live layer with grids)."""
+    return workspace.has(layer.source) or (layer.live is not None and workspace.has("grids"))
+
+
+def layer_version(workspace: Workspace, layer_id: str) -> str:
+    """:func:`version_key`, and for a live layer its :class:`~layers.base.LiveSource` stamp too: what caches,
+    tiles and ETags of the layer are keyed by (a name that is no layer, e.g. a heat map: the workspace's)."""
+    layer = next((lay for lay in LAYERS if lay.id == layer_id), None)
+    if layer is None or layer.live is None:
+        return version_key(workspace)
+    return f"{version_key(workspace)}-{layer.live.stamp(workspace)}"
+
+
+def shown_layer(layer: MapLayer, view: View | None) -> MapLayer:
+    """The declaration a view gets: the layer, or its ``public_counts`` for a view that may not see its rows
+    (every tile, ``view=None``, is drawn for the public)."""
+    if layer.public_counts is None:
+        return layer
+    if view is not None and view.at_least(layer.role) and (view.streets is None or view.streets):
+        return layer
+    return layer.public_counts
 
 
 class LayerCache:
@@ -421,7 +446,7 @@ class LayerCache:
         self._items: dict[tuple[str, str], PreparedLayer] = {}
         self._lock = threading.Lock()
 
-    def prepare(self, workspace: Workspace, layer_id: str) -> PreparedLayer:
+    def prepare(self, workspace: Workspace, layer_id: str, *, view: View | None = None) -> PreparedLayer:
         """The prepared layer for the workspace's current version, read and prepared on first use.
 
         Parameters
@@ -430,19 +455,22 @@ class LayerCache:
             The store the layer is read from.
         layer_id
             A declared layer's id (:class:`~geo.errors.NotFoundError` for an unknown one).
+        view
+            Who looks: a layer with ``public_counts`` gives its counts to a view that may not see its rows
+            (and to ``None``, the tiles' public view) (:func:`shown_layer`).
 
         Returns
         -------
         PreparedLayer
-            The same object for every call until the workspace's version changes.
+            The same object for every call until the workspace's version (a live layer's stamp) changes.
         """
-        layer = declared(layer_id)
-        tag = version_key(workspace)
-        key = (str(workspace.path), layer_id)
+        layer = shown_layer(declared(layer_id), view)
+        tag = layer_version(workspace, layer_id)
+        key = (str(workspace.path), layer_id, layer is not declared(layer_id))
         hit = self._items.get(key)
         if hit is not None and hit.tag == tag:
             return hit
-        frame = _lists_from_json(workspace.read(layer.source))
+        frame = _lists_from_json(layer.live.read(workspace) if layer.live is not None else workspace.read(layer.source))
         out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag)
         with self._lock:
             self._items[key] = out

@@ -30,7 +30,7 @@ from PIL import Image
 
 from geo.errors import NotFoundError
 from layers.catalog import find_heat as declared_heat, find_layer as declared
-from layers.features import LayerCache, public_view
+from layers.features import LayerCache, holds, public_view, shown_layer
 from layers.mvt import EXTENT, encode_layer
 
 #: Half the Web Mercator world width (metres).
@@ -110,11 +110,11 @@ class TileCache:
 def vector_tile(workspace, layer_id: str, z: int, x: int, y: int, *, k: int, layer_cache: LayerCache) -> bytes:
     """The MVT bytes of one layer's tile (empty bytes where the tile holds nothing), drawn from the layer
     ``layer_cache`` prepares."""
-    layer = declared(layer_id)
+    layer = shown_layer(declared(layer_id), None)  # tiles are public: a layer's counts where it has them
     if not layer.tiles:
         raise NotFoundError(f"layer {layer_id!r} is not served as tiles")
     check_tile(z, x, y)
-    if z < layer.minzoom or not workspace.has(layer.source):
+    if z < layer.minzoom or not holds(workspace, layer):
         return b""
     source = layer_cache.prepare(workspace, layer_id)
     minx, miny, maxx, maxy = tile_bounds(z, x, y)

@@ -243,3 +243,31 @@ def test_the_openapi_document_lists_the_case_routes(client):
     paths = client.get("/openapi").json()["paths"]
     assert {"/cases", "/cases/{case_id}", "/cases/{case_id}/accept", "/cases/{case_id}/close"} <= set(paths)
     assert "409" in paths["/cases"]["post"]["responses"] and "text/csv" in paths["/cases"]["post"]["requestBody"]["content"]
+
+
+def test_the_cases_collection_and_tiles_show_the_public_counts_per_grid_and_offices_the_points(client):
+    import math
+
+    import mapbox_vector_tile
+
+    client.post("/cases", json=[case(f"M-{i}", 3, 3.5, urgency="urgent", hours_ago=2) for i in range(5)]
+                + [case("M-g10a", 3, 1), case("M-g10b", 3, 1)], headers=HOTLINE)  # k = 5: G4's five are shown
+    public = client.get("/collections/cases/items").json()
+    assert {f["geometry"]["type"] for f in public["features"]} <= {"Polygon", "MultiPolygon"}
+    g4 = next(f["properties"] for f in public["features"] if f["id"] == "G4")
+    assert g4["cases"] == 5 and g4["overdue_urgent_cases"] == 5 and "worker_name" not in g4
+    shown = {f["id"]: f["properties"]["cases"] for f in public["features"]}
+    assert shown["G10"] is None and shown["G6"] == 0  # 1..k-1 withheld, a 0 singles out nobody
+    office = client.get("/collections/cases/items", params={"grid_id": "G4"}, headers=OFFICE).json()
+    assert office["numberMatched"] == 5 and {f["geometry"]["type"] for f in office["features"]} == {"Point"}
+    assert client.get("/collections/cases/items", headers=OTHER_OFFICE).json()["numberMatched"] == 0
+    lon, lat = xy(3, 3.5)
+    z = 16
+    x = int((lon + 180) / 360 * 2 ** z)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z)
+    tile = mapbox_vector_tile.decode(client.get(f"/tiles/cases/{z}/{x}/{y}.mvt").content)
+    props = [f["properties"] for f in tile["cases"]["features"]]
+    assert {p["id"]: p.get("cases") for p in props}["G4"] == 5 and all("status" not in p for p in props)
+    etag = client.get(f"/tiles/cases/{z}/{x}/{y}.mvt").headers["ETag"]
+    client.post("/cases", json=case("M-5", 3, 3.5), headers=HOTLINE)
+    assert client.get(f"/tiles/cases/{z}/{x}/{y}.mvt").headers["ETag"] != etag  # a new case: a new tile

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -177,11 +179,11 @@ def test_gdal_lists_every_collection_and_reads_every_feature_through_the_pages()
     with ServerProcess(sample_workspace(), keys=keys_file()) as server:
         url = f"OAPIF:{server.url}/"
         listed = {str(name) for name, _ in pyogrio.list_layers(url)}
-        expected = {c for c in PUBLIC_COLLECTIONS | {"blindspots"} if ws.has(c)}
+        expected = {c for c in PUBLIC_COLLECTIONS | {"blindspots"} if ws.has(c)} | {"cases"}  # cases: counts per grid
         assert listed == expected
         for name in sorted(listed):
             frame = pyogrio.read_dataframe(url, layer=name, PAGE_SIZE=250)
-            source = ws.read(name)
+            source = ws.read("grids" if name == "cases" else name)
             id_field = "h3" if name == "h3_reach" else "id"
             assert len(frame) == len(source), name
             assert set(frame[id_field].astype(str)) == set(source[id_field].astype(str)), name
@@ -347,3 +349,38 @@ def test_typed_errors_get_their_status_from_one_table():
     assert [status_of(e) for e in (ParameterError("bbox", "x"), InputError("x"), KeyRequiredError("x"),
                                    ForbiddenError("x"), NotFoundError("x"), WorkspaceError("x"),
                                    ConflictError("x"))] == [400, 400, 401, 403, 404, 404, 409]
+
+
+def test_gdal_reads_the_cases_as_counts_per_grid_for_the_public_and_as_points_for_an_admin(tmp_path):
+    import shutil
+
+    from gridcover.services.cases import CasesService, CaseViewer, cases_table
+
+    folder = tmp_path / "ws"
+    shutil.copytree(sample_workspace(), folder)
+    ws = open_workspace(folder)
+    grids = ws.read("grids")
+    busy, quiet = (g.representative_point() for g in grids.geometry.iloc[:2])
+    items = [{"id": f"C{i}", "reported_at": "2026-11-30 09:00", "urgency": "urgent", "lon": p.x, "lat": p.y}
+             for i, p in enumerate([busy] * 6 + [quiet] * 2)]
+    CasesService(ws).intake(cases_table(items), viewer=CaseViewer(name="12345"))
+    with ServerProcess(folder, keys=keys_file()) as server:
+        url = f"OAPIF:{server.url}/"
+        counts = pyogrio.read_dataframe(url, layer="cases", PAGE_SIZE=250)
+        assert len(counts) == len(grids) and counts.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+        by_grid = counts.set_index("id")
+        assert by_grid.loc[grids["id"].iloc[0], "cases"] == 6  # k = 5: shown
+        assert pd.isna(by_grid.loc[grids["id"].iloc[1], "cases"])  # 2 < k: withheld from the public
+        assert "household_id" not in counts.columns and "address" not in counts.columns
+        header = tmp_path / "gdal-headers.txt"
+        header.write_text("X-API-Key: k-admin\n", encoding="utf-8")
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": str(header)})
+        try:
+            points = pyogrio.read_dataframe(url, layer="cases", PAGE_SIZE=250)
+        finally:
+            pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": None})
+        assert len(points) == 8 and (points.geometry.geom_type == "Point").all()
+        assert set(points["grid_id"]) == set(grids["id"].iloc[:2]) and (points["urgency"] == "urgent").all()
+        tile = httpx.get(f"{server.url}/tiles/cases.json").json()
+        assert set(tile["vector_layers"][0]["fields"]) == {"id", "name", "cases", "open_cases", "overdue_cases",
+                                                            "overdue_urgent_cases"}

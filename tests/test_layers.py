@@ -19,7 +19,7 @@ from layers.features import PreparedLayer, View, bbox_to_wgs84, public_view, to_
 from layers.mvt import encode_layer, varints
 
 COLLECTION_IDS = {"streets", "communities", "grids", "estates", "buildings", "facilities", "coverage_issues",
-                  "h3_reach", "blindspots", "areas", "households"}
+                  "h3_reach", "blindspots", "areas", "households", "cases"}
 HEX = re.compile(r"^#[0-9a-f]{6}([0-9a-f]{2})?$")
 
 
@@ -43,6 +43,9 @@ def test_tiles_carry_no_personal_data_and_households_need_a_street_office():
         assert set(lay.tile_fields) <= allowed, lay.id
         for needs_role in lay.role_fields.values():
             assert not set(needs_role) & set(lay.tile_fields), lay.id
+    cases = find_layer("cases")  # points for street offices; tiles and the public get counts per grid only
+    assert cases.role == "street_office" and cases.public_counts.geometry == "polygon" and not cases.tile_fields
+    assert set(cases.public_counts.tile_fields) <= {"id", "name", *cases.public_counts.counts}
     assert set(find_layer("grids").counts) == {*SPECIAL_GROUP_COUNTS, "visits_households"}
     assert find_layer("grids").shares == {"visits_kept_share": "visits_households"}
 
