@@ -424,7 +424,10 @@ def _read_layer(file: Path, layer: InputLayer, label: str, *, gpkg_layer: str | 
             frame, fids = frame.iloc[keep].reset_index(drop=True), fids[keep]
             problems = [(mask[keep], f, r) for mask, f, r in problems]
     else:
-        frame = _read_vector(file, label, gpkg_layer, **(read_options or {}))
+        frame = _read_vector(file, label, gpkg_layer, table=layer.table_allowed, **(read_options or {}))
+        if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame.columns:  # a table (cases)
+            frame = gpd.GeoDataFrame(pd.DataFrame(frame).drop(columns="geometry", errors="ignore"),
+                                     geometry=gpd.GeoSeries([None] * len(frame), index=frame.index))
         fids = frame.index.to_numpy() if read_options else np.arange(len(frame))
         frame = frame.reset_index(drop=True)
         unreadable = frame.attrs.pop("unreadable", None)
