@@ -1037,8 +1037,8 @@ def locate_case_layer(layers: dict, households: pd.DataFrame, *, metric_crs) -> 
     """The cases layer (metric CRS) placed on the grids as ``/lookup`` would place them
     (:func:`geo.cases.locate_cases`): :data:`CASE_INPUT_COLUMNS` then :data:`geo.cases.LOCATION_COLUMNS`.
 
-    ``layers``: the run's whole layers (``cases``, ``grids``, ``communities``, ``streets``, and ``buildings``,
-    ``estates`` when present); ``households``: :func:`case_households` of every household. The lookup index
+    ``layers``: the run's whole layers (``cases``, with its WGS-84 ``lon``/``lat`` as read when it has them,
+    ``grids``, ``communities``, ``streets``, and ``buildings``, ``estates`` when present); ``households``: :func:`case_households` of every household. The lookup index
     is built from the layers in WGS-84, the coordinates the workspace stores and ``/lookup`` answers from.
     """
     wgs = {name: layers[name].to_crs("EPSG:4326") for name in ("grids", "communities", "streets", "buildings", "estates")
@@ -1047,8 +1047,11 @@ def locate_case_layer(layers: dict, households: pd.DataFrame, *, metric_crs) -> 
                         communities=wgs["communities"], streets=wgs["streets"],
                         households=households[["address", "building_id"]], metric_crs=metric_crs)
     cases = layers["cases"]
-    geoms = cases.geometry.to_numpy()
-    lon, lat = to_lonlat(shapely.get_x(geoms), shapely.get_y(geoms), cases.crs)
+    if {"lon", "lat"} <= set(cases.columns):  # the WGS-84 numbers as read (gridcover.io.folder), not a round trip
+        lon, lat = cases["lon"].to_numpy(float), cases["lat"].to_numpy(float)
+    else:
+        geoms = cases.geometry.to_numpy()
+        lon, lat = to_lonlat(shapely.get_x(geoms), shapely.get_y(geoms), cases.crs)
     kept = pd.DataFrame({c: (cases[c].to_numpy(dtype=object) if c in cases.columns else None)
                          for c in CASE_INPUT_COLUMNS})
     where = locate_cases(lon, lat, kept["household_id"], kept["address"], index=index, households=households)
