@@ -31,10 +31,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from geo.errors import ConfigError
+from geo.lookup import _grid_fields, lookup_addresses, lookup_points
 
 #: The urgencies a case may have: 一般 general, 紧急 urgent, 跨部门 cross-department.
 URGENCIES = ("general", "urgent", "cross_department")
@@ -417,3 +420,287 @@ def _step_on_time(done: pd.Series, due: pd.Series, as_of: pd.Timestamp) -> pd.Se
     decided = done.notna() | decided_late | no_limit
     value = ~decided_late.to_numpy(bool) | no_limit.to_numpy(bool)
     return pd.Series(pd.array(value, dtype="boolean"), index=done.index).where(decided.to_numpy(bool), pd.NA)
+
+
+#: How a case was placed: its own point, its household's point, its address (the lookup's matcher), or not.
+LOCATED_BY = ("point", "household", "address", "none")
+#: The columns :func:`locate_cases` gives, in order.
+LOCATION_COLUMNS = ("lon", "lat", "located_by", "grid_id", "grid_name", "worker_name", "worker_phone", "community_id",
+                    "street_id", "outside_grids", "distance_m", "lookup_method")
+
+
+def locate_cases(lon: np.ndarray, lat: np.ndarray, household_id: pd.Series, address: pd.Series, *, index,
+                 households: pd.DataFrame) -> pd.DataFrame:
+    """Where each case is and whose it is, exactly as ``/lookup`` answers (:mod:`geo.lookup`).
+
+    A case with a point (WGS-84 ``lon``/``lat``, NaN for none) is looked up there; else its household's point
+    (``households``: ``id``, ``lon``, ``lat``, the analysis' location of each household); else its ``address``
+    by the lookup's address matcher (placed at the matched building's, else estate's, inside point; an
+    ambiguous address whose candidates all lie in one grid gets that grid and no point). A point in no grid gets
+    the nearest grid and ``outside_grids`` true. A case that cannot be placed keeps ``located_by`` ``none`` and
+    no grid (it is counted, not dropped). ``index``: a :class:`geo.lookup.LookupIndex` of the run's layers.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> from geo.lookup import build_index
+    >>> grids = gpd.GeoDataFrame({"id": ["G2", "G1"], "name": ["二", "一"], "community_id": ["C1", "C1"],
+    ...                           "worker_name": ["李", "王"], "worker_phone": ["2", "1"]},
+    ...                          geometry=[box(104.065, 30.655, 104.070, 30.665), box(104.060, 30.655, 104.065, 30.665)], crs=4326)
+    >>> homes = pd.DataFrame({"id": ["H1"], "lon": [104.061], "lat": [30.66]})
+    >>> where = locate_cases(np.array([104.065, np.nan, 104.09]), np.array([30.66, np.nan, 30.66]),
+    ...                      pd.Series([None, "H1", None]), pd.Series([None, None, None]),
+    ...                      index=build_index(grids), households=homes)
+    >>> where[["located_by", "grid_id", "outside_grids", "lookup_method"]].values.tolist()
+    [['point', 'G1', False, 'boundary'], ['household', 'G1', False, 'grid'], ['point', 'G2', True, 'not_covered']]
+    """
+    n = len(lon)
+    lon, lat = np.asarray(lon, dtype=float).copy(), np.asarray(lat, dtype=float).copy()
+    by = np.where(np.isfinite(lon) & np.isfinite(lat), "point", "none").astype(object)
+    hid = pd.Series(household_id).astype("string").to_numpy(dtype=object, na_value=None)
+    todo = (by == "none") & pd.notna(hid)
+    if todo.any():
+        pos = pd.Index(households["id"].astype(str)).get_indexer(hid[todo])
+        hx = np.where(pos >= 0, households["lon"].to_numpy(float)[np.maximum(pos, 0)], np.nan)
+        hy = np.where(pos >= 0, households["lat"].to_numpy(float)[np.maximum(pos, 0)], np.nan)
+        rows = np.flatnonzero(todo)[np.isfinite(hx)]
+        lon[rows], lat[rows] = hx[np.isfinite(hx)], hy[np.isfinite(hx)]
+        by[rows] = "household"
+    out = pd.DataFrame({c: np.full(n, None, dtype=object) for c in LOCATION_COLUMNS})
+    out["outside_grids"] = False
+    out["distance_m"] = np.nan
+    pointed = np.flatnonzero(by != "none")
+    if len(pointed):
+        answer = lookup_points(index, lon[pointed], lat[pointed])
+        grid = pd.Index(index.grids.ids).get_indexer(np.where(answer["covered"], answer["grid_id"],
+                                                              answer["nearest_grid_id"]).astype(object))
+        _put(out, pointed, _grid_fields(index, grid), answer, outside=~answer["covered"].astype(bool))
+    text = pd.Series(address).astype("string").str.strip()
+    ask = np.flatnonzero((by == "none") & text.notna().to_numpy() & (text != "").fillna(False).to_numpy())
+    if len(ask) and index.address is not None:
+        answer = lookup_addresses(index, text.iloc[ask].tolist())
+        grid = pd.Index(index.grids.ids).get_indexer(answer["grid_id"].astype(object))
+        alon, alat = _address_points(index, answer["building_id"], answer["estate_id"])
+        in_grid = grid >= 0
+        rows = ask[in_grid]
+        _put(out, rows, _grid_fields(index, grid[in_grid]), {k: np.asarray(v, dtype=object)[in_grid]
+                                                             for k, v in answer.items()}, outside=np.zeros(len(rows), bool))
+        lon[ask], lat[ask] = alon, alat
+        by[ask[in_grid | np.isfinite(alon)]] = "address"
+        away = ask[~in_grid & np.isfinite(alon)]  # a known building in no grid: the nearest grid, as for a point
+        if len(away):
+            found = lookup_points(index, lon[away], lat[away])
+            near = pd.Index(index.grids.ids).get_indexer(found["nearest_grid_id"].astype(object))
+            _put(out, away, _grid_fields(index, near), found, outside=np.ones(len(away), bool))
+    out["lon"], out["lat"], out["located_by"] = lon, lat, by
+    out.loc[by == "none", ["lon", "lat"]] = np.nan
+    out["lon"], out["lat"] = out["lon"].astype(float), out["lat"].astype(float)
+    return out
+
+
+def _put(out: pd.DataFrame, rows: np.ndarray, fields: dict, answer: dict, *, outside: np.ndarray) -> None:
+    for column in ("grid_id", "grid_name", "worker_name", "worker_phone", "community_id", "street_id"):
+        out.loc[rows, column] = np.asarray(fields[column], dtype=object)
+    out.loc[rows, "outside_grids"] = np.asarray(outside, dtype=bool)
+    out.loc[rows, "distance_m"] = np.asarray(answer["distance_m"], dtype=float)
+    out.loc[rows, "lookup_method"] = np.asarray(answer["method"], dtype=object)
+
+
+def _address_points(index, building_id: np.ndarray, estate_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inside point (WGS-84) of the building an address matched, else of its estate; NaN for neither."""
+    lon, lat = np.full(len(building_id), np.nan), np.full(len(building_id), np.nan)
+    for layer, ids in ((index.estates, estate_id), (index.buildings, building_id)):  # the building wins
+        if layer is None or not len(ids):
+            continue
+        pos = pd.Index(layer.ids).get_indexer(pd.Series(ids, dtype=object).astype(str).where(pd.notna(ids), None))
+        has = pos >= 0
+        if has.any():
+            inner = shapely.point_on_surface(layer.geom[pos[has]])
+            lon[has], lat[has] = shapely.get_x(inner), shapely.get_y(inner)
+    return lon, lat
+
+
+#: The per-unit figures of :func:`case_shares`.
+SHARE_COLUMNS = ("cases", "decided", "on_time", "share_on_time", "open", "overdue", "urgent_overdue")
+
+
+def case_shares(cases: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """Per ``unit`` (``grid_id``, ``community_id``, ``street_id``) of judged cases (:func:`evaluate_cases`):
+    ``cases``; ``decided`` (``on_time`` known); ``on_time``; ``share_on_time`` (on time / decided; NaN with
+    none decided); ``open`` (not closed); ``overdue``; ``urgent_overdue``. Indexed by the unit's id; cases in
+    no unit are not listed.
+
+    Examples
+    --------
+    >>> judged = pd.DataFrame({"grid_id": ["G1", "G1", "G2"], "on_time": pd.array([True, False, pd.NA]),
+    ...                        "status": ["closed", "open", "open"], "overdue": [False, True, False],
+    ...                        "urgency": ["general", "urgent", "general"]})
+    >>> case_shares(judged, "grid_id").to_dict("index")["G1"]
+    {'cases': 2, 'decided': 2, 'on_time': 1, 'share_on_time': 0.5, 'open': 1, 'overdue': 1, 'urgent_overdue': 1}
+    """
+    on_time = cases["on_time"].astype("boolean")
+    overdue = cases["overdue"].to_numpy(bool)
+    frame = pd.DataFrame({unit: cases[unit].astype("string").to_numpy(), "cases": 1,
+                          "decided": on_time.notna().to_numpy(int), "on_time": on_time.fillna(False).to_numpy(int),
+                          "open": (cases["status"].to_numpy() != "closed").astype(int), "overdue": overdue.astype(int),
+                          "urgent_overdue": (overdue & (cases["urgency"].to_numpy() == "urgent")).astype(int)})
+    out = frame.groupby(unit, sort=True).sum()
+    out["share_on_time"] = np.round(out["on_time"] / out["decided"].where(out["decided"] > 0), 4)
+    out.index = out.index.astype(str)
+    return out[list(SHARE_COLUMNS)]
+
+
+#: The columns of ``cases.geojson`` and of the workspace layer ``cases``, in order (then the point). No
+#: ``household_id``: the household a case concerns stays in the input (``input_cases``); an output names no
+#: special-group member, not even by the id of their household.
+OUTPUT_COLUMNS = ("id", "reported_at", "urgency", "category", "source", "address", "accepted_at", "closed_at", "status",
+                  "on_time", "overdue", "response_min", "closure_working_days", "response_due", "closure_due",
+                  "response_on_time", "closure_on_time", "grid_id", "worker_name", "community_id", "street_id",
+                  "located_by", "outside_grids", "distance_m")
+
+
+def as_of_instant(day: date, *, rules: CaseRules) -> pd.Timestamp:
+    """The end of ``day`` in the rules' zone (00:00 of the next day), the instant cases are judged at.
+
+    Examples
+    --------
+    >>> as_of_instant(date(2026, 11, 30), rules=case_rules(None)).isoformat()
+    '2026-12-01T00:00:00+08:00'
+    """
+    return (pd.Timestamp(day) + pd.Timedelta(days=1)).tz_localize(rules.time_zone)
+
+
+@dataclass(frozen=True)
+class JudgedCases:
+    """The cases judged at ``as_of`` (located ones with their grid, unlocated ones without) and what was noticed:
+    the cases reported after ``as_of`` (not judged) and the years the calendar does not hold."""
+
+    cases: pd.DataFrame
+    as_of: pd.Timestamp
+    reported_after: int
+    uncovered_years: dict
+
+
+def judge_cases(located: pd.DataFrame, *, rules: CaseRules, as_of: date) -> JudgedCases:
+    """The located cases (input columns + :data:`LOCATION_COLUMNS`) reported by the end of ``as_of``, judged
+    (:func:`evaluate_cases`); cases reported later are counted, not judged.
+
+    Examples
+    --------
+    >>> located = pd.DataFrame({"id": ["A", "B"], "reported_at": ["2026-11-30 09:00", "2026-12-02 09:00"],
+    ...                         "urgency": ["urgent", "general"], "grid_id": ["G1", "G1"]})
+    >>> judged = judge_cases(located, rules=case_rules(None), as_of=date(2026, 11, 30))
+    >>> judged.cases["overdue"].tolist(), judged.reported_after
+    ([True], 1)
+    """
+    instant = as_of_instant(as_of, rules=rules)
+    reported = case_times(located["reported_at"], zone=rules.time_zone)
+    now = (reported < instant).to_numpy(bool)
+    judged = evaluate_cases(located[now].reset_index(drop=True), rules=rules, as_of=instant)
+    days = pd.concat([reported[now], judged["closure_due"]]).dt.tz_convert(rules.time_zone).dt.tz_localize(None)
+    days = days.dropna().to_numpy("datetime64[D]")
+    outside = days[~rules.calendar.covers(days)].astype("datetime64[Y]").astype(np.int64) + 1970
+    years = {int(y): int(k) for y, k in zip(*np.unique(outside, return_counts=True))}
+    return JudgedCases(cases=judged, as_of=instant, reported_after=int((~now).sum()), uncovered_years=years)
+
+
+def _local_text(values: pd.Series, zone: str) -> np.ndarray:
+    """Instants as local ISO 8601 text with the offset (``2026-11-30T11:00:00+08:00``); None where missing."""
+    local = values.dt.tz_convert(zone)
+    text = local.dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d{2})(\d{2})$", r"\1:\2", regex=True)
+    return text.to_numpy(dtype=object, na_value=None)
+
+
+def case_output(judged: pd.DataFrame, *, rules: CaseRules):
+    """The judged cases as ``cases.geojson`` holds them: :data:`OUTPUT_COLUMNS` and the point (WGS-84; none
+    where the case could not be placed, or was placed by an ambiguous address's grid only).
+
+    Examples
+    --------
+    >>> located = pd.DataFrame({"id": ["A"], "reported_at": ["2026-11-30 09:00"], "urgency": ["urgent"],
+    ...                         "accepted_at": ["2026-11-30 09:05"], "lon": [104.06], "lat": [30.66]})
+    >>> out = case_output(judge_cases(located, rules=case_rules(None), as_of=date(2026, 11, 30)).cases, rules=case_rules(None))
+    >>> out[["id", "status", "response_min", "response_due"]].values.tolist()
+    [['A', 'accepted', 5.0, '2026-11-30T09:15:00+08:00']]
+    """
+    out = pd.DataFrame(index=judged.index)
+    for column in OUTPUT_COLUMNS:
+        if column in ("response_due", "closure_due"):
+            out[column] = _local_text(judged[column], rules.time_zone)
+        elif column in judged.columns:
+            out[column] = judged[column].array if column in ("on_time", "response_on_time", "closure_on_time") \
+                else judged[column].to_numpy()
+        else:
+            out[column] = None
+    lon = judged["lon"].to_numpy(float) if "lon" in judged.columns else np.full(len(judged), np.nan)
+    lat = judged["lat"].to_numpy(float) if "lat" in judged.columns else np.full(len(judged), np.nan)
+    points = shapely.points(lon, lat)
+    points[~(np.isfinite(lon) & np.isfinite(lat))] = None
+    out["outside_grids"] = out["outside_grids"].fillna(False).astype(bool)
+    return gpd.GeoDataFrame(out, geometry=points, crs="EPSG:4326")
+
+
+def case_scorecard(judged: pd.DataFrame, *, communities: pd.DataFrame, streets: pd.DataFrame,
+                   target: float) -> pd.DataFrame:
+    """The scorecard's ``cases_on_time`` rows: per community and street, cases on time ÷ cases decided
+    (:func:`case_shares`), against ``target``; value and pass empty where no case is decided.
+
+    Examples
+    --------
+    >>> judged = pd.DataFrame({"community_id": ["C1", "C1"], "street_id": ["S1", "S1"], "on_time": pd.array([True, False]),
+    ...                        "status": ["closed", "closed"], "overdue": [False, False], "urgency": ["general"] * 2})
+    >>> rows = case_scorecard(judged, communities=pd.DataFrame({"id": ["C1"], "name": ["一社区"]}),
+    ...                       streets=pd.DataFrame({"id": ["S1"], "name": ["一街道"]}), target=1.0)
+    >>> rows[["level", "value", "pass", "numerator", "denominator"]].values.tolist()
+    [['community', 0.5, False, 1, 2], ['street', 0.5, False, 1, 2]]
+    """
+    rows = []
+    for level, key, table in (("community", "community_id", communities), ("street", "street_id", streets)):
+        shares = case_shares(judged, key)
+        for uid, name in zip(table["id"].astype(str), table["name"].astype(str)):
+            got = shares.loc[uid] if uid in shares.index else None
+            decided = int(got["decided"]) if got is not None else 0
+            value = float(got["share_on_time"]) if decided else None
+            rows.append({"level": level, "id": uid, "name": name, "indicator": "cases_on_time", "value": value,
+                         "target": target, "pass": (value >= target) if value is not None else None,
+                         "numerator": int(got["on_time"]) if got is not None else 0, "denominator": decided})
+    return pd.DataFrame(rows)
+
+
+def case_summary(found: JudgedCases, *, rules: CaseRules, input_cases: int, communities: pd.DataFrame,
+                 streets: pd.DataFrame) -> dict:
+    """summary.json's ``cases``: the rules, the instant judged, counts by urgency, status and location, on time,
+    overdue, and the same per street and community (counts only: no case, household or person named)."""
+    judged = found.cases
+
+    def per(unit: str, table: pd.DataFrame) -> list[dict]:
+        shares = case_shares(judged, unit)
+        rows = []
+        for uid, name in zip(table["id"].astype(str), table["name"].astype(str)):
+            got = shares.loc[uid] if uid in shares.index else None
+            figures = {c: (int(got[c]) if got is not None else 0) for c in SHARE_COLUMNS if c != "share_on_time"}
+            share = None if got is None or pd.isna(got["share_on_time"]) else float(got["share_on_time"])
+            rows.append({"id": uid, "name": name, **figures, "share_on_time": share})
+        return rows
+
+    on_time = judged["on_time"].astype("boolean")
+    decided = int(on_time.notna().sum())
+    kept = int(on_time.fillna(False).sum())
+    overdue = judged["overdue"].to_numpy(bool)
+    return {
+        "as_of": found.as_of.isoformat(), "time_zone": rules.time_zone,
+        "rules": {"response_minutes": rules.response_minutes, "closure_working_days": rules.closure_working_days,
+                  "calendar_years": sorted(rules.calendar.years)},
+        "input": int(input_cases), "judged": int(len(judged)), "reported_after_as_of": found.reported_after,
+        "by_urgency": {u: int((judged["urgency"] == u).sum()) for u in URGENCIES},
+        "by_status": {s: int((judged["status"] == s).sum()) for s in STATUSES},
+        "located_by": {k: int((judged["located_by"] == k).sum()) for k in LOCATED_BY},
+        "not_located": int((judged["located_by"] == "none").sum()),
+        "outside_grids": int(judged["outside_grids"].fillna(False).astype(bool).sum()),
+        "decided": decided, "on_time": kept, "share_on_time": round(kept / decided, 4) if decided else None,
+        "overdue": int(overdue.sum()),
+        "urgent_overdue": int((overdue & (judged["urgency"] == "urgent").to_numpy()).sum()),
+        "years_without_calendar": {str(y): k for y, k in found.uncovered_years.items()},
+        "per_street": per("street_id", streets), "per_community": per("community_id", communities),
+    }

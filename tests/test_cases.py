@@ -156,3 +156,193 @@ def test_rules_without_defaults_have_no_limit_for_an_urgency_not_listed():
     due = case_deadlines(pd.Series(["2026-11-30 09:00"] * 2), pd.Series(["urgent", "general"]), rules=rules)
     assert due["response_due"].notna().tolist() == [True, False]
     assert due["closure_due"].isna().all()
+
+
+# ---- cases in the analysis (the tiny district of conftest.py: G1 x 0–100 | G2 x 100–200, y 0–100 …) ----------
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import geopandas as gpd  # noqa: E402
+import shapely  # noqa: E402
+
+from geo.errors import InputError  # noqa: E402
+from gridcover.engines.single import analyze  # noqa: E402
+from gridcover.io.folder import load_data  # noqa: E402
+from gridcover.io.outputs import write_outputs  # noqa: E402
+from tests.conftest import ORIGIN, UTM  # noqa: E402
+
+
+def lonlat(x: float, y: float) -> tuple[float, float]:
+    p = gpd.GeoSeries([shapely.Point(ORIGIN[0] + x, ORIGIN[1] + y)], crs=UTM).to_crs(4326).iloc[0]
+    return p.x, p.y
+
+
+def shared_corner(folder: Path, a: str, b: str, *, stored: bool = True) -> tuple[float, float]:
+    """The vertex two grids share: as the workspace stores it (``stored``: read, into the metric CRS and back to
+    WGS-84, exactly on both grids' stored boundaries) or as the grids file holds it."""
+    if stored:
+        grids = load_data(folder).layers["grids"].to_crs(4326).set_index("id").geometry
+        rings = {g: {tuple(p) for p in grids[g].exterior.coords} for g in (a, b)}
+    else:
+        doc = json.loads((folder / "grids.geojson").read_text(encoding="utf-8"))
+        rings = {f["properties"]["id"]: {tuple(p) for p in f["geometry"]["coordinates"][0]} for f in doc["features"]}
+    [corner] = rings[a] & rings[b]
+    return corner
+
+
+def tiny_cases(folder: Path) -> pd.DataFrame:
+    """Cases of the tiny district: one on the corner G1 and G2 share, one by household (H7, in B1 of G1), one by
+    address (B5, 测试路5号, in G1), two from the village no grid covers, an urgent one overdue in G3, an urgent
+    one still in time in G2, one that cannot be placed, and one on the corner as the grids file (not the workspace) holds it."""
+    corner = shared_corner(folder, "G1", "G2")  # (100, 0)
+    v1, v2 = lonlat(350, 185), lonlat(351, 186)
+    g3, g2 = lonlat(150, 150), lonlat(150, 50)
+    rows = [
+        ("K1", "2026-11-30 09:00", "general", corner, None, None, "2026-11-30 09:30", "2026-11-30 15:00"),
+        ("K2", "2026-11-30 09:00", "一般", (None, None), "H7", None, "2026-11-30 12:00", None),
+        ("K3", "2026-11-26 09:00", "general", (None, None), None, "测试路5号", "2026-11-26 09:20", "2026-11-27 10:00"),
+        ("K4", "2026-11-20 09:00", "general", v1, None, None, "2026-11-20 10:00", "2026-11-23 10:00"),
+        ("K5", "2026-11-21 09:00", "general", v2, None, None, "2026-11-21 10:00", "2026-11-24 10:00"),
+        ("K6", "2026-11-27 10:00", "紧急", g3, None, None, "2026-11-27 10:10", None),
+        ("K7", "2026-11-30 09:00", "urgent", g2, None, None, "2026-11-30 09:05", None),
+        ("K8", "2026-11-30 09:00", "跨部门", (None, None), None, "不存在的路999号", None, None),
+        ("K9", "2026-11-30 09:00", "general", shared_corner(folder, "G1", "G2", stored=False), None, None,
+         "2026-11-30 09:30", "2026-11-30 15:00"),
+    ]
+    return pd.DataFrame([{"id": i, "reported_at": r, "urgency": u, "lon": p[0], "lat": p[1], "household_id": h,
+                          "address": a, "accepted_at": acc, "closed_at": c, "source": "12345"}
+                         for i, r, u, p, h, a, acc, c in rows])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from tests.conftest import tiny_layers, write_layers
+
+    folder = write_layers(tiny_layers(), tmp_path_factory.mktemp("tiny") / "tiny")
+    tiny_cases(folder).to_csv(folder / "cases.csv", index=False)
+    (folder / "gridcover.toml").write_text("[analysis]\nas_of = 2026-11-30\n", encoding="utf-8")
+    analysis = analyze(folder)
+    out = write_outputs(analysis, tmp_path_factory.mktemp("tiny_out") / "out")
+    cases = gpd.read_file(out / "cases.geojson").set_index("id")
+    return folder, analysis, out, cases
+
+
+def test_a_case_on_a_shared_grid_corner_gets_the_answer_of_lookup(tiny_run):
+    from gridcover.services.lookup import LookupService
+    from gridcover.store import open_workspace
+
+    folder, _, out, cases = tiny_run
+    service = LookupService(open_workspace(out))
+    lon, lat = shared_corner(folder, "G1", "G2")
+    answer = service.lookup(lon=[lon], lat=[lat])
+    assert answer["method"] == "boundary" and answer["grid_id"] == "G1"  # the smaller id of the grids touching it
+    assert (cases.loc["K1", "grid_id"], cases.loc["K1", "worker_name"]) == (answer["grid_id"], answer["worker_name"])
+    assert cases.loc["K1", "located_by"] == "point" and not cases.loc["K1", "outside_grids"]
+    # the same corner as the grids file writes it is a nanodegree off the stored edges: /lookup finds it in no
+    # grid (nearest G1, 0 m), and so does the case
+    lon, lat = shared_corner(folder, "G1", "G2", stored=False)
+    answer = service.lookup(lon=[lon], lat=[lat])
+    assert cases.loc["K9", "outside_grids"] == (not answer["covered"])
+    assert cases.loc["K9", "grid_id"] == (answer["grid_id"] if answer["covered"] else answer["nearest_grid_id"])
+
+
+def test_cases_are_placed_by_household_and_by_address(tiny_run):
+    _, _, _, cases = tiny_run
+    assert cases.loc["K2", ["located_by", "grid_id", "community_id", "street_id"]].tolist() == ["household", "G1", "C1", "S1"]
+    assert cases.loc["K3", ["located_by", "grid_id"]].tolist() == ["address", "G1"]
+    assert cases.loc["K3"].geometry.within(gpd.read_file(tiny_run[0] / "buildings.geojson").set_index("id").loc["B5"].geometry)
+    assert "household_id" not in cases.columns  # an output names no household (special groups stay internal)
+
+
+def test_a_case_outside_every_grid_gets_the_nearest_grid_and_makes_a_blind_spot(tiny_run):
+    _, analysis, out, cases = tiny_run
+    assert cases.loc[["K4", "K5"], "outside_grids"].tolist() == [True, True]
+    assert cases.loc["K4", "grid_id"] in ("G4", "G5") and cases.loc["K4", "distance_m"] > 0
+    spots = gpd.read_file(out / "blindspots.geojson")
+    mine = spots[spots.contains(cases.loc["K4"].geometry)]  # the village: H9 (blue, no grid) and the two cases
+    assert len(mine) == 1 and mine.iloc[0]["cases_outside_grids"] == 2
+    assert "case_outside_grids" in json.loads(mine.iloc[0]["risk_reasons"]) if isinstance(mine.iloc[0]["risk_reasons"], str) \
+        else "case_outside_grids" in list(mine.iloc[0]["risk_reasons"])
+    assert analysis.summary["cases"]["outside_grids"] == 2 + int(cases.loc["K9", "outside_grids"])
+
+
+def test_an_urgent_case_open_past_its_day_makes_its_grid_red_and_one_in_time_does_not(tiny_run):
+    _, analysis, _, cases = tiny_run
+    assert cases.loc["K6", ["urgency", "status", "overdue"]].tolist() == ["urgent", "accepted", True]
+    # reported Fri 27 Nov 10:00 + 1 working day: Mon 30 Nov 10:00 (counted from the report, not the acceptance)
+    assert pd.Timestamp(cases.loc["K6", "closure_due"]) == pd.Timestamp("2026-11-30T10:00:00+08:00")
+    assert cases.loc["K7", "overdue"] == False and pd.isna(cases.loc["K7", "on_time"])  # noqa: E712
+    grids = analysis.grids.set_index("id")
+    assert grids.loc["G3", "risk"] == "red" and "urgent_case_overdue" in grids.loc["G3", "risk_reasons"]
+    assert "urgent_case_overdue" not in grids.loc["G2", "risk_reasons"]
+    assert grids.loc["G3", ["cases", "cases_overdue", "urgent_cases_overdue"]].tolist() == [1, 1, 1]
+
+
+def test_a_case_that_cannot_be_placed_is_counted_not_dropped(tiny_run):
+    _, analysis, _, cases = tiny_run
+    assert cases.loc["K8", "located_by"] == "none" and pd.isna(cases.loc["K8", "grid_id"]) and cases.loc["K8"].geometry is None
+    s = analysis.summary["cases"]
+    assert (s["input"], s["judged"], s["not_located"]) == (9, 9, 1)
+    assert any("1 could not be placed" in w for w in analysis.summary["warnings"])
+
+
+def test_the_scorecard_and_summary_count_cases_per_community_and_street(tiny_run):
+    _, analysis, out, _ = tiny_run
+    card = analysis.scorecard[analysis.scorecard["indicator"] == "cases_on_time"].set_index(["level", "id"])
+    # decided in C1: K1, K3, K9 (closed in time), K6 (past its closure), K2 (accepted after 3 h, not 2);
+    # K7 undecided (open, in time); K8 in no community
+    c1 = card.loc[("community", "C1")]
+    assert (c1["numerator"], c1["denominator"], c1["target"]) == (3, 5, 1.0)
+    per = {r["id"]: r for r in analysis.summary["cases"]["per_community"]}
+    assert per["C1"]["cases"] == 6 and per["C1"]["overdue"] == 1
+    assert analysis.summary["cases"]["as_of"] == "2026-12-01T00:00:00+08:00"  # gridcover.toml's as_of, end of day
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["settings"]["as_of"] == "2026-11-30"
+
+
+def test_the_as_of_given_wins_over_the_folders(tiny_run):
+    folder = tiny_run[0]
+    analysis = analyze(folder, reference_date=date(2026, 11, 29))
+    s = analysis.summary["cases"]
+    assert s["as_of"] == "2026-11-30T00:00:00+08:00" and s["reported_after_as_of"] == 5  # K1, K2, K7, K8, K9 of the 30th
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("urgency", "soon", "field 'urgency': unknown urgency 'soon' (allowed: general, urgent, cross_department; 一般/普通, 紧急, 跨部门)"),
+    ("reported_at", "30/11/2026", "field 'reported_at': not a date-time (YYYY-MM-DD HH:MM, ISO 8601): '30/11/2026'"),
+    ("accepted_at", "2026-11-29 08:00", "field 'accepted_at': '2026-11-29 08:00' is before reported_at '2026-11-30 09:00'"),
+    ("household_id", "H99", "field 'household_id': refers to households 'H99', not in households"),
+])
+def test_a_bad_case_row_stops_the_run_with_one_message_naming_file_feature_and_field(tiny_run, tmp_path, column, value,
+                                                                                       message):
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_run[0], folder)
+    table = tiny_cases(tiny_run[0])
+    table.loc[0, column] = value
+    table.to_csv(folder / "cases.csv", index=False)
+    with pytest.raises(InputError) as raised:
+        load_data(folder)
+    assert str(raised.value).startswith("cases.csv: feature 0 (id=K1), ") and message in str(raised.value)
+    data = load_data(folder, skip_invalid=True)  # --skip-invalid: left out and counted in rejects
+    assert len(data.layers["cases"]) == 8 or column == "household_id"
+    if column != "household_id":
+        assert data.rejects["layer"].tolist() == ["cases"] and data.rejects["field"].tolist() == [column]
+
+
+def test_a_case_table_without_points_and_gcj02_points_are_read(tiny_run, tmp_path):
+    from geo.crs import wgs84_to_gcj02
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_run[0], folder)
+    table = tiny_cases(tiny_run[0])
+    table[table["lon"].isna()].drop(columns=["lon", "lat"]).to_csv(folder / "cases.csv", index=False)
+    assert load_data(folder).layers["cases"].geometry.isna().all()  # a table: placed by household or address
+    gx, gy = wgs84_to_gcj02(table["lon"].to_numpy(float), table["lat"].to_numpy(float))
+    table.assign(lon=gx, lat=gy).to_csv(folder / "cases.csv", index=False)
+    (folder / "gridcover.toml").write_text('[analysis]\nas_of = 2026-11-30\n[crs]\ncases = "gcj02"\n', encoding="utf-8")
+    got = load_data(folder).layers["cases"].to_crs(4326)
+    original = gpd.GeoSeries(shapely.points(table["lon"], table["lat"]), crs=4326)
+    placed = got.geometry.notna().to_numpy()
+    shift = got.geometry[placed].to_crs(UTM).distance(original[placed].to_crs(UTM))
+    assert (shift < 0.05).all()  # GCJ-02 read back to WGS-84 (the iterative inverse: centimetres)

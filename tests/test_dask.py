@@ -19,7 +19,7 @@ from gridcover.cli import main  # noqa: E402
 from gridcover.engines.dask import analyze_dask  # noqa: E402
 
 AS_OF = date(2026, 11, 29)
-LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots")
+LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots", "cases")
 
 
 def _features(folder: Path, name: str) -> pd.DataFrame:

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     add_crs(analyze, help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
     analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
                          help="H3 resolution of the reach cells (default 10)")
-    add_as_of(analyze, help="the day visits are judged against (default: today)")
+    add_as_of(analyze, help="the day visits and cases are judged at, to its end (default: [analysis] as_of of the "
+                            "data folder's gridcover.toml, else today)")
     analyze.add_argument("--window-weeks", type=_weeks, default=12, metavar="N",
                          help="with visit records (visits.csv): judge the calendar periods completed in the N weeks "
                               "ending with --as-of (default 12; docs/tasks.md)")
