@@ -196,3 +196,30 @@ def test_no_intake_is_lost_while_analyze_db_reloads_the_schema(backend, tiny_out
         stop.set()
         thread.join(30)
     assert len(sent) > 5 and set(ws.cases().list()["id"]) == set(sent)
+
+
+def test_the_next_analysis_counts_the_stored_cases_and_a_stored_case_wins_over_the_folders(tiny_out, tmp_path):
+    import shutil
+
+    from gridcover.cli.analyze import _stored_cases
+    from gridcover.engines.single import analyze_single
+
+    data, _ = tiny_out
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_out[1], folder)
+    grids = open_workspace(folder).read("grids")
+    inside = grids.geometry.iloc[0].representative_point()
+    stored = cases(["S1", "S2"], urgency="urgent")
+    stored["lon"], stored["lat"] = inside.x, inside.y
+    open_workspace(folder).cases().add(stored)
+    given = tmp_path / "data"
+    shutil.copytree(data, given)
+    (given / "cases.csv").write_text("id,reported_at,urgency,lon,lat\n"
+                                     f"S2,2026-11-30 09:00,general,{inside.x},{inside.y}\n"
+                                     f"F1,2026-11-30 09:00,general,{inside.x},{inside.y}\n", encoding="utf-8")
+    found = _stored_cases(folder, db=None, schema="gridcover")
+    analysis, _ = analyze_single(given, folder, stored_cases=found)
+    judged = analysis.cases.set_index("id")
+    assert sorted(judged.index) == ["F1", "S1", "S2"] and judged.loc["S2", "urgency"] == "urgent"
+    assert any("stored one is analysed" in w for w in analysis.data.warnings)
+    assert sorted(open_workspace(folder).cases().list()["id"]) == ["S1", "S2"]  # and still stored

@@ -64,7 +64,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     progress = progress_of(args)
     settings = Settings(derive_fringe=True) if args.derive_fringe else None
     scratch = _check_before_running(args)
-    analysis, out = _run_engine(args, settings=settings, progress=progress)
+    stored = _stored_cases(None if scratch is not None else args.out, db=args.db, schema=args.schema,
+                           state_dir=args.environment.state_dir)
+    analysis, out = _run_engine(args, settings=settings, progress=progress, stored_cases=stored)
     for warning in analysis.data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.db:  # the workspace the folder holds, into PostGIS in one transaction
@@ -124,7 +126,35 @@ def _check_before_running(args: argparse.Namespace):
     return scratch
 
 
-def _run_engine(args: argparse.Namespace, *, settings, progress):
+def _stored_cases(out, *, db: str | None, schema: str, state_dir=None):
+    """The cases stored through the case API in the workspace this analysis replaces (the folder ``out``, or
+    PostGIS at ``db``/``schema``; both: their union, PostGIS's on the same id), as input-layer rows; ``None``
+    without any. They are part of the analysed cases (docs/cases.md)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from gridcover.store import WORKSPACE_FILE, WorkspaceError, open_workspace
+
+    found = []
+    places = [{"path": out}] if out is not None and (Path(out) / WORKSPACE_FILE).is_file() else []
+    places += [{"db": db, "schema": schema, "state_dir": state_dir}] if db else []
+    for place in places:
+        try:
+            workspace = open_workspace(**place)
+        except WorkspaceError:  # nothing there yet
+            continue
+        try:
+            found.append(workspace.cases().input_layer())
+        finally:
+            workspace.close()
+    found = [f for f in found if len(f)]
+    if not found:
+        return None
+    return pd.concat(found[::-1], ignore_index=True).drop_duplicates("id", keep="first")
+
+
+def _run_engine(args: argparse.Namespace, *, settings, progress, stored_cases=None):
     """The analysis on the engine ``--engine`` names, its outputs and the HTML report written into ``args.out``."""
     from layers.report import write_report
 
@@ -135,13 +165,13 @@ def _run_engine(args: argparse.Namespace, *, settings, progress):
         return analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
                             h3_resolution=args.h3_resolution, reference_date=args.as_of,
                             scheduler=args.scheduler, progress=progress, extra=report,
-                            window_weeks=args.window_weeks)
+                            window_weeks=args.window_weeks, stored_cases=stored_cases)
     from gridcover.engines.single import analyze_single
 
     return analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,
                           h3_resolution=args.h3_resolution, reference_date=args.as_of,
                           skip_invalid=args.skip_invalid, progress=progress, extra=report,
-                          window_weeks=args.window_weeks)
+                          window_weeks=args.window_weeks, stored_cases=stored_cases)
 
 
 def _print_summary(s: dict, *, skip_invalid: bool) -> None:

@@ -140,7 +140,8 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                  reference_date: date | None = None, scheduler: str | None = None,
                  progress: Callable[[str], None] | None = None,
                  extra: Callable[[Analysis], list] | None = None, workers: int = LOCAL_WORKERS,
-                 window_weeks: int = DEFAULT_WINDOW_WEEKS) -> tuple[Analysis, Path]:
+                 window_weeks: int = DEFAULT_WINDOW_WEEKS,
+                 stored_cases: pd.DataFrame | None = None) -> tuple[Analysis, Path]:
     """Analyse a data folder on a Dask cluster and write the outputs of ``analyze`` + ``write_outputs``.
 
     ``scheduler`` is a dask.distributed scheduler address (its workers must see ``path`` and the output
@@ -149,7 +150,8 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
     layer is read whole by the planner and each part judges its own households' records (``reference_date``,
     ``window_weeks``), as the single-process run does. Returns
     an :class:`~geo.pipeline.Analysis` holding the city-wide layers (grids, cells, blind spots, scorecard,
-    summary; not the households, which only the output files hold) and the output folder.
+    summary; not the households, which only the output files hold) and the output folder. ``stored_cases``:
+    the cases of the case API (:func:`gridcover.engines.single.with_stored_cases`), added to the folder's.
     """
     from dask.distributed import Client
 
@@ -173,6 +175,13 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                 where = scheduler or f"a local cluster of {len(client.scheduler_info()['workers'])} workers"
                 progress(f"[   0.0s] planning the parts of {path} on {where}")
             plan = client.submit(_plan_task, str(Path(path)), crs, settings, h3_resolution, pure=False).result()
+            if stored_cases is not None and len(stored_cases):
+                from dataclasses import replace
+
+                from gridcover.engines.single import with_stored_cases
+
+                merged, _ = with_stored_cases(plan.cases, stored_cases, metric_crs=plan.metric_crs)
+                plan = replace(plan, cases=merged)
             reference_date = reference_date or plan.settings.as_of or date.today()
             clock.step("plan", f"{plan.n_parts} parts (streets); read {', '.join(f'{v:,} {k}' for k, v in plan.counts.items())}")
             results, network = _run_parts(client, plan, parts_dir, as_of=reference_date, window_weeks=window_weeks)

@@ -562,6 +562,18 @@ class CaseStore(ABC):
         self._update(case_id, "close", at=at, author=author)
         return self.get(case_id)
 
+    def input_layer(self) -> pd.DataFrame:
+        """The stored cases as rows of the ``cases`` input layer (geo/schema.py), for the next analysis: the
+        fields a sender gave (times as ISO 8601 UTC text, the recorded acceptance and closure included) and the
+        resolved WGS-84 ``lon``/``lat``."""
+        stored = self.list()
+        out = pd.DataFrame({c: stored[c] for c in ("id", "urgency", "category", "household_id", "source", "address")})
+        for c in ("reported_at", "accepted_at", "closed_at"):
+            text = stored[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            out[c] = text.astype(object).where(text.notna(), None)
+        out["lon"], out["lat"] = stored["lon"], stored["lat"]
+        return out
+
     def get(self, case_id: str) -> dict:
         """One stored case as a record (``CaseNotFoundError`` for an unknown id)."""
         found = self.list(CaseFilter(ids=frozenset([str(case_id)])), limit=1)
