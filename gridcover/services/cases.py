@@ -30,7 +30,7 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 
-from geo.cases import URGENCIES, case_deadlines, case_rules, case_times, evaluate_cases, normalise_urgency
+from geo.cases import URGENCIES, case_rules, case_times, evaluate_cases, normalise_urgency
 from geo.lookup import LOOKUP_CRS, lookup_addresses, lookup_points, nearest_grids, valid_lonlat
 from geo.risk import load_risk_config
 from gridcover.services.lookup import LookupService
@@ -48,6 +48,8 @@ ANSWER_FIELDS = ("id", "stored", "status", "overdue", "on_time", "urgency", "rep
                  "grid_version", "category", "source", "location", "lon", "lat", "input_crs", "address",
                  "household_id", "accepted_at", "accepted_by", "closed_at", "closed_by", "response_min",
                  "response_on_time", "closure_working_days", "closure_on_time", "received_at", "received_by")
+#: The fields of a case in the answer of an intake: who must act, where, and by when (not what the sender gave).
+INTAKE_ANSWER_FIELDS = tuple(f for f in ANSWER_FIELDS if f not in ("category", "source", "address", "household_id"))
 #: Longest id, category or source; longest address.
 MAX_ID_CHARS, MAX_TEXT_CHARS, MAX_ADDRESS_CHARS = 64, 200, 1_000
 #: Problems listed in a refusal; beyond it they are only counted.
@@ -243,8 +245,9 @@ class CasesService:
         now = (now or pd.Timestamp.now(tz="UTC")).floor("s")
         cases = self._checked(table, now=now)
         resolved = self._resolve(cases, table)
-        due = case_deadlines(resolved["reported_at"], resolved["urgency"], rules=self.rules)
-        resolved["response_due"], resolved["closure_due"] = due["response_due"], due["closure_due"]
+        judged = evaluate_cases(resolved[["id", "reported_at", "urgency", "accepted_at", "closed_at"]],
+                                rules=self.rules, as_of=now)  # the deadlines (geo.cases.case_deadlines) and more
+        resolved["response_due"], resolved["closure_due"] = judged["response_due"], judged["closure_due"]
         resolved["received_at"] = now
         resolved["received_by"] = viewer.name
         for step in ("accepted", "closed"):  # times a sender gives are recorded with the sender as author
@@ -255,7 +258,7 @@ class CasesService:
             stored = self.store.cases().list(CaseFilter(ids=frozenset(result.duplicates)))
             kept = resolved.set_index("id")
             kept.update(stored.set_index("id"))
-            resolved = kept.reset_index()
+            resolved, judged = kept.reset_index(), None
         log = self.store.blind_spots()
         outside = ~resolved["covered"].fillna(True).to_numpy(bool) & resolved["lon"].notna().to_numpy()
         if log is not None and outside.any() and len(result.stored):
@@ -266,7 +269,7 @@ class CasesService:
                         "nearest_grid_id": resolved["nearest_grid_id"].to_numpy(dtype=object)[new]},
                        reason="case_outside_grids")
         resolved["stored"] = ~resolved["id"].isin(set(result.duplicates)).to_numpy()
-        answers = self.answers(resolved, viewer=viewer, as_of=now)
+        answers = self.answers(resolved, viewer=viewer, as_of=now, judged=judged, fields=INTAKE_ANSWER_FIELDS)
         return {"count": len(answers), "stored": len(result.stored), "duplicates": len(result.duplicates),
                 "ignored_fields": list(table.ignored), "cases": answers}
 
@@ -472,12 +475,15 @@ class CasesService:
         return self._names[1]["communities"], self._names[1]["streets"]
 
     # -------------------------------------------------------------- answers
-    def answers(self, cases: pd.DataFrame, *, viewer: CaseViewer, as_of: pd.Timestamp) -> list[dict]:
-        """Stored (or resolved) cases as the API answers them: judged at ``as_of`` (status, overdue, on time,
-        response minutes, closure working days), with the names of community and street; a household's point
-        only for callers who may see its street."""
-        judged = evaluate_cases(cases[["id", "reported_at", "urgency", "accepted_at", "closed_at"]],
-                                rules=self.rules, as_of=as_of)
+    def answers(self, cases: pd.DataFrame, *, viewer: CaseViewer, as_of: pd.Timestamp, judged=None,
+                fields: tuple[str, ...] = None) -> list[dict]:
+        """Stored (or resolved) cases as the API answers them (``fields``, default :data:`ANSWER_FIELDS`): judged
+        at ``as_of`` (status, overdue, on time, response minutes, closure working days; ``judged``: the
+        :func:`geo.cases.evaluate_cases` of ``cases`` at ``as_of`` if made already), with the names of
+        community and street; a household's point only for callers who may see its street."""
+        if judged is None:
+            judged = evaluate_cases(cases[["id", "reported_at", "urgency", "accepted_at", "closed_at"]],
+                                    rules=self.rules, as_of=as_of)
         out = cases.drop(columns=[c for c in ("fingerprint", "lon_in", "lat_in") if c in cases.columns]).copy()
         for name in ("response_due", "closure_due", "status", "overdue", "on_time", "response_on_time",
                      "closure_on_time", "response_min", "closure_working_days"):
@@ -490,7 +496,7 @@ class CasesService:
         hide = ~sees & (out["location"] == "household").to_numpy()
         out.loc[hide, ["lon", "lat"]] = np.nan
         out.loc[~sees & (out["received_by"] != viewer.name).to_numpy(), "household_id"] = None
-        return case_records(out[[c for c in ANSWER_FIELDS if c in out.columns]])
+        return case_records(out[[c for c in (fields or ANSWER_FIELDS) if c in out.columns]])
 
     # -------------------------------------------------------------- accept, close, read
     def _visible(self, case_id: str, viewer: CaseViewer) -> None:

@@ -582,15 +582,28 @@ class CaseStore(ABC):
         return case_records(found)[0]
 
 
+def case_columns(frame: pd.DataFrame, *, times: str = "%Y-%m-%dT%H:%M:%SZ") -> dict[str, np.ndarray]:
+    """Each column of a frame of cases as an object array of plain Python values, vectorised: times as ISO 8601
+    UTC text (``times``), missing values as ``None`` (what JSON answers and SQL parameters take)."""
+    out = {}
+    for c in frame.columns:
+        col = frame[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(col.dtype):
+            values = col.dt.strftime(times).to_numpy(dtype=object)
+        elif isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+            values = col.to_numpy(dtype=object, na_value=None)
+        else:
+            values = col.to_numpy().astype(object)
+        values[pd.isna(values)] = None
+        out[str(c)] = values
+    return out
+
+
 def case_records(frame: pd.DataFrame) -> list[dict]:
     """Stored cases as JSON-ready records: times as ISO 8601 UTC text, missing values as ``None``."""
-    out = frame.copy()
-    for c in CASE_TIMES:
-        if c in out.columns:
-            out[c] = pd.to_datetime(out[c], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out = out.astype(object).where(out.notna(), None)
-    records = out.to_dict("records")
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in records]
+    columns = case_columns(frame)
+    names = list(columns)
+    return [dict(zip(names, row)) for row in zip(*columns.values())]
 
 
 def empty_cases() -> pd.DataFrame:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from gridcover.io.outputs import CASES_FILE, cases_lock
 from gridcover.store.base import (CASE_COLUMNS, CASE_TIMES, CaseFilter, CaseIntake, CaseStore, WorkspaceError,
-                                  case_not_found, case_update, check_intake, normalise_cases)
+                                  case_columns, case_not_found, case_update, check_intake, normalise_cases)
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _REAL = ("lon", "lat", "distance_m")
@@ -94,6 +94,7 @@ class SQLiteCaseStore(CaseStore):
     def _db(self) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")  # one sync per intake; the carried copy is SQLite's backup
             db.execute(_schema())
         except sqlite3.Error as exc:
             raise WorkspaceError(f"cannot keep cases next to the workspace ({self.path}): {exc}") from None
@@ -110,18 +111,19 @@ class SQLiteCaseStore(CaseStore):
 
     def add(self, cases: pd.DataFrame) -> CaseIntake:
         rows = _rows(cases)
+        batch = pd.DataFrame({"id": rows[0], "fingerprint": rows[CASE_COLUMNS.index("fingerprint")]})
         with cases_lock(self.folder):
             db = self._db()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_ids (id TEXT PRIMARY KEY)")
                 db.execute("DELETE FROM batch_ids")
-                db.executemany("INSERT OR IGNORE INTO batch_ids VALUES (?)", ((i,) for i in rows["id"]))
+                db.executemany("INSERT OR IGNORE INTO batch_ids VALUES (?)", ((i,) for i in rows[0]))
                 existing = pd.read_sql_query("SELECT id, fingerprint FROM cases WHERE id IN (SELECT id FROM batch_ids)", db)
-                duplicates = check_intake(rows, existing)
-                new = rows[~rows["id"].isin(set(duplicates))]
+                duplicates = check_intake(batch, existing)
+                new = ~batch["id"].isin(set(duplicates)).to_numpy()
                 db.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join('?' * len(CASE_COLUMNS))})",
-                               new[list(CASE_COLUMNS)].itertuples(index=False, name=None))
+                               zip(*(column[new] for column in rows)))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -129,7 +131,7 @@ class SQLiteCaseStore(CaseStore):
                 raise
             finally:
                 db.close()
-        return CaseIntake(stored=tuple(new["id"]), duplicates=duplicates)
+        return CaseIntake(stored=tuple(rows[0][new]), duplicates=duplicates)
 
     def _update(self, case_id: str, action: str, *, at, author: str) -> dict:
         with cases_lock(self.folder):
@@ -179,15 +181,15 @@ def _text_time(value) -> str | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").strftime(_TIME_FORMAT)
 
 
-def _rows(cases: pd.DataFrame) -> pd.DataFrame:
-    """The batch as SQLite values: times as ISO text, flags as 0/1, missing as NULL (vectorised)."""
-    out = normalise_cases(cases)
+def _rows(cases: pd.DataFrame) -> list:
+    """The batch as SQLite values, one object array per column of :data:`CASE_COLUMNS` (times as ISO text,
+    missing as NULL), vectorised; ``id`` as text."""
+    frame = cases.reindex(columns=list(CASE_COLUMNS))
     for c in CASE_TIMES:
-        out[c] = out[c].dt.strftime(_TIME_FORMAT).astype(object)
-    out["covered"] = out["covered"].astype("Int64")
-    out = out.astype(object).where(out.notna(), None)
-    out["id"] = out["id"].astype(str)
-    return out
+        frame[c] = pd.to_datetime(frame[c], utc=True)
+    columns = case_columns(frame, times=_TIME_FORMAT)
+    columns["id"] = frame["id"].astype(str).to_numpy(dtype=object)
+    return [columns[c] for c in CASE_COLUMNS]
 
 
 def _read(db: sqlite3.Connection, query: str, args) -> pd.DataFrame:
