@@ -106,6 +106,20 @@ async def _body_at(request: Request, at: str | None) -> str | None:
     return doc.get("at")
 
 
+def _intake(service: CasesService, body: bytes, content_type: str | None, crs: str | None, viewer: CaseViewer) -> dict:
+    """One plain JSON case by the service's hot path (:meth:`CasesService.intake_one`), anything else, or what
+    the hot path leaves, by :meth:`CasesService.intake`."""
+    if crs is None and (content_type or "").startswith("application/json") and body.lstrip()[:1] == b"{":
+        try:
+            item = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            item = None
+        answer = service.intake_one(item, viewer=viewer) if isinstance(item, dict) else None
+        if answer is not None:
+            return answer
+    return service.intake(read_intake(body, content_type=content_type, crs=crs), viewer=viewer)
+
+
 def complete_openapi(doc: dict, app) -> dict:
     """The intake body (one case, a list, or CSV) in the OpenAPI document."""
     case = {"type": "object", "required": ["id", "reported_at", "urgency"], "properties": {
@@ -135,8 +149,8 @@ def build_router() -> APIRouter:
                          caller: Caller = Depends(case_role("case_intake", "taking in cases"))):
         service = get_cases_service(request)
         body = await request.body()  # the body limit (api/limits.py) stops a body too large
-        table = read_intake(body, content_type=request.headers.get("content-type"), crs=crs)
-        answer = await run_in_threadpool(service.intake, table, viewer=viewer_of(caller))
+        answer = await run_in_threadpool(_intake, service, body, request.headers.get("content-type"), crs,
+                                         viewer_of(caller))
         return JSONResponse(answer, status_code=201 if answer["stored"] else 200)
 
     @router.get("/cases", summary="The cases this key may see: ?status=open&overdue=true&grid=…&community=…&street=…")

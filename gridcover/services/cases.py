@@ -30,7 +30,7 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 
-from geo.cases import URGENCIES, case_rules, case_times, evaluate_cases, normalise_urgency
+from geo.cases import URGENCIES, case_deadlines, case_rules, case_times, evaluate_cases, normalise_urgency
 from geo.lookup import LOOKUP_CRS, lookup_addresses, lookup_points, nearest_grids, valid_lonlat
 from geo.risk import load_risk_config
 from gridcover.services.lookup import LookupService
@@ -272,6 +272,62 @@ class CasesService:
         answers = self.answers(resolved, viewer=viewer, as_of=now, judged=judged, fields=INTAKE_ANSWER_FIELDS)
         return {"count": len(answers), "stored": len(result.stored), "duplicates": len(result.duplicates),
                 "ignored_fields": list(table.ignored), "cases": answers}
+
+    def intake_one(self, item: dict, *, viewer: CaseViewer, now: pd.Timestamp | None = None) -> dict | None:
+        """The hot path of a single case given by a point (``POST /cases`` with one JSON object): the same rules,
+        index, deadlines and store as :meth:`intake`, without the batch machinery; ``None`` for anything
+        unusual (a field it does not check, a value in doubt, a deadline already passed, a resend), which
+        :meth:`intake` then answers with its checks and errors.
+
+        Returns
+        -------
+        dict or None
+            What :meth:`intake` answers for a batch of this one case.
+        """
+        now = (now or pd.Timestamp.now(tz="UTC")).floor("s")
+        case = _simple_case(item, zone=self.rules.time_zone, now=now)
+        if case is None:
+            return None
+        index = self.lookup.get_index()
+        found = lookup_points(index, [case["lon"]], [case["lat"]], crs=case["crs"])
+        answers = {name: found[name].astype(object) for name in ("grid_id", "grid_name", "community_id", "street_id",
+                                                                   "worker_name", "worker_phone", "covered",
+                                                                   "nearest_grid_id", "method")}
+        answers["distance_m"] = found["distance_m"].astype(float)
+        lon, lat = found["lon_wgs84"].astype(float), found["lat_wgs84"].astype(float)
+        self._nearest_for_uncovered(index, answers, lon, lat)
+        due = case_deadlines(pd.Series([case["reported_at"]]), pd.Series([case["urgency"]]), rules=self.rules)
+        response_due, closure_due = due["response_due"].iloc[0], due["closure_due"].iloc[0]
+        if any(pd.notna(d) and d < now for d in (response_due, closure_due)):
+            return None  # judged by evaluate_cases in the general path
+        row = {"id": case["id"], "reported_at": case["reported_at"], "urgency": case["urgency"],
+               "category": case["category"], "source": case["source"], "household_id": None, "address": None,
+               "location": "point", "input_crs": case["crs"], "lon": lon[0], "lat": lat[0],
+               **{name: values[0] for name, values in answers.items()}, "grid_version": str(index.version),
+               "response_due": response_due, "closure_due": closure_due, "accepted_at": pd.NaT, "accepted_by": None,
+               "closed_at": pd.NaT, "closed_by": None, "received_at": now, "received_by": viewer.name}
+        frame = pd.DataFrame([row])
+        frame["fingerprint"] = case_fingerprints(frame)
+        result = self.store.cases().add(frame[list(CASE_COLUMNS)])
+        if not result.stored:
+            return None  # a resend: answered as stored the first time, by the general path
+        if row["covered"] is False:
+            log = self.store.blind_spots()
+            if log is not None:
+                log.record({"covered": np.zeros(1, bool), "lon_wgs84": lon, "lat_wgs84": lat,
+                            "version": np.array([row["grid_version"]]),
+                            "nearest_grid_id": np.array([row["nearest_grid_id"]], dtype=object)},
+                           reason="case_outside_grids")
+        communities, streets = self._place_names()
+        response = True if pd.isna(response_due) else None  # a step without a limit is on time
+        closure = True if pd.isna(closure_due) else None
+        record = {**row, "stored": True, "status": "open", "overdue": False,
+                  "on_time": True if response and closure else None, "response_on_time": response,
+                  "closure_on_time": closure, "response_min": None, "closure_working_days": None,
+                  "community_name": communities.get(str(row["community_id"])),
+                  "street_name": streets.get(str(row["street_id"]))}
+        (answer,) = case_records(pd.DataFrame([{f: record[f] for f in INTAKE_ANSWER_FIELDS}]))
+        return {"count": 1, "stored": 1, "duplicates": 0, "ignored_fields": [], "cases": [answer]}
 
     def _checked(self, table: CaseTable, *, now: pd.Timestamp) -> pd.DataFrame:
         """The batch's values checked together (one vectorised pass per rule); a ``CaseError`` naming every
@@ -580,6 +636,31 @@ class CasesService:
             cases = self.answers(chosen.iloc[offset:offset + limit], viewer=viewer, as_of=when)
         return {"as_of": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "numberMatched": int(matched),
                 "numberReturned": len(cases), "cases": cases}
+
+
+def _simple_case(item: dict, *, zone: str, now: pd.Timestamp) -> dict | None:
+    """A single case :meth:`CasesService.intake_one` takes: only a point and the plain fields, every value
+    beyond doubt (by the same rules as the batch checks); ``None`` otherwise."""
+    if not isinstance(item, dict) or not set(item) <= {"id", "reported_at", "urgency", "lon", "lat", "crs",
+                                                       "category", "source"}:
+        return None
+    cid, reported, urgency, lon, lat = (item.get(k) for k in ("id", "reported_at", "urgency", "lon", "lat"))
+    crs = item.get("crs") or "wgs84"
+    texts = [item.get("category"), item.get("source")]
+    if not (isinstance(cid, str) and 0 < len(cid.strip()) <= MAX_ID_CHARS and isinstance(reported, str)
+            and isinstance(urgency, str) and isinstance(crs, str) and crs.lower() in LOOKUP_CRS
+            and all(t is None or (isinstance(t, str) and len(t.strip()) <= MAX_TEXT_CHARS) for t in texts)):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lon, lat)) or \
+            not valid_lonlat(np.array([float(lon)]), np.array([float(lat)]))[0]:
+        return None
+    normal = normalise_urgency(pd.Series([urgency])).iloc[0]
+    when = case_times(pd.Series([reported]), zone=zone).iloc[0]
+    if pd.isna(normal) or pd.isna(when) or when.floor("s") > now + FUTURE_SLACK:
+        return None
+    blank = [None if t is None or not t.strip() else t.strip() for t in texts]
+    return {"id": cid.strip(), "reported_at": when.floor("s"), "urgency": str(normal), "lon": float(lon),
+            "lat": float(lat), "crs": crs.lower(), "category": blank[0], "source": blank[1]}
 
 
 def _spread(mask: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
