@@ -346,3 +346,22 @@ def test_a_case_table_without_points_and_gcj02_points_are_read(tiny_run, tmp_pat
     placed = got.geometry.notna().to_numpy()
     shift = got.geometry[placed].to_crs(UTM).distance(original[placed].to_crs(UTM))
     assert (shift < 0.05).all()  # GCJ-02 read back to WGS-84 (the iterative inverse: centimetres)
+
+
+def test_the_samples_case_log_gives_the_figures_its_readme_states():
+    """README's first command (no --as-of: the sample's gridcover.toml says 2026-11-30), as docs/cases.md and
+    sample_geojson/README.md state its figures."""
+    analysis = analyze("sample_geojson")
+    s = analysis.summary["cases"]
+    assert s["as_of"] == "2026-12-01T00:00:00+08:00" and s["input"] == s["judged"] == 3253
+    assert s["by_urgency"] == {"general": 2813, "urgent": 139, "cross_department": 301}
+    assert s["located_by"] == {"point": 1154, "household": 1325, "address": 774, "none": 0}
+    assert (s["decided"], s["on_time"], s["share_on_time"]) == (3240, 3015, 0.9306)
+    assert (s["overdue"], s["urgent_overdue"], s["outside_grids"]) == (11, 2, 91)
+    grids = analysis.grids.set_index("id")
+    red = sorted(g for g, reasons in grids["risk_reasons"].items() if "urgent_case_overdue" in reasons)
+    assert red == ["G01-13", "G03-07"] and (grids.loc[red, "risk"] == "red").all()
+    spots = analysis.blindspots.set_index("id")
+    assert spots.loc["BS0001", "cases_outside_grids"] == 84 and "case_outside_grids" in spots.loc["BS0001", "risk_reasons"]
+    out = analysis.cases
+    assert "household_id" not in out.columns and out.crs.to_epsg() == 4326 and len(out) == 3253

@@ -2,7 +2,8 @@
 
     python -m tools.sample_cases --sample sample_geojson --seed 20261130
 
-Reads the sample's households, buildings, grids and areas (written by :mod:`tools.sample`) and writes about
+Run by :func:`tools.sample.build_sample` after the other layers (and alone, as above). Reads the sample's
+households, buildings, grids and areas and writes, with ``gridcover.toml`` and its README section, about
 3,300 cases from 2025-12-01 to 2026-11-30 (the sample's as-of date): mostly general requests from the 12345
 hotline, some urgent ones (an elderly person living alone taken ill, a gas smell), some cross-department
 matters; most handled in time, some late, a few still open and overdue at 2026-11-30, a few from the fringe
@@ -32,7 +33,7 @@ CASES_PER_HOUSEHOLD = 0.11
 URGENCY_SHARES = {"general": 0.86, "urgent": 0.04, "cross_department": 0.10}
 CATEGORIES = {
     "general": ("噪音扰民", "环境卫生", "占道经营", "楼道杂物", "停车纠纷", "邻里纠纷", "公共设施报修", "宠物扰民"),
-    "urgent": ("独居老人突发疾病", "燃气异味", "老人走失", "高空坠物隐患"),
+    "urgent": ("燃气异味", "老人走失", "高空坠物隐患", "突发疾病"),  # 独居老人突发疾病: planted with the household
     "cross_department": ("违章搭建", "房屋安全隐患", "消防通道堵塞", "污水管网堵塞", "电动车违规充电"),
 }
 SOURCES = {"general": (("12345", 0.8), ("网格巡查", 0.15), ("110", 0.05)),
@@ -171,14 +172,95 @@ def _plant_outside(rng, frame: pd.DataFrame, village: np.ndarray) -> pd.DataFram
     return frame
 
 
+def readme_section(facts: dict, frame: pd.DataFrame) -> str:
+    """The sample README's section on the case log (written between its heading and the next one)."""
+    by = facts["by_urgency"]
+    loc = {"point": int(frame["lon"].notna().sum()), "household": int(frame["household_id"].notna().sum()),
+           "address": int(frame["address"].notna().sum())}
+    late = facts["open_overdue"]
+    return "\n".join([
+        "## Case log (`cases.csv`)",
+        "",
+        f"- {facts['cases']:,} cases (事件, **synthetic**: no real case, person or time) from {FIRST.date()} to "
+        f"{LAST.date()}, made by `python -m tools.sample_cases --sample sample_geojson --seed {facts['seed']}` "
+        "(deterministic: the same sample and seed give the same file). Columns: `id`, `reported_at`, `urgency`, "
+        "`category`, `source`, `household_id`, `address`, `lon`, `lat` (GCJ-02, as a hotline's map gives them: "
+        "`gridcover.toml` says `[crs] cases = \"gcj02\"`), `accepted_at`, `closed_at` (local time, Asia/Shanghai).",
+        f"- About one case a year for every nine households: {by['general']:,} general (mostly the 12345 hotline: "
+        f"noise, litter, parking, repairs), {by['urgent']:,} urgent ({facts['ill']} of them an elderly person "
+        f"living alone taken ill, named by household), {by['cross_department']:,} cross-department (illegal "
+        f"building, unsafe housing, blocked fire lanes); {facts['chinese']} rows spell the urgency in Chinese "
+        "(一般, 紧急, 跨部门).",
+        f"- Placed by a point ({loc['point']:,}), by `household_id` ({loc['household']:,}) or by `address` "
+        f"({loc['address']:,}).",
+        "- Handled at the workers' usual pace: most within the limits (docs/cases.md), some late.",
+        f"- **Planted**: {sum(late.values())} cases of November 2026 still open past their limit at 2026-11-30 "
+        f"({late['general']} general, {late['urgent']} urgent, {late['cross_department']} cross-department; the "
+        f"urgent ones make their grids red with `urgent_case_overdue`); {facts['outside']} reports from the fringe "
+        "village's houses that no grid covers (`case_outside_grids`), beside the cases of households the gap and "
+        "the village leave out.",
+        "- `gridcover.toml` sets `[analysis] as_of = 2026-11-30`: `analyze` judges visits and cases at the end of "
+        "that day unless `--as-of` says otherwise, so the figures here and in docs/cases.md do not change with "
+        "the calendar. At the end of 2026-11-30 (measured by `analyze`; tests/test_cases.py checks them): 3,015 of 3,240 decided cases on time (93.1%), 11 open past a "
+        "limit (2 urgent: grids `G01-13`, `G03-07` red), 91 outside every grid.",
+        "",
+    ])
+
+
+#: The sample's gridcover.toml: its as-of date and the case log's coordinates.
+GRIDCOVER_TOML = """\
+# The sample's own settings (docs/data-model.md). The visit log ends 2026-11-29 and the case log 2026-11-30:
+# `analyze` judges both at the end of 2026-11-30 unless --as-of says otherwise, so that README's figures
+# stay the same whatever today's date.
+[analysis]
+as_of = 2026-11-30
+
+[crs]
+# the case log's points come from the hotline's map (Amap): GCJ-02 (docs/cases.md)
+cases = "gcj02"
+"""
+
+
+def write_case_log(out_dir: Path, *, seed: int = DEFAULT_SEED) -> dict:
+    """cases.csv, gridcover.toml and the README's case-log section and table row, into the sample folder
+    ``out_dir`` (whose other layers :func:`tools.sample.build_sample` wrote); returns the facts."""
+    out_dir = Path(out_dir)
+    frame, facts = build_cases(out_dir, seed=seed)
+    path = out_dir / "cases.csv"
+    frame.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    (out_dir / "gridcover.toml").write_text(GRIDCOVER_TOML, encoding="utf-8")
+    readme = out_dir / "README.md"
+    if readme.is_file():
+        write_readme_section(readme, readme_section(facts, frame))
+        text = readme.read_text(encoding="utf-8")
+        row = f"| cases (cases.csv, rows; `tools/sample_cases.py`) | {len(frame)} | {path.stat().st_size:,} |\n"
+        lines = [line for line in text.splitlines(keepends=True) if not line.startswith("| cases (cases.csv")]
+        at = next((i + 1 for i, line in enumerate(lines) if line.startswith("| visits (visits.csv")), None)
+        if at is not None:
+            lines.insert(at, row)
+        readme.write_text("".join(lines), encoding="utf-8")
+    return facts
+
+
+def write_readme_section(readme: Path, section: str) -> None:
+    """Replace the case-log section of the sample README (or add it before "What is real and what is synthetic")."""
+    text = readme.read_text(encoding="utf-8")
+    head, anchor = "## Case log (`cases.csv`)", "## What is real and what is synthetic"
+    if head in text:
+        start = text.index(head)
+        end = text.index("\n## ", start + len(head)) + 1
+        text = text[:start] + section + "\n" + text[end:]
+    else:
+        text = text.replace(anchor, section + "\n" + anchor)
+    readme.write_text(text, encoding="utf-8")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", default="sample_geojson", help="the sample folder (read, and cases.csv written)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args(argv)
-    frame, facts = build_cases(Path(args.sample), seed=args.seed)
-    frame.to_csv(Path(args.sample) / "cases.csv", index=False, encoding="utf-8", lineterminator="\n")
-    print(facts)
+    print(write_case_log(Path(args.sample), seed=args.seed))
     return 0
 
 
