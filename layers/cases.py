@@ -1,7 +1,8 @@
 """The cases of the case API as map layers: points for keys that may see the street, counts per grid for
 everyone else (事件图层).
 
-Read from the store's case store (:meth:`gridcover.store.Workspace.cases`), not from a stored table, and judged
+Read from the store's case store (:meth:`gridcover.store.Workspace.cases`) and the last analysis's cases (the
+workspace layer ``cases``, the data folder's, where the store does not hold the id), and judged
 at the moment they are read (:func:`geo.cases.evaluate_cases`): :func:`case_points` and :func:`case_counts`
 are the :class:`layers.base.LiveSource` of the ``cases`` declaration in :mod:`layers.catalog`, keyed by
 :func:`case_stamp` (the store's stamp and the minute, so an overdue case turns overdue on the map within a
@@ -20,14 +21,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.cases import case_rules, evaluate_cases
+from geo.cases import case_rules, case_times, evaluate_cases
 from geo.risk import load_risk_config
+from gridcover.store.base import iso_utc
 
 #: Fields of a case point (street offices of its street and admins only).
 POINT_FIELDS = ("status", "overdue", "on_time", "urgency", "category", "source", "reported_at", "response_due",
                 "closure_due", "accepted_at", "accepted_by", "closed_at", "closed_by", "grid_id", "community_id",
-                "street_id", "worker_name", "covered", "address", "household_id", "response_min",
-                "closure_working_days")
+                "street_id", "worker_name", "covered", "address", "response_min", "closure_working_days")
 #: Counts per grid (public, suppressed below k).
 COUNT_FIELDS = ("cases", "open_cases", "overdue_cases", "overdue_urgent_cases")
 
@@ -37,8 +38,33 @@ def case_stamp(workspace) -> str:
     return f"{workspace.cases().stamp}-m{int(time.time() // 60)}"
 
 
+def _analysed(workspace, stored: pd.DataFrame) -> pd.DataFrame:
+    """The cases of the last analysis (the workspace layer ``cases``: the data folder's) not in the case store,
+    as the store's columns (their WGS-84 points; no household)."""
+    if not workspace.has("cases"):
+        return stored.iloc[:0]
+    layer = workspace.read("cases")
+    layer = layer[~layer["id"].astype(str).isin(set(stored["id"].astype(str)))]
+    zone = case_rules(load_risk_config()).time_zone
+    out = pd.DataFrame({"id": layer["id"].astype(str).to_numpy()})
+    for name in ("reported_at", "accepted_at", "closed_at"):
+        out[name] = case_times(layer[name], zone=zone).to_numpy() if name in layer.columns else pd.NaT
+    for name in ("urgency", "category", "source", "address", "grid_id", "worker_name", "community_id", "street_id"):
+        out[name] = layer[name].to_numpy(dtype=object) if name in layer.columns else None
+    for name in ("accepted_by", "closed_by"):
+        out[name] = None
+    out["covered"] = ~layer["outside_grids"].fillna(False).astype(bool).to_numpy() \
+        if "outside_grids" in layer.columns else True
+    geoms = layer.geometry
+    present = (~geoms.isna() & ~geoms.is_empty).to_numpy()
+    out["lon"] = np.where(present, geoms.x.where(present), np.nan)
+    out["lat"] = np.where(present, geoms.y.where(present), np.nan)
+    return out
+
+
 def _judged(workspace) -> pd.DataFrame:
-    cases = workspace.cases().list()
+    stored = workspace.cases().list()
+    cases = pd.concat([stored, _analysed(workspace, stored)], ignore_index=True)
     judged = evaluate_cases(cases[["id", "reported_at", "urgency", "accepted_at", "closed_at"]],
                             rules=case_rules(load_risk_config()), as_of=pd.Timestamp.now(tz="UTC"))
     for name in ("status", "overdue", "on_time", "response_min", "closure_working_days"):
@@ -52,7 +78,7 @@ def case_points(workspace) -> gpd.GeoDataFrame:
     cases = cases[cases["lon"].notna() & cases["lat"].notna()].reset_index(drop=True)
     frame = cases[["id", *POINT_FIELDS]].copy()
     for name in ("reported_at", "response_due", "closure_due", "accepted_at", "closed_at"):
-        frame[name] = frame[name].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        frame[name] = iso_utc(frame[name])
     frame["on_time"] = frame["on_time"].astype(object).where(frame["on_time"].notna(), None)
     return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(cases["lon"], cases["lat"]), crs=4326)
 

@@ -419,7 +419,7 @@ def case_fingerprints(cases: pd.DataFrame) -> np.ndarray:
             text[c] = pd.to_numeric(cases[c], errors="coerce").round(7).astype("string").fillna("")
     for c in CASE_TIMES:
         if c in text.columns:
-            text[c] = pd.to_datetime(cases[c], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
+            text[c] = pd.Series(iso_utc(cases[c]), index=cases.index, dtype="string").fillna("")
     hashed = pd.util.hash_pandas_object(text, index=False).to_numpy()
     return np.char.mod("%016x", hashed).astype(object)
 
@@ -582,14 +582,27 @@ class CaseStore(ABC):
         return case_records(found)[0]
 
 
-def case_columns(frame: pd.DataFrame, *, times: str = "%Y-%m-%dT%H:%M:%SZ") -> dict[str, np.ndarray]:
+def iso_utc(times: pd.Series) -> np.ndarray:
+    """Instants as ISO 8601 UTC text to the second (``2026-11-30T01:00:00Z``), ``None`` where missing; in numpy's
+    C formatter (pandas' ``strftime`` is ten times slower).
+
+    >>> iso_utc(pd.Series(pd.to_datetime(["2026-11-30T09:00:00+08:00", None], utc=True))).tolist()
+    ['2026-11-30T01:00:00Z', None]
+    """
+    values = pd.to_datetime(times, utc=True).dt.tz_localize(None).to_numpy("datetime64[s]")
+    out = np.char.add(np.datetime_as_string(values, unit="s"), "Z").astype(object)
+    out[np.isnat(values)] = None
+    return out
+
+
+def case_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each column of a frame of cases as an object array of plain Python values, vectorised: times as ISO 8601
-    UTC text (``times``), missing values as ``None`` (what JSON answers and SQL parameters take)."""
+    UTC text (:func:`iso_utc`), missing values as ``None`` (what JSON answers and SQL parameters take)."""
     out = {}
     for c in frame.columns:
         col = frame[c]
         if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(col.dtype):
-            values = col.dt.strftime(times).to_numpy(dtype=object)
+            values = iso_utc(col)
         elif isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
             values = col.to_numpy(dtype=object, na_value=None)
         else:

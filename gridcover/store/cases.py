@@ -187,7 +187,7 @@ def _rows(cases: pd.DataFrame) -> list:
     frame = cases.reindex(columns=list(CASE_COLUMNS))
     for c in CASE_TIMES:
         frame[c] = pd.to_datetime(frame[c], utc=True)
-    columns = case_columns(frame, times=_TIME_FORMAT)
+    columns = case_columns(frame)
     columns["id"] = frame["id"].astype(str).to_numpy(dtype=object)
     return [columns[c] for c in CASE_COLUMNS]
 
