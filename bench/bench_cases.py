@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -262,10 +263,11 @@ def peer(dsn: str, ws, lon: np.ndarray, lat: np.ndarray, *, epsg: int) -> tuple[
         db.execute("CREATE TABLE peer_grids (id text PRIMARY KEY, geom geometry(Geometry, 4326))")
         db.execute("CREATE TABLE peer_buildings (id text PRIMARY KEY, geom geometry(Geometry, 4326))")
         for table, frame in (("peer_grids", grids), ("peer_buildings", buildings)):
-            with db.cursor() as cur:
+            hexes = shapely.to_wkb(shapely.set_srid(frame.geometry.to_numpy(), 4326), hex=True, include_srid=True)
+            with db.cursor() as cur:  # the exact coordinates (WKT text would round them to 6 decimals)
                 with cur.copy(f"COPY {table} (id, geom) FROM STDIN") as copy:
-                    for i, g in zip(frame["id"].astype(str), frame.geometry.to_wkt()):
-                        copy.write_row((i, f"SRID=4326;{g}"))
+                    for i, g in zip(frame["id"].astype(str), hexes):
+                        copy.write_row((i, g))
             db.execute(f"CREATE INDEX ON {table} USING gist (geom)")
         t = time.perf_counter()
         db.execute("CREATE TABLE peer_building_grid AS SELECT DISTINCT ON (b.id) b.id AS building_id, g.id AS grid_id "
