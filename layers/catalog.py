@@ -200,7 +200,7 @@ LAYERS: tuple[MapLayer, ...] = (
         live=LiveSource(read=case_points, stamp=case_stamp),  # tiles: the public counts below, never points
         style=Style(kind="circle", field="overdue", radius=5.0, opacity=0.9, outline="#ffffff",
                     classes=(Class("#d7191c", "超时未办", "overdue", True), Class("#2c7bb6", "事件", "case", None))),
-        minzoom=12, visible=False, popup=("id", "status", "urgency", "overdue", "reported_at", "worker_name"),
+        minzoom=11, visible=False, popup=("id", "status", "urgency", "overdue", "reported_at", "worker_name"),
         public_counts=MapLayer(
             id="cases", source="grids", title_zh="事件（按网格计数）", title_en="Cases (counts per grid)",
             geometry="polygon", public_fields=("name", "community_id"), counts=COUNT_FIELDS,
