@@ -147,9 +147,11 @@ def python_clients(port: int, method: str, path: str, bodies, seconds: float) ->
             "client": "python"}
 
 
-def wrk_clients(port: int, method: str, path: str, seconds: float, lon=None, lat=None) -> dict | None:
+def wrk_clients(port: int, method: str, path: str, seconds: float, lon=None, lat=None,
+                reported: str = "") -> dict | None:
     """wrk: 2 threads, 8 connections; for POST /cases each request a new id (thread number and counter) at one
-    of 20,000 places. ``None`` where wrk is not installed."""
+    of 20,000 places, reported a minute before the run (a case the hotline passes on now). ``None`` where wrk
+    is not installed."""
     if shutil.which("wrk") is None:
         return None
     script = Path(tempfile.mkdtemp()) / "cases.lua"
@@ -160,7 +162,7 @@ def wrk_clients(port: int, method: str, path: str, seconds: float, lon=None, lat
         pts = ",".join(f"{{{float(a)!r},{float(b)!r}}}" for a, b in zip(lon[:20000], lat[:20000]))
         lines += [f"local pts = {{{pts}}}", f'local run = "{uuid.uuid4().hex[:6]}"',
                   "request = function() n = n + 1; local p = pts[(n % #pts) + 1]\n"
-                  "  local body = string.format('{\"id\":\"w%s-%d-%d\",\"reported_at\":\"2026-11-30 09:00\","
+                  "  local body = string.format('{\"id\":\"w%s-%d-%d\",\"reported_at\":\"" + reported + "\","
                   "\"urgency\":\"general\",\"lon\":%.8f,\"lat\":%.8f}', run, thread_id, n, p[1], p[2])\n"
                   f'  return wrk.format("POST", "{path}", nil, body) end']
     else:
@@ -195,13 +197,14 @@ def singles(ws: Path, seconds: float, seed: int) -> tuple[dict, dict]:
         assert status in (200, 201), body[:300]
         conn.close()
         run = uuid.uuid4().hex[:6]
+        now = (pd.Timestamp.now(tz="Asia/Shanghai") - pd.Timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
 
         def body_of(k: int, j: int) -> bytes:
             i = (k * 7919 + j) % len(lon)
-            return json.dumps({"id": f"p{run}-{k}-{j}", "reported_at": "2026-11-30 09:00", "urgency": "general",
+            return json.dumps({"id": f"p{run}-{k}-{j}", "reported_at": now, "urgency": "general",
                                "lon": float(lon[i]), "lat": float(lat[i])}).encode()
 
-        post = wrk_clients(port, "POST", "/cases", seconds, lon, lat) or python_clients(port, "POST", "/cases",
+        post = wrk_clients(port, "POST", "/cases", seconds, lon, lat, reported=now) or python_clients(port, "POST", "/cases",
                                                                                          body_of, seconds)
         floor = wrk_clients(port, "GET", "/conformance", seconds) or python_clients(port, "GET", "/conformance",
                                                                                      None, seconds)
