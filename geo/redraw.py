@@ -1277,8 +1277,24 @@ def compare_grids(ctx: RedrawContext, *, before: gpd.GeoDataFrame, after: gpd.Ge
                           for k, v in (("households_in_no_grid", "outside_all_grids"),
                                        ("households_in_overlaps", "in_overlapping_grids"),
                                        ("households_in_split_buildings", "building_split"))}
+    out["reshaped"] = _reshaped(b_bef, b_aft, min_area_m2=ctx.settings.min_issue_area_m2)
     out["communities"] = sorted(cids)
     return out
+
+
+def _reshaped(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame, *, min_area_m2: float) -> list[dict]:
+    """Grids kept by id whose outline changed (a boundary moved though nobody changed grid, as when a cut
+    building is given wholly to the grid holding its households): id and the area gained and lost (m²)."""
+    a = before.drop_duplicates("id").set_index(before.drop_duplicates("id")["id"].astype(str)).geometry
+    b = after.drop_duplicates("id").set_index(after.drop_duplicates("id")["id"].astype(str)).geometry
+    ids = sorted(set(a.index) & set(b.index))
+    if not ids:
+        return []
+    g1, g2 = a.reindex(ids).to_numpy(), b.reindex(ids).to_numpy()
+    gained = shapely.area(shapely.difference(g2, g1))
+    lost = shapely.area(shapely.difference(g1, g2))
+    return [{"grid_id": i, "gained_m2": round(float(x), 1), "lost_m2": round(float(y), 1)}
+            for i, x, y in zip(ids, gained, lost) if x >= min_area_m2 or y >= min_area_m2]
 
 
 # ------------------------------------------------------------------ applying: the layers after a redraw

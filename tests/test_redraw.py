@@ -195,3 +195,15 @@ def test_a_gap_that_grows_is_new_and_one_that_shrinks_remains():
     assert judge_problems([{"kind": "split_building", "key": "B1"}], cut)["found"][0]["status"] == "remaining"
     other = judge_problems([{"kind": "split_building", "key": "B2"}], cut)
     assert other["found"][0]["status"] == "new" and other["fixed"][0]["key"] == "B1"
+
+
+def test_compare_names_grids_whose_outline_moved_though_nobody_changed_grid(ctx):
+    before = _current(ctx)
+    geoms = before.geometry.to_numpy().copy()
+    nib = shapely.intersection(shapely.buffer(geoms[1], 3.0), geoms[0])  # a strip of grid 0 along grid 1
+    geoms[0], geoms[1] = shapely.difference(geoms[0], nib), shapely.union(geoms[1], nib)
+    diff = compare_grids(ctx, before=before, after=before.set_geometry(geoms))
+    moved = {r["grid_id"]: r for r in diff["reshaped"]}
+    assert set(moved) == set(before["id"].iloc[:2])
+    assert moved[before["id"].iloc[1]]["gained_m2"] > 1 and moved[before["id"].iloc[0]]["lost_m2"] > 1
+    assert compare_grids(ctx, before=before, after=before)["reshaped"] == []
