@@ -563,7 +563,7 @@
       else if ($('rd-target').value) text = tr(`点选${st.unit === 'estates' ? '小区' : '楼栋'}，将其划入网格 ${$('rd-target').value}。`,
         `Click ${st.unit} to paint them into grid ${$('rd-target').value}.`);
       else text = tr(`点一个${st.unit === 'estates' ? '小区' : '楼栋'}，再点它要去的网格；或先选目标网格再连续点选。`,
-        `Click a ${st.unit === 'estates' ? 'estate' : 'building'}, then the grid it goes to; or choose the target grid first and paint.`);
+        `Click ${st.unit === 'estates' ? 'an estate' : 'a building'}, then the grid it goes to; or choose the target grid first and paint.`);
       $('rd-hint').textContent = text;
       st.hint = null;
     }
