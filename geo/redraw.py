@@ -503,10 +503,8 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     outside its community, grid in several pieces, split building, split estate (other than one above the
     ceiling) or grid code problem (``codes``: :func:`check_proposal_codes`) that the current grids of its
     communities do not already have (:func:`judge_problems` says how a problem is recognised across versions).
-    ``issues`` lists every problem of the proposal by name and place, each ``new`` or ``remaining``; ``fixed``
-    the current grids' problems it repairs; ``clean`` is true when none is left. A problem the current grids
-    already have does not block a redraw (it would block every redraw of a community drawn badly), one the
-    proposal adds does: ``problems`` names those.
+    ``issues`` lists every problem by name and place, ``new`` or ``remaining``; ``fixed`` those it repairs;
+    ``clean`` is true when none is left; ``problems`` names the new ones (an old one does not block a redraw).
     Balance against the band is reported per grid (``in_band``) and in ``all_in_band`` but does not make a
     proposal invalid (a street office may have its reasons; the report shows them). The module docstring
     shows one.
@@ -530,15 +528,8 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     persons = hh["persons"].to_numpy(dtype=float)
     t2 = time.perf_counter()
     gp, coverage = check["gp"], check["coverage"]
-    gaps, overlaps, outside = check["gaps"], check["overlaps"], check["outside"]
-    non_contiguous, split_b, split_estates = check["non_contiguous"], check["split_b"], check["split_estates"]
     codes = check_proposal_codes(ctx, new)
-    judged = judge_problems(_problem_records(check, new, estates), problems_before(ctx, cids, hi=hi),
-                            min_area_m2=s.min_issue_area_m2)
-    issues = _describe(ctx, judged["found"] + _code_records(codes["issues"], new), grids=(new, old))
-    fixed = _describe(ctx, judged["fixed"] + _code_records(codes["fixed"], old, status="fixed"), grids=(old, new))
-    problems = _sentences([r for r in issues if r["status"] == "new" and not r["kind"].startswith("code_")], s)
-    problems += codes["problems"]
+    issues, fixed, problems = _judged(ctx, check, codes, new=new, old=old, estates=estates, hi=hi)
     t3 = time.perf_counter()
 
     # ---- balance and shape
@@ -569,8 +560,9 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
         "band": [lo, hi],
         "base_version": ctx.version,
         "communities": _community_rows(cids, old=old, new=new, hh=hh, coverage=coverage),
-        "gaps": gaps, "overlaps": overlaps, "outside_community": outside,
-        "non_contiguous": non_contiguous, "split_buildings": split_b, "split_estates": split_estates,
+        "gaps": check["gaps"], "overlaps": check["overlaps"], "outside_community": check["outside"],
+        "non_contiguous": check["non_contiguous"], "split_buildings": check["split_b"],
+        "split_estates": check["split_estates"],
         "codes": codes,
         "grids": grid_rows,
         "summary": _balance_summary(grid_rows, pp=pp, households=len(hh), lo=lo),
@@ -675,6 +667,20 @@ def _balance_summary(grid_rows: list[dict], *, pp: np.ndarray, households: int, 
             "households_max": int(hh_counts.max()) if len(hh_counts) else 0,
             "mean_polsby_popper": round(float(np.nanmean(pp)), 3) if len(pp) else None,
             "maximum_grids": int(households // lo)}
+
+
+def _judged(ctx: RedrawContext, validity: dict, codes: dict, *, new: gpd.GeoDataFrame, old: gpd.GeoDataFrame,
+            estates: gpd.GeoDataFrame | None, hi: int) -> tuple[list[dict], list[dict], list[str]]:
+    """The proposal's problems judged against the current grids': ``issues`` (new or remaining), ``fixed``, and
+    the sentences of the new ones (what makes it invalid)."""
+    s = ctx.settings
+    cids = set(new["community_id"].astype(str))
+    judged = judge_problems(_problem_records(validity, new, estates), problems_before(ctx, cids, hi=hi),
+                            min_area_m2=s.min_issue_area_m2)
+    issues = _describe(ctx, judged["found"] + _code_records(codes["issues"], new), grids=(new, old))
+    fixed = _describe(ctx, judged["fixed"] + _code_records(codes["fixed"], old, status="fixed"), grids=(old, new))
+    problems = _sentences([r for r in issues if r["status"] == "new" and not r["kind"].startswith("code_")], s)
+    return issues, fixed, problems + codes["problems"]
 
 
 def _assess(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, hh: pd.DataFrame, buildings: gpd.GeoDataFrame | None,
