@@ -70,7 +70,7 @@ def map_config(request: Request) -> dict:
         layers.append({
             "id": layer.id, "title_zh": layer.title_zh, "title_en": layer.title_en, "geometry": layer.geometry,
             "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "visible": layer.visible, "id_field": layer.id_field,
-            "style": _jsonable(style), "popup": fields,
+            "style": _jsonable(style), "popup": fields, "queryables": list(layer.queryables),
         })
     present = {lay["id"] for lay in layers}
     heats = [{"id": h.id, "title_zh": h.title_zh, "title_en": h.title_en, "group": h.group,

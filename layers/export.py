@@ -39,6 +39,8 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
 def _column(values: pd.Series, codes: dict | None) -> pd.Series:
     """One column, over the whole array: lists joined with 、, codes in Chinese, booleans 是/否."""
     zh = {code: names[0] for code, names in (codes or {}).items()}
+    if pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values):
+        values = values.astype(object)
     if values.dtype == object and values.map(lambda v: isinstance(v, str) and v.startswith("[")).any():
         values = values.map(lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else v)
     if values.dtype == object and values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
