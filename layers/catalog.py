@@ -150,7 +150,7 @@ LAYERS: tuple[MapLayer, ...] = (
                      "households_per_worker", "load", "basic_share", "visits_kept_share", "visits_households",
                      *SPECIAL_GROUP_COUNTS),
         queryables=("id", "name", "code", "community_id", "worker_name", "over_capacity", "unstaffed"),
-        style=Style(kind="fill", field="load", opacity=0.5, outline="#3f4f75", width=1.5, pattern="hatch",
+        style=Style(kind="fill", field="load", opacity=0.4, outline="#3f4f75", width=1.5, pattern="hatch",
                     classes=(Class("#ffffff00", "负荷正常（每名专职网格员≤300户）",
                                    "within 300 households per full-time worker", "ok"),
                              Class("#7b3294", "超负荷（每名专职网格员>300户）",

@@ -17,6 +17,8 @@
   const communities = Object.fromEntries((cfg.communities || []).map((c) => [String(c.id), c]));
   // fits leave room for the legend box on the left of the map while it is open
   const fitPadding = () => ({ top: 30, bottom: 30, right: 30, left: document.getElementById('legend-box').open ? 280 : 30 });
+  const messages = {}; // element id -> () => text, so that a language switch re-renders it
+  function say(id, fn) { if (fn) messages[id] = fn; else delete messages[id]; $(id).textContent = fn ? fn() : ''; }
   const fieldName = (n) => { const names = cfg.field_names[n] || [n, n]; return tr(names[0], names[1]); };
 
   // --- the URL keeps the view: #map=zoom/lat/lon&layers=a,b&heat=id&community=id&lang=en --------------------
@@ -52,7 +54,7 @@
     const size = 12, canvas = document.createElement('canvas');
     canvas.width = canvas.height = size;
     const ctx = canvas.getContext('2d');
-    ctx.strokeStyle = color; ctx.lineWidth = 2.5;
+    ctx.strokeStyle = color; ctx.lineWidth = 2;
     for (const o of [-size, 0, size]) { ctx.beginPath(); ctx.moveTo(o, size); ctx.lineTo(o + size, 0); ctx.stroke(); }
     return ctx.getImageData(0, 0, size, size);
   }
@@ -193,7 +195,8 @@
       const ramp = ['interpolate', ['linear'], ['to-number', ['get', heat.value], 0]];
       heat.stops.forEach(([v, c]) => ramp.push(Number(v), rgba(c)));
       map.addLayer({ id: 'heat', type: 'fill', source: heat.layer, 'source-layer': heat.layer, minzoom: byId[heat.layer].minzoom,
-        filter: ['has', heat.value], paint: { 'fill-color': ramp, 'fill-opacity': 0.9, 'fill-antialias': false } },
+        filter: heat.layer === 'h3_reach' ? ['all', ['has', heat.value], ['>', ['to-number', ['get', 'households'], 0], 0]] : ['has', heat.value],
+        paint: { 'fill-color': ramp, 'fill-opacity': 0.9, 'fill-antialias': false } },
       map.getLayer(heatBefore) ? heatBefore : undefined);
     }
     stepBack(!!heatId);
@@ -271,7 +274,7 @@
     if (hh === undefined || hh === null) return label;
     const detail = w ? tr(`${hh}户 ÷ ${w}名专职网格员 = ${Number(per).toFixed(1)}户/人`, `${hh} households ÷ ${w} full-time workers = ${Number(per).toFixed(1)}`)
       : tr(`${hh}户，无专职网格员`, `${hh} households, no full-time worker`);
-    return `${label}（${detail}）`;
+    return tr(`${label}（${detail}）`, `${label} (${detail})`);
   }
   function rowsHtml(l, props) {
     return l.popup.filter((n) => n in props || GROUPS.includes(n)).map((n) => {
@@ -347,6 +350,7 @@
       `<option value="${esc(c.id)}" ${String(c.id) === communityId ? 'selected' : ''}>${esc(c.name || c.id)}${c.fringe ? esc(tr('（城乡结合部）', ' (fringe)')) : ''}</option>`).join('');
   }
   function setCommunity(id, { fit = true } = {}) {
+    $('search-results').innerHTML = '';
     communityId = communities[id] ? String(id) : '';
     const none = ['==', ['get', 'id'], '\u0000'];
     for (const [lid, field] of Object.entries(communityFiltered)) {
@@ -412,11 +416,11 @@
       rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('') + '</table></div>';
   }
   function placeFound(bbox, answer) {
-    fly(bbox, 17);
+    fly(bbox, 16.5);
     markFound(bbox, answer.grid_id);
     const centre = [(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2];
     map.once('moveend', () => showPopup(centre, () => showAnswer(Object.assign({}, answer, { note: answer.noteFn ? answer.noteFn() : undefined }))));
-    $('search-msg').textContent = '';
+    say('search-msg', null);
   }
   async function featureBbox(layer, id) {
     const r = await fetch(base + 'collections/' + layer + '/items/' + encodeURIComponent(id));
@@ -458,18 +462,19 @@
     $('search-results').innerHTML = '';
     if (!q) return;
     const g = grids.find((x) => x.name === q || x.id === q);
+    say('search-msg', null);
     if (g) { fly(g.bbox, 17); markFound(g.bbox, g.id); return; }
     const c = (cfg.communities || []).find((x) => x.name === q);
     if (c) { setCommunity(String(c.id)); return; }
-    $('search-msg').textContent = tr('查找中…', 'searching…');
+    say('search-msg', () => tr('查找中…', 'searching…'));
     let found = null;
     try { found = await lookupAddress(q); } catch (err) { found = null; }
     if (found) { placeFound(found.bbox, found.answer); return; }
     let results = [];
     try { results = (await (await fetch(base + 'webmap/search?q=' + encodeURIComponent(q))).json()).results || []; } catch (err) { results = []; }
     if (results.length === 1) placeFound(results[0].bbox, answerOf(results[0]));
-    else if (results.length > 1) { listResults(results); $('search-msg').textContent = tr(`找到${results.length}处，请选择：`, `${results.length} places, pick one:`); }
-    else $('search-msg').textContent = tr(`未找到“${q}”`, `nothing found for "${q}"`);
+    else if (results.length > 1) { listResults(results); say('search-msg', () => tr(`找到${results.length}处，请选择：`, `${results.length} places, pick one:`)); }
+    else say('search-msg', () => tr(`未找到“${q}”`, `nothing found for "${q}"`));
   }
   search.addEventListener('change', () => { if (grids.some((x) => x.name === search.value.trim())) go(); });
   search.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); go(); } });
@@ -495,8 +500,8 @@
     box.hidden = false; box.value = url; box.select();
     let copied = false;
     try { await navigator.clipboard.writeText(url); copied = true; } catch (err) { copied = document.execCommand && document.execCommand('copy'); }
-    $('share-msg').textContent = copied ? tr('链接已复制，可发给同事：打开即是同一视图', 'link copied: it opens this same view')
-      : tr('请复制上面的链接', 'copy the link above');
+    say('share-msg', () => (copied ? tr('链接已复制，可发给同事：打开即是同一视图', 'link copied: it opens this same view')
+      : tr('请复制上面的链接', 'copy the link above')));
   });
   function printTitle() {
     const heat = cfg.heats.find((h) => h.id === heatId);
@@ -506,9 +511,23 @@
     $('print-title').textContent = parts.join(' · ');
     $('print-meta').textContent = `${tr('打印于', 'printed')} ${new Date().toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB')} · ${tr('数据版本', 'data version')} ${cfg.version}`;
   }
-  window.addEventListener('beforeprint', () => { printTitle(); map.resize(); });
-  window.addEventListener('afterprint', () => map.resize());
-  if (window.matchMedia) window.matchMedia('print').addEventListener('change', () => { printTitle(); map.resize(); });
+  let screenView = null;
+  function toPrint() { // the printed frame shows at least what the screen showed
+    if (screenView) return;
+    printTitle();
+    screenView = { center: map.getCenter(), zoom: map.getZoom(), bounds: map.getBounds() };
+    map.resize();
+    map.fitBounds(screenView.bounds, { padding: fitPadding(), animate: false });
+  }
+  function toScreen() {
+    if (!screenView) return;
+    map.resize();
+    map.jumpTo({ center: screenView.center, zoom: screenView.zoom });
+    screenView = null;
+  }
+  window.addEventListener('beforeprint', toPrint);
+  window.addEventListener('afterprint', toScreen);
+  if (window.matchMedia) window.matchMedia('print').addEventListener('change', (e) => (e.matches ? toPrint() : toScreen()));
   $('print').addEventListener('click', () => { printTitle(); window.print(); });
 
   // --- notes on the data (summary.json's data_quality) -------------------------------------------------------------
@@ -529,6 +548,7 @@
       `Special groups are shown as counts only, withheld below ${cfg.k}. Base map ${cfg.basemap ? 'configured' : 'off (works offline)'}.`);
     renderSwitcher(); renderHeatOptions(); renderLegend(); renderCommunities(); renderExport(); renderDataQuality();
     if (openPopup) openPopup.refresh();
+    for (const [id, fn] of Object.entries(messages)) $(id).textContent = fn();
     document.dispatchEvent(new CustomEvent('gridcover-language', { detail: lang }));
   }
   $('lang').addEventListener('click', () => {
