@@ -179,7 +179,8 @@ LAYERS: tuple[MapLayer, ...] = (
     MapLayer(
         id="h3_reach", source="h3_reach", id_field="h3", title_zh="15分钟生活圈（H3）",
         title_en="15-minute reach (H3 cells)", geometry="polygon",
-        public_fields=("resolution", "households", "basic_share", "from_centre", "reach_method", *_reach_fields()),
+        public_fields=("resolution", "households", "basic_share", "from_centre", "reach_method",
+                       *dict.fromkeys((*_reach_fields(), *_heat_fields()))),
         tile_fields=("h3", "households", "basic_share", "from_centre", *_heat_fields()), queryables=("h3",),
         style=Style(kind="fill", field="basic_share", steps=True, opacity=0.45, outline=None,
                     classes=(Class("#c51b7d", "基本服务覆盖 <50%", "basic set reached by < 50%", 0.0),

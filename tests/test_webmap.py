@@ -114,10 +114,10 @@ def test_the_map_shows_the_grids_in_chromium_offline():
             page.wait_for_selector(".maplibregl-popup .popup", timeout=10_000)
             assert "网格员" in page.inner_text(".maplibregl-popup")
 
-            # a heat map of coverage loads its PNG tiles from the server
+            # a heat map of coverage is drawn from the H3 cells' vector tiles (switching needs no new PNG tiles)
             page.select_option("#heat", "basic")
-            page.wait_for_function("map.getLayer('heat') && map.isSourceLoaded('heat')", timeout=30_000)
-            assert any("/tiles/heat/basic/" in u for u in requested)
+            page.wait_for_function("map.getLayer('heat') && map.isSourceLoaded('h3_reach')", timeout=30_000)
+            assert any("/tiles/h3_reach/" in u for u in requested)
 
             # English on a click
             page.click("#lang")
