@@ -222,7 +222,7 @@
       const blind = heat.group === 'blindspots';
       const lo = blind ? tr('低', 'low') : tr('0%（无户可达）', '0% (no household)');
       const hi = blind ? tr('高（红色预警）', 'high (red)') : tr('100%（全部可达）', '100% (every household)');
-      html += `<div class="legend-layer"><b>${esc(tr('热力图', 'Heat map'))}：${esc(tr(heat.title_zh, heat.title_en))}</b>` +
+      html += `<div class="legend-layer"><b>${esc(tr('热力图：', 'Heat map: '))}${esc(tr(heat.title_zh, heat.title_en))}</b>` +
         `<div class="ramp" style="background: linear-gradient(to right, ${stops})"></div>` +
         `<div class="ramp-labels"><span>${esc(lo)}</span><span>${esc(hi)}</span></div>` +
         (blind ? '' : `<div class="legend-hint">${esc(tr('可在所属生活圈步行时间内到达的户比例', 'share of households within the walking time of its tier'))}</div>`) + '</div>';
