@@ -128,23 +128,27 @@ def search_places(request: Request, text: str, *, limit: int = 10) -> list[dict]
         return []
     workspace, cache, view = get_workspace(request), get_layer_cache(request), public_view(DEFAULT_K)
     grids = cache.prepare(workspace, "grids") if workspace.has("grids") else None
-    found: list[dict] = []
+    found: list[tuple[bool, dict]] = []
     for layer_id, fields in SEARCHED:
-        if len(found) >= limit or not workspace.has(layer_id):
+        if not workspace.has(layer_id):
             continue
         source = cache.prepare(workspace, layer_id)
         cols = [f for f in fields if f in source.data.columns]
         if not cols:
             continue
-        text_of = source.data[cols].astype("string").fillna("").agg(" ".join, axis=1).str.replace(" ", "", regex=False)
+        text_of = source.data[cols[0]].astype("string").fillna("")
+        for col in cols[1:]:
+            text_of = text_of + "|" + source.data[col].astype("string").fillna("")
+        text_of = text_of.str.replace(" ", "", regex=False)
         hit = np.ones(len(text_of), dtype=bool)
         for word in words:
             hit &= text_of.str.contains(word, regex=False).to_numpy(dtype=bool)
         rows = np.flatnonzero(hit)
         exact = source.data[cols[0]].astype("string").iloc[rows].eq("".join(words)).to_numpy(dtype=bool)
-        rows = np.concatenate([rows[exact], rows[~exact]])[:limit - len(found)]
-        found += _search_answers(layer_id, source, rows, view, grids)
-    return found
+        rows = np.concatenate([rows[exact], rows[~exact]])[:limit]
+        answers = _search_answers(layer_id, source, rows, view, grids)
+        found += [(i >= int(exact.sum()), answer) for i, answer in enumerate(answers)]
+    return [answer for _, answer in sorted(found, key=lambda hit: hit[0])][:limit]  # exact names first
 
 
 def _search_answers(layer_id: str, source, rows, view, grids) -> list[dict]:

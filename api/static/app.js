@@ -274,7 +274,7 @@
     if (hh === undefined || hh === null) return label;
     const detail = w ? tr(`${hh}户 ÷ ${w}名专职网格员 = ${Number(per).toFixed(1)}户/人`, `${hh} households ÷ ${w} full-time workers = ${Number(per).toFixed(1)}`)
       : tr(`${hh}户，无专职网格员`, `${hh} households, no full-time worker`);
-    return tr(`${label}（${detail}）`, `${label} (${detail})`);
+    return tr(`${label}；${detail}`, `${label}; ${detail}`);
   }
   function rowsHtml(l, props) {
     return l.popup.filter((n) => n in props || GROUPS.includes(n)).map((n) => {
