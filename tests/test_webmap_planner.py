@@ -59,6 +59,15 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTEFACTS / f"planner-{name}.png"))
 
 
+def click_feature(page, layer: str) -> None:
+    """Click the middle of the first ring of a rendered feature of ``layer`` (its vertices' mean)."""
+    centre = page.evaluate(f"""(() => {{ const f = map.queryRenderedFeatures({{layers: ['{layer}']}})[0];
+        const g = f.geometry, c = g.type === 'MultiPolygon' ? g.coordinates[0][0] : g.coordinates[0];
+        const x = c.reduce((s, p) => s + p[0], 0) / c.length, y = c.reduce((s, p) => s + p[1], 0) / c.length;
+        const p = map.project([x, y]), r = map.getCanvas().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }})()""")
+    page.mouse.click(*centre)
+
+
 def test_1_the_first_view_holds_the_whole_street_and_the_legend_fits(planner):
     page, _, _ = planner
     inside = page.evaluate("""(() => { const b = map.getBounds(), s = gridcoverApp.cfg.bounds;
@@ -101,11 +110,7 @@ def test_2_a_heat_map_is_drawn_above_the_base_layers_and_switches_without_a_down
     # an H3 cell's popup gives minutes and the missing services, not a class
     for layer in ("facilities", "blindspots", "coverage_issues"):
         page.uncheck(f"#toggle-{layer}")
-    centre = page.evaluate("""(() => { const f = map.queryRenderedFeatures({layers: ['heat']})[0];
-        const c = f.geometry.coordinates[0]; const x = c.reduce((s, p) => s + p[0], 0) / c.length,
-        y = c.reduce((s, p) => s + p[1], 0) / c.length; const p = map.project([x, y]);
-        const r = map.getCanvas().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; })()""")
-    page.mouse.click(*centre)
+    click_feature(page, "heat")
     page.wait_for_selector(".maplibregl-popup table.reach")
     text = page.inner_text(".maplibregl-popup")
     assert "步行（分钟）" in text and "缺少的基本设施" in text and "幼儿园" in text
@@ -131,10 +136,14 @@ def test_3_an_address_finds_its_building_grid_and_worker(planner):
     shot(page, "3-search")
     # without a key the public search still finds the estate's buildings, with their grid
     page.evaluate("sessionStorage.removeItem('gridcover-key')")
+    page.click(".maplibregl-popup-close-button")
     page.fill("#search", "粮食局宿舍")
     page.press("#search", "Enter")
-    page.wait_for_selector("#search-results li, .found-popup", timeout=15_000)
-    assert "粮食局宿舍" in page.inner_text("#search-results") + page.inner_text("body")
+    page.wait_for_selector("#search-results li", timeout=15_000)
+    assert "粮食局宿舍 3栋" in page.inner_text("#search-results")
+    page.click("#search-results li:nth-child(2) button")
+    page.wait_for_selector(".found-popup", timeout=15_000)
+    assert "网格员" in page.inner_text(".found-popup") and page.evaluate("window.gridcoverFound")
 
 
 def test_4_a_community_filter_shows_its_grids_alone(planner):
@@ -148,6 +157,18 @@ def test_4_a_community_filter_shows_its_grids_alone(planner):
     assert communities <= {chosen["id"]}
     assert chosen["name"] in page.inner_text("#export-scope")
     shot(page, "4-community")
+    for layer in ("buildings", "estates", "coverage_issues"):  # so that the click lands on the blind spot
+        page.uncheck(f"#toggle-{layer}")
+    page.wait_for_function(IDLE, timeout=30_000)
+    click_feature(page, "blindspots-fill")
+    page.wait_for_selector(".maplibregl-popup .popup")
+    text = page.inner_text(".maplibregl-popup")
+    assert "风险原因" in text and "预警" in text and not RAW_CODES.search(text), text
+    assert chosen["name"] in text, "the spot names its communities"
+    shot(page, "4b-blind-spot-popup")
+    page.click(".maplibregl-popup-close-button")
+    for layer in ("buildings", "estates", "coverage_issues"):
+        page.check(f"#toggle-{layer}")
 
 
 def test_5_export_gives_the_community_s_grids_as_csv_and_excel(planner):
@@ -234,3 +255,31 @@ def test_8_english_fits_the_panel_and_retranslates_an_open_popup(planner):
     page.select_option("#heat", "tier15")
     shot(page, "8-english")
     page.click("#lang")
+
+
+def test_9_notes_on_incomplete_data_are_shown_in_the_panel(planner):
+    page, context, _ = planner
+    note = {"layer": "facilities", "category": "kindergarten",
+            "message": "幼儿园仅4所，按5分钟生活圈每圈1所应约有12所：设施数据可能不全，缺配结论请先核实",
+            "message_en": "only 4 kindergartens where one per 5-minute circle means about 12: the facility data "
+                          "may be incomplete"}
+
+    def config(route):
+        response = route.fetch()
+        doc = response.json()
+        doc["data_quality"] = [note]
+        route.fulfill(response=response, json=doc)
+
+    other = context.new_page()
+    other.route("**/webmap/config.json", config)
+    other.goto(page.url.split("#")[0])
+    other.wait_for_function("window.gridcoverReady === true", timeout=60_000)
+    assert other.locator("#data-quality").is_visible()
+    assert note["message"] in other.inner_text("#data-quality")
+    other.wait_for_function(IDLE, timeout=30_000)
+    other.wait_for_timeout(300)
+    other.screenshot(path=str(ARTEFACTS / "planner-9-data-quality.png"))
+    other.click("#lang")
+    assert note["message_en"] in other.inner_text("#data-quality")
+    other.click("#lang")
+    other.close()

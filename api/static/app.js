@@ -247,6 +247,10 @@
       const c = communities[String(value)];
       if (c) return c.name;
     }
+    if (name === 'grid_ids' || name === 'grid_id') {
+      const g = grids.find((x) => x.id === String(value));
+      if (g && g.name) return g.name;
+    }
     if (name === 'category') {
       const c = (cfg.categories || []).find((x) => x.id === value);
       if (c) return tr(c.zh, c.en);
@@ -351,6 +355,7 @@
   }
   function setCommunity(id, { fit = true } = {}) {
     $('search-results').innerHTML = '';
+    say('search-msg', null);
     communityId = communities[id] ? String(id) : '';
     const none = ['==', ['get', 'id'], '\u0000'];
     for (const [lid, field] of Object.entries(communityFiltered)) {
@@ -411,7 +416,7 @@
     const rows = [[tr('地址', 'address'), a.address], [tr('楼栋', 'building'), a.building_name], [tr('小区', 'estate'), a.estate_name || a.estate],
       [tr('社区', 'community'), a.community_name], [tr('街道', 'street'), a.street_name], [tr('网格', 'grid'), a.grid_name],
       [tr('网格员', 'grid worker'), a.worker_name], [tr('网格员电话', 'worker phone'), a.worker_phone], [tr('说明', 'note'), a.note]]
-      .filter(([, v]) => v !== undefined && v !== null && v !== '');
+      .filter(([, v]) => typeof v === 'string' || typeof v === 'number'); // names the answer may not carry are left out
     return `<div class="popup found-popup"><h3>${esc(tr('查找结果', 'Found'))}</h3><table>` +
       rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('') + '</table></div>';
   }
@@ -443,8 +448,17 @@
     const grid = gridOf(a.grid_id) || {};
     const community = communities[String(a.community_id)];
     return { bbox, answer: Object.assign({ address: q, grid_name: grid.name, community_name: community && community.name }, a,
-      { noteFn: () => (a.method === 'address_estate' ? tr('按小区定位（地址中的楼栋未找到）', 'placed by its estate (the building was not found)')
-        : (a.problem ? (lang === 'zh' && a.problem_zh ? a.problem_zh : a.problem) : undefined)) }) };
+      { noteFn: () => {
+        const notes = [];
+        if (a.covered === false) {
+          const near = gridOf(a.nearest_grid_id);
+          notes.push(tr(`不在任何网格内${near ? `，最近的网格：${near.name}` : ''}`, `in no grid${near ? `; nearest grid: ${near.name}` : ''}`));
+        }
+        if (a.method === 'address_estate') notes.push(tr('按小区定位（地址中的楼栋未找到）', 'placed by its estate (the building was not found)'));
+        const problem = lang === 'zh' ? (a.problem_zh || a.message_zh || a.problem) : (a.problem || a.message);
+        if (typeof problem === 'string' && problem) notes.push(problem);
+        return notes.join(tr('；', '; ')) || undefined;
+      } }) };
   }
   function answerOf(hit) {
     const grid = hit.grid || (hit.layer === 'grids' ? { id: hit.id, name: hit.name, worker_name: (gridOf(hit.id) || {}).worker_name } : {});
