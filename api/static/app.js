@@ -421,7 +421,7 @@
       rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('') + '</table></div>';
   }
   function placeFound(bbox, answer) {
-    fly(bbox, 16.5);
+    fly(bbox, 16);
     markFound(bbox, answer.grid_id);
     const centre = [(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2];
     map.once('moveend', () => showPopup(centre, () => showAnswer(Object.assign({}, answer, { note: answer.noteFn ? answer.noteFn() : undefined }))));
