@@ -73,7 +73,8 @@ def map_config(request: Request) -> dict:
             "style": _jsonable(style), "popup": fields, "queryables": list(layer.queryables),
         })
     present = {lay["id"] for lay in layers}
-    heats = [{"id": h.id, "title_zh": h.title_zh, "title_en": h.title_en, "group": h.group, "layer": h.layer, "value": h.value,
+    heats = [{"id": h.id, "title_zh": h.title_zh, "title_en": h.title_en, "group": h.group,
+              "layer": h.layer, "value": h.value,
               "stops": [list(s) for s in h.stops]} for h in HEATS if h.layer in present]
     return {"layers": layers, "heats": heats, "bounds": street_bounds(request, present),
             "basemap": request.app.state.basemap,

@@ -91,7 +91,8 @@ def export_table(source: PreparedLayer, rows, view: View, *,
     points = shapely.point_on_surface(source.geoms[rows]) if len(rows) else np.array([], dtype=object)
     table["lon"] = np.round(shapely.get_x(points), 6) if len(rows) else []
     table["lat"] = np.round(shapely.get_y(points), 6) if len(rows) else []
-    names = {**{k: v[0] for k, v in FIELD_NAMES.items()}, "community_name": "社区名称", "lon": "经度（WGS-84）", "lat": "纬度（WGS-84）"}
+    names = {**{k: v[0] for k, v in FIELD_NAMES.items()},
+             "community_name": "社区名称", "lon": "经度（WGS-84）", "lat": "纬度（WGS-84）"}
     return table.rename(columns=lambda c: names.get(c, c))
 
 
