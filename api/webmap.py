@@ -18,14 +18,17 @@ import dataclasses
 import mimetypes
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import shapely
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api.app import get_layer_cache, get_workspace
 from geo.errors import NotFoundError
 from layers.base import DEFAULT_K
-from layers.catalog import FIELD_NAMES, HEATS
+from geo.reach import load_config
+from layers.catalog import FIELD_NAMES, HEATS, VALUE_NAMES
 from layers.features import list_layers, public_view
 
 STATIC = Path(__file__).parent / "static"
@@ -67,19 +70,108 @@ def map_config(request: Request) -> dict:
         layers.append({
             "id": layer.id, "title_zh": layer.title_zh, "title_en": layer.title_en, "geometry": layer.geometry,
             "minzoom": layer.minzoom, "maxzoom": layer.maxzoom, "visible": layer.visible, "id_field": layer.id_field,
-            "style": _jsonable(style), "popup": fields,
+            "style": _jsonable(style), "popup": fields, "queryables": list(layer.queryables),
         })
     present = {lay["id"] for lay in layers}
     heats = [{"id": h.id, "title_zh": h.title_zh, "title_en": h.title_en, "group": h.group,
+              "layer": h.layer, "value": h.value,
               "stops": [list(s) for s in h.stops]} for h in HEATS if h.layer in present]
-    bounds = None
-    for name in ("grids", "communities", "streets"):
-        if name in present:
-            bounds = list(get_layer_cache(request).prepare(workspace, name).extent_wgs84())
-            break
-    return {"layers": layers, "heats": heats, "bounds": bounds, "basemap": request.app.state.basemap,
+    return {"layers": layers, "heats": heats, "bounds": street_bounds(request, present),
+            "basemap": request.app.state.basemap,
             "k": int(getattr(request.app.state, "k", DEFAULT_K)), "version": workspace.tag,
-            "field_names": {k: list(v) for k, v in FIELD_NAMES.items()}}
+            "field_names": {k: list(v) for k, v in FIELD_NAMES.items()},
+            "value_names": {f: {c: list(n) for c, n in names.items()} for f, names in VALUE_NAMES.items()},
+            "categories": [{"id": c.id, "zh": c.name_zh, "en": c.name_en, "tier": c.tier, "basic": c.basic}
+                           for c in load_config().categories],
+            "communities": _communities(request), "data_quality": _data_quality(workspace)}
+
+
+def street_bounds(request: Request, present: set[str]) -> list[float] | None:
+    """The first view: the extent of the streets, communities and grids together (every community, the
+    fringe ones with no grid too), so nothing of the street is cut off."""
+    boxes = [get_layer_cache(request).prepare(get_workspace(request), name).extent_wgs84()
+             for name in ("streets", "communities", "grids") if name in present]
+    if not boxes:
+        return None
+    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+
+
+def _communities(request: Request) -> list[dict]:
+    """Every community's id, name, fringe flag and extent (the map's community filter and names in popups)."""
+    workspace = get_workspace(request)
+    if not workspace.has("communities"):
+        return []
+    source = get_layer_cache(request).prepare(workspace, "communities")
+    props = source.properties_cached(public_view(DEFAULT_K), [c for c in ("id", "name", "fringe")
+                                                               if c in source.data.columns])
+    bounds = shapely.bounds(source.geoms).round(6).tolist()
+    rows = props.astype(object).where(props.notna(), None).to_dict("records")
+    return sorted(({**row, "bbox": box} for row, box in zip(rows, bounds)), key=lambda r: str(r.get("id")))
+
+
+def _data_quality(workspace) -> list[dict]:
+    """The analysis' notes on incomplete data (``summary.json``'s ``data_quality``), or none."""
+    notes = workspace.summary().get("data_quality") or []
+    return [n for n in notes if isinstance(n, dict)]
+
+
+#: What the map's search box looks through (public fields only): layer and the fields matched.
+SEARCHED = (("grids", ("name", "code")), ("communities", ("name",)), ("estates", ("name", "address")),
+            ("buildings", ("address", "name")))
+
+
+def search_places(request: Request, text: str, *, limit: int = 10) -> list[dict]:
+    """Grids, communities, estates and buildings whose public name or address holds every word of ``text``
+    (spaces ignored), exact names first; each with its extent and, for an estate or a building, the grid its
+    centre lies in and that grid's worker (the public fields of the grids layer)."""
+    words = [w for w in str(text).split() if w][:8]
+    if not words:
+        return []
+    workspace, cache, view = get_workspace(request), get_layer_cache(request), public_view(DEFAULT_K)
+    grids = cache.prepare(workspace, "grids") if workspace.has("grids") else None
+    found: list[tuple[bool, dict]] = []
+    for layer_id, fields in SEARCHED:
+        if not workspace.has(layer_id):
+            continue
+        source = cache.prepare(workspace, layer_id)
+        cols = [f for f in fields if f in source.data.columns]
+        if not cols:
+            continue
+        text_of = source.data[cols[0]].astype("string").fillna("")
+        for col in cols[1:]:
+            text_of = text_of + "|" + source.data[col].astype("string").fillna("")
+        text_of = text_of.str.replace(" ", "", regex=False)
+        hit = np.ones(len(text_of), dtype=bool)
+        for word in words:
+            hit &= text_of.str.contains(word, regex=False).to_numpy(dtype=bool)
+        rows = np.flatnonzero(hit)
+        exact = source.data[cols[0]].astype("string").iloc[rows].eq("".join(words)).to_numpy(dtype=bool)
+        rows = np.concatenate([rows[exact], rows[~exact]])[:limit]
+        answers = _search_answers(layer_id, source, rows, view, grids)
+        found += [(i >= int(exact.sum()), answer) for i, answer in enumerate(answers)]
+    return [answer for _, answer in sorted(found, key=lambda hit: hit[0])][:limit]  # exact names first
+
+
+def _search_answers(layer_id: str, source, rows, view, grids) -> list[dict]:
+    props = source.properties_cached(view, [c for c in ("id", "name", "address", "community_id")
+                                            if c in source.data.columns]).iloc[rows]
+    records = props.astype(object).where(props.notna(), None).to_dict("records")
+    geoms = source.geoms[rows]
+    boxes = shapely.bounds(geoms).round(6).tolist()
+    grid_rows = np.full(len(rows), -1)
+    if grids is not None and layer_id in ("estates", "buildings") and len(rows):
+        point_of, grid_of = grids.tree.query(shapely.point_on_surface(geoms), predicate="within")
+        grid_rows[point_of[::-1]] = grid_of[::-1]  # the first grid holding the point, where grids overlap
+    out = []
+    grid_props = (grids.properties_cached(view, [c for c in ("id", "name", "worker_name", "worker_phone")
+                                                 if c in grids.data.columns]) if grids is not None else None)
+    for record, box, g in zip(records, boxes, grid_rows):
+        grid = None
+        if g >= 0:
+            row = grid_props.iloc[int(g)]
+            grid = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        out.append({"layer": layer_id, **record, "bbox": box, "grid": grid})
+    return out
 
 
 def complete_openapi(doc: dict, app) -> dict:
@@ -115,6 +207,10 @@ def build_router() -> APIRouter:
         rows = props.astype(object).where(props.notna(), None).to_dict("records")
         return JSONResponse([{**row, "bbox": box} for row, box in zip(rows, bounds)],
                             headers={"Cache-Control": "no-cache"})
+
+    @router.get("/webmap/search", summary="Places for the map's search box: grids, communities, estates, buildings")
+    def search(request: Request, q: str = Query("", max_length=200, description="words of a name or address")):
+        return JSONResponse({"results": search_places(request, q)}, headers={"Cache-Control": "no-cache"})
 
     @router.get("/static/{path:path}", summary="Files of the web map (script, style, MapLibre)",
                 response_class=Response)
