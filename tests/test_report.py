@@ -25,7 +25,7 @@ def test_the_report_needs_no_network_and_shows_what_a_planner_needs(sample_analy
         assert str(name) not in page
 
 
-def test_with_visit_records_the_scorecard_counts_periods_and_the_grids_show_their_share(tmp_path):
+def test_with_visit_records_the_scorecard_counts_periods_and_withholds_a_share_of_fewer_than_k_households(tmp_path):
     from datetime import date
 
     from conftest import tiny_layers, tiny_visits, write_layers
@@ -33,12 +33,15 @@ def test_with_visit_records_the_scorecard_counts_periods_and_the_grids_show_thei
 
     folder = write_layers(tiny_layers(), tmp_path / "tiny")
     tiny_visits().to_csv(folder / "visits.csv", index=False)
-    page = render_report(analyze(folder, reference_date=date(2026, 11, 30), window_weeks=5))
+    analysis = analyze(folder, reference_date=date(2026, 11, 30), window_weeks=5)
+    page = render_report(analysis, k=2)  # 3 special-group households: shown with k = 2
     assert "走访频次达标率" in page and "44.4%" in page  # the street's 4 of 9 periods
     assert "(4/9) 周期" in page and "(4 / 9) periods" in page
-    assert "走访周期达标率" in page and "periods kept / periods required" in page
+    assert "走访周期达标率" in page and "periods kept ÷ periods required" in page  # and defined
     assert "visits_kept" in page  # the grids' tooltip field
     assert "\"H2\"" not in page  # no household appears
+    withheld = render_report(analysis)  # k = 5: a share of 3 households would single them out
+    assert "44.4%" not in withheld and "(4/9) 周期" not in withheld and "&lt;5户" in withheld
 
 
 def test_a_grids_share_of_visit_periods_is_shown_as_a_percentage_or_withheld_below_k():
