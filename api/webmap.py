@@ -136,7 +136,10 @@ def complete_openapi(doc: dict, app) -> dict:
     """The web map's media types in the OpenAPI document."""
     paths = doc["paths"]
     paths["/map"]["get"]["responses"]["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
-    paths["/report"]["get"]["responses"]["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
+    report = paths["/report"]["get"]["responses"]
+    report["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
+    report.setdefault("404", {"description": "the workspace has no report.html (analyze writes it into --out)",
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     paths["/static/{path}"]["get"]["responses"]["200"]["content"] = {"*/*": {"schema": {"type": "string",
                                                                                       "format": "binary"}}}
     return doc

@@ -621,8 +621,8 @@ def _scorecard_section(ctx: ReportContext) -> str:
                 "✓ pass　✗ fail　not measured: the data lack the field. Below each value: numerator/denominator "
                 "(see Definitions).")
     out = [f"<h2>{_t('对照工作方案目标的考核表', 'Scorecard against the plan’s targets')}</h2>",
-           _score_matrix(ctx, units.sort_values("level", key=lambda s: s != "street", kind="stable")),
-           f"<p class=note>{legend}</p>"]
+           f"<p class=note>{legend}</p>",
+           _score_matrix(ctx, units.sort_values("level", key=lambda s: s != "street", kind="stable"))]
     if len(zones):
         out += [f"<h3>{_t('按区域', 'By zone')}</h3>", _score_matrix(ctx, zones)]
     return "".join(out)
