@@ -749,9 +749,16 @@ TERMS = (
                                                    "estimated flats (floors × footprint × 0.75 ÷ 90 m²).")),
     (("老旧小区", "old estate"), ("2000 年及以前建成的小区或楼栋，或数据中标为老旧小区的区域。",
                                 "an estate or building built in 2000 or earlier, or an area marked old estate.")),
-    (("城乡结合部", "urban-rural fringe"), ("城乡分类代码为 112、122 的社区，或数据中标为城乡结合部的区域。",
-                                         "communities with urban-rural code 112 or 122, or areas marked fringe.")),
 )
+#: How the fringe was found (``summary["risk"]["fringe_source"]``, geo/areas.py), said in the definitions.
+FRINGE_SOURCES = {
+    "ur_code": ("城乡分类代码为 112（城乡结合区）、122（镇乡结合区）的社区。", "communities with urban-rural code 112 or 122."),
+    "areas": ("数据中标为城乡结合部的区域（areas 图层）。", "the areas the data mark as fringe (areas layer)."),
+    "derived": ("由楼栋层数推断：低层楼栋为主、距高层密集区 1.5 公里以内的区域（数据未标出城乡结合部）。",
+                "derived from building heights: mostly low buildings within 1.5 km of the dense core (the data "
+                "name no fringe)."),
+    "none": ("数据未标出城乡结合部，本报告中城乡结合部为 0 户。", "the data name no fringe: no household is in it here."),
+}
 
 
 def _definitions_section(ctx: ReportContext) -> str:
@@ -773,7 +780,11 @@ def _definitions_section(ctx: ReportContext) -> str:
         window = _t(f"截至 {as_of} 的 {weeks} 周内已结束的周期；{rules}（电话不计）。",
                     f"the periods completed in the {weeks} weeks to {as_of}; see docs/tasks.md for the rules.")
         items.append(f"<dt>{_t('走访统计期', 'visit window')}</dt><dd>{window}</dd>")
-    terms = "".join(f"<dt>{_t(*name)}</dt><dd>{_t(*text)}</dd>" for name, text in TERMS)
+    source = str((ctx.summary.get("risk") or {}).get("fringe_source") or "none").split(" ")[0]
+    fringe = [FRINGE_SOURCES[p] for p in source.split("+") if p in FRINGE_SOURCES] or [FRINGE_SOURCES["none"]]
+    fringe_text = ("或".join(zh.rstrip("。") for zh, _ in fringe) + "。", " Or ".join(en for _, en in fringe))
+    terms = "".join(f"<dt>{_t(*name)}</dt><dd>{_t(*text)}</dd>"
+                    for name, text in (*TERMS, (("城乡结合部", "urban-rural fringe"), fringe_text)))
     return (f"<h2>{_t('指标说明', 'Definitions')}</h2><dl class=defs>{''.join(items)}{terms}</dl>")
 
 

@@ -215,3 +215,15 @@ def test_no_special_group_person_is_named_or_placed(sample_analysis, sample_page
     for x, y in zip(points.x, points.y):  # no household is placed on the map (its layers are areas only)
         pair = re.escape(f"{np.floor(x * 1e5) / 1e5:.5f}") + r"\d*, " + re.escape(f"{np.floor(y * 1e5) / 1e5:.5f}")
         assert not re.search(pair, sample_page), (x, y)
+
+
+def test_analyze_names_the_reports_author(tmp_path, capsys):
+    from conftest import tiny_layers, write_layers
+    from gridcover.cli import main
+
+    folder = write_layers(tiny_layers(), tmp_path / "tiny")
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "out"), "--report-author", "李明（综治办）",
+                 "--as-of", "2026-11-30", "--quiet"]) == 0
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    head = page[page.index('<header class="cover">'):page.index("</header>")]
+    assert "李明（综治办）" in head and "2026-11-30" in head and "测试街道" in head

@@ -51,7 +51,8 @@ def test_the_report_is_served_from_the_workspace(report_workspace):
     assert "网格化管理脱管风险报告" in r.text and "测试编制人" in r.text
     assert not re.search(r'(src|href)="(https?:)?//', r.text)  # its script, styles and map are inside it
     assert client.head("/report").status_code == 200
-    assert "/report" in client.get("/openapi.json").json()["paths"]
+    answers = client.get("/openapi").json()["paths"]["/report"]["get"]["responses"]
+    assert {"200", "401", "403", "404"} <= set(answers) and "text/html" in answers["200"]["content"]
 
 
 def test_a_workspace_without_a_report_answers_404_saying_how_to_make_one(sample_analysis, tmp_path):
@@ -170,3 +171,36 @@ def _pdf_to_png(pdf: Path) -> None:
         return
     subprocess.run([tool, "-r", "80", "-png", str(pdf), str(ARTEFACTS / "report-page")], check=True)
     assert sorted(ARTEFACTS.glob("report-page-*.png")), "pdftoppm wrote no page"
+
+
+def test_a_table_longer_than_a_page_repeats_its_header_on_the_next(sample_analysis, tmp_path):
+    """Every grid listed as over capacity: the list runs over two pages, each with the column headers."""
+    import copy
+
+    from layers.report import render_report
+
+    sync_playwright = _browser_or_skip()
+    tool = _poppler("pdftotext")
+    if tool is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed; CI installs it")
+    analysis = copy.copy(sample_analysis[0])
+    analysis.grids = analysis.grids.assign(over_capacity=True)
+    pdf = tmp_path / "long.pdf"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            blocked = []
+            _route_offline(page, "", blocked)
+            page.set_content(render_report(analysis))
+            page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+            assert blocked == []
+        finally:
+            browser.close()
+    text = subprocess.run([tool, str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    sheets = [re.sub(r"\s+", "", s) for s in text.split("\f")]
+    names = list(analysis.grids["name"])
+    with_rows = [i for i, s in enumerate(sheets) if sum(n in s for n in names) >= 5]
+    assert len(with_rows) >= 2, "the list should run over two pages"
+    for i in with_rows:
+        assert "需增配专职网格员" in sheets[i], f"page {i + 1} of the list has no header"
