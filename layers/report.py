@@ -1,10 +1,15 @@
-"""The street office's report (报告): one self-contained HTML page in Chinese (English switchable).
+"""The street office's report (报告): one self-contained HTML page in Chinese (English switchable) that a
+street office hands to its director, on screen or printed on A4 (docs/report.md).
 
-Maps drawn with folium from the layer declarations of :mod:`layers.catalog` (blind spots, old estates,
-the urban-rural fringe, grids), the scorecard against the plan's targets and the top-ranked blind spots.
-It works on an intranet with no internet: Leaflet is inlined from ``layers/static/leaflet`` and no base map
-is loaded unless one is configured (``basemap``, off by default). Special-group members appear only as
-counts, and counts from 1 to k-1 are shown as "<k".
+Its sections, in :func:`_body`'s order: a header (office, as-of date, date made, author), findings, headline
+figures, a data-completeness note, the map, households at risk by zone, the top blind spots by community and
+grid name, the grids over the workload rule with their workers, the scorecard (unit × indicator), the
+definitions of every indicator and a 审核/签发 sign-off. A section is a function of a :class:`ReportContext`.
+The map is folium (Leaflet) on screen and an SVG drawing framed on the street on paper, both from the layer
+declarations of :mod:`layers.catalog`. It works on an intranet with no internet: Leaflet is inlined from
+``layers/static/leaflet``, the styles from ``layers/static/report``, and no base map is loaded unless one is
+configured (``basemap``, off by default). Special-group members appear only as counts, counts from 1 to k-1
+are shown as "<k", and a share over fewer than k special-group households is withheld.
 
 Example
 -------
@@ -251,8 +256,8 @@ def _body(ctx: ReportContext) -> str:
         _findings(ctx),
         _figures(ctx),
         _data_quality(ctx),
-        _map_section(ctx),
         _zones_section(ctx),
+        _map_section(ctx),  # on paper: a page of its own
         _spots_section(ctx),
         _overloaded_section(ctx),
         _scorecard_section(ctx),
