@@ -515,21 +515,29 @@ def _zones_section(ctx: ReportContext) -> str:
                 + "</tr>")
     head = [("区域", "zone", ""), ("户数", "households", "num"), ("红", "red", "num"), ("黄", "yellow", "num"),
             ("蓝", "blue", "num")]
-    hh = ctx.analysis.households
-    note = ""
-    if {"fringe", "old_estate"} <= set(hh.columns):
-        fringe = hh["fringe"].astype(bool).to_numpy()
-        both = int((fringe & hh["old_estate"].astype(bool).to_numpy()).sum())
-        if both:
-            note = _t(f"本表每户只计入一个区域：既在老旧小区又在城乡结合部的 {both:,} 户计入老旧小区，所以城乡结合部"
-                      f"在本表为 {by_zone.get('fringe', {}).get('households', 0):,} 户；城乡结合部全部 {int(fringe.sum()):,} 户"
-                      "（含这些老旧小区户）是考核表“按区域”一栏所用的户数，两数之差就是这些户。",
-                      f"Each household counts in one zone here: the {both:,} households both in an old estate and in "
-                      f"the fringe count as old estate, so the fringe has {by_zone.get('fringe', {}).get('households', 0):,}"
-                      f" here; all {int(fringe.sum()):,} fringe households (those included) are what the scorecard's zone "
-                      "rows count.")
+    note = _fringe_note(ctx, by_zone)
     return (f"<section class=keep><h2>{_t('按区域的风险户数', 'Households at risk by zone')}</h2>{_table(head, rows)}"
             + (f"<p class=note>{note}</p>" if note else "") + "</section>")
+
+
+def _fringe_note(ctx: ReportContext, by_zone: dict) -> str:
+    """Why the fringe has fewer households in the zone table than in the scorecard: the table puts a household in
+    one zone (old estate first), the scorecard's zone rows count every fringe household (its denominator)."""
+    card = ctx.analysis.scorecard
+    if card is None or not len(card) or "fringe" not in by_zone:
+        return ""
+    rows = card[(card["level"] == "zone") & (card["id"] == "fringe") & (card["indicator"] == "households_covered")]
+    if not len(rows) or pd.isna(rows["denominator"].iloc[0]):
+        return ""
+    every, here = int(rows["denominator"].iloc[0]), int(by_zone["fringe"]["households"])
+    both = every - here
+    if both <= 0:
+        return ""
+    return _t(f"本表每户只计入一个区域：既在老旧小区又在城乡结合部的 {both:,} 户计入老旧小区，所以城乡结合部在本表为 "
+              f"{here:,} 户；城乡结合部全部 {every:,} 户（含这些老旧小区户）是考核表“按区域”一栏所用的户数，两数之差就是这些户。",
+              f"Each household counts in one zone here: the {both:,} households both in an old estate and in the fringe "
+              f"count as old estate, so the fringe has {here:,} here; all {every:,} fringe households (those included) "
+              "are what the scorecard's zone rows count.")
 
 
 def _spots_section(ctx: ReportContext, top: int = 15) -> str:

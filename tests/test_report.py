@@ -227,3 +227,13 @@ def test_analyze_names_the_reports_author(tmp_path, capsys):
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     head = page[page.index('<header class="cover">'):page.index("</header>")]
     assert "李明（综治办）" in head and "2026-11-30" in head and "测试街道" in head
+
+
+def test_the_report_of_a_dask_run_without_the_household_frame_is_the_same(sample_analysis, sample_page):
+    import copy
+    from datetime import date
+
+    analysis, _ = sample_analysis
+    parted = copy.copy(analysis)
+    parted.households = None  # what the Dask engine hands over
+    assert render_report(parted, author="王主任", made=date(2026, 12, 1)) == sample_page
