@@ -236,4 +236,7 @@ def test_the_report_of_a_dask_run_without_the_household_frame_is_the_same(sample
     analysis, _ = sample_analysis
     parted = copy.copy(analysis)
     parted.households = None  # what the Dask engine hands over
-    assert render_report(parted, author="王主任", made=date(2026, 12, 1)) == sample_page
+    def same(page):  # folium names its map elements at random
+        return re.sub(r"_[0-9a-f]{32}", "_", page)
+
+    assert same(render_report(parted, author="王主任", made=date(2026, 12, 1))) == same(sample_page)
