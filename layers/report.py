@@ -753,13 +753,13 @@ TERMS = (
     (("蓝色预警", "blue"), ("其他脱管原因（如不在网格、网格超负荷、基本服务缺配、疑似未登记出租）。",
                           "any other reason (no grid, grid over capacity, missing services, possible unregistered "
                           "rentals).")),
-    (("盲区", "blind spot"), ("相邻的风险 H3 单元（约 1.5 公顷）合并成的区域，限于一个社区；按权重（红 10、黄 3、蓝 1、"
-                            "疑似未登记楼栋 5）排序。",
-                            "adjacent H3 cells at risk (about 1.5 ha each) merged within one community, ranked by "
-                            "weight (red 10, yellow 3, blue 1, under-registered building 5).")),
-    (("疑似未登记楼栋", "under-registered building"), ("住宅楼登记户数不到估算套数（层数×占地×0.75÷90㎡）的一半。",
+    (("盲区", "blind spot"), ("相邻的风险 H3 单元合并成的区域，限于一个社区；按权重排序（默认：红色预警户 10、黄 3、蓝 1、"
+                            "疑似未登记楼栋 5）。",
+                            "adjacent H3 cells at risk merged within one community, ranked by weight (by default red "
+                            "households 10, yellow 3, blue 1, under-registered buildings 5).")),
+    (("疑似未登记楼栋", "under-registered building"), ("住宅楼登记户数不到估算套数（默认：层数×占地×0.75÷90㎡）的一半。",
                                                    "a residential building with fewer household records than half its "
-                                                   "estimated flats (floors × footprint × 0.75 ÷ 90 m²).")),
+                                                   "estimated flats (by default floors × footprint × 0.75 ÷ 90 m²).")),
     (("老旧小区", "old estate"), ("2000 年及以前建成的小区或楼栋，或数据中标为老旧小区的区域。",
                                 "an estate or building built in 2000 or earlier, or an area marked old estate.")),
 )
@@ -787,10 +787,12 @@ def _definitions_section(ctx: ReportContext) -> str:
         items.append(f"<dt>{_t(zh, en)} <small>{_t('目标 ', 'target ')}{target}</small></dt><dd>{_t(d_zh, d_en)}</dd>")
     visits = ctx.summary.get("visits")
     if visits:
-        rules = "；".join(f"{html.escape(GROUP_NAMES.get(g, (g,))[0])}每{'周' if r['period'] == 'iso_week' else '月'}"
-                         f"至少 {r['at_least']} 次入户" for g, r in visits.get("rules", {}).items())
+        rules = "；".join(f"{GROUP_NAMES.get(g, (g,))[0]}每{'周' if r['period'] == 'iso_week' else '月'}至少 "
+                         f"{r['at_least']} 次{'入户' if list(r.get('kinds', [])) == ['home'] else '走访'}"
+                         f"{'（电话也计）' if 'phone' in r.get('kinds', []) else ''}"
+                         for g, r in visits.get("rules", {}).items())
         weeks, as_of = visits["window_weeks"], visits["as_of"]
-        window = _t(f"截至 {as_of} 的 {weeks} 周内已结束的周期；{rules}（电话不计）。",
+        window = _t(f"截至 {as_of} 的 {weeks} 周内已结束的周期；{rules}。",
                     f"the periods completed in the {weeks} weeks to {as_of}; see docs/tasks.md for the rules.")
         items.append(f"<dt>{_t('走访统计期', 'visit window')}</dt><dd>{window}</dd>")
     source = str((ctx.summary.get("risk") or {}).get("fringe_source") or "none").split(" ")[0]
@@ -798,6 +800,10 @@ def _definitions_section(ctx: ReportContext) -> str:
     fringe_text = ("或".join(zh.rstrip("。") for zh, _ in fringe) + "。", " Or ".join(en for _, en in fringe))
     terms = "".join(f"<dt>{_t(*name)}</dt><dd>{_t(*text)}</dd>"
                     for name, text in (*TERMS, (("城乡结合部", "urban-rural fringe"), fringe_text)))
+    rules_source = (ctx.summary.get("risk") or {}).get("rules_source", "built-in")
+    if rules_source != "built-in":
+        terms += "<p class=note>" + _t(f"本次分析的规则与权重取自 {rules_source}，与上述默认值可能不同。",
+                                       f"The rules and weights of this analysis are those of {rules_source}.") + "</p>"
     return (f"<h2>{_t('指标说明', 'Definitions')}</h2><dl class=defs>{''.join(items)}{terms}</dl>")
 
 
