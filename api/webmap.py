@@ -69,7 +69,7 @@ def report_response(request: Request, caller: Caller) -> Response:
     if not path.is_file():
         raise NotFoundError(f"no {REPORT_FILE} in this workspace ({workspace.location}): 'gridcover analyze DATA "
                             "--out OUT' writes it into OUT beside workspace.gpkg (docs/report.md)")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8", errors="replace")  # a file edited by hand is still shown
     _check_report_access(text, caller, k=int(getattr(request.app.state, "k", DEFAULT_K)))
     version = workspace.version
     if version > 1:
