@@ -5,6 +5,7 @@ MapLibre GL JS (BSD-3-Clause, ``static/vendor/maplibre-gl/LICENSE.txt``). No CDN
 glyph server (labels are HTML: popups, legend, search), so it works on an intranet with no internet
 access. The layer switcher, legend and popups are built from the layer declarations (``layers/``)
 that ``/webmap/config.json`` hands over; the base map is optional (``gridcover serve --basemap``).
+``/report`` serves the street office's report, report.html of the workspace (:func:`report_response`).
 
 Example
 -------
@@ -16,16 +17,19 @@ from __future__ import annotations
 
 import dataclasses
 import mimetypes
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import shapely
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from api.access import HEADER, PUBLIC, Caller
 from api.app import get_layer_cache, get_workspace
-from geo.errors import NotFoundError
+from api.params import get_caller
+from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError
 from layers.base import DEFAULT_K
 from geo.reach import load_config
 from layers.catalog import FIELD_NAMES, HEATS, VALUE_NAMES
@@ -48,6 +52,52 @@ def page_response(request: Request) -> Response:
     """The web map page (``/`` for browsers, also ``/map``)."""
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-cache"})
+
+
+#: The report ``gridcover analyze`` writes beside workspace.gpkg (layers/report.py), served at ``/report``.
+REPORT_FILE = "report.html"
+REPORT_NOTICE = "<!--gridcover:notice-->"
+
+
+def report_response(request: Request, caller: Caller) -> Response:
+    """The street office's report (``/report``): ``report.html`` of the workspace's output folder, as analyze
+    wrote it (self-contained: its script, styles and map are inside it).
+
+    It holds counts only, special-group counts from 1 to k-1 withheld with the k it was written with: any
+    caller may read it when that k is at least the server's (as the public layers it shows), else only a key
+    entitled to every street it covers (a street office of those streets, an admin). After a redraw it says
+    that its grids are those analysed, not the current version."""
+    workspace = get_workspace(request)
+    path = Path(workspace.path).parent / REPORT_FILE
+    if not path.is_file():
+        raise NotFoundError(f"no {REPORT_FILE} in this workspace ({workspace.location}): 'gridcover analyze DATA "
+                            "--out OUT' writes it into OUT beside workspace.gpkg (docs/report.md)")
+    text = path.read_text(encoding="utf-8", errors="replace")  # a file edited by hand is still shown
+    _check_report_access(text, caller, k=int(getattr(request.app.state, "k", DEFAULT_K)))
+    version = workspace.version
+    if version > 1:
+        notice = (f'<p class="quality" role="note">本报告按分析时的网格（第 1 版）编制；网格已调整，现行为第 {version} 版'
+                  "（gridcover redraw）。重新运行 gridcover analyze 可按现行网格更新报告。"
+                  f'<br><span lang="en">This report describes the grids as analysed (version 1); the grids are now '
+                  f"version {version}. Run gridcover analyze again for a report of the current grids.</span></p>")
+        text = text.replace(REPORT_NOTICE, notice, 1)
+    return HTMLResponse(text, headers={"Cache-Control": "no-cache"})
+
+
+def _report_meta(text: str, name: str) -> str | None:
+    found = re.search(rf'<meta name="gridcover:{name}" content="([^"]*)">', text[:4000])
+    return found.group(1) if found else None
+
+
+def _check_report_access(text: str, caller: Caller, *, k: int) -> None:
+    """Let the caller read a report written with its own k (meta ``gridcover:k``) and streets."""
+    report_k = int(_report_meta(text, "k") or DEFAULT_K)
+    streets = [s for s in (_report_meta(text, "streets") or "").split(",") if s]
+    if report_k >= k or (streets and all(caller.may_see_street(s) for s in streets)) or caller.role == "admin":
+        return
+    msg = (f"this report withholds special-group counts below {report_k}, the server below {k}: it needs an admin "
+           f"key or a street_office key of its streets in {HEADER}")
+    raise (KeyRequiredError if caller is PUBLIC else ForbiddenError)(msg)
 
 
 def _jsonable(value):
@@ -178,6 +228,10 @@ def complete_openapi(doc: dict, app) -> dict:
     """The web map's media types in the OpenAPI document."""
     paths = doc["paths"]
     paths["/map"]["get"]["responses"]["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
+    report = paths["/report"]["get"]["responses"]
+    report["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
+    report.setdefault("404", {"description": "the workspace has no report.html (analyze writes it into --out)",
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     paths["/static/{path}"]["get"]["responses"]["200"]["content"] = {"*/*": {"schema": {"type": "string",
                                                                                       "format": "binary"}}}
     return doc
@@ -190,6 +244,11 @@ def build_router() -> APIRouter:
     @router.get("/map", summary="The web map page", response_class=Response)
     def page(request: Request):
         return page_response(request)
+
+    @router.get("/report", summary="The street office's report (report.html of the analysis, printable)",
+                response_class=Response)
+    def report(request: Request, caller: Caller = Depends(get_caller)):
+        return report_response(request, caller)
 
     @router.get("/webmap/config.json", summary="Layers, heat maps and extent for the web map")
     def config(request: Request):

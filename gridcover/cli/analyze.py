@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     analyze.add_argument("--discard-grid-edits", action="store_true",
                          help="replace a workspace even though it holds grid changes made with 'gridcover redraw' "
                               "(refused without it: they would be lost)")
+    analyze.add_argument("--report-author", metavar="NAME",
+                         help="who prepares report.html (编制), printed in its header and sign-off; without it the "
+                              "report leaves a line to write the name by hand (docs/report.md)")
     add_quiet(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
@@ -127,7 +130,8 @@ def _run_engine(args: argparse.Namespace, *, settings, progress):
     """The analysis on the engine ``--engine`` names, its outputs and the HTML report written into ``args.out``."""
     from layers.report import write_report
 
-    report = lambda a: [lambda folder: write_report(a, folder / "report.html")]  # noqa: E731
+    author = getattr(args, "report_author", None)
+    report = lambda a: [lambda folder: write_report(a, folder / "report.html", author=author)]  # noqa: E731
     if args.engine == "dask":
         from gridcover.engines.dask import analyze_dask
 
