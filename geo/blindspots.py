@@ -107,6 +107,18 @@ def _hot_components(hot: np.ndarray, group: np.ndarray | None = None) -> np.ndar
     return comp
 
 
+def _located_cells(lonlat: tuple[np.ndarray, np.ndarray] | None, resolution: int) -> np.ndarray:
+    """The H3 cells of the points given (none: an empty array); points without a cell are left out."""
+    cells = cells_of(*lonlat, resolution) if lonlat is not None else np.zeros(0, np.uint64)
+    return cells[cells > 0]
+
+
+def _per_spot(cells: np.ndarray, hot: np.ndarray, comp: np.ndarray, n_comp: int) -> np.ndarray:
+    """How many of ``cells`` (one per point) fall in each blind spot."""
+    cells = cells[np.isin(cells, hot)]
+    return np.bincount(comp[np.searchsorted(hot, cells)], minlength=n_comp) if len(cells) else np.zeros(n_comp, int)
+
+
 def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
                 under_registered_lonlat: tuple[np.ndarray, np.ndarray], config: RiskConfig, metric_crs,
                 resolution: int = DEFAULT_RESOLUTION,
@@ -117,8 +129,7 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     cell = cells_of(lon, lat, resolution)
     level = risk["risk_level"].to_numpy()
     w = config.weights
-    case_cell = cells_of(*cases_outside_lonlat, resolution) if cases_outside_lonlat is not None else np.zeros(0, np.uint64)
-    case_cell = case_cell[case_cell > 0]
+    case_cell = _located_cells(cases_outside_lonlat, resolution)
     serious, hot, ub_cell = _hot_cells(cell, level, risk, under_registered_lonlat, config=config,
                                        resolution=resolution, case_cell=case_cell)
     at_risk_hh = serious
@@ -152,9 +163,7 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     ub_comp = comp[np.searchsorted(hot, ub_cell)] if len(ub_cell) else np.zeros(0, int)
     ub_count = np.bincount(ub_comp, minlength=n_comp)
     reasons_any["unregistered_building"] = reasons_any["unregistered_building"].to_numpy(bool) | (ub_count > 0)
-    case_cell = case_cell[np.isin(case_cell, hot)]
-    case_count = np.bincount(comp[np.searchsorted(hot, case_cell)], minlength=n_comp) if len(case_cell) \
-        else np.zeros(n_comp, int)
+    case_count = _per_spot(case_cell, hot, comp, n_comp)
     weight = (w["red"] * per_level[3] + w["yellow"] * per_level[2] + w["blue"] * per_level[1]
               + w["unregistered_building"] * ub_count
               + (w.get("case_outside_grids", CASE_WEIGHT) * case_count if case_count.any() else 0)

@@ -168,6 +168,12 @@ def _print_summary(s: dict, *, skip_invalid: bool) -> None:
               f"kept{share} by {v['households']:,} special-group households; {v['overdue']:,} missed the last period")
         print(f"{v['never_visited']:,} special-group household{'' if v['never_visited'] == 1 else 's'} with no visit "
               "record, counted as never visited")
+    c = s.get("cases")
+    if c:
+        share = f" ({c['share_on_time']:.1%})" if c["share_on_time"] is not None else ""
+        print(f"cases (to the end of {s['risk']['reference_date']}): {c['on_time']:,} of {c['decided']:,} decided on time"
+              f"{share}; {c['overdue']:,} open past a limit ({c['urgent_overdue']:,} urgent); "
+              f"{c['outside_grids']:,} outside every grid; {c['not_located']:,} not placed")
     rejected = s.get("rejected") or {}
     if skip_invalid:
         total = sum(rejected.values())
