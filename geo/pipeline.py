@@ -1075,8 +1075,8 @@ def _case_stage(run: RunInfo, cases: pd.DataFrame, out_grids: gpd.GeoDataFrame, 
         run.warnings.append(f"cases: {found.reported_after:,} reported after {reference_date.isoformat()} "
                             "(--as-of) are not judged")
     for year, k in found.uncovered_years.items():
-        run.warnings.append(f"cases: {k:,} dates in {year}, a year [cases.calendar] holds no holidays for: "
-                            "Monday to Friday counted as working days")
+        run.warnings.append(f"cases: {k:,} reported or due in {year}, a year [cases.calendar] holds no holidays "
+                            "for: Monday to Friday counted as working days there")
     return found
 
 

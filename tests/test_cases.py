@@ -365,3 +365,12 @@ def test_the_samples_case_log_gives_the_figures_its_readme_states():
     assert spots.loc["BS0001", "cases_outside_grids"] == 84 and "case_outside_grids" in spots.loc["BS0001", "risk_reasons"]
     out = analysis.cases
     assert "household_id" not in out.columns and out.crs.to_epsg() == 4326 and len(out) == 3253
+
+
+def test_cases_in_a_year_the_calendar_does_not_hold_are_counted_and_said():
+    from geo.cases import judge_cases
+
+    located = pd.DataFrame({"id": ["A", "B", "C"], "reported_at": ["2027-01-05 09:00", "2026-12-30 09:00", "2026-12-01 09:00"],
+                            "urgency": ["general", "cross_department", "general"], "grid_id": ["G1"] * 3})
+    found = judge_cases(located, rules=case_rules(load_risk_config()), as_of=date(2027, 3, 1))
+    assert found.uncovered_years == {2027: 2}  # A reported in 2027; B due on 4 Jan 2027; C all in 2026
