@@ -9,7 +9,8 @@ Rules (docs/risk.md has them in full, with the plan's words):
 * yellow (a service missing for a long time): a special-group member who cannot reach their group's
   services, or whose last visit is older than ``long_gap_days`` (or who was never visited);
 * blue (a routine lapse): any other reason;
-* none: no reason.
+* none: no reason;
+* a grid is red also when it holds an urgent case open past its limit (``urgent_case_overdue``, geo/cases.py).
 
 Visit frequencies, group services, thresholds, weights and targets live in ``geo/risk.toml`` (a data
 folder's ``risk.toml`` replaces it).
