@@ -47,22 +47,29 @@ from geo.risk import BLIND_SPOT_REASONS, COLOURS, REASONS, RiskConfig
 from geo.schema import SPECIAL_GROUPS
 
 DEFAULT_RESOLUTION = 10
+#: The weight of a case reported outside every grid when ``[weights]`` has no ``case_outside_grids``.
+CASE_WEIGHT = 5.0
 _COLUMNS = ["id", "rank", "risk", "risk_reasons", "weight", "households", "persons", "households_total",
-            "unregistered_buildings", *SPECIAL_GROUPS, "grid_ids", "community_ids", "cells", "area_m2"]
+            "unregistered_buildings", *SPECIAL_GROUPS, "grid_ids", "community_ids", "cells", "area_m2",
+            "cases_outside_grids"]
 
 
 def _hot_cells(cell: np.ndarray, level: np.ndarray, risk: pd.DataFrame, under_registered_lonlat, *,
-               config: RiskConfig, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               config: RiskConfig, resolution: int,
+               case_cell: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which households are serious, the sorted hot cells (weight at least ``config.min_cell_weight``) and
-    the under-registered buildings' cells among them."""
+    the under-registered buildings' cells among them. ``case_cell``: the cells of cases reported outside
+    every grid (each weighs ``[weights] case_outside_grids``)."""
     w = config.weights
     reasoned = np.column_stack([risk[f"reason_{r}"].to_numpy(bool) for r in BLIND_SPOT_REASONS]).any(axis=1)
     serious = (cell > 0) & (reasoned | (level == 3) | risk["long_visit_gap"].to_numpy(bool))
     hh_weight = np.where(level == 3, w["red"], np.where(level == 2, w["yellow"], w["blue"])) * serious
     ub_cell = cells_of(*under_registered_lonlat, resolution)
     ub_cell = ub_cell[ub_cell > 0]
+    case_cell = np.zeros(0, np.uint64) if case_cell is None else case_cell
     cell_weight = pd.concat([pd.Series(hh_weight[serious], index=cell[serious]),
-                             pd.Series(w["unregistered_building"], index=ub_cell)]).groupby(level=0).sum()
+                             pd.Series(w["unregistered_building"], index=ub_cell),
+                             pd.Series(w.get("case_outside_grids", CASE_WEIGHT), index=case_cell)]).groupby(level=0).sum()
     hot = np.sort(cell_weight.index[cell_weight.to_numpy() >= config.min_cell_weight].to_numpy().astype(np.uint64))
     return serious, hot, ub_cell[np.isin(ub_cell, hot)]
 
@@ -100,16 +107,31 @@ def _hot_components(hot: np.ndarray, group: np.ndarray | None = None) -> np.ndar
     return comp
 
 
+def _located_cells(lonlat: tuple[np.ndarray, np.ndarray] | None, resolution: int) -> np.ndarray:
+    """The H3 cells of the points given (none: an empty array); points without a cell are left out."""
+    cells = cells_of(*lonlat, resolution) if lonlat is not None else np.zeros(0, np.uint64)
+    return cells[cells > 0]
+
+
+def _per_spot(cells: np.ndarray, hot: np.ndarray, comp: np.ndarray, n_comp: int) -> np.ndarray:
+    """How many of ``cells`` (one per point) fall in each blind spot."""
+    cells = cells[np.isin(cells, hot)]
+    return np.bincount(comp[np.searchsorted(hot, cells)], minlength=n_comp) if len(cells) else np.zeros(n_comp, int)
+
+
 def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk: pd.DataFrame, *,
                 under_registered_lonlat: tuple[np.ndarray, np.ndarray], config: RiskConfig, metric_crs,
-                resolution: int = DEFAULT_RESOLUTION) -> gpd.GeoDataFrame:
+                resolution: int = DEFAULT_RESOLUTION,
+                cases_outside_lonlat: tuple[np.ndarray, np.ndarray] | None = None) -> gpd.GeoDataFrame:
     """Blind-spot polygons (WGS-84) from household locations (lon/lat), their risk and the under-registered
-    buildings' inside points."""
+    buildings' inside points; ``cases_outside_lonlat``: the points of cases reported outside every grid (reason
+    ``case_outside_grids``, counted in ``cases_outside_grids``)."""
     cell = cells_of(lon, lat, resolution)
     level = risk["risk_level"].to_numpy()
     w = config.weights
+    case_cell = _located_cells(cases_outside_lonlat, resolution)
     serious, hot, ub_cell = _hot_cells(cell, level, risk, under_registered_lonlat, config=config,
-                                       resolution=resolution)
+                                       resolution=resolution, case_cell=case_cell)
     at_risk_hh = serious
     if len(hot) == 0:
         return gpd.GeoDataFrame({c: [] for c in _COLUMNS}, geometry=[], crs="EPSG:4326")
@@ -141,10 +163,13 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     ub_comp = comp[np.searchsorted(hot, ub_cell)] if len(ub_cell) else np.zeros(0, int)
     ub_count = np.bincount(ub_comp, minlength=n_comp)
     reasons_any["unregistered_building"] = reasons_any["unregistered_building"].to_numpy(bool) | (ub_count > 0)
+    case_count = _per_spot(case_cell, hot, comp, n_comp)
     weight = (w["red"] * per_level[3] + w["yellow"] * per_level[2] + w["blue"] * per_level[1]
-              + w["unregistered_building"] * ub_count).to_numpy()  # the same weights that chose the cells
-    # a spot with only an unregistered building is blue at least
-    worst = np.maximum(worst.to_numpy(), np.where(ub_count > 0, 1, 0))
+              + w["unregistered_building"] * ub_count
+              + (w.get("case_outside_grids", CASE_WEIGHT) * case_count if case_count.any() else 0)
+              ).to_numpy()  # the same weights that chose the cells
+    # a spot with only an unregistered building (or a case outside every grid) is blue at least
+    worst = np.maximum(worst.to_numpy(), np.where((ub_count > 0) | (case_count > 0), 1, 0))
 
     polys = shapely.from_wkb(np.asarray(h3v.cells_to_wkb_polygons(hot), dtype=object))
     geoms = [shapely.union_all(polys[comp == c]) for c in range(n_comp)]  # one union per blind spot
@@ -153,7 +178,8 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     touched_comms = frame.dropna(subset=["community"]).groupby("comp")["community"].agg(lambda s: ",".join(sorted(set(s))))
     out = gpd.GeoDataFrame({
         "risk": np.asarray(COLOURS, dtype=object)[worst],
-        "risk_reasons": [list(names[row]) for row in reasons_any[list(REASONS)].to_numpy(bool)],
+        "risk_reasons": [list(names[row]) + (["case_outside_grids"] if k else [])
+                         for row, k in zip(reasons_any[list(REASONS)].to_numpy(bool), case_count)],
         "weight": np.round(weight, 1),
         "households": households_n.to_numpy(),
         "persons": persons.to_numpy(),
@@ -164,6 +190,7 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
         "community_ids": touched_comms.reindex(idx).fillna("").to_numpy(),
         "cells": np.bincount(comp, minlength=n_comp),
     }, geometry=geoms, crs="EPSG:4326")
+    out["cases_outside_grids"] = case_count
     out["area_m2"] = np.round(out.to_crs(metric_crs).area.to_numpy(), 0)
     out = out.sort_values(["weight", "households"], ascending=[False, False], kind="stable").reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))

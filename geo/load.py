@@ -24,9 +24,10 @@ import pandas as pd
 import pyproj
 import shapely
 
+from geo.cases import URGENCIES, case_times, normalise_urgency
 from geo.crs import SourceCRS, local_metric_crs, offset_to_wgs84, parse_crs, transform_geometries
 from geo.errors import ConfigError, InputError
-from geo.schema import (AREA_KINDS, BOOL, BOUNDARY_LAYERS, DATE, INT, LAYER_ORDER, LAYERS, LINE, POINT, POLYGON, STR,
+from geo.schema import (AREA_KINDS, BOOL, BOUNDARY_LAYERS, DATE, DATETIME, INT, LAYER_ORDER, LAYERS, LINE, POINT, POLYGON, STR,
                         InputLayer)
 from geo.settings import Settings
 
@@ -246,11 +247,34 @@ def _typed_fields(frame: gpd.GeoDataFrame, layer: InputLayer, label: str, ids: p
     if layer.name == "areas":
         reject(~frame["kind"].isin(AREA_KINDS).to_numpy(), "kind",
                lambda i: f"unknown kind {frame['kind'].iloc[i]!r} (allowed: {', '.join(AREA_KINDS)})")
+    if layer.name == "cases":
+        _check_cases(frame, reject=reject)
     if layer.name == "communities" and "ur_code" in frame.columns:
         code = frame["ur_code"]
         bad = code.notna() & ~code.astype("string").str.fullmatch(r"\d{3}").fillna(False).astype(bool)
         reject(bad.to_numpy(), "ur_code", lambda i: f"not a 3-digit urban-rural code: {code.iloc[i]!r}")
     return frame
+
+
+#: The urgencies a case may be given in, as a message says them.
+_URGENCY_WORDS = f"{', '.join(URGENCIES)}; 一般/普通, 紧急, 跨部门"
+
+
+def _check_cases(frame: pd.DataFrame, *, reject: "_Rejects") -> None:
+    """A cases layer's own rules (in place): ``urgency`` one of :data:`geo.cases.URGENCIES` (Chinese spellings
+    read as them), ``accepted_at`` and ``closed_at`` not before ``reported_at``, ``closed_at`` not before
+    ``accepted_at``. Times without an offset are compared as they are written (the same local clock)."""
+    given = frame["urgency"]
+    urgency = normalise_urgency(given)
+    reject(urgency.isna().to_numpy() & given.notna().to_numpy(), "urgency",
+           lambda i: f"unknown urgency {given.iloc[i]!r} (allowed: {_URGENCY_WORDS})")
+    frame["urgency"] = urgency.astype(object).where(urgency.notna(), None)
+    times = {c: case_times(frame[c]) for c in ("reported_at", "accepted_at", "closed_at") if c in frame.columns}
+    for later, earlier in (("accepted_at", "reported_at"), ("closed_at", "reported_at"), ("closed_at", "accepted_at")):
+        if later in times and earlier in times:
+            early = (times[later] < times[earlier]).fillna(False).to_numpy(bool)
+            reject(early, later, lambda i, later=later, earlier=earlier:
+                   f"{frame[later].iloc[i]!r} is before {earlier} {frame[earlier].iloc[i]!r}")
 
 
 def validate_layer(frame: gpd.GeoDataFrame, layer: InputLayer, label: str, *, fids: np.ndarray, user_crs: str | None,
@@ -416,6 +440,10 @@ def csv_points(table: pd.DataFrame, layer: InputLayer, label: str, *, columns: d
     lower = {c.lower().strip(): c for c in table.columns}
     lon_col = next((lower[n] for n in _LON_NAMES if n in lower), None)
     lat_col = next((lower[n] for n in _LAT_NAMES if n in lower), None)
+    if lon_col is None and lat_col is None and layer.table_allowed:  # a table: placed by its other fields
+        out = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries([None] * len(table), index=table.index))
+        out.attrs["renamed"] = renamed
+        return out
     if lon_col is None or lat_col is None:
         raise InputError("a CSV layer needs lon and lat columns (or lng/longitude/latitude, x/y), or name them "
                          f"under [columns.{layer.name}] in {CONFIG_NAME}", file=label,
@@ -511,6 +539,14 @@ def _coerce(values: pd.Series, fdef, label: str, ids: pd.Series, *, reject: "_Re
         null = null | bad
         out = pd.Series(parsed.dt.strftime("%Y-%m-%d").to_numpy(), index=values.index, dtype=object)
         out[np.array(parsed.isna(), dtype=bool)] = None
+    elif fdef.type == DATETIME:  # checked here, kept as the text given (its zone is the rules' to read)
+        out = _as_str(values) if not pd.api.types.is_datetime64_any_dtype(values.dtype) else \
+            pd.Series(values.map(lambda v: None if pd.isna(v) else v.isoformat(sep=" ")), index=values.index, dtype=object)
+        out = out.str.strip().where(~null, None).astype(object)
+        bad = reject(case_times(out.where(~null)).isna().to_numpy() & ~null, fdef.name,
+                     lambda i: f"not a date-time (YYYY-MM-DD HH:MM, ISO 8601): {values.iloc[i]!r}")
+        null = null | bad
+        out[null] = None
     else:
         out = values
     if not fdef.nullable and fdef.default is None:

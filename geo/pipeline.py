@@ -35,6 +35,9 @@ from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.reach import CONFIG_NAME as CATEGORIES_FILE
 from geo.blindspots import blind_spots
+from geo.cases import (JudgedCases, case_output, case_rules, case_scorecard, case_shares, case_summary, judge_cases,
+                       locate_cases)
+from geo.lookup import build_index
 from geo.risk import (COLOURS, REASONS, RiskConfig, build_scorecard, building_registration, grid_risk,
                       household_risk, load_risk_config)
 from geo.risk import CONFIG_NAME as RISK_FILE
@@ -65,6 +68,8 @@ class Analysis:
     blindspots: gpd.GeoDataFrame | None = None
     scorecard: pd.DataFrame | None = None
     risk_context: "RiskContext | None" = None
+    #: cases.geojson: the cases judged at the run's as_of (geo.cases.case_output), None without a cases layer
+    cases: gpd.GeoDataFrame | None = None
 
 
 class _Clock:
@@ -87,7 +92,8 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
                     clock: _Clock | None = None, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> Analysis:
     """Run assignment, grid diagnostics, 15-minute reach and risk on the layers of a data folder, as read.
 
-    ``reference_date`` is the day visits are judged against (default: today). ``every_cell`` measures every
+    ``reference_date`` is the day visits and cases are judged against (default: ``[analysis] as_of`` of the
+    folder's gridcover.toml, else today). ``every_cell`` measures every
     H3 cell of the streets, however far from anyone (default: the empty cells round households, buildings
     and facilities, see :func:`geo.lifecircle.h3_reach`). With a ``visits`` layer the records are judged over
     the completed periods of the ``window_weeks`` ending with ``reference_date`` (:func:`visit_columns`). The
@@ -97,7 +103,7 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
     stages (one started before the data was read also times the reading, as ``load``). Reading the folder
     is the application's (:func:`gridcover.engines.single.analyze`).
     """
-    reference_date = reference_date or date.today()
+    reference_date = reference_date or data.settings.as_of or date.today()
     clock = clock or _Clock(progress)
     layers = data.layers
     counts = ", ".join(f"{len(v):,} {k}" for k, v in layers.items())
@@ -112,15 +118,19 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
     parts = PartTables(tables=[part.table], buildings=[part.buildings], split_buildings=[part.split_buildings],
                        cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
                        facilities_unknown=unknown, fringe_source=part.fringe_source)
+    cases = None
+    if layers.get("cases") is not None:
+        cases = locate_case_layer(layers, case_households(part.households, part.table), metric_crs=data.metric_crs)
+        clock.step("cases", f"placed {int((cases['located_by'] != 'none').sum()):,} of {len(cases):,} cases")
     result = global_stages(run, parts, city=layers, config=config, h3_resolution=h3_resolution,
-                           reference_date=reference_date, clock=clock, window_weeks=window_weeks)
+                           reference_date=reference_date, clock=clock, window_weeks=window_weeks, cases=cases)
     out_households = add_risk_columns(part.households, result.household_risk)
     ctx = result.risk_context
     ctx.origin_of = part.origin_of
     return Analysis(data=data, households=out_households, grids=result.grids, coverage_issues=result.coverage_issues,
                     building_grid=part.building_grid, summary=result.summary, timings=clock.timings,
                     h3_reach=result.cells, reach_model=part.model, blindspots=result.blindspots,
-                    scorecard=result.scorecard, risk_context=ctx)
+                    scorecard=result.scorecard, risk_context=ctx, cases=result.cases)
 
 
 @dataclass
@@ -409,6 +419,7 @@ class GlobalResult:
     summary: dict
     household_risk: pd.DataFrame
     risk_context: "RiskContext"
+    cases: gpd.GeoDataFrame | None = None
 
 
 def concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -450,10 +461,11 @@ class PartTables:
 
 def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDataFrame], config,
                   h3_resolution: int, reference_date: date, clock: "_Clock | None" = None,
-                  window_weeks: int = DEFAULT_WINDOW_WEEKS) -> GlobalResult:
+                  window_weeks: int = DEFAULT_WINDOW_WEEKS, cases: pd.DataFrame | None = None) -> GlobalResult:
     """Grid workload, coverage issues, reach shares, risk, blind spots, scorecard and summary of the whole city,
     from the parts' compact tables (the same code for one part or many); ``city`` holds the whole ``grids``,
-    ``communities`` and ``streets``."""
+    ``communities`` and ``streets``. ``cases``: the located cases (:func:`locate_case_layer`), judged at the
+    end of ``reference_date``."""
     clock = clock or _Clock(None)
     grids, communities, streets = city["grids"], city["communities"], city["streets"]
     hh = concat_tables(parts.tables)
@@ -462,9 +474,10 @@ def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDat
     all_cells, reach, reach_summary = _reach_stage(run, hh, out_grids, parts, config=config,
                                                    h3_resolution=h3_resolution)
     clock.step("shares", f"aggregated reach shares of {len(hh):,} households")
+    found = _case_stage(run, cases, out_grids, reference_date=reference_date) if cases is not None else None
     risk, spots, card, ctx, registration, risk_config = _risk_stage(
         run, hh, out_grids, reach, parts.buildings, communities=communities, streets=streets, config=config,
-        h3_resolution=h3_resolution, reference_date=reference_date)
+        h3_resolution=h3_resolution, reference_date=reference_date, cases=found)
     all_cells = add_cell_risk(all_cells, hh["lon"].to_numpy(), hh["lat"].to_numpy(), risk, resolution=h3_resolution)
     clock.step("risk", f"found {len(spots):,} blind spots; red {int((risk['risk'] == 'red').sum()):,}, "
                        f"yellow {int((risk['risk'] == 'yellow').sum()):,}, blue {int((risk['risk'] == 'blue').sum()):,} households")
@@ -480,9 +493,17 @@ def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDat
         summary["visits"] = visit_summary(hh, risk, records=run.input_counts.get("visits", 0), config=risk_config,
                                           as_of=reference_date, window_weeks=window_weeks,
                                           communities=communities, streets=streets)
+    out_cases = None
+    if found is not None:
+        rules = case_rules(risk_config)
+        summary["cases"] = case_summary(found, rules=rules, input_cases=len(cases), communities=communities,
+                                        streets=streets)
+        out_cases = case_output(found.cases, rules=rules)
+        clock.step("cases judged", f"judged {len(found.cases):,} cases at the end of {reference_date.isoformat()}: "
+                                   f"{summary['cases']['overdue']:,} overdue")
     summary["timings_s"] = clock.timings
     return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
-                        summary=summary, household_risk=risk, risk_context=ctx)
+                        summary=summary, household_risk=risk, risk_context=ctx, cases=out_cases)
 
 
 def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
@@ -567,7 +588,7 @@ def _reach_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, pa
 
 def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, reach: pd.DataFrame,
                 buildings: list, *, communities: gpd.GeoDataFrame, streets: gpd.GeoDataFrame, config,
-                h3_resolution: int, reference_date: date):
+                h3_resolution: int, reference_date: date, cases: JudgedCases | None = None):
     """Household risk, blind spots and scorecard; the grids get their risk columns (in place)."""
     status = hh["status"].to_numpy()
     grid_id = hh["grid_id"].to_numpy()
@@ -599,9 +620,11 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     ctx = RiskContext(households=risk_input, grids=out_grids, communities=communities, streets=streets,
                       config=risk_config, categories=config, over_capacity=over, under_registered=under,
                       under_lonlat=ub_lonlat, lon=lon, lat=lat, metric_crs=run.metric_crs, resolution=h3_resolution,
-                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64), settings=run.settings)
+                      reference_date=reference_date, origin_of=np.zeros(0, dtype=np.int64), settings=run.settings,
+                      cases=cases.cases if cases is not None else None)
     risk, spots, card = assess_risk(ctx, reach)
-    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk)
+    g_risk = grid_risk(out_grids["id"].astype(str).to_numpy(), risk_input, risk=risk,
+                       urgent_overdue=_urgent_overdue_grids(ctx.cases))
     for column in g_risk.columns:
         out_grids.insert(len(out_grids.columns) - 1, column, g_risk[column].to_numpy())
     if "visit_judged" in hh.columns:
@@ -712,6 +735,8 @@ class RiskContext:
     reference_date: date
     origin_of: np.ndarray
     settings: Settings = field(default_factory=Settings)
+    #: the cases judged at the run's as_of (geo.cases.judge_cases), None without a cases layer
+    cases: pd.DataFrame | None = None
 
 
 def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.DataFrame, gpd.GeoDataFrame, pd.DataFrame]:
@@ -719,12 +744,20 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
     risk = household_risk(ctx.households, reach_households, over_capacity_grids=ctx.over_capacity,
                           under_registered=ctx.under_registered, config=ctx.config, reference_date=ctx.reference_date,
                           categories=ctx.categories)
+    outside = None
+    if ctx.cases is not None:
+        away = ctx.cases["outside_grids"].fillna(False).to_numpy(bool) & ctx.cases["lon"].notna().to_numpy()
+        outside = (ctx.cases["lon"].to_numpy(float)[away], ctx.cases["lat"].to_numpy(float)[away])
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
-                        config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
+                        config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution,
+                        cases_outside_lonlat=outside)
     card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
                            communities=ctx.communities, streets=ctx.streets, config=ctx.config,
                            settings=ctx.settings)
     card = pd.concat([card, zone_scorecard(ctx.households, risk, reach=reach_households, config=ctx.config)], ignore_index=True)
+    if ctx.cases is not None:
+        card = pd.concat([card, case_scorecard(ctx.cases, communities=ctx.communities, streets=ctx.streets,
+                                               target=ctx.config.targets.get("cases_on_time", 1.0))], ignore_index=True)
     return risk, spots, card
 
 
@@ -976,5 +1009,80 @@ def build_summary(data: "RunInfo", households: pd.DataFrame, *, grids: gpd.GeoDa
         "repaired": [{k: (v if not isinstance(v, np.generic) else v.item()) for k, v in item.items()} for item in data.repaired],
         "rejected": dict(data.rejected),
         "references_cleared": dict(data.references_cleared),
-        "settings": asdict(data.settings),
+        "settings": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(data.settings).items()},
     }
+
+
+# ---- cases (事件) ---------------------------------------------------------------------------------
+
+#: The columns of the cases layer the case stage keeps (the data model's fields, geo.schema).
+CASE_INPUT_COLUMNS = ("id", "reported_at", "urgency", "category", "accepted_at", "closed_at", "household_id", "source",
+                      "address")
+#: The columns the grids get with a cases layer (before the geometry).
+CASE_GRID_COLUMNS = ("cases", "cases_on_time_share", "cases_open", "cases_overdue", "urgent_cases_overdue")
+
+
+def case_households(households: gpd.GeoDataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """What locating cases needs of each household: ``id``, its location (``lon``/``lat`` of the compact
+    table: its point, else its building's inside point), ``address`` and its assigned ``building_id`` (the
+    known addresses the lookup's address index learns from, as the workspace's households give them)."""
+    return pd.DataFrame({"id": households["id"].astype(str).to_numpy(dtype=object),
+                         "lon": table["lon"].to_numpy(float), "lat": table["lat"].to_numpy(float),
+                         "address": households["address"].to_numpy(dtype=object) if "address" in households.columns
+                         else None,
+                         "building_id": households["building_id"].astype(object).to_numpy()})
+
+
+def locate_case_layer(layers: dict, households: pd.DataFrame, *, metric_crs) -> pd.DataFrame:
+    """The cases layer (metric CRS) placed on the grids as ``/lookup`` would place them
+    (:func:`geo.cases.locate_cases`): :data:`CASE_INPUT_COLUMNS` then :data:`geo.cases.LOCATION_COLUMNS`.
+
+    ``layers``: the run's whole layers (``cases``, with its WGS-84 ``lon``/``lat`` as read when it has them,
+    ``grids``, ``communities``, ``streets``, and ``buildings``, ``estates`` when present); ``households``: :func:`case_households` of every household. The lookup index
+    is built from the layers in WGS-84, the coordinates the workspace stores and ``/lookup`` answers from.
+    """
+    wgs = {name: layers[name].to_crs("EPSG:4326") for name in ("grids", "communities", "streets", "buildings", "estates")
+           if layers.get(name) is not None}
+    index = build_index(wgs["grids"], buildings=wgs.get("buildings"), estates=wgs.get("estates"),
+                        communities=wgs["communities"], streets=wgs["streets"],
+                        households=households[["address", "building_id"]], metric_crs=metric_crs)
+    cases = layers["cases"]
+    if {"lon", "lat"} <= set(cases.columns):  # the WGS-84 numbers as read (gridcover.io.folder), not a round trip
+        lon, lat = cases["lon"].to_numpy(float), cases["lat"].to_numpy(float)
+    else:
+        geoms = cases.geometry.to_numpy()
+        lon, lat = to_lonlat(shapely.get_x(geoms), shapely.get_y(geoms), cases.crs)
+    kept = pd.DataFrame({c: (cases[c].to_numpy(dtype=object) if c in cases.columns else None)
+                         for c in CASE_INPUT_COLUMNS})
+    where = locate_cases(lon, lat, kept["household_id"], kept["address"], index=index, households=households)
+    return pd.concat([kept, where], axis=1)
+
+
+def _case_stage(run: RunInfo, cases: pd.DataFrame, out_grids: gpd.GeoDataFrame, *, reference_date: date) -> JudgedCases:
+    """The located cases judged at the end of ``reference_date``; the grids get :data:`CASE_GRID_COLUMNS`
+    (in place) and the run's warnings what it noticed (cases not placed, after as_of, years without calendar)."""
+    risk_config = load_risk_config(**run.configs.get(RISK_FILE, {}), categories=None)
+    found = judge_cases(cases, rules=case_rules(risk_config), as_of=reference_date)
+    shares = case_shares(found.cases, "grid_id").reindex(out_grids["id"].astype(str))
+    for column, source in zip(CASE_GRID_COLUMNS, ("cases", "share_on_time", "open", "overdue", "urgent_overdue")):
+        values = shares[source].to_numpy() if source == "share_on_time" else shares[source].fillna(0).astype(int).to_numpy()
+        out_grids.insert(len(out_grids.columns) - 1, column, values)
+    unplaced = int((found.cases["located_by"] == "none").sum())
+    if unplaced:
+        run.warnings.append(f"cases: {unplaced:,} could not be placed (no point, no known household, address not "
+                            "matched): counted in summary.json cases.not_located, in no grid")
+    if found.reported_after:
+        run.warnings.append(f"cases: {found.reported_after:,} reported after {reference_date.isoformat()} "
+                            "(--as-of) are not judged")
+    for year, k in found.uncovered_years.items():
+        run.warnings.append(f"cases: {k:,} reported or due in {year}, a year [cases.calendar] holds no holidays "
+                            "for: Monday to Friday counted as working days there")
+    return found
+
+
+def _urgent_overdue_grids(cases: pd.DataFrame | None) -> set:
+    """The grids holding an urgent case still open past a deadline (red, ``urgent_case_overdue``)."""
+    if cases is None:
+        return set()
+    mine = cases["overdue"].to_numpy(bool) & (cases["urgency"].to_numpy() == "urgent") & cases["grid_id"].notna().to_numpy()
+    return set(cases.loc[mine, "grid_id"].astype(str))

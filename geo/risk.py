@@ -9,7 +9,8 @@ Rules (docs/risk.md has them in full, with the plan's words):
 * yellow (a service missing for a long time): a special-group member who cannot reach their group's
   services, or whose last visit is older than ``long_gap_days`` (or who was never visited);
 * blue (a routine lapse): any other reason;
-* none: no reason.
+* none: no reason;
+* a grid is red also when it holds an urgent case open past its limit (``urgent_case_overdue``, geo/cases.py).
 
 Visit frequencies, group services, thresholds, weights and targets live in ``geo/risk.toml`` (a data
 folder's ``risk.toml`` replaces it).
@@ -42,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 
+from geo.cases import CaseRules, packaged_cases_table, parse_case_rules
 from geo.errors import ConfigError
 from geo.reach import ReachConfig
 from geo.schema import SPECIAL_GROUPS
@@ -76,6 +78,8 @@ class RiskConfig:
     source: str = "built-in"
     #: the calendar rules of ``[visit_rules]`` (:func:`geo.visits.parse_visit_rules`), used with visit records
     visit_rules: VisitRules | None = None
+    #: the time limits and working-day calendar of cases (``[cases]``, :func:`geo.cases.parse_case_rules`)
+    cases: CaseRules | None = None
 
 
 def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
@@ -123,13 +127,15 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
             raise ConfigError(f"{source}: [group_services] names categories not in {categories.source}: "
                               f"{', '.join(sorted(missing))}")
     visit_rules = parse_visit_rules(doc.get("visit_rules", {}), source=source)
+    cases = parse_case_rules(doc.get("cases", {}), source=source, defaults=packaged_cases_table())
     for key, default in (("min_share", 0.5), ("flat_m2", 90.0), ("efficiency", 0.75)):
         registration.setdefault(key, default)
-    for key, default in (("red", 10.0), ("yellow", 3.0), ("blue", 1.0), ("unregistered_building", 5.0)):
+    for key, default in (("red", 10.0), ("yellow", 3.0), ("blue", 1.0), ("unregistered_building", 5.0),
+                         ("case_outside_grids", 5.0)):
         weights.setdefault(key, default)
     return RiskConfig(visits=visits, long_gap_days=long_gap, group_services=group_services,
                       registration=registration, weights=weights, targets=targets, min_cell_weight=min_cell_weight,
-                      source=source, visit_rules=visit_rules)
+                      source=source, visit_rules=visit_rules, cases=cases)
 
 
 def building_registration(buildings: pd.DataFrame, building_of_household: np.ndarray, *, config: RiskConfig,
@@ -257,8 +263,24 @@ def household_risk(households: pd.DataFrame, reach: pd.DataFrame | None, *, over
     return out
 
 
-def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, *, risk: pd.DataFrame) -> pd.DataFrame:
-    """Per grid: households by colour and the worst colour (``risk``) and its reasons (``risk_reasons``)."""
+#: Reasons of a grid's colour that come from its cases, not its households (geo/cases.py).
+CASE_REASONS = ("urgent_case_overdue",)
+
+
+def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, *, risk: pd.DataFrame,
+              urgent_overdue: set | None = None) -> pd.DataFrame:
+    """Per grid: households by colour and the worst colour (``risk``) and its reasons (``risk_reasons``).
+
+    A grid in ``urgent_overdue`` (it holds an urgent case still open past its deadline) is red, with the
+    reason ``urgent_case_overdue``.
+
+    Examples
+    --------
+    >>> households = pd.DataFrame({"grid_id": ["G1", "G2"]})
+    >>> risk = pd.DataFrame({"risk_level": [1, 0], **{f"reason_{r}": [r == "no_grid", False] for r in REASONS}})
+    >>> grid_risk(np.array(["G1", "G2"]), households, risk=risk, urgent_overdue={"G2"})[["risk", "risk_reasons"]].values.tolist()
+    [['blue', ['no_grid']], ['red', ['urgent_case_overdue']]]
+    """
     frame = pd.DataFrame({"grid_id": households["grid_id"].astype("string").to_numpy(), "level": risk["risk_level"].to_numpy()})
     for r in REASONS:
         frame[r] = risk[f"reason_{r}"].to_numpy()
@@ -268,10 +290,13 @@ def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, *, risk: pd.DataFr
     for i, colour in enumerate(COLOURS[1:], start=1):
         out[f"{colour}_households"] = (frame["level"] == i).groupby(frame["grid_id"]).sum().reindex(out.index).fillna(0).astype(int)
     worst = by["level"].max().reindex(out.index).fillna(0).astype(int).to_numpy()
+    urgent = out.index.isin(list(urgent_overdue or ()))
+    worst = np.where(urgent, COLOURS.index("red"), worst)
     out["risk"] = np.asarray(COLOURS, dtype=object)[worst]
     present = by[list(REASONS)].any().reindex(out.index).fillna(False).to_numpy(bool)
     names = np.array(REASONS, dtype=object)
-    out["risk_reasons"] = [list(names[row]) for row in present]  # one list per grid (grids, not households)
+    out["risk_reasons"] = [list(names[row]) + (list(CASE_REASONS) if u else [])  # one list per grid
+                           for row, u in zip(present, urgent)]
     return out.reset_index(drop=True)
 
 

@@ -55,6 +55,8 @@ class InputLayer:
     description: str
     fields: tuple[Field, ...] = field(default_factory=tuple)
     geometry_optional: bool = False  # households may come with a building_id instead of a point
+    #: the layer may come without any geometry (a CSV without lon/lat, a GeoPackage attribute table): cases
+    table_allowed: bool = False
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -191,6 +193,29 @@ LAYERS: dict[str, InputLayer] = {
             ),
         ),
         InputLayer(
+            "cases", POINT, False, "事件",
+            "Cases (事件/诉求) passed to the grid by the 12345 hotline, the police, civil affairs or health: one row "
+            "per case, located by its point, else its household_id, else its address; judged against [cases] of "
+            "risk.toml (geo/cases.py, docs/cases.md). Points, or a table (CSV without lon/lat).",
+            (
+                _ID,
+                Field("reported_at", DATETIME,
+                      description="when the case was reported (YYYY-MM-DD HH:MM local time of [cases] time_zone, or "
+                                  "ISO 8601 with an offset)"),
+                Field("urgency", STR, description="general | urgent | cross_department (一般/普通, 紧急, 跨部门 accepted)"),
+                Field("category", STR, required=False, nullable=True, description="e.g. 噪音扰民, 独居老人突发疾病"),
+                Field("accepted_at", DATETIME, required=False, nullable=True,
+                      description="when the grid worker took it on (empty: not yet)"),
+                Field("closed_at", DATETIME, required=False, nullable=True, description="when it was settled (empty: open)"),
+                Field("household_id", STR, required=False, nullable=True, references="households.id",
+                      description="the household concerned; places a case without a point at that household"),
+                Field("source", STR, required=False, nullable=True, description="who passed it on, e.g. 12345, 110, 民政"),
+                Field("address", STR, required=False, nullable=True,
+                      description="where; places a case without a point or household (the lookup's address matcher)"),
+            ),
+            geometry_optional=True, table_allowed=True,
+        ),
+        InputLayer(
             "areas", POLYGON, False, "重点区域",
             "Areas given by the street office: old estates, urban-rural fringes, others.",
             (
@@ -204,7 +229,7 @@ LAYERS: dict[str, InputLayer] = {
 
 #: Order in which layers are read and validated (references point backwards).
 LAYER_ORDER = ("streets", "communities", "grids", "estates", "gates", "buildings", "households", "facilities", "roads", "areas",
-               "visits")
+               "visits", "cases")
 
 #: Layers whose features are never left out (``--skip-invalid``): a wrong boundary makes every answer wrong.
 BOUNDARY_LAYERS = ("streets", "communities", "grids")

@@ -12,6 +12,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from datetime import date, datetime
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Settings:
     code_community_digits: int = 12
     code_sequence_digits: int = 3
     code_separator: str = ""
+    #: The day visits and cases are judged at (the end of it, local time) when ``--as-of`` is not given; None:
+    #: today. A data folder whose logs end on a known day sets it (``as_of = 2026-11-30``) so that its figures
+    #: do not change with the calendar.
+    as_of: date | None = None
 
     def with_overrides(self, values: dict) -> "Settings":
         """A copy with the given fields replaced; unknown names raise ``KeyError``."""
@@ -58,8 +63,23 @@ class Settings:
             if key not in known:
                 msg = f"unknown analysis setting {key!r} (known: {', '.join(sorted(known))})"
                 raise KeyError(msg)
+            if key == "as_of":
+                clean[key] = _as_date(value)
+                continue
             kind = type(getattr(self, key))
             if kind is bool and not isinstance(value, bool):
                 raise ValueError(f"{key} must be true or false")
             clean[key] = kind(value)
         return replace(self, **clean)
+
+
+def _as_date(value) -> date | None:
+    """A TOML date (``2026-11-30``) or its text (``"2026-11-30"``) as a date; ``ValueError`` for anything else."""
+    if isinstance(value, datetime):
+        raise ValueError(f"as_of must be a date YYYY-MM-DD, not a date-time {value.isoformat()!r}")
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"as_of must be a date YYYY-MM-DD, not {value!r}") from None

@@ -49,12 +49,15 @@ INDICATOR_NAMES = {
     "households_per_worker": ("每名专职网格员户数", "households per full-time worker"),
     "full_time_share": ("网格员专职化比例", "full-time share of grid workers"),
     "households_covered": ("在网格内户比例", "households in a grid"),
+    "cases_on_time": ("事件按时办结率", "cases handled in time"),
 }
 REASON_NAMES = {
     "no_grid": ("不在任何网格", "in no grid"), "overlapping_grids": ("网格重叠", "overlapping grids"),
     "grid_over_capacity": ("网格超负荷", "grid over capacity"), "missing_services": ("基本服务缺配", "missing basic services"),
     "special_group_unreached": ("特殊群体服务不可达", "special group out of reach of its services"),
     "visit_overdue": ("走访逾期", "visit overdue"), "unregistered_building": ("疑似未登记出租", "possibly unregistered rentals"),
+    "urgent_case_overdue": ("紧急事件超时未办结", "urgent case overdue"),
+    "case_outside_grids": ("网格外上报事件", "case reported outside every grid"),
 }
 COLOUR_NAMES = {"red": ("红", "red"), "yellow": ("黄", "yellow"), "blue": ("蓝", "blue"), "none": ("无", "none")}
 GROUP_NAMES = {"elderly_alone": ("独居老人", "elderly living alone"), "child_in_difficulty": ("困境儿童", "children in difficulty"),

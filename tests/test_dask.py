@@ -19,7 +19,7 @@ from gridcover.cli import main  # noqa: E402
 from gridcover.engines.dask import analyze_dask  # noqa: E402
 
 AS_OF = date(2026, 11, 29)
-LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots")
+LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots", "cases")
 
 
 def _features(folder: Path, name: str) -> pd.DataFrame:
@@ -33,6 +33,8 @@ def _differences(single: Path, dask: Path) -> list[str]:
     by street; timings left out)."""
     out = []
     for name in LAYERS:
+        if not (single / f"{name}.geojson").exists() and not (dask / f"{name}.geojson").exists():
+            continue  # cases.geojson: only with a case log
         a, b = _features(single, name), _features(dask, name)
         if name == "households":
             a, b = a.sort_values("id").reset_index(drop=True), b.sort_values("id").reset_index(drop=True)
@@ -162,3 +164,42 @@ def test_visit_records_are_judged_part_by_part_as_in_one_process(city, cluster, 
     assert v["households"] == len(watched) + 7 and v["never_visited"] == 7 and v["window_weeks"] == 10
     assert 0.6 < v["share_kept"] < 0.8 and len(v["per_street"]) == 6
     assert _differences(single, out) == []  # households' visit columns, grids' shares, summary, scorecard, workspace
+
+
+def test_cases_are_placed_and_judged_as_in_one_process(city, cluster, tmp_path):
+    """A case log of the six streets, placed by point (some outside every grid), household and address: the
+    Dask run places them in one task with every part's households and gives the single run's outputs."""
+    import shutil
+
+    import geopandas as gpd
+
+    folder = tmp_path / "city"
+    shutil.copytree(city, folder)
+    hh = gpd.read_file(folder / "households.gpkg", engine="pyogrio")
+    rng = np.random.default_rng(11)
+    n = 600
+    pick = hh.iloc[rng.integers(0, len(hh), n)].reset_index(drop=True)
+    how = rng.choice(["point", "household", "address"], n)
+    points = pick.geometry.to_numpy()
+    has = ~gpd.GeoSeries(points).isna().to_numpy()
+    how = np.where((how == "point") & ~has, "household", how)
+    x0, y0, x1, y1 = gpd.read_file(folder / "streets.gpkg", engine="pyogrio").total_bounds
+    lon = np.where(how == "point", [p.x if p is not None else np.nan for p in points], np.nan)
+    lat = np.where(how == "point", [p.y if p is not None else np.nan for p in points], np.nan)
+    lon[:5], lat[:5] = x1 + 0.002 * (1 + np.arange(5)), (y0 + y1) / 2  # east of every street: outside every grid
+    reported = pd.Timestamp("2026-11-02 08:00") + pd.to_timedelta(rng.integers(0, 27 * 24 * 60, n), unit="m")
+    accepted = reported + pd.to_timedelta(rng.integers(5, 200, n), unit="m")
+    closed = accepted + pd.to_timedelta(rng.integers(60, 6 * 24 * 60, n), unit="m")
+    pd.DataFrame({"id": [f"K{i:04d}" for i in range(n)], "reported_at": reported.strftime("%Y-%m-%d %H:%M"),
+                  "urgency": rng.choice(["general", "紧急", "cross_department"], n, p=[0.8, 0.05, 0.15]),
+                  "lon": lon, "lat": lat, "household_id": np.where(how == "household", pick["id"], None),
+                  "address": np.where(how == "address", pick["address"], None),
+                  "accepted_at": accepted.strftime("%Y-%m-%d %H:%M"),
+                  "closed_at": np.where(rng.random(n) < 0.9, closed.strftime("%Y-%m-%d %H:%M"), None),
+                  }).to_csv(folder / "cases.csv", index=False)
+    single = write_outputs(analyze(folder, reference_date=AS_OF), tmp_path / "single")
+    analysis, out = analyze_dask(folder, tmp_path / "dask", reference_date=AS_OF, scheduler=cluster)
+    c = analysis.summary["cases"]
+    assert c["judged"] + c["reported_after_as_of"] == n and c["outside_grids"] >= 5 and c["not_located"] < n // 10
+    assert set(c["located_by"]) == {"point", "household", "address", "none"} and c["located_by"]["address"] > 100
+    assert _differences(single, out) == []  # cases.geojson, the grids' case columns, summary, scorecard, workspace

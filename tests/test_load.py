@@ -26,7 +26,7 @@ def test_geojson_folder_loads_into_the_utm_zone(tiny_dir):
     data = load_data(tiny_dir)
     assert data.metric_crs.to_epsg() == 32648
     assert len(data.layers["households"]) == 10
-    assert set(data.missing_optional) == {"estates", "gates", "facilities", "roads", "areas", "visits"}
+    assert set(data.missing_optional) == {"estates", "gates", "facilities", "roads", "areas", "visits", "cases"}
     assert data.layers["households"]["persons"].dtype == "Int64"
     assert data.layers["households"]["elderly_alone"].dtype == bool
 

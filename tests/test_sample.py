@@ -26,7 +26,7 @@ UTM = "EPSG:32648"
 @pytest.fixture(scope="module")
 def sample() -> dict[str, gpd.GeoDataFrame]:
     return {name: gpd.read_file(SAMPLE / f"{name}.geojson", engine="pyogrio") for name in LAYER_ORDER
-            if LAYERS[name].geometry != TABLE}  # visits: a table (visits.csv), checked by its own tests
+            if LAYERS[name].geometry != TABLE and name != "cases"}  # visits.csv, cases.csv: checked by their own tests
 
 
 @pytest.fixture(scope="module")
@@ -205,11 +205,12 @@ def test_build_sample_is_deterministic_and_matches_the_committed_files(tmp_path)
     from tools.sample import build_sample
 
     counts = build_sample(DATA, tmp_path)
-    layers = [name for name in counts if name != "visits"]
+    layers = [name for name in counts if name not in ("visits", "cases")]
     assert {name: counts[name] for name in layers} == {
         name: len(gpd.read_file(SAMPLE / f"{name}.geojson", engine="pyogrio")) for name in layers}
     assert counts["visits"] == len(pd.read_csv(SAMPLE / "visits.csv"))
-    names = [f"{name}.geojson" for name in layers] + ["visits.csv", "README.md"]
+    assert counts["cases"] == len(pd.read_csv(SAMPLE / "cases.csv"))
+    names = [f"{name}.geojson" for name in layers] + ["visits.csv", "cases.csv", "gridcover.toml", "README.md"]
     match, mismatch, errors = filecmp.cmpfiles(SAMPLE, tmp_path, names, shallow=False)
     assert not mismatch and not errors, mismatch + errors
 
@@ -248,3 +249,24 @@ def test_the_readme_lists_the_planted_staffing_and_visit_defects():
     assert "## Staffing (一格三员) and workload" in text and "## Visit log (`visits.csv`)" in text
     for grid in ("G01-03", "G01-09", "G03-04", "G01-12", "G02-03", "G04-04", "G05-12"):
         assert f"`{grid}`" in text
+
+
+def test_the_case_log_is_a_year_of_mostly_general_cases_placed_three_ways(sample):
+    cases = pd.read_csv(SAMPLE / "cases.csv", dtype=str, keep_default_na=False)
+    assert list(cases.columns) == ["id", "reported_at", "urgency", "category", "source", "household_id", "address",
+                                   "lon", "lat", "accepted_at", "closed_at"]
+    at = pd.to_datetime(cases["reported_at"], format="%Y-%m-%d %H:%M")
+    assert at.min() >= pd.Timestamp("2025-12-01") and at.max() < pd.Timestamp("2026-12-01")  # up to the as-of date
+    urgency = cases["urgency"].replace({"一般": "general", "紧急": "urgent", "跨部门": "cross_department"})
+    shares = urgency.value_counts(normalize=True)
+    assert shares["general"] > 0.8 and 0.02 < shares["urgent"] < 0.1 and 0.05 < shares["cross_department"] < 0.2
+    assert 2_000 < len(cases) < 5_000 and cases["id"].is_unique  # a few thousand for ~30,000 households
+    placed = pd.DataFrame({"point": cases["lon"] != "", "household": cases["household_id"] != "",
+                           "address": cases["address"] != ""})
+    assert (placed.sum(axis=1) == 1).all() and (placed.sum() > 500).all()
+    assert set(cases.loc[placed["household"], "household_id"]) <= set(sample["households"]["id"])
+    ill = cases["category"] == "独居老人突发疾病"
+    elderly = set(sample["households"].loc[sample["households"]["elderly_alone"], "id"])
+    assert ill.sum() > 20 and set(cases.loc[ill, "household_id"]) <= elderly
+    assert (cases["closed_at"] == "").sum() < 100  # most are settled
+    assert (SAMPLE / "gridcover.toml").read_text(encoding="utf-8").count("as_of = 2026-11-30") == 1

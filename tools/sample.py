@@ -1379,6 +1379,9 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     counts = {name: len(gdf) for name, gdf in layers.items()}
     counts["visits"] = len(visits)
     _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates)
+    from tools.sample_cases import write_case_log  # the case log reads the layers just written
+
+    counts["cases"] = write_case_log(out_dir)["cases"]
     return counts
 
 

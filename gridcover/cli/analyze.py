@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     add_crs(analyze, help="coordinate system of every layer: EPSG code, wgs84, cgcs2000, gcj02 or bd09")
     analyze.add_argument("--h3-resolution", type=int, default=10, choices=(9, 10, 11),
                          help="H3 resolution of the reach cells (default 10)")
-    add_as_of(analyze, help="the day visits are judged against (default: today)")
+    add_as_of(analyze, help="the day visits and cases are judged at, to its end (default: [analysis] as_of of the "
+                            "data folder's gridcover.toml, else today)")
     analyze.add_argument("--window-weeks", type=_weeks, default=12, metavar="N",
                          help="with visit records (visits.csv): judge the calendar periods completed in the N weeks "
                               "ending with --as-of (default 12; docs/tasks.md)")
@@ -171,6 +172,12 @@ def _print_summary(s: dict, *, skip_invalid: bool) -> None:
               f"kept{share} by {v['households']:,} special-group households; {v['overdue']:,} missed the last period")
         print(f"{v['never_visited']:,} special-group household{'' if v['never_visited'] == 1 else 's'} with no visit "
               "record, counted as never visited")
+    c = s.get("cases")
+    if c:
+        share = f" ({c['share_on_time']:.1%})" if c["share_on_time"] is not None else ""
+        print(f"cases (to the end of {s['risk']['reference_date']}): {c['on_time']:,} of {c['decided']:,} decided on time"
+              f"{share}; {c['overdue']:,} open past a limit ({c['urgent_overdue']:,} urgent); "
+              f"{c['outside_grids']:,} outside every grid; {c['not_located']:,} not placed")
     rejected = s.get("rejected") or {}
     if skip_invalid:
         total = sum(rejected.values())

@@ -36,7 +36,8 @@ from geo.load import LAYER_ORDER, Dataset
 from gridcover.engines.partition import Plan, plan_parts, read_part, whole_network
 from gridcover.io.paths import prepare_output_folder, reads_of, temp_dir
 from geo.pipeline import (DEFAULT_WINDOW_WEEKS, RISK_OUTPUT_COLUMNS, Analysis, PartTables, RunInfo, _Clock,
-                          add_risk_columns, global_stages, local_stages, unknown_category_warnings)
+                          add_risk_columns, case_households, global_stages, local_stages, locate_case_layer,
+                          unknown_category_warnings)
 from geo.reach import CONFIG_NAME as REACH_CONFIG, load_config
 from gridcover.io.outputs import OUTPUT_LAYERS, _write_geojson, _write_gpkg_layer, write_output_folder
 from geo.settings import Settings
@@ -96,10 +97,27 @@ def _part_task(plan: Plan, p: int, components, parts_dir: str, as_of: date | Non
         _write_gpkg_layer(data.layers["households"], gpkg, "input_households")
     if owned_b is not None and owned_b.any():
         _write_gpkg_layer(data.layers["buildings"][owned_b], gpkg, "buildings")
+    homes = None
+    if plan.cases is not None:  # what locating the cases needs of these households, with their input positions
+        homes = case_households(part.households, part.table).assign(order=plan.household_order[p])
     return {"part": p, "table": part.table, "buildings": part.buildings, "split_buildings": part.split_buildings,
+            "case_households": homes,
             "cells": part.cells, "origins": part.origins, "fringe_source": part.fringe_source,
             "warnings": data.warnings, "repaired": data.repaired, "method": part.model.method,
             "seconds": {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}}
+
+
+def _cases_task(plan: Plan, homes: list) -> pd.DataFrame:
+    """The cases placed on the grids (:func:`geo.pipeline.locate_case_layer`) with the whole buildings and
+    estates read here, as the lookup index reads them, and every part's households in input order (the same
+    address index, hence the same answers, as one process)."""
+    from gridcover.io.folder import read_layers
+
+    households = pd.concat(homes, ignore_index=True).sort_values("order", kind="stable").reset_index(drop=True)
+    context = read_layers(plan.path, [n for n in ("buildings", "estates") if n in plan.sources], crs=plan.crs,
+                          metric_crs=plan.metric_crs)
+    layers = {**plan.whole, **context.layers, "cases": plan.cases}
+    return locate_case_layer(layers, households.drop(columns="order"), metric_crs=plan.metric_crs)
 
 
 def _write_task(parts_dir: str, p: int, risk: pd.DataFrame) -> int:
@@ -139,7 +157,6 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
     if settings.derive_fringe:
         msg = "--derive-fringe is not available with --engine dask yet (the derivation needs every building at once)"
         raise GridcoverError(msg)
-    reference_date = reference_date or date.today()
     clock = _Clock(progress)
     out_dir = prepare_output_folder(out_dir, reads=reads_of(path, "data"))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -156,12 +173,19 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                 where = scheduler or f"a local cluster of {len(client.scheduler_info()['workers'])} workers"
                 progress(f"[   0.0s] planning the parts of {path} on {where}")
             plan = client.submit(_plan_task, str(Path(path)), crs, settings, h3_resolution, pure=False).result()
+            reference_date = reference_date or plan.settings.as_of or date.today()
             clock.step("plan", f"{plan.n_parts} parts (streets); read {', '.join(f'{v:,} {k}' for k, v in plan.counts.items())}")
             results, network = _run_parts(client, plan, parts_dir, as_of=reference_date, window_weeks=window_weeks)
             clock.step("parts", f"assigned, zoned and measured {sum(len(r['table']) for r in results):,} households "
                                 f"in {plan.n_parts} parts")
+            cases = None
+            if plan.cases is not None:
+                cases = client.submit(_cases_task, plan, [r.pop("case_households") for r in results],
+                                      pure=False).result()
+                clock.step("cases", f"placed {int((cases['located_by'] != 'none').sum()):,} of {len(cases):,} cases")
             analysis, risk = _run_global(plan, results, network, h3_resolution=h3_resolution,
-                                         reference_date=reference_date, clock=clock, window_weeks=window_weeks)
+                                         reference_date=reference_date, clock=clock, window_weeks=window_weeks,
+                                         cases=cases)
             sizes = [len(r["table"]) for r in results]
             del results
             bounds = np.r_[0, np.cumsum(sizes)]
@@ -202,7 +226,8 @@ def _run_parts(client, plan: Plan, parts_dir: Path, *, as_of: date | None = None
 
 
 def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolution: int, reference_date: date,
-                clock: _Clock, window_weeks: int = DEFAULT_WINDOW_WEEKS) -> tuple[Analysis, pd.DataFrame]:
+                clock: _Clock, window_weeks: int = DEFAULT_WINDOW_WEEKS,
+                cases: pd.DataFrame | None = None) -> tuple[Analysis, pd.DataFrame]:
     """The global stages on the parts' tables, on the driver: the city-wide analysis (no households) and each
     household's risk columns, in part order."""
     stats, _, unknown, net_warnings = network
@@ -224,14 +249,16 @@ def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolutio
                        cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
                        network_stats=stats, facilities_unknown=unknown, fringe_source=fringe)
     result = global_stages(run, parts, city=whole, config=config, h3_resolution=h3_resolution,
-                           reference_date=reference_date, clock=clock, window_weeks=window_weeks)
+                           reference_date=reference_date, clock=clock, window_weeks=window_weeks, cases=cases)
     layers = dict(whole) if plan.visits is None else {**whole, "visits": plan.visits}  # visits: into the workspace
+    if plan.cases is not None:
+        layers["cases"] = plan.cases
     data = Dataset(layers=layers, metric_crs=plan.metric_crs, sources=plan.sources, source_crs=plan.source_crs,
                    missing_optional=plan.missing_optional, warnings=warnings, repaired=repaired,
                    settings=plan.settings, folder=plan.folder, configs=plan.configs)
     analysis = Analysis(data=data, households=None, grids=result.grids, coverage_issues=result.coverage_issues,
                         building_grid=None, summary=result.summary, timings=clock.timings, h3_reach=result.cells,
-                        blindspots=result.blindspots, scorecard=result.scorecard)
+                        blindspots=result.blindspots, scorecard=result.scorecard, cases=result.cases)
     return analysis, result.household_risk[list(RISK_OUTPUT_COLUMNS)]
 
 

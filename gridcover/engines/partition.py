@@ -156,6 +156,7 @@ class Plan:
     layer_crs: dict = field(default_factory=dict)  # layer -> SourceCRS of its file
     seed_cells: np.ndarray | None = None  # H3 cells of every household and building (empty cells are kept round them)
     visits: gpd.GeoDataFrame | None = None  # the checked visit records, whole (a part judges its households' own)
+    cases: gpd.GeoDataFrame | None = None  # the checked cases, whole, metric CRS (located once every part is done)
 
     @property
     def n_parts(self) -> int:
@@ -281,6 +282,12 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
         counts[name] = int(len(routed[name]))
     raw = {name: frame for name, frame in whole.layers.items()}
     raw.update({name: frame.drop(columns=["fid", "x", "y"], errors="ignore") for name, frame in routed.items()})
+    cases = None
+    if "cases" in src.files:  # small (a year of cases is thousands): read whole, its household ids checked below
+        read = read_layers(path, ["cases"], crs=crs, settings=settings, metric_crs=metric)
+        cases, raw["cases"] = read.layers["cases"], read.layers["cases"]
+        counts["cases"] = int(len(cases))
+        warnings += read.warnings
     sources = {name: str(src.files[name][0]) for name in src.files}
     _check_references(raw, sources)
     configs = read_rule_files(src.data_dir)
@@ -310,7 +317,7 @@ def plan_parts(path: str, *, crs: str | None = None, settings: Settings | None =
                 whole=whole.layers, owner=owner, estate_fid=estate_fid, gate_fids=gate_fids, counts=ordered, sources=sources,
                 source_crs={name: layer_crs[name].text for name in src.files if name != "visits"}, missing_optional=src.missing, warnings=warnings,
                 repaired=repaired, folder=src.data_dir, configs=configs, layer_crs=layer_crs, visits=visits,
-                **route)
+                cases=cases, **route)
 
 
 def _box(bounds: np.ndarray, margin: float) -> tuple[float, float, float, float]:

@@ -233,11 +233,24 @@ def load_data(path: str | os.PathLike, *, crs: str | None = None, settings: Sett
                                      zone=_visit_zone(configs))
         sources["visits"] = str(file)  # a table: no coordinate system
     metric = metric_crs_of(raw["grids"])
-    layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
+    layers = _to_metric(raw, metric)
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
                    missing_optional=src.missing, warnings=dataset_warnings, repaired=repaired, settings=src.settings,
                    folder=src.data_dir, rejects=_concat_rejects(rejects) if skip_invalid else None,
                    references_cleared=cleared, configs=configs)
+
+
+def _to_metric(raw: dict[str, gpd.GeoDataFrame], metric) -> dict[str, gpd.GeoDataFrame]:
+    """The layers (WGS-84) in the run's metric CRS. The cases keep their WGS-84 ``lon``/``lat`` as read (after a
+    GCJ-02/BD-09 conversion): they are looked up there, as ``/lookup`` looks up the numbers it is sent (a
+    round trip through the metric CRS moves a point on a grid's edge by a nanodegree, off the edge)."""
+    out = {}
+    for name, frame in raw.items():
+        if name == "cases":
+            geoms = frame.geometry.to_numpy()
+            frame = frame.assign(lon=shapely.get_x(geoms), lat=shapely.get_y(geoms))
+        out[name] = frame.to_crs(metric)
+    return out
 
 
 #: The columns of a visits layer as the workspace keeps it (the checked records, text as given).
@@ -327,7 +340,7 @@ def read_layers(path: str | os.PathLike, names, *, crs: str | None = None, setti
         repaired.extend(read.fixed)
         raw[name], sources[name], source_crs[name], fids[name] = read.frame, str(file), read.crs_text, read.fids
     metric = metric_crs if metric_crs is not None else metric_crs_of(raw["grids"])
-    layers = {name: frame.to_crs(metric) for name, frame in raw.items()}
+    layers = _to_metric(raw, metric)
     return Dataset(layers=layers, metric_crs=metric, sources=sources, source_crs=source_crs,
                    missing_optional=[n for n in src.missing if n in names], warnings=dataset_warnings,
                    repaired=repaired, settings=src.settings, folder=src.data_dir, fids=fids,
@@ -424,7 +437,10 @@ def _read_layer(file: Path, layer: InputLayer, label: str, *, gpkg_layer: str | 
             frame, fids = frame.iloc[keep].reset_index(drop=True), fids[keep]
             problems = [(mask[keep], f, r) for mask, f, r in problems]
     else:
-        frame = _read_vector(file, label, gpkg_layer, **(read_options or {}))
+        frame = _read_vector(file, label, gpkg_layer, table=layer.table_allowed, **(read_options or {}))
+        if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame.columns:  # a table (cases)
+            frame = gpd.GeoDataFrame(pd.DataFrame(frame).drop(columns="geometry", errors="ignore"),
+                                     geometry=gpd.GeoSeries([None] * len(frame), index=frame.index))
         fids = frame.index.to_numpy() if read_options else np.arange(len(frame))
         frame = frame.reset_index(drop=True)
         unreadable = frame.attrs.pop("unreadable", None)

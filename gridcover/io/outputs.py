@@ -37,11 +37,11 @@ from gridcover.io.paths import prepare_output_folder, temp_dir
 
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
-OUTPUT_LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots")
+OUTPUT_LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots", "cases")
 
 
 def _plain(frame: gpd.GeoDataFrame, *, lists: str = "python") -> gpd.GeoDataFrame:
-    """A copy that every driver can write: nullable ints stay ints, objects stay text. Arrow list columns
+    """A copy that every driver can write: nullable ints and booleans stay so, objects stay text. Arrow list columns
     become Python lists (``lists="python"``: the GeoJSON driver writes JSON arrays) or JSON text
     (``lists="json"``: a GeoPackage has no list type), built in arrow, not per row in Python."""
     out = frame.copy()
@@ -50,7 +50,7 @@ def _plain(frame: gpd.GeoDataFrame, *, lists: str = "python") -> gpd.GeoDataFram
             continue
         dtype = out[column].dtype
         if isinstance(dtype, pd.BooleanDtype):
-            out[column] = out[column].astype(object)
+            pass  # pyogrio writes nullable booleans as true/false/null (as object they became 'True' and '<NA>' text)
         elif isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype):
             arr = pa.chunked_array(out[column].array._pa_array).combine_chunks()
             if lists == "json":
@@ -147,7 +147,8 @@ def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[
     try:
         write_households(tmp / "households.geojson")
         city = {name: frame for name, frame in (("grids", analysis.grids), ("coverage_issues", analysis.coverage_issues),
-                                                ("h3_reach", analysis.h3_reach), ("blindspots", analysis.blindspots))
+                                                ("h3_reach", analysis.h3_reach), ("blindspots", analysis.blindspots),
+                                                ("cases", analysis.cases))
                 if frame is not None}
         for name, frame in city.items():
             _write_geojson(frame, tmp / f"{name}.geojson")
