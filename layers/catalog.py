@@ -61,7 +61,9 @@ VALUE_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "grid_over_capacity": ("网格超负荷", "grid over capacity"),
         "missing_services": ("基本服务缺配", "missing basic services"),
         "special_group_unreached": ("特殊群体服务不可达", "special group out of reach of its services"),
-        "visit_overdue": ("走访逾期", "visit overdue"), "unregistered_building": ("疑似未登记出租", "possibly unregistered rentals")},
+        "visit_overdue": ("走访逾期", "visit overdue"), "unregistered_building": ("疑似未登记出租", "possibly unregistered rentals"),
+        "urgent_case_overdue": ("紧急事件超时未办结", "urgent case overdue"),
+        "case_outside_grids": ("网格外上报事件", "case reported outside every grid")},
     "risk": {"red": ("红色预警", "red"), "yellow": ("黄色预警", "yellow"), "blue": ("蓝色预警", "blue"), "none": ("无风险", "none")},
     "reach_method": {"network": ("步行路网", "walking network"), "straight_line": ("直线距离", "straight line")},
 }

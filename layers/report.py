@@ -33,7 +33,7 @@ import pandas as pd
 import shapely
 
 from layers.base import DEFAULT_K, SPECIAL_GROUP_COUNTS
-from layers.catalog import FIELD_NAMES, find_layer as layer_decl
+from layers.catalog import FIELD_NAMES, VALUE_NAMES, find_layer as layer_decl
 
 STATIC = Path(__file__).parent / "static" / "leaflet"
 _JS_MARK = "gridcover-inline://leaflet.js"
@@ -51,14 +51,8 @@ INDICATOR_NAMES = {
     "households_covered": ("在网格内户比例", "households in a grid"),
     "cases_on_time": ("事件按时办结率", "cases handled in time"),
 }
-REASON_NAMES = {
-    "no_grid": ("不在任何网格", "in no grid"), "overlapping_grids": ("网格重叠", "overlapping grids"),
-    "grid_over_capacity": ("网格超负荷", "grid over capacity"), "missing_services": ("基本服务缺配", "missing basic services"),
-    "special_group_unreached": ("特殊群体服务不可达", "special group out of reach of its services"),
-    "visit_overdue": ("走访逾期", "visit overdue"), "unregistered_building": ("疑似未登记出租", "possibly unregistered rentals"),
-    "urgent_case_overdue": ("紧急事件超时未办结", "urgent case overdue"),
-    "case_outside_grids": ("网格外上报事件", "case reported outside every grid"),
-}
+#: The risk and blind-spot reasons in both languages: the catalog's one table (the map and the export use it too).
+REASON_NAMES = VALUE_NAMES["risk_reasons"]
 COLOUR_NAMES = {"red": ("红", "red"), "yellow": ("黄", "yellow"), "blue": ("蓝", "blue"), "none": ("无", "none")}
 GROUP_NAMES = {"elderly_alone": ("独居老人", "elderly living alone"), "child_in_difficulty": ("困境儿童", "children in difficulty"),
                "mental_disorder": ("严重精神障碍患者", "people with severe mental disorders")}
@@ -746,11 +740,18 @@ DEFINITIONS = {
     "households_covered": (
         "区域内只在一个网格内的户 ÷ 区域内的户（仅“按区域”一栏）。",
         "households of the zone in exactly one grid ÷ households of the zone (zone rows only)."),
+    "cases_on_time": (
+        "已有结论的事件（已受理或已办结，或已超过时限）中，在时限内响应并办结的事件 ÷ 这些事件；时限：一般诉求 2 小时内响应，"
+        "紧急事件 15 分钟内响应，跨部门事项 3 个工作日内办结（按节假日和调休日历计算工作日，docs/cases.md）。",
+        "cases decided (answered and closed, or past a limit) that were answered and closed within their limits ÷ "
+        "those cases; limits: a general request answered within 2 h, an urgent one within 15 min, a "
+        "cross-department matter closed within 3 working days (counted on the holiday calendar, docs/cases.md)."),
 }
 TERMS = (
-    (("红色预警", "red"), ("严重精神障碍患者不在网格内或走访逾期；独居老人、困境儿童不在任何网格。",
+    (("红色预警", "red"), ("严重精神障碍患者不在网格内或走访逾期；独居老人、困境儿童不在任何网格；网格内有紧急事件超过时限仍未办结的，"
+                         "该网格为红色。",
                          "a person with a severe mental disorder in no grid or overdue; an elderly person alone or a "
-                         "child in difficulty in no grid.")),
+                         "child in difficulty in no grid; a grid holding an urgent case open past its limit is red.")),
     (("黄色预警", "yellow"), ("特殊群体成员到达不了本群体的服务，或长期未走访。",
                             "a special-group member out of reach of their services, or not visited for long.")),
     (("蓝色预警", "blue"), ("其他脱管原因（如不在网格、网格超负荷、基本服务缺配、疑似未登记出租）。",
