@@ -301,6 +301,7 @@ def render_report(analysis, *, k: int = DEFAULT_K, basemap: str | None = None) -
 
 def write_report(analysis, path: str | Path, *, k: int = DEFAULT_K, basemap: str | None = None) -> Path:
     """Write ``report.html`` (or ``path``)."""
+    from layers.trend import with_trend  # the trend section, from trend.json beside the report (docs/history.md)
     path = Path(path)
-    path.write_text(render_report(analysis, k=k, basemap=basemap), encoding="utf-8")
+    path.write_text(with_trend(render_report(analysis, k=k, basemap=basemap), path.parent), encoding="utf-8")
     return path
