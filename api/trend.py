@@ -25,13 +25,17 @@ from api.params import get_caller
 from geo.history import build_trend
 from gridcover.io.outputs import _json_default
 from layers.base import DEFAULT_K
+from layers.report import INDICATOR_NAMES
 
 
 def trend_for(request: Request, caller: Caller) -> dict:
     """The trend of the app's workspace as ``caller`` may see it."""
     k = int(getattr(request.app.state, "k", DEFAULT_K))
     history = get_workspace(request).scorecard_history()
-    return build_trend(history, k=k, sees_street=caller.may_see_street)
+    trend = build_trend(history, k=k, sees_street=caller.may_see_street)
+    used = {code for unit in trend["units"] for code in unit["indicators"]}
+    trend["indicator_names"] = {code: list(INDICATOR_NAMES.get(code, (code, code))) for code in sorted(used)}
+    return trend
 
 
 def build_router() -> APIRouter:
