@@ -18,6 +18,7 @@ import html
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 from layers.report import INDICATOR_NAMES, _t
@@ -116,7 +117,7 @@ def trend_chart_svg(indicator: str, units: list[dict], months: list[str], *,
         out = io.StringIO()
         fig.savefig(out, format="svg")
     text = out.getvalue()
-    text = text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text[text.index("<svg"):], count=1, flags=re.S)
     family = ", ".join(f"'{f}'" for f in (*CJK_FONTS, "DejaVu Sans")) + ", sans-serif"
     return text.replace("<svg ", f'<svg role="img" aria-label="{html.escape(indicator)}" '
                                  f'style="font-family: {family}" class="trend-chart" ', 1)

@@ -84,9 +84,10 @@
       const miss = ind.value !== null && ind.target !== null &&
         (ind.lower_is_better ? ind.value > ind.target : ind.value < ind.target);
       const year = ind.target_year ? tr(`（${ind.target_year}年目标）`, ` (${ind.target_year} target)`) : '';
-      return `<li class="tr-ind" data-indicator="${esc(code)}"><div class="tr-name">${esc(name(code))}</div>` +
+      return `<li class="tr-ind" data-indicator="${esc(code)}"><div class="tr-name">${esc(name(code))} ` +
+        `<span class="note">${tr('目标', 'target')} ${fmt(ind.target, share)}${esc(year)}</span></div>` +
         `<div class="tr-row">${sparkline(ind)}<span class="tr-now ${miss ? 'tr-miss-text' : ''}">${fmt(ind.value, share)}</span>` +
-        `<span class="note">${tr('目标', 'target')} ${fmt(ind.target, share)}${esc(year)}</span></div></li>`;
+        `</div></li>`;
     }).join('');
     box.innerHTML = `<h2>${tr('指标趋势（近12个月）', 'Trend (last 12 months)')}</h2>` +
       `<label class="tr-unit"><span>${tr('社区/街道', 'Community / street')}</span> <select id="tr-unit">${options}</select></label>` +
