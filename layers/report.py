@@ -303,5 +303,6 @@ def write_report(analysis, path: str | Path, *, k: int = DEFAULT_K, basemap: str
     """Write ``report.html`` (or ``path``)."""
     from layers.trend import with_trend  # the trend section, from trend.json beside the report (docs/history.md)
     path = Path(path)
-    path.write_text(with_trend(render_report(analysis, k=k, basemap=basemap), path.parent), encoding="utf-8")
+    path.write_text(with_trend(render_report(analysis, k=k, basemap=basemap), path.parent, names=INDICATOR_NAMES,
+                               both=_t), encoding="utf-8")
     return path

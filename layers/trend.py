@@ -21,7 +21,7 @@ import math
 import re
 from pathlib import Path
 
-from layers.report import INDICATOR_NAMES, _t
+from collections.abc import Callable
 
 #: CJK fonts tried in order (Debian packages fonts-noto-cjk, fonts-wqy-microhei); the SVG names them all.
 CJK_FONTS = ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Source Han Sans SC")
@@ -123,7 +123,11 @@ def trend_chart_svg(indicator: str, units: list[dict], months: list[str], *,
                                  f'style="font-family: {family}" class="trend-chart" ', 1)
 
 
-def _changed_html(changed: dict | None, k: int) -> str:
+def _plain(zh: str, en: str) -> str:
+    return html.escape(f"{zh} {en}")
+
+
+def _changed_html(changed: dict | None, k: int, _t: Callable[[str, str], str]) -> str:
     """"What changed since last month" as a short list (counts; grids by name)."""
     if not changed or changed.get("since") is None:
         return (f"<p class=note>{_t('没有上月的快照，暂无对比。', 'No snapshot of an earlier month: nothing to compare with.')}"
@@ -146,14 +150,24 @@ def _changed_html(changed: dict | None, k: int) -> str:
             f"<li>{_t('新增超负荷网格', 'grids that became overloaded')}: <b>{len(grids)}</b> {grid_text}</li>{late}</ul>")
 
 
-def trend_section(trend: dict) -> str:
+def trend_section(trend: dict, *, names: dict | None = None, both: Callable[[str, str], str] = _plain) -> str:
     """The report's trend section: what changed since last month, then one chart per indicator.
+
+    Parameters
+    ----------
+    trend
+        :func:`geo.history.build_trend`'s answer (trend.json).
+    names
+        Each indicator's Chinese and English name (the report's ``INDICATOR_NAMES``).
+    both
+        Renders a text in both languages (the report's ``_t``: spans its language switch shows one of).
 
     Examples
     --------
     >>> trend_section({"as_of": None, "months": [], "units": [], "changed": None})
     ''
     """
+    _t, names = both, names or {}
     units = trend.get("units") or []
     if not units:
         return ""
@@ -164,7 +178,7 @@ def trend_section(trend: dict) -> str:
     charts = []
     for indicator in indicators:
         having = [u for u in units if indicator in u["indicators"]]
-        zh, en = INDICATOR_NAMES.get(indicator, (indicator, indicator))
+        zh, en = names.get(indicator, (indicator, indicator))
         now = next((u["indicators"][indicator] for u in having if u["level"] == "street"), having[0]["indicators"][indicator])
         year = f"（{now['target_year']}年目标）" if now.get("target_year") else ""
         year_en = f" ({now['target_year']} target)" if now.get("target_year") else ""
@@ -180,7 +194,7 @@ def trend_section(trend: dict) -> str:
                "the dashed red line is the target in force that month.")
     title = _t("近12个月趋势（月度快照）", "Trend of the last 12 months (monthly snapshots)")
     return (f'<section id="trend"><h2>{title}</h2><p class=note>{_t(note_zh, note_en)}</p>'
-            f"{_changed_html(trend.get('changed'), k)}"
+            f"{_changed_html(trend.get('changed'), k, _t)}"
             '<style>.trend{display:inline-block;margin:4px 8px;vertical-align:top}.trend svg{width:340px;height:auto}'
             ".trend figcaption{font-weight:bold;font-size:13px}.trend-legend .key{margin-right:12px;font-size:13px}"
             ".trend-legend i{display:inline-block;width:18px;height:3px;margin-right:4px;vertical-align:middle}"
@@ -188,11 +202,13 @@ def trend_section(trend: dict) -> str:
             f"<p class=trend-legend>{legend}</p><div class=trends>{''.join(charts)}</div></section>")
 
 
-def with_trend(page: str, folder: str | Path) -> str:
-    """The report ``page`` with the trend section of ``folder/trend.json`` before its end (unchanged without)."""
+def with_trend(page: str, folder: str | Path, *, names: dict | None = None,
+               both: Callable[[str, str], str] = _plain) -> str:
+    """The report ``page`` with the trend section of ``folder/trend.json`` before its end (unchanged without);
+    ``names`` and ``both`` as :func:`trend_section` takes them."""
     path = Path(folder) / "trend.json"
     if not path.is_file():
         return page
-    section = trend_section(json.loads(path.read_text(encoding="utf-8")))
+    section = trend_section(json.loads(path.read_text(encoding="utf-8")), names=names, both=both)
     at = page.rfind("</body>")
     return page if at < 0 or not section else page[:at] + section + "\n" + page[at:]

@@ -10,6 +10,7 @@ from datetime import date
 import pandas as pd
 
 from geo.history import History, build_trend, snapshot_members, snapshot_rows
+from layers.report import INDICATOR_NAMES, _t
 from layers.trend import trend_section, with_trend
 
 
@@ -32,7 +33,7 @@ def _trend() -> dict:
 
 
 def test_one_svg_chart_per_indicator_with_the_target_drawn():
-    page = trend_section(_trend())
+    page = trend_section(_trend(), names=INDICATOR_NAMES, both=_t)
     charts = re.findall(r'<figure class="trend" data-indicator="([a-z_]+)">.*?</figure>', page, flags=re.S)
     assert charts == ["visits_on_time", "households_per_worker"]
     assert page.count("<svg") == 2 and "<script" not in page and "<metadata" not in page
@@ -44,7 +45,7 @@ def test_one_svg_chart_per_indicator_with_the_target_drawn():
 
 
 def test_what_changed_is_counted_never_named():
-    page = trend_section(_trend())
+    page = trend_section(_trend(), names=INDICATOR_NAMES, both=_t)
     assert "新增红色风险户" in page and "一社区 &lt;5" in page  # one household: withheld below k
     assert "新增超负荷网格" in page and "一网格" in page  # grids are named: not personal
     assert "H2" not in page and "H1" not in page
@@ -54,5 +55,6 @@ def test_the_report_gets_the_section_from_trend_json_beside_it(tmp_path):
     page = "<html><body><h1>报告</h1></body></html>"
     assert with_trend(page, tmp_path) == page  # no trend.json: unchanged
     (tmp_path / "trend.json").write_text(json.dumps(_trend(), ensure_ascii=False), encoding="utf-8")
-    out = with_trend(page, tmp_path)
+    out = with_trend(page, tmp_path, names=INDICATOR_NAMES, both=_t)
     assert out.index('<section id="trend">') > out.index("<h1>") and out.endswith("</body></html>")
+    assert "走访频次达标率" in out  # the report's own indicator names

@@ -11,7 +11,7 @@ this run's, into the new workspace, and ``trend.json`` (counts only) beside it.
 
 Example
 -------
->>> history = read_history_from("out/sample")            # a workspace folder, a .gpkg or a history CSV
+>>> history = read_history_from("out/sample")  # doctest: +SKIP
 >>> export_history_csv(history, "scorecard_history.csv")   # doctest: +SKIP
 """
 
@@ -181,8 +181,6 @@ def _check_csv(raw: pd.DataFrame, path: Path) -> None:
 def read_history_from(source: str | os.PathLike) -> History:
     """The snapshots ``--history-from`` names: a workspace folder (its ``workspace.gpkg``, else its
     ``scorecard_history.csv``), a workspace ``.gpkg`` or a history ``.csv``; ``ConfigError`` otherwise."""
-    from gridcover.io.outputs import read_meta
-
     path = Path(source)
     gpkg = path / "workspace.gpkg" if path.is_dir() else path
     if path.is_dir() and not gpkg.is_file():
@@ -190,12 +188,25 @@ def read_history_from(source: str | os.PathLike) -> History:
     if gpkg.suffix.lower() == ".csv" and gpkg.is_file():
         return read_history_csv(gpkg)
     if gpkg.suffix.lower() == ".gpkg" and gpkg.is_file():
-        if not read_meta(gpkg):
+        if not _written_by_analyze(gpkg):
             raise ConfigError(f"--history-from {source}: {gpkg} was not written by gridcover analyze")
         return read_gpkg_history(gpkg)
     msg = (f"--history-from {source}: give a workspace folder or workspace.gpkg that 'gridcover analyze' wrote, "
            f"or a {HISTORY_CSV} exported from one")
     raise ConfigError(msg)
+
+
+def _written_by_analyze(gpkg: Path) -> bool:
+    """Does the GeoPackage hold the meta table every workspace has (``gridcover_meta``)?"""
+    try:
+        db = sqlite3.connect(f"file:{gpkg}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gridcover_meta'"
+                              ).fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False
 
 
 def earlier_history(*, out_dir: str | os.PathLike | None = None, data_folder: str | os.PathLike | None = None,
