@@ -4,6 +4,7 @@ targets; trend.json and GET /trend, counts only."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 
 import pandas as pd
@@ -17,10 +18,10 @@ from geo.history import History, build_trend, monthly_snapshots, snapshot_rows
 from geo.risk import load_risk_config, target_in_force
 from gridcover.cli import main
 from gridcover.engines.single import analyze
-from gridcover.io.history import HISTORY_CSV, export_history_csv, read_gpkg_history, read_history_csv
+from gridcover.io.history import HISTORY_CSV, export_history_csv, read_gpkg_history, read_history_csv, read_history_from
 from gridcover.store import open_workspace
 
-NOV, DEC = "2026-11-15", "2026-12-15"
+NOV, DEC, JAN = "2026-11-15", "2026-12-15", "2027-01-15"
 
 
 def _analyze(data, out, as_of, *extra):
@@ -38,10 +39,20 @@ def _overload_g1(data):
     (data / "gridcover.toml").write_text("[analysis]\nhouseholds_per_worker = 2\n", encoding="utf-8")
 
 
-def test_two_runs_into_the_same_out_keep_both_snapshots_and_say_what_changed(tiny_dir, tmp_path, capsys):
-    out = _analyze(tiny_dir, tmp_path / "out", NOV)
-    _overload_g1(tiny_dir)
-    _analyze(tiny_dir, out, DEC)
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """The tiny district analysed into one --out on 2026-11-15, then on 2026-12-15 with G1 overloaded."""
+    from conftest import tiny_layers, write_layers
+
+    data = write_layers(tiny_layers(), tmp_path_factory.mktemp("tiny") / "data")
+    out = _analyze(data, data.parent / "out", NOV)
+    _overload_g1(data)
+    _analyze(data, out, DEC)
+    return data, out
+
+
+def test_two_runs_into_the_same_out_keep_both_snapshots_and_say_what_changed(two_runs):
+    _, out = two_runs
     history = read_gpkg_history(out / "workspace.gpkg")
     assert history.dates == [NOV, DEC]
     trend = _trend(out)
@@ -56,39 +67,42 @@ def test_two_runs_into_the_same_out_keep_both_snapshots_and_say_what_changed(tin
     assert changed["grids_became_overloaded"][0]["name"] == "G1网格"
     assert changed["cases_became_overdue"] is None  # no cases in the analysis: not measured, not zero
     text = (out / "trend.json").read_text(encoding="utf-8")
-    assert '"H3"' not in text and '"H' not in text  # never a household id in a public output
-    assert "scorecard_history" not in {name for name in open_workspace(out).layer_names()}
+    assert '"H' not in text  # never a household id in a public output
+    assert "scorecard_history" not in open_workspace(out).layer_names()
+    assert "近12个月趋势" in (out / "report.html").read_text(encoding="utf-8")
 
 
-def test_the_same_as_of_run_twice_replaces_that_date(tiny_dir, tmp_path):
-    out = _analyze(tiny_dir, tmp_path / "out", NOV)
-    _analyze(tiny_dir, out, DEC)
+def test_the_same_as_of_run_twice_replaces_that_date(two_runs, tmp_path):
+    data, first = two_runs
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
     before = read_gpkg_history(out / "workspace.gpkg")
-    _overload_g1(tiny_dir)
-    _analyze(tiny_dir, out, DEC)
+    shutil.copytree(data, tmp_path / "data")
+    (tmp_path / "data" / "gridcover.toml").unlink()  # December again, with the default workload rule
+    _analyze(tmp_path / "data", out, DEC)
     after = read_gpkg_history(out / "workspace.gpkg")
     assert after.dates == [NOV, DEC] and len(after.rows) == len(before.rows)
     dec = after.rows[(after.rows["as_of"] == DEC) & (after.rows["indicator"] == "households_per_worker")
                      & (after.rows["level"] == "street")]
-    assert dec["target"].tolist() == [2.0]  # the second run of that date
-    kinds = after.members[after.members["as_of"] == DEC]["kind"].tolist()
-    assert "overloaded_grid" in kinds
+    assert dec["target"].tolist() == [300.0]  # the second run of that date, not the first
+    assert "overloaded_grid" not in set(after.members.loc[after.members["as_of"] == DEC, "kind"])
 
 
-def test_history_from_a_workspace_a_csv_or_the_data_folder(tiny_dir, tmp_path):
-    first = _analyze(tiny_dir, tmp_path / "first", NOV)
-    fresh = _analyze(tiny_dir, tmp_path / "fresh", DEC, "--history-from", first)
-    assert read_gpkg_history(fresh / "workspace.gpkg").dates == [NOV, DEC]
-    gpkg = _analyze(tiny_dir, tmp_path / "from-gpkg", DEC, "--history-from", first / "workspace.gpkg")
-    assert read_gpkg_history(gpkg / "workspace.gpkg").dates == [NOV, DEC]
-    csv = export_history_csv(read_gpkg_history(fresh / "workspace.gpkg"), tmp_path / HISTORY_CSV)
+def test_history_from_a_workspace_a_csv_or_the_data_folder(two_runs, tmp_path):
+    data, first = two_runs
+    fresh = _analyze(data, tmp_path / "fresh", JAN, "--history-from", first)
+    assert read_gpkg_history(fresh / "workspace.gpkg").dates == [NOV, DEC, JAN]
+    assert read_history_from(first / "workspace.gpkg").dates == [NOV, DEC]
+    held = read_gpkg_history(first / "workspace.gpkg")
+    csv = export_history_csv(held, tmp_path / HISTORY_CSV)
     back = read_history_csv(csv)
-    assert back.dates == [NOV, DEC] and len(back.members) == len(read_gpkg_history(fresh / "workspace.gpkg").members)
-    later = _analyze(tiny_dir, tmp_path / "from-csv", "2027-01-15", "--history-from", csv)
-    assert read_gpkg_history(later / "workspace.gpkg").dates == [NOV, DEC, "2027-01-15"]
-    (tiny_dir / HISTORY_CSV).write_bytes(csv.read_bytes())  # a street office's export, moved with the data
-    moved = _analyze(tiny_dir, tmp_path / "moved", "2027-01-15")
-    assert read_gpkg_history(moved / "workspace.gpkg").dates == [NOV, DEC, "2027-01-15"]
+    assert back.dates == [NOV, DEC] and len(back.members) == len(held.members) and len(back.rows) == len(held.rows)
+    assert read_history_from(tmp_path).dates == [NOV, DEC]  # a folder holding the CSV
+    moved = tmp_path / "moved-data"  # a street office's export, moved with the data to another machine
+    shutil.copytree(data, moved)
+    (moved / HISTORY_CSV).write_bytes(csv.read_bytes())
+    out = _analyze(moved, tmp_path / "moved", JAN)
+    assert read_gpkg_history(out / "workspace.gpkg").dates == [NOV, DEC, JAN]
 
 
 def test_a_bad_history_file_is_one_clear_message_and_nothing_is_written(tiny_dir, tmp_path, capsys):
@@ -157,9 +171,8 @@ def test_monthly_points_take_each_months_last_run_and_its_target():
     assert monthly_snapshots(["2025-01-10", "2025-01-31"], as_of="2025-01-20", months=1) == {"2025-01": "2025-01-10"}
 
 
-def test_a_public_caller_gets_counts_only_and_a_street_office_its_streets(tiny_dir, tmp_path):
-    out = _analyze(tiny_dir, tmp_path / "out", NOV)
-    _analyze(tiny_dir, out, DEC)
+def test_a_public_caller_gets_counts_only_and_a_street_office_its_streets(two_runs):
+    _, out = two_runs
     keys = Keys({"k-office": Caller(role="street_office", streets=frozenset({"S1"}), key_name="街道办"),
                  "k-other": Caller(role="street_office", streets=frozenset({"S9"}), key_name="别的街道")})
     client = TestClient(create_app(open_workspace(out), keys=keys))
