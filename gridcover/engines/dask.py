@@ -309,4 +309,13 @@ def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, 
 
     households = [parts_dir / f"{p:05d}.households.geojson" for p in range(n_parts)]
     return write_output_folder(analysis, out_dir, write_households=lambda path: concat_geojson(households, path),
-                               write_inputs=write_inputs, extra=extra, progress=progress, history=history)
+                               write_inputs=write_inputs, extra=extra, progress=progress, history=history,
+                               snapshot_households=_snapshot_households(part_files))
+
+
+def _snapshot_households(part_files: list[Path]) -> pd.DataFrame:
+    """Who the snapshot names as red (docs/history.md): the parts' households, their ids and risk only."""
+    columns = ["id", "risk", "grid_id", "community_id", "street_id"]
+    frames = [pyogrio.read_dataframe(path, layer="households", columns=columns, read_geometry=False)
+              for path in part_files if path.is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: [] for c in columns})

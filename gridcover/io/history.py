@@ -225,15 +225,16 @@ def earlier_history(*, out_dir: str | os.PathLike | None = None, data_folder: st
 
 
 # ------------------------------------------------------------------ this run's snapshot
-def run_snapshot(analysis, *, as_of: date | None = None) -> History:
+def run_snapshot(analysis, *, as_of: date | None = None, households: pd.DataFrame | None = None) -> History:
     """The snapshot of one analysis: its scorecard rows and its red households, overloaded grids (and, where
-    the analysis has cases, overdue cases)."""
+    the analysis has cases, overdue cases); ``households`` where the analysis does not hold them (the
+    partitioned engine: read from its parts)."""
     as_of = as_of or analysis_as_of(analysis)
     recorded = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = snapshot_rows(analysis.scorecard, as_of=as_of, recorded=recorded)
     wanted = ["id", "risk", "grid_id", "community_id", "street_id"]
-    households = analysis.households
-    if households is None or "risk" not in households.columns:  # the partitioned engine writes them in parts
+    households = analysis.households if households is None else households
+    if households is None or "risk" not in households.columns:
         households = pd.DataFrame({c: pd.Series([], dtype=object) for c in wanted})
     grids = analysis.grids
     cases = getattr(analysis, "cases", None)  # the case loop (issue 14, part 1) once the analysis carries cases
@@ -248,12 +249,14 @@ def analysis_as_of(analysis) -> date:
     return date.fromisoformat(analysis.summary["risk"]["reference_date"])
 
 
-def write_history(analysis, tmp: Path, *, earlier: History | None, k: int = 5) -> History:
-    """This run's snapshot added to ``earlier`` (same date: replaced), written into ``tmp/workspace.gpkg`` and
-    the trend into ``tmp/trend.json`` (public: counts only, k-suppressed). Returns the whole history."""
+def write_history(analysis, tmp: Path, *, earlier: History | None, k: int = 5,
+                  households: pd.DataFrame | None = None) -> History:
+    """This run's snapshot (:func:`run_snapshot`, ``households`` as it takes them) added to ``earlier`` (same
+    date: replaced), written into ``tmp/workspace.gpkg`` and the trend into ``tmp/trend.json`` (public: counts
+    only, k-suppressed). Returns the whole history."""
     if analysis.scorecard is None:
         return earlier or History.empty()
-    history = (earlier or History.empty()).merged(run_snapshot(analysis))
+    history = (earlier or History.empty()).merged(run_snapshot(analysis, households=households))
     write_gpkg_history(tmp / "workspace.gpkg", history)
     trend = build_trend(history, as_of=analysis_as_of(analysis), k=k)
     (tmp / TREND_JSON).write_text(json.dumps(trend, ensure_ascii=False, indent=1), encoding="utf-8")

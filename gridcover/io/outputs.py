@@ -122,7 +122,8 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
 
 
 def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[Path], None],
-                        write_inputs: Callable[[Path], None], extra=(), progress=None, history=None) -> Path:
+                        write_inputs: Callable[[Path], None], extra=(), progress=None, history=None,
+                        snapshot_households=None) -> Path:
     """The output folder every engine writes, in a temporary folder beside ``out_dir`` moved into place at the end.
 
     Parameters
@@ -141,6 +142,9 @@ def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[
     history
         Earlier snapshots of the scorecard to carry forward besides those ``out_dir`` and the data folder hold
         (:func:`gridcover.io.history.earlier_history`, read before anything is replaced).
+    snapshot_households
+        Where ``analysis.households`` is not held (the partitioned engine): the households' ``id``, ``risk``,
+        ``grid_id``, ``community_id``, ``street_id``, for the snapshot's red households.
 
     Returns
     -------
@@ -168,14 +172,16 @@ def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[
         write_inputs(gpkg)
         for name, frame in city.items():
             _write_gpkg_layer(frame, gpkg, name)
-        finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress, history=earlier)
+        finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress, history=earlier,
+                       snapshot_households=snapshot_households)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
 
 
-def finish_outputs(analysis, tmp: Path, out_dir: Path, *, extra=(), progress=None, history=None) -> None:
+def finish_outputs(analysis, tmp: Path, out_dir: Path, *, extra=(), progress=None, history=None,
+                   snapshot_households=None) -> None:
     """The last steps of every engine's output: scorecard, its snapshots and trend.json (``history``: the
     earlier snapshots), extra files, summary.json, the workspace's meta table, then the temporary folder moved
     into place."""
@@ -184,7 +190,7 @@ def finish_outputs(analysis, tmp: Path, out_dir: Path, *, extra=(), progress=Non
         card = analysis.scorecard
         (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
         card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese text
-        kept = write_history(analysis, tmp, earlier=history)
+        kept = write_history(analysis, tmp, earlier=history, households=snapshot_households)
         if progress:
             progress(f"kept the scorecard of {len(kept.dates)} snapshot(s) in workspace.gpkg; wrote trend.json")
     for write in extra:
