@@ -40,7 +40,7 @@ def _one(mode: str, out: str) -> int:
         trend.with_trend = lambda page, folder, **kwargs: page
     from gridcover.cli import main
 
-    return main(["analyze", str(REPO / "sample_geojson"), "--out", out, "--as-of", AS_OF, "--quiet"])
+    return main(["analyze", str(REPO / "sample_geojson"), "--out", out, "--as-of", AS_OF, *(["--quiet"] if not __import__("os").environ.get("BENCH_VERBOSE") else [])])
 
 
 def _parts(out: str) -> int:
