@@ -68,7 +68,7 @@ def error_body(status: int, description: str, details: dict | None = None) -> JS
 
 
 #: Modules whose ``build_router()`` is included, in order.
-ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw", "api.tasks")
+ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw", "api.tasks", "api.trend")
 
 
 def get_workspace(request: Request) -> Workspace:

@@ -594,7 +594,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     grid_id = hh["grid_id"].to_numpy()
     building_id = hh["building_id"].to_numpy()
     old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
-    risk_config = load_risk_config(**run.configs.get(RISK_FILE, {}), categories=config)
+    risk_config = load_risk_config(**run.configs.get(RISK_FILE, {}), categories=config, as_of=reference_date)
     own_b = [b for b in buildings if b is not None]
     if own_b:
         own_b = pd.concat(own_b, ignore_index=True).drop_duplicates("id").sort_values("order", kind="stable")
@@ -883,16 +883,19 @@ def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.Da
                                                                              "mental_disorder")]).any(axis=1)
     rows = []
     for zone, mask in zone_masks.items():
-        for name, target, num, den in (
-            ("households_covered", t.get("weak_areas_served", 0.9), risk["covered"].to_numpy(bool) & mask, mask),
+        for name, target, num, den, of in (
+            ("households_covered", t.get("weak_areas_served", 0.9), risk["covered"].to_numpy(bool) & mask, mask,
+             "weak_areas_served"),
             ("special_groups_served", t.get("special_groups_served", 0.98), risk["served"].to_numpy(bool) & special & mask,
-             special & mask),
-            ("basic_services", t.get("basic_services", 1.0), reach["basic_complete"].to_numpy(bool) & mask, mask),
+             special & mask, "special_groups_served"),
+            ("basic_services", t.get("basic_services", 1.0), reach["basic_complete"].to_numpy(bool) & mask, mask,
+             "basic_services"),
         ):
             d, k = int(den.sum()), int(num.sum())
             value = round(k / d, 4) if d else None
             rows.append({"level": "zone", "id": zone, "name": names[zone], "indicator": name, "value": value,
-                         "target": target, "pass": (value >= target) if value is not None else None,
+                         "target": target, "target_year": config.target_years.get(of),
+                         "pass": (value >= target) if value is not None else None,
                          "numerator": k, "denominator": d})
     return pd.DataFrame(rows)
 

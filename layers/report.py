@@ -859,9 +859,12 @@ def render_report(analysis, *, k: int = DEFAULT_K, basemap: str | None = None, a
 </body></html>
 """
 
+
 def write_report(analysis, path: str | Path, *, k: int = DEFAULT_K, basemap: str | None = None,
                  author: str | None = None, made: date | None = None) -> Path:
     """Write ``report.html`` (or ``path``); ``author`` is who made it (a line to sign by hand without)."""
+    from layers.trend import with_trend  # the trend section, from trend.json beside the report (docs/history.md)
     path = Path(path)
-    path.write_text(render_report(analysis, k=k, basemap=basemap, author=author, made=made), encoding="utf-8")
+    path.write_text(with_trend(render_report(analysis, k=k, basemap=basemap, author=author, made=made), path.parent,
+                               names=INDICATOR_NAMES, both=_t), encoding="utf-8")
     return path

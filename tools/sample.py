@@ -1460,6 +1460,34 @@ def _visits_readme(v: dict) -> list[str]:
     ]
 
 
+def _history_readme() -> list[str]:
+    """The section on ``scorecard_history.csv``, which ``tools/sample_history.py`` makes from the built sample."""
+    return [
+        "## Monthly snapshots (`scorecard_history.csv`)",
+        "",
+        "- The scorecards of the eleven month-ends before the sample's as-of date, 2025-12-31 … 2026-10-31 "
+        "(communities, the street and the zones; and each month's red households and overloaded grids, by id). "
+        "`gridcover analyze sample_geojson --out out/sample --as-of 2026-11-30` reads them as the earlier history and "
+        "adds the twelfth, so `trend.json`, the report and the map's trend panel show twelve months (docs/history.md).",
+        "- Made by the real analysis of this folder at each month-end: `PYTHONPATH=. python tools/sample_history.py` "
+        "(one command, deterministic; rerun it after rebuilding the sample or when the scorecard's rows change, e.g. "
+        "once the case loop adds `cases_on_time`).",
+        "- The visit log above starts on 2026-08-10; for these runs only, the tool extends it back over the year in a "
+        "scratch copy (the 16 weeks repeated 16, 32 and 48 weeks earlier, 8%, 15% and 25% of each earlier copy dropped, "
+        "seeded: the workers were less diligent a year ago). `visits.csv` itself is unchanged.",
+        "- **What moves and what is flat**: the households, buildings, grids and facilities are one snapshot, so the "
+        "coverage, service and staffing indicators (weak areas served, basic services, special-group services, "
+        "households per worker, full-time share) are flat over the twelve months; visits on time and special groups "
+        "served (which counts visits) rise, and the red households change month by month (a person with a severe "
+        "mental disorder not visited on time is red). Once the sample has cases, the case indicators move too.",
+        "- The households' `last_visit` is one date (up to 2026-11-29): in the earlier runs it lies after the run's "
+        "date. Visits are judged from the records (those after the run's date are ignored); only the long-gap rule of "
+        "children in difficulty and mental-disorder households reads `last_visit`, so it flags none of them in those "
+        "runs.",
+        "",
+    ]
+
+
 def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
     d = plan.defects
     com = layers["communities"]
@@ -1583,6 +1611,7 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         *_staffing_readme(d, grids),
         *_codes_readme(d, grids),
         *_visits_readme(d["visits"]),
+        *_history_readme(),
         "## What is real and what is synthetic",
         "",
         "- Real: the street and community names, codes and register urban-rural codes (except the relabelled "

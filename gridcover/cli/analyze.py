@@ -39,6 +39,10 @@ def register(subparsers) -> None:
     analyze.add_argument("--skip-invalid", action="store_true",
                          help="leave out features that cannot be used (listed in OUT/rejects.geojson, counted in "
                               "summary.json) instead of stopping; streets, communities and grids always stop the run")
+    analyze.add_argument("--history-from", metavar="PREVIOUS",
+                         help="carry the scorecard snapshots of an earlier workspace forward into a fresh --out: its "
+                              "folder, its workspace.gpkg, or a scorecard_history.csv (docs/history.md; a workspace "
+                              "already at --out or --db is carried forward without it)")
     analyze.add_argument("--discard-grid-edits", action="store_true",
                          help="replace a workspace even though it holds grid changes made with 'gridcover redraw' "
                               "(refused without it: they would be lost)")
@@ -67,7 +71,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     progress = progress_of(args)
     settings = Settings(derive_fringe=True) if args.derive_fringe else None
     scratch = _check_before_running(args)
-    analysis, out = _run_engine(args, settings=settings, progress=progress)
+    history = _earlier_history(args)
+    analysis, out = _run_engine(args, settings=settings, progress=progress, history=history)
     for warning in analysis.data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.db:  # the workspace the folder holds, into PostGIS in one transaction
@@ -127,7 +132,29 @@ def _check_before_running(args: argparse.Namespace):
     return scratch
 
 
-def _run_engine(args: argparse.Namespace, *, settings, progress):
+def _earlier_history(args: argparse.Namespace):
+    """The scorecard snapshots to carry forward besides those of ``--out`` and the data folder (which the
+    writer reads itself): ``--history-from``, then the PostGIS schema ``--db`` replaces. Read before the
+    analysis runs, so a bad file stops it early; ``None`` when there are none."""
+    from gridcover.io.history import read_history_from
+
+    given = read_history_from(args.history_from) if args.history_from else None
+    if args.db:
+        from gridcover.store import WorkspaceError, open_workspace
+
+        try:
+            workspace = open_workspace(db=args.db, schema=args.schema, state_dir=args.environment.state_dir)
+        except WorkspaceError:  # nothing there yet
+            return given
+        try:
+            stored = workspace.scorecard_history()
+        finally:
+            workspace.close()
+        given = stored if given is None else given.merged(stored)
+    return given
+
+
+def _run_engine(args: argparse.Namespace, *, settings, progress, history=None):
     """The analysis on the engine ``--engine`` names, its outputs and the HTML report written into ``args.out``."""
     from layers.report import write_report
 
@@ -139,13 +166,13 @@ def _run_engine(args: argparse.Namespace, *, settings, progress):
         return analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
                             h3_resolution=args.h3_resolution, reference_date=args.as_of,
                             scheduler=args.scheduler, progress=progress, extra=report,
-                            window_weeks=args.window_weeks)
+                            window_weeks=args.window_weeks, history=history)
     from gridcover.engines.single import analyze_single
 
     return analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,
                           h3_resolution=args.h3_resolution, reference_date=args.as_of,
                           skip_invalid=args.skip_invalid, progress=progress, extra=report,
-                          window_weeks=args.window_weeks)
+                          window_weeks=args.window_weeks, history=history)
 
 
 def _print_summary(s: dict, *, skip_invalid: bool) -> None:

@@ -140,7 +140,7 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                  reference_date: date | None = None, scheduler: str | None = None,
                  progress: Callable[[str], None] | None = None,
                  extra: Callable[[Analysis], list] | None = None, workers: int = LOCAL_WORKERS,
-                 window_weeks: int = DEFAULT_WINDOW_WEEKS) -> tuple[Analysis, Path]:
+                 window_weeks: int = DEFAULT_WINDOW_WEEKS, history=None) -> tuple[Analysis, Path]:
     """Analyse a data folder on a Dask cluster and write the outputs of ``analyze`` + ``write_outputs``.
 
     ``scheduler`` is a dask.distributed scheduler address (its workers must see ``path`` and the output
@@ -194,7 +194,7 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
             written = sum(f.result() for f in writes)
             clock.step("write parts", f"wrote {written:,} households in {plan.n_parts} parts")
         out = write_parted_outputs(analysis, out_dir, parts_dir=parts_dir, n_parts=plan.n_parts,
-                                   extra=extra(analysis) if extra else (), progress=progress)
+                                   extra=extra(analysis) if extra else (), progress=progress, history=history)
         clock.step("write", f"assembled {out}")
         return analysis, out
     finally:
@@ -316,7 +316,7 @@ def _append_layer(source: Path, layer: str, gpkg: Path, target_layer: str) -> in
 
 
 def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, n_parts: int, extra=(),
-                         progress=None) -> Path:
+                         progress=None, history=None) -> Path:
     """The output folder of ``gridcover.io.outputs.write_outputs`` from the driver's city-wide layers and the parts'
     household files; written beside ``out_dir`` and moved into place at the end."""
     part_files = [parts_dir / f"{p:05d}.gpkg" for p in range(n_parts)]
@@ -336,4 +336,13 @@ def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, 
 
     households = [parts_dir / f"{p:05d}.households.geojson" for p in range(n_parts)]
     return write_output_folder(analysis, out_dir, write_households=lambda path: concat_geojson(households, path),
-                               write_inputs=write_inputs, extra=extra, progress=progress)
+                               write_inputs=write_inputs, extra=extra, progress=progress, history=history,
+                               snapshot_households=_snapshot_households(part_files))
+
+
+def _snapshot_households(part_files: list[Path]) -> pd.DataFrame:
+    """Who the snapshot names as red (docs/history.md): the parts' households, their ids and risk only."""
+    columns = ["id", "risk", "grid_id", "community_id", "street_id"]
+    frames = [pyogrio.read_dataframe(path, layer="households", columns=columns, read_geometry=False)
+              for path in part_files if path.is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: [] for c in columns})
