@@ -27,6 +27,7 @@ import shapely
 
 from geo.assign import STATUSES, assign_communities, assign_households, building_grids
 from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, grid_workload
+from geo.facilities import data_quality, facility_counts, load_facility_rules
 from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
@@ -111,7 +112,8 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
     run = RunInfo.of(data)
     parts = PartTables(tables=[part.table], buildings=[part.buildings], split_buildings=[part.split_buildings],
                        cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
-                       facilities_unknown=unknown, fringe_source=part.fringe_source)
+                       facilities_unknown=unknown, fringe_source=part.fringe_source,
+                       facility_counts=facility_counts(layers.get("facilities"), layers["streets"], config=config))
     result = global_stages(run, parts, city=layers, config=config, h3_resolution=h3_resolution,
                            reference_date=reference_date, clock=clock, window_weeks=window_weeks)
     out_households = add_risk_columns(part.households, result.household_risk)
@@ -446,6 +448,7 @@ class PartTables:
     network_stats: dict
     facilities_unknown: dict
     fringe_source: str
+    facility_counts: pd.DataFrame | None = None  # facilities per street and category (geo.facilities.facility_counts)
 
 
 def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDataFrame], config,
@@ -480,9 +483,24 @@ def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDat
         summary["visits"] = visit_summary(hh, risk, records=run.input_counts.get("visits", 0), config=risk_config,
                                           as_of=reference_date, window_weeks=window_weeks,
                                           communities=communities, streets=streets)
+    summary["data_quality"] = input_data_quality(run, hh, streets, parts.facility_counts, config=config)
     summary["timings_s"] = clock.timings
     return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
                         summary=summary, household_risk=risk, risk_context=ctx)
+
+
+def input_data_quality(run: RunInfo, hh: pd.DataFrame, streets: gpd.GeoDataFrame, counts: pd.DataFrame | None, *,
+                       config) -> list[dict]:
+    """``summary["data_quality"]``: facility categories far sparser than GB 50180 implies per street, and missing
+    facilities or roads layers (:func:`geo.facilities.data_quality`)."""
+    rules = load_facility_rules(**run.configs.get(CATEGORIES_FILE, {}))
+    per_street = pd.Series(hh["street_id"].to_numpy()).value_counts()
+    table = pd.DataFrame({"id": streets["id"].astype(str).to_numpy(),
+                          "name": streets["name"].to_numpy() if "name" in streets.columns else None})
+    table["households"] = per_street.reindex(table["id"]).fillna(0).astype(int).to_numpy()
+    counts = counts if counts is not None else facility_counts(None, streets, config=config)
+    missing = tuple(name for name in ("facilities", "roads") if name in run.missing_optional)
+    return data_quality(counts, table, config=config, rules=rules, missing_layers=missing)
 
 
 def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
@@ -720,7 +738,8 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
                           under_registered=ctx.under_registered, config=ctx.config, reference_date=ctx.reference_date,
                           categories=ctx.categories)
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
-                        config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution)
+                        config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution,
+                        communities=ctx.communities)
     card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
                            communities=ctx.communities, streets=ctx.streets, config=ctx.config,
                            settings=ctx.settings)
