@@ -74,6 +74,8 @@ class RiskConfig:
     targets: dict
     min_cell_weight: float = 10.0
     source: str = "built-in"
+    #: [blindspots] max_area_m2: a blind spot larger than this is cut into compact pieces (geo.blindspots)
+    max_spot_area_m2: float = 110_000.0
     #: the calendar rules of ``[visit_rules]`` (:func:`geo.visits.parse_visit_rules`), used with visit records
     visit_rules: VisitRules | None = None
 
@@ -112,6 +114,7 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
         weights = {k: float(v) for k, v in doc.get("weights", {}).items()}
         targets = {k: float(v) for k, v in doc.get("targets", {}).items()}
         min_cell_weight = float(doc.get("blindspots", {}).get("min_cell_weight", 10.0))
+        max_spot_area = float(doc.get("blindspots", {}).get("max_area_m2", 110_000.0))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{source}: not a valid risk file: {exc}") from None
     unknown = (set(visits) | set(group_services)) - set(SPECIAL_GROUPS)
@@ -129,7 +132,7 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
         weights.setdefault(key, default)
     return RiskConfig(visits=visits, long_gap_days=long_gap, group_services=group_services,
                       registration=registration, weights=weights, targets=targets, min_cell_weight=min_cell_weight,
-                      source=source, visit_rules=visit_rules)
+                      source=source, visit_rules=visit_rules, max_spot_area_m2=max_spot_area)
 
 
 def building_registration(buildings: pd.DataFrame, building_of_household: np.ndarray, *, config: RiskConfig,
