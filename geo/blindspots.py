@@ -293,7 +293,8 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     order = np.array([r for r in REASONS if r in both.columns] + [r for r in places.columns if r not in REASONS],
                      dtype=object)
     present = both[list(order)].to_numpy() > 0
-    grids = frame.dropna(subset=["grid"]).groupby("comp")["grid"].agg(lambda s: ",".join(sorted(set(s))))
+    pairs = frame[["comp", "grid"]].dropna().drop_duplicates().sort_values(["comp", "grid"])
+    grids = pairs.groupby("comp")["grid"].agg(",".join)  # one join per spot, over its distinct grids
     out = gpd.GeoDataFrame({
         "risk": np.asarray(COLOURS, dtype=object)[figures["worst"].to_numpy()],
         "risk_reasons": [list(order[row]) for row in present],

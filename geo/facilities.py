@@ -22,7 +22,7 @@ of at most 4,000 homes, so at least 3; none is far below that (the data is proba
 >>> [(i["category"], i["facilities"], i["expected_min"]) for i in issues][:2]
 [('community_service', 0, 3), ('elderly_daycare', 0, 3)]
 >>> issues[3]["message"]
-'太升路街道：幼儿园仅 0 处；按 GB 50180，每个5分钟生活圈（1,500–4,000户）配一处，12,000 户应不少于 3 处。设施数据可能不完整：该类覆盖率低未必是服务缺失。'
+'太升路街道：没有幼儿园；按 GB 50180，每个5分钟生活圈（1,500–4,000户）配一处，12,000 户应不少于 3 处。设施数据可能不完整：该类覆盖率低未必是服务缺失。'
 """
 
 from __future__ import annotations
@@ -188,9 +188,9 @@ def data_quality(counts: pd.DataFrame, streets: pd.DataFrame, *, config: ReachCo
             name = street.name if isinstance(street.name, str) and street.name else str(street.id)
             out.append({
                 "layer": "facilities", "category": cat.id, "kind": "sparse_facilities",
-                "message": f"{name}：{cat.name_zh}仅 {n} 处；按 GB 50180，每个{cat.tier}分钟生活圈（{low:,}–{high:,}户）"
+                "message": f"{name}：{f'{cat.name_zh}仅 {n} 处' if n else f'没有{cat.name_zh}'}；按 GB 50180，每个{cat.tier}分钟生活圈（{low:,}–{high:,}户）"
                            f"配一处，{int(street.households):,} 户应不少于 {expected} 处。设施数据可能不完整：该类覆盖率低未必是服务缺失。",
-                "message_en": f"{name}: {n} {cat.name_en} facilities; GB 50180 has one per {cat.tier}-minute life circle "
+                "message_en": f"{name}: {n or 'no'} {cat.name_en} facilities; GB 50180 has one per {cat.tier}-minute life circle "
                               f"({low:,}-{high:,} homes), so {int(street.households):,} households need at least "
                               f"{expected}. The facility data is probably incomplete: a low reach share here need "
                               "not mean the service is missing.",
