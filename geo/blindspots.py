@@ -11,7 +11,9 @@ at most 7 cells, compact) so that no spot is a district. Each spot carries its f
 grids it touches, its polygon (clipped to the community when the communities are given) and an account of
 what is wrong in it: counts by reason, the main reason (the lapse of care weighing most) first, in
 Chinese (``account``) and English (``account_en``), the codes kept as fields (``main_reason``,
-``reasons_ranked``, ``reason_counts``).
+``reasons_ranked``, ``reason_counts``, ``reason_units``). The account is public text: reasons only special
+groups have (``WITHHELD_REASONS``) appear without their count, and the colours' counts
+(``households_red`` …) stay fields, as special-group counts are withheld from the public below k.
 
 Example
 -------
@@ -32,7 +34,7 @@ Two red households in no grid, side by side, make one blind spot; a third one, s
 >>> spots[["id", "risk", "households", "persons", "weight"]].values.tolist()
 [['BS0001', 'red', 2, 5, 20.0]]
 >>> spots.loc[0, "account"]
-'C1：需关注 2户（红 2）；主要：不在任何网格 2户'
+'C1：需关注 2户；主要：不在任何网格 2户'
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ REASON_NAMES = {
     "special_group_unreached": ("特殊群体服务不可达", "special group out of reach of its services"),
     "visit_overdue": ("走访逾期", "visit overdue"), "unregistered_building": ("疑似未登记出租", "possibly unregistered rentals"),
 }
+#: Reasons only special-group households have: the account names them without their count (the count of
+#: special-group households is withheld from the public below k; ``reason_counts`` has it for entitled roles).
+WITHHELD_REASONS = ("visit_overdue", "special_group_unreached")
 _COLUMNS = ["id", "rank", "risk", "risk_reasons", "main_reason", "reasons_ranked", "reason_counts", "reason_units", "account",
             "account_en", "weight", "households", "households_red", "households_yellow", "households_blue", "persons",
             "households_total", "unregistered_buildings", *SPECIAL_GROUPS, "community_id", "community_name",
@@ -178,6 +183,8 @@ def _reason_text(r: str, households: int, places: int, unit: tuple[str, str]) ->
     """One reason of an account in Chinese and English, its count and its unit: places first when the reason
     counts places (1栋（47户）), else households."""
     zh_name, en_name = REASON_NAMES.get(r, (r, r))
+    if r in WITHHELD_REASONS:
+        return f"{zh_name} 若干户", f"{en_name} (special groups, count withheld)", households, "户"
     if places and households:
         return (f"{zh_name} {places}{unit[0]}（涉及 {households}户）", f"{en_name} {places} {unit[1]} ({households} households)",
                 places, unit[0])
@@ -198,11 +205,8 @@ def _account(counts: pd.DataFrame, places: pd.DataFrame, contribution: pd.DataFr
         first = sorted((r for r in lapses if total.get(r, 0) > 0), key=lambda r: (-w[r], -total[r], r))
         rest = sorted((r for r in total if r not in lapses and total[r] > 0), key=lambda r: (-total[r], r))
         texts = [_reason_text(r, int(c.get(r, 0)), int(p.get(r, 0)), units.get(r, ("处", "places"))) for r in first + rest]
-        red, yellow, blue = (int(figures.loc[spot, f"households_{k}"]) for k in ("red", "yellow", "blue"))
-        colour_zh = "、".join(f"{z} {n}" for z, n in (("红", red), ("黄", yellow), ("蓝", blue)) if n)
-        colour_en = ", ".join(f"{n} {e}" for e, n in (("red", red), ("yellow", yellow), ("blue", blue)) if n)
-        head_zh = f"{names[spot]}：需关注 {red + yellow + blue}户" + (f"（{colour_zh}）" if colour_zh else "")
-        head_en = f"{names[spot]}: {red + yellow + blue} households at risk" + (f" ({colour_en})" if colour_en else "")
+        n = int(figures.loc[spot, "households"])  # by colour only in the fields: red and yellow are special groups
+        head_zh, head_en = f"{names[spot]}：需关注 {n}户", f"{names[spot]}: {n} households at risk"
         rows.append({"main_reason": (first + rest)[0] if texts else None, "reasons_ranked": first + rest,
                      "reason_counts": [t[2] for t in texts], "reason_units": [t[3] for t in texts],
                      "account": head_zh + ("；主要：" + "；".join(t[0] for t in texts) if texts else ""),
