@@ -103,7 +103,7 @@ def _household_weight(level: np.ndarray, risk: pd.DataFrame, config: RiskConfig)
 def _point_communities(points: PointReason, communities: gpd.GeoDataFrame | None) -> np.ndarray:
     """The community of each point: given, else the community polygon holding it, else None."""
     if points.community_id is not None:
-        return np.asarray(points.community_id, dtype=object)
+        return np.array(points.community_id, dtype=object)  # a copy: filled in by the caller
     out = np.full(len(points.lon), None, dtype=object)
     if communities is None or not len(communities) or not len(out):
         return out
@@ -111,6 +111,15 @@ def _point_communities(points: PointReason, communities: gpd.GeoDataFrame | None
     pi, ci = shapely.STRtree(communities.geometry.to_numpy()).query(xy.to_numpy(), predicate="within")
     out[pi] = communities["id"].astype(str).to_numpy()[ci]
     return out
+
+
+def _heaviest_community(cell: np.ndarray, community: pd.Series, weight: np.ndarray) -> pd.Series:
+    """Per cell (index, uint64) the community whose serious households weigh most there (ties: the smaller id)."""
+    table = pd.DataFrame({"cell": cell, "community": community.astype("string").to_numpy(), "w": weight})
+    table = table[(table["w"] > 0) & table["community"].notna() & (table["cell"] > 0)]
+    best = table.groupby(["cell", "community"])["w"].sum().reset_index().sort_values(
+        ["cell", "w", "community"], ascending=[True, False, True], kind="stable").drop_duplicates("cell")
+    return pd.Series(best["community"].astype(object).to_numpy(), index=best["cell"].to_numpy(np.uint64))
 
 
 @dataclass
@@ -276,8 +285,12 @@ def blind_spots(lon: np.ndarray, lat: np.ndarray, households: pd.DataFrame, risk
     hh_weight = np.where(cell > 0, hh_weight, 0.0)
     sources = [PointReason("unregistered_building", *under_registered_lonlat, weight=config.weights["unregistered_building"],
                            unit_zh="栋", unit_en="buildings"), *points]
-    point_comm = [_point_communities(p, communities) for p in sources]
     point_cell = [cells_of(np.asarray(p.lon, float), np.asarray(p.lat, float), resolution) for p in sources]
+    heaviest = _heaviest_community(cell, households["community_id"], hh_weight)
+    point_comm = [_point_communities(p, communities) for p in sources]
+    for comm, pc in zip(point_comm, point_cell):  # a place of no known community: its cell's heaviest one
+        loose = pd.isna(comm) & (pc > 0)
+        comm[loose] = heaviest.reindex(pc[loose]).to_numpy(object)
     units = _hot_units(cell, households["community_id"], hh_weight, sources, point_comm, point_cell,
                        min_weight=config.min_cell_weight)
     if len(units.cell) == 0:
