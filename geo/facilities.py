@@ -21,8 +21,8 @@ of at most 4,000 homes, so at least 3; none is far below that (the data is proba
 >>> issues = data_quality(counts, streets, config=load_config(), rules=load_facility_rules())
 >>> [(i["category"], i["facilities"], i["expected_min"]) for i in issues][:2]
 [('community_service', 0, 3), ('elderly_daycare', 0, 3)]
->>> issues[3]["message"]
-'太升路街道：没有幼儿园；按 GB 50180，每个5分钟生活圈（1,500–4,000户）配一处，12,000 户应不少于 3 处。设施数据可能不完整：该类覆盖率低未必是服务缺失。'
+>>> issues[3]["message"].split("。")[0]
+'太升路街道：没有幼儿园；按 GB 50180，每个5分钟生活圈（1,500–4,000户）配一处，12,000 户应不少于 3 处'
 """
 
 from __future__ import annotations
@@ -186,18 +186,27 @@ def data_quality(counts: pd.DataFrame, streets: pd.DataFrame, *, config: ReachCo
             if expected < 1 or n >= rules.min_share * expected:
                 continue
             name = street.name if isinstance(street.name, str) and street.name else str(street.id)
-            out.append({
-                "layer": "facilities", "category": cat.id, "kind": "sparse_facilities",
-                "message": f"{name}：{f'{cat.name_zh}仅 {n} 处' if n else f'没有{cat.name_zh}'}；按 GB 50180，每个{cat.tier}分钟生活圈（{low:,}–{high:,}户）"
-                           f"配一处，{int(street.households):,} 户应不少于 {expected} 处。设施数据可能不完整：该类覆盖率低未必是服务缺失。",
-                "message_en": f"{name}: {n or 'no'} {cat.name_en} facilities; GB 50180 has one per {cat.tier}-minute life circle "
-                              f"({low:,}-{high:,} homes), so {int(street.households):,} households need at least "
-                              f"{expected}. The facility data is probably incomplete: a low reach share here need "
-                              "not mean the service is missing.",
-                "street_id": str(street.id), "street_name": name, "households": int(street.households),
-                "tier": cat.tier, "facilities": n, "expected_min": expected,
-            })
+            out.append(_sparse_finding(cat, name=name, street_id=str(street.id), households=int(street.households),
+                                       facilities=n, expected=expected, homes=(low, high)))
     return out
+
+
+def _sparse_finding(cat, *, name: str, street_id: str, households: int, facilities: int, expected: int,
+                    homes: tuple[int, int]) -> dict:
+    """One sparse category of one street, said in Chinese and English."""
+    low, high = homes
+    have_zh = f"{cat.name_zh}仅 {facilities} 处" if facilities else f"没有{cat.name_zh}"
+    return {
+        "layer": "facilities", "category": cat.id, "kind": "sparse_facilities",
+        "message": f"{name}：{have_zh}；按 GB 50180，每个{cat.tier}分钟生活圈（{low:,}–{high:,}户）配一处，"
+                   f"{households:,} 户应不少于 {expected} 处。设施数据可能不完整：该类覆盖率低未必是服务缺失。",
+        "message_en": f"{name}: {facilities or 'no'} {cat.name_en} facilities; GB 50180 has one per {cat.tier}-minute "
+                      f"life circle ({low:,}-{high:,} homes), so {households:,} households need at least {expected}. "
+                      "The facility data is probably incomplete: a low reach share here need not mean the service "
+                      "is missing.",
+        "street_id": street_id, "street_name": name, "households": households, "tier": cat.tier,
+        "facilities": facilities, "expected_min": expected,
+    }
 
 
 def _missing_layer_findings(missing_layers: tuple[str, ...], *, config: ReachConfig) -> list[dict]:

@@ -7,8 +7,9 @@ and by rules a planner can check, while keeping the real OSM facilities:
 
 * 5-minute services per community, placed greedily at buildings (the building reaching the most
   households not yet reached within the tier comes first, measured on the real walking network as
-  ``gridcover sites`` measures it; the real facilities and the ones placed before count as reaching) until the community's *service level* (``SERVICE_LEVEL``, ours: the sample's story) of its
-  households is reached: a community complex (社区综合服务站: a service station with a health station),
+  ``gridcover sites`` measures it; the real facilities and the ones placed before count as reaching)
+  until the community's *service level* (``SERVICE_LEVEL``, ours: the sample's story) of its households
+  is reached: a community complex (社区综合服务站: a service station with a health station),
   a kindergarten, local shops (everywhere: 97%), an elderly day-care centre with a meal point;
 * 10-minute services per community (primary school, fresh-food market) and 15-minute ones for the street
   (junior middle school, community health centre, nursing home) to 90% and 95% of households.
