@@ -138,7 +138,7 @@ def _hot_units(cell: np.ndarray, community: pd.Series, hh_weight: np.ndarray, po
     """Cells of one community whose weight reaches ``min_weight``."""
     comm_h = community.astype(object).where(community.notna(), None).to_numpy(object)
     every = np.concatenate([comm_h, *point_comm]) if point_comm else comm_h
-    names = np.array(sorted({str(c) for c in every if c is not None}), dtype=object)
+    names = np.array(sorted(pd.Series(every, dtype=object).dropna().astype(str).unique()), dtype=object)
     code_of = {c: i for i, c in enumerate(names)}
 
     def codes(values: np.ndarray) -> np.ndarray:
@@ -215,7 +215,8 @@ def _account(counts: pd.DataFrame, places: pd.DataFrame, contribution: pd.DataFr
         rest = sorted((r for r in total if r not in lapses and total[r] > 0), key=lambda r: (-total[r], r))
         texts = [_reason_text(r, int(c.get(r, 0)), int(p.get(r, 0)), units.get(r, ("处", "places"))) for r in first + rest]
         n = int(figures.loc[spot, "households"])  # by colour only in the fields: red and yellow are special groups
-        head_zh, head_en = f"{names[spot]}：需关注 {n}户", f"{names[spot]}: {n} households at risk"
+        zh, en = (names[spot], names[spot]) if names[spot] else ("社区不明", "no community")
+        head_zh, head_en = f"{zh}：需关注 {n}户", f"{en}: {n} households at risk"
         rows.append({"main_reason": (first + rest)[0] if texts else None, "reasons_ranked": first + rest,
                      "reason_counts": [t[2] for t in texts], "reason_units": [t[3] for t in texts],
                      "account": head_zh + ("；主要：" + "；".join(t[0] for t in texts) if texts else ""),

@@ -147,3 +147,13 @@ def test_a_spot_is_clipped_to_its_community_and_named():
     assert spots.loc[0, "community_name"] == "德盛路社区" and spots.loc[0, "account"].startswith("德盛路社区：")
     assert 0 < spots.loc[0, "area_m2"] < whole.loc[0, "area_m2"]
     assert spots.geometry.iloc[0].bounds[2] <= 104.06005 + 1e-9
+
+
+def test_a_place_in_a_cell_of_no_known_community_is_no_community_of_its_own():
+    # an unregistered building far from every household and outside every community polygon: its spot has no
+    # community ("" ), never a community called "nan"
+    lon, lat, hh, risk = _case([(104.10, 30.70, 1, {"visit_overdue"})])
+    spots = blind_spots(lon, lat, hh, risk, under_registered_lonlat=(np.array([104.06, 104.06001]), np.array([30.66, 30.66])),
+                        config=CFG, metric_crs="EPSG:32648")
+    assert spots["community_id"].tolist() == [""] and spots.loc[0, "unregistered_buildings"] == 2
+    assert spots.loc[0, "account"] == "社区不明：需关注 0户；主要：疑似未登记出租 2栋"
