@@ -27,8 +27,8 @@ MEANT = {
                     "building {split} cut by the line of {split_grids}, grid {over} over capacity and the "
                     "street's lowest full-time share of grid workers ({full_time})",
     "510105001001": "fair services; the grid gap (estate {gap_estate}, {gap_households} households in no grid "
-                    "between {gap_grids}) is its worst blind spot, with grids {over} over capacity and "
-                    "{unstaffed} without a worker",
+                    "between {gap_grids}) is its worst blind spot, with grids {over} over capacity (one worker "
+                    "each) and {unstaffed} without any worker",
     "510105001002": "the most old estates ({old_share} of its households), and no day-care centre is placed in "
                     "an old estate, so the fewest reach the basic set and its special groups reach their services "
                     "least; grid {overlap_grid} overlaps building {overlap_building} of its neighbour",
@@ -113,7 +113,8 @@ def story_lines(out_dir: str | Path, *, defects: dict, village_buildings: set, c
                              over=", ".join(over.get("510105001003", [])), full_time=figures["510105001003"]["full_time"]),
         "510105001001": dict(gap_estate=d["gap"]["estate"], gap_households=d["gap"]["households"],
                              gap_grids=" and ".join(f"`{g}`" for g in d["gap"]["grids"]),
-                             over=", ".join(over.get("510105001001", [])), unstaffed=f"`{d['unstaffed']}`"),
+                             over=", ".join(g for g in over.get("510105001001", []) if g != f"`{d['unstaffed']}`"),
+                             unstaffed=f"`{d['unstaffed']}`"),
         "510105001002": dict(old_share=figures["510105001002"]["old_share"], overlap_grid=f"`{d['overlap']['grids'][0]}`",
                              overlap_building=f"`{d['overlap']['building']}`"),
         "510105001004": dict(village_households=f"{figures['village']['households']:,}"),
