@@ -262,6 +262,7 @@ def test_the_synthetic_facilities_are_labelled_and_stand_in_real_buildings(sampl
     synthetic = f[f["source"] == "synthetic"]
     assert len(synthetic) > 100 and set(f["source"]) == {"osm", "register", "synthetic"}
     assert synthetic["building_id"].isin(set(sample["buildings"]["id"])).all()
+    assert synthetic["name"].str.endswith("（示例）").all()  # a popup showing the name alone still says so
     assert f.loc[f["source"] != "synthetic", "building_id"].isna().all()
     village = set(sample["buildings"].loc[sample["buildings"]["address"].fillna("").str.contains("组"), "id"])
     assert not synthetic["building_id"].isin(village).any()  # the fringe village gets no planned service

@@ -44,6 +44,9 @@ SERVICE_LEVEL = {"510105001001": 0.80, "510105001002": 0.65, "510105001003": 0.9
 #: Share targets of the other kinds: shops are everywhere; 10- and 15-minute services per community / street.
 SHOP_LEVEL, TEN_MINUTE_LEVEL, FIFTEEN_MINUTE_LEVEL = 0.97, 0.90, 0.95
 MAX_SITES = 40
+#: Every synthetic facility's name ends so (示例: sample), as a popup showing only the name still says it is not
+#: a real place (many are named after the estate they stand in, and a few estates bear real OSM names).
+SYNTHETIC_MARK = "（示例）"
 #: No 5- or 10-minute service is placed within this many metres of a village house (ours): the village's
 #: services are missing, not merely far (the planted gap).
 VILLAGE_MARGIN_M = 100.0
@@ -141,7 +144,7 @@ def planned_facilities(existing: gpd.GeoDataFrame, *, layers: dict, village: np.
                 b = c_idx[j]
                 for category, pattern in zip(cats, names):
                     model.add_facility(category, float(bx[b]), float(by[b]))
-                    rows.append(dict(name=pattern.format(label[b]), category=category, source="synthetic",
+                    rows.append(dict(name=pattern.format(label[b]) + SYNTHETIC_MARK, category=category, source="synthetic",
                                      building_id=str(buildings["id"].iloc[b]), geometry=shapely.Point(bx[b], by[b])))
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=buildings.crs)
 

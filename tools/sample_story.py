@@ -133,7 +133,8 @@ def story_lines(out_dir: str | Path, *, defects: dict, village_buildings: set, c
         "Facilities: the real OSM POIs (mapped to categories by `geo/categories.toml`'s `osm` tags) and register "
         "offices are kept; the OSM extract of 2018 has next to none of a street's daily services (inside the street: "
         "no kindergarten, no primary school, one health station), so the planned and known services a real street "
-        "has are added as a **synthetic layer, `source = synthetic`** (`tools/sample_facilities.py`: placed at "
+        "has are added as a **synthetic layer, `source = synthetic`**, each name ending （示例） and its `building_id` "
+        "the building it stands in (`tools/sample_facilities.py`: placed at "
         "buildings, greedily, on the real walking network, until each community's share is reached; the fringe "
         "village and the old estates' day care left out on purpose):",
         "",
