@@ -76,6 +76,8 @@ class RiskConfig:
     targets: dict
     min_cell_weight: float = 10.0
     source: str = "built-in"
+    #: [blindspots] max_area_m2: a blind spot larger than this is cut into compact pieces (geo.blindspots)
+    max_spot_area_m2: float = 110_000.0
     #: the calendar rules of ``[visit_rules]`` (:func:`geo.visits.parse_visit_rules`), used with visit records
     visit_rules: VisitRules | None = None
     #: the time limits and working-day calendar of cases (``[cases]``, :func:`geo.cases.parse_case_rules`)
@@ -123,6 +125,7 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
         weights = {k: float(v) for k, v in doc.get("weights", {}).items()}
         target_plan = parse_targets(doc.get("targets", {}), source=source)
         min_cell_weight = float(doc.get("blindspots", {}).get("min_cell_weight", 10.0))
+        max_spot_area = float(doc.get("blindspots", {}).get("max_area_m2", 110_000.0))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{source}: not a valid risk file: {exc}") from None
     unknown = (set(visits) | set(group_services)) - set(SPECIAL_GROUPS)
@@ -146,6 +149,7 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
                       registration=registration, weights=weights,
                       targets={name: figure for name, (figure, _) in in_force.items()}, min_cell_weight=min_cell_weight,
                       source=source, visit_rules=visit_rules, cases=cases, target_plan=target_plan,
+                      max_spot_area_m2=max_spot_area,
                       target_years={name: y for name, (_, y) in in_force.items()})
 
 

@@ -209,7 +209,9 @@ LAYERS: tuple[MapLayer, ...] = (
     MapLayer(
         id="blindspots", source="blindspots", title_zh="盲区", title_en="Blind spots", geometry="polygon",
         description="Blind spots (盲区): merged H3 cells at risk; special-group counts 1..k-1 are withheld.",
-        public_fields=("risk", "risk_reasons", "households", "persons", "rank", "grid_ids", "community_ids"),
+        public_fields=("risk", "risk_reasons", "households", "persons", "rank", "grid_ids", "community_ids",
+                       "community_id", "community_name", "main_reason", "reasons_ranked", "account", "account_en",
+                       "cells", "area_m2"),
         counts=SPECIAL_GROUP_COUNTS,
         tile_fields=("id", "risk", "risk_reasons", "households", "persons", "rank", "community_ids", "intensity",
                      *SPECIAL_GROUP_COUNTS),
@@ -219,7 +221,7 @@ LAYERS: tuple[MapLayer, ...] = (
                            *SPECIAL_GROUP_COUNTS)),
     MapLayer(
         id="facilities", source="facilities", title_zh="服务设施", title_en="Facilities", geometry="point",
-        public_fields=("name", "category"), derived=_facility_derived,
+        public_fields=("name", "category", "source"), derived=_facility_derived,
         tile_fields=("id", "name", "category", "tier"), queryables=("id", "category"),
         style=Style(kind="circle", field="tier", radius=5.0, opacity=0.9, outline="#ffffff",
                     classes=(Class("#1b9e77", "5分钟生活圈设施", "5-minute facility", 5),

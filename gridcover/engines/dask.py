@@ -65,7 +65,7 @@ def _plan_task(path: str, crs, settings, h3_resolution: int) -> Plan:
 
 
 def _network_task(plan: Plan, parts_dir: str):
-    stats, components, unknown, warnings = whole_network(plan)
+    stats, components, unknown, warnings, counts = whole_network(plan)
     from gridcover.io.folder import read_layers
 
     context = read_layers(plan.path, [n for n in CONTEXT_LAYERS if n in plan.sources], crs=plan.crs,
@@ -73,7 +73,7 @@ def _network_task(plan: Plan, parts_dir: str):
     gpkg = Path(parts_dir) / "context.gpkg"
     for name, frame in context.layers.items():
         _write_gpkg_layer(frame, gpkg, name)
-    return stats, components, unknown, warnings + context.warnings
+    return stats, components, unknown, warnings + context.warnings, counts
 
 
 def _part_task(plan: Plan, p: int, components, parts_dir: str, as_of: date | None = None,
@@ -230,7 +230,7 @@ def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolutio
                 cases: pd.DataFrame | None = None) -> tuple[Analysis, pd.DataFrame]:
     """The global stages on the parts' tables, on the driver: the city-wide analysis (no households) and each
     household's risk columns, in part order."""
-    stats, _, unknown, net_warnings = network
+    stats, _, unknown, net_warnings, counts = network
     config = load_config(**plan.configs.get(REACH_CONFIG, {}))
     warnings = list(plan.warnings)
     for r in results:
@@ -247,7 +247,7 @@ def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolutio
     parts = PartTables(tables=[r["table"] for r in results], buildings=[r["buildings"] for r in results],
                        split_buildings=[r["split_buildings"] for r in results],
                        cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
-                       network_stats=stats, facilities_unknown=unknown, fringe_source=fringe)
+                       network_stats=stats, facilities_unknown=unknown, fringe_source=fringe, facility_counts=counts)
     result = global_stages(run, parts, city=whole, config=config, h3_resolution=h3_resolution,
                            reference_date=reference_date, clock=clock, window_weeks=window_weeks, cases=cases)
     layers = dict(whole) if plan.visits is None else {**whole, "visits": plan.visits}  # visits: into the workspace
