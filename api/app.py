@@ -71,7 +71,7 @@ def error_body(status: int, description: str, details: dict | None = None) -> JS
 
 
 #: Modules whose ``build_router()`` is included, in order.
-ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw", "api.tasks", "api.cases")
+ROUTER_MODULES = ("api.ogc", "api.tiles", "api.webmap", "api.lookup", "api.redraw", "api.tasks", "api.trend", "api.cases")
 
 
 def get_workspace(request: Request) -> Workspace:

@@ -33,6 +33,7 @@ from api.params import (BBOX_PARAMETERS, CRS_PARAMETER, CRS_URIS, DATETIME_PARAM
 from layers.base import DEFAULT_K
 from layers.catalog import FIELD_NAMES, find_layer as declared
 from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
+from layers.export import EXPORT_TYPES, export_table, table_csv, table_xlsx
 from layers.features import View, holds, layer_version, list_layers, shown_layer, version_key
 
 __all__ = ["GCJ02_URI", "build_router", "complete_openapi", "queryable_properties", "view_of"]
@@ -128,7 +129,9 @@ def _items_query(request: Request, layer=Depends(visible_layer)) -> None:
     unknown = sorted(set(request.query_params.keys()) - allowed)
     if unknown:
         raise ParameterError(unknown[0][:100], f"unknown query parameter (allowed: {', '.join(sorted(allowed))})")
-    _check_f(request)
+    _check_f(request, ("json", "geojson", *EXPORT_TYPES))
+    if request.query_params.get("f") in EXPORT_TYPES and request.query_params.get("crs") not in (None, CRS84, "CRS84"):
+        raise ParameterError("crs", "a CSV or Excel table gives WGS-84 longitude and latitude; crs is for GeoJSON")
 
 
 def _feature_query(request: Request, layer=Depends(visible_layer)) -> None:
@@ -266,6 +269,9 @@ def _add_feature_routes(router: APIRouter) -> None:
         etag = _etag(request, view, layer_version(get_workspace(request), layer.id))
         if (hit := _not_modified(request, etag)) is not None:
             return hit
+        fmt = request.query_params.get("f")
+        if fmt in EXPORT_TYPES:
+            return await run_in_threadpool(_export_response, request, layer, view, area, equals, fmt, etag)
         body, returned = await run_in_threadpool(_items_body, request, layer.id, view, crs_key, area, equals, page)
         headers = {"Content-Crs": f"<{uri_of(crs_key)}>", "ETag": etag, "Cache-Control": "no-cache",
                    "Vary": "X-API-Key"}
@@ -352,6 +358,8 @@ def complete_openapi(doc: dict, app) -> dict:
     item["responses"]["200"] = _geojson_ok(_FEATURE_SCHEMA, "the feature (GeoJSON)")
     template = paths.pop("/collections/{collection_id}/items")["get"]
     template["responses"]["200"] = _geojson_ok(_COLLECTION_SCHEMA, "a page of features (GeoJSON FeatureCollection)")
+    template["responses"]["200"]["content"].update(
+        {media.split(";")[0]: {"schema": {"type": "string", "format": "binary"}} for media in EXPORT_TYPES.values()})
     for layer in layers:
         op = json.loads(json.dumps(template))
         op["operationId"] = f"items_{layer.id}"
@@ -388,5 +396,31 @@ def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area,
     return body, len(page)
 
 
+def _export_response(request: Request, layer, view: View, area, equals: dict, fmt: str, etag: str) -> Response:
+    """The matching features as one CSV or Excel table (every match: ``limit`` and ``offset`` apply only when
+    given), with the same view as the GeoJSON items (k-suppression, a street office's own streets)."""
+    source = get_layer_cache(request).prepare(get_workspace(request), layer.id, view=view)
+    rows = source.query(view=view, bbox_wgs84=area, equals=equals)
+    params = request.query_params
+    if "offset" in params or "limit" in params:
+        page = page_of(request)
+        rows = rows[page.offset:page.offset + page.limit]
+    workspace = get_workspace(request)
+    names = None
+    if workspace.has("communities"):
+        communities = get_layer_cache(request).prepare(workspace, "communities")
+        if "name" in communities.data.columns:
+            names = dict(zip(communities.ids, communities.data["name"].astype("string").fillna("")))
+    table = export_table(source, rows, view, community_names=names)
+    body = table_csv(table) if fmt == "csv" else table_xlsx(table, title=layer.title_zh)
+    stem = "_".join([layer.id, *(f"{k}-{v}" for k, v in sorted(equals.items()))])[:100]
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in stem)
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "X-API-Key",
+               "Content-Disposition": f'attachment; filename="{safe}.{fmt}"'}
+    return Response(body, media_type=EXPORT_TYPES[fmt], headers=headers)
+
+
 _ITEMS_PARAMETERS = [*PAGE_PARAMETERS, *BBOX_PARAMETERS, CRS_PARAMETER, DATETIME_PARAMETER,
-                     query_parameter("f", "format: json/geojson", {"type": "string", "enum": ["json", "geojson"]})]
+                     query_parameter("f", "format: json/geojson (a page of GeoJSON), csv or xlsx (every matching "
+                                     "feature as a table with Chinese column names)",
+                                     {"type": "string", "enum": ["json", "geojson", *EXPORT_TYPES]})]

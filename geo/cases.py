@@ -478,7 +478,7 @@ def locate_cases(lon: np.ndarray, lat: np.ndarray, household_id: pd.Series, addr
         _put(out, pointed, _grid_fields(index, grid), answer, outside=~answer["covered"].astype(bool))
     text = pd.Series(address).astype("string").str.strip()
     ask = np.flatnonzero((by == "none") & text.notna().to_numpy() & (text != "").fillna(False).to_numpy())
-    if len(ask) and index.address is not None:
+    if len(ask) and (index.buildings is not None or index.estates is not None):  # addresses name buildings, estates
         answer = lookup_addresses(index, text.iloc[ask].tolist())
         grid = pd.Index(index.grids.ids).get_indexer(answer["grid_id"].astype(object))
         alon, alat = _address_points(index, answer["building_id"], answer["estate_id"])
@@ -574,7 +574,8 @@ def as_of_instant(day: date, *, rules: CaseRules) -> pd.Timestamp:
 @dataclass(frozen=True)
 class JudgedCases:
     """The cases judged at ``as_of`` (located ones with their grid, unlocated ones without) and what was noticed:
-    the cases reported after ``as_of`` (not judged) and the years the calendar does not hold."""
+    the cases reported after ``as_of`` (not judged) and, per year the calendar does not hold, the cases reported
+    or due in it (``uncovered_years``)."""
 
     cases: pd.DataFrame
     as_of: pd.Timestamp
@@ -598,10 +599,12 @@ def judge_cases(located: pd.DataFrame, *, rules: CaseRules, as_of: date) -> Judg
     reported = case_times(located["reported_at"], zone=rules.time_zone)
     now = (reported < instant).to_numpy(bool)
     judged = evaluate_cases(located[now].reset_index(drop=True), rules=rules, as_of=instant)
-    days = pd.concat([reported[now], judged["closure_due"]]).dt.tz_convert(rules.time_zone).dt.tz_localize(None)
-    days = days.dropna().to_numpy("datetime64[D]")
-    outside = days[~rules.calendar.covers(days)].astype("datetime64[Y]").astype(np.int64) + 1970
-    years = {int(y): int(k) for y, k in zip(*np.unique(outside, return_counts=True))}
+    days = pd.concat([reported[now].reset_index(drop=True), judged["closure_due"]])  # a case's report and due date
+    days = days.dt.tz_convert(rules.time_zone).dt.tz_localize(None).dropna()
+    day = days.to_numpy("datetime64[D]")
+    pairs = pd.DataFrame({"case": days.index.to_numpy(), "year": day.astype("datetime64[Y]").astype(np.int64) + 1970})
+    pairs = pairs[~rules.calendar.covers(day)].drop_duplicates()
+    years = {int(y): int(k) for y, k in pairs["year"].value_counts().sort_index().items()}
     return JudgedCases(cases=judged, as_of=instant, reported_after=int((~now).sum()), uncovered_years=years)
 
 

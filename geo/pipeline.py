@@ -27,6 +27,7 @@ import shapely
 
 from geo.assign import STATUSES, assign_communities, assign_households, building_grids
 from geo.diagnose import ISSUE_KINDS, community_coverage, grid_coverage_issues, grid_workload
+from geo.facilities import data_quality, facility_counts, load_facility_rules
 from geo.areas import ZONES, household_zones
 from geo.lifecircle import (DEFAULT_H3_RESOLUTION, cells_of, cells_to_strings, h3_reach, household_origins,
                             household_reach, reach_shares)
@@ -34,7 +35,7 @@ from geo.gridcodes import CodePattern, fill_codes
 from geo.load import Dataset
 from geo.reach import METHOD_NETWORK, ReachModel, load_config
 from geo.reach import CONFIG_NAME as CATEGORIES_FILE
-from geo.blindspots import blind_spots
+from geo.blindspots import PointReason, blind_spots
 from geo.cases import (JudgedCases, case_output, case_rules, case_scorecard, case_shares, case_summary, judge_cases,
                        locate_cases)
 from geo.lookup import build_index
@@ -117,7 +118,8 @@ def analyze_dataset(data: Dataset, *, h3_resolution: int = DEFAULT_H3_RESOLUTION
     run = RunInfo.of(data)
     parts = PartTables(tables=[part.table], buildings=[part.buildings], split_buildings=[part.split_buildings],
                        cells=[part.cells], origins=[part.origins], network_stats=part.model.stats,
-                       facilities_unknown=unknown, fringe_source=part.fringe_source)
+                       facilities_unknown=unknown, fringe_source=part.fringe_source,
+                       facility_counts=facility_counts(layers.get("facilities"), layers["streets"], config=config))
     cases = None
     if layers.get("cases") is not None:
         cases = locate_case_layer(layers, case_households(part.households, part.table), metric_crs=data.metric_crs)
@@ -457,6 +459,7 @@ class PartTables:
     network_stats: dict
     facilities_unknown: dict
     fringe_source: str
+    facility_counts: pd.DataFrame | None = None  # facilities per street and category (geo.facilities.facility_counts)
 
 
 def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDataFrame], config,
@@ -501,9 +504,24 @@ def global_stages(run: RunInfo, parts: PartTables, *, city: dict[str, gpd.GeoDat
         out_cases = case_output(found.cases, rules=rules)
         clock.step("cases judged", f"judged {len(found.cases):,} cases at the end of {reference_date.isoformat()}: "
                                    f"{summary['cases']['overdue']:,} overdue")
+    summary["data_quality"] = input_data_quality(run, hh, streets, parts.facility_counts, config=config)
     summary["timings_s"] = clock.timings
     return GlobalResult(grids=out_grids, coverage_issues=issues, cells=all_cells, blindspots=spots, scorecard=card,
                         summary=summary, household_risk=risk, risk_context=ctx, cases=out_cases)
+
+
+def input_data_quality(run: RunInfo, hh: pd.DataFrame, streets: gpd.GeoDataFrame, counts: pd.DataFrame | None, *,
+                       config) -> list[dict]:
+    """``summary["data_quality"]``: facility categories far sparser than GB 50180 implies per street, and missing
+    facilities or roads layers (:func:`geo.facilities.data_quality`)."""
+    rules = load_facility_rules(**run.configs.get(CATEGORIES_FILE, {}))
+    per_street = pd.Series(hh["street_id"].to_numpy()).value_counts()
+    table = pd.DataFrame({"id": streets["id"].astype(str).to_numpy(),
+                          "name": streets["name"].to_numpy() if "name" in streets.columns else None})
+    table["households"] = per_street.reindex(table["id"]).fillna(0).astype(int).to_numpy()
+    counts = counts if counts is not None else facility_counts(None, streets, config=config)
+    missing = tuple(name for name in ("facilities", "roads") if name in run.missing_optional)
+    return data_quality(counts, table, config=config, rules=rules, missing_layers=missing)
 
 
 def _diagnose_city(run: RunInfo, hh: pd.DataFrame, grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
@@ -594,7 +612,7 @@ def _risk_stage(run: RunInfo, hh: pd.DataFrame, out_grids: gpd.GeoDataFrame, rea
     grid_id = hh["grid_id"].to_numpy()
     building_id = hh["building_id"].to_numpy()
     old, fringe = hh["old_estate"].to_numpy(bool), hh["fringe"].to_numpy(bool)
-    risk_config = load_risk_config(**run.configs.get(RISK_FILE, {}), categories=config)
+    risk_config = load_risk_config(**run.configs.get(RISK_FILE, {}), categories=config, as_of=reference_date)
     own_b = [b for b in buildings if b is not None]
     if own_b:
         own_b = pd.concat(own_b, ignore_index=True).drop_duplicates("id").sort_values("order", kind="stable")
@@ -744,13 +762,16 @@ def assess_risk(ctx: RiskContext, reach_households: pd.DataFrame) -> tuple[pd.Da
     risk = household_risk(ctx.households, reach_households, over_capacity_grids=ctx.over_capacity,
                           under_registered=ctx.under_registered, config=ctx.config, reference_date=ctx.reference_date,
                           categories=ctx.categories)
-    outside = None
-    if ctx.cases is not None:
+    points = ()
+    if ctx.cases is not None:  # cases reported outside every grid weigh in the blind spots (docs/cases.md)
         away = ctx.cases["outside_grids"].fillna(False).to_numpy(bool) & ctx.cases["lon"].notna().to_numpy()
-        outside = (ctx.cases["lon"].to_numpy(float)[away], ctx.cases["lat"].to_numpy(float)[away])
+        points = (PointReason("case_outside_grids", ctx.cases["lon"].to_numpy(float)[away],
+                              ctx.cases["lat"].to_numpy(float)[away],
+                              weight=ctx.config.weights["case_outside_grids"], unit_zh="件",
+                              unit_en="cases"),)
     spots = blind_spots(ctx.lon, ctx.lat, ctx.households, risk, under_registered_lonlat=ctx.under_lonlat,
                         config=ctx.config, metric_crs=ctx.metric_crs, resolution=ctx.resolution,
-                        cases_outside_lonlat=outside)
+                        communities=ctx.communities, points=points)
     card = build_scorecard(ctx.households, risk, reach=reach_households, grids=ctx.grids,
                            communities=ctx.communities, streets=ctx.streets, config=ctx.config,
                            settings=ctx.settings)
@@ -883,16 +904,19 @@ def zone_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.Da
                                                                              "mental_disorder")]).any(axis=1)
     rows = []
     for zone, mask in zone_masks.items():
-        for name, target, num, den in (
-            ("households_covered", t.get("weak_areas_served", 0.9), risk["covered"].to_numpy(bool) & mask, mask),
+        for name, target, num, den, of in (
+            ("households_covered", t.get("weak_areas_served", 0.9), risk["covered"].to_numpy(bool) & mask, mask,
+             "weak_areas_served"),
             ("special_groups_served", t.get("special_groups_served", 0.98), risk["served"].to_numpy(bool) & special & mask,
-             special & mask),
-            ("basic_services", t.get("basic_services", 1.0), reach["basic_complete"].to_numpy(bool) & mask, mask),
+             special & mask, "special_groups_served"),
+            ("basic_services", t.get("basic_services", 1.0), reach["basic_complete"].to_numpy(bool) & mask, mask,
+             "basic_services"),
         ):
             d, k = int(den.sum()), int(num.sum())
             value = round(k / d, 4) if d else None
             rows.append({"level": "zone", "id": zone, "name": names[zone], "indicator": name, "value": value,
-                         "target": target, "pass": (value >= target) if value is not None else None,
+                         "target": target, "target_year": config.target_years.get(of),
+                         "pass": (value >= target) if value is not None else None,
                          "numerator": k, "denominator": d})
     return pd.DataFrame(rows)
 
@@ -1075,8 +1099,8 @@ def _case_stage(run: RunInfo, cases: pd.DataFrame, out_grids: gpd.GeoDataFrame, 
         run.warnings.append(f"cases: {found.reported_after:,} reported after {reference_date.isoformat()} "
                             "(--as-of) are not judged")
     for year, k in found.uncovered_years.items():
-        run.warnings.append(f"cases: {k:,} dates in {year}, a year [cases.calendar] holds no holidays for: "
-                            "Monday to Friday counted as working days")
+        run.warnings.append(f"cases: {k:,} reported or due in {year}, a year [cases.calendar] holds no holidays "
+                            "for: Monday to Friday counted as working days there")
     return found
 
 

@@ -46,6 +46,7 @@ One grid of two households cut in two halves: valid, and one household changes g
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -75,6 +76,10 @@ GRID_FIELDS = ("id", "name", "community_id", "worker_name", "worker_phone", "ful
 #: A new grid "merges" old grids that each send it at least this share of their households; an old grid is
 #: "split" when at least two new grids each receive this share of its households.
 MERGE_SPLIT_SHARE = 0.2
+#: A grid kept by id is "reshaped" when it gains or loses at least this area (m²): half a small building's
+#: footprint; moves rebuild the community's coverage, which shifts shared edges by a few m² (measured up to 11 m²
+#: on the sample) without anything changing hands.
+RESHAPED_MIN_M2 = 50.0
 
 
 @dataclass
@@ -91,6 +96,7 @@ class RedrawContext:
     settings: Settings = field(default_factory=Settings)
     version: int | str = 0
     _cells: dict = field(default_factory=dict, repr=False)
+    _before: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_frames(cls, *, communities: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, households: gpd.GeoDataFrame,
@@ -493,9 +499,12 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
                    road_follow_m: float = ROAD_FOLLOW_M) -> dict:
     """Validity, balance, shape and the diff of a proposal (metric grids with ``id``, ``community_id``).
 
-    Returns a JSON-ready dict; ``valid`` is true when the proposal has no gap, overlap, part outside its
-    community, grid in several pieces, split building or split estate (other than one above the ceiling),
-    and makes no grid code problem (``codes``: :func:`check_proposal_codes`).
+    Returns a JSON-ready dict; ``valid`` is true when the proposal makes no new problem: no gap, overlap, part
+    outside its community, grid in several pieces, split building, split estate (other than one above the
+    ceiling) or grid code problem (``codes``: :func:`check_proposal_codes`) that the current grids of its
+    communities do not already have (:func:`judge_problems` says how a problem is recognised across versions).
+    ``issues`` lists every problem by name and place, ``new`` or ``remaining``; ``fixed`` those it repairs;
+    ``clean`` is true when none is left; ``problems`` names the new ones (an old one does not block a redraw).
     Balance against the band is reported per grid (``in_band``) and in ``all_in_band`` but does not make a
     proposal invalid (a street office may have its reasons; the report shows them). The module docstring
     shows one.
@@ -512,23 +521,15 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
                           for f in (ctx.buildings_of(cids), ctx.estates_of(cids)))
     t1 = time.perf_counter()
 
-    # ---- where each household goes
-    bg = building_grids(buildings, new, settings=s) if buildings is not None else None
-    assigned = assign_households(hh, buildings, new, settings=s, building_grid=bg)
+    # ---- where each household goes, and what is wrong with the grids (before and after)
+    assigned, bg, located, check = _assess(new, comms, hh, buildings, estates, hi=hi, settings=s)
     new_grid = assigned["grid_id"].astype(object).to_numpy()
     old_grid = hh["grid_id"].astype(object).to_numpy() if "grid_id" in hh.columns else np.full(len(hh), None, object)
     persons = hh["persons"].to_numpy(dtype=float)
-    located = pd.DataFrame({"x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(), "persons": persons,
-                            "building_id": assigned["building_id"].to_numpy()})
     t2 = time.perf_counter()
-
-    # ---- validity
-    check = _validity(new, comms, buildings, estates, bg, located, hh, hi=hi, settings=s)
-    gp, coverage, problems = check["gp"], check["coverage"], check["problems"]
-    gaps, overlaps, outside = check["gaps"], check["overlaps"], check["outside"]
-    non_contiguous, split_b, split_estates = check["non_contiguous"], check["split_b"], check["split_estates"]
+    gp, coverage = check["gp"], check["coverage"]
     codes = check_proposal_codes(ctx, new)
-    problems += codes["problems"]
+    issues, fixed, problems = _judged(ctx, check, codes, new=new, old=old, estates=estates, hi=hi)
     t3 = time.perf_counter()
 
     # ---- balance and shape
@@ -551,11 +552,17 @@ def check_proposal(ctx: RedrawContext, proposal: gpd.GeoDataFrame, *, band: str 
     return {
         "valid": valid,
         "problems": problems,
+        "clean": not issues,
+        "issues": issues,
+        "fixed": fixed,
+        "issue_counts": {"new": sum(r["status"] == "new" for r in issues),
+                         "remaining": sum(r["status"] == "remaining" for r in issues), "fixed": len(fixed)},
         "band": [lo, hi],
         "base_version": ctx.version,
         "communities": _community_rows(cids, old=old, new=new, hh=hh, coverage=coverage),
-        "gaps": gaps, "overlaps": overlaps, "outside_community": outside,
-        "non_contiguous": non_contiguous, "split_buildings": split_b, "split_estates": split_estates,
+        "gaps": check["gaps"], "overlaps": check["overlaps"], "outside_community": check["outside"],
+        "non_contiguous": check["non_contiguous"], "split_buildings": check["split_b"],
+        "split_estates": check["split_estates"],
         "codes": codes,
         "grids": grid_rows,
         "summary": _balance_summary(grid_rows, pp=pp, households=len(hh), lo=lo),
@@ -603,7 +610,7 @@ def check_proposal_codes(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> dict
     -------
     dict
         ``issues`` (``kind``, ``grid_ids``, ``code``, ``detail``, ``new``), ``problems``, ``notes``,
-        ``without_code`` (grid ids).
+        ``without_code`` (grid ids), ``fixed`` (issues of the current grids of these communities that are gone).
     """
     pattern = CodePattern.of(ctx.settings)
     if proposal.crs is not None and proposal.crs != ctx.metric_crs:
@@ -612,7 +619,7 @@ def check_proposal_codes(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> dict
     own = proposal["code"] if "code" in proposal.columns else pd.Series(None, index=proposal.index, dtype=object)
     text = own.astype("string").str.strip()
     without = proposal["id"].astype(str)[(text.isna() | (text == "")).to_numpy()].tolist()
-    out = {"issues": [], "problems": [], "notes": [], "without_code": without}
+    out = {"issues": [], "problems": [], "notes": [], "without_code": without, "fixed": []}
     if own.isna().all() and "code" not in ctx.grids.columns:
         return out
     after = grids_after(ctx, proposal)
@@ -622,6 +629,11 @@ def check_proposal_codes(ctx: RedrawContext, proposal: gpd.GeoDataFrame) -> dict
     before = (check_codes(ctx.grids, ctx.communities, pattern=pattern) if "code" in ctx.grids.columns
               else found.iloc[:0])
     known = set(zip(before["kind"], before["code"].astype(str)))
+    still = set(zip(found["kind"], found["code"].astype(str)))
+    replaced = set(ctx.grids_of(set(proposal["community_id"].astype(str)))["id"].astype(str))
+    out["fixed"] = [{"kind": r.kind, "grid_ids": r.grid_ids, "code": str(r.code), "detail": r.detail, "new": False}
+                    for r in before.itertuples(index=False)
+                    if replaced & set(str(r.grid_ids).split(",")) and (r.kind, str(r.code)) not in still]
     for r in found.itertuples(index=False):
         if not mine & set(str(r.grid_ids).split(",")):
             continue
@@ -657,10 +669,37 @@ def _balance_summary(grid_rows: list[dict], *, pp: np.ndarray, households: int, 
             "maximum_grids": int(households // lo)}
 
 
+def _judged(ctx: RedrawContext, validity: dict, codes: dict, *, new: gpd.GeoDataFrame, old: gpd.GeoDataFrame,
+            estates: gpd.GeoDataFrame | None, hi: int) -> tuple[list[dict], list[dict], list[str]]:
+    """The proposal's problems judged against the current grids': ``issues`` (new or remaining), ``fixed``, and
+    the sentences of the new ones (what makes it invalid)."""
+    s = ctx.settings
+    cids = set(new["community_id"].astype(str))
+    judged = judge_problems(_problem_records(validity, new, estates), problems_before(ctx, cids, hi=hi),
+                            min_area_m2=s.min_issue_area_m2)
+    issues = _describe(ctx, judged["found"] + _code_records(codes["issues"], new), grids=(new, old))
+    fixed = _describe(ctx, judged["fixed"] + _code_records(codes["fixed"], old, status="fixed"), grids=(old, new))
+    problems = _sentences([r for r in issues if r["status"] == "new" and not r["kind"].startswith("code_")], s)
+    return issues, fixed, problems + codes["problems"]
+
+
+def _assess(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, hh: pd.DataFrame, buildings: gpd.GeoDataFrame | None,
+            estates: gpd.GeoDataFrame | None, *, hi: int, settings: Settings):
+    """Households assigned to ``grids`` and the validity part of the check: ``(assigned, building_grid,
+    located, validity)``."""
+    s = settings
+    bg = building_grids(buildings, grids, settings=s) if buildings is not None else None
+    assigned = assign_households(hh, buildings, grids, settings=s, building_grid=bg)
+    located = pd.DataFrame({"x": assigned["x"].to_numpy(), "y": assigned["y"].to_numpy(),
+                            "persons": hh["persons"].to_numpy(dtype=float),
+                            "building_id": assigned["building_id"].to_numpy()})
+    return assigned, bg, located, _validity(grids, comms, buildings, estates, bg, located, hh, hi=hi, settings=s)
+
+
 def _validity(new: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None,
               estates: gpd.GeoDataFrame | None, bg: pd.DataFrame | None, located: pd.DataFrame, hh: pd.DataFrame, *,
               hi: int, settings: Settings) -> dict:
-    """The validity part of :func:`check_proposal`: the issues found and the problems that make it invalid."""
+    """The validity part of :func:`check_proposal`: the issues found (rows, and the issue frame for their places)."""
     s = settings
     issues = grid_coverage_issues(new, comms, buildings, bg, located, settings=s, codes=False)
     coverage = community_coverage(new, comms, settings=s)
@@ -670,29 +709,342 @@ def _validity(new: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, buildings: gpd.Geo
     split_estates = _split_estates(estates, buildings, new, hh, hi, s)
     gaps = _issue_rows(issues, "gap")
     overlaps = _issue_rows(issues, "overlap")
-    outside = _issue_rows(issues, "outside_community")
-    split_b = _issue_rows(issues, "split_building")
-    problems = []
-    if gaps:
-        problems.append(f"{len(gaps)} gap(s) no grid covers ({sum(g['households'] for g in gaps)} households)")
-    if overlaps:
-        problems.append(f"{len(overlaps)} overlap(s) between grids ({sum(g['households'] for g in overlaps)} households)")
-    if outside:
-        problems.append(f"{len(outside)} part(s) of grids outside their community")
-    if non_contiguous:
-        problems.append(f"{len(non_contiguous)} grid(s) in several pieces: {', '.join(r['grid_id'] for r in non_contiguous[:10])}")
-    if split_b:
-        problems.append(f"{len(split_b)} building(s) cut by a grid boundary: {', '.join(str(r['building_id']) for r in split_b[:10])}")
-    bad_estates = [r for r in split_estates if not r["allowed"]]
-    if bad_estates:
-        problems.append(f"{len(bad_estates)} estate(s) cut by a grid boundary though they fit one grid: "
-                        f"{', '.join(r['estate_id'] for r in bad_estates[:10])}")
+    slivers = {}
     for row in coverage.itertuples(index=False):
-        if not row.coverage_valid and not (gaps or overlaps) and _slivers_between_grids(new, comms, row.community_id, s):
-            problems.append(f"community {row.community_id}: the grids are not a valid coverage (slivers narrower "
-                            f"than {s.gap_width_m} m)")
-    return {"gp": gp, "coverage": coverage, "problems": problems, "gaps": gaps, "overlaps": overlaps,
-            "outside": outside, "non_contiguous": non_contiguous, "split_b": split_b, "split_estates": split_estates}
+        if not row.coverage_valid and not (gaps or overlaps):
+            edges = _slivers_between_grids(new, comms, row.community_id, s)
+            if edges is not None:
+                slivers[str(row.community_id)] = edges
+    return {"gp": gp, "coverage": coverage, "issues": issues, "gaps": gaps, "overlaps": overlaps,
+            "outside": _issue_rows(issues, "outside_community"), "non_contiguous": non_contiguous,
+            "split_b": _issue_rows(issues, "split_building"), "split_estates": split_estates, "slivers": slivers}
+
+
+# ------------------------------------------------------------------ problems, and how they are known across versions
+#: Problems of a piece of ground (a gap, an overlap, a part outside the community) rather than of one building,
+#: estate, grid or community: one is the same problem as the current grids' when it lies within their pieces of
+#: its kind (it adds no ground), and one of the current grids' is fixed when no piece of its kind is left on it.
+GROUND_KINDS = ("gap", "overlap", "outside_community")
+#: Problem kinds in Chinese (the API's codes stay English; ``message_zh`` says the whole problem).
+KIND_ZH = {"gap": "空隙", "overlap": "网格重叠", "outside_community": "超出社区", "non_contiguous": "网格不连片",
+           "split_building": "楼栋被切开", "split_estate": "小区被切开", "not_a_coverage": "网格间有缝隙",
+           "code_malformed": "网格编码格式不对", "code_duplicate": "网格编码重复",
+           "code_outside_community": "网格编码不在所属社区编码下"}
+
+
+def problems_before(ctx: RedrawContext, communities: set[str], *, hi: int) -> list[dict]:
+    """The problems of the current grids of some communities (records as :func:`judge_problems` takes them),
+    computed once per context, communities and ceiling (the ceiling says which cut estates are allowed)."""
+    key = (frozenset(map(str, communities)), int(hi))
+    if key in ctx._before:
+        return ctx._before[key]
+    cids = set(key[0])
+    comms = ctx.communities[ctx.communities["id"].astype(str).isin(cids)].reset_index(drop=True)
+    old = ctx.grids_of(cids).reset_index(drop=True)
+    hh = ctx.households_of(cids).reset_index(drop=True)
+    buildings, estates = (f.reset_index(drop=True) if f is not None else None
+                          for f in (ctx.buildings_of(cids), ctx.estates_of(cids)))
+    records = []
+    if len(old):
+        *_, validity = _assess(old, comms, hh, buildings, estates, hi=int(hi), settings=ctx.settings)
+        records = _problem_records(validity, old, estates)
+    ctx._before[key] = records
+    return records
+
+
+def _problem_records(validity: dict, grids: gpd.GeoDataFrame, estates: gpd.GeoDataFrame | None) -> list[dict]:
+    """One record per problem :func:`_validity` found: ``kind``, ``key`` (what names it across versions: the
+    building, estate, grid or community; None for a piece of ground), the grids and households concerned, and
+    its place ``_geom`` (metric)."""
+    issues = validity["issues"]
+    out = []
+    for r in issues[issues["kind"].isin(GROUND_KINDS + ("split_building",))].itertuples(index=False):
+        rec = {"kind": r.kind, "key": str(r.building_id) if r.kind == "split_building" else None,
+               "community_id": str(r.community_id), "grid_ids": _id_list(getattr(r, "grid_ids", None)),
+               "households": int(r.households), "area_m2": round(float(r.area_m2), 1), "_geom": r.geometry}
+        if r.kind in ("gap", "overlap"):
+            rec["sliver"] = bool(r.sliver)
+        if r.kind == "split_building":
+            rec["building_id"] = str(r.building_id)
+        out.append(rec)
+    geom_of = dict(zip(grids["id"].astype(str), grids.geometry.to_numpy()))
+    comm_of = dict(zip(grids["id"].astype(str), grids["community_id"].astype(str)))
+    for r in validity["non_contiguous"]:
+        g = str(r["grid_id"])
+        out.append({"kind": "non_contiguous", "key": g, "community_id": comm_of.get(g), "grid_ids": [g],
+                    "parts": r["parts"], "_geom": geom_of.get(g)})
+    e_geom = dict(zip(estates["id"].astype(str), estates.geometry.to_numpy())) if estates is not None else {}
+    for r in validity["split_estates"]:
+        if not r["allowed"]:
+            gids = _id_list(r["grid_ids"])
+            out.append({"kind": "split_estate", "key": r["estate_id"], "estate_id": r["estate_id"],
+                        "community_id": comm_of.get(gids[0]) if gids else None, "grid_ids": gids,
+                        "households": r["households"], "_geom": e_geom.get(r["estate_id"])})
+    for cid, edges in validity["slivers"].items():
+        out.append({"kind": "not_a_coverage", "key": cid, "community_id": cid, "grid_ids": [], "_geom": edges})
+    return out
+
+
+def judge_problems(found: list[dict], before: list[dict], *, min_area_m2: float = 1.0) -> dict:
+    """Which problems of a proposal are new and which the current grids had already, and which of theirs it fixes.
+
+    A problem is known across versions by its kind and what it concerns: a building cut by a boundary by the
+    building's id, an estate cut though it fits one grid by the estate's id, a grid in several pieces by the
+    grid's id, slivers between grids by the community; a gap, an overlap or a part outside the community by its
+    ground (:data:`GROUND_KINDS`: the same problem when it adds less than ``min_area_m2`` to the current grids'
+    pieces of its kind, fixed when less than that of them is left).
+
+    Parameters
+    ----------
+    found, before
+        Problem records of the proposal and of the current grids (``kind``, ``key``, ``_geom`` metric).
+    min_area_m2
+        Ground below this area is noise (the check's ``min_issue_area_m2``).
+
+    Returns
+    -------
+    dict
+        ``found``: the proposal's records, each with ``status`` ``new`` or ``remaining`` (and ``new_area_m2``, the
+        ground a grown gap or overlap adds); ``fixed``: the current grids' records it has no more, ``status``
+        ``fixed``.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> old = [{"kind": "split_building", "key": "B1"}, {"kind": "gap", "key": None, "_geom": box(0, 0, 10, 10)}]
+    >>> new = [{"kind": "gap", "key": None, "_geom": box(0, 0, 5, 10)}, {"kind": "split_estate", "key": "E2"}]
+    >>> out = judge_problems(new, old)
+    >>> [(r["kind"], r["status"]) for r in out["found"]], [r["kind"] for r in out["fixed"]]
+    ([('gap', 'remaining'), ('split_estate', 'new')], ['split_building'])
+    """
+    def ground(records: list[dict], kind: str):
+        geoms = [r["_geom"] for r in records if r["kind"] == kind and r.get("_geom") is not None]
+        return shapely.union_all(geoms) if geoms else None
+
+    def keys(records: list[dict]) -> set:
+        return {(r["kind"], r["key"]) for r in records if r["kind"] not in GROUND_KINDS}
+
+    old_ground = {k: ground(before, k) for k in GROUND_KINDS}
+    new_ground = {k: ground(found, k) for k in GROUND_KINDS}
+    old_keys, new_keys = keys(before), keys(found)
+    out_found = []
+    for r in found:
+        r = dict(r)
+        if r["kind"] in GROUND_KINDS:
+            old = old_ground[r["kind"]]
+            added = float(shapely.area(r["_geom"] if old is None else shapely.difference(r["_geom"], old)))
+            r["status"] = "new" if added >= min_area_m2 else "remaining"
+            if r["status"] == "new" and old is not None and shapely.intersects(r["_geom"], old):
+                r["new_area_m2"] = round(added, 1)
+        else:
+            r["status"] = "remaining" if (r["kind"], r["key"]) in old_keys else "new"
+        out_found.append(r)
+    fixed = []
+    for r in before:
+        if r["kind"] in GROUND_KINDS:
+            now = new_ground[r["kind"]]
+            gone = now is None or float(shapely.area(shapely.intersection(r["_geom"], now))) < min_area_m2
+        else:
+            gone = (r["kind"], r["key"]) not in new_keys
+        if gone:
+            fixed.append(dict(r, status="fixed"))
+    return {"found": out_found, "fixed": fixed}
+
+
+def _code_records(code_issues: list[dict], grids: gpd.GeoDataFrame, *, status: str | None = None) -> list[dict]:
+    """Grid code issues (:func:`check_proposal_codes`) as problem records, placed on their grids."""
+    geom_of = dict(zip(grids["id"].astype(str), grids.geometry.to_numpy()))
+    comm_of = dict(zip(grids["id"].astype(str), grids["community_id"].astype(str)))
+    out = []
+    for c in code_issues:
+        gids = _id_list(c["grid_ids"])
+        mine = [geom_of[g] for g in gids if g in geom_of]
+        out.append({"kind": c["kind"], "key": c["code"], "code": c["code"], "detail": c["detail"],
+                    "community_id": next((comm_of[g] for g in gids if g in comm_of), None), "grid_ids": gids,
+                    "status": status or ("new" if c["new"] else "remaining"),
+                    "_geom": shapely.union_all(mine) if mine else None})
+    return out
+
+
+def _id_list(value) -> list[str]:
+    """Grid ids given as ``"G1,G2"`` or a list, as a list."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v]
+    return [str(v) for v in value]
+
+
+def _describe(ctx: RedrawContext, records: list[dict], *, grids: tuple[gpd.GeoDataFrame, ...]) -> list[dict]:
+    """The records as the check answers them: the names of what each concerns (building name and address,
+    estate, grids, community, the estates or buildings on a piece of ground), an English and a Chinese message,
+    and the place in WGS-84 (``bbox``, ``geometry``; a building or estate's whole outline, not the cut part)."""
+    grid_names = {}
+    for frame in reversed(grids):
+        if "name" in frame.columns:
+            grid_names.update(zip(frame["id"].astype(str), frame["name"].fillna(frame["id"]).astype(str)))
+    names = _Names.of(ctx)
+    geoms = np.array([names.place(r) for r in records], dtype=object)
+    geoms = np.where(pd.isna(geoms), None, geoms)
+    wgs = _to_wgs84(geoms, ctx.metric_crs)
+    out = []
+    for i, r in enumerate(records):
+        rec = {k: v for k, v in r.items() if not k.startswith("_")}
+        rec["id"] = f"{r['kind']}:{r['key']}" if r.get("key") is not None else f"{r['kind']}:{r.get('community_id')}:{i + 1}"
+        rec["grid_names"] = [grid_names.get(g, g) for g in rec.get("grid_ids", [])]
+        rec.update(names.of_record(r))
+        rec["message"], rec["message_zh"] = _messages(rec)
+        g = wgs[i]
+        rec["bbox"] = [round(float(v), 7) for v in shapely.bounds(g)] if g is not None and not shapely.is_empty(g) else None
+        rec["geometry"] = json.loads(shapely.to_geojson(g)) if rec["bbox"] is not None else None
+        out.append(rec)
+    return out
+
+
+def _to_wgs84(geoms: np.ndarray, crs) -> list:
+    """Metric places simplified to 0.5 m and brought to WGS-84 with 7 decimals (None stays None)."""
+    ok = np.array([g is not None for g in geoms], dtype=bool)
+    out = [None] * len(geoms)
+    if ok.any():
+        simple = shapely.simplify(np.asarray(list(geoms[ok]), dtype=object), 0.5, preserve_topology=True)
+        lonlat = gpd.GeoSeries(simple, crs=crs).to_crs(4326).to_numpy()
+        lonlat = shapely.set_precision(lonlat, 1e-7)
+        for i, g in zip(np.flatnonzero(ok), lonlat):
+            out[i] = g
+    return out
+
+
+@dataclass
+class _Names:
+    """Names of buildings, estates and communities (a problem is shown by name, not by id)."""
+
+    buildings: pd.DataFrame
+    estates: pd.DataFrame
+    communities: dict
+    ctx: RedrawContext
+
+    @classmethod
+    def of(cls, ctx: RedrawContext) -> "_Names":
+        def table(frame, cols):
+            if frame is None:
+                return pd.DataFrame(columns=cols)
+            return frame.reindex(columns=cols).set_index(frame["id"].astype(str))
+        comm = ctx.communities
+        return cls(buildings=table(ctx.buildings, ["name", "address", "estate_id"]),
+                   estates=table(ctx.estates, ["name", "address"]),
+                   communities=dict(zip(comm["id"].astype(str), comm["name"].astype(str)))
+                   if "name" in comm.columns else {}, ctx=ctx)
+
+    def _get(self, table: pd.DataFrame, key, col: str):
+        if key is None or key not in table.index:
+            return None
+        v = table.at[key, col]
+        return None if pd.isna(v) or str(v).strip() == "" else str(v)
+
+    def place(self, r: dict):
+        """The outline to show: the whole building or estate, else the piece itself."""
+        if r["kind"] == "split_building" and self.ctx.buildings is not None:
+            hit = self.ctx.buildings.geometry[self.ctx.buildings["id"].astype(str) == r["key"]]
+            return hit.iloc[0] if len(hit) else r.get("_geom")
+        return r.get("_geom")
+
+    def of_record(self, r: dict) -> dict:
+        out = {"community_name": self.communities.get(str(r.get("community_id")))}
+        if r["kind"] == "split_building":
+            b = r["key"]
+            est = self._get(self.buildings, b, "estate_id")
+            out.update(building_name=self._get(self.buildings, b, "name"),
+                       building_address=self._get(self.buildings, b, "address"),
+                       estate_id=est, estate_name=self._get(self.estates, est, "name"))
+        elif r["kind"] == "split_estate":
+            out.update(estate_name=self._get(self.estates, r["key"], "name"),
+                       estate_address=self._get(self.estates, r["key"], "address"))
+        elif r["kind"] in GROUND_KINDS and r.get("_geom") is not None:
+            out["places"] = self.places_in(r["_geom"])
+        return out
+
+    def places_in(self, geom, limit: int = 5) -> list[dict]:
+        """The estates (or, without any, the buildings) whose inside point lies on a piece of ground."""
+        for frame, kind in ((self.ctx.estates, "estate"), (self.ctx.buildings, "building")):
+            if frame is None or not len(frame):
+                continue
+            inner = shapely.point_on_surface(frame.geometry.to_numpy())
+            hit = np.flatnonzero(shapely.intersects(geom, inner))
+            if len(hit):
+                table = self.estates if kind == "estate" else self.buildings
+                ids = frame["id"].astype(str).to_numpy()[hit[:limit]]
+                return [{"kind": kind, "id": i, "name": self._get(table, i, "name"),
+                         "address": self._get(table, i, "address")} for i in ids]
+        return []
+
+
+def _messages(rec: dict) -> tuple[str, str]:
+    """The English and Chinese sentence of one problem record (names first, ids in brackets)."""
+    gids, gnames = rec.get("grid_ids", []), rec.get("grid_names", [])
+    g_en = " / ".join(gids)
+    g_zh = " / ".join(f"{n}（{g}）" if n != g else g for g, n in zip(gids, gnames))
+    hh = rec.get("households")
+    kind = rec["kind"]
+    if kind == "split_building":
+        name = rec.get("building_name") or rec["key"]
+        where = rec.get("building_address") or ""
+        return (f"building {rec['key']} {name}{f' ({where})' if where else ''} is cut by the boundary of {g_en} "
+                f"({hh} households)",
+                f"楼栋 {name}（{where + '，' if where else ''}{rec['key']}）被网格 {g_zh} 的边界切开（{hh} 户）")
+    if kind == "split_estate":
+        name = rec.get("estate_name") or rec["key"]
+        where = rec.get("estate_address") or ""
+        return (f"estate {rec['key']} {name}{f' ({where})' if where else ''} is cut by the boundary of {g_en} "
+                f"though it fits one grid ({hh} households)",
+                f"小区 {name}（{where + '，' if where else ''}{rec['key']}）被网格 {g_zh} 的边界切开，"
+                f"本可整体划入一个网格（{hh} 户）")
+    if kind in GROUND_KINDS:
+        places = rec.get("places") or []
+        p_en = ", ".join(f"{p['id']} {p['address'] if p['kind'] == 'building' and p['address'] else p['name'] or ''}"
+                         .strip() for p in places)
+        p_zh = "、".join((p["address"] if p["kind"] == "building" else None) or p["name"] or p["id"] for p in places)
+        area = f"{rec['area_m2']:,.0f}"
+        if kind == "gap":
+            return (f"a gap of {area} m² no grid covers ({hh} households{f'; {p_en}' if p_en else ''})",
+                    f"{area} 平方米空隙无网格覆盖（{hh} 户{f'；{p_zh}' if p_zh else ''}）")
+        if kind == "overlap":
+            return (f"grids {g_en} overlap over {area} m² ({hh} households{f'; {p_en}' if p_en else ''})",
+                    f"网格 {g_zh} 重叠 {area} 平方米（{hh} 户{f'；{p_zh}' if p_zh else ''}）")
+        return (f"{area} m² of grid {g_en} lies outside its community",
+                f"网格 {g_zh} 有 {area} 平方米超出所属社区")
+    if kind == "non_contiguous":
+        return (f"grid {g_en} is in {rec['parts']} pieces", f"网格 {g_zh} 分成 {rec['parts']} 块，不连片")
+    if kind == "not_a_coverage":
+        c = rec.get("community_name") or rec["key"]
+        return (f"community {rec['key']}: slivers between grids", f"社区 {c}：网格之间有细缝，不是无缝覆盖")
+    return (f"{rec.get('detail') or kind}", f"{KIND_ZH.get(kind, kind)}：{rec.get('code')}（网格 {g_zh}）")
+
+
+def _sentences(records: list[dict], s: Settings) -> list[str]:
+    """One sentence per kind of problem (the check's ``problems``), naming the buildings and estates."""
+    by = {k: [r for r in records if r["kind"] == k] for k in
+          ("gap", "overlap", "outside_community", "non_contiguous", "split_building", "split_estate", "not_a_coverage")}
+    out = []
+    hh = lambda rs: sum(r.get("households") or 0 for r in rs)  # noqa: E731
+    named = lambda r, name: f"{r['key']} {name}".strip() if name else r["key"]  # noqa: E731
+    if by["gap"]:
+        out.append(f"{len(by['gap'])} gap(s) no grid covers ({hh(by['gap'])} households)")
+    if by["overlap"]:
+        out.append(f"{len(by['overlap'])} overlap(s) between grids ({hh(by['overlap'])} households)")
+    if by["outside_community"]:
+        out.append(f"{len(by['outside_community'])} part(s) of grids outside their community")
+    if by["non_contiguous"]:
+        out.append(f"{len(by['non_contiguous'])} grid(s) in several pieces: "
+                   f"{', '.join(r['key'] for r in by['non_contiguous'][:10])}")
+    if by["split_building"]:
+        out.append(f"{len(by['split_building'])} building(s) cut by a grid boundary: "
+                   + ", ".join(named(r, r.get("building_name")) for r in by["split_building"][:10]))
+    if by["split_estate"]:
+        out.append(f"{len(by['split_estate'])} estate(s) cut by a grid boundary though they fit one grid: "
+                   + ", ".join(named(r, r.get("estate_name")) for r in by["split_estate"][:10]))
+    for r in by["not_a_coverage"]:
+        out.append(f"community {r['key']}: the grids are not a valid coverage (slivers narrower than {s.gap_width_m} m)")
+    return out
 
 
 def _grid_rows(new: gpd.GeoDataFrame, work: pd.DataFrame, *, pp: np.ndarray, road_share: np.ndarray,
@@ -760,8 +1112,8 @@ def _issue_rows(issues: gpd.GeoDataFrame, kind: str) -> list[dict]:
     return out
 
 
-def _slivers_between_grids(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, cid: str, s: Settings) -> bool:
-    """Does shapely's coverage check flag an edge that is not on the community's own outline?
+def _slivers_between_grids(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, cid: str, s: Settings):
+    """The edges shapely's coverage check flags away from the community's own outline (real slivers), or None.
 
     Two grids meeting at a notch of the community narrower than the gap width are flagged too, though no
     household can fall between them; only edges away from the outline are real slivers."""
@@ -770,10 +1122,12 @@ def _slivers_between_grids(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, cid
     edges = shapely.coverage_invalid_edges(gp, gap_width=s.gap_width_m)
     edges = edges[~shapely.is_empty(edges)]
     if not len(edges):
-        return False
+        return None
     comm = comms.geometry.to_numpy()[(comms["id"].astype(str) == str(cid)).to_numpy()]
     outline = shapely.buffer(shapely.boundary(shapely.set_precision(comm[0], s.precision_m)), 10 * s.precision_m)
-    return bool((shapely.length(shapely.difference(edges, outline)) > 10 * s.precision_m).any())
+    off = shapely.difference(edges, outline)
+    off = off[shapely.length(off) > 10 * s.precision_m]
+    return shapely.union_all(off) if len(off) else None
 
 
 def _split_estates(estates, buildings, grids, hh, hi: int, s: Settings) -> list[dict]:
@@ -933,8 +1287,24 @@ def compare_grids(ctx: RedrawContext, *, before: gpd.GeoDataFrame, after: gpd.Ge
                           for k, v in (("households_in_no_grid", "outside_all_grids"),
                                        ("households_in_overlaps", "in_overlapping_grids"),
                                        ("households_in_split_buildings", "building_split"))}
+    out["reshaped"] = _reshaped(b_bef, b_aft, min_area_m2=RESHAPED_MIN_M2)
     out["communities"] = sorted(cids)
     return out
+
+
+def _reshaped(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame, *, min_area_m2: float) -> list[dict]:
+    """Grids kept by id whose outline changed (a boundary moved though nobody changed grid, as when a cut
+    building is given wholly to the grid holding its households): id and the area gained and lost (m²)."""
+    a = before.drop_duplicates("id").set_index(before.drop_duplicates("id")["id"].astype(str)).geometry
+    b = after.drop_duplicates("id").set_index(after.drop_duplicates("id")["id"].astype(str)).geometry
+    ids = sorted(set(a.index) & set(b.index))
+    if not ids:
+        return []
+    g1, g2 = a.reindex(ids).to_numpy(), b.reindex(ids).to_numpy()
+    gained = shapely.area(shapely.difference(g2, g1))
+    lost = shapely.area(shapely.difference(g1, g2))
+    return [{"grid_id": i, "gained_m2": round(float(x), 1), "lost_m2": round(float(y), 1)}
+            for i, x, y in zip(ids, gained, lost) if x >= min_area_m2 or y >= min_area_m2]
 
 
 # ------------------------------------------------------------------ applying: the layers after a redraw

@@ -9,7 +9,8 @@ Rules (docs/risk.md has them in full, with the plan's words):
 * yellow (a service missing for a long time): a special-group member who cannot reach their group's
   services, or whose last visit is older than ``long_gap_days`` (or who was never visited);
 * blue (a routine lapse): any other reason;
-* none: no reason.
+* none: no reason;
+* a grid is red also when it holds an urgent case open past its limit (``urgent_case_overdue``, geo/cases.py).
 
 Visit frequencies, group services, thresholds, weights and targets live in ``geo/risk.toml`` (a data
 folder's ``risk.toml`` replaces it).
@@ -33,7 +34,7 @@ Example
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 
@@ -75,14 +76,21 @@ class RiskConfig:
     targets: dict
     min_cell_weight: float = 10.0
     source: str = "built-in"
+    #: [blindspots] max_area_m2: a blind spot larger than this is cut into compact pieces (geo.blindspots)
+    max_spot_area_m2: float = 110_000.0
     #: the calendar rules of ``[visit_rules]`` (:func:`geo.visits.parse_visit_rules`), used with visit records
     visit_rules: VisitRules | None = None
     #: the time limits and working-day calendar of cases (``[cases]``, :func:`geo.cases.parse_case_rules`)
     cases: CaseRules | None = None
+    #: ``[targets]`` as written: per indicator, the figure of each year (``{None: figure}`` for one figure for
+    #: every year); ``targets`` holds the figures in force on the run's as_of (:func:`target_in_force`)
+    target_plan: dict = field(default_factory=dict)
+    #: per indicator, the year whose figure is in force (``None``: one figure for every year)
+    target_years: dict = field(default_factory=dict)
 
 
 def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
-                     categories: ReachConfig | None = None) -> RiskConfig:
+                     categories: ReachConfig | None = None, as_of: date | None = None) -> RiskConfig:
     """The visit rules, group services, registration figures, weights and targets of a ``risk.toml``, checked.
 
     Parameters
@@ -94,6 +102,8 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
         How messages name the file (its path).
     categories
         The run's facility categories: ``[group_services]`` may name only these.
+    as_of
+        The run's date: the targets in force on it (:func:`target_in_force`; default: today).
 
     Examples
     --------
@@ -113,8 +123,9 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
         group_services = {k: [str(c) for c in v] for k, v in doc.get("group_services", {}).items()}
         registration = {k: float(v) for k, v in doc.get("registration", {}).items()}
         weights = {k: float(v) for k, v in doc.get("weights", {}).items()}
-        targets = {k: float(v) for k, v in doc.get("targets", {}).items()}
+        target_plan = parse_targets(doc.get("targets", {}), source=source)
         min_cell_weight = float(doc.get("blindspots", {}).get("min_cell_weight", 10.0))
+        max_spot_area = float(doc.get("blindspots", {}).get("max_area_m2", 110_000.0))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{source}: not a valid risk file: {exc}") from None
     unknown = (set(visits) | set(group_services)) - set(SPECIAL_GROUPS)
@@ -132,9 +143,69 @@ def load_risk_config(text: bytes | None = None, *, source: str = "built-in",
     for key, default in (("red", 10.0), ("yellow", 3.0), ("blue", 1.0), ("unregistered_building", 5.0),
                          ("case_outside_grids", 5.0)):
         weights.setdefault(key, default)
+    year = (as_of or date.today()).year
+    in_force = {name: target_in_force(phases, year) for name, phases in target_plan.items()}
     return RiskConfig(visits=visits, long_gap_days=long_gap, group_services=group_services,
-                      registration=registration, weights=weights, targets=targets, min_cell_weight=min_cell_weight,
-                      source=source, visit_rules=visit_rules, cases=cases)
+                      registration=registration, weights=weights,
+                      targets={name: figure for name, (figure, _) in in_force.items()}, min_cell_weight=min_cell_weight,
+                      source=source, visit_rules=visit_rules, cases=cases, target_plan=target_plan,
+                      max_spot_area_m2=max_spot_area,
+                      target_years={name: y for name, (_, y) in in_force.items()})
+
+
+def parse_targets(table: dict, *, source: str) -> dict[str, dict]:
+    """``[targets]`` of a risk file: per indicator one figure (``{None: figure}``) or a figure per year
+    (``{year: figure}``, from ``name = { 2024 = 0.90, 2025 = 0.95 }`` or a ``[targets.name]`` table).
+
+    Examples
+    --------
+    >>> parse_targets({"visits_on_time": 1, "migrants_registered": {"2025": 0.95, "2024": 0.9}}, source="risk.toml")
+    {'visits_on_time': {None: 1.0}, 'migrants_registered': {2024: 0.9, 2025: 0.95}}
+    >>> parse_targets({"migrants_registered": {"next year": 0.9}}, source="risk.toml")
+    Traceback (most recent call last):
+    ...
+    geo.errors.ConfigError: risk.toml: [targets] migrants_registered: 'next year' is not a year (give e.g. { 2024 = 0.90, 2025 = 0.95 })
+    """
+    out = {}
+    for name, value in table.items():
+        if not isinstance(value, dict):
+            out[name] = {None: _figure(value, source=source, where=name)}
+            continue
+        phases = {}
+        for year, figure in value.items():
+            if not (str(year).isdigit() and 1900 < int(year) < 3000):
+                msg = f"{source}: [targets] {name}: {year!r} is not a year (give e.g. {{ 2024 = 0.90, 2025 = 0.95 }})"
+                raise ConfigError(msg)
+            phases[int(year)] = _figure(figure, source=source, where=f"{name}.{year}")
+        if not phases:
+            raise ConfigError(f"{source}: [targets] {name}: give a figure, or a figure per year")
+        out[name] = dict(sorted(phases.items()))
+    return out
+
+
+def _figure(value, *, source: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{source}: [targets] {where}: {value!r} is not a number")
+    return float(value)
+
+
+def target_in_force(phases: dict, year: int) -> tuple[float, int | None]:
+    """The figure in force in ``year`` and the year it was set for: the latest year not after ``year``; before
+    the first year, the first (``None``: one figure for every year).
+
+    Examples
+    --------
+    >>> plan = {2024: 0.90, 2025: 0.95}
+    >>> target_in_force(plan, 2023), target_in_force(plan, 2024), target_in_force(plan, 2027)
+    ((0.9, 2024), (0.9, 2024), (0.95, 2025))
+    >>> target_in_force({None: 0.98}, 2026)
+    (0.98, None)
+    """
+    if None in phases:
+        return phases[None], None
+    years = sorted(phases)
+    chosen = max((y for y in years if y <= year), default=years[0])
+    return phases[chosen], chosen
 
 
 def building_registration(buildings: pd.DataFrame, building_of_household: np.ndarray, *, config: RiskConfig,
@@ -302,8 +373,10 @@ def grid_risk(grid_ids: np.ndarray, households: pd.DataFrame, *, risk: pd.DataFr
 def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.DataFrame | None,
                     grids: pd.DataFrame, communities: pd.DataFrame, streets: pd.DataFrame,
                     config: RiskConfig, settings: Settings = Settings()) -> pd.DataFrame:
-    """Rows ``level``, ``id``, ``name``, ``indicator``, ``value``, ``target``, ``pass``, ``numerator``,
-    ``denominator`` for every community and street against the plan's targets.
+    """Rows ``level``, ``id``, ``name``, ``indicator``, ``value``, ``target``, ``target_year``, ``pass``,
+    ``numerator``, ``denominator`` for every community and street against the plan's targets in force
+    (``config.targets``, chosen by the run's as_of; ``target_year``: the year whose figure that is, ``None``
+    for a figure set for every year).
 
     A value is ``None`` (and ``pass`` too) where the data cannot say: no member of the group, no field.
     ``households_per_worker`` is the workload rule of geo.workload (weighted households ÷ full-time workers
@@ -357,11 +430,13 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
                 k = int(num[mine].sum())
                 value = round(k / d, 4) if d else None
                 rows.append({"level": level, "id": uid, "name": names[uid], "indicator": name, "value": value,
-                             "target": target, "pass": (value >= target) if value is not None else None,
+                             "target": target, "target_year": config.target_years.get(name),
+                             "pass": (value >= target) if value is not None else None,
                              "numerator": k, "denominator": d})
             if not registered_col:
                 rows.append({"level": level, "id": uid, "name": names[uid], "indicator": "migrants_registered",
-                             "value": None, "target": t.get("migrants_registered", 0.95), "pass": None,
+                             "value": None, "target": t.get("migrants_registered", 0.95),
+                             "target_year": config.target_years.get("migrants_registered"), "pass": None,
                              "numerator": None, "denominator": None,
                              "note": "no migrant_registered field in households: not measured"})
             if level == "community":
@@ -371,12 +446,13 @@ def build_scorecard(households: pd.DataFrame, risk: pd.DataFrame, *, reach: pd.D
                 g = grids[grids["community_id"].astype(str).isin(set(comm))]
             row = {"level": level, "id": uid, "name": names[uid]}
             rows += _staffing_rows(row, g, weighted=round(float(weights[mine].sum()), 1), settings=settings,
-                                   full_time_target=t.get("full_time_share", 0.80))
+                                   full_time_target=t.get("full_time_share", 0.80),
+                                   full_time_year=config.target_years.get("full_time_share"))
     return pd.DataFrame(rows)
 
 
 def _staffing_rows(row: dict, g: pd.DataFrame, *, weighted: float, settings: Settings,
-                   full_time_target: float) -> list[dict]:
+                   full_time_target: float, full_time_year: int | None = None) -> list[dict]:
     """The two staffing rows of one community or street (``row``: level, id, name) with grids ``g`` and
     ``weighted`` households (geo.workload): households per full-time worker (lower is better) and
     网格员专职化比例, full-time among the grid workers (full-time and part-time 网格员)."""
@@ -384,11 +460,13 @@ def _staffing_rows(row: dict, g: pd.DataFrame, *, weighted: float, settings: Set
     value = round(weighted / workers, 1) if workers else None
     target = settings.households_per_worker
     per_worker = {**row, "indicator": "households_per_worker",
-                  "value": value, "target": target, "pass": (value <= target) if value is not None else False,
+                  "value": value, "target": target, "target_year": None,
+                  "pass": (value <= target) if value is not None else False,
                   "numerator": int(weighted) if weighted == int(weighted) else weighted, "denominator": workers}
     part_time = grid_part_time_workers(g)
     share = full_time_share(g["workers"], part_time)
     full_time = {**row, "indicator": "full_time_share", "value": share, "target": full_time_target,
+                 "target_year": full_time_year,
                  "pass": (share >= full_time_target) if share is not None else None,
                  "numerator": workers, "denominator": workers + int(part_time.sum()) if len(g) else 0}
     return [per_worker, full_time]

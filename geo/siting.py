@@ -331,6 +331,56 @@ def _swap_search(cover: sp.csr_matrix, weight: np.ndarray, sites: list, *, max_r
         sites[best_pos] = best_new
     return sites
 
+def site_effect(newly: np.ndarray, reach: pd.DataFrame, config, *, category: str, changes: pd.DataFrame,
+                weights: tuple[float, float]) -> dict:
+    """Why a site that brings households within reach changes the scorecard and the blind spots, or not.
+
+    The scorecard counts a household for basic services only when it reaches *every* basic category within
+    its tier, and blind spots are made by lapses of care (no grid, overlapping grids, overdue visits,
+    unregistered buildings), which a service changes only through the colour of special-group households
+    (yellow when out of reach of their services). So the answer names how many of the newly reached
+    households now reach the whole basic set, which basic categories the others still miss, and how the
+    blind spots' weight moved.
+
+    Examples
+    --------
+    >>> from geo.reach import load_config
+    >>> reach = pd.DataFrame({f"within_{c}": [True, True] for c in load_config().ids})
+    >>> reach["within_kindergarten"] = [False, True]
+    >>> reach["basic_complete"] = [False, True]
+    >>> why = site_effect(np.array([True, True]), reach, load_config(), category="shop",
+    ...                   changes=pd.DataFrame({"indicator": ["basic_services"]}), weights=(30.0, 27.0))
+    >>> why["households_now_basic_complete"], why["still_missing"]
+    (1, [{'category': 'kindergarten', 'households': 1}])
+    >>> why["explanation_en"]
+    '1 of the 2 households now within reach of shop reach the whole basic set; the others still miss kindergarten (1); blind-spot weight 30 -> 27; changed: basic_services'
+    """
+    n = int(newly.sum())
+    complete = int((newly & reach["basic_complete"].to_numpy(bool)).sum())
+    missing = []
+    for cat in config.categories:
+        if cat.basic and cat.id != category:
+            k = int((newly & ~reach[f"within_{cat.id}"].to_numpy(bool)).sum())
+            if k:
+                missing.append({"category": cat.id, "households": k})
+    missing = sorted(missing, key=lambda m: -m["households"])[:3]
+    names = {c.id: c.name_zh for c in config.categories}
+    miss_en = ", ".join(f"{m['category']} ({m['households']:,})" for m in missing)
+    miss_zh = "、".join(f"{names[m['category']]}（{m['households']:,}户）" for m in missing)
+    indicators = list(dict.fromkeys(changes["indicator"].astype(str))) if len(changes) else []
+    before, after = weights
+    en = (f"{complete:,} of the {n:,} households now within reach of {category} reach the whole basic set"
+          + (f"; the others still miss {miss_en}" if missing and complete < n else "")
+          + f"; blind-spot weight {before:,.0f} -> {after:,.0f}"
+          + (f"; changed: {', '.join(indicators)}" if indicators else "; no scorecard indicator changed"))
+    zh = (f"新覆盖的 {n:,} 户中 {complete:,} 户补齐全部基本服务"
+          + (f"；其余仍缺 {miss_zh}" if missing and complete < n else "")
+          + f"；盲区权重 {before:,.0f} → {after:,.0f}"
+          + (f"；变化指标：{'、'.join(indicators)}" if indicators else "；记分卡指标无变化"))
+    return {"households_now_basic_complete": complete, "still_missing": missing, "explanation": zh,
+            "explanation_en": en}
+
+
 def default_candidates(analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate sites when none are given: the inside point of every building (a room to convert), else the
     intersections of the walking network. Returns ids, x, y (metric)."""
@@ -381,7 +431,11 @@ def plan_sites(analysis, category: str, k: int, *, candidates: tuple[np.ndarray,
         newly = reach1[f"within_{category}"].to_numpy(bool) & ~r0[f"within_{category}"].to_numpy(bool)
         merged = c0.merge(card1, on=["level", "id", "indicator"], suffixes=("_before", "_after"))
         changed = merged[merged["value_before"].fillna(-1) != merged["value_after"].fillna(-1)]
+        why = site_effect(newly, reach1, model.config, category=category, changes=changed,
+                          weights=(float(s0["weight"].sum()) if len(s0) else 0.0,
+                                   float(spots1["weight"].sum()) if len(spots1) else 0.0))
         rows.append({
+            **why,
             "order": order, "candidate": str(ids[j]), "x": float(cx[j]), "y": float(cy[j]),
             "weight_gained": round(plan.marginal_weight[order - 1], 1),
             "households_now_within_tier": int(newly.sum()),

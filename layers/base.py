@@ -41,7 +41,9 @@ class Style:
     """How a layer is drawn: ``fill`` (polygons, with an outline), ``line`` or ``circle`` (points).
 
     ``field`` classifies features: by exact value (``steps=False``) or by numeric lower bounds in increasing
-    order (``steps=True``); without ``field`` the first class colours everything.
+    order (``steps=True``); without ``field`` the first class colours everything. ``pattern="hatch"`` draws
+    a fill as diagonal stripes of the class colour over a faint tint (problems and load read apart from the
+    risk colours' solid fills); ``None`` is a plain fill.
     """
 
     kind: str
@@ -52,6 +54,7 @@ class Style:
     outline: str | None = None
     width: float = 1.0
     radius: float = 4.0
+    pattern: str | None = None
 
     def color_of(self, value: object) -> str:
         """The colour a feature with ``value`` in ``field`` gets (the report's maps use this)."""

@@ -27,7 +27,7 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "info_officer_name": ("信息员", "information officer"), "info_officer_phone": ("信息员电话", "information officer phone"),
     "mediator_name": ("调解员", "mediator"), "mediator_phone": ("调解员电话", "mediator phone"),
     "households": ("户数", "households"), "persons": ("人数", "persons"), "workers": ("专职网格员", "full-time workers"),
-    "households_per_worker": ("每名网格员户数", "households per worker"), "load": ("负荷", "load"),
+    "households_per_worker": ("每名专职网格员户数", "households per full-time worker"), "load": ("负荷", "load"),
     "over_capacity": ("超负荷", "over capacity"), "unstaffed": ("无网格员", "unstaffed"),
     "workload": ("工作量（加权户数）", "workload (weighted households)"),
     "part_time_officers": ("兼职信息员、调解员", "part-time officers"),
@@ -46,6 +46,12 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "visits_households": ("应走访特殊群体户数", "special-group households to visit"),
     "code": ("编码", "code"), "code_generated": ("网格编码为自动生成", "grid code generated"),
     "part_time_workers": ("兼职网格员", "part-time grid workers"), "detail": ("说明", "detail"),
+    "community_ids": ("涉及社区", "communities"), "persons_per_worker": ("每名专职网格员人数", "persons per full-time worker"),
+    "full_time_workers": ("专职网格员（登记）", "full-time workers (registered)"),
+    "load_ratio": ("负荷率（户数/300户）", "load ratio (households / 300)"),
+    "resolution": ("H3 分辨率", "H3 resolution"), "reach_method": ("可达计算方式", "reach method"),
+    "sliver": ("细碎空隙", "sliver"), "building_id": ("楼栋", "building"), "estate_id": ("小区", "estate"),
+    "residential": ("住宅", "residential"), "district": ("区", "district"), "cells": ("H3 单元数", "H3 cells"),
     "cases": ("事件数", "cases"), "open_cases": ("未办结事件", "cases not closed"),
     "overdue_cases": ("超时未办事件", "overdue cases"), "overdue_urgent_cases": ("超时紧急事件", "overdue urgent cases"),
     "urgency": ("紧急程度", "urgency"), "overdue": ("超时", "overdue"), "on_time": ("按时", "on time"),
@@ -54,9 +60,27 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "closed_at": ("办结时间", "closed"), "source": ("来源", "source"),
 }
 
-_RISK_CLASSES = (Class("#d7191c", "红色预警", "red", "red"), Class("#fdae61", "黄色预警", "yellow", "yellow"),
+#: Chinese and English names of coded values (risk reasons, risk colours, issue kinds, grid load): the one
+#: table the web map's popups and the CSV/Excel export translate codes with (``{field: {code: (zh, en)}}``).
+VALUE_NAMES: dict[str, dict[str, tuple[str, str]]] = {
+    "risk_reasons": {
+        "no_grid": ("不在任何网格", "in no grid"), "overlapping_grids": ("网格重叠", "overlapping grids"),
+        "grid_over_capacity": ("网格超负荷", "grid over capacity"),
+        "missing_services": ("基本服务缺配", "missing basic services"),
+        "special_group_unreached": ("特殊群体服务不可达", "special group out of reach of its services"),
+        "visit_overdue": ("走访逾期", "visit overdue"), "unregistered_building": ("疑似未登记出租", "possibly unregistered rentals"),
+        "urgent_case_overdue": ("紧急事件超时未办结", "urgent case overdue"),
+        "case_outside_grids": ("网格外上报事件", "case reported outside every grid")},
+    "risk": {"red": ("红色预警", "red"), "yellow": ("黄色预警", "yellow"), "blue": ("蓝色预警", "blue"), "none": ("无风险", "none")},
+    "reach_method": {"network": ("步行路网", "walking network"), "straight_line": ("直线距离", "straight line")},
+}
+
+#: The plan's three colours (三色预警) are solid fills used for risk alone; problems (hatched) and load use
+#: other hues, so a red area on the map is a red warning and nothing else.
+_RISK_CLASSES = (Class("#d7191c", "红色预警", "red", "red"), Class("#f2c500", "黄色预警", "yellow", "yellow"),
                  Class("#2c7bb6", "蓝色预警", "blue", "blue"), Class("#bbbbbb", "无风险", "none"))
-_SHARE_STOPS = ((0.0, "#d7191cb0"), (0.5, "#fdae61a0"), (0.8, "#ffffbf80"), (1.0, "#1a964180"))
+#: Shares of households reaching a service: magenta (few) to green (all), kept apart from the risk colours.
+_SHARE_STOPS = ((0.0, "#c51b7dc8"), (0.5, "#f1b6daa8"), (0.8, "#b8e186a8"), (1.0, "#4d9221b8"))
 
 
 def _year_old(frame: pd.DataFrame) -> pd.Series:
@@ -85,6 +109,19 @@ def _facility_derived(frame: pd.DataFrame) -> dict[str, pd.Series]:
     return {"tier": frame.get("category", pd.Series("", index=frame.index)).map(tiers).astype("Int64")}
 
 
+def _reach_fields() -> tuple[str, ...]:
+    """Minutes to the nearest facility and the share within its tier, per category (aggregates of an H3 cell)."""
+    return tuple(f"{prefix}_{c.id}{suffix}" for c in load_config().categories
+                 for prefix, suffix in (("reach", "_min"), ("within", "")))
+
+
+def _heat_fields() -> tuple[str, ...]:
+    """The H3 values the heat maps colour (the web map draws them from the vector tiles)."""
+    config = load_config()
+    return (*(f"tier{t}_share" for t in sorted({c.tier for c in config.categories})),
+            *(f"within_{c.id}" for c in config.categories))
+
+
 LAYERS: tuple[MapLayer, ...] = (
     MapLayer(
         id="streets", source="streets", title_zh="街道", title_en="Street offices", geometry="polygon",
@@ -95,16 +132,16 @@ LAYERS: tuple[MapLayer, ...] = (
         id="communities", source="communities", title_zh="社区", title_en="Communities", geometry="polygon",
         public_fields=("name", "street_id", "ur_code", "code"), derived=_community_derived,
         tile_fields=("id", "name", "street_id", "ur_code", "fringe"), queryables=("id", "name", "street_id", "ur_code"),
-        style=Style(kind="fill", field="fringe", opacity=0.35, outline="#6a3d9a", width=2.0,
-                    classes=(Class("#9e6ad1", "城乡结合部社区", "urban-rural fringe community", True),
+        style=Style(kind="fill", field="fringe", opacity=0.3, outline="#4d4d4d", width=2.0,
+                    classes=(Class("#a6a63a", "城乡结合部社区", "urban-rural fringe community", True),
                              Class("#ffffff", "其他社区", "other community", None))),
         minzoom=9, coverage=True, popup=("name", "ur_code", "fringe")),
     MapLayer(
         id="areas", source="areas", title_zh="重点区域", title_en="Areas of attention", geometry="polygon",
         public_fields=("kind", "name"), tile_fields=("id", "kind", "name"), queryables=("id", "kind"),
-        style=Style(kind="fill", field="kind", opacity=0.35, outline="#7f2704",
-                    classes=(Class("#fd8d3c", "老旧小区（区域）", "old estate (area)", "old_estate"),
-                             Class("#9e6ad1", "城乡结合部（区域）", "urban-rural fringe (area)", "urban_rural_fringe"),
+        style=Style(kind="fill", field="kind", opacity=0.35, outline="#6b4a1f",
+                    classes=(Class("#a6761d", "老旧小区（区域）", "old estate (area)", "old_estate"),
+                             Class("#a6a63a", "城乡结合部（区域）", "urban-rural fringe (area)", "urban_rural_fringe"),
                              Class("#bdbdbd", "其他重点区域", "other area", None))),
         minzoom=10, visible=False, popup=("name", "kind")),
     MapLayer(
@@ -122,20 +159,23 @@ LAYERS: tuple[MapLayer, ...] = (
                      "households_per_worker", "load", "basic_share", "visits_kept_share", "visits_households",
                      *SPECIAL_GROUP_COUNTS),
         queryables=("id", "name", "code", "community_id", "worker_name", "over_capacity", "unstaffed"),
-        style=Style(kind="fill", field="load", opacity=0.15, outline="#225ea8", width=1.5,
-                    classes=(Class("#41ab5d", "负荷正常（≤300户/人）", "within 300 households per worker", "ok"),
-                             Class("#e31a1c", "超负荷", "over capacity", "over"),
-                             Class("#737373", "无专职网格员", "no full-time worker", "unstaffed"))),
+        style=Style(kind="fill", field="load", opacity=0.4, outline="#3f4f75", width=1.5, pattern="hatch",
+                    classes=(Class("#ffffff00", "负荷正常（每名专职网格员≤300户）",
+                                   "within 300 households per full-time worker", "ok"),
+                             Class("#7b3294", "超负荷（每名专职网格员>300户）",
+                                   "over capacity (> 300 households per full-time worker)", "over"),
+                             Class("#252525", "无专职网格员", "no full-time worker", "unstaffed"))),
         minzoom=11, coverage=True,
-        popup=("name", "code", "worker_name", "worker_phone", "households", "persons", "households_per_worker",
-               "staff_missing", "basic_share", "visits_kept_share", *SPECIAL_GROUP_COUNTS)),
+        popup=("name", "community_id", "code", "worker_name", "worker_phone", "households", "persons", "workers",
+               "households_per_worker", "load", "staff_missing", "basic_share", "visits_kept_share",
+               *SPECIAL_GROUP_COUNTS)),
     MapLayer(
         id="estates", source="estates", title_zh="小区", title_en="Estates", geometry="polygon",
         public_fields=("name", "year_built", "address"), derived=_estate_derived,
         tile_fields=("id", "name", "year_built", "old_estate"), queryables=("id", "name"),
-        style=Style(kind="fill", field="old_estate", opacity=0.45, outline="#a63603",
-                    classes=(Class("#fd8d3c", "老旧小区（2000年及以前）", "old estate (built 2000 or earlier)", True),
-                             Class("#fdd0a2", "其他小区", "other estate", None))),
+        style=Style(kind="fill", field="old_estate", opacity=0.4, outline="#8c6d46",
+                    classes=(Class("#a6761d", "老旧小区（2000年及以前）", "old estate (built 2000 or earlier)", True),
+                             Class("#e6dcc8", "其他小区", "other estate", None))),
         minzoom=13, popup=("name", "year_built", "old_estate")),
     MapLayer(
         id="buildings", source="buildings", title_zh="楼栋", title_en="Buildings", geometry="polygon",
@@ -143,17 +183,18 @@ LAYERS: tuple[MapLayer, ...] = (
         derived=_estate_derived,
         tile_fields=("id", "name", "address", "floors", "year_built", "old_estate"), queryables=("id", "estate_id"),
         style=Style(kind="fill", field="old_estate", opacity=0.7, outline="#525252", width=0.5,
-                    classes=(Class("#f16913", "老旧楼栋", "old building", True), Class("#bdbdbd", "楼栋", "building", None))),
+                    classes=(Class("#8c510a", "老旧楼栋", "old building", True), Class("#bdbdbd", "楼栋", "building", None))),
         minzoom=14, popup=("name", "address", "floors", "year_built")),
     MapLayer(
         id="h3_reach", source="h3_reach", id_field="h3", title_zh="15分钟生活圈（H3）",
         title_en="15-minute reach (H3 cells)", geometry="polygon",
-        public_fields=("resolution", "households", "basic_share", "from_centre", "reach_method"),
-        tile_fields=("h3", "households", "basic_share", "from_centre"), queryables=("h3",),
+        public_fields=("resolution", "households", "basic_share", "from_centre", "reach_method",
+                       *dict.fromkeys((*_reach_fields(), *_heat_fields()))),
+        tile_fields=("h3", "households", "basic_share", "from_centre", *_heat_fields()), queryables=("h3",),
         style=Style(kind="fill", field="basic_share", steps=True, opacity=0.45, outline=None,
-                    classes=(Class("#d7191c", "基本服务覆盖 <50%", "basic set reached by < 50%", 0.0),
-                             Class("#fdae61", "50–80%", "50–80%", 0.5), Class("#a6d96a", "80–100%", "80–100%", 0.8),
-                             Class("#1a9641", "100%", "100%", 1.0))),
+                    classes=(Class("#c51b7d", "基本服务覆盖 <50%", "basic set reached by < 50%", 0.0),
+                             Class("#f1b6da", "50–80%", "50–80%", 0.5), Class("#b8e186", "80–100%", "80–100%", 0.8),
+                             Class("#4d9221", "100%", "100%", 1.0))),
         minzoom=12, visible=False, popup=("h3", "households", "basic_share")),
     MapLayer(
         id="coverage_issues", source="coverage_issues", title_zh="网格覆盖问题", title_en="Coverage issues",
@@ -162,28 +203,32 @@ LAYERS: tuple[MapLayer, ...] = (
                        "code", "detail"),
         tile_fields=("id", "kind", "community_id", "grid_ids", "area_m2", "households", "code"),
         queryables=("id", "kind", "community_id"),
-        style=Style(kind="fill", field="kind", opacity=0.6, outline="#67000d",
-                    classes=(Class("#e31a1c", "网格空隙", "gap", "gap"), Class("#ff7f00", "网格重叠", "overlap", "overlap"),
-                             Class("#984ea3", "超出社区", "outside its community", "outside_community"),
-                             Class("#f781bf", "楼栋被切分", "split building", "split_building"),
-                             Class("#1f78b4", "网格编码格式错误", "malformed grid code", "code_malformed"),
-                             Class("#6a3d9a", "网格编码重复", "duplicate grid code", "code_duplicate"),
-                             Class("#b15928", "网格编码不属于所在社区", "grid code not under its community's code",
+        style=Style(kind="fill", field="kind", opacity=0.85, outline="#000000", pattern="hatch",
+                    classes=(Class("#000000", "网格空隙", "gap", "gap"), Class("#e7298a", "网格重叠", "overlap", "overlap"),
+                             Class("#1b9e77", "超出社区", "outside its community", "outside_community"),
+                             Class("#d95f02", "楼栋被切分", "split building", "split_building"),
+                             Class("#525252", "网格编码格式错误", "malformed grid code", "code_malformed"),
+                             Class("#737373", "网格编码重复", "duplicate grid code", "code_duplicate"),
+                             Class("#969696", "网格编码不属于所在社区", "grid code not under its community's code",
                                    "code_outside_community"),
                              Class("#999999", "其他", "other", None))),
-        minzoom=12, popup=("kind", "grid_ids", "code", "area_m2", "households")),
+        minzoom=12, popup=("kind", "community_id", "grid_ids", "code", "area_m2", "households", "detail")),
     MapLayer(
         id="blindspots", source="blindspots", title_zh="盲区", title_en="Blind spots", geometry="polygon",
         description="Blind spots (盲区): merged H3 cells at risk; special-group counts 1..k-1 are withheld.",
-        public_fields=("risk", "risk_reasons", "households", "persons", "rank", "grid_ids", "community_ids"),
+        public_fields=("risk", "risk_reasons", "households", "persons", "rank", "grid_ids", "community_ids",
+                       "community_id", "community_name", "main_reason", "reasons_ranked", "account", "account_en",
+                       "cells", "area_m2"),
         counts=SPECIAL_GROUP_COUNTS,
-        tile_fields=("id", "risk", "risk_reasons", "households", "persons", "rank", *SPECIAL_GROUP_COUNTS),
+        tile_fields=("id", "risk", "risk_reasons", "households", "persons", "rank", "community_ids", "intensity",
+                     *SPECIAL_GROUP_COUNTS),
         queryables=("id", "risk"),
         style=Style(kind="fill", field="risk", opacity=0.45, outline="#252525", width=0.5, classes=_RISK_CLASSES),
-        minzoom=11, popup=("risk", "risk_reasons", "households", "persons", "rank", *SPECIAL_GROUP_COUNTS)),
+        minzoom=11, popup=("risk", "risk_reasons", "households", "persons", "rank", "community_ids", "grid_ids",
+                           *SPECIAL_GROUP_COUNTS)),
     MapLayer(
         id="facilities", source="facilities", title_zh="服务设施", title_en="Facilities", geometry="point",
-        public_fields=("name", "category"), derived=_facility_derived,
+        public_fields=("name", "category", "source"), derived=_facility_derived,
         tile_fields=("id", "name", "category", "tier"), queryables=("id", "category"),
         style=Style(kind="circle", field="tier", radius=5.0, opacity=0.9, outline="#ffffff",
                     classes=(Class("#1b9e77", "5分钟生活圈设施", "5-minute facility", 5),
@@ -235,7 +280,7 @@ def _heats() -> tuple[Heat, ...]:
                           title_zh=f"{c.name_zh}（{c.tier}分钟）", title_en=f"{c.name_en} ({c.tier} min)", group="category"))
     heats.append(Heat(id="blindspots", layer="blindspots", value="intensity", group="blindspots",
                       title_zh="盲区强度", title_en="blind-spot intensity",
-                      stops=((0.0, "#2c7bb600"), (0.3, "#2c7bb690"), (0.6, "#fdae61b0"), (1.0, "#d7191cd0"))))
+                      stops=((0.0, "#2c7bb600"), (0.3, "#2c7bb690"), (0.6, "#f2c500b0"), (1.0, "#d7191cd0"))))
     return tuple(heats)
 
 

@@ -204,7 +204,7 @@ def _json_records(frame: pd.DataFrame) -> list[str]:
 
 
 #: Columns the analysis writes as lists (JSON text in the GeoPackage): served as JSON arrays again.
-LIST_FIELDS = ("risk_reasons", "missing_categories")
+LIST_FIELDS = ("risk_reasons", "missing_categories", "reasons_ranked", "reason_counts", "reason_units")
 
 
 def _lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -137,3 +137,23 @@ def test_bodies_nested_too_deeply_or_with_a_target_that_is_no_band_are_400(clien
         assert r.status_code == 400 and "nested too deeply" in r.json()["description"], path
     r = client.post("/grids/propose", json={"community": "C1", "target": [1]}, headers=OFFICE)
     assert r.status_code == 400 and "target must be a band" in r.json()["description"]
+
+
+def test_a_move_cutting_an_estate_is_answered_by_name_and_place_and_its_draft_is_not_applied(client):
+    ctx = client.app.state.redraw.context()
+    b = ctx.buildings_of({"C1"})
+    estate = b["estate_id"].dropna().value_counts().index[0]  # an estate of several buildings, in one grid
+    building = str(b.loc[b["estate_id"] == estate, "id"].iloc[0])
+    own = ctx.households.loc[ctx.households["building_id"] == building, "grid_id"].iloc[0]
+    target = next(g for g in ctx.grids_of({"C1"})["id"] if g != own)
+    body = {"moves": [{"building_id": building, "to": target}]}
+    check = client.post("/grids/proposals/check", headers=OFFICE, json=body).json()["check"]
+    cut = next(r for r in check["issues"] if r["id"] == f"split_estate:{estate}")
+    name = ctx.estates.set_index("id").loc[estate, "name"]
+    assert cut["status"] == "new" and cut["estate_name"] == name and name in cut["message_zh"]
+    assert cut["geometry"]["type"] in ("Polygon", "MultiPolygon") and len(cut["bbox"]) == 4
+    assert not check["valid"] and check["issue_counts"]["new"] >= 1 and check["fixed"] == []
+    saved = client.post("/grids/proposals", headers=OFFICE, json=body).json()
+    assert not saved["applicable"]
+    r = client.post(f"/grids/proposals/{saved['id']}/apply", params={"reason": "试"}, headers=OFFICE)
+    assert r.status_code == 400 and f"estate {estate} {name}" in r.json()["description"]

@@ -365,3 +365,27 @@ def test_the_samples_case_log_gives_the_figures_its_readme_states():
     assert spots.loc["BS0001", "cases_outside_grids"] == 84 and "case_outside_grids" in spots.loc["BS0001", "risk_reasons"]
     out = analysis.cases
     assert "household_id" not in out.columns and out.crs.to_epsg() == 4326 and len(out) == 3253
+
+
+def test_cases_in_a_year_the_calendar_does_not_hold_are_counted_and_said():
+    from geo.cases import judge_cases
+
+    located = pd.DataFrame({"id": ["A", "B", "C"], "reported_at": ["2027-01-05 09:00", "2026-12-30 09:00", "2026-12-01 09:00"],
+                            "urgency": ["general", "cross_department", "general"], "grid_id": ["G1"] * 3})
+    found = judge_cases(located, rules=case_rules(load_risk_config()), as_of=date(2027, 3, 1))
+    assert found.uncovered_years == {2027: 2}  # A reported in 2027; B due on 4 Jan 2027; C all in 2026
+
+
+def test_the_command_prints_the_cases_line_and_a_bad_as_of_in_gridcover_toml_is_refused(tiny_run, tmp_path, capsys):
+    from gridcover.cli import main
+
+    folder = tiny_run[0]
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert ("cases (to the end of 2026-11-30): 5 of 8 decided on time (62.5%); 2 open past a limit (1 urgent); "
+            "3 outside every grid; 1 not placed") in out
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    (bad / "gridcover.toml").write_text('[analysis]\nas_of = "30 Nov"\n', encoding="utf-8")
+    assert main(["analyze", str(bad), "--out", str(tmp_path / "out2")]) == 2
+    assert capsys.readouterr().err.strip().endswith("[analysis]: as_of must be a date YYYY-MM-DD, not '30 Nov'")

@@ -32,7 +32,7 @@ def test_analyze_writes_every_output(tiny_dir, tmp_path):
     assert "read 1 streets" in result.stderr  # progress goes to stderr
     assert {p.name for p in out.iterdir()} == {"households.geojson", "grids.geojson", "coverage_issues.geojson", "h3_reach.geojson",
                                                "blindspots.geojson", "scorecard.json", "scorecard.csv", "report.html",
-                                               "summary.json", "workspace.gpkg"}
+                                               "summary.json", "workspace.gpkg", "trend.json"}
     hh = gpd.read_file(out / "households.geojson")
     for column in ("building_id", "grid_id", "community_id", "street_id", "status", "address", "persons", "elderly_alone"):
         assert column in hh.columns

@@ -121,3 +121,89 @@ def pd_concat(frames):
     import pandas as pd
 
     return pd.concat(frames, ignore_index=True)
+
+
+def _broken(ctx):
+    """The context as if its current grids of C1 were drawn badly: half a building given to another grid (a cut
+    building, and a grid in two pieces), and the grids that do it."""
+    from dataclasses import replace
+
+    grids = _current(ctx)
+    b = ctx.buildings_of({"C1"}).iloc[0]
+    geoms = grids.geometry.to_numpy().copy()
+    holder = int(shapely.intersects(geoms, b.geometry.centroid).argmax())
+    other = (holder + 1) % len(grids)
+    half = shapely.box(*b.geometry.bounds[:2], b.geometry.centroid.x, b.geometry.bounds[3])
+    geoms[holder] = shapely.difference(geoms[holder], half)
+    geoms[other] = shapely.union(geoms[other], half)
+    bad = grids.set_geometry(geoms)
+    whole = pd_concat([ctx.grids[ctx.grids["community_id"] != "C1"], bad])
+    return replace(ctx, grids=gpd.GeoDataFrame(whole, crs=ctx.grids.crs), _cells={}, _before={}), bad, str(b["id"])
+
+
+def test_problems_the_current_grids_already_have_remain_named_and_do_not_block(ctx):
+    broken, bad, building = _broken(ctx)
+    report = check_proposal(broken, bad)
+    assert report["valid"] and not report["clean"] and report["problems"] == []
+    kinds = {(r["kind"], r["status"]) for r in report["issues"]}
+    assert ("split_building", "remaining") in kinds and ("non_contiguous", "remaining") in kinds
+    assert not any(s == "new" for _, s in kinds)
+    cut = next(r for r in report["issues"] if r["kind"] == "split_building")
+    assert cut["building_id"] == building and cut["id"] == f"split_building:{building}"
+    assert building in cut["message"] and "被网格" in cut["message_zh"] and len(cut["grid_ids"]) == 2
+    lon0, lat0, lon1, lat1 = cut["bbox"]
+    assert 103 < lon0 < lon1 < 106 and 29 < lat0 < lat1 < 32 and cut["geometry"]["type"] == "Polygon"
+    json.dumps(report)
+
+
+def test_a_proposal_that_repairs_the_current_grids_is_clean_and_lists_what_it_fixes(ctx):
+    broken, _, building = _broken(ctx)
+    report = check_proposal(broken, _current(ctx))
+    assert report["valid"] and report["clean"] and report["issues"] == []
+    fixed = {(r["kind"], r["status"]) for r in report["fixed"]}
+    assert {("split_building", "fixed"), ("non_contiguous", "fixed")} <= fixed
+    assert report["issue_counts"]["fixed"] == len(report["fixed"]) >= 2
+
+
+def test_a_grid_shrunk_beside_an_old_cut_is_refused_for_what_it_adds_only(ctx):
+    broken, bad, building = _broken(ctx)
+    geoms = bad.geometry.to_numpy().copy()
+    far = int(shapely.distance(geoms, geoms[0]).argmax())  # a grid away from the building
+    geoms[far] = shapely.buffer(geoms[far], -40.0)
+    report = check_proposal(broken, bad.set_geometry(geoms))
+    assert not report["valid"] and report["problems"][0].startswith("1 gap(s) no grid covers")
+    new = [r for r in report["issues"] if r["status"] == "new"]
+    assert {r["kind"] for r in new} >= {"gap"} and all(r["kind"] != "non_contiguous" for r in new)
+    gap = next(r for r in new if r["kind"] == "gap")
+    assert gap["households"] > 0 and "空隙" in gap["message_zh"]
+    # the building cut already is not among the problems the shrinking made, but still listed as remaining
+    assert not any(r["kind"] == "split_building" and r["key"] == building for r in new)
+    assert any(r["kind"] == "split_building" and r["key"] == building and r["status"] == "remaining"
+               for r in report["issues"])
+
+
+def test_a_gap_that_grows_is_new_and_one_that_shrinks_remains():
+    from geo.redraw import judge_problems
+
+    old = [{"kind": "gap", "key": None, "_geom": shapely.box(0, 0, 10, 10)}]
+    grown = judge_problems([{"kind": "gap", "key": None, "_geom": shapely.box(0, 0, 12, 10)}], old)
+    assert grown["found"][0]["status"] == "new" and grown["found"][0]["new_area_m2"] == 20.0 and grown["fixed"] == []
+    shrunk = judge_problems([{"kind": "gap", "key": None, "_geom": shapely.box(0, 0, 10, 4)}], old)
+    assert shrunk["found"][0]["status"] == "remaining" and shrunk["fixed"] == []
+    # the same building cut between other grids is still the same problem; another building is a new one
+    cut = [{"kind": "split_building", "key": "B1"}]
+    assert judge_problems([{"kind": "split_building", "key": "B1"}], cut)["found"][0]["status"] == "remaining"
+    other = judge_problems([{"kind": "split_building", "key": "B2"}], cut)
+    assert other["found"][0]["status"] == "new" and other["fixed"][0]["key"] == "B1"
+
+
+def test_compare_names_grids_whose_outline_moved_though_nobody_changed_grid(ctx):
+    before = _current(ctx)
+    geoms = before.geometry.to_numpy().copy()
+    nib = shapely.intersection(shapely.buffer(geoms[1], 10.0), geoms[0])  # a strip of grid 0 along grid 1
+    geoms[0], geoms[1] = shapely.difference(geoms[0], nib), shapely.union(geoms[1], nib)
+    diff = compare_grids(ctx, before=before, after=before.set_geometry(geoms))
+    moved = {r["grid_id"]: r for r in diff["reshaped"]}
+    assert set(moved) == set(before["id"].iloc[:2])
+    assert moved[before["id"].iloc[1]]["gained_m2"] > 50 and moved[before["id"].iloc[0]]["lost_m2"] > 50
+    assert compare_grids(ctx, before=before, after=before)["reshaped"] == []

@@ -270,3 +270,61 @@ def test_the_case_log_is_a_year_of_mostly_general_cases_placed_three_ways(sample
     assert ill.sum() > 20 and set(cases.loc[ill, "household_id"]) <= elderly
     assert (cases["closed_at"] == "").sum() < 100  # most are settled
     assert (SAMPLE / "gridcover.toml").read_text(encoding="utf-8").count("as_of = 2026-11-30") == 1
+
+
+# ----------------------------------------------------------------------------- the story (sample_geojson/README.md)
+
+def _basic_share(summary, level, key):
+    rows = [r for r in summary["reach"]["shares"] if r["level"] == level and r["id"] == key and r["category"] == "basic_set"]
+    return rows[0]["households_share"]
+
+
+def test_the_synthetic_facilities_are_labelled_and_stand_in_real_buildings(sample):
+    f = sample["facilities"]
+    synthetic = f[f["source"] == "synthetic"]
+    assert len(synthetic) > 100 and set(f["source"]) == {"osm", "register", "synthetic"}
+    assert synthetic["building_id"].isin(set(sample["buildings"]["id"])).all()
+    assert synthetic["name"].str.endswith("（示例）").all()  # a popup showing the name alone still says so
+    assert f.loc[f["source"] != "synthetic", "building_id"].isna().all()
+    village = set(sample["buildings"].loc[sample["buildings"]["address"].fillna("").str.contains("组"), "id"])
+    assert not synthetic["building_id"].isin(village).any()  # the fringe village gets no planned service
+
+
+def test_reach_of_the_basic_set_differs_between_communities(sample_analysis):
+    summary = sample_analysis[0].summary
+    share = {c["name"]: _basic_share(summary, "community", c["id"]) for c in summary["per_community"]}
+    assert max(share.values()) - min(share.values()) > 0.5  # no flat red: from 17% to 84%
+    assert max(share, key=share.get) == "德盛路社区" and min(share, key=share.get) == "太升南路社区"
+    assert 0.3 < summary["reach"]["households_basic_complete"] / summary["households"] < 0.6
+    # the old estates reach less than the rest of the street
+    assert _basic_share(summary, "zone", "old_estate") < _basic_share(summary, "zone", "rest") - 0.1
+
+
+def test_the_planted_problems_are_what_stands_out(sample_analysis):
+    analysis, _ = sample_analysis
+    hh, spots = analysis.households, analysis.blindspots
+    village = hh["address"].fillna("").str.contains("组")
+    assert hh.loc[village, "basic_complete"].mean() < 0.02 < hh.loc[~village, "basic_complete"].mean() - 0.3
+    # the fringe village's pieces lead the blind spots; then the grid gap, then the overlap
+    top = spots.head(6)
+    assert (top.head(4)["community_name"] == "小关庙社区").all() and (top.head(4)["main_reason"] == "no_grid").all()
+    gap = spots[(spots["community_name"] == "鼓楼南街社区") & (spots["main_reason"] == "no_grid")]
+    assert len(gap) == 1 and gap.iloc[0]["rank"] <= 6 and {"G01-01", "G01-02"} & set(gap.iloc[0]["grid_ids"].split(","))
+    overlap = spots[spots["main_reason"] == "overlapping_grids"]
+    assert overlap.iloc[0]["community_name"] == "太升南路社区" and overlap.iloc[0]["rank"] <= 6
+    unregistered = spots[spots["main_reason"].eq("unregistered_building") | spots["unregistered_buildings"].ge(3)]
+    assert (unregistered["community_name"] == "玉沙路社区").any()  # 康府小区's three buildings
+    assert set(analysis.grids.loc[analysis.grids["over_capacity"].astype(bool), "id"]) >= {"G01-03", "G01-09", "G03-04"}
+    assert spots["area_m2"].max() <= 110_000 and spots["community_id"].ne("").all()
+
+
+def test_the_readme_tells_the_story_with_the_figures_of_the_run(sample_analysis):
+    summary = sample_analysis[0].summary
+    text = (SAMPLE / "README.md").read_text(encoding="utf-8")
+    assert "## The story (what the analysis shows)" in text and "`source = synthetic`" in text
+    for c in summary["per_community"]:
+        share = f"{_basic_share(summary, 'community', c['id']):.0%}"
+        assert f"| {c['name']} ({c['id'][-3:]}) | {c['households']:,} | {share} |" in text
+        assert f"**{c['name']}** ({share} reach the basic set)" in text
+    for planted in ("`B00021`", "E091", "`G03-04`", "`B00038`", "康府小区", "`G05-19`", "village"):
+        assert planted in text

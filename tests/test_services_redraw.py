@@ -211,8 +211,10 @@ def test_a_band_above_the_rule_is_kept_with_a_warning(sample_redraw):
     current = sample_redraw.context().grids_of({"510105001003"}).reset_index(drop=True)
     check = sample_redraw.check(current, band=(300, 700))
     assert check["band"] == [300, 700]
-    assert check["notes"] == ["the band 300-700 lets a grid of 2 full-time workers hold up to 700 households, above "
-                              "the workload rule (300 per worker): such grids show as over capacity"]
+    assert check["notes"][0] == ("the band 300-700 lets a grid of 2 full-time workers hold up to 700 households, "
+                                 "above the workload rule (300 per worker): such grids show as over capacity")
+    # the planted cut building and the estate it cuts are left alone: named, they do not block
+    assert check["valid"] and [n.split(":")[0] for n in check["notes"][1:]] == ["remains, as in the current grids"] * 2
     # the current grids, checked: the planted overloaded grid G03-04 is over the rule, as the scorecard says
     assert {r["id"] for r in check["grids"] if r["over_capacity"]} == {"G03-04"}
 
@@ -223,3 +225,96 @@ def test_a_code_defect_the_current_grids_already_have_is_a_note_not_a_problem(sa
     assert check["valid"] and check["codes"]["problems"] == []
     assert ("grid code 510105001004007 does not start with its community's code 510105001005 (as in the current "
             "grids)") in check["notes"]
+
+
+DESHENG = "510105001003"  # 德盛路社区: its current grids cut building B00021 (2栋) and with it estate E007 福和名都
+
+
+@pytest.fixture
+def desheng(sample_analysis, tmp_path):
+    """The redraw service on a copy of the sample workspace (these tests apply changes)."""
+    import shutil
+
+    from gridcover.store import open_workspace
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    shutil.copy2(sample_analysis[1] / "workspace.gpkg", folder / "workspace.gpkg")
+    return RedrawService(open_workspace(folder))
+
+
+def _estates_in_one_grid(redraw):
+    """(estate, its grid, its buildings) of 德盛路社区 whose households all lie in one grid other than the cut ones,
+    largest first."""
+    ctx = redraw.context()
+    hh = ctx.households_of({DESHENG})
+    b = ctx.buildings[["id", "estate_id"]]
+    homes = hh[["building_id", "grid_id"]].merge(b, left_on="building_id", right_on="id").dropna(subset=["grid_id"])
+    per = homes.groupby("estate_id")["grid_id"].agg(["nunique", "first", "size"])
+    per = per[(per["nunique"] == 1) & ~per["first"].isin(["G03-01", "G03-02"])].sort_values("size", ascending=False)
+    return [(e, g, sorted(homes.loc[homes["estate_id"] == e, "building_id"].unique())) for e, g in per["first"].items()]
+
+
+def _neighbours(redraw, grid):
+    grids = redraw.context().grids_of({DESHENG}).set_index("id")
+    own = grids.geometry[grid]
+    shared = grids.geometry.drop(grid).intersection(own.buffer(0.5)).length
+    return list(shared[shared > 20].sort_values(ascending=False).index)
+
+
+def test_in_desheng_the_current_grids_name_their_two_problems_and_do_not_block(desheng):
+    check = desheng.check(desheng.context().grids_of({DESHENG}).reset_index(drop=True))
+    assert check["valid"] and not check["clean"] and check["problems"] == []
+    named = {r["id"]: r for r in check["issues"]}
+    assert set(named) == {"split_building:B00021", "split_estate:E007"}
+    cut = named["split_building:B00021"]
+    assert (cut["status"], cut["building_name"], cut["building_address"], cut["estate_name"]) == \
+        ("remaining", "2栋", "西珠市街26号 福和名都 2栋", "福和名都")
+    assert cut["grid_names"] == ["德盛路社区第1网格", "德盛路社区第2网格"] and cut["community_name"] == "德盛路社区"
+    assert named["split_estate:E007"]["message_zh"].startswith("小区 福和名都（西珠市街26号，E007）被网格")
+
+
+def test_in_desheng_a_move_that_mends_the_cut_building_applies_and_says_what_it_fixed(desheng):
+    check = desheng.check(desheng.parse_proposal({"moves": [{"building_id": "B00021", "to": "G03-01"}]}))
+    assert check["valid"] and check["clean"] and check["issues"] == []
+    assert {r["id"] for r in check["fixed"]} == {"split_building:B00021", "split_estate:E007"}
+    assert any(n.startswith("fixed: building B00021 2栋") for n in check["notes"])
+    grids = desheng.parse_proposal({"moves": [{"building_id": "B00021", "to": "G03-01"}]})
+    version, _ = desheng.apply(grids, author="德盛路社区", reason="2栋整栋划入第1网格")
+    assert version["version"] == 2
+    after = desheng.check(desheng.context().grids_of({DESHENG}).reset_index(drop=True))
+    assert after["clean"] and after["fixed"] == []  # the new current grids have nothing left to fix
+
+
+def test_in_desheng_a_move_that_cuts_another_estate_is_refused_naming_it(desheng):
+    estate, grid, buildings = next(e for e in _estates_in_one_grid(desheng) if len(e[2]) >= 2)
+    name = desheng.context().estates.set_index("id").loc[estate, "name"]
+    grids = desheng.parse_proposal({"moves": [{"building_id": buildings[0], "to": _neighbours(desheng, grid)[0]}]})
+    check = desheng.check(grids)
+    assert not check["valid"]
+    new = {r["id"]: r for r in check["issues"] if r["status"] == "new"}
+    assert f"split_estate:{estate}" in new and name in new[f"split_estate:{estate}"]["message_zh"]
+    assert any(f"{estate} {name}" in p for p in check["problems"])
+    old = {r["id"] for r in check["issues"] if r["status"] == "remaining"}
+    assert old == {"split_building:B00021", "split_estate:E007"}
+    with pytest.raises(InputError, match=f"cannot be applied.*estate {estate} {name}"):
+        desheng.apply(grids, author="德盛路社区", reason="试一试")
+    assert desheng.history()["current"] == 1  # nothing written
+
+
+def test_in_desheng_a_move_elsewhere_applies_and_names_the_old_problems_remaining(desheng):
+    for estate, grid, _ in _estates_in_one_grid(desheng):
+        grids = desheng.parse_proposal({"moves": [{"estate_id": estate, "to": _neighbours(desheng, grid)[0]}]})
+        check = desheng.check(grids)
+        if check["valid"]:
+            break
+    assert check["valid"] and check["moved"]["households"] > 0
+    assert {(r["id"], r["status"]) for r in check["issues"]} == {("split_building:B00021", "remaining"),
+                                                                 ("split_estate:E007", "remaining")}
+    assert [n for n in check["notes"] if n.startswith("remains")] == [
+        "remains, as in the current grids: building B00021 2栋 (西珠市街26号 福和名都 2栋) is cut by the boundary of "
+        "G03-01 / G03-02 (73 households)",
+        "remains, as in the current grids: estate E007 福和名都 (西珠市街26号) is cut by the boundary of G03-01 / "
+        "G03-02 though it fits one grid (165 households)"]
+    version, report = desheng.apply(grids, author="德盛路社区", reason=f"{estate} 划入相邻网格")
+    assert version["version"] == 2 and report["issue_counts"] == {"new": 0, "remaining": 2, "fixed": 0}

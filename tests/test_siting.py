@@ -64,3 +64,12 @@ def test_sites_for_elderly_day_care_on_the_sample(sample_analysis):
     assert first["households_now_within_tier"] > 0 and first["special_group_members_now_within_tier"] > 0
     assert first["weight_gained"] >= report["sites"][1]["weight_gained"]  # listed by what each adds
     assert {"blind_spots_before", "blind_spots_after", "scorecard_changes"} <= set(first)
+    # every site says why the scorecard moved or did not: the newly reached households that now have the whole
+    # basic set, and what the others still miss
+    for site in report["sites"]:
+        assert 0 <= site["households_now_basic_complete"] <= site["households_now_within_tier"]
+        assert "households now within reach of elderly_daycare" in site["explanation_en"]
+        if not site["scorecard_changes"]:
+            assert "no scorecard indicator changed" in site["explanation_en"]
+        assert all(m["households"] > 0 for m in site["still_missing"])
+    assert any(s["scorecard_changes"] for s in report["sites"])  # on the sample a day-care site changes the scorecard

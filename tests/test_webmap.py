@@ -56,6 +56,35 @@ def test_config_hands_the_declarations_to_the_page(client):
     assert names and {"id", "name", "bbox"} <= set(names[0])
 
 
+def test_config_names_the_communities_frames_the_whole_street_and_translates_codes(client):
+    cfg = client.get("/webmap/config.json").json()
+    communities = client.get("/collections/communities/items").json()["features"]
+    assert {c["id"] for c in cfg["communities"]} == {f["id"] for f in communities}
+    assert all(c["name"] and len(c["bbox"]) == 4 for c in cfg["communities"])
+    x0, y0, x1, y1 = cfg["bounds"]
+    e = 1e-6  # the boxes are rounded to 6 decimals
+    assert all(x0 - e <= c["bbox"][0] and y0 - e <= c["bbox"][1] and c["bbox"][2] <= x1 + e and c["bbox"][3] <= y1 + e
+               for c in cfg["communities"]), "the first view holds every community, not only the grids"
+    assert cfg["value_names"]["risk_reasons"]["no_grid"][0] == "不在任何网格"
+    assert cfg["data_quality"] == [] or {"layer", "category", "message"} <= set(cfg["data_quality"][0])
+    heat = next(h for h in cfg["heats"] if h["id"] == "kindergarten")
+    assert (heat["layer"], heat["value"]) == ("h3_reach", "within_kindergarten")
+    h3 = next(lay for lay in cfg["layers"] if lay["id"] == "h3_reach")
+    assert "within_kindergarten" in client.get("/tiles/h3_reach.json").json()["vector_layers"][0]["fields"]
+    assert h3["queryables"] == ["h3"]
+
+
+def test_the_public_search_finds_a_building_by_its_address_with_its_grid_and_worker(client):
+    hits = client.get("/webmap/search", params={"q": "粮食局宿舍 3栋"}).json()["results"]
+    building = next(h for h in hits if h["layer"] == "buildings")
+    assert building["address"] == "白家塘街40号 粮食局宿舍 3栋" and len(building["bbox"]) == 4
+    assert building["grid"]["name"] == "太升南路社区第1网格" and building["grid"]["worker_name"]
+    assert client.get("/webmap/search", params={"q": "太升南路社区"}).json()["results"][0]["layer"] == "communities"
+    assert client.get("/webmap/search", params={"q": "  "}).json() == {"results": []}
+    assert client.get("/webmap/search", params={"q": "不存在的地方"}).json() == {"results": []}
+    assert client.get("/webmap/search", params={"q": "x" * 300}).status_code == 400
+
+
 def _browser_or_skip():
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
@@ -114,10 +143,10 @@ def test_the_map_shows_the_grids_in_chromium_offline():
             page.wait_for_selector(".maplibregl-popup .popup", timeout=10_000)
             assert "网格员" in page.inner_text(".maplibregl-popup")
 
-            # a heat map of coverage loads its PNG tiles from the server
+            # a heat map of coverage is drawn from the H3 cells' vector tiles (switching needs no new PNG tiles)
             page.select_option("#heat", "basic")
-            page.wait_for_function("map.getLayer('heat') && map.isSourceLoaded('heat')", timeout=30_000)
-            assert any("/tiles/heat/basic/" in u for u in requested)
+            page.wait_for_function("map.getLayer('heat') && map.isSourceLoaded('h3_reach')", timeout=30_000)
+            assert any("/tiles/h3_reach/" in u for u in requested)
 
             # English on a click
             page.click("#lang")

@@ -35,8 +35,12 @@ import shapely
 
 from geo.assign import assign_households
 from geo.crs import gcj02_to_wgs84
+from geo.facilities import load_facility_rules, osm_categories
 from geo.gridcodes import assign_codes
 from geo.settings import Settings
+from geo.reach import load_config
+from tools.sample_facilities import planned_facilities
+from tools.sample_story import story_lines
 
 #: 太升路街道办事处, 青羊区: all five of its communities have a register point inside the OSM extract.
 STREET_CODE = "510105001000"
@@ -412,6 +416,7 @@ def _add_osm_buildings(plan, ob, rng):
         (kind == "yes") & ob["amenity"].isna().values & ob["shop"].isna().values & (rng.random(len(ob)) < 0.5))
     for i, (_, row) in enumerate(ob.iterrows()):
         plan.buildings.append(dict(estate_id=None, typ="osm", geometry=row.geometry, units=1, floors=int(floors[i]),
+                                   floors_guessed=bool(levels.isna().iloc[i]),
                                    flats=0, year_built=None, residential=bool(res[i]),
                                    name=row["name"] if isinstance(row["name"], str) else None, source="osm",
                                    osm_id=f"w{row['osm_way_id']}" if pd.notna(row["osm_way_id"]) else f"r{row['osm_id']}",
@@ -428,6 +433,18 @@ def _flats_per_building(b: pd.DataFrame, rng) -> np.ndarray:
     cap = np.where(b["typ"] == "village", rng.integers(1, 4, len(b)), cap)
     cap = np.where(b["residential"], cap, 0).astype(int)
     return cap
+
+
+def _floors_for_capacity(b: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """An OSM building whose floors were guessed and whose flats were capped at 200 gets as many floors as its
+    flats fill (else the registration check would take the cap for unregistered tenants: a defect nobody
+    planted). Its flats, and so its households, stay as drawn."""
+    guessed = b.get("floors_guessed", pd.Series(False, index=b.index)).fillna(False).astype(bool)
+    area = shapely.area(b.geometry.values)
+    filled = np.ceil(b["capacity"] * 90 / (0.7 * np.maximum(area, 1.0)))
+    fix = guessed & (b["typ"] == "osm") & (b["capacity"] >= 200) & (filled < b["floors"])
+    b.loc[fix, "floors"] = np.maximum(filled[fix.to_numpy()], 1).astype(int)
+    return b
 
 
 def build_households(plan: _Plan, buildings: gpd.GeoDataFrame, rng) -> gpd.GeoDataFrame:
@@ -1003,32 +1020,13 @@ def _gates(estates, roads, rng) -> gpd.GeoDataFrame:
 
 # ----------------------------------------------------------------------------- facilities, roads, areas
 
-FACILITY_RULES = (
-    # (column, value or callable on name, category)
-    ("amenity", "kindergarten", "kindergarten"),
-    ("amenity", "childcare", "kindergarten"),
-    ("amenity", "hospital", "health_centre"),
-    ("amenity", "clinic", "health_station"),
-    ("amenity", "doctors", "health_station"),
-    ("amenity", "marketplace", "market"),
-    ("shop", "supermarket", "market"),
-    ("shop", "greengrocer", "market"),
-    ("shop", "convenience", "shop"),
-    ("shop", "kiosk", "shop"),
-    ("shop", "butcher", "shop"),
-    ("shop", "bakery", "shop"),
-    ("shop", "mall", "mall"),
-    ("shop", "department_store", "mall"),
-    ("amenity", "library", "culture_centre"),
-    ("amenity", "arts_centre", "culture_centre"),
-    ("amenity", "theatre", "culture_centre"),
-    ("amenity", "community_centre", "community_service"),
-    ("leisure", "stadium", "large_sports"),
-    ("leisure", "sports_centre", "large_sports"),
-    ("leisure", "swimming_pool", "medium_sports"),
-    ("leisure", "playground", "small_sports"),
-    ("leisure", "fitness_station", "small_sports"),
-)
+def _osm_tag_frame(g: pd.DataFrame, keys) -> pd.DataFrame:
+    """The OSM tags ``keys`` of each feature as columns (a column GDAL read wins, else the ``tags`` dict)."""
+    out = pd.DataFrame(index=g.index)
+    for key in keys:
+        from_tags = g["tags"].map(lambda t, k=key: t.get(k))
+        out[key] = g[key].where(g[key].notna(), from_tags) if key in g.columns else from_tags
+    return out
 
 
 def _school_category(name: str) -> str | None:
@@ -1045,26 +1043,24 @@ def _school_category(name: str) -> str | None:
     return "primary_school"
 
 
-def build_facilities(osm, register, street_geom, plan, buildings, rng) -> gpd.GeoDataFrame:
-    """Life-circle facilities: OSM POIs, register offices and synthetic elderly-care places."""
+def build_facilities(osm, register, street_geom, plan, layers) -> gpd.GeoDataFrame:
+    """Life-circle facilities: OSM POIs (mapped by geo/categories.toml's ``osm`` tag sets), register offices, and
+    the synthetic planned/known services of tools/sample_facilities.py."""
+    rules = load_facility_rules()
+    keys = sorted({k for sets in rules.osm.values() for s in sets for k in s} | {"amenity", "shop", "leisure", "office"})
     reach = street_geom.buffer(MARGIN_M)
     frames = []
     for layer in ("points", "multipolygons"):
         g = osm[layer].copy()
-        for col in ("amenity", "shop", "leisure", "office"):
-            if col not in g:
-                g[col] = g["tags"].map(lambda t, c=col: t.get(c))
-            else:
-                g[col] = g[col].where(g[col].notna(), g["tags"].map(lambda t, c=col: t.get(c)))
+        g[keys] = _osm_tag_frame(g, keys)
         g = g[g.intersects(reach)]
         if layer == "multipolygons":
             g = g[g["building"].isna() | g["amenity"].notna() | g["shop"].notna() | g["leisure"].notna()]
         area = shapely.area(g.geometry.values)
         g["geometry"] = shapely.point_on_surface(g.geometry.values)
-        cat = pd.Series(None, index=g.index, dtype=object)
-        for col, val, c in FACILITY_RULES:
-            cat = cat.where(cat.notna() | (g[col] != val), c)
-        school = g["amenity"].eq("school")
+        cat = pd.Series(osm_categories(g[keys], rules), index=g.index, dtype=object)
+        # the builder's own rules where tags alone are no fair match (geo/categories.toml says which)
+        school = g["amenity"].eq("school") & cat.isna()
         cat[school] = g.loc[school, "name"].map(_school_category)
         pitch = g["leisure"].eq("pitch")
         cat[pitch] = np.where(area[pitch.values] > 4000, "medium_sports", "small_sports")
@@ -1089,25 +1085,12 @@ def build_facilities(osm, register, street_geom, plan, buildings, rng) -> gpd.Ge
                              category="community_service", source="register", geometry=r.geometry))
         elif r.level == "town":
             rows.append(dict(osm_id=None, name=r.name, category="street_office", source="register", geometry=r.geometry))
-    # synthetic elderly care: a day-care centre and a meal point per community, one nursing home
-    res = buildings[buildings["residential"] & buildings["typ"].isin(["old", "mid"])]
-    for ci, c in enumerate(plan.communities.itertuples()):
-        cand = res[res["community"] == c.id]
-        if len(cand) == 0:
-            continue
-        picks = cand.iloc[np.sort(rng.choice(len(cand), size=min(2, len(cand)), replace=False))]
-        short = c.name.replace("社区", "")
-        rows.append(dict(osm_id=None, name=f"{short}社区日间照料中心", category="elderly_daycare", source="synthetic",
-                         geometry=shapely.point_on_surface(picks.geometry.iloc[0])))
-        if ci != 1:  # one community without a meal point
-            rows.append(dict(osm_id=None, name=f"{short}长者助餐点", category="canteen", source="synthetic",
-                             geometry=shapely.point_on_surface(picks.geometry.iloc[-1])))
-    k = rng.integers(len(res))
-    rows.append(dict(osm_id=None, name=f"{plan.street['name']}敬老院", category="nursing_home", source="synthetic",
-                     geometry=shapely.point_on_surface(res.geometry.iloc[k])))
     fac = pd.concat([fac, gpd.GeoDataFrame(rows, geometry="geometry", crs=METRIC_CRS)], ignore_index=True)
+    village = layers["buildings"]["block"].isin(plan.notes["village_blocks"]).to_numpy()
+    planned = planned_facilities(fac, layers=layers, village=village)
+    fac = pd.concat([fac, planned], ignore_index=True)
     fac["id"] = [f"F{i + 1:04d}" for i in range(len(fac))]
-    return fac[["id", "name", "category", "source", "osm_id", "geometry"]]
+    return fac[["id", "name", "category", "source", "osm_id", "building_id", "geometry"]]
 
 
 def build_roads(osm, street_geom) -> gpd.GeoDataFrame:
@@ -1280,6 +1263,7 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     b["id"] = [f"B{i + 1:05d}" for i in range(len(b))]
     b.loc[b["source"] == "osm", "id"] = "B-" + b.loc[b["source"] == "osm", "osm_id"]
     b["capacity"] = _flats_per_building(b, rng["households"])
+    b = _floors_for_capacity(b)
     estates = gpd.GeoDataFrame(plan.estates, geometry="geometry", crs=METRIC_CRS)
     estates = estates[estates["id"].isin(set(b["estate_id"].dropna()))].reset_index(drop=True)
 
@@ -1355,8 +1339,9 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     street_gdf = gpd.GeoDataFrame([dict(id=STREET_CODE, name=street_name, register_name=town["name"], district=town["county"])],
                                   geometry=[shapely.set_precision(shapely.union_all(com_geom), 0.001)], crs=METRIC_CRS)
     gates = _gates(estates, roads_aoi, rng["gates"])
-    facilities = build_facilities(osm, register, street_geom, plan, b, rng["facilities"])
     roads = build_roads(osm, street_geom)
+    facilities = build_facilities(osm, register, street_geom, plan, dict(
+        buildings=b, estates=estates, gates=gates, roads=roads, households=hh))
 
     estates_out = estates[["id", "name", "year_built", "address", "geometry"]].copy()
     estates_out["source_name"] = np.where(estates["osm_name"], "osm", "synthetic")
@@ -1378,6 +1363,8 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     visits.to_csv(out_dir / "visits.csv", index=False, encoding="utf-8", lineterminator="\n")
     counts = {name: len(gdf) for name, gdf in layers.items()}
     counts["visits"] = len(visits)
+    plan.notes["story"] = story_lines(out_dir, defects=plan.defects, categories=load_config().categories,
+                                      village_buildings=set(b.loc[b["block"].isin(plan.notes["village_blocks"]), "id"]))
     _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates)
     from tools.sample_cases import write_case_log  # the case log reads the layers just written
 
@@ -1460,6 +1447,34 @@ def _visits_readme(v: dict) -> list[str]:
     ]
 
 
+def _history_readme() -> list[str]:
+    """The section on ``scorecard_history.csv``, which ``tools/sample_history.py`` makes from the built sample."""
+    return [
+        "## Monthly snapshots (`scorecard_history.csv`)",
+        "",
+        "- The scorecards of the eleven month-ends before the sample's as-of date, 2025-12-31 … 2026-10-31 "
+        "(communities, the street and the zones; and each month's red households and overloaded grids, by id). "
+        "`gridcover analyze sample_geojson --out out/sample --as-of 2026-11-30` reads them as the earlier history and "
+        "adds the twelfth, so `trend.json`, the report and the map's trend panel show twelve months (docs/history.md).",
+        "- Made by the real analysis of this folder at each month-end: `PYTHONPATH=. python tools/sample_history.py` "
+        "(one command, deterministic; rerun it after rebuilding the sample or when the scorecard's rows change, e.g. "
+        "once the case loop adds `cases_on_time`).",
+        "- The visit log above starts on 2026-08-10; for these runs only, the tool extends it back over the year in a "
+        "scratch copy (the 16 weeks repeated 16, 32 and 48 weeks earlier, 8%, 15% and 25% of each earlier copy dropped, "
+        "seeded: the workers were less diligent a year ago). `visits.csv` itself is unchanged.",
+        "- **What moves and what is flat**: the households, buildings, grids and facilities are one snapshot, so the "
+        "coverage, service and staffing indicators (weak areas served, basic services, special-group services, "
+        "households per worker, full-time share) are flat over the twelve months; visits on time and special groups "
+        "served (which counts visits) rise, and the red households change month by month (a person with a severe "
+        "mental disorder not visited on time is red). Once the sample has cases, the case indicators move too.",
+        "- The households' `last_visit` is one date (up to 2026-11-29): in the earlier runs it lies after the run's "
+        "date. Visits are judged from the records (those after the run's date are ignored); only the long-gap rule of "
+        "children in difficulty and mental-disorder households reads `last_visit`, so it flags none of them in those "
+        "runs.",
+        "",
+    ]
+
+
 def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
     d = plan.defects
     com = layers["communities"]
@@ -1523,8 +1538,9 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         "Special groups are drawn with rates by kind of building (below).",
         "5. Grids: per community, whole parcels grown into grids of 300–480 households (small ones merged), "
         "numbered north-west to south-east; workers are synthetic, staffed by the workload rule (see Staffing below).",
-        "6. Defects are planted (next section). Facilities: real OSM POIs within the street and a 1.5 km margin, "
-        "register points, and synthetic elderly-care places. Roads: whole real OSM highway ways touching the margin.",
+        "6. Defects are planted (next section). Facilities: real OSM POIs within the street and a 1.5 km margin "
+        "(categories by the `osm` tags of `geo/categories.toml`), register points, and the synthetic planned/known "
+        "services of `tools/sample_facilities.py` (The story, below). Roads: whole real OSM highway ways touching the margin.",
         "",
         "Special-group rates by kind of building (share of households):",
         "",
@@ -1583,6 +1599,8 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         *_staffing_readme(d, grids),
         *_codes_readme(d, grids),
         *_visits_readme(d["visits"]),
+        *_history_readme(),
+        *plan.notes.get("story", []),
         "## What is real and what is synthetic",
         "",
         "- Real: the street and community names, codes and register urban-rural codes (except the relabelled "
@@ -1592,8 +1610,8 @@ def _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates) -> None:
         "- Synthetic: the street and community boundaries (block-snapped Voronoi, not official), every estate, synthetic "
         "building and village house, floors and years of OSM buildings without `building:levels`, every household "
         "and person, special-group flags, visit dates, grids, all names of workers, information officers and mediators "
-        "(invented), their phone numbers (fictitious work numbers 028-86xx-xxxx), and the elderly-care facilities "
-        "(`source = synthetic`). No real person is described.",
+        "(invented), their phone numbers (fictitious work numbers 028-86xx-xxxx), and the planned/known facilities "
+        "(`source = synthetic`, with the `building_id` they stand in; see The story). No real person is described.",
         "",
         "## Attribution and licence",
         "",

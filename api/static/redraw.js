@@ -6,8 +6,19 @@
 (function () {
   'use strict';
 
+  const STYLE = `.rd-issues { list-style: none; padding: 0; margin: 2px 0 6px; }
+.rd-issue { padding: 3px 4px; margin: 2px 0; border-left: 4px solid #999; background: #fafafa; cursor: pointer; line-height: 1.35; }
+.rd-issue.new { border-color: #d50000; } .rd-issue.remaining { border-color: #ff8f00; } .rd-issue.fixed { border-color: #2e7d32; color: #555; }
+.rd-issue.chosen { background: #fff3e0; outline: 1px solid #ff8f00; }
+.rd-badge { display: inline-block; font-size: 11px; padding: 0 4px; border-radius: 3px; color: #fff; background: #999; }
+.rd-badge.new { background: #d50000; } .rd-badge.remaining { background: #ef6c00; } .rd-badge.fixed { background: #2e7d32; }
+.rd-old { font-weight: bold; color: #e65100; } .rd-note { color: #555; font-size: 12px; }`;
+
   function start(app) {
     const { map, cfg, base, esc, tr } = app;
+    if (!document.getElementById('rd-style')) {
+      const el = document.createElement('style'); el.id = 'rd-style'; el.textContent = STYLE; document.head.appendChild(el);
+    }
     const $ = (id) => document.getElementById(id);
     const KEY = 'gridcover-key';
     const GROUPS = ['elderly_alone', 'child_in_difficulty', 'mental_disorder', 'migrant', 'rental'];
@@ -66,6 +77,15 @@
         'line-width': ['case', ['get', 'rd_changed'], 3.5, 1.5] } });
       add({ id: 'rd-target-line', type: 'line', source: 'rd-grids', filter: ['==', ['get', 'id'], '\u0000'],
         paint: { 'line-color': '#1565c0', 'line-width': 5, 'line-dasharray': [2, 1] } });
+      // the problems of the check (issues and fixed): every place outlined by status, the chosen one filled
+      map.addSource('rd-issues', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+      const STATUS_COLOUR = ['match', ['get', 'status'], 'new', '#d50000', 'remaining', '#ff8f00', '#2e7d32'];
+      add({ id: 'rd-issues-fill', type: 'fill', source: 'rd-issues', filter: ['==', ['get', 'chosen'], true],
+        paint: { 'fill-color': STATUS_COLOUR, 'fill-opacity': 0.45 } });
+      add({ id: 'rd-issues-line', type: 'line', source: 'rd-issues', filter: ['!=', ['get', 'status'], 'fixed'],
+        paint: { 'line-color': STATUS_COLOUR, 'line-width': ['case', ['get', 'chosen'], 5, 3] } });
+      add({ id: 'rd-issues-fixed', type: 'line', source: 'rd-issues', filter: ['==', ['get', 'status'], 'fixed'],
+        paint: { 'line-color': STATUS_COLOUR, 'line-width': ['case', ['get', 'chosen'], 5, 3], 'line-dasharray': [2, 1] } });
       for (const unit of ['estates', 'buildings']) {
         if (!unitLayer(unit)) continue;
         const common = { source: unit, 'source-layer': unit, filter: ['in', ['get', 'id'], ['literal', []]] };
@@ -78,12 +98,24 @@
 
     function editing() { return $('redraw').open && st.authorised && !!st.community; }
     let wasEditing = false;
+    // While editing, the layers that tell another story step back (hidden) and come back as they were after.
+    const STEP_BACK = ['blindspots', 'facilities'];
+    let steppedBack = [];
     function updateEditing() {
       const on = editing();
       window.gridcoverEditing = on;
       for (const id of rdLayers) if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
+      if (on && !wasEditing) {
+        steppedBack = STEP_BACK.filter((id) => app.layerIds[id] && app.isVisible(id));
+        for (const id of steppedBack) app.setLayerVisible(id, false);
+      }
       if (on) { app.setLayerVisible('grids', false); app.setLayerVisible(st.unit, true); }
-      else if (wasEditing) app.setLayerVisible('grids', true);
+      else if (wasEditing) {
+        app.setLayerVisible('grids', true);
+        for (const id of steppedBack) app.setLayerVisible(id, true);
+        steppedBack = [];
+      }
+      st.steppedBack = steppedBack;
       wasEditing = on;
     }
 
@@ -116,6 +148,22 @@
         if (map.getLayer(`rd-pending-${unit}`)) map.setFilter(`rd-pending-${unit}`, ['in', ['get', 'id'], ['literal', pending]]);
       }
       map.setFilter('rd-target-line', ['==', ['get', 'id'], $('rd-target').value || '\u0000']);
+      drawIssues();
+    }
+    function issuesOf(check) { return check ? (check.issues || []).concat(check.fixed || []) : []; }
+    function drawIssues() {
+      if (!map.getSource('rd-issues')) return;
+      const features = issuesOf(st.check || st.baseline).filter((r) => r.geometry).map((r) => ({ type: 'Feature',
+        geometry: r.geometry, properties: { id: r.id, status: r.status, chosen: r.id === st.chosenIssue } }));
+      map.getSource('rd-issues').setData({ type: 'FeatureCollection', features });
+    }
+    function showIssue(id) {
+      const r = issuesOf(st.check || st.baseline).find((x) => x.id === id);
+      if (!r) return;
+      st.chosenIssue = id;
+      if (r.bbox) map.fitBounds([[r.bbox[0], r.bbox[1]], [r.bbox[2], r.bbox[3]]], { padding: 160, maxZoom: 17, duration: 0 });
+      drawIssues();
+      renderAll();
     }
 
     // ---------------------------------------------------------------- key
@@ -173,6 +221,7 @@
     }
     function resetProposal() {
       st.moves = []; st.file = null; st.check = null; st.checkGrids = null; st.pending = null; st.draft = null; st.error = null;
+      st.chosenIssue = null;
     }
     async function openCommunity(cid, { keep = false } = {}) {
       if (!keep) resetProposal();
@@ -188,6 +237,7 @@
         renderTargets();
         draw();
         if (st.baseGrids.features.length) st.baseline = (await api('POST', withBand('grids/proposals/check'), st.baseGrids)).check;
+        draw();
       } catch (err) {
         st.error = fail(err, '读取社区网格失败：', 'Could not read the community\'s grids: ');
       } finally { setBusy(false); }
@@ -248,7 +298,8 @@
       if (!layer || !map.getLayer(layer)) return null;
       const f = map.queryRenderedFeatures(point, { layers: [layer] })[0];
       if (!f) return null;
-      return { kind: st.unit === 'estates' ? 'estate' : 'building', layer: st.unit, id: String(f.properties.id), name: f.properties.name || '' };
+      const name = st.unit === 'buildings' && f.properties.address ? f.properties.address : (f.properties.name || '');
+      return { kind: st.unit === 'estates' ? 'estate' : 'building', layer: st.unit, id: String(f.properties.id), name };
     }
     map.on('click', (e) => {
       if (!editing()) return;
@@ -406,6 +457,7 @@
         const changed = new Set();
         for (const m of diff.moves || []) { changed.add(String(m.from_grid)); changed.add(String(m.to_grid)); }
         for (const g of (diff.created || []).concat(diff.removed || [])) changed.add(String(g));
+        for (const g of diff.reshaped || []) changed.add(String(g.grid_id));
         for (const g of (diff.merged || []).concat(diff.split || [])) { if (g.grid) changed.add(String(g.grid)); for (const x of g.into || g.from || []) changed.add(String(x)); }
         st.compare = { a, b, cid, diff, va: fa.version, vb: fb.version };
         $('rd-compare').hidden = false;
@@ -442,13 +494,38 @@
       for (const [re, fn] of PROBLEMS) { const m = re.exec(p); if (m) return fn(m); }
       return p;
     }
+    const STATUS = { new: ['新增', 'new'], remaining: ['原有', 'as before'], fixed: ['已修复', 'fixed'] };
+    function verdict(check, baseline) {
+      const n = check.issue_counts || { new: (check.problems || []).length, remaining: 0, fixed: 0 };
+      if (baseline) {
+        return check.clean !== false && !n.remaining ? `<span class="rd-valid">✔ ${esc(tr('有效，无问题', 'valid, no problem'))}</span>`
+          : `<span class="rd-old">⚠ ${esc(tr(`原有 ${n.remaining} 个问题（不妨碍调整；修复它们的调整可以应用）`,
+            `${n.remaining} problem(s) already (they do not block a redraw; one that mends them can be applied)`))}</span>`;
+      }
+      if (!check.valid) {
+        return `<span class="rd-invalid">✘ ${esc(tr(`无效：新增 ${n.new} 个问题，不能应用`, `not valid: ${n.new} new problem(s), cannot be applied`))}</span>`;
+      }
+      const parts = [];
+      if (n.fixed) parts.push(tr(`修复 ${n.fixed} 个原有问题`, `fixes ${n.fixed} old problem(s)`));
+      if (n.remaining) parts.push(tr(`仍有 ${n.remaining} 个原有问题`, `${n.remaining} old problem(s) remain`));
+      return `<span class="rd-valid">✔ ${esc(tr('有效，没有新增问题', 'valid, no new problem'))}</span>` +
+        (parts.length ? `<span class="rd-note">（${esc(parts.join(tr('；', '; ')))}）</span>` : '');
+    }
+    function issuesHtml(check, baseline) {
+      const order = { new: 0, remaining: 1, fixed: 2 };
+      const rows = issuesOf(check).filter((r) => !baseline || r.status !== 'fixed').sort((a, b) => order[a.status] - order[b.status]);
+      if (!rows.length) return check.problems && check.problems.length
+        ? `<ul class="rd-problems">${check.problems.map((p) => `<li>${esc(problemText(p))}</li>`).join('')}</ul>` : '';
+      return `<h4>${esc(tr('网格问题（点一条在地图上查看）', 'Grid problems (click one to see it on the map)'))}</h4><ul class="rd-issues">` +
+        rows.map((r) => `<li class="rd-issue ${esc(r.status)}${r.id === st.chosenIssue ? ' chosen' : ''}" data-issue="${esc(r.id)}" data-status="${esc(r.status)}" tabindex="0">` +
+          `<span class="rd-badge ${esc(r.status)}">${esc(tr(...STATUS[r.status]))}</span> ${esc(app.lang() === 'zh' ? r.message_zh : r.message)}</li>`).join('') + '</ul>';
+    }
     function checkHtml(check, { baseline }) {
       const [lo, hi] = check.band || [300, 500];
       const s = check.summary || {};
       let html = `<p class="rd-title">${esc(baseline ? tr('当前网格', 'Current grids') : tr('调整后', 'After the moves'))}：` +
-        (check.valid ? `<span class="rd-valid">✔ ${esc(tr('有效', 'valid'))}</span>`
-          : `<span class="rd-invalid">✘ ${esc(tr('无效', 'not valid'))}</span>`) + '</p>';
-      if (check.problems && check.problems.length) html += `<ul class="rd-problems">${check.problems.map((p) => `<li>${esc(problemText(p))}</li>`).join('')}</ul>`;
+        verdict(check, baseline) + '</p>';
+      html += issuesHtml(check, baseline);
       html += `<p class="rd-summary">${esc(tr(`网格 ${s.grids} 个，${s.in_band} 个在 ${lo}–${hi} 户之间；每格 ${s.households_min}–${s.households_max} 户；平均紧凑度（Polsby-Popper）${s.mean_polsby_popper}；最多可分 ${s.maximum_grids} 格。`,
         `${s.grids} grids, ${s.in_band} within ${lo}–${hi} households; ${s.households_min}–${s.households_max} households per grid; mean Polsby-Popper ${s.mean_polsby_popper}; at most ${s.maximum_grids} grids.`))}</p>`;
       if (!baseline) {
@@ -486,7 +563,7 @@
       else if ($('rd-target').value) text = tr(`点选${st.unit === 'estates' ? '小区' : '楼栋'}，将其划入网格 ${$('rd-target').value}。`,
         `Click ${st.unit} to paint them into grid ${$('rd-target').value}.`);
       else text = tr(`点一个${st.unit === 'estates' ? '小区' : '楼栋'}，再点它要去的网格；或先选目标网格再连续点选。`,
-        `Click a ${st.unit === 'estates' ? 'estate' : 'building'}, then the grid it goes to; or choose the target grid first and paint.`);
+        `Click ${st.unit === 'estates' ? 'an estate' : 'a building'}, then the grid it goes to; or choose the target grid first and paint.`);
       $('rd-hint').textContent = text;
       st.hint = null;
     }
@@ -514,7 +591,9 @@
           `Proposal file: ${st.file.name} (${(st.file.doc.features || []).length} grids)`))}</li>`;
         return;
       }
-      ol.innerHTML = st.moves.map((m) => `<li data-unit="${esc(m.id)}">${esc(tr(m.kind === 'building' ? '楼栋' : '小区', m.kind))} ${esc(m.name || '')} ${esc(m.id)} → ${esc(m.to)}</li>`).join('') ||
+      const gridName = (id) => { const f = (st.baseGrids ? st.baseGrids.features : []).find((x) => String(x.properties.id) === id);
+        return f && f.properties.name && f.properties.name !== id ? `${id} ${f.properties.name}` : id; };
+      ol.innerHTML = st.moves.map((m) => `<li data-unit="${esc(m.id)}">${esc(tr(m.kind === 'building' ? '楼栋' : '小区', m.kind))} ${esc(m.name || '')} ${esc(m.id)} → ${esc(gridName(m.to))}</li>`).join('') ||
         `<li class="rd-hint">${esc(tr('（还没有调整）', '(no moves yet)'))}</li>`;
     }
     function renderButtons() {
@@ -522,7 +601,7 @@
       const valid = !!(st.check && st.check.valid);
       const apply = $('rd-apply');
       apply.disabled = st.busy || !body || !valid;
-      apply.title = body && st.check && !valid ? tr('方案无效，不能应用（可存为草稿）', 'not valid: cannot be applied (save as a draft)') : '';
+      apply.title = body && st.check && !valid ? tr('方案新增了问题，不能应用（可存为草稿）', 'it makes new problems: cannot be applied (save as a draft)') : '';
       $('rd-save').disabled = st.busy || !body;
       $('rd-undo').disabled = st.busy || !(st.moves.length || st.file);
       $('rd-clear').disabled = st.busy || !(st.moves.length || st.file);
@@ -542,6 +621,9 @@
       html += '<p>' + GROUPS.map((g) => `${esc(label(g, g, g))} ${esc(fmt(mv[g]))}`).join('；') + '</p>';
       html += `<p>${esc(tr('新建', 'created'))}: ${esc(list(d.created))}；${esc(tr('撤销', 'removed'))}: ${esc(list(d.removed))}；` +
         `${esc(tr('合并', 'merged'))}: ${esc(list(d.merged))}；${esc(tr('拆分', 'split'))}: ${esc(list(d.split))}</p>`;
+      const reshaped = (d.reshaped || []).map((r) => tr(`${r.grid_id}（增 ${Math.round(r.gained_m2)} 平方米、减 ${Math.round(r.lost_m2)} 平方米）`,
+        `${r.grid_id} (+${Math.round(r.gained_m2)} m², −${Math.round(r.lost_m2)} m²)`));
+      if (reshaped.length) html += `<p>${esc(tr('边界改动', 'boundaries moved'))}: ${esc(reshaped.join(tr('；', '; ')))}</p>`;
       const bs = d.blind_spots || {};
       const rows = [['households_in_no_grid', '不在任何网格的住户', 'households in no grid'], ['households_in_overlaps', '在重叠区的住户', 'households in overlaps'],
         ['households_in_split_buildings', '在被切分楼栋的住户', 'households in cut buildings']].filter(([k]) => bs[k]);
@@ -572,6 +654,8 @@
       renderCompare();
       updateEditing();
     }
+    $('rd-check').addEventListener('click', (ev) => { const li = ev.target.closest('li[data-issue]'); if (li) showIssue(li.dataset.issue); });
+    $('rd-check').addEventListener('keydown', (ev) => { const li = ev.target.closest('li[data-issue]'); if (li && ev.key === 'Enter') showIssue(li.dataset.issue); });
     document.addEventListener('gridcover-language', renderAll);
     $('redraw').addEventListener('toggle', updateEditing);
     $('rd-key').value = st.key;

@@ -39,9 +39,16 @@ def register(subparsers) -> None:
     analyze.add_argument("--skip-invalid", action="store_true",
                          help="leave out features that cannot be used (listed in OUT/rejects.geojson, counted in "
                               "summary.json) instead of stopping; streets, communities and grids always stop the run")
+    analyze.add_argument("--history-from", metavar="PREVIOUS",
+                         help="carry the scorecard snapshots of an earlier workspace forward into a fresh --out: its "
+                              "folder, its workspace.gpkg, or a scorecard_history.csv (docs/history.md; a workspace "
+                              "already at --out or --db is carried forward without it)")
     analyze.add_argument("--discard-grid-edits", action="store_true",
                          help="replace a workspace even though it holds grid changes made with 'gridcover redraw' "
                               "(refused without it: they would be lost)")
+    analyze.add_argument("--report-author", metavar="NAME",
+                         help="who prepares report.html (编制), printed in its header and sign-off; without it the "
+                              "report leaves a line to write the name by hand (docs/report.md)")
     add_quiet(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
@@ -66,7 +73,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     scratch = _check_before_running(args)
     stored = _stored_cases(None if scratch is not None else args.out, db=args.db, schema=args.schema,
                            state_dir=args.environment.state_dir)
-    analysis, out = _run_engine(args, settings=settings, progress=progress, stored_cases=stored)
+    history = _earlier_history(args)
+    analysis, out = _run_engine(args, settings=settings, progress=progress, history=history,
+                                stored_cases=stored)
     for warning in analysis.data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.db:  # the workspace the folder holds, into PostGIS in one transaction
@@ -154,24 +163,49 @@ def _stored_cases(out, *, db: str | None, schema: str, state_dir=None):
     return pd.concat(found[::-1], ignore_index=True).drop_duplicates("id", keep="first")
 
 
-def _run_engine(args: argparse.Namespace, *, settings, progress, stored_cases=None):
+def _earlier_history(args: argparse.Namespace):
+    """The scorecard snapshots to carry forward besides those of ``--out`` and the data folder (which the
+    writer reads itself): ``--history-from``, then the PostGIS schema ``--db`` replaces. Read before the
+    analysis runs, so a bad file stops it early; ``None`` when there are none."""
+    from gridcover.io.history import read_history_from
+
+    given = read_history_from(args.history_from) if args.history_from else None
+    if args.db:
+        from gridcover.store import WorkspaceError, open_workspace
+
+        try:
+            workspace = open_workspace(db=args.db, schema=args.schema, state_dir=args.environment.state_dir)
+        except WorkspaceError:  # nothing there yet
+            return given
+        try:
+            stored = workspace.scorecard_history()
+        finally:
+            workspace.close()
+        given = stored if given is None else given.merged(stored)
+    return given
+
+
+def _run_engine(args: argparse.Namespace, *, settings, progress, history=None, stored_cases=None):
     """The analysis on the engine ``--engine`` names, its outputs and the HTML report written into ``args.out``."""
     from layers.report import write_report
 
-    report = lambda a: [lambda folder: write_report(a, folder / "report.html")]  # noqa: E731
+    author = getattr(args, "report_author", None)
+    report = lambda a: [lambda folder: write_report(a, folder / "report.html", author=author)]  # noqa: E731
     if args.engine == "dask":
         from gridcover.engines.dask import analyze_dask
 
         return analyze_dask(args.data_dir, args.out, crs=args.crs, settings=settings,
                             h3_resolution=args.h3_resolution, reference_date=args.as_of,
                             scheduler=args.scheduler, progress=progress, extra=report,
-                            window_weeks=args.window_weeks, stored_cases=stored_cases)
+                            window_weeks=args.window_weeks, history=history,
+                            stored_cases=stored_cases)
     from gridcover.engines.single import analyze_single
 
     return analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,
                           h3_resolution=args.h3_resolution, reference_date=args.as_of,
                           skip_invalid=args.skip_invalid, progress=progress, extra=report,
-                          window_weeks=args.window_weeks, stored_cases=stored_cases)
+                          window_weeks=args.window_weeks, history=history,
+                          stored_cases=stored_cases)
 
 
 def _print_summary(s: dict, *, skip_invalid: bool) -> None:
@@ -198,6 +232,12 @@ def _print_summary(s: dict, *, skip_invalid: bool) -> None:
               f"kept{share} by {v['households']:,} special-group households; {v['overdue']:,} missed the last period")
         print(f"{v['never_visited']:,} special-group household{'' if v['never_visited'] == 1 else 's'} with no visit "
               "record, counted as never visited")
+    c = s.get("cases")
+    if c:
+        share = f" ({c['share_on_time']:.1%})" if c["share_on_time"] is not None else ""
+        print(f"cases (to the end of {s['risk']['reference_date']}): {c['on_time']:,} of {c['decided']:,} decided on time"
+              f"{share}; {c['overdue']:,} open past a limit ({c['urgent_overdue']:,} urgent); "
+              f"{c['outside_grids']:,} outside every grid; {c['not_located']:,} not placed")
     rejected = s.get("rejected") or {}
     if skip_invalid:
         total = sum(rejected.values())

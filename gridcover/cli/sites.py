@@ -59,7 +59,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
         candidates = (ids, pts.x.to_numpy(), pts.y.to_numpy())
     rows, report = plan_sites(analysis, args.category, args.k, candidates=candidates)
     out.mkdir(parents=True, exist_ok=True)
-    sites = gpd.GeoDataFrame(rows.drop(columns=["scorecard_changes", "x", "y"]),
+    sites = gpd.GeoDataFrame(rows.drop(columns=["scorecard_changes", "still_missing", "x", "y"]),
                              geometry=shapely.points(rows["x"], rows["y"]) if len(rows) else [],
                              crs=analysis.data.metric_crs).to_crs(4326)
     write_atomically(out / f"sites_{args.category}.geojson",
@@ -73,5 +73,6 @@ def cmd_sites(args: argparse.Namespace) -> int:
         print(f"  {r['order']}. {r['candidate']}: +{r['households_now_within_tier']} households "
               f"({r['special_group_members_now_within_tier']} special-group), blind spots {r['blind_spots_before']} -> "
               f"{r['blind_spots_after']}, {len(r['scorecard_changes'])} scorecard changes")
+        print(f"     {r['explanation_en']}")
     print(f"wrote {out / f'sites_{args.category}.geojson'} and .json")
     return 0

@@ -65,7 +65,7 @@ def _plan_task(path: str, crs, settings, h3_resolution: int) -> Plan:
 
 
 def _network_task(plan: Plan, parts_dir: str):
-    stats, components, unknown, warnings = whole_network(plan)
+    stats, components, unknown, warnings, counts = whole_network(plan)
     from gridcover.io.folder import read_layers
 
     context = read_layers(plan.path, [n for n in CONTEXT_LAYERS if n in plan.sources], crs=plan.crs,
@@ -73,7 +73,7 @@ def _network_task(plan: Plan, parts_dir: str):
     gpkg = Path(parts_dir) / "context.gpkg"
     for name, frame in context.layers.items():
         _write_gpkg_layer(frame, gpkg, name)
-    return stats, components, unknown, warnings + context.warnings
+    return stats, components, unknown, warnings + context.warnings, counts
 
 
 def _part_task(plan: Plan, p: int, components, parts_dir: str, as_of: date | None = None,
@@ -140,7 +140,7 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
                  reference_date: date | None = None, scheduler: str | None = None,
                  progress: Callable[[str], None] | None = None,
                  extra: Callable[[Analysis], list] | None = None, workers: int = LOCAL_WORKERS,
-                 window_weeks: int = DEFAULT_WINDOW_WEEKS,
+                 window_weeks: int = DEFAULT_WINDOW_WEEKS, history=None,
                  stored_cases: pd.DataFrame | None = None) -> tuple[Analysis, Path]:
     """Analyse a data folder on a Dask cluster and write the outputs of ``analyze`` + ``write_outputs``.
 
@@ -203,7 +203,7 @@ def analyze_dask(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: st
             written = sum(f.result() for f in writes)
             clock.step("write parts", f"wrote {written:,} households in {plan.n_parts} parts")
         out = write_parted_outputs(analysis, out_dir, parts_dir=parts_dir, n_parts=plan.n_parts,
-                                   extra=extra(analysis) if extra else (), progress=progress)
+                                   extra=extra(analysis) if extra else (), progress=progress, history=history)
         clock.step("write", f"assembled {out}")
         return analysis, out
     finally:
@@ -239,7 +239,7 @@ def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolutio
                 cases: pd.DataFrame | None = None) -> tuple[Analysis, pd.DataFrame]:
     """The global stages on the parts' tables, on the driver: the city-wide analysis (no households) and each
     household's risk columns, in part order."""
-    stats, _, unknown, net_warnings = network
+    stats, _, unknown, net_warnings, counts = network
     config = load_config(**plan.configs.get(REACH_CONFIG, {}))
     warnings = list(plan.warnings)
     for r in results:
@@ -256,7 +256,7 @@ def _run_global(plan: Plan, results: list[dict], network: tuple, *, h3_resolutio
     parts = PartTables(tables=[r["table"] for r in results], buildings=[r["buildings"] for r in results],
                        split_buildings=[r["split_buildings"] for r in results],
                        cells=[r["cells"] for r in results], origins=[r["origins"] for r in results],
-                       network_stats=stats, facilities_unknown=unknown, fringe_source=fringe)
+                       network_stats=stats, facilities_unknown=unknown, fringe_source=fringe, facility_counts=counts)
     result = global_stages(run, parts, city=whole, config=config, h3_resolution=h3_resolution,
                            reference_date=reference_date, clock=clock, window_weeks=window_weeks, cases=cases)
     layers = dict(whole) if plan.visits is None else {**whole, "visits": plan.visits}  # visits: into the workspace
@@ -325,7 +325,7 @@ def _append_layer(source: Path, layer: str, gpkg: Path, target_layer: str) -> in
 
 
 def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, n_parts: int, extra=(),
-                         progress=None) -> Path:
+                         progress=None, history=None) -> Path:
     """The output folder of ``gridcover.io.outputs.write_outputs`` from the driver's city-wide layers and the parts'
     household files; written beside ``out_dir`` and moved into place at the end."""
     part_files = [parts_dir / f"{p:05d}.gpkg" for p in range(n_parts)]
@@ -345,4 +345,13 @@ def write_parted_outputs(analysis: Analysis, out_dir: Path, *, parts_dir: Path, 
 
     households = [parts_dir / f"{p:05d}.households.geojson" for p in range(n_parts)]
     return write_output_folder(analysis, out_dir, write_households=lambda path: concat_geojson(households, path),
-                               write_inputs=write_inputs, extra=extra, progress=progress)
+                               write_inputs=write_inputs, extra=extra, progress=progress, history=history,
+                               snapshot_households=_snapshot_households(part_files))
+
+
+def _snapshot_households(part_files: list[Path]) -> pd.DataFrame:
+    """Who the snapshot names as red (docs/history.md): the parts' households, their ids and risk only."""
+    columns = ["id", "risk", "grid_id", "community_id", "street_id"]
+    frames = [pyogrio.read_dataframe(path, layer="households", columns=columns, read_geometry=False)
+              for path in part_files if path.is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: [] for c in columns})

@@ -464,7 +464,9 @@ def read_part(plan: Plan, p: int):
 
 def whole_network(plan: Plan):
     """The walking network of all roads with all facilities: its statistics (as the single-process run reports
-    them), its components, and the facilities of unknown categories."""
+    them), its components, the facilities of unknown categories, the warnings, and the facilities per street
+    and category (for the data-quality check)."""
+    from geo.facilities import facility_counts
     from geo.pipeline import unknown_categories
     from geo.reach import Origins, ReachModel
 
@@ -472,10 +474,11 @@ def whole_network(plan: Plan):
     data = read_layers(plan.path, ["roads", "facilities"], crs=plan.crs, metric_crs=plan.metric_crs)
     roads, facilities = data.layers.get("roads"), data.layers.get("facilities")
     unknown = unknown_categories(facilities, config)
+    counts = facility_counts(facilities, plan.whole["streets"], config=config)
     if facilities is not None:
         facilities = facilities[facilities["category"].isin(config.ids).to_numpy()]
     model = ReachModel.build(roads, facilities, Origins.simple(np.zeros(0), np.zeros(0)), config=config)
     components = None
     if roads is not None and len(roads):
         components = WholeNetwork.of(walking_graph(roads))
-    return model.stats, components, unknown, data.warnings
+    return model.stats, components, unknown, data.warnings, counts

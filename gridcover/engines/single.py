@@ -91,7 +91,7 @@ def analyze_single(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: 
                    reference_date: date | None = None, skip_invalid: bool = False,
                    progress: Callable[[str], None] | None = None,
                    extra: Callable[[Analysis], list] | None = None,
-                   window_weeks: int = DEFAULT_WINDOW_WEEKS,
+                   window_weeks: int = DEFAULT_WINDOW_WEEKS, history=None,
                    stored_cases: pd.DataFrame | None = None) -> tuple[Analysis, Path]:
     """Analyse the data folder ``path`` and write every output into ``out_dir``.
 
@@ -100,6 +100,9 @@ def analyze_single(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: 
     extra
         Given the analysis, the further writers (``writer(folder)``) to run inside the same atomic output,
         e.g. the HTML report; as :func:`gridcover.engines.dask.analyze_dask` takes it.
+    history
+        Earlier scorecard snapshots to carry forward (``--history-from``, PostGIS), as
+        :func:`gridcover.io.outputs.write_outputs` takes them.
 
     Returns
     -------
@@ -108,5 +111,5 @@ def analyze_single(path: str | os.PathLike, out_dir: str | os.PathLike, *, crs: 
     analysis = analyze(path, crs=crs, settings=settings, h3_resolution=h3_resolution,
                        reference_date=reference_date, progress=progress, skip_invalid=skip_invalid,
                        window_weeks=window_weeks, stored_cases=stored_cases)
-    out = write_outputs(analysis, out_dir, progress=progress, extra=extra(analysis) if extra else ())
+    out = write_outputs(analysis, out_dir, progress=progress, extra=extra(analysis) if extra else (), history=history)
     return analysis, out

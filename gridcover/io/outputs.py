@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyogrio
 
 from geo.schema import LAYERS, TABLE
+from gridcover.io.history import earlier_history, write_history
 from gridcover.io.paths import prepare_output_folder, temp_dir
 
 _WGS84 = "EPSG:4326"
@@ -98,8 +99,12 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=()) -> Path:
+def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=(), history=None) -> Path:
     """Write every output of ``analysis`` into ``out_dir`` atomically; returns the folder.
+
+    The scorecard's earlier snapshots are carried forward (docs/history.md): those of the workspace ``out_dir``
+    held, of the data folder's ``scorecard_history.csv`` and ``history`` (a :class:`geo.history.History`, e.g.
+    ``--history-from``), with this run's added (:func:`gridcover.io.history.write_history`).
 
     ``extra`` are callables ``f(folder)`` writing more files into the temporary folder before it is moved
     into place (the CLI's report.html, which lives in layers/ and so is not imported here). An ``out_dir``
@@ -116,11 +121,12 @@ def write_outputs(analysis, out_dir: str | os.PathLike, *, progress=None, extra=
         _write_gpkg_layer(analysis.households, gpkg, "households")
 
     return write_output_folder(analysis, out_dir, write_households=lambda path: _write_geojson(analysis.households, path),
-                               write_inputs=write_inputs, extra=extra, progress=progress)
+                               write_inputs=write_inputs, extra=extra, progress=progress, history=history)
 
 
 def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[Path], None],
-                        write_inputs: Callable[[Path], None], extra=(), progress=None) -> Path:
+                        write_inputs: Callable[[Path], None], extra=(), progress=None, history=None,
+                        snapshot_households=None) -> Path:
     """The output folder every engine writes, in a temporary folder beside ``out_dir`` moved into place at the end.
 
     Parameters
@@ -136,6 +142,12 @@ def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[
         into the workspace GeoPackage at the path given.
     extra
         Callables ``f(folder)`` writing more files into the temporary folder (the CLI's report.html).
+    history
+        Earlier snapshots of the scorecard to carry forward besides those ``out_dir`` and the data folder hold
+        (:func:`gridcover.io.history.earlier_history`, read before anything is replaced).
+    snapshot_households
+        Where ``analysis.households`` is not held (the partitioned engine): the households' ``id``, ``risk``,
+        ``grid_id``, ``community_id``, ``street_id``, for the snapshot's red households.
 
     Returns
     -------
@@ -146,6 +158,7 @@ def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[
     --------
     >>> write_output_folder(analysis, Path("out/sample"), write_households=..., write_inputs=...)  # doctest: +SKIP
     """
+    earlier = earlier_history(out_dir=out_dir, data_folder=analysis.data.folder, given=history)
     tmp = temp_dir(out_dir)
     try:
         write_households(tmp / "households.geojson")
@@ -163,21 +176,27 @@ def write_output_folder(analysis, out_dir: Path, *, write_households: Callable[[
         write_inputs(gpkg)
         for name, frame in city.items():
             _write_gpkg_layer(frame, gpkg, name)
-        finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress)
+        finish_outputs(analysis, tmp, out_dir, extra=extra, progress=progress, history=earlier,
+                       snapshot_households=snapshot_households)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
 
 
-def finish_outputs(analysis, tmp: Path, out_dir: Path, *, extra=(), progress=None) -> None:
-    """The last steps of every engine's output: scorecard, extra files, summary.json, the workspace's meta
-    table, then the temporary folder moved into place."""
+def finish_outputs(analysis, tmp: Path, out_dir: Path, *, extra=(), progress=None, history=None,
+                   snapshot_households=None) -> None:
+    """The last steps of every engine's output: scorecard, its snapshots and trend.json (``history``: the
+    earlier snapshots), extra files, summary.json, the workspace's meta table, then the temporary folder moved
+    into place."""
     gpkg = tmp / "workspace.gpkg"
     if analysis.scorecard is not None:
         card = analysis.scorecard
         (tmp / "scorecard.json").write_text(card.to_json(orient="records", force_ascii=False, indent=1), encoding="utf-8")
         card.to_csv(tmp / "scorecard.csv", index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese text
+        kept = write_history(analysis, tmp, earlier=history, households=snapshot_households)
+        if progress:
+            progress(f"kept the scorecard of {len(kept.dates)} snapshot(s) in workspace.gpkg; wrote trend.json")
     for write in extra:
         write(tmp)
     summary = dict(analysis.summary)

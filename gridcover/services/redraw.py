@@ -186,13 +186,15 @@ class RedrawService:
         Returns
         -------
         dict
-            The check (:func:`geo.redraw.check_proposal`): ``valid``, ``problems``, ``summary``, ``moved`` …,
-            and ``notes`` on the band (a warning when it exceeds the workload rule).
+            The check (:func:`geo.redraw.check_proposal`): ``valid`` (no new problem), ``problems`` (the new
+            ones), ``issues`` (every problem by name, ``new`` or ``remaining``), ``fixed``, ``summary``, ``moved`` …,
+            and ``notes`` on the band (a warning when it exceeds the workload rule) and on the problems left alone
+            and fixed.
         """
         band, notes = self.band(set(grids["community_id"].astype(str)), band)
         grids, code_notes = self.with_codes(grids)
         report = check_proposal(self.context(), grids, band=band)
-        report["notes"] = notes + code_notes + report["codes"]["notes"]
+        report["notes"] = notes + code_notes + report["codes"]["notes"] + problem_notes(report)
         return report
 
     def propose(self, community: str, *, band: tuple[int, int] | None = None,
@@ -321,10 +323,11 @@ class RedrawService:
         band, notes = self.band(set(grids["community_id"].astype(str)), band)
         grids, code_notes = self.with_codes(grids)
         report = check_proposal(ctx, grids, band=band)
-        report["notes"] = notes + code_notes + report["codes"]["notes"]
+        report["notes"] = notes + code_notes + report["codes"]["notes"] + problem_notes(report)
         if not report["valid"] and not allow_invalid:
-            msg = ("the proposal is not valid and cannot be applied (save it as a draft): "
-                   + "; ".join(report["problems"]))
+            msg = ("the proposal is not valid and cannot be applied: it makes problems the current grids do not "
+                   "have (save it as a draft): " + "; ".join(r["message"] for r in report["issues"]
+                                                             if r["status"] == "new"))
             raise InputError(msg, field="proposal")
         version = self._commit(ctx, grids, sorted(set(grids["community_id"].astype(str))),
                                expected_version=(expected_version if expected_version is not None
@@ -423,6 +426,14 @@ class RedrawService:
         version = store.commit_grids(build, author=author, reason=reason, communities=communities, kind=kind,
                                      expected_version=expected_version)
         return version.as_dict()
+
+
+def problem_notes(report: dict) -> list[str]:
+    """Note lines on the problems a check leaves alone (the current grids have them already) and those it fixes."""
+    code_kinds = ("code_malformed", "code_duplicate", "code_outside_community")  # the code notes say these already
+    return ([f"remains, as in the current grids: {r['message']}" for r in report["issues"]
+             if r["status"] == "remaining" and r["kind"] not in code_kinds]
+            + [f"fixed: {r['message']}" for r in report["fixed"]])
 
 
 def _allot_staff(grids: gpd.GeoDataFrame, report: dict, pool: int, settings) -> tuple[gpd.GeoDataFrame, list[str]]:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from geo.errors import GridcoverError
+from geo.history import History
 from gridcover.store.blindspot_log import BlindSpotLog
 
 
@@ -235,6 +236,11 @@ class Workspace(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release what the workspace holds open (it may still answer afterwards)."""
+
+    @abstractmethod
+    def scorecard_history(self) -> History:
+        """Every snapshot of the scorecard the workspace keeps (docs/history.md): the rows of
+        ``scorecard_history`` and the members of ``scorecard_history_ids`` (ids: never hand them to the public)."""
 
     # -------------------------------------------------------------- meta view
     @property

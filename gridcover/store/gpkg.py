@@ -45,6 +45,8 @@ from pathlib import Path
 import geopandas as gpd
 import pyogrio
 
+from geo.history import History
+from gridcover.io.history import HISTORY_TABLES, read_gpkg_history
 from gridcover.io.paths import remove_leftovers, temp_file
 from gridcover.io.outputs import META_TABLE, _json_default, _plain, read_meta, write_meta
 from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, Workspace, WorkspaceError, check_conflict,
@@ -109,7 +111,8 @@ class GeoPackageWorkspace(Workspace):
     def layer_names(self) -> list[str]:
         self._refresh()
         if self._names is None:  # listed once per version: redraws ask for every optional layer
-            self._names = [str(row[0]) for row in pyogrio.list_layers(self.path) if str(row[0]) != META_TABLE]
+            self._names = [str(row[0]) for row in pyogrio.list_layers(self.path)
+                           if str(row[0]) not in (META_TABLE, *HISTORY_TABLES)]
         return list(self._names)
 
     def close(self) -> None:
@@ -131,6 +134,11 @@ class GeoPackageWorkspace(Workspace):
             with self._lock:
                 self._cache[name] = frame
         return frame
+
+    def scorecard_history(self) -> History:
+        """The snapshots of the scorecard kept in the GeoPackage (:mod:`gridcover.io.history`)."""
+        self._refresh()
+        return read_gpkg_history(self.path)
 
     def proposals(self) -> SQLiteProposalStore:
         """The saved redraw proposals, in ``redraw_proposals.sqlite`` next to the GeoPackage."""

@@ -51,6 +51,8 @@ import pyogrio
 import shapely
 
 from geo.errors import ConfigError
+from geo.history import HISTORY_COLUMNS, MEMBER_COLUMNS, History
+from gridcover.io.history import HISTORY_IDS_TABLE, HISTORY_TABLE, typed_history
 from gridcover.io.outputs import META_TABLE, _json_default, _plain
 from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, ProposalStore, Workspace, WorkspaceError,
                                   check_conflict, new_version)
@@ -302,6 +304,40 @@ def _write_history(conn, schema: str, version, grids: gpd.GeoDataFrame) -> None:
             copy.write(body.encode("utf-8"))
 
 
+def write_scorecard_history(conn, schema: str, history: History) -> None:
+    """Make ``history`` the content of ``scorecard_history`` and ``scorecard_history_ids`` (migration 0005),
+    inside the caller's transaction (COPY, as the layers)."""
+    from psycopg import sql
+
+    for table, frame, columns in ((HISTORY_TABLE, history.rows, HISTORY_COLUMNS),
+                                  (HISTORY_IDS_TABLE, history.members, MEMBER_COLUMNS)):
+        conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, table)))
+        data = frame[list(columns)].copy()
+        if "target_year" in data.columns:
+            data["target_year"] = data["target_year"].astype("Int64")
+        if "pass" in data.columns:
+            data["pass"] = data["pass"].map(lambda v: None if v is None else ("t" if v else "f")).astype(object)
+        body = data.to_csv(index=False, header=False, na_rep="\\N", lineterminator="\n")
+        names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        with conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL '\\N')")
+                          .format(sql.Identifier(schema, table), names)) as copy:
+                copy.write(body.encode("utf-8"))
+
+
+def read_scorecard_history(conn, schema: str) -> History:
+    """The snapshots kept in ``schema`` (:func:`write_scorecard_history`)."""
+    from psycopg import sql
+
+    frames = []
+    for table, columns in ((HISTORY_TABLE, HISTORY_COLUMNS), (HISTORY_IDS_TABLE, MEMBER_COLUMNS)):
+        select = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns)
+        rows = conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY as_of").format(
+            select, sql.Identifier(schema, table))).fetchall()
+        frames.append(pd.DataFrame(rows, columns=list(columns)))
+    return typed_history(History(rows=frames[0], members=frames[1]))
+
+
 def load_gpkg(gpkg: str | os.PathLike, dsn: str, *, schema: str = DEFAULT_SCHEMA, progress=None) -> str:
     """Make the GeoPackage workspace ``gpkg`` (what ``analyze`` wrote, with its grid history) the content of
     ``schema`` in one transaction: an interrupted load leaves the previous content. Returns the workspace tag.
@@ -328,6 +364,7 @@ def load_gpkg(gpkg: str | os.PathLike, dsn: str, *, schema: str = DEFAULT_SCHEMA
                 write_layer(conn, schema, name, source.read(name), position=position, hints=hints)
             for v in history:
                 _write_history(conn, schema, v, source.grids_at(v.version))
+            write_scorecard_history(conn, schema, source.scorecard_history())
             meta = source.meta
             meta["edits"] = "0"
             conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, META_TABLE)))
@@ -514,6 +551,11 @@ class PostGISWorkspace(Workspace):
             else:  # another version than the one this process knows: look again at the next use
                 self._dirty = True
         return frame
+
+    def scorecard_history(self) -> History:
+        """The snapshots of the scorecard kept in the schema (``scorecard_history``, migration 0005)."""
+        with connect(self.dsn) as conn:
+            return read_scorecard_history(conn, self.schema)
 
     def proposals(self) -> PostGISProposals:
         """The saved redraw proposals of this workspace (in the database, shared by every server)."""

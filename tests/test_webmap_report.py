@@ -1,0 +1,206 @@
+"""The director's path: the report at ``/report``, opened and printed to PDF in a real headless Chromium.
+
+The report is served from a workspace (report.html beside workspace.gpkg, as ``gridcover analyze`` writes
+it) under the same rule as the public layers it shows; printed on A4 it has page numbers, a sign-off, no
+map control and every page readable. The PDF goes to build/test-artefacts/report.pdf and, where poppler's
+pdftoppm is installed, its pages to report-page-N.png (.ci/run installs poppler-utils).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import pytest
+from fastapi.testclient import TestClient
+from serving import REPO, ServerProcess, keys_file
+from test_webmap import CHROMIUM, FLAGS, _browser_or_skip
+
+from api.access import load_keys
+from api.app import create_app
+from gridcover.store import open_workspace
+from layers.report import write_report
+
+ARTEFACTS = REPO / "build" / "test-artefacts"
+
+
+@pytest.fixture(scope="module")
+def report_workspace(sample_analysis, tmp_path_factory) -> Path:
+    """A copy of the sample's workspace with its report, as ``gridcover analyze --out`` leaves it."""
+    analysis, out = sample_analysis
+    folder = tmp_path_factory.mktemp("report-ws")
+    shutil.copy2(out / "workspace.gpkg", folder / "workspace.gpkg")
+    write_report(analysis, folder / "report.html", author="测试编制人", made=date(2026, 12, 1))
+    return folder
+
+
+def _client(folder: Path, **kw) -> TestClient:
+    return TestClient(create_app(open_workspace(folder), keys=load_keys(keys_file()), **kw))
+
+
+def test_the_report_is_served_from_the_workspace(report_workspace):
+    client = _client(report_workspace)
+    r = client.get("/report")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "网格化管理脱管风险报告" in r.text and "测试编制人" in r.text
+    assert not re.search(r'(src|href)="(https?:)?//', r.text)  # its script, styles and map are inside it
+    assert client.head("/report").status_code == 200
+    answers = client.get("/openapi").json()["paths"]["/report"]["get"]["responses"]
+    assert {"200", "401", "403", "404"} <= set(answers) and "text/html" in answers["200"]["content"]
+
+
+def test_a_workspace_without_a_report_answers_404_saying_how_to_make_one(sample_analysis, tmp_path):
+    _, out = sample_analysis
+    shutil.copy2(out / "workspace.gpkg", tmp_path / "workspace.gpkg")
+    r = _client(tmp_path).get("/report")
+    assert r.status_code == 404 and "gridcover analyze" in r.json()["description"]
+
+
+def test_a_report_with_fewer_counts_withheld_than_the_server_needs_a_key_of_its_street(report_workspace):
+    strict = _client(report_workspace, k=10)  # the report withholds 1–4, this server 1–9
+    assert strict.get("/report").status_code == 401
+    assert strict.get("/report", headers={"X-API-Key": "k-other-office"}).status_code == 403
+    assert strict.get("/report", headers={"X-API-Key": "k-lookup"}).status_code == 403
+    assert strict.get("/report", headers={"X-API-Key": "k-office"}).status_code == 200
+    assert strict.get("/report", headers={"X-API-Key": "k-admin"}).status_code == 200
+    assert _client(report_workspace, k=5).get("/report").status_code == 200  # as public as the layers it shows
+    assert _client(report_workspace).get("/report", headers={"X-API-Key": "nope"}).status_code == 401
+
+
+def test_after_a_redraw_the_report_says_its_grids_are_the_analysed_ones(report_workspace):
+    client = _client(report_workspace)
+    client.app.state.workspace = SimpleNamespace(path=report_workspace / "workspace.gpkg", location="test",
+                                                 version=3)
+    text = client.get("/report").text
+    assert "现行为第 3 版" in text and "version 3" in text
+
+
+def _route_offline(page, host: str, blocked: list) -> None:
+    def route(r):
+        if urlparse(r.request.url).netloc not in (host, "") and not r.request.url.startswith(("data:", "about:")):
+            blocked.append(r.request.url)
+            r.abort()
+        else:
+            r.continue_()
+    page.route("**/*", route)
+
+
+def test_the_director_opens_the_report_and_prints_it(report_workspace, sample_analysis):
+    sync_playwright = _browser_or_skip()
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTEFACTS.glob("report-page-*.png"):
+        old.unlink()
+    pdf = ARTEFACTS / "report.pdf"
+    with ServerProcess(report_workspace, keys=keys_file()) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            blocked, errors = [], []
+            _route_offline(page, urlparse(server.url).netloc, blocked)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/report")
+            page.wait_for_selector("iframe")
+            assert "网格化管理脱管风险报告" in page.inner_text("h1")
+            assert page.frame_locator("iframe").locator(".leaflet-control-zoom").count() == 1  # on screen: Leaflet
+            page.screenshot(path=str(ARTEFACTS / "report-screen.png"))
+            page.click(".switch")  # English on a click
+            assert "Report on households falling out of care" in page.inner_text("h1")
+            page.click(".switch")
+
+            page.emulate_media(media="print")  # on paper: the drawing framed on the street, no control
+            assert not page.is_visible("iframe") and not page.is_visible(".switch")
+            svg = page.locator("svg.printmap").bounding_box()
+            body = page.locator("body").bounding_box()
+            assert svg and svg["width"] > 500 and svg["x"] >= body["x"] - 1 and \
+                svg["x"] + svg["width"] <= body["x"] + body["width"] + 1
+            page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+            assert blocked == [] and errors == [], (blocked, errors)
+        finally:
+            browser.close()
+    pages = _pdf_pages(pdf)
+    assert 3 <= pages <= 12, pages
+    _check_pdf_text(pdf, pages, sample_analysis[0])
+    _pdf_to_png(pdf)
+
+
+def _pdf_pages(pdf: Path) -> int:
+    """The page count of a PDF Chromium wrote (its page tree's /Count)."""
+    counts = [int(n) for n in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", pdf.read_bytes())]
+    counts += [int(n) for n in re.findall(rb"/Count\s+(\d+)[^>]*?/Type\s*/Pages\b", pdf.read_bytes())]
+    assert counts, "no page tree in the PDF"
+    return max(counts)
+
+
+def _poppler(tool: str) -> str | None:
+    found = shutil.which(tool)
+    if found is None and os.environ.get("CI"):
+        pytest.fail(f"{tool} is missing in CI: .ci/run must install poppler-utils")
+    return found
+
+
+def _check_pdf_text(pdf: Path, pages: int, analysis) -> None:
+    """Every page says which page of how many; the last has the sign-off; the tables are in it, in Chinese."""
+    tool = _poppler("pdftotext")
+    if tool is None:
+        return
+    text = subprocess.run([tool, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    sheets = [re.sub(r"\s+", "", sheet) for sheet in text.split("\f")]
+    for i in range(1, pages + 1):
+        assert f"第{i}页/共{pages}页" in sheets[i - 1], i
+    last = "".join(sheets[-2:])
+    assert "审核" in last and "签发" in last and "测试编制人" in last
+    for heading in ("要点", "重点盲区", "超负荷网格", "考核表", "指标说明"):
+        assert heading in text, heading
+    assert text.count("网格化管理脱管风险报告") >= pages  # the running header from page 2 on, the title on 1
+    for name in analysis.data.layers["communities"]["name"]:
+        assert name in text, name
+    spots = text[text.index("重点盲区"):text.index("超负荷网格")]
+    assert not re.search(r"\d{12}", spots), "a 12-digit code in the printed blind-spot table"
+
+
+def _pdf_to_png(pdf: Path) -> None:
+    """The pages as PNG (report-page-1.png …) to look at; skipped without poppler's pdftoppm."""
+    tool = _poppler("pdftoppm")
+    if tool is None:
+        return
+    subprocess.run([tool, "-r", "80", "-png", str(pdf), str(ARTEFACTS / "report-page")], check=True)
+    assert sorted(ARTEFACTS.glob("report-page-*.png")), "pdftoppm wrote no page"
+
+
+def test_a_table_longer_than_a_page_repeats_its_header_on_the_next(sample_analysis, tmp_path):
+    """Every grid listed as over capacity: the list runs over two pages, each with the column headers."""
+    import copy
+
+    from layers.report import render_report
+
+    sync_playwright = _browser_or_skip()
+    tool = _poppler("pdftotext")
+    if tool is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed; CI installs it")
+    analysis = copy.copy(sample_analysis[0])
+    analysis.grids = analysis.grids.assign(over_capacity=True)
+    pdf = tmp_path / "long.pdf"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            blocked = []
+            _route_offline(page, "", blocked)
+            page.set_content(render_report(analysis))
+            page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+            assert blocked == []
+        finally:
+            browser.close()
+    text = subprocess.run([tool, str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    sheets = [re.sub(r"\s+", "", s) for s in text.split("\f")]
+    names = list(analysis.grids["name"])
+    with_rows = [i for i, s in enumerate(sheets) if sum(n in s for n in names) >= 5]
+    assert len(with_rows) >= 2, "the list should run over two pages"
+    for i in with_rows:
+        assert "需增配专职网格员" in sheets[i], f"page {i + 1} of the list has no header"
