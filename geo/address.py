@@ -34,10 +34,13 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # scipy is imported where a matrix is made: a point lookup never loads it
+    import scipy.sparse as sp
 
 # ------------------------------------------------------------------ normalising text
 _CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
@@ -236,22 +239,28 @@ def infer_settings(addresses: pd.Series, *, city: str | None = None, districts=(
     province = None
     found_districts: list[str] = []
     if len(text):
-        sample = text.sample(min(len(text), 20000), random_state=0) if len(text) > 20000 else text
-        sample = sample.map(lambda s: _PUNCT.sub("", unicodedata.normalize("NFKC", s)))
-        parts = sample.str.extract(rf"^({_HAN}{{2,3}}省)?({_HAN}{{2,4}}?市(?![{_NOT_AFTER_CITY}]))?"
-                                   rf"({_HAN}{{1,3}}(?:区|县))?")
+        # the first 32 characters hold province, city and district: each distinct head is read once, weighted
+        heads = text.str.slice(0, 32).value_counts(sort=False)
+        clean = pd.Series(heads.index, dtype=object).map(lambda s: _PUNCT.sub("", unicodedata.normalize("NFKC", s)))
+        parts = clean.str.extract(rf"^({_HAN}{{2,3}}省)?({_HAN}{{2,4}}?市(?![{_NOT_AFTER_CITY}]))?"
+                                  rf"({_HAN}{{1,3}}(?:区|县))?")
+        parts["n"] = heads.to_numpy()
         if city is None and parts[1].notna().any():
-            city = str(parts[1].mode().iloc[0])
+            city = _most_common(parts, 1)[0]
         if parts[0].notna().any():
-            province = str(parts[0].mode().iloc[0])
+            province = _most_common(parts, 0)[0]
         if city is not None:
-            in_city = parts[1] == city
-            counts = parts.loc[in_city, 2].dropna().value_counts()
-            found_districts = [str(d) for d in counts.index if not str(d).endswith(_NOT_DISTRICT)]
+            found_districts = [d for d in _most_common(parts[parts[1] == city], 2) if not d.endswith(_NOT_DISTRICT)]
     all_districts = tuple(dict.fromkeys([str(d) for d in districts if d] + found_districts))
     return AddressSettings(city=city, province=province, districts=all_districts,
                            street_offices=tuple(str(s) for s in street_offices if s),
                            communities=tuple(str(c) for c in communities if c), **options)
+
+
+def _most_common(parts: pd.DataFrame, column: int) -> list[str]:
+    """The values of a column of address parts, the most frequent first (by the weights ``n``; ties by text)."""
+    counts = parts.dropna(subset=[column]).groupby(column)["n"].sum().reset_index()
+    return [str(v) for v in counts.sort_values(["n", column], ascending=[False, True])[column]]
 
 
 # ------------------------------------------------------------------ the index
@@ -288,6 +297,8 @@ class AddressIndex:
 
 def _tfidf(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, idf: np.ndarray) -> sp.csr_matrix:
     """L2-normalised TF-IDF rows from (row, term) occurrences."""
+    import scipy.sparse as sp
+
     m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_rows, n_cols))
     m.sum_duplicates()
     m = m.multiply(idf[np.newaxis, :]).tocsr() if n_cols else m

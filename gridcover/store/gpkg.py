@@ -44,6 +44,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
+import pandas as pd
 
 from gridcover.io.paths import remove_leftovers, temp_file
 from gridcover.io.outputs import META_TABLE, _json_default, _plain, read_meta, write_meta
@@ -130,6 +131,18 @@ class GeoPackageWorkspace(Workspace):
             with self._lock:
                 self._cache[name] = frame
         return frame
+
+    def read_columns(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Some attribute columns of a layer, read alone (a tenth of the time of the whole households layer)."""
+        self._refresh()
+        frame = self._cache.get(name)
+        if frame is not None:
+            return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+        if name not in self.layer_names():
+            raise WorkspaceError(f"the workspace has no layer {name!r}")
+        have = set(pyogrio.read_info(self.path, layer=name)["fields"])
+        return pyogrio.read_dataframe(self.path, layer=name, columns=[c for c in columns if c in have],
+                                      read_geometry=False)
 
     def proposals(self) -> SQLiteProposalStore:
         """The saved redraw proposals, in ``redraw_proposals.sqlite`` next to the GeoPackage."""
