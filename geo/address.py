@@ -57,6 +57,8 @@ _AFTER_BUILDING = re.compile(r"^(.*?(?:[0-9]+[A-Za-z]?|[A-Za-z])栋).*$")
 _DASH_FORM = re.compile(r"^(.*?\D)([0-9]+)-[0-9]+(?:-[0-9]+)?(?:室|号)?$")
 _UNIT_ROOM = re.compile(r"([0-9]+单元|[0-9]+层|[0-9]+楼(?![0-9]*栋)|[0-9]+室|[0-9]+户).*$")
 _TAIL_ROOM = re.compile(r"(栋)[0-9]+$")
+#: A room number straight after the door number, without a building: 东华门街97号 2805 is room 2805 of 97号.
+_ROOM_AFTER_NUMBER = re.compile(r"(号)[0-9]{3,5}$")
 _SPLIT = re.compile(r"^(.*?)([0-9]+[A-Za-z]?|[A-Za-z])栋$")
 
 _HAN = r"[\u4e00-\u9fff]"
@@ -97,6 +99,8 @@ def clean_text(text: str) -> str:
 
     >>> clean_text("锦华苑 ３幢 2单元 501")
     '锦华苑3栋'
+    >>> clean_text("东华门街97号 2805")
+    '东华门街97号'
     """
     text = unicodedata.normalize("NFKC", str(text)).upper()
     text = _DASH.sub("-", text)
@@ -108,6 +112,7 @@ def clean_text(text: str) -> str:
         text = _AFTER_BUILDING.sub(r"\1", text)
     else:
         text = _UNIT_ROOM.sub("", text)
+        text = _ROOM_AFTER_NUMBER.sub(r"\1", text)
         text = _DASH_FORM.sub(r"\1\2栋", text)
     text = _UNIT_ROOM.sub("", text)
     return text.replace("-", "")
@@ -382,8 +387,8 @@ def _address_entries(buildings: pd.DataFrame | None, estates: pd.DataFrame | Non
         has = (pos >= 0) & households["address"].notna().to_numpy()
         if has.any():
             # cut unit and room first so that the households of one building share one text to parse
-            cut = households["address"][has].astype(str).str.replace(r"\s*[0-9０-９一二三四五六七八九十]+单元.*$", "",
-                                                                       regex=True)
+            cut = households["address"][has].astype(str).str.replace(
+                r"\s*[0-9０-９一二三四五六七八九十]+单元.*$|(?<=号)\s*[0-9０-９]{3,5}$", "", regex=True)
             pair = pd.DataFrame({"text": cut.to_numpy(), "building": pos[has]}).drop_duplicates()
             parsed = _parse_many(pair["text"].reset_index(drop=True), settings)
             est = (e_ids.get_indexer(buildings["estate_id"].astype(str))
