@@ -410,10 +410,11 @@ def _nearest_fields(index: LookupIndex, where: np.ndarray, x: np.ndarray, y: np.
 def _with_messages(out: dict, problem: np.ndarray, **params) -> dict:
     """``problem``, ``message`` and ``message_en`` of the answers (:mod:`geo.problems`); the fields of
     ``outside_grids`` (the nearest grid, its distance) are taken from ``out``."""
-    distance = pd.Series(out["distance_m"], dtype=float).round(0).astype("Int64").astype("string")
+    outside = np.asarray(problem == "outside_grids", dtype=bool)
+    distance = np.full(len(problem), None, dtype=object)
+    distance[outside] = np.round(out["distance_m"][outside]).astype(np.int64).astype(str)
     nearest = np.where(pd.isna(out["nearest_grid_name"]), out["nearest_grid_id"], out["nearest_grid_name"])
-    zh, en = problem_messages(problem, {"nearest_grid": nearest, "distance_m": distance.to_numpy(dtype=object),
-                                        **params})
+    zh, en = problem_messages(problem, {"nearest_grid": nearest, "distance_m": distance, **params})
     out["problem"], out["message"], out["message_en"] = problem, zh, en
     return out
 
@@ -471,8 +472,11 @@ def lookup_points(index: LookupIndex, lon: ArrayLike, lat: ArrayLike, *, crs: st
     out.update(_nearest_fields(index, ~covered, x[~covered], y[~covered]))
     out["method"] = method
     problem = np.where(covered, None, "outside_grids").astype(object)
-    problem[_looks_swapped(index, lon, lat) & ~covered] = "lonlat_swapped"
-    _with_messages(out, problem, lon=lon.astype(str).astype(object), lat=lat.astype(str).astype(object))
+    swapped = _looks_swapped(index, lon, lat) & ~covered
+    problem[swapped] = "lonlat_swapped"
+    lon_text, lat_text = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+    lon_text[swapped], lat_text[swapped] = lon[swapped].astype(str), lat[swapped].astype(str)
+    _with_messages(out, problem, lon=lon_text, lat=lat_text)
     out["lon_wgs84"] = np.round(x, 8)
     out["lat_wgs84"] = np.round(y, 8)
     return out

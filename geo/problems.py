@@ -91,8 +91,8 @@ def problem_messages(codes, params: dict | None = None) -> tuple[np.ndarray, np.
     codes
         One code of :data:`PROBLEMS` (or ``None``) per answer.
     params
-        Field name -> one value per answer, or a pair (Chinese values, English values) where the two
-        languages say it differently.
+        Field name -> one text (or ``None``) per answer, or a pair (Chinese texts, English texts) where the
+        two languages say it differently.
 
     Returns
     -------
@@ -115,17 +115,31 @@ def problem_messages(codes, params: dict | None = None) -> tuple[np.ndarray, np.
             raise KeyError(f"unknown problem code {code!r}: add it to geo.problems.PROBLEMS")
         rows = np.flatnonzero(codes.eq(code).to_numpy())
         for lang, template in enumerate(PROBLEMS[code]):
-            text = pd.Series([""] * len(rows), dtype=object)
-            for literal, name in _fields(template):
+            pieces = _fields(template)
+            fields = {}
+            for _, name in pieces:
+                if name is not None:
+                    value = params[name][lang] if isinstance(params[name], tuple) else params[name]
+                    part = np.asarray(value, dtype=object)[rows]
+                    fields[name] = np.where(pd.isna(part), "", part).astype(object)
+            # each distinct set of fields is written once (thousands of answers share a nearest grid and distance)
+            group, first = _distinct(fields, len(rows))
+            text = np.full(len(first), "", dtype=object)
+            for literal, name in pieces:
                 text = text + literal
                 if name is not None:
-                    value = params[name]
-                    if isinstance(value, tuple):
-                        value = value[lang]
-                    part = pd.Series(np.asarray(value, dtype=object)[rows], dtype=object)
-                    text = text + part.where(part.notna(), "").astype(str).to_numpy()
-            out[lang][rows] = text.to_numpy(dtype=object)
+                    text = text + fields[name][first]
+            out[lang][rows] = text[group]
     return out
+
+
+def _distinct(fields: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For rows of field values: each row's group and the first row of each group."""
+    if not fields:
+        return np.zeros(n, dtype=np.int64), np.zeros(min(n, 1), dtype=np.int64)
+    group = pd.DataFrame(fields).groupby(list(fields), sort=False).ngroup().to_numpy()
+    _, first = np.unique(group, return_index=True)
+    return group, first
 
 
 class ProblemError(InputError):
