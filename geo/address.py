@@ -239,13 +239,13 @@ def infer_settings(addresses: pd.Series, *, city: str | None = None, districts=(
 
     ``city`` wins over the inferred one; the given ``districts`` are kept and the ones found are added.
     """
-    text = addresses.dropna().astype(str)
-    text = text[text.str.len() > 0]
+    text = pd.Series(addresses.to_numpy(dtype=object), dtype=object).dropna().astype(str)
     province = None
     found_districts: list[str] = []
     if len(text):
         # the first 32 characters hold province, city and district: each distinct head is read once, weighted
         heads = text.str.slice(0, 32).value_counts(sort=False)
+        heads = heads[heads.index.str.len() > 0]
         clean = pd.Series(heads.index, dtype=object).map(lambda s: _PUNCT.sub("", unicodedata.normalize("NFKC", s)))
         parts = clean.str.extract(rf"^({_HAN}{{2,3}}省)?({_HAN}{{2,4}}?市(?![{_NOT_AFTER_CITY}]))?"
                                   rf"({_HAN}{{1,3}}(?:区|县))?")
@@ -383,17 +383,9 @@ def _address_entries(buildings: pd.DataFrame | None, estates: pd.DataFrame | Non
                 parsed = _parse_many(text[has], settings)
                 rows(parsed["place"], parsed["bno"], b_pos[has], est[has])
     if households is not None and len(households) and buildings is not None and len(b_ids):
-        pos = b_ids.get_indexer(households["building_id"].astype(str))
-        has = (pos >= 0) & households["address"].notna().to_numpy()
-        if has.any():
-            # cut unit and room first so that the households of one building share one text to parse
-            cut = households["address"][has].astype(str).str.replace(
-                r"\s*[0-9０-９一二三四五六七八九十]+单元.*$|(?<=号)\s*[0-9０-９]{3,5}$", "", regex=True)
-            pair = pd.DataFrame({"text": cut.to_numpy(), "building": pos[has]}).drop_duplicates()
-            parsed = _parse_many(pair["text"].reset_index(drop=True), settings)
-            est = (e_ids.get_indexer(buildings["estate_id"].astype(str))
-                   if "estate_id" in buildings and len(e_ids) else np.full(len(buildings), -1))
-            rows(parsed["place"], parsed["bno"], pair["building"].to_numpy(), est[pair["building"].to_numpy()])
+        found = _household_places(households, buildings, b_ids, e_ids, settings=settings)
+        if found is not None:
+            rows(*found)
     if frames:
         entries = pd.concat(frames, ignore_index=True)
     else:
@@ -401,6 +393,32 @@ def _address_entries(buildings: pd.DataFrame | None, estates: pd.DataFrame | Non
     entries = entries[entries["place"].astype(str).str.len() > 0]
     entries = entries.drop_duplicates(subset=["place", "bno", "building", "estate"]).reset_index(drop=True)
     return entries
+
+
+def _household_places(households: pd.DataFrame, buildings: pd.DataFrame, b_ids: pd.Index, e_ids: pd.Index, *,
+                      settings: AddressSettings):
+    """Place, building number, building and estate of the households' addresses that say more than their
+    building's own address: unit and room cut and the workspace's administrative prefix (city, district,
+    street office, community) dropped first, so that the households of one building share one text, and a
+    text equal to the building's address is not parsed again. ``None`` when no household names a building."""
+    pos = b_ids.get_indexer(households["building_id"].astype(str))
+    has = (pos >= 0) & households["address"].notna().to_numpy()
+    if not has.any():
+        return None
+    cut = pd.Series(households["address"][has].to_numpy(dtype=object), dtype=object).astype(str).str.replace(
+        r"\s*[0-9０-９一二三四五六七八九十]+单元.*$|(?<=号)\s*[0-9０-９]{3,5}$", "", regex=True)
+    names = [re.escape(n) for n in (settings.province, settings.city, *settings.districts, *settings.street_offices,
+                                     *settings.communities) if n]
+    if names:
+        cut = cut.str.replace(rf"^\s*(?:(?:{'|'.join(sorted(names, key=len, reverse=True))})\s*)+", "", regex=True)
+    pair = pd.DataFrame({"text": cut.str.strip().to_numpy(), "building": pos[has]}).drop_duplicates()
+    own = (pd.Series(buildings["address"].to_numpy(dtype=object), dtype=object).fillna("").astype(str).str.strip()
+           .to_numpy()[pair["building"].to_numpy()] if "address" in buildings else np.full(len(pair), ""))
+    pair = pair[pair["text"].to_numpy() != own].reset_index(drop=True)
+    parsed = _parse_many(pair["text"], settings)
+    est = (e_ids.get_indexer(buildings["estate_id"].astype(str)) if "estate_id" in buildings and len(e_ids)
+           else np.full(len(buildings), -1))
+    return parsed["place"], parsed["bno"], pair["building"].to_numpy(), est[pair["building"].to_numpy()]
 
 
 def _index_places(entries: pd.DataFrame, *, settings: AddressSettings) -> AddressIndex:
