@@ -17,7 +17,9 @@ points or addresses, one or a hundred thousand at a time, with numpy and shapely
   holding most of it).
 
 Inputs may be WGS-84, CGCS2000 (EPSG:4490), GCJ-02 or BD-09 lon/lat (:mod:`geo.crs` converts them).
-The answers carry the grid's full-time worker's work contact and never any household's data.
+The answers carry the grid's full-time worker's work contact and never any household's data; every id
+comes with its name (community, street, building, estate, nearest grid), and every answer with ``problem``
+(a code of :data:`geo.problems.PROBLEMS`), ``message`` (Chinese) and ``message_en``.
 
 Example
 -------
