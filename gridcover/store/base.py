@@ -261,6 +261,12 @@ class Workspace(ABC):
     def has(self, name: str) -> bool:
         return name in self.layer_names()
 
+    def read_columns(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Some attribute columns of a layer, without its geometry (those of ``columns`` it has); a backend may
+        read only them (the lookup's address index needs two columns of the households, not all of them)."""
+        frame = self.read(name)
+        return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+
     # -------------------------------------------------------------- grid history
     def _current_grids(self) -> gpd.GeoDataFrame:
         """The grids as the user drew them (``input_grids`` where analyze kept them apart), WGS-84, with the
