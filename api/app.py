@@ -24,6 +24,7 @@ from api.limits import DEFAULT_MAX_BODY_MB, MB, BodyLimit
 from api.params import get_caller
 from geo.errors import (ConfigError, ForbiddenError, GridcoverError, InputError, KeyRequiredError, NotFoundError,
                         ParameterError)
+from geo.problems import ProblemError
 from gridcover.environment import Environment
 from gridcover.lookup_batch import BatchError
 from gridcover.modules import present
@@ -52,6 +53,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
 #: to say (a refused batch lists its bad rows).
 ERROR_DETAILS = {
     BatchError: BatchError.as_json,
+    ProblemError: ProblemError.as_json,
     CaseError: CaseError.as_json,  # an English problem code and a Chinese message (the case API)
 }
 #: The ``code`` of the error body (OGC API exception style) for each status.

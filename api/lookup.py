@@ -114,7 +114,11 @@ def build_router() -> APIRouter:
     """The lookup routes."""
     router = APIRouter(tags=["lookup"])
 
-    @router.get("/lookup", summary="Grid and grid worker responsible for a coordinate or an address")
+    @router.get("/lookup", summary="Grid and grid worker responsible for a coordinate or an address",
+                description="The answer names the grid (and its code), community, street, building and estate "
+                            "beside their ids, with the grid worker's name and work phone; `problem` is an "
+                            "English code (outside_grids, building_not_found, address_ambiguous …) with a "
+                            "Chinese `message` and `message_en` (docs/lookup.md). Never a household's data.")
     async def get_lookup(request: Request,
                    lon: float | None = Query(None, description="longitude"),
                    lat: float | None = Query(None, description="latitude"),

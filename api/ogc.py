@@ -122,7 +122,7 @@ def _json_format(request: Request) -> None:
     _check_f(request)
 
 
-def _items_query(request: Request, layer=Depends(visible_layer)) -> None:
+def _items_query(request: Request, layer=Depends(visible_layer), crs: str = Depends(output_crs)) -> None:
     """The dependency refusing what an items query may not carry: an unknown parameter (the OGC ones and the
     layer's queryables are known), then an ``f`` other than json/geojson."""
     allowed = ITEMS_PARAMS | set(layer.queryables)
@@ -130,7 +130,7 @@ def _items_query(request: Request, layer=Depends(visible_layer)) -> None:
     if unknown:
         raise ParameterError(unknown[0][:100], f"unknown query parameter (allowed: {', '.join(sorted(allowed))})")
     _check_f(request, ("json", "geojson", *EXPORT_TYPES))
-    if request.query_params.get("f") in EXPORT_TYPES and request.query_params.get("crs") not in (None, CRS84, "CRS84"):
+    if request.query_params.get("f") in EXPORT_TYPES and crs != "CRS84":
         raise ParameterError("crs", "a CSV or Excel table gives WGS-84 longitude and latitude; crs is for GeoJSON")
 
 

@@ -34,10 +34,13 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # scipy is imported where a matrix is made: a point lookup never loads it
+    import scipy.sparse as sp
 
 # ------------------------------------------------------------------ normalising text
 _CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
@@ -54,11 +57,15 @@ _AFTER_BUILDING = re.compile(r"^(.*?(?:[0-9]+[A-Za-z]?|[A-Za-z])栋).*$")
 _DASH_FORM = re.compile(r"^(.*?\D)([0-9]+)-[0-9]+(?:-[0-9]+)?(?:室|号)?$")
 _UNIT_ROOM = re.compile(r"([0-9]+单元|[0-9]+层|[0-9]+楼(?![0-9]*栋)|[0-9]+室|[0-9]+户).*$")
 _TAIL_ROOM = re.compile(r"(栋)[0-9]+$")
+#: A room number straight after the door number, without a building: 东华门街97号 2805 is room 2805 of 97号.
+_ROOM_AFTER_NUMBER = re.compile(r"(号)[0-9]{3,5}$")
 _SPLIT = re.compile(r"^(.*?)([0-9]+[A-Za-z]?|[A-Za-z])栋$")
 
 _HAN = r"[\u4e00-\u9fff]"
 _PROVINCE = re.compile(rf"^({_HAN}{{2,3}}省|{_HAN}{{2,10}}?自治区)")
-_CITY = re.compile(rf"^({_HAN}{{2,4}}?市)(?![场集政民])")
+#: What follows 市 inside a road or place name (东珠市街, 西珠市街, 米市坝, 市场): then it is not a city.
+_NOT_AFTER_CITY = "场集政民街路巷道桥口坊里坝院苑"
+_CITY = re.compile(rf"^({_HAN}{{2,4}}?市)(?![{_NOT_AFTER_CITY}])")
 _DISTRICT = re.compile(rf"^({_HAN}{{1,3}}(?:区|县))")
 _NOT_DISTRICT = ("小区", "社区", "园区", "校区", "厂区", "景区", "片区", "营区", "住区", "苑区", "期区")
 _STREET_OFFICE = re.compile(rf"^({_HAN}{{2,8}}?街道)(?:办事处)?")
@@ -92,6 +99,8 @@ def clean_text(text: str) -> str:
 
     >>> clean_text("锦华苑 ３幢 2单元 501")
     '锦华苑3栋'
+    >>> clean_text("东华门街97号 2805")
+    '东华门街97号'
     """
     text = unicodedata.normalize("NFKC", str(text)).upper()
     text = _DASH.sub("-", text)
@@ -103,6 +112,7 @@ def clean_text(text: str) -> str:
         text = _AFTER_BUILDING.sub(r"\1", text)
     else:
         text = _UNIT_ROOM.sub("", text)
+        text = _ROOM_AFTER_NUMBER.sub(r"\1", text)
         text = _DASH_FORM.sub(r"\1\2栋", text)
     text = _UNIT_ROOM.sub("", text)
     return text.replace("-", "")
@@ -140,7 +150,12 @@ class ParsedAddress:
     building: str
     city: str | None = None
     district: str | None = None
+    #: A code of :data:`geo.problems.PROBLEMS` (``address_other_city`` …) or ``None``.
     problem: str | None = None
+    #: The province, city or district the address names, and the ones the workspace answers for (a problem's
+    #: fields).
+    found: str | None = None
+    expected: str | None = None
 
     @property
     def normalised(self) -> str:
@@ -157,22 +172,28 @@ def _strip_known(text: str, names: tuple[str, ...]) -> tuple[str, str | None]:
 def parse_address(text: str, *, settings: AddressSettings = AddressSettings()) -> ParsedAddress:
     """Normalise an address and cut it into place and building number.
 
+    A 市 inside a road name (东珠市街) is not a city:
+
+    >>> parse_address("东珠市街5号", settings=AddressSettings(city="成都市")).problem is None
+    True
+    >>> parse_address("长春市朝阳区XX路1号", settings=AddressSettings(city="北京市")).problem
+    'address_other_city'
     >>> parse_address("朝阳区望京西园三号楼", settings=AddressSettings(city="北京市", districts=("朝阳区",))).normalised
     '望京西园3栋'
     """
     raw = clean_text(text)
     rest = raw
-    city = district = problem = None
+    city = district = problem = named = expected = None
     m = _PROVINCE.match(rest)
     if m:
         if settings.province and m.group(1) != settings.province:
-            problem = f"the address is in {m.group(1)}; this workspace answers for {settings.province}"
+            problem, named, expected = "address_other_province", m.group(1), settings.province
         rest = rest[m.end():]
     m = _CITY.match(rest)
     if m:
         city = m.group(1)
         if settings.city and city != settings.city and problem is None:
-            problem = f"the address is in {city}; this workspace answers for {settings.city}"
+            problem, named, expected = "address_other_city", city, settings.city
         rest = rest[m.end():]
     elif settings.city:
         short = settings.city[:-1] if settings.city.endswith("市") else settings.city
@@ -188,8 +209,8 @@ def parse_address(text: str, *, settings: AddressSettings = AddressSettings()) -
         if m and not m.group(1).endswith(_NOT_DISTRICT) and settings.districts:
             district = m.group(1)
             if problem is None:
-                where = f"{settings.city or ''}{'、'.join(settings.districts)}"
-                problem = f"the address is in {district}, which is not one of this workspace's districts ({where})"
+                problem, named = "address_other_district", district
+                expected = f"{settings.city or ''}{'、'.join(settings.districts)}"
             rest = rest[m.end():]
     rest, found = _strip_known(rest, tuple(sorted(settings.street_offices, key=len, reverse=True)))
     if found is None:
@@ -203,7 +224,8 @@ def parse_address(text: str, *, settings: AddressSettings = AddressSettings()) -
             rest = rest[m.end():]
     m = _SPLIT.match(rest)
     place, building = (m.group(1), m.group(2)) if m else (rest, "")
-    return ParsedAddress(text=raw, place=place, building=building, city=city, district=district, problem=problem)
+    return ParsedAddress(text=raw, place=place, building=building, city=city, district=district, problem=problem,
+                         found=named, expected=expected)
 
 
 def normalise_address(text: str, *, settings: AddressSettings = AddressSettings()) -> str:
@@ -217,26 +239,33 @@ def infer_settings(addresses: pd.Series, *, city: str | None = None, districts=(
 
     ``city`` wins over the inferred one; the given ``districts`` are kept and the ones found are added.
     """
-    text = addresses.dropna().astype(str)
-    text = text[text.str.len() > 0]
+    text = pd.Series(addresses.to_numpy(dtype=object), dtype=object).dropna().astype(str)
     province = None
     found_districts: list[str] = []
     if len(text):
-        sample = text.sample(min(len(text), 20000), random_state=0) if len(text) > 20000 else text
-        sample = sample.map(lambda s: _PUNCT.sub("", unicodedata.normalize("NFKC", s)))
-        parts = sample.str.extract(rf"^({_HAN}{{2,3}}省)?({_HAN}{{2,4}}?市)?({_HAN}{{1,3}}(?:区|县))?")
+        # the first 32 characters hold province, city and district: each distinct head is read once, weighted
+        heads = text.str.slice(0, 32).value_counts(sort=False)
+        heads = heads[heads.index.str.len() > 0]
+        clean = pd.Series(heads.index, dtype=object).map(lambda s: _PUNCT.sub("", unicodedata.normalize("NFKC", s)))
+        parts = clean.str.extract(rf"^({_HAN}{{2,3}}省)?({_HAN}{{2,4}}?市(?![{_NOT_AFTER_CITY}]))?"
+                                  rf"({_HAN}{{1,3}}(?:区|县))?")
+        parts["n"] = heads.to_numpy()
         if city is None and parts[1].notna().any():
-            city = str(parts[1].mode().iloc[0])
+            city = _most_common(parts, 1)[0]
         if parts[0].notna().any():
-            province = str(parts[0].mode().iloc[0])
+            province = _most_common(parts, 0)[0]
         if city is not None:
-            in_city = parts[1] == city
-            counts = parts.loc[in_city, 2].dropna().value_counts()
-            found_districts = [str(d) for d in counts.index if not str(d).endswith(_NOT_DISTRICT)]
+            found_districts = [d for d in _most_common(parts[parts[1] == city], 2) if not d.endswith(_NOT_DISTRICT)]
     all_districts = tuple(dict.fromkeys([str(d) for d in districts if d] + found_districts))
     return AddressSettings(city=city, province=province, districts=all_districts,
                            street_offices=tuple(str(s) for s in street_offices if s),
                            communities=tuple(str(c) for c in communities if c), **options)
+
+
+def _most_common(parts: pd.DataFrame, column: int) -> list[str]:
+    """The values of a column of address parts, the most frequent first (by the weights ``n``; ties by text)."""
+    counts = parts.dropna(subset=[column]).groupby(column)["n"].sum().reset_index()
+    return [str(v) for v in counts.sort_values(["n", column], ascending=[False, True])[column]]
 
 
 # ------------------------------------------------------------------ the index
@@ -273,6 +302,8 @@ class AddressIndex:
 
 def _tfidf(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, idf: np.ndarray) -> sp.csr_matrix:
     """L2-normalised TF-IDF rows from (row, term) occurrences."""
+    import scipy.sparse as sp
+
     m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_rows, n_cols))
     m.sum_duplicates()
     m = m.multiply(idf[np.newaxis, :]).tocsr() if n_cols else m
@@ -352,17 +383,9 @@ def _address_entries(buildings: pd.DataFrame | None, estates: pd.DataFrame | Non
                 parsed = _parse_many(text[has], settings)
                 rows(parsed["place"], parsed["bno"], b_pos[has], est[has])
     if households is not None and len(households) and buildings is not None and len(b_ids):
-        pos = b_ids.get_indexer(households["building_id"].astype(str))
-        has = (pos >= 0) & households["address"].notna().to_numpy()
-        if has.any():
-            # cut unit and room first so that the households of one building share one text to parse
-            cut = households["address"][has].astype(str).str.replace(r"\s*[0-9０-９一二三四五六七八九十]+单元.*$", "",
-                                                                       regex=True)
-            pair = pd.DataFrame({"text": cut.to_numpy(), "building": pos[has]}).drop_duplicates()
-            parsed = _parse_many(pair["text"].reset_index(drop=True), settings)
-            est = (e_ids.get_indexer(buildings["estate_id"].astype(str))
-                   if "estate_id" in buildings and len(e_ids) else np.full(len(buildings), -1))
-            rows(parsed["place"], parsed["bno"], pair["building"].to_numpy(), est[pair["building"].to_numpy()])
+        found = _household_places(households, buildings, b_ids, e_ids, settings=settings)
+        if found is not None:
+            rows(*found)
     if frames:
         entries = pd.concat(frames, ignore_index=True)
     else:
@@ -370,6 +393,32 @@ def _address_entries(buildings: pd.DataFrame | None, estates: pd.DataFrame | Non
     entries = entries[entries["place"].astype(str).str.len() > 0]
     entries = entries.drop_duplicates(subset=["place", "bno", "building", "estate"]).reset_index(drop=True)
     return entries
+
+
+def _household_places(households: pd.DataFrame, buildings: pd.DataFrame, b_ids: pd.Index, e_ids: pd.Index, *,
+                      settings: AddressSettings):
+    """Place, building number, building and estate of the households' addresses that say more than their
+    building's own address: unit and room cut and the workspace's administrative prefix (city, district,
+    street office, community) dropped first, so that the households of one building share one text, and a
+    text equal to the building's address is not parsed again. ``None`` when no household names a building."""
+    pos = b_ids.get_indexer(households["building_id"].astype(str))
+    has = (pos >= 0) & households["address"].notna().to_numpy()
+    if not has.any():
+        return None
+    cut = pd.Series(households["address"][has].to_numpy(dtype=object), dtype=object).astype(str).str.replace(
+        r"\s*[0-9０-９一二三四五六七八九十]+单元.*$|(?<=号)\s*[0-9０-９]{3,5}$", "", regex=True)
+    names = [re.escape(n) for n in (settings.province, settings.city, *settings.districts, *settings.street_offices,
+                                     *settings.communities) if n]
+    if names:
+        cut = cut.str.replace(rf"^\s*(?:(?:{'|'.join(sorted(names, key=len, reverse=True))})\s*)+", "", regex=True)
+    pair = pd.DataFrame({"text": cut.str.strip().to_numpy(), "building": pos[has]}).drop_duplicates()
+    own = (pd.Series(buildings["address"].to_numpy(dtype=object), dtype=object).fillna("").astype(str).str.strip()
+           .to_numpy()[pair["building"].to_numpy()] if "address" in buildings else np.full(len(pair), ""))
+    pair = pair[pair["text"].to_numpy() != own].reset_index(drop=True)
+    parsed = _parse_many(pair["text"], settings)
+    est = (e_ids.get_indexer(buildings["estate_id"].astype(str)) if "estate_id" in buildings and len(e_ids)
+           else np.full(len(buildings), -1))
+    return parsed["place"], parsed["bno"], pair["building"].to_numpy(), est[pair["building"].to_numpy()]
 
 
 def _index_places(entries: pd.DataFrame, *, settings: AddressSettings) -> AddressIndex:
@@ -402,6 +451,13 @@ class AddressMatches:
     ``kind`` is ``building``, ``estate``, ``ambiguous`` or ``none``; ``building`` / ``estate`` are positions
     (-1 for none); ``score`` the best score; ``candidates`` a DataFrame with ``query``, ``building``,
     ``estate``, ``score`` for the ambiguous queries; ``normalised`` and ``problem`` per query.
+
+    ``problem`` is a code of :data:`geo.problems.PROBLEMS` (``None`` for a clean match): ``address_not_found``,
+    ``address_ambiguous``, ``address_no_place``, ``address_other_city`` … or the warning
+    ``building_not_found`` beside an estate answer (the address names a building number the estate lacks).
+    ``found`` / ``expected`` (the place named, the place the workspace answers for), ``building_asked``
+    (the building number asked for) and ``known_buildings`` (the estate's building numbers, for
+    ``building_not_found``) are the fields of the problems' messages.
     """
 
     kind: np.ndarray
@@ -411,6 +467,10 @@ class AddressMatches:
     normalised: np.ndarray
     problem: np.ndarray
     candidates: pd.DataFrame
+    found: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    expected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    building_asked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    known_buildings: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
 
 
 def match_addresses(index: AddressIndex, texts: Iterable[str | None], *, chunk: int = 2000) -> AddressMatches:
@@ -422,6 +482,9 @@ def match_addresses(index: AddressIndex, texts: Iterable[str | None], *, chunk: 
     >>> m = match_addresses(index, ["锦华苑三栋", "红星路二段12号", "火星路1号"])
     >>> m.kind, m.building
     (array(['building', 'estate', 'none'], dtype=object), array([ 0, -1, -1]))
+    >>> m = match_addresses(index, ["锦华苑9栋"])  # no 9栋 there: the estate, with a warning
+    >>> m.kind[0], m.problem[0], m.known_buildings[0]
+    ('estate', 'building_not_found', ['3', '4'])
     """
     settings = index.settings
     texts = pd.Series(list(texts), dtype=object)
@@ -463,10 +526,41 @@ def match_addresses(index: AddressIndex, texts: Iterable[str | None], *, chunk: 
     else:
         candidates = pd.DataFrame({"query": [], "building": [], "estate": [], "score": []})
     empty = pd.Series(place_q).str.len().to_numpy() == 0 if n else np.zeros(0, dtype=bool)
-    problem = problem.copy()
-    problem[empty & pd.isna(problem)] = "the address names no road, number or estate (only a building, unit or room)"
+    problem = _match_problems(problem, kind=kind, empty=empty, asked=bno_q)
+    found = np.array([p.found for p in parsed_u], dtype=object)[codes] if n else np.zeros(0, dtype=object)
+    expected = np.array([p.expected for p in parsed_u], dtype=object)[codes] if n else np.zeros(0, dtype=object)
     return AddressMatches(kind=kind, building=building, estate=estate, score=np.round(score, 3),
-                          normalised=normalised, problem=problem, candidates=candidates)
+                          normalised=normalised, problem=problem, candidates=candidates,
+                          found=found, expected=expected, building_asked=bno_q,
+                          known_buildings=_known_buildings(index, estate, problem == "building_not_found"))
+
+
+def _match_problems(parsed: np.ndarray, *, kind: np.ndarray, empty: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """The problem code of each query: the parser's (another city …), else what the match found."""
+    problem = parsed.copy()
+    free = pd.isna(problem)
+    asked_b = pd.Series(asked, dtype=object).fillna("").astype(str).str.len().to_numpy() > 0
+    problem[free & empty] = "address_no_place"
+    problem[free & ~empty & (kind == "none")] = "address_not_found"
+    problem[free & (kind == "ambiguous")] = "address_ambiguous"
+    problem[free & (kind == "estate") & asked_b] = "building_not_found"
+    return problem
+
+
+def _known_buildings(index: AddressIndex, estate: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """The building numbers each flagged query's estate has (sorted as numbers), ``None`` elsewhere."""
+    out = np.full(len(estate), None, dtype=object)
+    if not where.any():
+        return out
+    e = index.entries
+    rows = e[(e["building"].to_numpy() >= 0) & np.isin(e["estate"].to_numpy(), estate[where])]
+    rows = rows[rows["bno"].astype(str).str.len() > 0].drop_duplicates(subset=["estate", "bno"])
+    key = pd.to_numeric(rows["bno"].str.extract(r"^([0-9]+)")[0], errors="coerce").fillna(1e9)
+    rows = rows.assign(key=key.to_numpy()).sort_values(["estate", "key", "bno"])
+    known = rows.groupby("estate")["bno"].agg(list)
+    lists = pd.Series(estate[where]).map(known)
+    out[where] = lists.where(lists.notna(), None).to_numpy(dtype=object)
+    return out
 
 
 def _place_pairs(index: AddressIndex, place_q: np.ndarray, usable: np.ndarray, *, chunk: int) -> pd.DataFrame:

@@ -17,7 +17,9 @@ points or addresses, one or a hundred thousand at a time, with numpy and shapely
   holding most of it).
 
 Inputs may be WGS-84, CGCS2000 (EPSG:4490), GCJ-02 or BD-09 lon/lat (:mod:`geo.crs` converts them).
-The answers carry the grid's full-time worker's work contact and never any household's data.
+The answers carry the grid's full-time worker's work contact and never any household's data; every id
+comes with its name (community, street, building, estate, nearest grid), and every answer with ``problem``
+(a code of :data:`geo.problems.PROBLEMS`), ``message`` (Chinese) and ``message_en``.
 
 Example
 -------
@@ -50,15 +52,20 @@ from geo.address import AddressSettings, LazyAddressIndex, build_address_index, 
 from geo.assign import _pick_min, _rank, building_grids, points_in_polygons
 from geo.crs import local_metric_crs, offset_to_wgs84, parse_crs
 from geo.errors import InputError
+from geo.problems import ProblemError, problem_messages
 from geo.settings import Settings
 
 #: Coordinate systems a caller may give (lon/lat degrees).
 LOOKUP_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 #: The fields of every answer, in order (the names other systems rely on come first).
-ANSWER_FIELDS = ("grid_id", "grid_name", "grid_code", "community_id", "street_id", "worker_name", "worker_phone",
-                 "building_id", "estate_id", "version", "covered", "nearest_grid_id", "distance_m", "method")
+#: Every id comes with its name (``community_name`` …), and every answer with ``problem`` (a code of
+#: :data:`geo.problems.PROBLEMS` or ``None``), ``message`` (Chinese) and ``message_en``.
+ANSWER_FIELDS = ("grid_id", "grid_name", "grid_code", "community_id", "community_name", "street_id", "street_name",
+                 "worker_name", "worker_phone", "building_id", "building_name", "building_address", "estate_id",
+                 "estate_name", "version", "covered", "nearest_grid_id", "nearest_grid_name", "distance_m", "method",
+                 "problem", "message", "message_en")
 #: Extra fields of an address answer.
-ADDRESS_FIELDS = ("address_normalised", "score", "candidates", "problem")
+ADDRESS_FIELDS = ("address_normalised", "score", "candidates")
 #: Below this many points a batch first narrows the grids with the prebuilt tree (single lookups).
 _SMALL_BATCH = 2048
 
@@ -124,14 +131,25 @@ def valid_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
 
 
 def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> None:
-    """Raise ``InputError`` naming the first item whose lon/lat is missing or out of range."""
+    """Raise :class:`geo.problems.ProblemError` naming the first item whose lon/lat is missing or out of range
+    (``lonlat_swapped_out_of_range`` when lat is out of range but the two swapped are valid).
+
+    Examples
+    --------
+    >>> check_lonlat(np.array([30.66]), np.array([104.06]))
+    Traceback (most recent call last):
+    ...
+    geo.problems.ProblemError: field 'lon/lat': lat and lon look swapped: lat 104.06 is outside -90 to 90 while lon 30.66 looks like a latitude; give lon (east, 73 to 135 in China) first, then lat (north)
+    """
     bad = ~valid_lonlat(lon, lat)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         where = f"item {i}: " if len(lon) > 1 else ""
-        msg = (f"{where}lon/lat must be numbers with -180 ≤ lon ≤ 180 and -90 ≤ lat ≤ 90 "
-               f"(got lon={lon[i]!r}, lat={lat[i]!r}; {int(bad.sum())} such item(s))")
-        raise InputError(msg, field="lon/lat")
+        more = f" ({int(bad.sum())} such items)" if bad.sum() > 1 else ""
+        x, y = float(lon[i]), float(lat[i])
+        swapped = bool(valid_lonlat(np.array([y]), np.array([x]))[0])
+        code = "lonlat_swapped_out_of_range" if swapped else "lonlat_out_of_range"
+        raise ProblemError(code, field="lon/lat", prefix=where, lon=f"{x:.10g}", lat=f"{y:.10g}" + more)
 
 
 def _text(values) -> np.ndarray:
@@ -195,6 +213,17 @@ class LookupIndex:
     estates: _Polygons | None
     estate_grid: np.ndarray
     address: LazyAddressIndex | None
+    #: Per grid: its community's and its street's names.
+    community_name: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    street_name: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    #: Per building: name, address and a WGS-84 point inside it (lon, lat); per estate: name and point.
+    building_name: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    building_address: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    building_xy: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+    estate_name: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    estate_xy: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+    #: The grids' WGS-84 bounds (minx, miny, maxx, maxy): a point outside that lands inside swapped is swapped.
+    bounds: tuple[float, float, float, float] = (np.nan, np.nan, np.nan, np.nan)
     #: Parsed ``crs`` spellings and their transformers (:func:`to_wgs84`), kept with the index.
     crs_cache: dict = field(default_factory=dict, repr=False)
 
@@ -221,7 +250,9 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
     communities
         ``id`` and ``street_id``: gives each grid its street.
     households
-        ``address`` and ``building_id`` only: known addresses of buildings (no household leaves the index).
+        ``address`` and ``building_id`` only: known addresses of buildings (no household leaves the index);
+        or a function of no arguments returning them, called on the first address lookup (a point lookup
+        then never reads the households).
     version
         The boundary version the answers report.
     address_settings
@@ -233,11 +264,8 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
     if len(grids) == 0:
         raise InputError("the grids layer is empty: nothing to look up", field="grids")
     gp = _Polygons.of(grids)
-    street_of = {}
-    if communities is not None and "street_id" in communities:
-        street_of = dict(zip(communities["id"].astype(str), communities["street_id"]))
     community = _text(grids["community_id"]) if "community_id" in grids else np.full(len(grids), None, dtype=object)
-    street = _text([street_of.get(c) if c is not None else None for c in community])
+    names = _area_names(community, communities, streets)
     if metric_crs is None:
         x0, y0, x1, y1 = grids.total_bounds
         metric_crs = local_metric_crs((x0 + x1) / 2.0, (y0 + y1) / 2.0)
@@ -262,7 +290,10 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
     return LookupIndex(
         version=version, grids=gp, grid_name=_text(grids["name"]),
         grid_code=_text(grids["code"]) if "code" in grids else np.full(len(grids), None, object),
-        community_id=community, street_id=street,
+        community_id=community, street_id=names["street_id"], community_name=names["community_name"],
+        street_name=names["street_name"], bounds=tuple(float(v) for v in grids.total_bounds),
+        building_name=_column(buildings, "name"), building_address=_column(buildings, "address"),
+        building_xy=_inner_points(buildings), estate_name=_column(estates, "name"), estate_xy=_inner_points(estates),
         worker_name=_text(grids["worker_name"]) if "worker_name" in grids else np.full(len(grids), None, object),
         worker_phone=_text(grids["worker_phone"]) if "worker_phone" in grids else np.full(len(grids), None, object),
         grid_metric_tree=metric_tree, metric_crs=metric_crs, to_metric=to_metric,
@@ -272,12 +303,55 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
                                          city=city, address_settings=address_settings)))
 
 
+def _area_names(community: np.ndarray, communities: gpd.GeoDataFrame | None,
+                streets: gpd.GeoDataFrame | None) -> dict[str, np.ndarray]:
+    """Per grid (its ``community_id`` given): the street id and the community's and street's names."""
+    c_frame = pd.DataFrame(communities.drop(columns=communities.geometry.name, errors="ignore")) \
+        if communities is not None else pd.DataFrame({"id": []})
+    c_index = pd.Index(c_frame["id"].astype(str))
+    pos = c_index.get_indexer(pd.Series(community, dtype=object).fillna("\0").astype(str))
+    street = _take_values(_column(c_frame, "street_id"), pos)
+    s_frame = pd.DataFrame(streets.drop(columns=streets.geometry.name, errors="ignore")) \
+        if streets is not None and "id" in streets else pd.DataFrame({"id": []})
+    s_pos = pd.Index(s_frame["id"].astype(str)).get_indexer(pd.Series(street, dtype=object).fillna("\0").astype(str))
+    return {"street_id": street,
+            "community_name": _take_values(_column(c_frame, "name"), pos),
+            "street_name": _take_values(_column(s_frame, "name"), s_pos)}
+
+
+def _column(frame: pd.DataFrame | None, name: str) -> np.ndarray:
+    """A text column of a layer (``None`` for missing values), or all ``None`` if the layer lacks it."""
+    if frame is None:
+        return np.zeros(0, dtype=object)
+    if name not in frame:
+        return np.full(len(frame), None, dtype=object)
+    return _text(frame[name].reset_index(drop=True))
+
+
+def _take_values(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``values[pos]`` with ``None`` where ``pos`` is -1."""
+    out = np.full(len(pos), None, dtype=object)
+    has = pos >= 0
+    out[has] = values[pos[has]]
+    return out
+
+
+def _inner_points(frame: gpd.GeoDataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """A WGS-84 point inside each polygon (lon, lat): where an address placed on it is, for the nearest grid."""
+    if frame is None or len(frame) == 0:
+        return np.zeros(0), np.zeros(0)
+    pts = shapely.point_on_surface(frame.geometry.to_numpy())
+    return shapely.get_x(pts), shapely.get_y(pts)
+
+
 def _make_address_index(*, buildings: gpd.GeoDataFrame | None, estates: gpd.GeoDataFrame | None,
                         communities: gpd.GeoDataFrame | None, households: pd.DataFrame | None,
                         streets: gpd.GeoDataFrame | None, city: str | None,
                         address_settings: AddressSettings | None):
     """The address index of :func:`build_index` (built on the first address lookup): known addresses of the
     households and buildings, settings inferred from them unless given."""
+    if callable(households):
+        households = households()
     known = pd.concat([s for s in (
         households["address"] if households is not None and "address" in households else None,
         buildings["address"] if buildings is not None and "address" in buildings else None,
@@ -300,17 +374,51 @@ def _make_address_index(*, buildings: gpd.GeoDataFrame | None, estates: gpd.GeoD
 
 
 def _grid_fields(index: LookupIndex, g: np.ndarray) -> dict[str, np.ndarray]:
-    has = g >= 0
-    safe = np.maximum(g, 0)
-
-    def take(values: np.ndarray) -> np.ndarray:
-        out = np.full(len(g), None, dtype=object)
-        out[has] = values[safe[has]]
-        return out
-
+    """The grid's fields of each answer (grid ``g``, -1 for none): ids, names, code, worker."""
+    take = partial(_take_values, pos=g)
     return {"grid_id": take(index.grids.ids), "grid_name": take(index.grid_name), "grid_code": take(index.grid_code),
-            "community_id": take(index.community_id), "street_id": take(index.street_id),
+            "community_id": take(index.community_id), "community_name": take(index.community_name),
+            "street_id": take(index.street_id), "street_name": take(index.street_name),
             "worker_name": take(index.worker_name), "worker_phone": take(index.worker_phone)}
+
+
+def _place_fields(index: LookupIndex, grid: np.ndarray, building: np.ndarray, estate: np.ndarray) -> dict:
+    """Every answer's grid, building and estate fields, ids with their names, in :data:`ANSWER_FIELDS` order."""
+    out = _grid_fields(index, grid)
+    out["building_id"] = _take_ids(index.buildings, building)
+    out["building_name"] = _take_values(index.building_name, building)
+    out["building_address"] = _take_values(index.building_address, building)
+    out["estate_id"] = _take_ids(index.estates, estate)
+    out["estate_name"] = _take_values(index.estate_name, estate)
+    out["version"] = np.full(len(grid), index.version, dtype=object)
+    return out
+
+
+def _nearest_fields(index: LookupIndex, where: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict:
+    """``nearest_grid_id``, ``nearest_grid_name`` and ``distance_m`` for the answers ``where`` is true (the
+    points ``x``, ``y`` of those answers, WGS-84)."""
+    n = len(where)
+    out = {"nearest_grid_id": np.full(n, None, dtype=object), "nearest_grid_name": np.full(n, None, dtype=object),
+           "distance_m": np.full(n, np.nan)}
+    idx = np.flatnonzero(where)
+    if len(idx):
+        near, dist = nearest_grids(index, x, y)
+        out["nearest_grid_id"][idx] = index.grids.ids[near]
+        out["nearest_grid_name"][idx] = index.grid_name[near]
+        out["distance_m"][idx] = dist
+    return out
+
+
+def _with_messages(out: dict, problem: np.ndarray, **params) -> dict:
+    """``problem``, ``message`` and ``message_en`` of the answers (:mod:`geo.problems`); the fields of
+    ``outside_grids`` (the nearest grid, its distance) are taken from ``out``."""
+    outside = np.asarray(problem == "outside_grids", dtype=bool)
+    distance = np.full(len(problem), None, dtype=object)
+    distance[outside] = np.round(out["distance_m"][outside]).astype(np.int64).astype(str)
+    nearest = np.where(pd.isna(out["nearest_grid_name"]), out["nearest_grid_id"], out["nearest_grid_name"])
+    zh, en = problem_messages(problem, {"nearest_grid": nearest, "distance_m": distance, **params})
+    out["problem"], out["message"], out["message_en"] = problem, zh, en
+    return out
 
 
 def nearest_grids(index: LookupIndex, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -361,24 +469,27 @@ def lookup_points(index: LookupIndex, lon: ArrayLike, lat: ArrayLike, *, crs: st
         rest = np.flatnonzero(estate < 0)
         if len(rest):
             estate[rest], _ = index.estates.covering(x[rest], y[rest], points[rest])
-    nearest = np.full(n, None, dtype=object)
-    distance = np.full(n, np.nan)
-    out_idx = np.flatnonzero(~covered)
-    if len(out_idx):
-        near, dist = nearest_grids(index, x[out_idx], y[out_idx])
-        nearest[out_idx] = index.grids.ids[near]
-        distance[out_idx] = dist
-    out = _grid_fields(index, grid)
-    out["building_id"] = _take_ids(index.buildings, b)
-    out["estate_id"] = _take_ids(index.estates, estate)
-    out["version"] = np.full(n, index.version, dtype=object)
+    out = _place_fields(index, grid, b, estate)
     out["covered"] = covered
-    out["nearest_grid_id"] = nearest
-    out["distance_m"] = distance
+    out.update(_nearest_fields(index, ~covered, x[~covered], y[~covered]))
     out["method"] = method
+    problem = np.where(covered, None, "outside_grids").astype(object)
+    swapped = _looks_swapped(index, lon, lat) & ~covered
+    problem[swapped] = "lonlat_swapped"
+    lon_text, lat_text = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+    lon_text[swapped], lat_text[swapped] = lon[swapped].astype(str), lat[swapped].astype(str)
+    _with_messages(out, problem, lon=lon_text, lat=lat_text)
     out["lon_wgs84"] = np.round(x, 8)
     out["lat_wgs84"] = np.round(y, 8)
     return out
+
+
+def _looks_swapped(index: LookupIndex, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Points outside the grids' bounds that would fall inside them with lon and lat swapped."""
+    x0, y0, x1, y1 = index.bounds
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    swapped = (y >= x0) & (y <= x1) & (x >= y0) & (x <= y1)
+    return swapped & ~inside
 
 
 def _take_ids(layer: _Polygons | None, pos: np.ndarray) -> np.ndarray:
@@ -393,8 +504,11 @@ def lookup_addresses(index: LookupIndex, addresses: Iterable[str | None]) -> dic
     """Grid and worker for each address, via the building or estate it names (see :mod:`geo.address`).
 
     Returns :data:`ANSWER_FIELDS` plus :data:`ADDRESS_FIELDS`. An ambiguous address has ``candidates``
-    (a list of ``{building_id, estate_id, grid_id, score}``) and no grid unless every candidate is in the
-    same grid; ``covered`` is ``None`` when the address was not placed.
+    (a list of ``{building_id, building_name, estate_id, estate_name, grid_id, grid_name, score}``) and no grid
+    unless every candidate is in the same grid; ``covered`` is ``None`` when the address was not placed. A
+    placed address in no grid is ``covered: false`` with the nearest grid (``problem`` ``outside_grids``), as a
+    coordinate there is; a building number its estate lacks is answered for the estate with the warning
+    ``building_not_found`` (naming the estate's buildings).
     """
     texts = [("" if a is None else str(a)) for a in addresses]
     n = len(texts)
@@ -409,50 +523,78 @@ def lookup_addresses(index: LookupIndex, addresses: Iterable[str | None]) -> dic
     estate = matches.estate.copy()
     estate[is_b & (estate < 0)] = index.building_estate[matches.building[is_b & (estate < 0)]] \
         if len(index.building_estate) else -1
-    candidates = np.full(n, None, dtype=object)
-    cand = matches.candidates
-    if len(cand):
-        cb = cand["building"].to_numpy().astype(np.int64)
-        ce = cand["estate"].to_numpy().astype(np.int64)
-        cg = np.where(cb >= 0, index.building_grid[np.maximum(cb, 0)] if len(index.building_grid) else -1,
-                      index.estate_grid[np.maximum(ce, 0)] if len(index.estate_grid) else -1)
-        frame = pd.DataFrame({
-            "query": cand["query"].to_numpy().astype(np.int64),
-            "building_id": _take_ids(index.buildings, cb),
-            "estate_id": _take_ids(index.estates, ce),
-            "grid_id": _take_ids(index.grids, cg),
-            "score": cand["score"].round(3).to_numpy(),
-        })
-        plain = frame.drop(columns="query").astype(object)
-        records = plain.where(plain.notna(), None).to_dict("records")
-        grouped: dict[int, list] = {}
-        for q, rec in zip(frame["query"].to_numpy(), records):
-            grouped.setdefault(int(q), []).append(rec)
-        for q, recs in grouped.items():
-            candidates[q] = recs
-        # every candidate in one grid: who is responsible is known even if the building is not
-        one_grid = frame.groupby("query")["grid_id"].agg(lambda s: s.iloc[0] if s.notna().all() and s.nunique() == 1
-                                                         else None).dropna()
-        if len(one_grid):
-            q = one_grid.index.to_numpy()
-            grid[q] = pd.Index(index.grids.ids).get_indexer(one_grid.to_numpy())
-    out = _grid_fields(index, grid)
-    out["building_id"] = _take_ids(index.buildings, matches.building)
-    out["estate_id"] = _take_ids(index.estates, estate)
-    out["version"] = np.full(n, index.version, dtype=object)
+    candidates = _address_candidates(index, matches.candidates, grid)
+    out = _place_fields(index, grid, matches.building, estate)
     placed = (matches.kind == "building") | (matches.kind == "estate")
     covered = np.full(n, None, dtype=object)
     covered[placed] = grid[placed] >= 0
     covered[(matches.kind == "ambiguous") & (grid >= 0)] = True
     out["covered"] = covered
-    out["nearest_grid_id"] = np.full(n, None, dtype=object)
-    out["distance_m"] = np.full(n, np.nan)
+    outside = placed & (grid < 0)
+    x, y = _address_points(index, matches.building, estate, outside)
+    out.update(_nearest_fields(index, outside, x, y))
     out["method"] = np.array(["address_" + ("not_found" if k == "none" else k) for k in matches.kind], dtype=object)
+    problem = matches.problem.copy()
+    problem[outside] = "outside_grids"
+    known = pd.Series(matches.known_buildings, dtype=object)
+    has_known = known.notna().to_numpy()
+    listed = pd.Series([None] * n, dtype=object)
+    listed[has_known] = known[has_known].map(lambda numbers: "、".join(f"{b}栋" for b in numbers))
+    listed = listed.fillna("")
+    _with_messages(out, problem, found=matches.found, expected=matches.expected, building=matches.building_asked,
+                   estate=out["estate_name"], known=(np.where(has_known, "（该小区有：" + listed + "）", ""),
+                                                     np.where(has_known, " (its buildings: " + listed + ")", "")))
     out["address_normalised"] = matches.normalised
     out["score"] = matches.score
     out["candidates"] = candidates
-    out["problem"] = matches.problem
     return out
+
+
+def _address_points(index: LookupIndex, building: np.ndarray, estate: np.ndarray,
+                    where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A WGS-84 point inside the building (else the estate) of each answer ``where`` is true."""
+    idx = np.flatnonzero(where)
+    b, e = building[idx], estate[idx]
+    bx, by = index.building_xy
+    ex, ey = index.estate_xy
+    x = np.where(b >= 0, bx[np.maximum(b, 0)] if len(bx) else np.nan, ex[np.maximum(e, 0)] if len(ex) else np.nan)
+    y = np.where(b >= 0, by[np.maximum(b, 0)] if len(by) else np.nan, ey[np.maximum(e, 0)] if len(ey) else np.nan)
+    return x, y
+
+
+def _address_candidates(index: LookupIndex, cand: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+    """The candidates of each ambiguous address as lists of records (``None`` elsewhere); where every candidate
+    lies in one grid, that grid is written into ``grid`` (who is responsible is known, the building is not)."""
+    candidates = np.full(len(grid), None, dtype=object)
+    if len(cand) == 0:
+        return candidates
+    cb = cand["building"].to_numpy().astype(np.int64)
+    ce = cand["estate"].to_numpy().astype(np.int64)
+    cg = np.where(cb >= 0, index.building_grid[np.maximum(cb, 0)] if len(index.building_grid) else -1,
+                  index.estate_grid[np.maximum(ce, 0)] if len(index.estate_grid) else -1)
+    ce = np.where((ce < 0) & (cb >= 0), index.building_estate[np.maximum(cb, 0)] if len(index.building_estate)
+                  else -1, ce)
+    frame = pd.DataFrame({
+        "query": cand["query"].to_numpy().astype(np.int64),
+        "building_id": _take_ids(index.buildings, cb), "building_name": _take_values(index.building_name, cb),
+        "building_address": _take_values(index.building_address, cb),
+        "estate_id": _take_ids(index.estates, ce), "estate_name": _take_values(index.estate_name, ce),
+        "grid_id": _take_ids(index.grids, cg), "grid_name": _take_values(index.grid_name, cg),
+        "score": cand["score"].round(3).to_numpy(),
+    })
+    plain = frame.drop(columns="query").astype(object)
+    records = plain.where(plain.notna(), None).to_dict("records")
+    grouped: dict[int, list] = {}
+    for q, rec in zip(frame["query"].to_numpy(), records):
+        grouped.setdefault(int(q), []).append(rec)
+    for q, recs in grouped.items():
+        candidates[q] = recs
+    one_grid = frame.groupby("query")["grid_id"].agg(lambda s: s.iloc[0] if s.notna().all() and s.nunique() == 1
+                                                     else None).dropna()
+    if len(one_grid):
+        q = one_grid.index.to_numpy()
+        grid[q] = pd.Index(index.grids.ids).get_indexer(one_grid.to_numpy())
+    return candidates
 
 
 def _plain(value):

@@ -51,8 +51,9 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse.csgraph import dijkstra
 
+from geo.errors import ConfigError
 from geo.network import attach_points
-from geo.reach import METHOD_ESTIMATE, ReachModel
+from geo.reach import METHOD_ESTIMATE, Category, ReachConfig, ReachModel
 
 EXACT_MAX_PAIRS = 2_000_000
 SPECIAL_WEIGHT = 2.0
@@ -381,6 +382,109 @@ def site_effect(newly: np.ndarray, reach: pd.DataFrame, config, *, category: str
             "explanation_en": en}
 
 
+def find_category(config: ReachConfig, name: str) -> Category:
+    """The facility category a user means: its id, its Chinese or English name (``categories.toml``'s
+    ``name_zh``/``name_en``, or a part of one split at "/": 助餐点), else the one category whose name holds it
+    (日间照料中心 is 老年人日间照料中心).
+
+    Parameters
+    ----------
+    config
+        The categories (:func:`geo.reach.load_config`).
+    name
+        What the user typed.
+
+    Returns
+    -------
+    Category
+
+    Raises
+    ------
+    ConfigError
+        Naming the candidates when several categories fit, or every category (id and Chinese name) when none does.
+
+    Examples
+    --------
+    >>> from geo.reach import load_config
+    >>> config = load_config()
+    >>> find_category(config, "养老院").id, find_category(config, "日间照料中心").id, find_category(config, "助餐点").id
+    ('nursing_home', 'elderly_daycare', 'canteen')
+    """
+    text = str(name).strip()
+    folded = text.casefold()
+    cats = config.categories
+    for fits in (lambda c: c.id == text,
+                 lambda c: folded in (c.name_zh.casefold(), c.name_en.casefold(),
+                                      *(p.strip().casefold() for p in c.name_zh.split("/"))),
+                 lambda c: folded in c.name_zh.casefold() or folded in c.name_en.casefold()):
+        hits = [c for c in cats if fits(c)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            listed = ", ".join(f"{c.id} ({c.name_zh})" for c in hits)
+            raise ConfigError(f"facility category {text!r} fits {len(hits)} categories: {listed}; give one of them")
+    known = ", ".join(f"{c.id} ({c.name_zh})" for c in cats)
+    raise ConfigError(f"unknown facility category {text!r} (known: {known})")
+
+
+def describe_sites(rows: pd.DataFrame, *, metric_crs, buildings: pd.DataFrame | None = None,
+                   estates: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The chosen sites as a person reads them: WGS-84 ``lon``/``lat`` instead of metric x/y, and where a site is a
+    building, its ``building_name``, ``address`` and ``estate_id``/``estate_name``.
+
+    Parameters
+    ----------
+    rows
+        The sites of :func:`plan_sites` (``candidate`` ids, metric ``x``, ``y``).
+    metric_crs
+        The CRS of ``x``, ``y``.
+    buildings, estates
+        The layers (``id``, ``name``, ``address``, ``estate_id``; ``id``, ``name``), optional.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rows`` without ``x``/``y``, with ``lon``, ``lat`` (8 decimals) and the names after ``candidate``.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"order": [1], "candidate": ["B1"], "x": [500000.0], "y": [3390000.0]})
+    >>> b = pd.DataFrame({"id": ["B1"], "name": ["3栋"], "address": ["东华门街83号 宏翠府 3栋"], "estate_id": ["E1"]})
+    >>> e = pd.DataFrame({"id": ["E1"], "name": ["宏翠府"]})
+    >>> describe_sites(rows, metric_crs=32648, buildings=b, estates=e).iloc[0].to_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'order': 1, 'candidate': 'B1', 'building_name': '3栋', 'address': '东华门街83号 宏翠府 3栋', 'estate_id': 'E1',
+     'estate_name': '宏翠府', 'lon': 105.0, 'lat': 30.64265295}
+    """
+    import pyproj
+
+    out = rows.drop(columns=["x", "y"]).copy()
+    ids = out["candidate"].astype(str)
+    b = _attributes(buildings, ("name", "address", "estate_id")).rename(columns={"name": "building_name"})
+    e = _attributes(estates, ("name",)).rename(columns={"name": "estate_name"})
+    pos = pd.Index(b["id"]).get_indexer(ids)
+    for column in ("building_name", "address", "estate_id"):
+        out[column] = np.where(pos >= 0, b[column].to_numpy(dtype=object)[np.maximum(pos, 0)], None) if len(b) \
+            else None
+    e_pos = pd.Index(e["id"]).get_indexer(out["estate_id"].astype(str))
+    out["estate_name"] = np.where(e_pos >= 0, e["estate_name"].to_numpy(dtype=object)[np.maximum(e_pos, 0)], None) \
+        if len(e) else None
+    lon, lat = pyproj.Transformer.from_crs(metric_crs, 4326, always_xy=True).transform(
+        rows["x"].to_numpy(dtype=float), rows["y"].to_numpy(dtype=float))
+    out["lon"], out["lat"] = np.round(lon, 8), np.round(lat, 8)
+    first = ["order", "candidate", "building_name", "address", "estate_id", "estate_name", "lon", "lat"]
+    return out[[c for c in first if c in out] + [c for c in out if c not in first]]
+
+
+def _attributes(frame: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``id`` (text) and ``columns`` of a layer, ``None`` for a column it lacks or a missing value."""
+    out = pd.DataFrame({"id": [] if frame is None else frame["id"].astype(str).to_numpy()})
+    for c in columns:
+        values = frame[c] if frame is not None and c in frame else pd.Series([None] * len(out), dtype=object)
+        values = pd.Series(values.to_numpy(dtype=object), dtype=object)
+        out[c] = values.where(values.notna(), None).to_numpy(dtype=object)
+    return out
+
+
 def default_candidates(analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate sites when none are given: the inside point of every building (a room to convert), else the
     intersections of the walking network. Returns ids, x, y (metric)."""
@@ -403,7 +507,9 @@ def plan_sites(analysis, category: str, k: int, *, candidates: tuple[np.ndarray,
     """Propose ``k`` sites for ``category`` and say how each changes the blind spots and the scorecard.
 
     Adds the chosen sites to ``analysis.reach_model`` as what-if facilities, one after the other, and assesses
-    the risk again after each. Returns one row per site (id, x, y metric, gains) and a report dict.
+    the risk again after each. Returns one row per site (the candidate id, its building's name and address and
+    its estate where it is a building, WGS-84 ``lon``/``lat``, the gains: :func:`describe_sites`) and a report
+    dict whose ``sites`` are those rows.
     """
     from geo.lifecircle import household_reach
     from geo.pipeline import assess_risk
@@ -452,10 +558,15 @@ def plan_sites(analysis, category: str, k: int, *, candidates: tuple[np.ndarray,
             ],
         })
         before = (reach1, risk1, spots1, card1)
+    layers = analysis.data.layers
+    sites = describe_sites(pd.DataFrame(rows, columns=list(rows[0]) if rows else ["order", "candidate", "x", "y"]),
+                           metric_crs=analysis.data.metric_crs, buildings=layers.get("buildings"),
+                           estates=layers.get("estates"))
+    rows = sites.astype(object).where(sites.notna(), None).to_dict("records")
     report = {"category": category, "k": k, "method": plan.method, "candidates": int(len(cx)),
               "demand_households": plan.demand_households, "demand_weight": round(plan.demand_weight, 1),
               "covered_households": plan.covered_households, "covered_weight": round(plan.covered_weight, 1),
               "upper_bound_weight": round(plan.upper_bound, 1),
               "quality": round(plan.covered_weight / plan.upper_bound, 4) if plan.upper_bound else 1.0,
               "seconds": round(plan.seconds, 3), "special_weight": special_weight, "sites": rows}
-    return pd.DataFrame(rows), report
+    return sites, report

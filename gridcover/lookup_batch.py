@@ -480,8 +480,10 @@ def _check(rows: np.ndarray, cells: dict[str, list], errors: list) -> ItemChunk:
         checks.append((has_addr & is_text & text.str.contains(UNDECODABLE, regex=True, na=False).to_numpy(),
                        "address", lambda i: "holds bytes that are not UTF-8 or GB18030 text"))
     finite = np.isfinite(lon) & np.isfinite(lat)
+    swapped = valid_lonlat(lat, lon)
     checks.append((finite & ~valid_lonlat(lon, lat), "lon/lat", lambda i: "must be -180 ≤ lon ≤ 180 and "
-                   f"-90 ≤ lat ≤ 90 (got {float(lon[i])!r}, {float(lat[i])!r})"))
+                   f"-90 ≤ lat ≤ 90 (got {float(lon[i])!r}, {float(lat[i])!r})"
+                   + ("; lat and lon look swapped: give lon (east) first" if swapped[i] else "")))
     for mask, name, message in checks:
         for i in np.flatnonzero(mask):
             errors.append((int(rows[i]), 3, name, message(i)))

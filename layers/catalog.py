@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from geo.blindspots import REASON_NAMES
 from geo.areas import FRINGE_CODES, OLD_ESTATE_CUTOFF
 from geo.errors import NotFoundError
 from geo.reach import load_config
@@ -63,14 +64,7 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
 #: Chinese and English names of coded values (risk reasons, risk colours, issue kinds, grid load): the one
 #: table the web map's popups and the CSV/Excel export translate codes with (``{field: {code: (zh, en)}}``).
 VALUE_NAMES: dict[str, dict[str, tuple[str, str]]] = {
-    "risk_reasons": {
-        "no_grid": ("不在任何网格", "in no grid"), "overlapping_grids": ("网格重叠", "overlapping grids"),
-        "grid_over_capacity": ("网格超负荷", "grid over capacity"),
-        "missing_services": ("基本服务缺配", "missing basic services"),
-        "special_group_unreached": ("特殊群体服务不可达", "special group out of reach of its services"),
-        "visit_overdue": ("走访逾期", "visit overdue"), "unregistered_building": ("疑似未登记出租", "possibly unregistered rentals"),
-        "urgent_case_overdue": ("紧急事件超时未办结", "urgent case overdue"),
-        "case_outside_grids": ("网格外上报事件", "case reported outside every grid")},
+    "risk_reasons": dict(REASON_NAMES),  # geo/blindspots.py holds the one table (the spots' accounts use it)
     "risk": {"red": ("红色预警", "red"), "yellow": ("黄色预警", "yellow"), "blue": ("蓝色预警", "blue"), "none": ("无风险", "none")},
     "reach_method": {"network": ("步行路网", "walking network"), "straight_line": ("直线距离", "straight line")},
 }

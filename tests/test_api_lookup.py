@@ -346,3 +346,45 @@ def _peak_rss_mb(pid: int) -> float:
     """The peak resident memory of a process so far (Linux VmHWM), MB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+# ---------------------------------------------------------------- names and problems, as another system reads them
+def test_an_answer_carries_names_beside_the_ids(client):
+    lon, lat = xy(0.75, 2.75)
+    body = client.get("/lookup", params={"lon": lon, "lat": lat}, headers=HOTLINE).json()
+    assert (body["community_name"], body["street_name"], body["estate_name"], body["building_name"]) == \
+        ("红星社区", "督院街街道", "锦华苑", "3栋")
+    assert {"problem", "message", "message_en", "nearest_grid_name"} <= set(body) and body["problem"] is None
+
+
+def test_outside_every_grid_the_problem_is_a_code_with_a_chinese_message(client):
+    lon, lat = xy(12, 0.5)
+    body = client.get("/lookup", params={"lon": lon, "lat": lat}, headers=HOTLINE).json()
+    assert (body["problem"], body["nearest_grid_name"]) == ("outside_grids", "G5网格")
+    assert body["message"].startswith("该位置不在任何网格内") and body["message_en"].startswith("the place is in no grid")
+
+
+def test_swapped_lat_and_lon_are_a_400_saying_so(client):
+    lon, lat = xy(0.3, 3.9)
+    r = client.get("/lookup", params={"lon": lat, "lat": lon}, headers=HOTLINE)
+    body = r.json()
+    assert r.status_code == 400 and body["problem"] == "lonlat_swapped_out_of_range"
+    assert "lat and lon look swapped" in body["description"] and "np.float64" not in r.text
+    assert body["message"].startswith("经纬度似乎写反了")
+
+
+def test_an_address_problem_is_a_code_with_messages_in_a_batch_too(client):
+    items = [{"address": "红星路二段12号锦华苑9栋"}, {"address": "长春市朝阳区望京西园3栋"}, {"address": "火星路1号"}]
+    body = client.post("/lookup/batch", json={"items": items}, headers=HOTLINE).json()
+    problems = [(r["problem"], r["message"]) for r in body["results"]]
+    assert problems == [("building_not_found", "锦华苑没有9栋，已按小区回答（该小区有：3栋、5栋）"),
+                        ("address_other_city", "地址在长春市，本工作区只负责成都市"),
+                        ("address_not_found", "找不到与该地址相符的楼栋或小区")]
+    assert body["results"][0]["estate_name"] == "锦华苑" and body["results"][0]["grid_id"] == "G3"
+
+
+def test_a_batch_row_with_swapped_lat_and_lon_says_so(client):
+    lon, lat = xy(0.3, 3.9)
+    r = client.post("/lookup/batch", content=f"lon,lat\n{lat},{lon}\n".encode(),
+                    headers={**HOTLINE, "Content-Type": "text/csv"})
+    assert r.status_code == 400 and "lat and lon look swapped" in r.json()["errors"][0]["message"]

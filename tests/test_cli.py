@@ -562,3 +562,47 @@ def test_a_bad_visit_record_exits_2_naming_it_and_skip_invalid_counts_it(tiny_di
     rejects = gpd.read_file(out / "rejects.geojson")
     assert rejects[["layer", "feature", "field"]].values.tolist() == [["visits", 4, "visited_at"]]
 
+
+
+def _options_without_help(parser, path):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options_without_help(sub, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction) and not action.help:
+            yield f"{path}: {'/'.join(action.option_strings) or action.dest}"
+
+
+def test_every_option_and_argument_of_every_command_has_a_help_text():
+    from gridcover.cli import build_parser
+
+    assert list(_options_without_help(build_parser(), "gridcover")) == []
+
+
+def test_version_prints_the_package_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"gridcover {version('gridcover')}"
+
+
+def test_sites_takes_a_chinese_category_name_and_names_the_sites(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "sites"
+    assert main(["sites", str(tiny_dir), "--category", "日间照料中心", "--k", "1", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("elderly_daycare (老年人日间照料中心): 1 sites")
+    report = json.loads((out / "sites_elderly_daycare.json").read_text(encoding="utf-8"))
+    site = report["sites"][0]
+    assert "x" not in site and -180 <= site["lon"] <= 180 and 30 < site["lat"] < 60  # WGS-84, not UTM metres
+    assert site["building_name"] and f"{site['building_name']}" in text and f"{site['lon']:.6f}" in text
+    feature = json.loads((out / "sites_elderly_daycare.geojson").read_text(encoding="utf-8"))["features"][0]
+    assert feature["geometry"]["coordinates"] == pytest.approx([site["lon"], site["lat"]])
+
+
+def test_sites_refuses_an_ambiguous_category_name(tiny_dir, tmp_path, capsys):
+    assert main(["sites", str(tiny_dir), "--category", "运动场地", "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "fits 3 categories" in err and "small_sports (小型多功能运动场地)" in err and "Traceback" not in err

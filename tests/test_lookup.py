@@ -179,3 +179,82 @@ def test_batch_answers_agree_with_postgis_st_covers_and_the_tie_rule(postgis_dsn
         assert not differ, f"{len(differ)} of {len(lon)} points differ, e.g. {differ[:5]}"
         boundary = lookup_points(index, lon, lat)["method"] == "boundary"
         assert boundary.sum() >= 50  # the vertices and midpoints really are on boundaries
+
+
+# ---------------------------------------------------------------- what a person at the hotline reads
+def test_an_answer_names_the_community_street_estate_and_building_beside_their_ids(index):
+    r = columns_to_records(look(index, (0.75, 2.75)))[0]
+    assert (r["community_id"], r["community_name"], r["street_id"], r["street_name"]) == \
+        ("C1", "红星社区", "S1", "督院街街道")
+    assert (r["estate_id"], r["estate_name"], r["building_id"], r["building_name"]) == ("E1", "锦华苑", "B2", "3栋")
+    assert r["building_address"] == "红星路二段12号 锦华苑 3栋"
+    assert (r["problem"], r["message"], r["message_en"]) == (None, None, None)
+
+
+def test_a_point_in_no_grid_says_so_in_chinese_naming_the_nearest_grid(index):
+    r = columns_to_records(look(index, (12, 0.5)))[0]
+    assert (r["covered"], r["nearest_grid_id"], r["nearest_grid_name"], r["problem"]) == \
+        (False, "G5", "G5网格", "outside_grids")
+    metres = f"{r['distance_m']:.0f}"
+    assert r["message"] == f"该位置不在任何网格内（盲区），最近的网格是G5网格，相距约{metres}米"
+    assert r["message_en"].startswith("the place is in no grid (a blind spot); the nearest grid is G5网格")
+
+
+def test_swapped_lat_and_lon_are_refused_saying_so_without_numpy_reprs(index):
+    from geo.problems import ProblemError
+
+    lon, lat = xy(0.3, 3.9)
+    with pytest.raises(ProblemError) as err:
+        lookup_points(index, [lat], [lon])
+    text = str(err.value)
+    assert "lat and lon look swapped" in text and f"lat {lon:.10g}" in text and "np.float64" not in text
+    assert err.value.as_json()["problem"] == "lonlat_swapped_out_of_range"
+    assert err.value.as_json()["message"].startswith("经纬度似乎写反了")
+    with pytest.raises(ProblemError, match=r"lon/lat must be numbers .*\(got lon=200, lat=30.5\)"):
+        lookup_points(index, [200.0], [30.5])
+
+
+def test_a_valid_but_swapped_coordinate_outside_the_grids_is_flagged():
+    """West of 90° E (Xinjiang) a swapped pair is still a valid coordinate: the answer says it looks swapped."""
+    import geopandas as gpd
+
+    grids = gpd.GeoDataFrame({"id": ["G1"], "name": ["一网格"], "community_id": ["C1"]},
+                             geometry=[shapely.box(87.5, 43.7, 87.7, 43.9)], crs=4326)
+    r = columns_to_records(lookup_points(build_index(grids), [43.8], [87.6]))[0]
+    assert (r["covered"], r["problem"]) == (False, "lonlat_swapped")
+    assert r["message"].startswith("经纬度似乎写反了") and "lat and lon look swapped" in r["message_en"]
+
+
+def test_a_building_the_estate_lacks_is_answered_for_the_estate_with_a_warning(index):
+    r = columns_to_records(lookup_addresses(index, ["红星路二段12号锦华苑9栋"]))[0]
+    assert (r["method"], r["estate_id"], r["estate_name"], r["grid_id"], r["building_id"]) == \
+        ("address_estate", "E1", "锦华苑", "G3", None)
+    assert r["score"] < 1.0 and r["problem"] == "building_not_found"
+    assert r["message"] == "锦华苑没有9栋，已按小区回答（该小区有：3栋、5栋）"
+    assert r["message_en"] == "锦华苑 has no building 9栋: answered for the estate (its buildings: 3栋、5栋)"
+
+
+def test_an_address_in_the_grid_gap_is_not_covered_with_the_nearest_grid(city):
+    import geopandas as gpd
+    import pandas as pd
+
+    from lookup_data import box
+
+    gap = gpd.GeoDataFrame([{"id": "B9", "estate_id": None, "name": "1栋", "address": "玉林北路1号 1栋",
+                             "geometry": box(7.1, 1.5, 7.4, 2.5)}], geometry="geometry", crs=4326)
+    buildings = pd.concat([city["buildings"], gap], ignore_index=True)
+    index = build_index(city["grids"], buildings=buildings, estates=city["estates"], communities=city["communities"],
+                        streets=city["streets"])
+    by_address = columns_to_records(lookup_addresses(index, ["玉林北路1号1栋"]))[0]
+    lon, lat = xy(7.25, 2.0)
+    by_point = columns_to_records(lookup_points(index, [lon], [lat]))[0]
+    assert (by_address["covered"], by_address["building_id"], by_address["problem"]) == (False, "B9", "outside_grids")
+    assert by_address["nearest_grid_id"] == by_point["nearest_grid_id"] == "G6"  # as a coordinate there gets it
+    assert by_address["distance_m"] > 0 and "最近的网格是G6网格" in by_address["message"]
+
+
+def test_an_ambiguous_address_lists_named_candidates(index):
+    r = columns_to_records(lookup_addresses(index, ["锦华苑3栋"]))[0]
+    assert r["problem"] == "address_ambiguous" and r["message"].startswith("该地址与多个楼栋或小区相近")
+    assert {(c["estate_name"], c["building_name"], c["grid_name"]) for c in r["candidates"]} == \
+        {("锦华苑", "3栋", "G3网格"), ("锦华苑", "3栋", "G4网格")}

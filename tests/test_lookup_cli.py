@@ -123,3 +123,41 @@ def test_a_batch_as_csv_output(ws, tmp_path, capsys):
 def test_a_missing_workspace_says_how_to_make_one(tmp_path, capsys):
     assert main(["lookup", str(tmp_path / "none"), "--lon", "104", "--lat", "30.5"]) == 2
     assert "gridcover analyze" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the sample district, as a hotline sees it
+def _ask(out, capsys, *args):
+    assert main(["lookup", str(out), *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_sample_address_is_answered_with_names(sample_analysis, capsys):
+    r = _ask(sample_analysis[1], capsys, "--address", "西珠市街12号蓉馨华庭2栋")  # 西珠市街 is a street, not a city
+    assert (r["building_id"], r["building_name"], r["estate_name"], r["problem"]) == ("B00013", "2栋", "蓉馨华庭", None)
+    assert (r["community_name"], r["street_name"]) == ("德盛路社区", "太升路街道")
+    assert r["grid_name"] and r["grid_code"] and r["worker_name"] and r["worker_phone"]
+
+
+def test_a_building_hongcuifu_lacks_is_answered_for_the_estate_with_a_warning(sample_analysis, capsys):
+    r = _ask(sample_analysis[1], capsys, "--address", "宏翠府9栋")
+    assert (r["method"], r["estate_name"], r["building_id"], r["problem"]) == \
+        ("address_estate", "宏翠府", None, "building_not_found")
+    assert r["score"] < 1.0 and r["message"] == "宏翠府没有9栋，已按小区回答（该小区有：1栋、2栋、3栋）"
+
+
+def test_a_sample_address_in_the_grid_gap_gets_the_nearest_grid(sample_analysis, capsys):
+    r = _ask(sample_analysis[1], capsys, "--address", "小关庙社区一组1号")  # a village house no grid covers
+    assert (r["covered"], r["building_id"], r["problem"]) == (False, "B00180", "outside_grids")
+    assert r["nearest_grid_id"] and r["nearest_grid_name"] in r["message"] and r["distance_m"] > 0
+
+
+def test_a_street_named_with_shi_is_read_in_the_workspace_city(sample_analysis, capsys):
+    r = _ask(sample_analysis[1], capsys, "--address", "东珠市街27号")  # was "the address is in 东珠市"
+    assert (r["method"], r["estate_name"], r["problem"]) == ("address_estate", "馨翠大厦", None)
+
+
+def test_swapped_lat_and_lon_are_one_clear_line(sample_analysis, capsys):
+    assert main(["lookup", str(sample_analysis[1]), "--lon", "30.6595", "--lat", "104.0657"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lat and lon look swapped" in err
+    assert "np.float64" not in err and "lat 104.0657" in err and "lon 30.6595" in err

@@ -172,3 +172,31 @@ def test_a_restore_overtaken_on_its_community_exits_3_and_restoring_the_current_
     assert main(["redraw", "restore", str(ws), "3", "--author", "李四", "--reason", "回退"]) == 2
     assert "the grids of version 3 are the current ones: nothing to restore" in capsys.readouterr().err
     assert open_workspace(ws).version == 3
+
+
+def test_propose_and_compare_take_a_community_name(ws, tmp_path, capsys):
+    import geopandas as gpd
+
+    communities = gpd.read_file(ws / "workspace.gpkg", layer="communities")
+    first = communities.iloc[0]
+    out = tmp_path / "p.geojson"
+    assert main(["redraw", "propose", str(ws), "--community", str(first["name"]), "--out", str(out)]) == 0
+    feats = json.loads(out.read_text(encoding="utf-8"))["features"]
+    assert {f["properties"]["community_id"] for f in feats} == {str(first["id"])}
+    capsys.readouterr()
+    assert main(["redraw", "compare", str(ws), "1", "1", "--community", str(first["name"])]) == 0
+    assert json.loads(capsys.readouterr().out)["moved"]["households"] == 0
+
+
+def test_an_ambiguous_or_unknown_community_name_is_refused_naming_the_candidates(ws, tmp_path, capsys):
+    import geopandas as gpd
+
+    communities = gpd.read_file(ws / "workspace.gpkg", layer="communities")
+    out = str(tmp_path / "p.geojson")
+    assert communities["name"].str.endswith("社区").all()
+    assert main(["redraw", "propose", str(ws), "--community", "社区", "--out", out]) == 2  # every name holds it
+    err = capsys.readouterr().err
+    assert "is ambiguous" in err and all(f"{i} (" in err for i in communities["id"])
+    assert main(["redraw", "propose", str(ws), "--community", "不存在社区", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "no community '不存在社区'" in err and str(communities["id"].iloc[0]) in err and "Traceback" not in err

@@ -73,3 +73,29 @@ def test_sites_for_elderly_day_care_on_the_sample(sample_analysis):
             assert "no scorecard indicator changed" in site["explanation_en"]
         assert all(m["households"] > 0 for m in site["still_missing"])
     assert any(s["scorecard_changes"] for s in report["sites"])  # on the sample a day-care site changes the scorecard
+    # a person reads the sites by building, address and estate, in WGS-84 degrees (not UTM metres)
+    assert {"building_name", "address", "estate_name", "lon", "lat"} <= set(first) and "x" not in first
+    assert 104.0 < first["lon"] < 104.2 and 30.6 < first["lat"] < 30.8
+    assert first["building_name"] and first["address"]
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("养老院", "nursing_home"), ("日间照料中心", "elderly_daycare"), ("老年人日间照料中心", "elderly_daycare"),
+    ("助餐点", "canteen"), ("Kindergarten", "kindergarten"), ("kindergarten", "kindergarten"),
+])
+def test_a_category_is_found_by_its_chinese_or_english_name(typed, expected):
+    from geo.reach import load_config
+    from geo.siting import find_category
+
+    assert find_category(load_config(), typed).id == expected
+
+
+def test_an_ambiguous_or_unknown_category_name_is_refused_naming_the_candidates():
+    from geo.errors import ConfigError
+    from geo.reach import load_config
+    from geo.siting import find_category
+
+    with pytest.raises(ConfigError, match="fits 3 categories: small_sports .*medium_sports .*large_sports"):
+        find_category(load_config(), "运动场地")
+    with pytest.raises(ConfigError, match=r"unknown facility category '火葬场' \(known: .*nursing_home \(养老院\)"):
+        find_category(load_config(), "火葬场")

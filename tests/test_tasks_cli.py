@@ -47,6 +47,18 @@ def test_it_refuses_to_write_into_the_workspace_or_a_foreign_folder(sample_analy
 def test_bad_arguments_are_one_line(sample_analysis, capsys):
     ws = str(sample_analysis[1])
     assert main(["tasks", ws, "--date", "2026-12-03", "--grid", "G99"]) == 2
-    assert capsys.readouterr().err.strip() == "gridcover: error: no grid 'G99' in this workspace"
+    err = capsys.readouterr().err.strip()  # one line naming some grids a user may have meant
+    assert err.startswith("gridcover: error: no grid 'G99' in the workspace (by id or name); known: G01-01 (鼓楼南街社区第1网格")
+    assert len(err.splitlines()) == 1 and err.endswith("(68 in all)")
     assert main(["tasks", ws, "--date", "2026-12-03", "--grid", "G02-01", "--worker", "方刚芳"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_a_grid_is_found_by_its_name_or_code(sample_analysis, capsys):
+    ws = str(sample_analysis[1])
+    assert main(["tasks", ws, "--date", "2026-12-03", "--grid", "G01-01"]) == 0
+    by_id = capsys.readouterr().out
+    assert main(["tasks", ws, "--date", "2026-12-03", "--grid", "鼓楼南街社区第1网格"]) == 0
+    assert capsys.readouterr().out == by_id
+    assert main(["tasks", ws, "--date", "2026-12-03", "--grid", "510105001001001"]) == 0  # its grid code
+    assert capsys.readouterr().out == by_id

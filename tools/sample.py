@@ -1441,8 +1441,8 @@ def _visits_readme(v: dict) -> list[str]:
         f"grid without a worker; {v['never_in_grid']} with a worker but no `last_visit` in the window).",
         f"- **Phone only**: {v['phone_only']} elderly living alone are only phoned (a phone call does not count for "
         "them by the plan's weekly home visit).",
-        "- gridcover reads the file as the `visits` layer once that layer is wired in; until then `analyze` leaves it "
-        "alone (an unknown file in the data folder is not read).",
+        "- `analyze` reads the file as the `visits` layer: each special-group household's periods kept and missed, "
+        "last and next visit (docs/tasks.md).",
         "",
     ]
 

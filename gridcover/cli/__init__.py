@@ -22,10 +22,22 @@ def build_parser() -> argparse.ArgumentParser:
     from gridcover.cli import analyze, lookup, redraw, serve, sites, tasks  # when the parser is built: importing the package stays light
 
     parser = argparse.ArgumentParser(prog="gridcover", description="Find households and places that fall out of care (脱管).")
+    parser.add_argument("--version", action="version", version=f"gridcover {package_version()}",
+                        help="print the version of gridcover and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in (analyze, sites, serve, lookup, redraw, tasks):
         command.register(sub)
     return parser
+
+
+def package_version() -> str:
+    """The installed package's version (pyproject.toml's ``version``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gridcover")
+    except PackageNotFoundError:
+        return "(not installed: run pip install -e .)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,10 @@ Example
 Namespace(db='postgresql://gis@db/city', schema='gridcover')
 >>> parse_date("2026-11-29")
 datetime.date(2026, 11, 29)
+>>> import pandas as pd
+>>> communities = pd.DataFrame({"id": ["510105001001", "510105001002"], "name": ["鼓楼南街社区", "太升南路社区"]})
+>>> resolve_id(communities, "鼓楼南街社区", what="community")
+'510105001001'
 """
 
 from __future__ import annotations
@@ -62,6 +66,44 @@ def add_crs(parser: argparse.ArgumentParser, help: str, default: str | None = No
 def add_quiet(parser: argparse.ArgumentParser, help: str | None = QUIET_HELP) -> None:
     """``--quiet``: no progress lines (see :func:`progress_of`)."""
     parser.add_argument("--quiet", action="store_true", help=help)
+
+
+def resolve_id(frame, value: str, *, what: str, fields: tuple[str, ...] = ("name",)) -> str:
+    """The id a user means by ``value``: an id as it is, else the one row whose name (or other ``fields``, e.g. a
+    grid's ``code``) equals it, else the one whose name holds it (鼓楼南街 for 鼓楼南街社区).
+
+    Raises ``ConfigError`` naming the candidates when several rows fit, and some known ids and names when
+    none does, so that names work wherever ids do (``--community 鼓楼南街社区``, ``--grid 鼓楼南街社区第1网格``).
+    """
+    from geo.errors import ConfigError
+
+    value = str(value).strip()
+    ids = frame["id"].astype(str)
+    if (ids == value).any():
+        return value
+    names = {f: frame[f].astype("string").fillna("") for f in fields if f in frame.columns}
+    for match in ([c == value for c in names.values()], [c.str.contains(value, regex=False) for c in names.values()]):
+        hit = ids[_any(match)] if match else ids.iloc[:0]
+        if hit.nunique() == 1:
+            return str(hit.iloc[0])
+        if hit.nunique() > 1:
+            listed = ", ".join(_described(frame, i, names) for i in hit.index[:10])
+            raise ConfigError(f"{what} {value!r} is ambiguous, {hit.nunique()} fit: {listed}; give one of their ids")
+    known = ", ".join(_described(frame, i, names) for i in ids.index[:10])
+    more = f" … ({len(ids)} in all)" if len(ids) > 10 else ""
+    raise ConfigError(f"no {what} {value!r} in the workspace (by id or name); known: {known}{more}")
+
+
+def _any(masks: list):
+    out = masks[0].to_numpy(dtype=bool).copy()
+    for m in masks[1:]:
+        out |= m.to_numpy(dtype=bool)
+    return out
+
+
+def _described(frame, i, names: dict) -> str:
+    label = " ".join(str(c.loc[i]) for c in names.values() if str(c.loc[i]))
+    return f"{frame['id'].loc[i]} ({label})" if label else str(frame["id"].loc[i])
 
 
 def parse_date(text: str) -> date:

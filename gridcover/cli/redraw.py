@@ -1,7 +1,7 @@
 """``gridcover redraw``: check, propose, apply, list, compare and restore grid boundaries (网格调整).
 
     gridcover redraw check WORKSPACE PROPOSAL --out REPORT.json [--target 300-600]
-    gridcover redraw propose WORKSPACE --community ID [--target 300-600] [--keep-current] --out FILE.geojson
+    gridcover redraw propose WORKSPACE --community ID|NAME [--target 300-600] [--keep-current] --out FILE.geojson
     gridcover redraw apply WORKSPACE PROPOSAL --author NAME --reason TEXT [--expected-version N]
     gridcover redraw history WORKSPACE
     gridcover redraw compare WORKSPACE FROM TO [--community ID] [--out DIFF.json]
@@ -27,7 +27,7 @@ from pathlib import Path
 from geo.errors import ConfigError, InputError
 from gridcover.io.paths import check_output_file, reads_of, write_atomically
 from gridcover.cli.exits import EXIT_CONFLICT
-from gridcover.cli.options import add_store
+from gridcover.cli.options import add_store, resolve_id
 
 
 def _proposal(path: str, redraw):
@@ -84,6 +84,13 @@ def _open(args: argparse.Namespace):
                                         state_dir=args.environment.state_dir))
 
 
+def _community(redraw, value: str | None) -> str | None:
+    """The community id ``--community`` means: an id, or a community's name (an ambiguous name is refused)."""
+    if value is None or not redraw.store.has("communities"):
+        return value
+    return resolve_id(redraw.store.read("communities"), value, what="community")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from geo.propose import parse_band
 
@@ -110,7 +117,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
 
     _check_outputs(args, "out", "report")
     redraw = _open(args)
-    grids, report, notes = redraw.propose(args.community, band=parse_band(args.target),
+    grids, report, notes = redraw.propose(_community(redraw, args.community), band=parse_band(args.target),
                                           keep_current=args.keep_current)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +168,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     _check_outputs(args, "out")
-    diff = _open(args).compare(args.from_version, args.to_version, community=args.community)
+    redraw = _open(args)
+    diff = redraw.compare(args.from_version, args.to_version, community=_community(redraw, args.community))
     _write_json(diff, args.out)
     print(f"{diff['moved']['households']:,} households change grid between versions {args.from_version} and "
           f"{args.to_version}; created {len(diff['created'])}, removed {len(diff['removed'])}", file=sys.stderr)
@@ -196,7 +204,7 @@ def register(subparsers) -> None:
 
     q = sub.add_parser("propose", help="propose balanced grids for a community from whole buildings and estates")
     add_store(q)
-    q.add_argument("--community", required=True, help="community id")
+    q.add_argument("--community", required=True, help="the community, by id or name (e.g. 鼓楼南街社区)")
     q.add_argument("--target", help="households per grid, floor-ceiling (default: from the workload rule, full-time workers per grid x 300)")
     q.add_argument("--keep-current", action="store_true", help="change the current grids as little as the band permits")
     q.add_argument("--out", required=True, help="the proposed grids (GeoJSON)")
@@ -205,29 +213,29 @@ def register(subparsers) -> None:
 
     a = sub.add_parser("apply", help="apply a valid proposal as a new version of the grids")
     add_store(a)
-    a.add_argument("proposal")
-    a.add_argument("--author", required=True)
-    a.add_argument("--reason", required=True)
+    a.add_argument("proposal", help="GeoJSON/GeoPackage/Shapefile of grids, or JSON {\"moves\": [...]}, as for check")
+    a.add_argument("--author", required=True, help="who makes the change (kept in the history)")
+    a.add_argument("--reason", required=True, help="why the grids change (kept in the history)")
     a.add_argument("--target", help="households per grid, floor-ceiling (default: from the workload rule, full-time workers per grid x 300)")
     a.add_argument("--expected-version", type=int, help="refuse if another change of these communities came after it")
     a.set_defaults(func=cmd_apply)
 
     h = sub.add_parser("history", help="every version of the grids: who, when, why")
     add_store(h)
-    h.add_argument("--json", action="store_true")
+    h.add_argument("--json", action="store_true", help="print the history as JSON instead of one line per version")
     h.set_defaults(func=cmd_history)
 
     m = sub.add_parser("compare", help="who changes grid between two versions")
     add_store(m)
-    m.add_argument("from_version", type=int)
-    m.add_argument("to_version", type=int)
-    m.add_argument("--community")
-    m.add_argument("--out")
+    m.add_argument("from_version", type=int, metavar="FROM", help="the earlier version (a number from 'history')")
+    m.add_argument("to_version", type=int, metavar="TO", help="the later version")
+    m.add_argument("--community", help="compare this community only, by id or name")
+    m.add_argument("--out", help="write the differences here (JSON); printed otherwise")
     m.set_defaults(func=cmd_compare)
 
     r = sub.add_parser("restore", help="make an earlier version's grids current again (a new version)")
     add_store(r)
-    r.add_argument("version", type=int)
-    r.add_argument("--author", required=True)
-    r.add_argument("--reason", required=True)
+    r.add_argument("version", type=int, help="the version whose grids become current again")
+    r.add_argument("--author", required=True, help="who restores it (kept in the history)")
+    r.add_argument("--reason", required=True, help="why (kept in the history)")
     r.set_defaults(func=cmd_restore)

@@ -17,7 +17,7 @@ import argparse
 import json
 import re
 
-from gridcover.cli.options import add_store, parse_date
+from gridcover.cli.options import add_store, parse_date, resolve_id
 
 
 def _file_part(grid_id: str) -> str:
@@ -65,7 +65,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         out = prepare_output_folder(args.out, reads=reads)
     store = open_workspace(args.workspace, db=args.db, schema=args.schema, state_dir=args.environment.state_dir)
     service = TasksService(store)
-    result = service.tasks(date=args.date, grids=[args.grid] if args.grid else None, worker=args.worker)
+    grid = resolve_id(store.read("grids"), args.grid, what="grid", fields=("name", "code")) if args.grid else None
+    result = service.tasks(date=args.date, grids=[grid] if grid else None, worker=args.worker)
     for note in result["notes"]:
         print(f"note: {note['text']}")
     for page in result["grids"]:
@@ -98,7 +99,7 @@ def register(subparsers) -> None:
     add_store(p)
     p.add_argument("--date", required=True, type=parse_date, metavar="YYYY-MM-DD",
                    help="the day of the list (its morning: visits recorded on it already count)")
-    p.add_argument("--grid", metavar="ID", help="one grid's list")
+    p.add_argument("--grid", metavar="ID|NAME", help="one grid's list: its id, name or grid code")
     p.add_argument("--worker", metavar="NAME", help="the lists of the grids this grid worker works (grids.worker_name)")
     p.add_argument("--out", metavar="FOLDER", help="write per grid a printable page (HTML) and its JSON here")
     p.add_argument("--lang", choices=("zh", "en"), default="zh", help="language the pages open in (default zh)")

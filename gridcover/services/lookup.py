@@ -82,11 +82,12 @@ def build_store_index(workspace: Workspace, *, city: str | None = None, version:
     def optional(name: str):
         return workspace.read(name) if workspace.has(name) else None
 
-    households = None
-    if workspace.has("households"):
-        frame = workspace.read("households")
-        if {"address", "building_id"} <= set(frame.columns):
-            households = frame[["address", "building_id"]]
+    def households():  # read on the first address lookup only: a point lookup never reads the households
+        if not workspace.has("households"):
+            return None
+        frame = workspace.read_columns("households", ["address", "building_id"])
+        return frame if {"address", "building_id"} <= set(frame.columns) else None
+
     grids = workspace.read("grids") if version is None else workspace.grids_at(version)
     return build_index(grids, buildings=optional("buildings"), estates=optional("estates"),
                        communities=optional("communities"), streets=optional("streets"), households=households,

@@ -265,6 +265,12 @@ class Workspace(ABC):
     def has(self, name: str) -> bool:
         return name in self.layer_names()
 
+    def read_columns(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Some attribute columns of a layer, without its geometry (those of ``columns`` it has); a backend may
+        read only them (the lookup's address index needs two columns of the households, not all of them)."""
+        frame = self.read(name)
+        return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+
     # -------------------------------------------------------------- grid history
     def _current_grids(self) -> gpd.GeoDataFrame:
         """The grids as the user drew them (``input_grids`` where analyze kept them apart), WGS-84, with the
@@ -376,10 +382,12 @@ class CaseError(GridcoverError):
     """A case operation refused: an English ``problem`` code, the English text and a Chinese ``message``.
 
     The HTTP answer carries ``problem`` and ``message`` (:meth:`as_json`, through ``api/app.py:ERROR_DETAILS``);
-    the subclasses say the status (not found, conflict, forbidden); the base is a bad request.
+    the subclasses say the status (not found, conflict, forbidden); the base is a bad request. The body has the
+    shape of :class:`geo.problems.ProblemError`'s (``problem``, ``message``, ``message_en``), plus a refused
+    batch's ``errors``.
 
-    >>> CaseError("urgency_unknown", "urgency 'x' is not one of general, urgent", "紧急程度无效").as_json()
-    {'problem': 'urgency_unknown', 'message': '紧急程度无效'}
+    >>> CaseError("urgency_unknown", "urgency 'x' is not one of general, urgent", "紧急程度无效").as_json()["message"]
+    '紧急程度无效'
     """
 
     def __init__(self, problem: str, text: str, message: str, *, rows: list[dict] | None = None,
@@ -389,7 +397,7 @@ class CaseError(GridcoverError):
         super().__init__(text)
 
     def as_json(self) -> dict:
-        out = {"problem": self.problem, "message": self.message}
+        out = {"problem": self.problem, "message": self.message, "message_en": str(self)}  # as geo.problems gives
         if self.rows is not None:
             out["errors"] = self.rows
             out["error_count"] = len(self.rows) if self.error_count is None else self.error_count

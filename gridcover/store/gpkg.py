@@ -44,6 +44,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
+import pandas as pd
 
 from geo.history import History
 from gridcover.io.history import HISTORY_TABLES, read_gpkg_history
@@ -139,6 +140,18 @@ class GeoPackageWorkspace(Workspace):
         """The snapshots of the scorecard kept in the GeoPackage (:mod:`gridcover.io.history`)."""
         self._refresh()
         return read_gpkg_history(self.path)
+
+    def read_columns(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Some attribute columns of a layer, read alone (a tenth of the time of the whole households layer)."""
+        self._refresh()
+        frame = self._cache.get(name)
+        if frame is not None:
+            return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+        if name not in self.layer_names():
+            raise WorkspaceError(f"the workspace has no layer {name!r}")
+        have = set(pyogrio.read_info(self.path, layer=name)["fields"])
+        return pyogrio.read_dataframe(self.path, layer=name, columns=[c for c in columns if c in have],
+                                      read_geometry=False)
 
     def proposals(self) -> SQLiteProposalStore:
         """The saved redraw proposals, in ``redraw_proposals.sqlite`` next to the GeoPackage."""
