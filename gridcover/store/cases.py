@@ -22,6 +22,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gridcover.io.outputs import CASES_FILE, cases_lock
@@ -94,7 +95,8 @@ class SQLiteCaseStore(CaseStore):
     def _db(self) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")  # one sync per intake; the carried copy is SQLite's backup
+            db.execute("PRAGMA journal_mode=WAL")  # the carried copy is SQLite's backup
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a crash of the process, not of the machine
             db.execute(_schema())
         except sqlite3.Error as exc:
             raise WorkspaceError(f"cannot keep cases next to the workspace ({self.path}): {exc}") from None
@@ -111,7 +113,6 @@ class SQLiteCaseStore(CaseStore):
 
     def add(self, cases: pd.DataFrame) -> CaseIntake:
         rows = _rows(cases)
-        batch = pd.DataFrame({"id": rows[0], "fingerprint": rows[CASE_COLUMNS.index("fingerprint")]})
         with cases_lock(self.folder):
             db = self._db()
             try:
@@ -119,9 +120,10 @@ class SQLiteCaseStore(CaseStore):
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_ids (id TEXT PRIMARY KEY)")
                 db.execute("DELETE FROM batch_ids")
                 db.executemany("INSERT OR IGNORE INTO batch_ids VALUES (?)", ((i,) for i in rows[0]))
-                existing = pd.read_sql_query("SELECT id, fingerprint FROM cases WHERE id IN (SELECT id FROM batch_ids)", db)
-                duplicates = check_intake(batch, existing)
-                new = ~batch["id"].isin(set(duplicates)).to_numpy()
+                held = db.execute("SELECT id, fingerprint FROM cases WHERE id IN (SELECT id FROM batch_ids)").fetchall()
+                duplicates = check_intake(pd.DataFrame({"id": rows[0], "fingerprint": rows[CASE_COLUMNS.index(
+                    "fingerprint")]}), pd.DataFrame(held, columns=["id", "fingerprint"])) if held else ()
+                new = ~np.isin(rows[0], list(duplicates)) if duplicates else np.ones(len(rows[0]), dtype=bool)
                 db.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join('?' * len(CASE_COLUMNS))})",
                                zip(*(column[new] for column in rows)))
                 db.execute("COMMIT")
