@@ -245,10 +245,10 @@ LAYERS: tuple[MapLayer, ...] = (
             geometry="polygon", public_fields=("name", "community_id"), counts=COUNT_FIELDS,
             live=LiveSource(read=case_counts, stamp=case_stamp), queryables=("id", "community_id"),
             tile_fields=("id", "name", *COUNT_FIELDS), coverage=True, minzoom=11, visible=False,
-            style=Style(kind="fill", field="overdue_cases", steps=True, opacity=0.45, outline="#67000d", width=0.5,
+            style=Style(kind="fill", field="overdue_cases", steps=True, opacity=0.45, outline="#003c30", width=0.5,
                         classes=(Class("#ffffff", "无超时事件", "no overdue case", 0),
-                                 Class("#fdae61", "有超时事件", "overdue cases", 1),
-                                 Class("#d7191c", "超时事件 ≥5", "5 or more overdue cases", 5))),
+                                 Class("#80cdc1", "有超时事件", "overdue cases", 1),
+                                 Class("#01665e", "超时事件 ≥5", "5 or more overdue cases", 5))),
             popup=("name", *COUNT_FIELDS))),
     MapLayer(
         id="households", source="households", title_zh="户（个人数据）", title_en="Households (personal data)",

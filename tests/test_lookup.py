@@ -123,7 +123,7 @@ def test_not_covered_answers_are_counted_as_blind_spots_without_coordinates(inde
     log.record(look(index, (12, 0.5)))
     counts = log.counts()
     assert log.total() == 4
-    assert set(counts.columns) == {"version", "nearest_grid_id", "h3", "count", "first_seen", "last_seen"}
+    assert set(counts.columns) == {"version", "nearest_grid_id", "h3", "count", "first_seen", "last_seen", "reason"}
     assert counts.groupby("nearest_grid_id")["count"].sum().to_dict() == {"G5": 3, "G6": 1}
 
 

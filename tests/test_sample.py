@@ -57,7 +57,7 @@ def test_every_layer_is_committed_with_its_fields(sample):
 
 def test_sample_is_small_enough_to_commit():
     total = sum(p.stat().st_size for p in SAMPLE.iterdir())
-    assert total < 15_000_000
+    assert total < 16_000_000  # the case log and twelve monthly snapshots added 0.6 MB
 
 
 def test_household_count_is_a_real_street_offices(sample):

@@ -1363,11 +1363,13 @@ def build_sample(data_dir, out_dir, *, seed: int = DEFAULT_SEED) -> dict[str, in
     visits.to_csv(out_dir / "visits.csv", index=False, encoding="utf-8", lineterminator="\n")
     counts = {name: len(gdf) for name, gdf in layers.items()}
     counts["visits"] = len(visits)
+    from tools.sample_cases import write_case_log  # the case log reads the layers just written
+
+    (out_dir / "README.md").unlink(missing_ok=True)  # the case log first (the story's run places its cases), then the README
+    write_case_log(out_dir)
     plan.notes["story"] = story_lines(out_dir, defects=plan.defects, categories=load_config().categories,
                                       village_buildings=set(b.loc[b["block"].isin(plan.notes["village_blocks"]), "id"]))
     _write_readme(out_dir, plan, layers, counts, seed, hh, b, estates)
-    from tools.sample_cases import write_case_log  # the case log reads the layers just written
-
     counts["cases"] = write_case_log(out_dir)["cases"]
     return counts
 

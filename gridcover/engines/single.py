@@ -77,7 +77,7 @@ def analyze(path: str | os.PathLike, *, crs: str | None = None, settings: Settin
     merged, replaced = with_stored_cases(data.layers.get("cases"), stored_cases, metric_crs=data.metric_crs)
     if merged is not None:
         data.layers["cases"] = merged
-        if progress:
+        if progress and stored_cases is not None and len(stored_cases):
             progress(f"added the {len(stored_cases):,} cases stored in the workspace (case API) to the analysis")
     if replaced:
         data.warnings.append(f"cases: {replaced:,} of the data folder's cases have the id of a case stored through "
