@@ -606,3 +606,13 @@ def test_sites_refuses_an_ambiguous_category_name(tiny_dir, tmp_path, capsys):
     assert main(["sites", str(tiny_dir), "--category", "运动场地", "--out", str(tmp_path / "s"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "fits 3 categories" in err and "small_sports (小型多功能运动场地)" in err and "Traceback" not in err
+
+
+def test_the_readme_first_command_prints_its_progress_with_a_case_log_and_no_stored_cases(tmp_path):
+    """The sample holds a case log and a fresh --out holds no stored case: the progress lines must not crash."""
+    out = tmp_path / "sample"
+    result = _run("analyze", ROOT / "sample_geojson", "--out", out, "--as-of", "2026-11-30")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cases stored in the workspace" not in result.stderr  # nothing stored: nothing said about it
+    assert (out / "cases.geojson").is_file() and (out / "report.html").is_file()
