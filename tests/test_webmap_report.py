@@ -1,8 +1,9 @@
 """The director's path: the report at ``/report``, opened and printed to PDF in a real headless Chromium.
 
 The report is served from a workspace (report.html beside workspace.gpkg, as ``gridcover analyze`` writes
-it) under the same rule as the public layers it shows; printed on A4 it has page numbers, a sign-off, no
-map control and every page readable. The PDF goes to build/test-artefacts/report.pdf and, where poppler's
+it; made from the workspace's tables where there is no such file, as in PostGIS) under the same rule as the
+public layers it shows; printed on A4 it has page numbers, a sign-off, no map control and every page
+readable, in the language the reader switched to. The PDF goes to build/test-artefacts/report.pdf and, where poppler's
 pdftoppm is installed, its pages to report-page-N.png (.ci/run installs poppler-utils).
 """
 
@@ -22,10 +23,12 @@ from fastapi.testclient import TestClient
 from serving import REPO, ServerProcess, keys_file
 from test_webmap import CHROMIUM, FLAGS, _browser_or_skip
 
+from backends import backend, postgis_dsn  # noqa: F401 (fixtures)
+
 from api.access import load_keys
 from api.app import create_app
 from gridcover.store import open_workspace
-from layers.report import write_report
+from layers.report import render_workspace_report, write_report
 
 ARTEFACTS = REPO / "build" / "test-artefacts"
 
@@ -55,10 +58,45 @@ def test_the_report_is_served_from_the_workspace(report_workspace):
     assert {"200", "401", "403", "404"} <= set(answers) and "text/html" in answers["200"]["content"]
 
 
-def test_a_workspace_without_a_report_answers_404_saying_how_to_make_one(sample_analysis, tmp_path):
-    _, out = sample_analysis
-    shutil.copy2(out / "workspace.gpkg", tmp_path / "workspace.gpkg")
-    r = _client(tmp_path).get("/report")
+#: What differs between two renderings of one report that a reader cannot see: folium's random element ids, the
+#: coordinates inside the map's frame and the print drawing's path data (the tables and text must be equal).
+_INVISIBLE = ((re.compile(r"_[0-9a-f]{32}"), "_X"), (re.compile(r'srcdoc="[^"]*"'), 'srcdoc=""'),
+              (re.compile(r' d="[^"]*"'), ' d=""'))
+
+
+def _visible(text: str) -> str:
+    for pattern, repl in _INVISIBLE:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def test_a_postgis_workspace_serves_the_same_report_as_the_geopackage_one(backend, sample_analysis, tmp_path):
+    """``analyze --db`` writes no report.html: /report makes it from the workspace's tables, the same document
+    analyze writes (on both backends: the GeoPackage's report.html removed, and PostGIS)."""
+    analysis, out = sample_analysis
+    shutil.copy2(out / "trend.json", tmp_path / "trend.json")
+    written = write_report(analysis, tmp_path / "report.html", made=date(2026, 12, 1)).read_text(encoding="utf-8")
+    assert "趋势" in written  # the trend of the sample's twelve snapshots, from trend.json
+    bare = tmp_path / "ws"
+    bare.mkdir()
+    shutil.copy2(out / "workspace.gpkg", bare / "workspace.gpkg")
+    ws = backend.open(bare)
+    made = render_workspace_report(ws, made=date(2026, 12, 1))
+    assert _visible(made) == _visible(written)
+    assert made.count("<path ") == written.count("<path ")  # the print drawing: every polygon drawn
+    client = TestClient(create_app(ws, keys=load_keys(keys_file())))
+    r = client.get("/report")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for part in ("网格化管理脱管风险报告", "考核表", "超负荷网格", "重点盲区", "趋势", "审核签发"):
+        assert part in r.text, part
+    assert client.get("/report").text == r.text  # made once per workspace version and k
+
+
+def test_a_workspace_with_no_analysis_answers_404_saying_how_to_make_one(report_workspace, tmp_path):
+    client = _client(report_workspace)
+    client.app.state.workspace = SimpleNamespace(path=tmp_path / "workspace.gpkg", location="test", version=1,
+                                                 tag="t-1", stamp="s", has=lambda name: False)
+    r = client.get("/report")
     assert r.status_code == 404 and "gridcover analyze" in r.json()["description"]
 
 
