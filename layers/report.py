@@ -617,6 +617,13 @@ def _grid_list(ctx: ReportContext, grid_ids: list[str], by_community: bool) -> t
     return "；".join(zh), "; ".join(en)
 
 
+def _grid_name(ctx: ReportContext, grid_id: str) -> tuple[str, str]:
+    """A grid's name without its community's, Chinese and English (第15网格 / grid 15)."""
+    name = ctx.grid_names.get(grid_id, grid_id)
+    number = re.fullmatch(r"第(\d+)网格", name)
+    return name, (f"grid {number.group(1)}" if number else name)
+
+
 def _overloaded_section(ctx: ReportContext) -> str:
     """超负荷网格: each grid over the workload rule with its worker, households and the workers it lacks."""
     g = ctx.analysis.grids
@@ -643,7 +650,7 @@ def _overloaded_section(ctx: ReportContext) -> str:
         per = "–" if not r.workers else f"{r.households_per_worker:,.0f}"
         beyond = _t("无专职网格员", "no full-time worker") if not np.isfinite(r.ratio) else f"+{r.ratio - 1:.0%}"
         worker = html.escape(str(r.worker_name)) if isinstance(r.worker_name, str) and r.worker_name else "–"
-        rows.append(f"<tr><td>{html.escape(str(r.name))}</td>"
+        rows.append(f"<tr><td class=nowrap>{_t(*_grid_name(ctx, str(r.id)))}</td>"
                     f"<td class=nowrap>{html.escape(ctx.community_names.get(str(r.community_id), str(r.community_id)))}</td>"
                     f"<td class=nowrap>{worker}</td><td class=num>{int(r.workers)}</td><td class=num>{int(r.households):,}</td>"
                     f"<td class=num>{r.workload:,.0f}</td><td class=num>{per}</td><td class=num>{beyond}</td>"

@@ -31,6 +31,7 @@ from gridcover.store import open_workspace
 from layers.report import render_workspace_report, write_report
 
 ARTEFACTS = REPO / "build" / "test-artefacts"
+AUTHOR = "测试编制人"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def report_workspace(sample_analysis, tmp_path_factory) -> Path:
     analysis, out = sample_analysis
     folder = tmp_path_factory.mktemp("report-ws")
     shutil.copy2(out / "workspace.gpkg", folder / "workspace.gpkg")
-    write_report(analysis, folder / "report.html", author="测试编制人", made=date(2026, 12, 1))
+    write_report(analysis, folder / "report.html", author=AUTHOR, made=date(2026, 12, 1))
     return folder
 
 
@@ -147,9 +148,15 @@ def test_the_director_opens_the_report_and_prints_it(report_workspace, sample_an
             assert "网格化管理脱管风险报告" in page.inner_text("h1")
             assert page.frame_locator("iframe").locator(".leaflet-control-zoom").count() == 1  # on screen: Leaflet
             page.screenshot(path=str(ARTEFACTS / "report-screen.png"))
-            page.click(".switch")  # English on a click
+            page.click(".switch")  # English on a click: every text, the title, the map's frame
             assert "Report on households falling out of care" in page.inner_text("h1")
+            _check_all_english(page, sample_analysis[0])
+            page.screenshot(path=str(ARTEFACTS / "report-screen-en.png"))
+            page.emulate_media(media="print")
+            page.pdf(path=str(ARTEFACTS / "report-en.pdf"), prefer_css_page_size=True, print_background=True)
+            page.emulate_media(media="screen")
             page.click(".switch")
+            assert "网格化管理脱管风险报告" in page.title() and page.evaluate("document.documentElement.lang") == "zh-CN"
 
             page.emulate_media(media="print")  # on paper: the drawing framed on the street, no control
             assert not page.is_visible("iframe") and not page.is_visible(".switch")
@@ -164,7 +171,52 @@ def test_the_director_opens_the_report_and_prints_it(report_workspace, sample_an
     pages = _pdf_pages(pdf)
     assert 3 <= pages <= 12, pages
     _check_pdf_text(pdf, pages, sample_analysis[0])
+    _check_english_pdf(ARTEFACTS / "report-en.pdf", sample_analysis[0])
     _pdf_to_png(pdf)
+
+
+#: Chinese characters and punctuation (full-width forms included).
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _names(analysis) -> list[str]:
+    """The proper names a report shows as they are in either language: streets, communities, grids, workers,
+    estates, its author (longest first, so a grid's name goes before its community's)."""
+    layers = analysis.data.layers
+    found = {AUTHOR} | set(layers["streets"]["name"]) | set(layers["communities"]["name"]) | set(layers["estates"]["name"])
+    found |= set(analysis.grids["name"]) | set(analysis.grids["worker_name"].dropna())
+    return sorted((str(n) for n in found if isinstance(n, str) and n), key=len, reverse=True)
+
+
+def _chinese_left(text: str, analysis) -> list[str]:
+    """The lines of ``text`` with Chinese left once the names are taken out."""
+    for name in _names(analysis):
+        text = text.replace(name, "")
+    return [line for line in text.splitlines() if _CJK.search(line)]
+
+
+def _check_all_english(page, analysis) -> None:
+    """In English no Chinese is left but the names: the page, its title, the map's frame (layer box, tooltips)."""
+    body = page.inner_text("body").replace("中文 / English", "")  # the switch names both languages
+    assert _chinese_left(body, analysis) == []
+    assert _chinese_left(page.title(), analysis) == [] and page.evaluate("document.documentElement.lang") == "en"
+    frame = page.frame_locator("iframe")
+    assert _chinese_left(frame.locator(".leaflet-control-layers").inner_text(), analysis) == []
+    tooltip_labels = page.frame_locator("iframe").locator("body").evaluate(
+        "b => Array.from(b.ownerDocument.querySelectorAll('.en')).length")
+    assert tooltip_labels > 0
+
+
+def _check_english_pdf(pdf: Path, analysis) -> None:
+    """The English print: "page x of y" on every page, the running header in English, no Chinese but names."""
+    tool = _poppler("pdftotext")
+    if tool is None:
+        return
+    text = subprocess.run([tool, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    sheets = text.split("\f")[:-1]
+    assert sheets and all(f"page {i} of {len(sheets)}" in sheet for i, sheet in enumerate(sheets, 1))
+    assert all("report on households falling out of care" in sheet for sheet in sheets[1:])
+    assert _chinese_left(text, analysis) == [], _chinese_left(text, analysis)[:10]
 
 
 def _pdf_pages(pdf: Path) -> int:
@@ -237,8 +289,8 @@ def test_a_table_longer_than_a_page_repeats_its_header_on_the_next(sample_analys
             browser.close()
     text = subprocess.run([tool, str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     sheets = [re.sub(r"\s+", "", s) for s in text.split("\f")]
-    names = list(analysis.grids["name"])
-    with_rows = [i for i, s in enumerate(sheets) if sum(n in s for n in names) >= 5]
+    workers = [n for n in analysis.grids["worker_name"].dropna().unique() if len(n) >= 2]  # a row names its worker
+    with_rows = [i for i, s in enumerate(sheets) if sum(n in s for n in workers) >= 5]
     assert len(with_rows) >= 2, "the list should run over two pages"
     for i in with_rows:
         assert "需增配专职网格员" in sheets[i], f"page {i + 1} of the list has no header"
