@@ -252,7 +252,17 @@
       return { moves: st.moves.map((m) => (m.kind === 'building' ? { building_id: m.id, to: m.to } : { estate_id: m.id, to: m.to })) };
     };
     function setBusy(on) { st.busy = on; $('rd-check').dataset.busy = on ? '1' : '0'; renderAll(); }
-    function done() { st.checks += 1; renderAll(); $('rd-check').dataset.checks = String(st.checks); }
+    function done() { st.checks += 1; renderAll(); $('rd-check').dataset.checks = String(st.checks); reveal($('rd-check')); }
+    // The check's verdict and its problems (new, remaining, fixed) are what a move is for: after each check the
+    // side panel scrolls so they start near its top, unless they are already in its upper half (issue 15).
+    function reveal(el) {
+      const panel = $('panel');
+      if (!panel || !el || el.offsetParent === null) return;
+      const box = el.getBoundingClientRect();
+      const view = panel.getBoundingClientRect();
+      if (box.top >= view.top && box.top <= view.top + view.height / 2 && box.bottom <= view.bottom) return;
+      panel.scrollTop += box.top - view.top - 8;
+    }
 
     let seq = 0;
     async function runCheck({ added = false, file = false } = {}) {
@@ -383,7 +393,7 @@
     $('rd-save').addEventListener('click', async () => {
       setBusy(true);
       try { await saveDraft(); } catch (err) { st.result = fail(err, '保存失败：', 'Saving failed: '); }
-      finally { setBusy(false); renderAll(); }
+      finally { setBusy(false); renderAll(); $('rd-result').scrollIntoView({ block: 'nearest' }); }
     });
     $('rd-apply').addEventListener('click', async () => {
       const reason = $('rd-reason').value.trim();
@@ -405,7 +415,7 @@
         if (st.community) await openCommunity(st.community.id);
       } catch (err) {
         st.result = fail(err, '未能应用：', 'Not applied: ');
-      } finally { setBusy(false); renderAll(); }
+      } finally { setBusy(false); renderAll(); $('rd-result').scrollIntoView({ block: 'nearest' }); }  // the answer in view
     });
 
     // ---------------------------------------------------------------- compare two versions
