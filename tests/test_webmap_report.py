@@ -40,6 +40,7 @@ def report_workspace(sample_analysis, tmp_path_factory) -> Path:
     analysis, out = sample_analysis
     folder = tmp_path_factory.mktemp("report-ws")
     shutil.copy2(out / "workspace.gpkg", folder / "workspace.gpkg")
+    shutil.copy2(out / "trend.json", folder / "trend.json")  # the trend section, as analyze writes it
     write_report(analysis, folder / "report.html", author=AUTHOR, made=date(2026, 12, 1))
     return folder
 
@@ -245,7 +246,7 @@ def _check_pdf_text(pdf: Path, pages: int, analysis) -> None:
         assert f"第{i}页/共{pages}页" in sheets[i - 1], i
     last = "".join(sheets[-2:])
     assert "审核" in last and "签发" in last and "测试编制人" in last
-    for heading in ("要点", "重点盲区", "超负荷网格", "考核表", "指标说明"):
+    for heading in ("要点", "重点盲区", "超负荷网格", "考核表", "趋势", "指标说明"):
         assert heading in text, heading
     assert text.count("网格化管理脱管风险报告") >= pages  # the running header from page 2 on, the title on 1
     for name in analysis.data.layers["communities"]["name"]:
