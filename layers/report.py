@@ -289,7 +289,17 @@ def _trend_section(ctx: ReportContext) -> str:
         return ""
     from layers.trend import trend_section  # matplotlib is imported only where a report is drawn
 
-    return trend_section(ctx.trend, names=INDICATOR_NAMES, both=_t)
+    return trend_section(_measured_trend(ctx.trend), names=INDICATOR_NAMES, both=_t)
+
+
+def _measured_trend(trend: dict) -> dict:
+    """The trend without the indicators no unit ever measured (流动人口登记率 without the field): no empty chart."""
+    def measured(ind: dict) -> bool:
+        return ind.get("value") is not None or any(p.get("value") is not None for p in ind.get("points") or [])
+
+    units = [{**u, "indicators": {i: v for i, v in u["indicators"].items() if measured(v)}}
+             for u in trend.get("units") or []]
+    return {**trend, "units": [u for u in units if u["indicators"]]}
 
 
 def _cover(ctx: ReportContext) -> str:
