@@ -310,6 +310,7 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
             page.click("#rd-key-use")
             page.wait_for_selector("#rd-body", state="visible")
             assert "密钥可用" in page.inner_text("#rd-status")
+            assert page.inner_text("#rd-body label.rd-file-button") == "选择文件…"  # not the browser's "Choose File"
             _shot(page, "1-key")
 
             # 2. 德盛路社区: its current grids' two problems, by name, and the layers that tell another story step back
@@ -367,14 +368,16 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
                                    timeout=30_000)
             page.wait_for_timeout(600)
             summary = page.inner_text("#rd-compare-summary")
-            assert "第 1 版 → 第 2 版（社区 510105001003）" in summary, summary
+            assert "第 1 版 → 第 2 版（社区 德盛路社区，510105001003）" in summary, summary
             assert "福和名都整体划入第1网格" in page.inner_text("#rd-right-title")
+            assert "分析时的网格" in page.inner_text("#rd-left-title")  # no English in the Chinese titles
             reshaped = re.search(r"边界改动: (.*)", summary).group(1)
             assert re.findall(r"G03-\d\d", reshaped) == ["G03-01", "G03-02"], reshaped  # nobody changed grid
             assert "在被切分楼栋的住户 73 → 0" in summary
             page.screenshot(path=str(ARTEFACTS / "webmap-redraw-desheng-6-compare.png"))
             page.click("#lang")  # the same in English
             assert "boundaries moved: G03-01 (+" in page.inner_text("#rd-compare-summary")
+            assert "grids as analysed" in page.inner_text("#rd-left-title")
             page.click("#rd-compare-close")
             assert "valid, no problem" in page.inner_text("#rd-check")
             page.screenshot(path=str(ARTEFACTS / "webmap-redraw-desheng-7-en.png"))

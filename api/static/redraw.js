@@ -359,6 +359,7 @@
     $('rd-file').addEventListener('change', async (ev) => {
       const f = ev.target.files[0];
       if (!f) return;
+      $('rd-file-name').textContent = f.name; $('rd-file-name').removeAttribute('data-zh');
       let doc;
       try { doc = JSON.parse(await f.text()); } catch (err) {
         st.error = msg('error', () => tr(`文件 ${f.name} 不是有效的 JSON：`, `${f.name} is not valid JSON: `) + err.message);
@@ -604,7 +605,7 @@
       const gridName = (id) => { const f = (st.baseGrids ? st.baseGrids.features : []).find((x) => String(x.properties.id) === id);
         return f && f.properties.name && f.properties.name !== id ? `${id} ${f.properties.name}` : id; };
       ol.innerHTML = st.moves.map((m) => `<li data-unit="${esc(m.id)}">${esc(tr(m.kind === 'building' ? '楼栋' : '小区', m.kind))} ${esc(m.name || '')} ${esc(m.id)} → ${esc(gridName(m.to))}</li>`).join('') ||
-        `<li class="rd-hint">${esc(tr('（还没有调整）', '(no moves yet)'))}</li>`;
+        `<li class="rd-hint rd-empty">${esc(tr('（还没有调整）', '(no moves yet)'))}</li>`;
     }
     function renderButtons() {
       const body = bodyOf();
@@ -620,14 +621,18 @@
     function renderCompare() {
       const c = st.compare;
       if (!c) return;
-      const vName = (v) => tr(`第 ${v.version} 版（${v.created.slice(0, 16).replace('T', ' ')}，${v.author}：${v.reason}）`,
-        `Version ${v.version} (${v.created.slice(0, 16).replace('T', ' ')}, ${v.author}: ${v.reason})`);
+      // the analysed grids' record says so in English (the store's words): in the Chinese UI, in Chinese
+      const why = (v) => (v.kind === 'analyze' ? tr('分析时的网格', 'grids as analysed') : v.reason);
+      const vName = (v) => tr(`第 ${v.version} 版（${v.created.slice(0, 16).replace('T', ' ')}，${v.author}：${why(v)}）`,
+        `Version ${v.version} (${v.created.slice(0, 16).replace('T', ' ')}, ${v.author}: ${why(v)})`);
+      const named = (st.communities || []).find((x) => x.id === c.cid);
+      const where = named && named.name ? `${named.name}，${c.cid}` : c.cid;
       $('rd-left-title').textContent = vName(c.va);
       $('rd-right-title').textContent = vName(c.vb);
       const d = c.diff; const mv = d.moved || {};
       const list = (xs) => (xs && xs.length ? xs.map((x) => (typeof x === 'object' ? `${x.grid} → ${(x.into || []).join('/')}` : x)).join(', ') : '—');
-      let html = `<p class="rd-moved">${esc(tr(`第 ${c.a} 版 → 第 ${c.b} 版${c.cid ? `（社区 ${c.cid}）` : ''}：${mv.households} 户、${mv.persons} 人、${mv.buildings} 栋楼换网格，其中 ${mv.changing_worker} 户换网格员。`,
-        `Version ${c.a} → ${c.b}${c.cid ? ` (community ${c.cid})` : ''}: ${mv.households} households, ${mv.persons} persons, ${mv.buildings} buildings change grid; ${mv.changing_worker} households change worker.`))}</p>`;
+      let html = `<p class="rd-moved">${esc(tr(`第 ${c.a} 版 → 第 ${c.b} 版${c.cid ? `（社区 ${where}）` : ''}：${mv.households} 户、${mv.persons} 人、${mv.buildings} 栋楼换网格，其中 ${mv.changing_worker} 户换网格员。`,
+        `Version ${c.a} → ${c.b}${c.cid ? ` (community ${where.replace('，', ', ')})` : ''}: ${mv.households} households, ${mv.persons} persons, ${mv.buildings} buildings change grid; ${mv.changing_worker} households change worker.`))}</p>`;
       html += '<p>' + GROUPS.map((g) => `${esc(label(g, g, g))} ${esc(fmt(mv[g]))}`).join('；') + '</p>';
       html += `<p>${esc(tr('新建', 'created'))}: ${esc(list(d.created))}；${esc(tr('撤销', 'removed'))}: ${esc(list(d.removed))}；` +
         `${esc(tr('合并', 'merged'))}: ${esc(list(d.merged))}；${esc(tr('拆分', 'split'))}: ${esc(list(d.split))}</p>`;
