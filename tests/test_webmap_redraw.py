@@ -380,6 +380,7 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
             assert "grids as analysed" in page.inner_text("#rd-left-title")
             page.click("#rd-compare-close")
             assert "valid, no problem" in page.inner_text("#rd-check")
+            assert page.get_attribute("#rd-band", "placeholder") == "from the workload rule"
             page.screenshot(path=str(ARTEFACTS / "webmap-redraw-desheng-7-en.png"))
 
             # closing the panel gives the blind spots and facilities back

@@ -534,7 +534,7 @@
     function checkHtml(check, { baseline }) {
       const [lo, hi] = check.band || [300, 500];
       const s = check.summary || {};
-      let html = `<p class="rd-title">${esc(baseline ? tr('当前网格', 'Current grids') : tr('调整后', 'After the moves'))}：` +
+      let html = `<p class="rd-title">${esc(baseline ? tr('当前网格', 'Current grids') : tr('调整后', 'After the moves'))}${tr('：', ': ')}` +
         verdict(check, baseline) + '</p>';
       html += issuesHtml(check, baseline);
       html += `<p class="rd-summary">${esc(tr(`网格 ${s.grids} 个，${s.in_band} 个在 ${lo}–${hi} 户之间；每格 ${s.households_min}–${s.households_max} 户；平均紧凑度（Polsby-Popper）${s.mean_polsby_popper}；最多可分 ${s.maximum_grids} 格。`,
@@ -663,6 +663,7 @@
       if (st.check) html += checkHtml(st.check, { baseline: false });
       else if (st.baseline) html += checkHtml(st.baseline, { baseline: true });
       el.innerHTML = html;
+      $('rd-band').placeholder = tr('按工作量规则', 'from the workload rule');
       renderMessage($('rd-result'), st.result);
       if (st.versions.length) renderVersions();
       renderButtons();
