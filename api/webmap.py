@@ -5,7 +5,8 @@ MapLibre GL JS (BSD-3-Clause, ``static/vendor/maplibre-gl/LICENSE.txt``). No CDN
 glyph server (labels are HTML: popups, legend, search), so it works on an intranet with no internet
 access. The layer switcher, legend and popups are built from the layer declarations (``layers/``)
 that ``/webmap/config.json`` hands over; the base map is optional (``gridcover serve --basemap``).
-``/report`` serves the street office's report, report.html of the workspace (:func:`report_response`).
+``/report`` serves the street office's report: report.html of the workspace, or the same document made from its
+tables where there is no such file (a PostGIS workspace; :func:`report_response`).
 
 Example
 -------
@@ -61,27 +62,57 @@ REPORT_NOTICE = "<!--gridcover:notice-->"
 
 def report_response(request: Request, caller: Caller) -> Response:
     """The street office's report (``/report``): ``report.html`` of the workspace's output folder, as analyze
-    wrote it (self-contained: its script, styles and map are inside it).
+    wrote it (self-contained: its script, styles and map are inside it); a workspace without that file (PostGIS:
+    ``analyze --db`` writes no folder) gets the same document made from its tables
+    (:func:`layers.report.render_workspace_report`, with the server's k).
 
     It holds counts only, special-group counts from 1 to k-1 withheld with the k it was written with: any
     caller may read it when that k is at least the server's (as the public layers it shows), else only a key
     entitled to every street it covers (a street office of those streets, an admin). After a redraw it says
-    that its grids are those analysed, not the current version."""
+    which of its parts describe the grids as analysed."""
     workspace = get_workspace(request)
+    k = int(getattr(request.app.state, "k", DEFAULT_K))
     path = Path(workspace.path).parent / REPORT_FILE
-    if not path.is_file():
-        raise NotFoundError(f"no {REPORT_FILE} in this workspace ({workspace.location}): 'gridcover analyze DATA "
-                            "--out OUT' writes it into OUT beside workspace.gpkg (docs/report.md)")
-    text = path.read_text(encoding="utf-8", errors="replace")  # a file edited by hand is still shown
-    _check_report_access(text, caller, k=int(getattr(request.app.state, "k", DEFAULT_K)))
-    version = workspace.version
-    if version > 1:
-        notice = (f'<p class="quality" role="note">本报告按分析时的网格（第 1 版）编制；网格已调整，现行为第 {version} 版'
-                  "（gridcover redraw）。重新运行 gridcover analyze 可按现行网格更新报告。"
-                  f'<br><span lang="en">This report describes the grids as analysed (version 1); the grids are now '
-                  f"version {version}. Run gridcover analyze again for a report of the current grids.</span></p>")
-        text = text.replace(REPORT_NOTICE, notice, 1)
+    stored = not path.is_file()
+    if stored:
+        text = _stored_report(request, workspace, k)
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")  # a file edited by hand is still shown
+    _check_report_access(text, caller, k=k)
+    if workspace.version > 1:
+        text = text.replace(REPORT_NOTICE, _redraw_notice(workspace.version, stored=stored), 1)
     return HTMLResponse(text, headers={"Cache-Control": "no-cache"})
+
+
+def _stored_report(request: Request, workspace, k: int) -> str:
+    """The report made from the workspace's tables, kept on the app (``report_cache``) for its version and k."""
+    from layers.report import render_workspace_report  # folium and matplotlib: loaded when a report is made
+
+    state = request.app.state
+    key = (workspace.tag, workspace.stamp, k)
+    cached = getattr(state, "report_cache", None)
+    if cached is None or cached[0] != key:
+        if not workspace.has("grids") or not workspace.has("communities"):
+            raise NotFoundError(f"no analysis in this workspace ({workspace.location}) to make a report of: run "
+                                "'gridcover analyze DATA --out OUT' or '--db URL' first (docs/report.md)")
+        state.report_cache = cached = (key, render_workspace_report(workspace, k=k))
+    return cached[1]
+
+
+def _redraw_notice(version: int, *, stored: bool) -> str:
+    """What a report says after ``gridcover redraw`` changed the grids (both languages, as its switch shows)."""
+    if stored:
+        zh = (f"本报告由工作区的表生成：网格及其负荷为现行第 {version} 版（gridcover redraw），考核表、盲区、要点和趋势为分析时"
+              "（第 1 版）的结果。重新运行 gridcover analyze 可全部按现行网格更新。")
+        en = (f"Made from the workspace's tables: the grids and their load are the current version {version} "
+              "(gridcover redraw); the scorecard, blind spots, findings and trend are those of the analysis (version "
+              "1). Run gridcover analyze again to bring them all up to date.")
+    else:
+        zh = (f"本报告按分析时的网格（第 1 版）编制；网格已调整，现行为第 {version} 版（gridcover redraw）。"
+              "重新运行 gridcover analyze 可按现行网格更新报告。")
+        en = (f"This report describes the grids as analysed (version 1); the grids are now version {version}. "
+              "Run gridcover analyze again for a report of the current grids.")
+    return (f'<p class="quality" role="note"><span class="zh">{zh}</span><span class="en" lang="en">{en}</span></p>')
 
 
 def _report_meta(text: str, name: str) -> str | None:
@@ -231,7 +262,7 @@ def complete_openapi(doc: dict, app) -> dict:
     paths["/map"]["get"]["responses"]["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
     report = paths["/report"]["get"]["responses"]
     report["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
-    report.setdefault("404", {"description": "the workspace has no report.html (analyze writes it into --out)",
+    report.setdefault("404", {"description": "the workspace holds no analysis to make a report of",
                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     paths["/static/{path}"]["get"]["responses"]["200"]["content"] = {"*/*": {"schema": {"type": "string",
                                                                                       "format": "binary"}}}

@@ -107,14 +107,24 @@ def _kept_text(share: pd.Series, households: pd.Series, k: int) -> pd.Series:
     n = pd.to_numeric(households, errors="coerce").fillna(0).to_numpy()
     v = pd.to_numeric(share, errors="coerce")
     text = v.map(lambda x: "–" if pd.isna(x) else f"{x:.0%}").to_numpy(dtype=object)
-    text[(n > 0) & (n < k)] = f"<{k}户"
+    text[(n > 0) & (n < k)] = _t(f"<{k}户", f"<{k} households")
     return pd.Series(text, index=share.index)
 
 
-def _tooltip(frame: gpd.GeoDataFrame, fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
-    """A tooltip of those ``fields`` the frame holds: an optional field (``ur_code``, ``year_built``) may be absent."""
+def _tooltip(frame: gpd.GeoDataFrame, fields: list[str], aliases: list[tuple[str, str]]) -> folium.GeoJsonTooltip:
+    """A tooltip of those ``fields`` the frame holds (an optional field, ``ur_code``, ``year_built``, may be
+    absent), its labels in both languages (the map's frame follows the report's language switch)."""
     pairs = [(f, a) for f, a in zip(fields, aliases) if f in frame.columns]
-    return folium.GeoJsonTooltip([f for f, _ in pairs], aliases=[a for _, a in pairs])
+    return folium.GeoJsonTooltip([f for f, _ in pairs], aliases=[_t(*a) for _, a in pairs])
+
+
+#: The names of the areas' kinds (``areas.kind``) in the map's tooltips.
+AREA_KINDS = {"old_estate": ("老旧小区", "old estate"), "urban_rural_fringe": ("城乡结合部", "urban-rural fringe")}
+
+
+def _both(values: pd.Series, names: dict) -> pd.Series:
+    """Codes as HTML in both languages (``names``: code → (zh, en)); an unknown code as itself."""
+    return values.map(lambda v: _t(*names.get(v, (v, v))) if isinstance(v, str) else v)
 
 
 def _map(analysis, *, basemap: str | None, k: int) -> folium.Map:
@@ -125,46 +135,52 @@ def _map(analysis, *, basemap: str | None, k: int) -> folium.Map:
     m.default_js = [("leaflet", _JS_MARK)]
     m.default_css = [("leaflet_css", _CSS_MARK)]
     if basemap:
-        folium.TileLayer(basemap, attr="base map (configured)", name="底图 base map").add_to(m)
+        folium.TileLayer(basemap, attr="base map (configured)", name=_t("底图", "base map")).add_to(m)
     m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
 
     comm = layers["communities"].copy()
     comm["fringe"] = comm.get("ur_code", pd.Series(None, index=comm.index)).astype("string").isin(["112", "122"]).fillna(False)
-    folium.GeoJson(_geojson(comm, ["id", "name", "ur_code", "fringe"]), name="社区 / 城乡结合部 communities / fringe",
+    folium.GeoJson(_geojson(comm, ["id", "name", "ur_code", "fringe"]), name=_t("社区 / 城乡结合部", "communities / fringe"),
                    style_function=_style("communities"),
-                   tooltip=_tooltip(comm, ["name", "ur_code"], ["社区", "城乡分类代码"])).add_to(m)
+                   tooltip=_tooltip(comm, ["name", "ur_code"], [("社区", "community"),
+                                                                ("城乡分类代码", "urban-rural code")])).add_to(m)
     areas = layers.get("areas")
     if areas is not None and len(areas):
-        folium.GeoJson(_geojson(areas, ["id", "kind", "name"]), name="重点区域 areas", style_function=_style("areas"),
-                       tooltip=_tooltip(areas, ["name", "kind"], ["名称", "类型"])).add_to(m)
+        areas = areas.assign(kind_text=_both(areas["kind"], AREA_KINDS)) if "kind" in areas.columns else areas
+        folium.GeoJson(_geojson(areas, ["id", "kind", "kind_text", "name"]), name=_t("重点区域", "areas"),
+                       style_function=_style("areas"),
+                       tooltip=_tooltip(areas, ["name", "kind_text"], [("名称", "name"), ("类型", "kind")])).add_to(m)
     estates = layers.get("estates")
     if estates is not None and len(estates):
         est = estates.copy()
         year = pd.to_numeric(est.get("year_built", pd.Series(np.nan, index=est.index)), errors="coerce")
         est["old_estate"] = (year <= 2000).fillna(False)
-        folium.GeoJson(_geojson(est, ["id", "name", "year_built", "old_estate"]), name="小区（老旧小区橙色） estates",
+        folium.GeoJson(_geojson(est, ["id", "name", "year_built", "old_estate"]), name=_t("小区（老旧小区橙色）", "estates (old ones orange)"),
                        style_function=_style("estates"),
-                       tooltip=_tooltip(est, ["name", "year_built"], ["小区", "建成年份"])).add_to(m)
+                       tooltip=_tooltip(est, ["name", "year_built"], [("小区", "estate"), ("建成年份", "built")])).add_to(m)
     grids = analysis.grids.copy()
     grids["load"] = np.where(grids["unstaffed"], "unstaffed", np.where(grids["over_capacity"], "over", "ok"))
     if "visits_kept_share" in grids.columns:
         grids["visits_kept"] = _kept_text(grids["visits_kept_share"], grids["visits_households"], k)
     folium.GeoJson(_geojson(grids, ["id", "name", "worker_name", "households", "load", "visits_kept"]),
-                   name="网格 grids", style_function=_style("grids"),
+                   name=_t("网格", "grids"), style_function=_style("grids"),
                    tooltip=_tooltip(grids, ["name", "worker_name", "households", "visits_kept"],
-                                    ["网格", "网格员", "户数", "走访周期达标率"])
+                                    [("网格", "grid"), ("网格员", "grid worker"), ("户数", "households"),
+                                     ("走访周期达标率", "visit periods kept")])
                    ).add_to(m)
     spots = analysis.blindspots
     if spots is not None and len(spots):
         shown = spots.copy()
         for g in SPECIAL_GROUP_COUNTS:
             shown[g] = shown[g].map(lambda v: suppress(v, k))
-        shown["risk_reasons"] = shown["risk_reasons"].map(lambda rs: "、".join(REASON_NAMES.get(r, (r,))[0] for r in rs))
-        folium.GeoJson(_geojson(shown, ["id", "rank", "risk", "risk_reasons", "households", "persons", "elderly_alone",
-                                        "mental_disorder", "child_in_difficulty"]),
-                       name="盲区 blind spots", style_function=_style("blindspots"),
-                       tooltip=folium.GeoJsonTooltip(["rank", "risk", "households", "elderly_alone", "risk_reasons"],
-                                                     aliases=["排名", "预警", "风险户数", "独居老人", "原因"])).add_to(m)
+        shown["reasons_text"] = shown["risk_reasons"].map(lambda rs: _t(*_reasons(rs)))
+        shown["risk_text"] = _both(shown["risk"], COLOUR_NAMES)
+        folium.GeoJson(_geojson(shown, ["id", "rank", "risk", "risk_text", "reasons_text", "households", "persons",
+                                        "elderly_alone", "mental_disorder", "child_in_difficulty"]),
+                       name=_t("盲区", "blind spots"), style_function=_style("blindspots"),
+                       tooltip=_tooltip(shown, ["rank", "risk_text", "households", "elderly_alone", "reasons_text"],
+                                        [("排名", "rank"), ("预警", "warning"), ("风险户数", "households at risk"),
+                                         ("独居老人", "elderly alone"), ("原因", "reasons")])).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 
@@ -205,6 +221,8 @@ class ReportContext:
     author: str | None = None
     made: date = field(default_factory=date.today)
     basemap: str | None = None
+    #: :func:`geo.history.build_trend`'s answer (trend.json), or None: the trend section is left out.
+    trend: dict | None = None
 
     @property
     def summary(self) -> dict:
@@ -258,12 +276,30 @@ def _body(ctx: ReportContext) -> str:
         _spots_section(ctx),
         _overloaded_section(ctx),
         _scorecard_section(ctx),
-        # ── TREND: the trend across analyses (layers/trend.py, issue 15's history part) is ONE call here, a
-        #    section like the others: a function of ctx returning its HTML ("" without earlier analyses). ──
+        _trend_section(ctx),
         _definitions_section(ctx),
         _signoff(ctx),
         _sources(),
     ))
+
+
+def _trend_section(ctx: ReportContext) -> str:
+    """趋势: the last twelve months against the target in force then (layers/trend.py), "" without a trend."""
+    if not ctx.trend:
+        return ""
+    from layers.trend import trend_section  # matplotlib is imported only where a report is drawn
+
+    return trend_section(_measured_trend(ctx.trend), names=INDICATOR_NAMES, both=_t)
+
+
+def _measured_trend(trend: dict) -> dict:
+    """The trend without the indicators no unit ever measured (流动人口登记率 without the field): no empty chart."""
+    def measured(ind: dict) -> bool:
+        return ind.get("value") is not None or any(p.get("value") is not None for p in ind.get("points") or [])
+
+    units = [{**u, "indicators": {i: v for i, v in u["indicators"].items() if measured(v)}}
+             for u in trend.get("units") or []]
+    return {**trend, "units": [u for u in units if u["indicators"]]}
 
 
 def _cover(ctx: ReportContext) -> str:
@@ -273,7 +309,7 @@ def _cover(ctx: ReportContext) -> str:
     author = html.escape(ctx.author) if ctx.author else (
         f'<span class="blank"></span> {_t("（打印后手写）", "(to be written by hand)")}')
     rows = [
-        (("街道", "street office"), f"{html.escape(ctx.street_names)} <small>（{html.escape(ids)}）</small>"),
+        (("街道", "street office"), f"{html.escape(ctx.street_names)} <small>{_t(f'（{ids}）', f'({ids})')}</small>"),
         (("数据截至（走访判定日）", "data as of (visits judged on)"), html.escape(ctx.as_of) or "–"),
         (("报告生成日期", "report made on"), ctx.made.isoformat()),
         (("编制", "prepared by"), author),
@@ -405,7 +441,8 @@ def _map_section(ctx: ReportContext) -> str:
 
 #: Inside the Leaflet map: nothing to click on paper (the printed report uses the drawing, this is for
 #: a user who prints the map's frame alone).
-_MAP_PRINT_CSS = "@media print{.leaflet-control-zoom,.leaflet-control-layers{display:none !important}}"
+_MAP_PRINT_CSS = ("@media print{.leaflet-control-zoom,.leaflet-control-layers{display:none !important}}"
+                  "body.lang-en .zh{display:none} body:not(.lang-en) .en{display:none}")
 _SVG_WIDTH = 1000.0
 
 
@@ -554,12 +591,12 @@ def _spots_section(ctx: ReportContext, top: int = 15) -> str:
         comms = [c for c in str(r.community_ids).split(",") if c]
         grids = [g for g in str(r.grid_ids).split(",") if g]
         where = ("、".join(html.escape(ctx.community_names.get(c, c)) for c in comms)
-                 + (f"<div class=sub>{_t('网格：', 'grids: ')}{html.escape(_grid_list(ctx, grids, len(comms) > 1))}</div>"
+                 + (f"<div class=sub>{_t(*_grid_list(ctx, grids, len(comms) > 1))}</div>"
                     if grids else f"<div class=sub>{_t('不在任何网格', 'in no grid')}</div>"))
         area = getattr(r, "area_m2", None)
         rows.append(f"<tr><td class=num>{r.rank}</td><td class='{r.risk} nowrap'>{_t(zh, en)}</td>"
                     f"<td class=where>{where}</td><td class=reasons>{_t(*reasons)}</td>"
-                    f"<td class=num>{r.households:,}<div class=sub>（{r.persons:,}）</div></td>"
+                    f"<td class=num>{r.households:,}<div class=sub>{_t(f'（{r.persons:,} 人）', f'({r.persons:,} persons)')}</div></td>"
                     f"<td class=num>{_count(r.elderly_alone, k)}</td><td class=num>{_count(r.mental_disorder, k)}</td>"
                     f"<td class=num>{_count(r.child_in_difficulty, k)}</td><td class=num>{r.unregistered_buildings}</td>"
                     f"<td class=num>{'–' if area is None or pd.isna(area) else f'{area / 10_000:.1f}'}</td></tr>")
@@ -569,20 +606,32 @@ def _spots_section(ctx: ReportContext, top: int = 15) -> str:
     return title + _table(head, rows, "spots") + (f"<p class=note>{more}</p>" if more else "")
 
 
-def _grid_list(ctx: ReportContext, grid_ids: list[str], by_community: bool) -> str:
-    """Grids by their short names (第1、3、4网格), each community's after its name when ``by_community``."""
+def _grid_list(ctx: ReportContext, grid_ids: list[str], by_community: bool) -> tuple[str, str]:
+    """Grids by their short names, Chinese and English (第1、3、4网格 / grids 1, 3, 4), each community's after its
+    name when ``by_community``."""
     groups: dict[str, list[str]] = {}
     for gid in grid_ids:
         groups.setdefault(ctx.grid_community.get(gid, "") if by_community else "", []).append(ctx.grid_names.get(gid, gid))
-    parts = []
+    zh, en = [], []
     for community, names in groups.items():
         numbers = [re.fullmatch(r"第(\d+)网格", n) for n in names]
+        where = ctx.community_names.get(community, community)
         if all(numbers):
-            text = "第" + "、".join(str(v) for v in sorted(int(m.group(1)) for m in numbers)) + "网格"
+            ordered = [str(v) for v in sorted(int(m.group(1)) for m in numbers)]
+            zh.append(where + "第" + "、".join(ordered) + "网格")
+            en.append((f"{where}: " if where else "") + ("grid " if len(ordered) == 1 else "grids ") + ", ".join(ordered))
         else:
-            text = "、".join(names[:8]) + (f" 等 {len(names)} 个" if len(names) > 8 else "")
-        parts.append(ctx.community_names.get(community, community) + text)
-    return "；".join(parts)
+            more = len(names) > 8
+            zh.append(where + "、".join(names[:8]) + (f" 等 {len(names)} 个" if more else ""))
+            en.append((f"{where}: " if where else "") + ", ".join(names[:8]) + (f" ({len(names)} in all)" if more else ""))
+    return "；".join(zh), "; ".join(en)
+
+
+def _grid_name(ctx: ReportContext, grid_id: str) -> tuple[str, str]:
+    """A grid's name without its community's, Chinese and English (第15网格 / grid 15)."""
+    name = ctx.grid_names.get(grid_id, grid_id)
+    number = re.fullmatch(r"第(\d+)网格", name)
+    return name, (f"grid {number.group(1)}" if number else name)
 
 
 def _overloaded_section(ctx: ReportContext) -> str:
@@ -611,7 +660,7 @@ def _overloaded_section(ctx: ReportContext) -> str:
         per = "–" if not r.workers else f"{r.households_per_worker:,.0f}"
         beyond = _t("无专职网格员", "no full-time worker") if not np.isfinite(r.ratio) else f"+{r.ratio - 1:.0%}"
         worker = html.escape(str(r.worker_name)) if isinstance(r.worker_name, str) and r.worker_name else "–"
-        rows.append(f"<tr><td>{html.escape(str(r.name))}</td>"
+        rows.append(f"<tr><td class=nowrap>{_t(*_grid_name(ctx, str(r.id)))}</td>"
                     f"<td class=nowrap>{html.escape(ctx.community_names.get(str(r.community_id), str(r.community_id)))}</td>"
                     f"<td class=nowrap>{worker}</td><td class=num>{int(r.workers)}</td><td class=num>{int(r.households):,}</td>"
                     f"<td class=num>{r.workload:,.0f}</td><td class=num>{per}</td><td class=num>{beyond}</td>"
@@ -628,7 +677,7 @@ def _scorecard_section(ctx: ReportContext) -> str:
     units = card[card["level"].isin(["street", "community"])]
     zones = card[card["level"] == "zone"]
     legend = _t("✓ 达标　✗ 未达标　未测：数据中没有所需字段。数值下方为分子/分母（定义见“指标说明”）。",
-                "✓ pass　✗ fail　not measured: the data lack the field. Below each value: numerator/denominator "
+                "✓ pass, ✗ fail; not measured: the data lack the field. Below each value: numerator/denominator "
                 "(see Definitions).")
     out = [f"<h2>{_t('对照工作方案目标的考核表', 'Scorecard against the plan’s targets')}</h2>",
            f"<p class=note>{legend}</p>",
@@ -639,7 +688,8 @@ def _scorecard_section(ctx: ReportContext) -> str:
 
 
 def _score_matrix(ctx: ReportContext, card: pd.DataFrame) -> str:
-    indicators = list(dict.fromkeys(card["indicator"]))
+    known = list(INDICATOR_NAMES)  # the same column order in every table and however the rows were read
+    indicators = sorted(dict.fromkeys(card["indicator"]), key=lambda i: known.index(i) if i in known else len(known))
     targets = card.drop_duplicates("indicator").set_index("indicator")["target"]
     head = [("单位", "unit", "")] + [
         (f"{INDICATOR_NAMES.get(i, (i, i))[0]}\n{_target_text(i, targets[i])}",
@@ -817,7 +867,7 @@ def _signoff(ctx: ReportContext) -> str:
     cells = [(("编制", "prepared by"), made), (("审核", "reviewed by"), '<span class="line"></span>'),
              (("签发", "issued by"), '<span class="line"></span>'),
              (("日期", "date"), '<span class="line"></span>')]
-    row = "".join(f"<td>{_t(*label)}：{value}</td>" for label, value in cells)
+    row = "".join(f"<td>{_t(label[0] + '：', label[1] + ':')} {value}</td>" for label, value in cells)
     note = _t(f"{ctx.street_names}办事处　报告生成于 {ctx.made.isoformat()}，数据截至 {ctx.as_of}。",
               f"{ctx.street_names} street office; made on {ctx.made.isoformat()}, data as of {ctx.as_of}.")
     return (f'<div class="signoff"><b>{_t("审核签发", "Review and issue")}</b><table><tr>{row}</tr></table>'
@@ -832,28 +882,49 @@ def _sources() -> str:
 
 
 def _page_css(ctx: ReportContext) -> str:
-    """The printed page: A4, the running header (title, as-of date) from page 2 on, page x of y at the foot."""
-    title = f"{ctx.street_names} 网格化管理脱管风险报告".replace('"', "'")
-    return (f'@page{{size:A4 portrait;margin:16mm 13mm 17mm 13mm;'
-            f'@top-left{{content:"{title}";font-size:8pt;color:#555}}'
-            f'@top-right{{content:"数据截至 {ctx.as_of}";font-size:8pt;color:#555}}'
-            '@bottom-center{content:"第 " counter(page) " 页 / 共 " counter(pages) " 页";font-size:8pt;color:#333}}'
-            "@page :first{@top-left{content:none}@top-right{content:none}}")
+    """The printed page: A4, the running header (title, as-of date) from page 2 on, page x of y at the foot, in
+    the language shown (named pages ``zh`` and ``en``: the body's language switch picks one)."""
+    street = ctx.street_names.replace('"', "'")
+    words = {"zh": (f"{street} 网格化管理脱管风险报告", f"数据截至 {ctx.as_of}", '"第 " counter(page) " 页 / 共 " counter(pages) " 页"'),
+             "en": (f"{street}: report on households falling out of care", f"data as of {ctx.as_of}",
+                    '"page " counter(page) " of " counter(pages)')}
+    box = "font-size:8pt;color:#555"
+    out = []
+    for lang, (title, as_of, foot) in words.items():
+        out.append(f'@page {lang}{{size:A4 portrait;margin:16mm 13mm 17mm 13mm;'
+                   f'@top-left{{content:"{title}";{box}}}@top-right{{content:"{as_of}";{box}}}'
+                   f'@bottom-center{{content:{foot};font-size:8pt;color:#333}}}}'
+                   f"@page {lang}:first{{@top-left{{content:none}}@top-right{{content:none}}}}")
+    return "".join(out) + "body{page:zh} body.lang-en{page:en}"
+
+
+def _titles(ctx: ReportContext) -> tuple[str, str]:
+    """The document's title (the browser tab, a saved PDF's name) in Chinese and English."""
+    return (f"{ctx.street_names} 网格化管理脱管风险报告 — gridcover",
+            f"{ctx.street_names}: report on households falling out of care — gridcover")
+
+
+#: The language switch: the page, the map inside its frame and the document's title follow it.
+_SWITCH_JS = """function gcSwitch(){var en=document.body.classList.toggle('lang-en');
+document.documentElement.lang=en?'en':'zh-CN';document.title=document.body.dataset[en?'titleEn':'titleZh'];
+document.querySelectorAll('iframe').forEach(function(f){try{f.contentDocument.body.classList.toggle('lang-en',en);}catch(e){}});}"""
 
 
 def render_report(analysis, *, k: int = DEFAULT_K, basemap: str | None = None, author: str | None = None,
-                  made: date | None = None) -> str:
-    """The report as one HTML document (Chinese, English switchable; printable on A4)."""
-    ctx = ReportContext(analysis, k=k, author=author, made=made or date.today(), basemap=basemap)
+                  made: date | None = None, trend: dict | None = None) -> str:
+    """The report as one HTML document (Chinese, English switchable; printable on A4); ``trend`` is
+    :func:`geo.history.build_trend`'s answer (the trend section; none without it)."""
+    ctx = ReportContext(analysis, k=k, author=author, made=made or date.today(), basemap=basemap, trend=trend)
     css = (STATIC.parent / "report" / "report.css").read_text(encoding="utf-8")
     streets = ",".join(ctx.streets["id"].astype(str))
+    title_zh, title_en = (html.escape(t, quote=True) for t in _titles(ctx))
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="gridcover:k" content="{k}"><meta name="gridcover:streets" content="{html.escape(streets)}">
-<title>{html.escape(ctx.street_names)} 网格化管理脱管风险报告 — gridcover</title>
-<style>{css}{_page_css(ctx)}</style></head>
-<body>
-<button class="switch" onclick="document.body.classList.toggle('lang-en')">中文 / English</button>
+<title>{title_zh}</title>
+<style>{css}{_page_css(ctx)}</style><script>{_SWITCH_JS}</script></head>
+<body data-title-zh="{title_zh}" data-title-en="{title_en}">
+<button class="switch" onclick="gcSwitch()">中文 / English</button>
 <!--gridcover:notice-->
 {_body(ctx)}
 </body></html>
@@ -862,9 +933,101 @@ def render_report(analysis, *, k: int = DEFAULT_K, basemap: str | None = None, a
 
 def write_report(analysis, path: str | Path, *, k: int = DEFAULT_K, basemap: str | None = None,
                  author: str | None = None, made: date | None = None) -> Path:
-    """Write ``report.html`` (or ``path``); ``author`` is who made it (a line to sign by hand without)."""
-    from layers.trend import with_trend  # the trend section, from trend.json beside the report (docs/history.md)
+    """Write ``report.html`` (or ``path``); ``author`` is who made it (a line to sign by hand without). The trend
+    section comes from ``trend.json`` beside it (docs/history.md), when there is one."""
     path = Path(path)
-    path.write_text(with_trend(render_report(analysis, k=k, basemap=basemap, author=author, made=made), path.parent,
-                               names=INDICATOR_NAMES, both=_t), encoding="utf-8")
+    trend_file = path.parent / "trend.json"
+    trend = json.loads(trend_file.read_text(encoding="utf-8")) if trend_file.is_file() else None
+    path.write_text(render_report(analysis, k=k, basemap=basemap, author=author, made=made, trend=trend),
+                    encoding="utf-8")
     return path
+
+
+# ------------------------------------------------------------------ the report of a stored workspace
+#: The layers of the analysis the report draws, besides the grids and blind spots.
+_REPORT_INPUTS = ("streets", "communities", "estates", "areas")
+#: The order of the scorecard's units, as the analysis makes it (communities, then the street, then the zones).
+_LEVEL_ORDER = {"community": 0, "street": 1, "zone": 2}
+
+
+@dataclass
+class StoredAnalysis:
+    """An analysis as a workspace keeps it (:func:`stored_analysis`): the parts the report reads, in the
+    metric CRS the analysis used (``data.layers``: streets, communities, estates, areas)."""
+
+    data: object
+    grids: gpd.GeoDataFrame
+    blindspots: gpd.GeoDataFrame | None
+    scorecard: pd.DataFrame | None
+    summary: dict
+    history: object
+
+
+def stored_analysis(workspace) -> StoredAnalysis:
+    """The analysis a workspace (GeoPackage or PostGIS: the store contract only) holds, for the report: its layers
+    projected back to the analysis' metric CRS, its list fields as lists, the scorecard the latest snapshot of
+    ``scorecard_history`` (the one this analysis kept) in the order the analysis made it.
+
+    >>> report = render_report(stored_analysis(open_workspace(db=DSN)))  # doctest: +SKIP
+    """
+    from types import SimpleNamespace
+
+    from layers.features import LIST_FIELDS
+
+    summary = workspace.summary()
+    crs = summary.get("metric_crs") or None
+
+    def read(name: str) -> gpd.GeoDataFrame | None:
+        if not workspace.has(name):
+            return None
+        frame = workspace.read(name)
+        frame = frame.to_crs(crs) if crs else frame
+        lists = [c for c in LIST_FIELDS if c in frame.columns]
+        if lists:
+            frame = frame.copy()
+            for c in lists:
+                frame[c] = [json.loads(v) if isinstance(v, str) and v.startswith("[") else v for v in frame[c]]
+        return frame
+
+    layers = {name: frame for name in _REPORT_INPUTS if (frame := read(name)) is not None}
+    history = workspace.scorecard_history()
+    return StoredAnalysis(data=SimpleNamespace(layers=layers), grids=read("grids"), blindspots=read("blindspots"),
+                          scorecard=_stored_scorecard(history, _summary_as_of(summary)), summary=summary,
+                          history=history)
+
+
+def _summary_as_of(summary: dict) -> str | None:
+    s = summary
+    day = (s.get("risk") or {}).get("reference_date") or (s.get("visits") or {}).get("as_of")
+    return str(day)[:10] if day else None
+
+
+def _stored_scorecard(history, as_of: str | None) -> pd.DataFrame | None:
+    """The snapshot of ``as_of`` (else the latest) as the analysis' scorecard, in its order."""
+    rows = history.rows
+    if not len(rows):
+        return None
+    day = as_of if as_of in set(rows["as_of"]) else max(rows["as_of"])
+    card = rows[rows["as_of"] == day].drop(columns=["as_of", "recorded"])
+    zones, indicators = list(ZONE_NAMES), list(INDICATOR_NAMES)
+    order = pd.DataFrame({
+        "level": card["level"].map(_LEVEL_ORDER).fillna(len(_LEVEL_ORDER)),
+        "zone": card["id"].map(lambda v: zones.index(v) if v in zones else len(zones)),
+        "id": card["id"].astype(str),
+        "indicator": card["indicator"].map(lambda v: indicators.index(v) if v in indicators else len(indicators)),
+    }, index=card.index)
+    card = card.loc[order.sort_values(["level", "zone", "id", "indicator"], kind="stable").index]
+    card["pass"] = card["pass"].astype(object)
+    return card.reset_index(drop=True)
+
+
+def render_workspace_report(workspace, *, k: int = DEFAULT_K, made: date | None = None,
+                            author: str | None = None) -> str:
+    """The report of a workspace made from its tables (a PostGIS workspace has no report.html): the same document
+    :func:`write_report` writes from the analysis, the trend built from the stored snapshots."""
+    from geo.history import build_trend
+
+    analysis = stored_analysis(workspace)
+    trend = build_trend(analysis.history, as_of=_summary_as_of(analysis.summary), k=k) if analysis.scorecard is not None \
+        else None
+    return render_report(analysis, k=k, author=author, made=made, trend=trend)

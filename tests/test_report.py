@@ -49,10 +49,10 @@ def test_with_visit_records_the_scorecard_counts_periods_and_withholds_a_share_o
 def test_a_grids_share_of_visit_periods_is_shown_as_a_percentage_or_withheld_below_k():
     import pandas as pd
 
-    from layers.report import _kept_text
+    from layers.report import _kept_text, _t
 
     shown = _kept_text(pd.Series([0.75, 0.5, None]), pd.Series([6, 2, 0]), 5)
-    assert shown.tolist() == ["75%", "<5户", "–"]
+    assert shown.tolist() == ["75%", _t("<5户", "<5 households"), "–"]  # in the language the report shows
 
 
 # ---------------------------------------------------------------- the report as a director reads it
@@ -137,8 +137,9 @@ def test_the_overloaded_grids_are_listed_with_their_workers_and_load(sample_anal
     over = grids[grids["over_capacity"] | grids["unstaffed"]]
     rows = _tables(sample_page)["overloaded"]
     assert rows[0][0] == "网格" and "每名专职网格员户数" in rows[0] and "需增配专职网格员" in rows[0]
-    assert sorted(r[0] for r in rows[1:]) == sorted(over["name"])
-    by_name = {r[0]: r for r in rows[1:]}
+    # each grid by its name within its community (第15网格), the community in the next column
+    assert sorted(r[1] + r[0] for r in rows[1:]) == sorted(over["name"])
+    by_name = {r[1] + r[0]: r for r in rows[1:]}
     for g in over.itertuples():
         row = by_name[g.name]
         assert row[2] == (g.worker_name or "–") and row[4] == f"{g.households:,}"

@@ -263,10 +263,21 @@ EXAMPLE_KEYS = REPO / "docs" / "keys.example.json"
 OFFICE_KEY = "EXAMPLE-ONLY-street-office-taisheng-not-for-production"
 
 
-def _shot(page, name: str, *, show: str | None = None) -> None:
-    """A screenshot of the step, the side panel scrolled to ``show`` (as a user would scroll to read it)."""
-    if show:
-        page.locator(show).scroll_into_view_if_needed()
+def _in_view(page, selector: str) -> None:
+    """What the step is about is on the screen as the page left it (the test scrolls nothing): inside the window
+    and inside the side panel's visible part."""
+    box = page.locator(selector).first.bounding_box()
+    panel = page.locator("#panel").bounding_box()
+    size = page.viewport_size
+    assert box is not None, f"{selector} is not shown"
+    top, bottom = max(0, panel["y"]), min(size["height"], panel["y"] + panel["height"])
+    assert top <= box["y"] and box["y"] + box["height"] <= bottom + 1, (selector, box, panel, size)
+
+
+def _shot(page, name: str, *, show: tuple[str, ...] = ()) -> None:
+    """A screenshot of the step, after checking that ``show`` (the step's answer) is in view without scrolling."""
+    for selector in show:
+        _in_view(page, selector)
     page.wait_for_function("map.loaded() && !map.isMoving()", timeout=30_000)
     page.wait_for_timeout(400)
     page.screenshot(path=str(ARTEFACTS / f"webmap-redraw-desheng-{name}.png"))
@@ -299,6 +310,7 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
             page.click("#rd-key-use")
             page.wait_for_selector("#rd-body", state="visible")
             assert "密钥可用" in page.inner_text("#rd-status")
+            assert page.inner_text("#rd-body label.rd-file-button") == "选择文件…"  # not the browser's "Choose File"
             _shot(page, "1-key")
 
             # 2. 德盛路社区: its current grids' two problems, by name, and the layers that tell another story step back
@@ -314,7 +326,7 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
             assert sorted(page.evaluate("gridcoverRedraw.steppedBack")) == sorted(shown)
             assert page.evaluate("map.getSource('rd-issues')._data.features.length") == 2
             assert page.evaluate("map.getLayer('rd-issues-line').visibility") == "visible"
-            _shot(page, "2-problems", show="#rd-check ul.rd-issues")
+            _shot(page, "2-problems", show=("#rd-check p.rd-title", "#rd-check ul.rd-issues"))
 
             # 3. a click on the cut building flies there and outlines it
             page.click("#rd-check li[data-issue='split_building:B00021']")
@@ -325,7 +337,7 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
             lng, lat = page.evaluate("[map.getCenter().lng, map.getCenter().lat]")
             assert abs(lng - 104.07419) < 0.001 and abs(lat - 30.67601) < 0.001, (lng, lat)
             assert page.is_visible("#rd-check li.rd-issue.chosen")
-            _shot(page, "3-building", show="#rd-check li.rd-issue.chosen")
+            _shot(page, "3-building", show=("#rd-check li.rd-issue.chosen",))
 
             # 4. move estate 福和名都 wholly into grid 1: the check says it is valid and fixes both problems
             page.select_option("#rd-target", "G03-01")
@@ -337,7 +349,7 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
             assert page.inner_text("#rd-check ul.rd-issues").count("已修复") == 2
             assert "小区 福和名都 E007 → G03-01 德盛路社区第1网格" in page.inner_text("#rd-moves")
             assert page.is_enabled("#rd-apply")
-            _shot(page, "4-check", show="#rd-check ul.rd-issues")
+            _shot(page, "4-check", show=("#rd-check p.rd-title", "#rd-check ul.rd-issues"))
 
             # 5. apply with a reason: version 2; the community's grids have no problem left
             page.fill("#rd-reason", "福和名都整体划入第1网格，不再切开2栋")
@@ -347,7 +359,7 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
             page.wait_for_function("document.querySelector('#rd-check').dataset.busy === '0' && "
                                    "document.querySelector('#rd-check').textContent.includes('当前网格')", timeout=60_000)
             assert "✔ 有效，无问题" in page.inner_text("#rd-check")
-            _shot(page, "5-applied", show="#rd-result")
+            _shot(page, "5-applied", show=("#rd-result",))
 
             # 6. versions 1 and 2 side by side
             page.click("#rd-compare-open")
@@ -356,16 +368,19 @@ def test_a_street_office_mends_desheng_on_the_map_with_the_example_key(workspace
                                    timeout=30_000)
             page.wait_for_timeout(600)
             summary = page.inner_text("#rd-compare-summary")
-            assert "第 1 版 → 第 2 版（社区 510105001003）" in summary, summary
+            assert "第 1 版 → 第 2 版（社区 德盛路社区，510105001003）" in summary, summary
             assert "福和名都整体划入第1网格" in page.inner_text("#rd-right-title")
+            assert "分析时的网格" in page.inner_text("#rd-left-title")  # no English in the Chinese titles
             reshaped = re.search(r"边界改动: (.*)", summary).group(1)
             assert re.findall(r"G03-\d\d", reshaped) == ["G03-01", "G03-02"], reshaped  # nobody changed grid
             assert "在被切分楼栋的住户 73 → 0" in summary
             page.screenshot(path=str(ARTEFACTS / "webmap-redraw-desheng-6-compare.png"))
             page.click("#lang")  # the same in English
             assert "boundaries moved: G03-01 (+" in page.inner_text("#rd-compare-summary")
+            assert "grids as analysed" in page.inner_text("#rd-left-title")
             page.click("#rd-compare-close")
             assert "valid, no problem" in page.inner_text("#rd-check")
+            assert page.get_attribute("#rd-band", "placeholder") == "from the workload rule"
             page.screenshot(path=str(ARTEFACTS / "webmap-redraw-desheng-7-en.png"))
 
             # closing the panel gives the blind spots and facilities back

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -65,6 +67,7 @@ def test_the_trend_panel_shows_twelve_months_against_the_targets(november_worksp
             page.click("#lang")
             assert "Trend (last 12 months)" in page.inner_text("#trend-panel")
             assert "Households that became red" in page.inner_text("#trend-panel")
+            assert not re.search(r"[\u3000-\u303f\uff01-\uff1f]", page.inner_text("#trend-panel .tr-changed"))  # no ：，
             panel.scroll_into_view_if_needed()
             panel.screenshot(path=str(ARTEFACTS / "webmap-trend-en.png"))
             assert blocked == [] and errors == [], (blocked, errors)

@@ -252,7 +252,17 @@
       return { moves: st.moves.map((m) => (m.kind === 'building' ? { building_id: m.id, to: m.to } : { estate_id: m.id, to: m.to })) };
     };
     function setBusy(on) { st.busy = on; $('rd-check').dataset.busy = on ? '1' : '0'; renderAll(); }
-    function done() { st.checks += 1; renderAll(); $('rd-check').dataset.checks = String(st.checks); }
+    function done() { st.checks += 1; renderAll(); $('rd-check').dataset.checks = String(st.checks); reveal($('rd-check')); }
+    // The check's verdict and its problems (new, remaining, fixed) are what a move is for: after each check the
+    // side panel scrolls so they start near its top, unless they are already in its upper half (issue 15).
+    function reveal(el) {
+      const panel = $('panel');
+      if (!panel || !el || el.offsetParent === null) return;
+      const box = el.getBoundingClientRect();
+      const view = panel.getBoundingClientRect();
+      if (box.top >= view.top && box.top <= view.top + view.height / 2 && box.bottom <= view.bottom) return;
+      panel.scrollTop += box.top - view.top - 8;
+    }
 
     let seq = 0;
     async function runCheck({ added = false, file = false } = {}) {
@@ -349,6 +359,7 @@
     $('rd-file').addEventListener('change', async (ev) => {
       const f = ev.target.files[0];
       if (!f) return;
+      $('rd-file-name').textContent = f.name; $('rd-file-name').removeAttribute('data-zh');
       let doc;
       try { doc = JSON.parse(await f.text()); } catch (err) {
         st.error = msg('error', () => tr(`文件 ${f.name} 不是有效的 JSON：`, `${f.name} is not valid JSON: `) + err.message);
@@ -383,7 +394,7 @@
     $('rd-save').addEventListener('click', async () => {
       setBusy(true);
       try { await saveDraft(); } catch (err) { st.result = fail(err, '保存失败：', 'Saving failed: '); }
-      finally { setBusy(false); renderAll(); }
+      finally { setBusy(false); renderAll(); $('rd-result').scrollIntoView({ block: 'nearest' }); }
     });
     $('rd-apply').addEventListener('click', async () => {
       const reason = $('rd-reason').value.trim();
@@ -405,7 +416,7 @@
         if (st.community) await openCommunity(st.community.id);
       } catch (err) {
         st.result = fail(err, '未能应用：', 'Not applied: ');
-      } finally { setBusy(false); renderAll(); }
+      } finally { setBusy(false); renderAll(); $('rd-result').scrollIntoView({ block: 'nearest' }); }  // the answer in view
     });
 
     // ---------------------------------------------------------------- compare two versions
@@ -523,7 +534,7 @@
     function checkHtml(check, { baseline }) {
       const [lo, hi] = check.band || [300, 500];
       const s = check.summary || {};
-      let html = `<p class="rd-title">${esc(baseline ? tr('当前网格', 'Current grids') : tr('调整后', 'After the moves'))}：` +
+      let html = `<p class="rd-title">${esc(baseline ? tr('当前网格', 'Current grids') : tr('调整后', 'After the moves'))}${tr('：', ': ')}` +
         verdict(check, baseline) + '</p>';
       html += issuesHtml(check, baseline);
       html += `<p class="rd-summary">${esc(tr(`网格 ${s.grids} 个，${s.in_band} 个在 ${lo}–${hi} 户之间；每格 ${s.households_min}–${s.households_max} 户；平均紧凑度（Polsby-Popper）${s.mean_polsby_popper}；最多可分 ${s.maximum_grids} 格。`,
@@ -594,7 +605,7 @@
       const gridName = (id) => { const f = (st.baseGrids ? st.baseGrids.features : []).find((x) => String(x.properties.id) === id);
         return f && f.properties.name && f.properties.name !== id ? `${id} ${f.properties.name}` : id; };
       ol.innerHTML = st.moves.map((m) => `<li data-unit="${esc(m.id)}">${esc(tr(m.kind === 'building' ? '楼栋' : '小区', m.kind))} ${esc(m.name || '')} ${esc(m.id)} → ${esc(gridName(m.to))}</li>`).join('') ||
-        `<li class="rd-hint">${esc(tr('（还没有调整）', '(no moves yet)'))}</li>`;
+        `<li class="rd-hint rd-empty">${esc(tr('（还没有调整）', '(no moves yet)'))}</li>`;
     }
     function renderButtons() {
       const body = bodyOf();
@@ -610,14 +621,18 @@
     function renderCompare() {
       const c = st.compare;
       if (!c) return;
-      const vName = (v) => tr(`第 ${v.version} 版（${v.created.slice(0, 16).replace('T', ' ')}，${v.author}：${v.reason}）`,
-        `Version ${v.version} (${v.created.slice(0, 16).replace('T', ' ')}, ${v.author}: ${v.reason})`);
+      // the analysed grids' record says so in English (the store's words): in the Chinese UI, in Chinese
+      const why = (v) => (v.kind === 'analyze' ? tr('分析时的网格', 'grids as analysed') : v.reason);
+      const vName = (v) => tr(`第 ${v.version} 版（${v.created.slice(0, 16).replace('T', ' ')}，${v.author}：${why(v)}）`,
+        `Version ${v.version} (${v.created.slice(0, 16).replace('T', ' ')}, ${v.author}: ${why(v)})`);
+      const named = (st.communities || []).find((x) => x.id === c.cid);
+      const where = named && named.name ? `${named.name}，${c.cid}` : c.cid;
       $('rd-left-title').textContent = vName(c.va);
       $('rd-right-title').textContent = vName(c.vb);
       const d = c.diff; const mv = d.moved || {};
       const list = (xs) => (xs && xs.length ? xs.map((x) => (typeof x === 'object' ? `${x.grid} → ${(x.into || []).join('/')}` : x)).join(', ') : '—');
-      let html = `<p class="rd-moved">${esc(tr(`第 ${c.a} 版 → 第 ${c.b} 版${c.cid ? `（社区 ${c.cid}）` : ''}：${mv.households} 户、${mv.persons} 人、${mv.buildings} 栋楼换网格，其中 ${mv.changing_worker} 户换网格员。`,
-        `Version ${c.a} → ${c.b}${c.cid ? ` (community ${c.cid})` : ''}: ${mv.households} households, ${mv.persons} persons, ${mv.buildings} buildings change grid; ${mv.changing_worker} households change worker.`))}</p>`;
+      let html = `<p class="rd-moved">${esc(tr(`第 ${c.a} 版 → 第 ${c.b} 版${c.cid ? `（社区 ${where}）` : ''}：${mv.households} 户、${mv.persons} 人、${mv.buildings} 栋楼换网格，其中 ${mv.changing_worker} 户换网格员。`,
+        `Version ${c.a} → ${c.b}${c.cid ? ` (community ${where.replace('，', ', ')})` : ''}: ${mv.households} households, ${mv.persons} persons, ${mv.buildings} buildings change grid; ${mv.changing_worker} households change worker.`))}</p>`;
       html += '<p>' + GROUPS.map((g) => `${esc(label(g, g, g))} ${esc(fmt(mv[g]))}`).join('；') + '</p>';
       html += `<p>${esc(tr('新建', 'created'))}: ${esc(list(d.created))}；${esc(tr('撤销', 'removed'))}: ${esc(list(d.removed))}；` +
         `${esc(tr('合并', 'merged'))}: ${esc(list(d.merged))}；${esc(tr('拆分', 'split'))}: ${esc(list(d.split))}</p>`;
@@ -648,6 +663,7 @@
       if (st.check) html += checkHtml(st.check, { baseline: false });
       else if (st.baseline) html += checkHtml(st.baseline, { baseline: true });
       el.innerHTML = html;
+      $('rd-band').placeholder = tr('按工作量规则', 'from the workload rule');
       renderMessage($('rd-result'), st.result);
       if (st.versions.length) renderVersions();
       renderButtons();

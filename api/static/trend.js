@@ -53,14 +53,14 @@
     const k = trend.k;
     const counts = (block, zh, en) => {
       if (!block) return `<li>${tr(zh + '：未统计（没有事件数据）', en + ': not measured (no cases)')}</li>`;
-      const per = block.by_community.map((r) => `${esc(r.name || r.id || '?')} ${r.count === null ? '&lt;' + k : r.count}`).join('，');
-      return `<li>${tr(zh, en)}：<b>${block.total}</b>${per ? `<br><span class="note">${per}</span>` : ''}</li>`;
+      const per = block.by_community.map((r) => `${esc(r.name || r.id || '?')} ${r.count === null ? '&lt;' + k : r.count}`).join(tr('，', ', '));
+      return `<li>${tr(zh + '：', en + ': ')}<b>${block.total}</b>${per ? `<br><span class="note">${per}</span>` : ''}</li>`;
     };
     const grids = c.grids_became_overloaded || [];
-    const gridText = grids.length ? grids.map((g) => esc(g.name || g.id)).join('，') : tr('无', 'none');
+    const gridText = grids.length ? grids.map((g) => esc(g.name || g.id)).join(tr('，', ', ')) : tr('无', 'none');
     return `<p class="tr-since">${tr('与上月快照（' + c.since + '）相比：', 'Since last month (' + c.since + '):')}</p>` +
       `<ul class="tr-changed">${counts(c.households_became_red, '新增红色风险户', 'Households that became red')}` +
-      `<li>${tr('新增超负荷网格', 'Grids that became overloaded')}：<b>${grids.length}</b> <span class="note">${gridText}</span></li>` +
+      `<li>${tr('新增超负荷网格：', 'Grids that became overloaded: ')}<b>${grids.length}</b> <span class="note">${gridText}</span></li>` +
       `${counts(c.cases_became_overdue, '新增逾期事件', 'Cases that became overdue')}</ul>`;
   }
 
@@ -91,7 +91,7 @@
     }).join('');
     box.innerHTML = `<h2>${tr('指标趋势（近12个月）', 'Trend (last 12 months)')}</h2>` +
       `<label class="tr-unit"><span>${tr('社区/街道', 'Community / street')}</span> <select id="tr-unit">${options}</select></label>` +
-      `<p class="note">${esc(months[0])} – ${esc(months[months.length - 1])}；${tr('虚线：当月执行的目标；红点：未达标', 'dashed: target in force; red dot: missed')}</p>` +
+      `<p class="note">${esc(months[0])} – ${esc(months[months.length - 1])}${tr('；', '; ')}${tr('虚线：当月执行的目标；红点：未达标', 'dashed: target in force; red dot: missed')}</p>` +
       `<ul class="tr-list">${rows}</ul>` +
       `<h3>${tr('与上月相比', 'Changed since last month')}</h3>${renderChanged(trend.changed)}`;
     box.querySelector('#tr-unit').addEventListener('change', (ev) => { chosen = ev.target.value; render(); });
