@@ -32,7 +32,8 @@ import shapely
 from gridcover.store.base import RowQuery, TileSpec
 from layers.base import MapLayer
 from layers.catalog import find_layer as declared
-from layers.features import LayerCache, PreparedLayer, View, lists_from_json, public_view, shown_layer, street_from
+from layers.features import (LayerCache, PreparedLayer, View, bbox_to_wgs84, lists_from_json, public_view, shown_layer,
+                             street_from)
 from layers.mvt import encode_layer
 
 
@@ -143,3 +144,15 @@ def database_tile(workspace, layer: MapLayer, z: int, x: int, y: int, *, tile: T
     props = source.properties(public_view(k), fields=fields)
     geoms = np.asarray(source.geoms, dtype=object)
     return encode_layer(layer.id, shapely.force_2d(geoms), props, kind=layer.geometry)
+
+
+def features_meeting(workspace, layer_cache: LayerCache, layer_id: str,
+                     box_3857: tuple[float, float, float, float]) -> PreparedLayer:
+    """A prepared layer holding (at least) the features of ``layer_id`` that meet a Web Mercator box, as the
+    public sees them: the whole layer in memory, or only those rows read from the database (a heat tile's)."""
+    layer = shown_layer(declared(layer_id), None)
+    if not in_database(workspace, layer):
+        return layer_cache.prepare(workspace, layer_id)
+    area = bbox_to_wgs84(box_3857, "EPSG:3857", xy=True)
+    selection = workspace.select(layer.source, query=RowQuery(area=area), count=False)
+    return _page_layer(workspace, layer, selection, tag="area")

@@ -32,7 +32,7 @@ from geo.errors import NotFoundError
 from layers.catalog import find_heat as declared_heat, find_layer as declared
 from gridcover.store.base import TileSpec
 from layers.features import LayerCache, holds, public_view, shown_layer
-from layers.in_place import database_tile, in_database
+from layers.in_place import database_tile, features_meeting, in_database
 from layers.mvt import EXTENT, encode_layer
 
 #: Half the Web Mercator world width (metres).
@@ -173,10 +173,10 @@ def heat_tile(workspace, heat_id: str, z: int, x: int, y: int, *, layer_cache: L
     layer = declared(heat.layer)
     if not workspace.has(layer.source):
         return EMPTY_PNG
-    source = layer_cache.prepare(workspace, heat.layer)
+    minx, miny, maxx, maxy = tile_bounds(z, x, y)
+    source = features_meeting(workspace, layer_cache, heat.layer, (minx, miny, maxx, maxy))
     if heat.value not in source.data.columns:
         return EMPTY_PNG
-    minx, miny, maxx, maxy = tile_bounds(z, x, y)
     if len(source.merc_tree.query(shapely.box(minx, miny, maxx, maxy))) == 0:
         return EMPTY_PNG
     step = (maxx - minx) / HEAT_SIZE

@@ -175,6 +175,20 @@ def test_tiles_are_the_same_on_both_backends_tile_by_tile(backends, clients):
     assert compared > 5000
 
 
+def test_heat_map_tiles_are_the_same_pixels_on_both_backends(backends, clients):
+    gpkg, _ = backends
+    drawn = 0
+    for heat, source in (("basic", "h3_reach"), ("tier15", "h3_reach"), ("blindspots", "blindspots")):
+        bounds = gpkg.read(source).total_bounds
+        for z in (13, 15):
+            for x, y in tiles_over(bounds, z, 6):
+                path = f"/tiles/heat/{heat}/{z}/{x}/{y}.png"
+                mine, theirs = (c.get(path) for c in clients)
+                assert mine.status_code == theirs.status_code == 200 and mine.content == theirs.content, path
+                drawn += len(mine.content) > 200  # not the empty tile
+    assert drawn > 5
+
+
 def test_special_group_counts_are_withheld_in_postgis_tiles_as_in_the_geopackage(backends, clients):
     gpkg, pg = backends
     spots = gpkg.read("blindspots")
@@ -208,6 +222,11 @@ def test_a_postgis_server_never_reads_a_whole_row_layer(backends, clients, monke
         client.get(f"/collections/{layer.id}")
         if layer.tiles:
             client.get(f"/tiles/{layer.id}.json")
-            client.get(f"/tiles/{layer.id}/16/52086/27143.mvt")
+            client.get(f"/tiles/{layer.id}/16/51714/26897.mvt")
+    for heat in ("basic", "blindspots"):
+        client.get(f"/tiles/heat/{heat}.json")
+        client.get(f"/tiles/heat/{heat}/15/25857/13448.png")
     client.get("/collections")
     assert read and not set(read) & rows, sorted(set(read) & rows)  # the grids etc. are read, no row layer
+    tile = client.get("/tiles/buildings/16/51714/26897.mvt").content
+    assert len(decode(tile)["buildings"]["features"]) > 10  # the tiles asked hold features (answered, not empty)
