@@ -35,6 +35,7 @@ from layers.catalog import FIELD_NAMES, find_layer as declared
 from geo.errors import ForbiddenError, KeyRequiredError, NotFoundError, ParameterError
 from layers.export import EXPORT_TYPES, export_table, table_csv, table_xlsx
 from layers.features import View, holds, layer_version, list_layers, shown_layer, version_key
+from layers.in_place import describe_layer, find_feature, select_features
 
 __all__ = ["GCJ02_URI", "build_router", "complete_openapi", "queryable_properties", "view_of"]
 
@@ -233,7 +234,7 @@ def _add_collection_routes(router: APIRouter) -> None:
         layers = [lay for lay in list_layers(workspace) if _may_see(caller, lay)]
         layer_cache = get_layer_cache(request)
         view = view_of(caller, _k(request))
-        docs = [_collection_doc(request, lay, layer_cache.prepare(workspace, lay.id, view=view)) for lay in layers]
+        docs = [_collection_doc(request, lay, describe_layer(workspace, layer_cache, lay.id, view=view)) for lay in layers]
         base = _base(request)
         return _json({"links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json",
                                  "title": "the collections"}],
@@ -242,13 +243,14 @@ def _add_collection_routes(router: APIRouter) -> None:
     @router.get("/collections/{collection_id}", summary="One collection")
     def collection(request: Request, caller: Caller = Depends(get_caller), _f=Depends(_json_format),
                    layer=Depends(visible_layer)):
-        return _json(_collection_doc(request, layer, get_layer_cache(request).prepare(
-            get_workspace(request), layer.id, view=view_of(caller, _k(request)))))
+        return _json(_collection_doc(request, layer, describe_layer(
+            get_workspace(request), get_layer_cache(request), layer.id, view=view_of(caller, _k(request)))))
 
     @router.get("/collections/{collection_id}/queryables", summary="Properties usable as filters")
     def queryables(request: Request, caller: Caller = Depends(get_caller), _f=Depends(_json_format),
                    layer=Depends(visible_layer)):
-        source = get_layer_cache(request).prepare(get_workspace(request), layer.id, view=view_of(caller, _k(request)))
+        source = describe_layer(get_workspace(request), get_layer_cache(request), layer.id,
+                                view=view_of(caller, _k(request)))
         props = queryable_properties(source.layer, source.data)
         return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
                       "$id": f"{_base(request)}/collections/{layer.id}/queryables",
@@ -282,11 +284,10 @@ def _add_feature_routes(router: APIRouter) -> None:
     def item(collection_id: str, feature_id: str, request: Request, caller: Caller = Depends(get_caller),
              layer=Depends(visible_layer), _checked=Depends(_feature_query), crs_key: str = Depends(output_crs)):
         view = view_of(caller, _k(request))
-        source = get_layer_cache(request).prepare(get_workspace(request), layer.id, view=view)
-        row = source.row_of(feature_id)
-        visible = source.visible_rows(view)
-        if row is None or (visible is not None and not visible[row]):
+        found = find_feature(get_workspace(request), get_layer_cache(request), layer.id, feature_id, view=view)
+        if found is None:
             raise NotFoundError(f"collection {layer.id!r} has no feature {feature_id[:100]!r}")
+        source, row = found
         etag = _etag(request, view, layer_version(get_workspace(request), layer.id))
         if (hit := _not_modified(request, etag)) is not None:
             return hit
@@ -365,7 +366,8 @@ def complete_openapi(doc: dict, app) -> dict:
         op["operationId"] = f"items_{layer.id}"
         op["summary"] = f"{layer.title_en} ({layer.title_zh}): features (GeoJSON), paged"
         op["parameters"] = [p for p in op["parameters"] if p["name"] != "collection_id"]
-        for name, prop in queryable_properties(layer, app.state.layer_cache.prepare(workspace, layer.id).data).items():
+        described = describe_layer(workspace, app.state.layer_cache, layer.id)
+        for name, prop in queryable_properties(layer, described.data).items():
             op["parameters"].append(query_parameter(name, f"only features whose {name} equals this ({prop['title']})",
                                            {"type": prop["type"]}))
         paths[f"/collections/{layer.id}/items"] = {"get": op}
@@ -375,15 +377,15 @@ def complete_openapi(doc: dict, app) -> dict:
 def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area, equals: dict,
                 paging: Page) -> tuple[str, int]:
     limit, offset = paging.limit, paging.offset
-    source = get_layer_cache(request).prepare(get_workspace(request), layer_id, view=view)
-    rows = source.query(view=view, bbox_wgs84=area, equals=equals)
-    page = rows[offset:offset + limit]
-    strings = source.feature_strings(view, crs_key)
+    found = select_features(get_workspace(request), get_layer_cache(request), layer_id, view=view, area=area,
+                            equals=equals, limit=limit, offset=offset)
+    page = found.rows
+    strings = found.source.feature_strings(view, crs_key)
     url = request.url
     links = [{"href": str(url), "rel": "self", "type": GEOJSON, "title": "this page"},
              {"href": f"{_base(request)}/collections/{layer_id}", "rel": "collection", "type": "application/json",
               "title": "the collection"}]
-    if offset + limit < len(rows):
+    if offset + limit < found.matched:
         links.append({"href": str(url.include_query_params(offset=offset + limit, limit=limit)), "rel": "next",
                       "type": GEOJSON, "title": "next page"})
     if offset > 0:
@@ -391,7 +393,7 @@ def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area,
                       "rel": "prev", "type": GEOJSON, "title": "previous page"})
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = ('{"type":"FeatureCollection","features":[' + ",".join(strings[page]) + "]"
-            f',"numberMatched":{len(rows)},"numberReturned":{len(page)},"timeStamp":"{stamp}",'
+            f',"numberMatched":{found.matched},"numberReturned":{len(page)},"timeStamp":"{stamp}",'
             f'"links":{json.dumps(links, ensure_ascii=False)}}}')
     return body, len(page)
 
@@ -399,13 +401,12 @@ def _items_body(request: Request, layer_id: str, view: View, crs_key: str, area,
 def _export_response(request: Request, layer, view: View, area, equals: dict, fmt: str, etag: str) -> Response:
     """The matching features as one CSV or Excel table (every match: ``limit`` and ``offset`` apply only when
     given), with the same view as the GeoJSON items (k-suppression, a street office's own streets)."""
-    source = get_layer_cache(request).prepare(get_workspace(request), layer.id, view=view)
-    rows = source.query(view=view, bbox_wgs84=area, equals=equals)
     params = request.query_params
-    if "offset" in params or "limit" in params:
-        page = page_of(request)
-        rows = rows[page.offset:page.offset + page.limit]
     workspace = get_workspace(request)
+    page = page_of(request) if "offset" in params or "limit" in params else None
+    found = select_features(workspace, get_layer_cache(request), layer.id, view=view, area=area, equals=equals,
+                            limit=None if page is None else page.limit, offset=0 if page is None else page.offset)
+    source, rows = found.source, found.rows
     names = None
     if workspace.has("communities"):
         communities = get_layer_cache(request).prepare(workspace, "communities")

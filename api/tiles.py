@@ -22,6 +22,7 @@ from api.app import get_layer_cache, get_workspace
 from layers.base import DEFAULT_K
 from layers.catalog import HEATS, find_heat as declared_heat, find_layer as declared
 from layers.features import holds, layer_version
+from layers.in_place import describe_layer
 from geo.errors import NotFoundError
 from layers.tiles import TileCache, heat_tile, tile_address, vector_tile
 
@@ -141,7 +142,7 @@ def build_router() -> APIRouter:
                "tiles": [f"{base}/tiles/heat/{heat.id}/{{z}}/{{x}}/{{y}}.png"], "minzoom": 10, "maxzoom": 18,
                "scheme": "xyz", "tileSize": 256, "version": TILES_VERSION, "gridcover:workspace": workspace.tag}
         if workspace.has(declared(heat.layer).source):
-            x0, y0, x1, y1 = get_layer_cache(request).prepare(workspace, heat.layer).extent_wgs84()
+            x0, y0, x1, y1 = describe_layer(workspace, get_layer_cache(request), heat.layer).extent_wgs84()
             doc["bounds"] = [x0, y0, x1, y1]
         return JSONResponse(doc)
 
@@ -160,7 +161,7 @@ def build_router() -> APIRouter:
         workspace = get_workspace(request)
         if not holds(workspace, layer):
             raise NotFoundError(f"the workspace has no layer {layer.source!r} yet")
-        source = get_layer_cache(request).prepare(workspace, layer.id)
+        source = describe_layer(workspace, get_layer_cache(request), layer.id)
         layer = source.layer  # what tiles show (a layer's public counts where it has them)
         x0, y0, x1, y1 = source.extent_wgs84()
         base = str(request.base_url).rstrip("/")

@@ -207,7 +207,7 @@ def _json_records(frame: pd.DataFrame) -> list[str]:
 LIST_FIELDS = ("risk_reasons", "missing_categories", "reasons_ranked", "reason_counts", "reason_units")
 
 
-def _lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """The list columns of a layer read back as lists (once per workspace version)."""
     cols = [c for c in LIST_FIELDS if c in frame.columns and frame[c].dtype == object]
     if not cols:
@@ -379,12 +379,26 @@ class PreparedLayer:
         return out
 
 
-def _street_of(workspace, layer: MapLayer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
+def street_from(workspace, layer: MapLayer, columns) -> str | None:
+    """Where a layer's rows say their street (what a street office's view and k-suppression follow): ``id``
+    for the streets, a ``street_id`` column, a ``community_id`` through the communities, or ``None``. The one
+    rule for both paths: in memory (:func:`_street_of`) and in the database (``RowQuery.street_from``)."""
     if layer.id == "streets":
+        return "id"
+    if "street_id" in columns:
+        return "street_id"
+    if "community_id" in columns and workspace.has("communities"):
+        return "community_id"
+    return None
+
+
+def _street_of(workspace, layer: MapLayer, frame: gpd.GeoDataFrame) -> np.ndarray | None:
+    how = street_from(workspace, layer, frame.columns)
+    if how == "id":
         return frame["id"].astype(str).to_numpy()
-    if "street_id" in frame.columns:
+    if how == "street_id":
         return frame["street_id"].astype("string").fillna("").to_numpy(dtype=object)
-    if "community_id" in frame.columns and workspace.has("communities"):
+    if how == "community_id":
         communities = workspace.read("communities")
         mapping = pd.Series(communities["street_id"].astype(str).to_numpy(), index=communities["id"].astype(str).to_numpy())
         return mapping.reindex(frame["community_id"].astype("string").fillna("").to_numpy()).fillna("").to_numpy(dtype=object)
@@ -470,8 +484,23 @@ class LayerCache:
         hit = self._items.get(key)
         if hit is not None and hit.tag == tag:
             return hit
-        frame = _lists_from_json(layer.live.read(workspace) if layer.live is not None else workspace.read(layer.source))
+        frame = lists_from_json(layer.live.read(workspace) if layer.live is not None else workspace.read(layer.source))
         out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag)
+        with self._lock:
+            self._items[key] = out
+        return out
+
+    def described(self, workspace: Workspace, layer_id: str, *, view: View | None, read) -> PreparedLayer:
+        """What ``read()`` gives (a layer's columns and extent without its rows: ``layers.in_place``), kept
+        like :meth:`prepare`'s layers, once per workspace version."""
+        layer = shown_layer(declared(layer_id), view)
+        tag = layer_version(workspace, layer_id)
+        key = (str(workspace.path), layer_id, layer is not declared(layer_id), "described")
+        hit = self._items.get(key)
+        if hit is not None and hit.tag == tag:
+            return hit
+        out = read()
+        out.tag = tag
         with self._lock:
             self._items[key] = out
         return out

@@ -30,7 +30,9 @@ from PIL import Image
 
 from geo.errors import NotFoundError
 from layers.catalog import find_heat as declared_heat, find_layer as declared
+from gridcover.store.base import TileSpec
 from layers.features import LayerCache, holds, public_view, shown_layer
+from layers.in_place import database_tile, features_meeting, in_database
 from layers.mvt import EXTENT, encode_layer
 
 #: Half the Web Mercator world width (metres).
@@ -48,6 +50,14 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     minx = -WORLD + x * size
     maxy = WORLD - y * size
     return minx, maxy - size, minx + size, maxy
+
+
+def simplify_tolerance(layer, z: int) -> float:
+    """The simplification tolerance of ``layer``'s tiles at zoom ``z`` in Web Mercator metres
+    (:data:`SIMPLIFY_UNITS` tile units; none from the layer's ``maxzoom`` on). Both backends use it."""
+    if z >= layer.maxzoom:
+        return 0.0
+    return 2 * WORLD / (1 << z) / EXTENT * SIMPLIFY_UNITS
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -116,6 +126,9 @@ def vector_tile(workspace, layer_id: str, z: int, x: int, y: int, *, k: int, lay
     check_tile(z, x, y)
     if z < layer.minzoom or not holds(workspace, layer):
         return b""
+    if in_database(workspace, layer):  # PostGIS: cut in SQL, never the whole layer in memory
+        spec = TileSpec(extent=EXTENT, buffer=TILE_BUFFER, tolerance=simplify_tolerance(layer, z), kind=layer.geometry)
+        return database_tile(workspace, layer, z, x, y, tile=spec, k=k)
     source = layer_cache.prepare(workspace, layer_id)
     minx, miny, maxx, maxy = tile_bounds(z, x, y)
     size = maxx - minx
@@ -123,8 +136,7 @@ def vector_tile(workspace, layer_id: str, z: int, x: int, y: int, *, k: int, lay
     rows = np.sort(source.merc_tree.query(shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)))
     if len(rows) == 0:
         return b""
-    tolerance = 0.0 if z >= layer.maxzoom else size / EXTENT * SIMPLIFY_UNITS
-    geoms = source.simplified(z, tolerance)[rows]
+    geoms = source.simplified(z, simplify_tolerance(layer, z))[rows]
     if layer.geometry != "point":
         geoms = shapely.clip_by_rect(geoms, minx - pad, miny - pad, maxx + pad, maxy + pad)
     scale = EXTENT / size
@@ -161,10 +173,10 @@ def heat_tile(workspace, heat_id: str, z: int, x: int, y: int, *, layer_cache: L
     layer = declared(heat.layer)
     if not workspace.has(layer.source):
         return EMPTY_PNG
-    source = layer_cache.prepare(workspace, heat.layer)
+    minx, miny, maxx, maxy = tile_bounds(z, x, y)
+    source = features_meeting(workspace, layer_cache, heat.layer, (minx, miny, maxx, maxy))
     if heat.value not in source.data.columns:
         return EMPTY_PNG
-    minx, miny, maxx, maxy = tile_bounds(z, x, y)
     if len(source.merc_tree.query(shapely.box(minx, miny, maxx, maxy))) == 0:
         return EMPTY_PNG
     step = (maxx - minx) / HEAT_SIZE

@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 
 from geo.errors import ConfigError
-from gridcover.store.base import (ConflictError, GridVersion, ProposalStore, Workspace, WorkspaceError,
+from gridcover.store.base import (ConflictError, GridVersion, ProposalStore, RowQuery, Selection, TileSpec, Workspace,
+                                  WorkspaceError,
                                   communities_changed_since, conflict_message, grid_edits)
 from gridcover.store.gpkg import WORKSPACE_FILE, GeoPackageWorkspace
 
-__all__ = ["WORKSPACE_FILE", "ConflictError", "GridVersion", "ProposalStore", "Workspace", "WorkspaceError",
+__all__ = ["WORKSPACE_FILE", "ConflictError", "GridVersion", "ProposalStore", "RowQuery", "Selection", "TileSpec",
+           "Workspace", "WorkspaceError",
            "communities_changed_since", "conflict_message", "grid_edits", "open_workspace"]
 
 

@@ -146,6 +146,57 @@ def grid_edits(workspace: Workspace) -> list[GridVersion]:
     return [v for v in workspace.history() if v.kind != "analyze"]
 
 
+# ------------------------------------------------------------------ rows and tiles answered in place
+@dataclass(frozen=True)
+class RowQuery:
+    """Which rows of a layer :meth:`Workspace.select` gives: those meeting ``area`` (a WGS-84 geometry,
+    ``intersects``), those whose ``equals`` columns hold the values given (compared as
+    ``layers.features.PreparedLayer.query`` compares them: a boolean column as ``true``/``false``, a number as
+    a number, text as text with a missing value as ``""``), the feature ids ``ids`` (in ``id_column``, or the
+    row's place from 0 where the table has no such column), and the rows of the
+    streets ``streets`` (``None``: any street; the street of a row is read as ``street_from`` says: ``id``,
+    ``street_id``, or ``community_id`` through the ``communities`` layer; ``street_from=None`` with streets
+    given: no row). Every :class:`Selection` carries each row's street (``street_from`` given) so that the
+    caller can apply its own rules per row (k-suppression outside a caller's streets).
+
+    >>> RowQuery(equals={"kind": "gap"}).streets is None
+    True
+    """
+
+    area: object = None
+    equals: dict[str, str] | None = None
+    ids: tuple[str, ...] | None = None
+    id_column: str = "id"
+    streets: frozenset[str] | None = None
+    street_from: str | None = None
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """How :meth:`Workspace.tile_features` cuts a tile: the tile's ``extent`` (units per side), the ``buffer``
+    of units around it that is drawn too, the ``tolerance`` of the simplification in Web Mercator metres
+    (0: none; GEOS' topology-preserving simplification of each feature, as ``shapely.simplify(...,
+    preserve_topology=True)``), the layer's ``kind`` (``point``, ``line``, ``polygon``) and the ``street_from``
+    of :class:`RowQuery`. The values come from ``layers.tiles``; the store keeps none of its own."""
+
+    extent: int
+    buffer: int
+    tolerance: float
+    kind: str
+    street_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What :meth:`Workspace.select` and :meth:`Workspace.tile_features` give: the rows (``frame``, with a
+    ``fid`` column: the row's place in the order analyze wrote, from 1), each row's street (``None`` when the
+    query named no ``street_from``) and how many rows match in all (``-1``: not counted)."""
+
+    frame: gpd.GeoDataFrame
+    street_of: np.ndarray | None
+    matched: int
+
+
 # ------------------------------------------------------------------ the contract
 class ProposalStore(ABC):
     """Drafts and applied proposals of one workspace (:meth:`Workspace.proposals`): SQLite beside a GeoPackage
@@ -348,6 +399,35 @@ class Workspace(ABC):
             raise WorkspaceError("a change of the grids needs an author and a reason")
         return self._commit_grids(build, author=author, reason=reason, communities=communities, kind=kind,
                                   expected_version=expected_version, fail_after=fail_after)
+
+    # -------------------------------------------------------------- layers answered in place (issue 16)
+    #: Whether the backend answers pages, single features and vector tiles of its layers in its database
+    #: (:meth:`select`, :meth:`tile_features`, :meth:`layer_schema`, :meth:`layer_extent`) instead of being read
+    #: whole into memory. The GeoPackage is read whole once per version and answered by ``layers``' prepared
+    #: layers (``False``, and these four methods raise ``NotImplementedError``); PostGIS answers in SQL on its
+    #: GiST indexes, so a server's memory does not grow with the tables (docs/postgis.md, "Serving from PostGIS").
+    in_place: bool = False
+
+    def select(self, name: str, *, query: RowQuery | None = None, limit: int | None = None, offset: int = 0,
+               count: bool = True) -> Selection:
+        """The rows of layer ``name`` matching ``query`` (every column, WGS-84), in the order analyze wrote
+        them (``fid``), ``offset`` rows skipped and at most ``limit`` given, with how many match in all
+        (``count=False``: ``-1``, not counted)."""
+        raise NotImplementedError(f"{type(self).__name__} is read whole (in_place is False)")
+
+    def tile_features(self, name: str, z: int, x: int, y: int, *, tile: TileSpec) -> Selection:
+        """The features of layer ``name`` meeting the XYZ tile ``z/x/y`` (its ``tile.buffer`` included), in
+        ``fid`` order, every column, the geometry simplified, clipped and quantised in tile units (y down) as
+        ``tile`` says (``ST_AsMVTGeom``); features left with no geometry are dropped. ``matched`` is their count."""
+        raise NotImplementedError(f"{type(self).__name__} is read whole (in_place is False)")
+
+    def layer_schema(self, name: str) -> gpd.GeoDataFrame:
+        """Layer ``name`` with no rows: its columns and their dtypes as :meth:`read` gives them."""
+        raise NotImplementedError(f"{type(self).__name__} is read whole (in_place is False)")
+
+    def layer_extent(self, name: str) -> tuple[float, float, float, float]:
+        """The WGS-84 extent (x0, y0, x1, y1) of layer ``name`` (zeros for an empty layer)."""
+        raise NotImplementedError(f"{type(self).__name__} is read whole (in_place is False)")
 
     # -------------------------------------------------------------- side files
     def blind_spots(self) -> BlindSpotLog | None:

@@ -40,6 +40,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from hashlib import blake2b
 from pathlib import Path
@@ -54,8 +55,8 @@ from geo.errors import ConfigError
 from geo.history import HISTORY_COLUMNS, MEMBER_COLUMNS, History
 from gridcover.io.history import HISTORY_IDS_TABLE, HISTORY_TABLE, typed_history
 from gridcover.io.outputs import META_TABLE, _json_default, _plain
-from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, ProposalStore, Workspace, WorkspaceError,
-                                  check_conflict, new_version)
+from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, ProposalStore, RowQuery, Selection, TileSpec,
+                                  Workspace, WorkspaceError, check_conflict, new_version)
 from gridcover.store.base import (CASE_COLUMNS, CASE_TIMES, CaseFilter, CaseIntake, CaseStore, case_not_found,
                                   case_update, check_intake, normalise_cases)
 from gridcover.store.cases import case_where
@@ -264,6 +265,7 @@ def write_layer(conn, schema: str, name: str, frame: gpd.GeoDataFrame, *, positi
             for start in range(0, len(raw), step):
                 copy.write(raw[start:start + step])
     conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}_geom_gist"), table))
+    conn.execute(sql.SQL("ANALYZE {}").format(table))  # the planner's statistics: pages and tiles use the GiST index
     if "id" in frame.columns and frame["id"].notna().all() and frame["id"].is_unique:
         conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN id SET NOT NULL, ADD CONSTRAINT {} UNIQUE (id)")
                      .format(table, sql.Identifier(f"{name}_id_key")))
@@ -377,23 +379,37 @@ def load_gpkg(gpkg: str | os.PathLike, dsn: str, *, schema: str = DEFAULT_SCHEMA
 
 
 # ------------------------------------------------------------------ reading
-def _read_table(conn, schema: str, name: str) -> gpd.GeoDataFrame:
-    """A layer table as a GeoDataFrame (WGS-84; dtypes as pyogrio gives them for the GeoPackage)."""
-    from psycopg import sql
-
+def _columns(conn, schema: str, name: str) -> list[tuple[str, str]]:
+    """The attribute columns of a layer table and their SQL types, in order (not ``fid`` and ``geom``)."""
     rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
                         "AND table_name = %s ORDER BY ordinal_position", (schema, name)).fetchall()
-    cols = [(c, t) for c, t in rows if c not in ("fid", "geom")]
-    select = [sql.Identifier(c) for c, _ in cols] + [sql.SQL("encode(ST_AsBinary(geom), 'hex')")]
-    query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY fid) TO STDOUT (FORMAT csv, NULL '\\N')").format(
-        sql.SQL(", ").join(select), sql.Identifier(schema, name))
+    return [(c, t) for c, t in rows if c not in ("fid", "geom")]
+
+
+def _read_table(conn, schema: str, name: str, *, source=None, geometry=None, extra=(), cols=None,
+                crs: int | None = 4326, nullable: set[str] | None = None) -> gpd.GeoDataFrame:
+    """A layer table as a GeoDataFrame (WGS-84; dtypes as pyogrio gives them for the GeoPackage).
+
+    ``source`` (composed SQL, ``FROM`` … ``ORDER BY`` …, the table aliased ``t``) reads some rows only,
+    ``geometry`` (composed SQL over ``t``) gives the geometry as WKB another way (a tile's), and ``extra``
+    (``(name, sql)`` pairs) adds text columns (``fid`` and the street of a row, for :class:`Selection`); a tile's
+    geometry is in tile units (``crs=None``). Whole-number and boolean columns are read as pyogrio reads the
+    whole layer: as floats (objects) where the column holds a null; ``nullable`` names those columns when only
+    some rows are read, so a page has the dtypes of the whole layer."""
+    from psycopg import sql
+
+    cols = _columns(conn, schema, name) if cols is None else cols
+    select = [sql.SQL("t.{}").format(sql.Identifier(c)) for c, _ in cols] + [expr for _, expr in extra]
+    select.append(sql.SQL("encode({}, 'hex')").format(geometry if geometry is not None else sql.SQL("ST_AsBinary(t.geom)")))
+    source = source if source is not None else sql.SQL("FROM {} t ORDER BY t.fid").format(sql.Identifier(schema, name))
+    query = sql.SQL("COPY (SELECT {} {}) TO STDOUT (FORMAT csv, NULL '\\N')").format(sql.SQL(", ").join(select), source)
     buf = io.BytesIO()
     with conn.cursor() as cur:
         with cur.copy(query) as copy:
             for chunk in copy:
                 buf.write(chunk)
     buf.seek(0)
-    names = [c for c, _ in cols] + ["__geom"]
+    names = [c for c, _ in cols] + [n for n, _ in extra] + ["__geom"]
     if buf.getbuffer().nbytes == 0:
         raw = pd.DataFrame({c: pd.Series([], dtype=object) for c in names})
     else:
@@ -404,20 +420,124 @@ def _read_table(conn, schema: str, name: str) -> gpd.GeoDataFrame:
         values = raw[column]
         if kind in ("bigint", "integer", "smallint"):
             values = pd.to_numeric(values)
-            out[column] = values.astype("int64") if values.notna().all() else values.astype("float64")
+            whole = values.notna().all() if nullable is None else column not in nullable
+            out[column] = values.astype("int64") if whole else values.astype("float64")
         elif kind in ("double precision", "real", "numeric"):
             out[column] = pd.to_numeric(values).astype("float64")
         elif kind == "boolean":
             mapped = values.map({"t": True, "f": False})
-            out[column] = mapped.astype(bool) if values.notna().all() else mapped.astype(object)
+            whole = values.notna().all() if nullable is None else column not in nullable
+            out[column] = mapped.astype(bool) if whole else mapped.astype(object)
         elif kind.startswith("timestamp") or kind == "date":
             out[column] = pd.to_datetime(values, utc=kind.endswith("with time zone"))
         else:  # pyogrio's dtypes: str, or object for an empty layer
             out[column] = values.astype("str") if len(values) else values.astype(object)
+    for column, _ in extra:
+        out[column] = raw[column].astype(object).where(raw[column].notna(), "").to_numpy(dtype=object)
     hexes = raw["__geom"].to_numpy(dtype=object, copy=True)
     hexes[pd.isna(hexes)] = None
     geometry = shapely.from_wkb(hexes)
-    return gpd.GeoDataFrame(pd.DataFrame(out, index=pd.RangeIndex(len(raw))), geometry=geometry, crs=4326)
+    return gpd.GeoDataFrame(pd.DataFrame(out, index=pd.RangeIndex(len(raw))), geometry=geometry,
+                            crs=crs)
+
+
+# ------------------------------------------------------------------ rows and tiles in SQL (issue 16)
+def _street_sql(schema: str, street_from: str | None):
+    """The street of a row of ``t`` as text (``''`` where it has none), as ``layers.features`` reads it in
+    memory: its ``id`` (the streets), its ``street_id``, or its community's ``street_id``."""
+    from psycopg import sql
+
+    if street_from == "id":
+        return sql.SQL("COALESCE(t.id::text, '')")
+    if street_from == "street_id":
+        return sql.SQL("COALESCE(t.street_id::text, '')")
+    if street_from == "community_id":
+        return sql.SQL("COALESCE((SELECT c.street_id::text FROM {} c WHERE c.id::text = t.community_id::text "
+                       "LIMIT 1), '')").format(sql.Identifier(schema, "communities"))
+    raise ValueError(f"unknown street_from {street_from!r} (id, street_id or community_id)")
+
+
+def _equals_sql(column: str, kind: str | None, value: str):
+    """``column = value`` over ``t`` as ``layers.features.PreparedLayer.query`` compares in memory: a boolean
+    as ``true``/``false`` (``''`` when missing), a number as a number (a value that is none: no row), text as
+    text with a missing value as ``''``; a column the table lacks: no row."""
+    from psycopg import sql
+
+    col = sql.SQL("t.{}").format(sql.Identifier(column))
+    if kind is None:
+        return sql.SQL("FALSE")
+    if kind == "boolean":
+        return sql.SQL("(CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' ELSE '' END) = {v}").format(
+            c=col, v=sql.Literal(str(value).strip().lower()))
+    if kind in ("bigint", "integer", "smallint", "double precision", "real", "numeric"):
+        try:
+            number = float(value)
+        except ValueError:
+            return sql.SQL("FALSE")
+        if number != number:  # NaN equals nothing in memory; PostgreSQL's NaN equals NaN
+            return sql.SQL("FALSE")
+        return sql.SQL("{} = {}::double precision").format(col, sql.Literal(number))
+    return sql.SQL("COALESCE({}::text, '') = {}").format(col, sql.Literal(str(value)))
+
+
+def _where_sql(schema: str, query: RowQuery, kinds: dict[str, str]):
+    """The ``WHERE`` condition over ``t`` of a :class:`RowQuery` (literals composed in: it runs inside COPY)."""
+    from psycopg import sql
+
+    parts = [sql.SQL("TRUE")]
+    if query.area is not None:
+        parts.append(sql.SQL("ST_Intersects(t.geom, ST_GeomFromWKB(decode({}, 'hex'), 4326))").format(
+            sql.Literal(shapely.to_wkb(query.area, hex=True))))
+    if query.ids is not None:
+        key = (sql.SQL("t.{}::text").format(sql.Identifier(query.id_column)) if query.id_column in kinds
+               else sql.SQL("(t.fid - 1)::text"))
+        parts.append(sql.SQL("{} = ANY({}::text[])").format(key, sql.Literal([str(i) for i in query.ids])))
+    for name, value in (query.equals or {}).items():
+        parts.append(_equals_sql(name, kinds.get(name), value))
+    if query.streets is not None:
+        if query.street_from is None:
+            parts.append(sql.SQL("FALSE"))
+        else:
+            parts.append(sql.SQL("{} = ANY({}::text[])").format(_street_sql(schema, query.street_from),
+                                                               sql.Literal(sorted(query.streets))))
+    return sql.SQL(" AND ").join(parts)
+
+
+def _nullable(conn, schema: str, name: str, cols: list[tuple[str, str]]) -> set[str]:
+    """The whole-number and boolean columns of a layer table holding a null (one scan, in the database)."""
+    from psycopg import sql
+
+    typed = [c for c, kind in cols if kind in ("bigint", "integer", "smallint", "boolean")]
+    if not typed:
+        return set()
+    counts = sql.SQL(", ").join(sql.SQL("count(*) - count({})").format(sql.Identifier(c)) for c in typed)
+    row = conn.execute(sql.SQL("SELECT {} FROM {}").format(counts, sql.Identifier(schema, name))).fetchone()
+    return {c for c, missing in zip(typed, row) if missing}
+
+
+def _selection(frame: gpd.GeoDataFrame, matched: int, street_from: str | None) -> Selection:
+    """A :class:`Selection` of rows read with the ``fid`` (and ``street``) extra columns."""
+    frame["fid"] = pd.to_numeric(frame["fid"]).astype("int64")
+    street = frame.pop("__street").to_numpy(dtype=object) if "__street" in frame.columns else None
+    return Selection(frame=frame, street_of=street if street_from is not None else None, matched=matched)
+
+
+def _tile_source(schema: str, name: str, z: int, x: int, y: int, tile: TileSpec):
+    """``FROM`` … of a tile's features: those whose box meets the tile and its buffer, simplified in Web
+    Mercator, cut by ``ST_AsMVTGeom`` (clipped to the buffer, snapped to the tile's units), the empty ones
+    left out, in ``fid`` order; the cut geometry is ``t.mvt``."""
+    from psycopg import sql
+
+    margin = sql.Literal(tile.buffer / tile.extent)
+    merc = sql.SQL("ST_Transform(t.geom, 3857)")
+    if tile.tolerance > 0 and tile.kind != "point":
+        merc = sql.SQL("ST_SimplifyPreserveTopology({}, {})").format(merc, sql.Literal(float(tile.tolerance)))
+    address = sql.SQL("{}, {}, {}").format(sql.Literal(int(z)), sql.Literal(int(x)), sql.Literal(int(y)))
+    return sql.SQL("FROM (SELECT t.*, ST_AsMVTGeom({merc}, ST_TileEnvelope({a}), {e}, {b}, true) AS mvt FROM {tb} t "
+                   "WHERE t.geom && ST_Transform(ST_TileEnvelope({a}, margin => {m}), 4326)) t "
+                   "WHERE t.mvt IS NOT NULL AND NOT ST_IsEmpty(t.mvt) ORDER BY t.fid").format(
+        merc=merc, a=address, e=sql.Literal(int(tile.extent)), b=sql.Literal(int(tile.buffer)), m=margin,
+        tb=sql.Identifier(schema, name))
 
 
 class PostGISWorkspace(Workspace):
@@ -551,6 +671,103 @@ class PostGISWorkspace(Workspace):
             else:  # another version than the one this process knows: look again at the next use
                 self._dirty = True
         return frame
+
+    # -------------------------------------------------------------- rows and tiles in SQL
+    in_place = True
+
+    @contextmanager
+    def _snapshot(self, name: str):
+        """A connection in a read-only REPEATABLE READ transaction, for a layer of the current version
+        (``WorkspaceError`` for a layer the workspace does not hold)."""
+        if name not in self.layer_names():
+            raise WorkspaceError(f"the workspace has no layer {name!r}")
+        with connect(self.dsn) as conn:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield conn
+
+    def _typed_columns(self, conn, name: str) -> tuple[list[tuple[str, str]], set[str]]:
+        """The columns of a layer table with their types, and those holding a null, read once per version."""
+        key = f"columns:{name}"
+        found = self._cache.get(key)
+        if found is None:
+            cols = _columns(conn, self.schema, name)
+            found = (cols, _nullable(conn, self.schema, name, cols))
+            self._cache[key] = found
+        return found
+
+    def select(self, name: str, *, query: RowQuery | None = None, limit: int | None = None, offset: int = 0,
+               count: bool = True) -> Selection:
+        """The rows of ``name`` matching ``query`` in ``fid`` order, one page of them (the bbox on the GiST index,
+        ``LIMIT``/``OFFSET``), and their count (``count(*)`` over the same condition)."""
+        from psycopg import sql
+
+        query = query or RowQuery()
+        with self._snapshot(name) as conn:
+            cols, nullable = self._typed_columns(conn, name)
+            where = _where_sql(self.schema, query, dict(cols))
+            table = sql.Identifier(self.schema, name)
+            tail = sql.SQL("")
+            if limit is not None:
+                tail = sql.SQL(" LIMIT {}").format(sql.Literal(int(limit)))
+            if offset:
+                tail = sql.SQL("{} OFFSET {}").format(tail, sql.Literal(int(offset)))
+            extra = [("fid", sql.SQL("t.fid::text"))]
+            if query.street_from is not None:
+                extra.append(("__street", _street_sql(self.schema, query.street_from)))
+            source = sql.SQL("FROM {} t WHERE {} ORDER BY t.fid{}").format(table, where, tail)
+            frame = _read_table(conn, self.schema, name, source=source, extra=extra, cols=cols, nullable=nullable)
+            matched = -1
+            if count:
+                matched = len(frame) if limit is None and not offset else int(conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(table, where)).fetchone()[0])
+        return _selection(frame, matched, query.street_from)
+
+    def tile_features(self, name: str, z: int, x: int, y: int, *, tile: TileSpec) -> Selection:
+        """The tile's features cut in the database (``ST_SimplifyPreserveTopology``, ``ST_AsMVTGeom``), every
+        column, in ``fid`` order."""
+        from psycopg import sql
+
+        with self._snapshot(name) as conn:
+            extra = [("fid", sql.SQL("t.fid::text"))]
+            if tile.street_from is not None:
+                extra.append(("__street", _street_sql(self.schema, tile.street_from)))
+            cols, nullable = self._typed_columns(conn, name)
+            frame = _read_table(conn, self.schema, name, source=_tile_source(self.schema, name, z, x, y, tile),
+                                geometry=sql.SQL("ST_AsBinary(t.mvt)"), extra=extra, crs=None, cols=cols,
+                                nullable=nullable)
+        return _selection(frame, len(frame), tile.street_from)
+
+    def layer_schema(self, name: str) -> gpd.GeoDataFrame:
+        """The layer with no rows (its columns and dtypes), read once per version."""
+        from psycopg import sql
+
+        self._refresh()
+        key = f"schema:{name}"
+        frame = self._cache.get(key)
+        if frame is None:
+            with self._snapshot(name) as conn:
+                cols, nullable = self._typed_columns(conn, name)
+                frame = _read_table(conn, self.schema, name, source=sql.SQL("FROM {} t WHERE FALSE").format(
+                    sql.Identifier(self.schema, name)), cols=cols, nullable=nullable)
+            self._cache[key] = frame
+        return frame
+
+    def layer_extent(self, name: str) -> tuple[float, float, float, float]:
+        """``ST_Extent`` of the layer (zeros when empty), read once per version."""
+        from psycopg import sql
+
+        self._refresh()
+        key = f"extent:{name}"
+        extent = self._cache.get(key)
+        if extent is None:
+            with self._snapshot(name) as conn:
+                row = conn.execute(sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                                           "(SELECT ST_Extent(geom) AS e FROM {}) s").format(
+                    sql.Identifier(self.schema, name))).fetchone()
+            extent = tuple(float(v) for v in row) if row[0] is not None else (0.0, 0.0, 0.0, 0.0)
+            self._cache[key] = extent
+        return extent
 
     def scorecard_history(self) -> History:
         """The snapshots of the scorecard kept in the schema (``scorecard_history``, migration 0005)."""
