@@ -209,12 +209,14 @@ LIST_FIELDS = ("risk_reasons", "missing_categories", "reasons_ranked", "reason_c
 
 def lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """The list columns of a layer read back as lists (once per workspace version)."""
-    cols = [c for c in LIST_FIELDS if c in frame.columns and frame[c].dtype == object]
+    cols = [c for c in LIST_FIELDS  # text columns: object under pandas 2, the string dtype under pandas 3
+            if c in frame.columns and (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype))]
     if not cols:
         return frame
     frame = frame.copy()
     for c in cols:
-        frame[c] = [json.loads(v) if isinstance(v, str) and v.startswith("[") else v for v in frame[c]]
+        frame[c] = pd.Series([json.loads(v) if isinstance(v, str) and v.startswith("[") else v for v in frame[c]],
+                             index=frame.index, dtype=object)
     return frame
 
 

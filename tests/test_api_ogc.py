@@ -391,3 +391,12 @@ def test_gdal_reads_the_cases_as_counts_per_grid_for_the_public_and_as_points_fo
         tile = httpx.get(f"{server.url}/tiles/cases.json").json()
         assert set(tile["vector_layers"][0]["fields"]) == {"id", "name", "cases", "open_cases", "overdue_cases",
                                                             "overdue_urgent_cases"}
+
+
+def test_list_fields_are_json_arrays_in_the_items_not_text(client):
+    """Under pandas 3 a text column has the string dtype: the reasons must still come out as arrays."""
+    page = client.get("/collections/blindspots/items", headers=key("k-admin"), params={"limit": 5}).json()
+    assert page["features"], page
+    for feature in page["features"]:
+        reasons = feature["properties"]["risk_reasons"]
+        assert isinstance(reasons, list) and reasons and all(isinstance(r, str) for r in reasons), reasons
