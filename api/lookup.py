@@ -23,7 +23,6 @@ from starlette.concurrency import run_in_threadpool
 from api.app import get_workspace
 from api.params import as_of_date, require
 from geo.errors import GridcoverError, InputError
-from geo.lookup import columns_to_records
 from gridcover.lookup_batch import FORMATS, json_records
 from gridcover.services.lookup import LookupService
 
@@ -86,7 +85,7 @@ def fast_get(state, scope) -> tuple[int, dict, bytes] | None:
     if not (math.isfinite(lon) and math.isfinite(lat)) or not service.has_index():
         return None
     try:
-        record = columns_to_records(service.lookup_many(lon=[lon], lat=[lat], crs=query.get("crs", "wgs84")))[0]
+        record = service.lookup(lon=[lon], lat=[lat], crs=query.get("crs", "wgs84"))
     except GridcoverError:
         return None  # e.g. outside lon/lat range: the route says why
     body = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
