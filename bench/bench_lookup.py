@@ -367,11 +367,11 @@ def cli_single(folder: Path, dsn: str | None, *, before: Path | None, runs: int)
     command = f"{sys.executable} -m gridcover.cli lookup {folder} --lon {lon!r} --lat {lat!r}"
     answer = json.loads(subprocess.run(command.split(), capture_output=True, text=True,
                                        env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout)["grid_id"]
-    runs_of = [("gridcover lookup, prepared index", f"PYTHONPATH={ROOT} {command}", None),
-               ("gridcover lookup, index built each call", f"PYTHONPATH={ROOT} {command}",
+    runs_of = [("gridcover lookup, prepared index", f"env PYTHONPATH={ROOT} {command}", None),
+               ("gridcover lookup, index built each call", f"env PYTHONPATH={ROOT} {command}",
                 f"rm -f {folder / 'lookup_index.npz'}")]
     if before is not None:
-        runs_of.append((f"before ({before})", f"PYTHONPATH={before} {command}", None))
+        runs_of.append((f"before ({before})", f"env PYTHONPATH={before} {command}", None))
     theirs = None
     if dsn:
         import psycopg
@@ -390,7 +390,7 @@ def cli_single(folder: Path, dsn: str | None, *, before: Path | None, runs: int)
         theirs = subprocess.run(["psql", "-XAtq", dsn, "-c", sql], capture_output=True, text=True).stdout.strip()
         runs_of.append(("psql, one PostGIS query", f"psql -XAtq {dsn} -c '{sql}'", None))
     out_json = Path(tempfile.mkdtemp()) / "cli.json"
-    argv = ["hyperfine", "-S", "bash", "-w", "2", "-r", str(runs), "--export-json", str(out_json)]
+    argv = ["hyperfine", "-N", "-w", "2", "-r", str(runs), "--export-json", str(out_json)]
     for name, cmd, prepare in runs_of:
         argv += (["--prepare", prepare] if prepare else ["--prepare", "true"]) + ["-n", name, cmd]
     subprocess.run(argv, capture_output=True, text=True)

@@ -597,10 +597,10 @@ def nearest_grids(index: LookupIndex, lon: np.ndarray, lat: np.ndarray) -> tuple
 
 
 def lookup_point(index: LookupIndex, lon: float, lat: float, *, crs: str = "wgs84") -> dict | None:
-    """The answer for one point in a grid, as the record :func:`lookup_points` gives for it, assembled from the
-    grid's, building's and estate's fields made once per index (a hotline's single lookup, in microseconds);
-    ``None`` for a point in no grid or a coordinate that is not valid, which :func:`lookup_points` answers (with
-    the nearest grid, or the error).
+    """The answer for one point, as the record :func:`lookup_points` gives for it, assembled from the grid's,
+    building's and estate's fields made once per index (a hotline's single lookup, without per-answer arrays);
+    a point in no grid gets the nearest grid and its problem from the functions :func:`lookup_points` uses.
+    ``None`` for a coordinate that is missing or out of range, which :func:`lookup_points` refuses, saying why.
 
     Examples
     --------
@@ -611,7 +611,9 @@ def lookup_point(index: LookupIndex, lon: float, lat: float, *, crs: str = "wgs8
     >>> index = build_index(grids, version=2)
     >>> lookup_point(index, 104.065, 30.655) == columns_to_records(lookup_points(index, [104.065], [30.655]))[0]
     True
-    >>> lookup_point(index, 104.08, 30.655) is None  # in no grid: lookup_points names the nearest
+    >>> lookup_point(index, 104.08, 30.655)["nearest_grid_id"]  # in no grid
+    'G1'
+    >>> lookup_point(index, 30.655, 200.0) is None  # out of range: lookup_points says so
     True
     """
     if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
@@ -627,8 +629,6 @@ def lookup_point(index: LookupIndex, lon: float, lat: float, *, crs: str = "wgs8
     if g < 0:
         g, interior = index.grids.cover_point(point, x, y)
         method = _GRID_METHOD.get(interior, "overlap")
-    if g < 0:
-        return None
     if b >= 0 and index.estates is not None:
         e = int(index.building_estate[b])
     if e < 0 and index.estates is not None:
@@ -637,8 +637,22 @@ def lookup_point(index: LookupIndex, lon: float, lat: float, *, crs: str = "wgs8
     record = {**parts["grid"][g], **parts["building"][b], **parts["estate"][e], "version": _plain(index.version),
               "covered": True, "nearest_grid_id": None, "nearest_grid_name": None, "distance_m": None,
               "method": method, "problem": None, "message": None, "message_en": None}
+    if g < 0:
+        record.update(_outside_fields(index, xs, ys, lon, lat))
     record["lon_wgs84"], record["lat_wgs84"] = (float(v[0]) for v in (np.round(xs, 8), np.round(ys, 8)))
     return record
+
+
+def _outside_fields(index: LookupIndex, x: np.ndarray, y: np.ndarray, lon: float, lat: float) -> dict:
+    """The fields of :func:`lookup_point`'s answer for a point in no grid (WGS-84 ``x``, ``y``; as given ``lon``,
+    ``lat``): the nearest grid and the problem, by the functions :func:`lookup_points` uses."""
+    out = _nearest_fields(index, np.ones(1, dtype=bool), x, y)
+    given = (np.array([lon]), np.array([lat]))
+    swapped = _looks_swapped(index, *given)
+    problem = np.where(swapped, "lonlat_swapped", "outside_grids").astype(object)
+    texts = [np.where(swapped, v.astype(str), None).astype(object) for v in given]
+    _with_messages(out, problem, lon=texts[0], lat=texts[1])
+    return {"covered": False, **{k: _plain(v[0]) for k, v in out.items()}, "method": "not_covered"}
 
 
 #: The method of a point in a grid but in no building, by how many grids' interiors hold it (2 or more: overlap).

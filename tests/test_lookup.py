@@ -178,7 +178,7 @@ def test_batch_answers_agree_with_postgis_st_covers_and_the_tie_rule(postgis_dsn
         theirs = _postgis_answers(postgis_dsn, grids, lon, lat)
         differ = [(i, lon[i], lat[i], ours[i], theirs[i]) for i in range(len(lon)) if ours[i] != theirs[i]]
         assert not differ, f"{len(differ)} of {len(lon)} points differ, e.g. {differ[:5]}"
-        single = [(lookup_point(index, float(a), float(b)) or {"grid_id": None})["grid_id"] for a, b in zip(lon, lat)]
+        single = [lookup_point(index, float(a), float(b))["grid_id"] for a, b in zip(lon, lat)]
         differ = [(i, ours[i], single[i]) for i in range(len(lon)) if single[i] != theirs[i]]
         assert not differ, f"{len(differ)} single lookups differ from PostGIS, e.g. {differ[:5]}"
         boundary = lookup_points(index, lon, lat)["method"] == "boundary"
@@ -285,6 +285,19 @@ def test_a_point_on_one_grids_edge_and_inside_another_takes_the_one_holding_it_i
     assert lookup_point(index, lon, lat)["method"] == "grid"
 
 
+def test_a_single_point_swapped_or_in_no_grid_is_answered_as_in_a_batch(index):
+    import geopandas as gpd
+
+    for lon, lat in (xy(12, 0.5), xy(7.5, 2.0), xy(-3, -3)):
+        one = lookup_point(index, lon, lat)
+        assert one == columns_to_records(lookup_points(index, [lon], [lat]))[0] and one["covered"] is False
+    xinjiang = build_index(gpd.GeoDataFrame({"id": ["G1"], "name": ["一网格"]},
+                                            geometry=[shapely.box(87.5, 43.7, 87.7, 43.9)], crs=4326))
+    one = lookup_point(xinjiang, 43.8, 87.6)
+    assert one == columns_to_records(lookup_points(xinjiang, [43.8], [87.6]))[0]
+    assert one["problem"] == "lonlat_swapped" and "43.8" in one["message_en"]
+
+
 @pytest.mark.parametrize("crs", ["wgs84", "gcj02"])
 def test_a_single_lookup_answers_exactly_as_the_batch_does(index, city, crs):
     lon, lat = _test_points(city["grids"], 600, seed=3)
@@ -296,12 +309,9 @@ def test_a_single_lookup_answers_exactly_as_the_batch_does(index, city, crs):
     covered = 0
     for i in range(len(lon)):
         one = lookup_point(index, float(lon[i]), float(lat[i]), crs=crs)
-        if one is None:  # in no grid: the batch answers it, with the nearest grid
-            assert batch[i]["covered"] is False
-            continue
-        covered += 1
+        covered += one["covered"]
         assert one == batch[i] and list(one) == list(batch[i])
-    assert covered > 300 and lookup_point(index, float("nan"), 30.5) is None
+    assert 300 < covered < len(lon) and lookup_point(index, float("nan"), 30.5) is None
 
 
 def test_the_index_saved_as_arrays_answers_exactly_as_the_one_built(index, city):

@@ -236,6 +236,13 @@ class LookupService:
                 log.record(columns)
         return columns
 
+    def _count_blind_spot(self, record: dict) -> None:
+        """Count a single point answer in no grid in the store's blind-spot log."""
+        log = self.workspace.blind_spots()
+        if log is not None:
+            log.record({"covered": np.zeros(1, dtype=bool), **{k: np.array([record[k]], dtype=object) for k in (
+                "lon_wgs84", "lat_wgs84", "version", "nearest_grid_id")}})
+
     def lookup(self, *, lon: Sequence[float] | None = None, lat: Sequence[float] | None = None,
                address: str | None = None, crs: str = "wgs84", city: str | None = None,
                as_of: date | None = None) -> dict:
@@ -257,7 +264,9 @@ class LookupService:
         """
         if address is None and as_of is None and lon is not None and lat is not None and len(lon) == len(lat) == 1:
             record = lookup_point(self.get_index(city=city), float(lon[0]), float(lat[0]), crs=crs)
-            if record is not None:  # a point in a grid, from the index's per-grid answers; else as a batch of one
+            if record is not None:  # from the index's per-grid answers; a bad coordinate is refused as a batch
+                if record["covered"] is False:
+                    self._count_blind_spot(record)
                 return record
         if address is not None:
             columns = self.lookup_many(addresses=[address], city=city, as_of=as_of)
