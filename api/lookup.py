@@ -23,12 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from api.app import get_workspace
 from api.params import as_of_date, require
 from geo.errors import GridcoverError, InputError
-from geo.lookup import columns_to_records
 from gridcover.lookup_batch import FORMATS, json_records
 from gridcover.services.lookup import LookupService
 
 #: A batch body is kept in memory up to this size, on disk beyond (it is read twice: checked, then answered).
 SPOOL_BYTES = 1 << 20
+#: Header of a batch answer: how many answers it holds (one per item, in request order).
+COUNT_HEADER = "X-Lookup-Count"
 #: Fields of a point answer that are internal to the service (the converted coordinates are kept).
 _PUBLIC_EXTRA = ("lon_wgs84", "lat_wgs84")
 
@@ -86,7 +87,7 @@ def fast_get(state, scope) -> tuple[int, dict, bytes] | None:
     if not (math.isfinite(lon) and math.isfinite(lat)) or not service.has_index():
         return None
     try:
-        record = columns_to_records(service.lookup_many(lon=[lon], lat=[lat], crs=query.get("crs", "wgs84")))[0]
+        record = service.lookup(lon=[lon], lat=[lat], crs=query.get("crs", "wgs84"))
     except GridcoverError:
         return None  # e.g. outside lon/lat range: the route says why
     body = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
@@ -155,12 +156,15 @@ def build_router() -> APIRouter:
         try:
             async for piece in request.stream():  # the body limit (api/limits.py) stops a body too large
                 spool.write(piece)
-            _, pieces = await run_in_threadpool(service.run_batch, spool, content_type=ctype, crs=crs,
-                                                as_of=when, fmt=fmt)
+            plan, pieces = await run_in_threadpool(service.run_batch, spool, content_type=ctype, crs=crs,
+                                                   as_of=when, fmt=fmt)
         except BaseException:  # a BatchError is answered 400 with its rows by api/app.py, like every typed error
             spool.close()
             raise
-        return StreamingResponse(_closing(pieces, spool), media_type=FORMATS[fmt])
+        # checked whole before the first byte: a streamed answer is never cut by a bad item; the count lets a
+        # client of NDJSON or CSV (which have no closing bracket) tell a whole answer from a broken connection
+        return StreamingResponse(_closing(pieces, spool), media_type=FORMATS[fmt],
+                                 headers={COUNT_HEADER: str(plan.count)})
 
     @router.get("/lookup/blind_spots", summary="Counts of lookups that fell outside every grid")
     def get_blind_spots(request: Request, _caller=Depends(require("street_office"))):

@@ -189,14 +189,13 @@ def http_single(port: int, lon: np.ndarray, lat: np.ndarray, per_client: int, ma
             "p95": float(np.percentile(all_ms, 95)), "p99": float(np.percentile(all_ms, 99)), "answers": merged}
 
 
-def wrk_single(port: int, lon: np.ndarray, lat: np.ndarray, seconds: float) -> dict | None:
-    """Single lookups from wrk (Debian's C load generator: 2 threads, 8 connections), cycling through the
-    points; ``None`` where wrk is not installed. A C client leaves the 2 cores to the server, unlike the
-    Python client above."""
+def wrk_run(port: int, paths: list[str], seconds: float) -> dict | None:
+    """wrk (Debian's C load generator: 2 threads, 8 keep-alive connections) cycling through ``paths`` for
+    ``seconds``: requests, wall time, p50/p95/p99 latency (ms) and errors (non-2xx answers included); ``None``
+    where wrk is not installed. A C client leaves the 2 cores to the server, unlike the Python client above."""
     if shutil.which("wrk") is None:
         return None
-    paths = [f"/lookup?lon={float(a)!r}&lat={float(b)!r}" for a, b in zip(lon[:20000], lat[:20000])]
-    script = Path(tempfile.mkdtemp()) / "lookup.lua"
+    script = Path(tempfile.mkdtemp()) / "paths.lua"
     script.write_text(
         "local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
         "local i = 0\n"
@@ -209,6 +208,7 @@ def wrk_single(port: int, lon: np.ndarray, lat: np.ndarray, seconds: float) -> d
         "end\n", encoding="utf-8")
     done = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{int(seconds)}s", "-s", str(script),
                            f"http://127.0.0.1:{port}/"], capture_output=True, text=True)
+    shutil.rmtree(script.parent, ignore_errors=True)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         print("wrk failed:", done.stdout[-500:], done.stderr[-500:])
@@ -216,6 +216,23 @@ def wrk_single(port: int, lon: np.ndarray, lat: np.ndarray, seconds: float) -> d
     n, wall, p50, p95, p99, errors = line.split()[1:]
     return {"n": int(n), "wall": float(wall), "p50": float(p50), "p95": float(p95), "p99": float(p99),
             "errors": int(errors)}
+
+
+def lookup_paths(lon: np.ndarray, lat: np.ndarray) -> list[str]:
+    return [f"/lookup?lon={float(a)!r}&lat={float(b)!r}" for a, b in zip(lon[:20000], lat[:20000])]
+
+
+def http_floor(port: int, lon: np.ndarray, lat: np.ndarray, seconds: float, rounds: int) -> list[dict] | None:
+    """The same server's cheapest route (``/conformance``) and single ``GET /lookup`` from wrk, alternately,
+    ``rounds`` times: each round's two results and the ratio of their p95."""
+    out = []
+    for _ in range(rounds):
+        floor = wrk_run(port, ["/conformance"], seconds)
+        single = wrk_run(port, lookup_paths(lon, lat), seconds)
+        if floor is None or single is None:
+            return None
+        out.append({"floor": floor, "lookup": single, "ratio": single["p95"] / floor["p95"]})
+    return out
 
 
 # ------------------------------------------------------------------ PostGIS
@@ -288,8 +305,101 @@ def postgis_side(dsn: str, grids, lon: np.ndarray, lat: np.ndarray, n_single: in
         for i, gid in rows:
             answers[i] = gid
         out["join_covers"]["answers"] = answers
+        out["pgbench"] = pgbench_single(dsn, min(len(lon), 20000), max_s)
         db.execute("DROP TABLE bench_grids, bench_points")
     return out
+
+
+#: The peer of a single ``GET /lookup``: one prepared query with gridcover's tie rule (ST_Covers, interior first,
+#: then the smallest id), for a point of the same set (fetched by its key).
+PG_SINGLE = """\\set i random(0, {last})
+SELECT g.id FROM bench_grids g JOIN bench_points p ON ST_Covers(g.geom, p.geom) WHERE p.i = :i
+ORDER BY ST_Contains(g.geom, p.geom) DESC, g.id COLLATE "C" LIMIT 1;
+"""
+
+
+def pgbench_single(dsn: str, n_points: int, seconds: float) -> dict | None:
+    """Single-point queries from pgbench (PostgreSQL's C client: 8 connections, 2 threads, prepared statements),
+    the like of wrk on ``GET /lookup``: queries/s and the p50/p95/p99 latency (ms) of every query logged."""
+    if shutil.which("pgbench") is None:
+        return None
+    folder = Path(tempfile.mkdtemp())
+    script = folder / "single.sql"
+    script.write_text(PG_SINGLE.format(last=n_points - 1), encoding="utf-8")
+    done = subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{int(min(seconds, 15))}",
+                           "-f", str(script), "-l", "--log-prefix", str(folder / "log"), dsn],
+                          capture_output=True, text=True, cwd=folder)
+    logs = list(folder.glob("log*"))
+    if done.returncode != 0 or not logs:
+        print("pgbench failed:", done.stdout[-500:], done.stderr[-500:])
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    # per query: client, number, latency (µs), script, epoch s, µs
+    ms = np.concatenate([np.loadtxt(f, usecols=2, ndmin=1) for f in logs]) / 1000.0
+    tps = next((float(line.split("=")[1].split()[0]) for line in done.stdout.splitlines()
+                if line.startswith("tps")), len(ms) / seconds)
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"n": len(ms), "rate": tps, "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99))}
+
+
+# ------------------------------------------------------------------ the command line
+def cli_single(folder: Path, dsn: str | None, *, before: Path | None, runs: int) -> dict | None:
+    """One ``gridcover lookup --lon --lat`` process at a time (hyperfine, the whole process: start, imports,
+    index, answer): with the prepared index (``lookup_index.npz``, the case of every call but the first after
+    an analysis), without it (removed before each run: every call builds the index, as before it was kept),
+    the ``before`` checkout's command, and the peer for a command: ``psql`` sending one query with the same tie
+    rule to PostGIS (process start, connection, query). The point is one in a grid and in no building (PostGIS
+    holds the grids only); the answers are checked equal."""
+    if shutil.which("hyperfine") is None:
+        print("CLI: hyperfine is not installed; skipped")
+        return None
+    from gridcover.services.lookup import build_store_index
+    from gridcover.store import open_workspace
+
+    store = open_workspace(folder)
+    index = build_store_index(store)
+    grids = store.read("grids")
+    x, y, _ = make_points(grids, 2000, 0.0, 7)
+    cols = lookup_points(index, x, y)
+    pick = int(np.flatnonzero(cols["method"] == "grid")[0])
+    lon, lat, want = float(x[pick]), float(y[pick]), cols["grid_id"][pick]
+    command = f"{sys.executable} -m gridcover.cli lookup {folder} --lon {lon!r} --lat {lat!r}"
+    answer = json.loads(subprocess.run(command.split(), capture_output=True, text=True,
+                                       env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout)["grid_id"]
+    runs_of = [("gridcover lookup, prepared index", f"env PYTHONPATH={ROOT} {command}", None),
+               ("gridcover lookup, index built each call", f"env PYTHONPATH={ROOT} {command}",
+                f"rm -f {folder / 'lookup_index.npz'}")]
+    if before is not None:
+        runs_of.append((f"before ({before})", f"env PYTHONPATH={before} {command}", None))
+    theirs = None
+    if dsn:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as db:
+            db.execute("DROP TABLE IF EXISTS bench_cli_grids")
+            db.execute("CREATE TABLE bench_cli_grids (id text PRIMARY KEY, geom geometry(Geometry, 4326))")
+            with db.cursor().copy("COPY bench_cli_grids (id, geom) FROM STDIN") as copy:
+                for gid, wkb in zip(grids["id"].astype(str), shapely.to_wkb(grids.geometry.to_numpy(), hex=True)):
+                    copy.write_row((gid, f"SRID=4326;{wkb}"))
+            db.execute("CREATE INDEX ON bench_cli_grids USING gist (geom)")
+            db.execute("ANALYZE bench_cli_grids")
+        pt = f"ST_SetSRID(ST_MakePoint({lon!r}, {lat!r}), 4326)"
+        sql = (f"SELECT id FROM bench_cli_grids WHERE ST_Covers(geom, {pt}) ORDER BY ST_Contains(geom, {pt}) DESC, "
+               f"id COLLATE \"C\" LIMIT 1")
+        theirs = subprocess.run(["psql", "-XAtq", dsn, "-c", sql], capture_output=True, text=True).stdout.strip()
+        runs_of.append(("psql, one PostGIS query", f"psql -XAtq {dsn} -c '{sql}'", None))
+    out_json = Path(tempfile.mkdtemp()) / "cli.json"
+    argv = ["hyperfine", "-N", "-w", "2", "-r", str(runs), "--export-json", str(out_json)]
+    for name, cmd, prepare in runs_of:
+        argv += (["--prepare", prepare] if prepare else ["--prepare", "true"]) + ["-n", name, cmd]
+    subprocess.run(argv, capture_output=True, text=True)
+    results = json.loads(out_json.read_text())["results"]
+    shutil.rmtree(out_json.parent, ignore_errors=True)
+    # the last run of "built each call" removed the file: make it again so the folder is as it was
+    subprocess.run(command.split(), capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return {"point": (lon, lat), "want": want, "ours": answer, "theirs": theirs,
+            "runs": [(r["command"], r["mean"], r["stddev"], r.get("user"), r.get("system")) for r in results]}
 
 
 # ------------------------------------------------------------------ main
@@ -304,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=60.0, help="bound of each single-lookup phase")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-postgis", action="store_true")
+    ap.add_argument("--dsn", help="a PostGIS database to use (default: the cluster of .ci/postgis.sh)")
+    ap.add_argument("--floor-rounds", type=int, default=2, help="wrk rounds of /conformance then /lookup")
+    ap.add_argument("--floor-seconds", type=float, default=10.0, help="seconds of each wrk run")
+    ap.add_argument("--cli-workspace", type=Path, help="workspace of the command-line runs (default: the "
+                                                         "synthetic one)")
+    ap.add_argument("--before", type=Path, help="a checkout whose 'gridcover lookup' is timed as before")
+    ap.add_argument("--cli-runs", type=int, default=10, help="hyperfine runs of each command line")
     args = ap.parse_args(argv)
 
     ws = workspace(args.grids, args.buildings or 2 * args.grids, args.seed)
@@ -338,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         diff = sum(a != b for a, b in zip(ours, grid_only))
         print(f"  note: {diff:,} points lie in a building whose grid decides (none should in this synthetic city)")
 
-    with_wrk = None
+    floor = None
     port = free_port()
     proc = start_server(ws, port)
     try:
@@ -353,11 +470,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"HTTP single, {CLIENTS} clients: {single['n']:,} lookups in {single['wall']:.1f} s "
               f"({single['n'] / single['wall']:,.0f}/s); p50 {single['p50']:.2f} ms, p95 {single['p95']:.2f} ms, "
               f"p99 {single['p99']:.2f} ms")
-        with_wrk = wrk_single(port, lon, lat, min(args.max_seconds, 15))
-        if with_wrk is not None:
-            print(f"HTTP single, wrk {CLIENTS} connections: {with_wrk['n']:,} lookups in {with_wrk['wall']:.1f} s "
-                  f"({with_wrk['n'] / with_wrk['wall']:,.0f}/s); p50 {with_wrk['p50']:.2f} ms, "
-                  f"p95 {with_wrk['p95']:.2f} ms, p99 {with_wrk['p99']:.2f} ms, {with_wrk['errors']} errors")
+        floor = http_floor(port, lon, lat, args.floor_seconds, args.floor_rounds)
+        for k, r in enumerate(floor or []):
+            for what in ("floor", "lookup"):
+                w = r[what]
+                print(f"HTTP wrk round {k + 1}, {'/conformance' if what == 'floor' else 'GET /lookup'}: "
+                      f"{w['n']:,} requests in {w['wall']:.1f} s ({w['n'] / w['wall']:,.0f}/s); p50 {w['p50']:.2f} ms, "
+                      f"p95 {w['p95']:.2f} ms, p99 {w['p99']:.2f} ms, {w['errors']} errors")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -371,11 +490,12 @@ def main(argv: list[str] | None = None) -> int:
         failures += 1
         print(f"DISAGREE: HTTP single vs in-process on {len(bad_single):,} points")
 
-    pg = None
+    pg = dsn = None
     if not args.no_postgis:
-        dsn = start_postgis()
+        dsn = args.dsn or start_postgis()
         if dsn:
             pg = postgis_side(dsn, grids, lon, lat, args.pg_single, args.max_seconds)
+    cli = cli_single(args.cli_workspace or ws, dsn, before=args.before, runs=args.cli_runs)
     rows = [("in-process batch", rate_inproc), ("HTTP batch (100k/request)", rate_http),
             (f"HTTP single ({CLIENTS} clients)", single["n"] / single["wall"])]
     print()
@@ -384,9 +504,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'gridcover ' + name:<44}{rate:>14,.0f}")
     print(f"{'gridcover HTTP single p50 / p95 (ms)':<44}{single['p50']:>7.2f} / {single['p95']:.2f}   goal p95 ≤ 5 ms: "
           f"{'met' if single['p95'] <= 5 else 'NOT met'} (Python client)")
-    if with_wrk is not None:
-        print(f"{'gridcover HTTP single p50 / p95 (ms), wrk':<44}{with_wrk['p50']:>7.2f} / {with_wrk['p95']:.2f}   "
-              f"goal p95 ≤ 5 ms: {'met' if with_wrk['p95'] <= 5 else 'NOT met'} (C client)")
+    for k, r in enumerate(floor or []):
+        w, f = r["lookup"], r["floor"]
+        print(f"{'gridcover GET /lookup p95, wrk round ' + str(k + 1):<44}{w['p95']:>7.2f} ms; /conformance "
+              f"{f['p95']:.2f} ms: {r['ratio']:.2f}x (goal ≤ 1.5x: {'met' if r['ratio'] <= 1.5 else 'NOT met'}; "
+              f"≤ 5 ms: {'met' if w['p95'] <= 5 else 'NOT met'})")
+    if cli is not None:
+        print(f"command line, one lookup at ({cli['point'][0]:.6f}, {cli['point'][1]:.6f}), hyperfine mean ± sd "
+              "(user + system CPU):")
+        for name, mean, sd, user, system in cli["runs"]:
+            print(f"  {name:<52}{mean * 1000:>8.0f} ± {sd * 1000:.0f} ms  ({(user + system) * 1000:.0f} ms CPU)")
+        fast = cli["runs"][0][1]
+        print(f"  goal < 0.5 s: {'met' if fast < 0.5 else 'NOT met'}; ratio to psql: "
+              + (f"{fast / cli['runs'][-1][1]:.1f}x" if cli["theirs"] is not None else "no PostGIS"))
+        agree = cli["ours"] == cli["want"] and (cli["theirs"] is None or cli["theirs"] == cli["want"])
+        if not agree:
+            failures += 1
+        print(f"  answers: in-process {cli['want']}, command line {cli['ours']}, psql {cli['theirs']}"
+              + ("" if agree else "  DISAGREE"))
     if pg is None:
         print("PostGIS: skipped (see the message above); no ratios")
     else:
@@ -399,6 +534,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'PostGIS bulk join ST_Contains':<44}{pg_rates['join_contains']:>14,.0f}   ({jc['rows']:,} rows; "
               f"points loaded in {pg['load_points_s']:.1f} s, not counted)")
         print(f"{'PostGIS bulk join ST_Covers + tie rule':<44}{pg_rates['join_covers']:>14,.0f}")
+        pb = pg.get("pgbench")
+        if pb is not None:
+            print(f"{'PostGIS single, pgbench 8 clients, tie rule':<44}{pb['rate']:>14,.0f}   p50 {pb['p50']:.2f} ms, "
+                  f"p95 {pb['p95']:.2f} ms, p99 {pb['p99']:.2f} ms ({pb['n']:,} queries)")
+            for k, r in enumerate(floor or []):
+                w = r["lookup"]
+                print(f"ratio GET /lookup (wrk, round {k + 1}) / PostGIS single (pgbench): rate "
+                      f"{w['n'] / w['wall'] / pb['rate']:.2f}x, p95 {w['p95'] / pb['p95']:.2f}x")
+        print(f"ratio HTTP batch / PostGIS bulk join ST_Covers + tie rule (like for like): "
+              f"{rate_http / pg_rates['join_covers']:.2f}x; in-process batch / same: "
+              f"{rate_inproc / pg_rates['join_covers']:.2f}x")
         r1 = rate_inproc / pg_rates["single_contains"]
         r2 = rate_inproc / pg_rates["join_contains"]
         r3 = rate_http / pg_rates["single_contains"]

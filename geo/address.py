@@ -29,8 +29,8 @@ Example
 
 from __future__ import annotations
 
+import json
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -443,6 +443,44 @@ def _index_places(entries: pd.DataFrame, *, settings: AddressSettings) -> Addres
                         settings=settings)
 
 
+def address_index_arrays(index: AddressIndex) -> dict[str, np.ndarray]:
+    """The index as plain arrays (numbers and fixed-width text, no Python objects), for
+    :func:`address_index_of_arrays` to make it again exactly, e.g. from a file saved with ``numpy.savez``.
+
+    >>> index = build_address_index(estates=pd.DataFrame({"id": ["E1"], "name": ["锦华苑"]}))
+    >>> again = address_index_of_arrays(address_index_arrays(index))
+    >>> list(again.places), again.settings == index.settings
+    (['锦华苑'], True)
+    """
+    m = index.matrix
+    e = index.entries
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(index.settings).items()}
+    return {"places": np.asarray(list(index.places), dtype=str).reshape(-1),
+            "entry_place": e["place"].to_numpy(dtype=np.int64), "entry_bno": np.asarray(e["bno"], dtype=str),
+            "entry_building": e["building"].to_numpy(dtype=np.int64),
+            "entry_estate": e["estate"].to_numpy(dtype=np.int64),
+            "matrix_data": m.data, "matrix_indices": m.indices, "matrix_indptr": m.indptr,
+            "matrix_shape": np.asarray(m.shape, dtype=np.int64),
+            "vocabulary": np.asarray(sorted(index.vocabulary, key=index.vocabulary.get), dtype=str).reshape(-1),
+            "idf": np.asarray(index.idf, dtype=float),
+            "settings": np.asarray(json.dumps(settings, ensure_ascii=False))}
+
+
+def address_index_of_arrays(arrays: dict[str, np.ndarray]) -> AddressIndex:
+    """The :class:`AddressIndex` of :func:`address_index_arrays`' arrays."""
+    import scipy.sparse as sp
+
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(str(arrays["settings"])).items()}
+    vocabulary = arrays["vocabulary"].tolist()
+    entries = pd.DataFrame({"place": arrays["entry_place"], "bno": arrays["entry_bno"].astype(object),
+                            "building": arrays["entry_building"], "estate": arrays["entry_estate"]})
+    matrix = sp.csr_matrix((arrays["matrix_data"], arrays["matrix_indices"], arrays["matrix_indptr"]),
+                           shape=tuple(int(v) for v in arrays["matrix_shape"]))
+    return AddressIndex(places=pd.Index(arrays["places"].astype(object)), entries=entries, matrix=matrix,
+                        vocabulary={g: i for i, g in enumerate(vocabulary)}, idf=arrays["idf"],
+                        settings=AddressSettings(**settings))
+
+
 # ------------------------------------------------------------------ matching
 @dataclass
 class AddressMatches:
@@ -617,22 +655,6 @@ def _best_targets(index: AddressIndex, pairs: pd.DataFrame, bno_q: np.ndarray) -
     return best
 
 
-class LazyAddressIndex:
-    """Builds an :class:`AddressIndex` on first use (thread-safe), so point lookups never pay for it."""
-
-    def __init__(self, build) -> None:
-        self._build = build
-        self._index: AddressIndex | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> AddressIndex:
-        if self._index is None:
-            with self._lock:
-                if self._index is None:
-                    self._index = self._build()
-        return self._index
-
-
-__all__ = ["AddressIndex", "AddressMatches", "AddressSettings", "LazyAddressIndex", "ParsedAddress",
-           "build_address_index", "chinese_numeral_to_int", "clean_text", "infer_settings", "match_addresses",
+__all__ = ["AddressIndex", "AddressMatches", "AddressSettings", "ParsedAddress",
+           "address_index_arrays", "address_index_of_arrays", "build_address_index", "chinese_numeral_to_int", "clean_text", "infer_settings", "match_addresses",
            "normalise_address", "parse_address"]

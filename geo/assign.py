@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.inside import _pick_min, _rank, points_in_polygons  # noqa: F401 (the assignment's tie rule)
 from geo.settings import Settings
 
 #: Status codes, most severe first (the order decides a household's single status).
@@ -41,67 +42,6 @@ STATUSES = (
     "snapped_to_building",
     "ok",
 )
-
-
-def _rank(ids: np.ndarray) -> np.ndarray:
-    """Position of each id in sorted order: the deterministic tie-breaker (smallest id wins)."""
-    order = np.argsort(ids.astype(str), kind="stable")
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[order] = np.arange(len(ids))
-    return rank
-
-
-def _pick_min(left: np.ndarray, key: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
-    """For each left index in 0..n-1, the ``right`` of its pair with the smallest ``key`` (-1 if none)."""
-    out = np.full(n, -1, dtype=np.int64)
-    if len(left) == 0:
-        return out
-    one = np.bincount(left, minlength=n)[left] == 1  # a single candidate needs no sort
-    out[left[one]] = right[one]
-    left, key, right = left[~one], key[~one], right[~one]
-    if len(left) == 0:
-        return out
-    order = np.lexsort((key, left))
-    left_sorted = left[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = left_sorted[1:] != left_sorted[:-1]
-    out[left_sorted[first]] = right[order][first]
-    return out
-
-
-def points_in_polygons(points: np.ndarray, polygons: np.ndarray, *, tie_rank: np.ndarray | None = None,
-                       xy: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Polygon index covering each point (boundary included; ties → lowest ``tie_rank``; -1 for none or a
-    missing point) and the number of polygons whose interior holds it.
-
-    The tree is built on the points and queried with the polygons' boxes (cheaper than the other way round
-    when points outnumber polygons), then each candidate pair is tested with prepared polygons.
-
-    >>> from shapely.geometry import Point, box
-    >>> points = np.array([Point(20, 20), Point(50, 70), Point(150, 50)])
-    >>> points_in_polygons(points, np.array([box(0, 0, 50, 100), box(50, 0, 100, 100)]))
-    (array([ 0,  0, -1]), array([1, 0, 0]))
-    """
-    points = np.asarray(points, dtype=object)
-    n = len(points)
-    tie_rank = np.arange(len(polygons)) if tie_rank is None else tie_rank
-    if n == 0 or len(polygons) == 0:
-        return np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    gi, pi = shapely.STRtree(points).query(polygons, predicate=None)
-    px, py = xy if xy is not None else (shapely.get_x(points), shapely.get_y(points))
-    x, y = px[pi], py[pi]
-    shapely.prepare(polygons)
-    inside = shapely.contains_xy(polygons[gi], x, y)
-    keep = inside.copy()
-    # the boundary counts as covered: test only pairs whose box matched but interior did not
-    maybe = np.flatnonzero(~inside)
-    if len(maybe):
-        keep[maybe[shapely.intersects_xy(polygons[gi[maybe]], x[maybe], y[maybe])]] = True
-    # prefer a polygon whose interior holds the point, then the lowest rank
-    key = np.where(inside, 0, 1) * (len(polygons) + 1) + tie_rank[gi]
-    best = _pick_min(pi[keep], key[keep], gi[keep], n)
-    interior_count = np.bincount(pi[inside], minlength=n)
-    return best, interior_count
 
 
 def building_grids(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, *,

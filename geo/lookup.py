@@ -37,23 +37,29 @@ array(['G01-01'], dtype=object)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 from numpy.typing import ArrayLike
-import pandas as pd
-import pyproj
 import shapely
 
-from geo.address import AddressSettings, LazyAddressIndex, build_address_index, infer_settings, match_addresses
-from geo.assign import _pick_min, _rank, building_grids, points_in_polygons
-from geo.crs import local_metric_crs, offset_to_wgs84, parse_crs
+from geo.crs import offset_to_wgs84, parse_crs
 from geo.errors import InputError
+from geo.inside import _pick_min, _rank, best_polygons, points_in_polygons
 from geo.problems import ProblemError, problem_messages
 from geo.settings import Settings
+
+if TYPE_CHECKING:  # a point lookup loads numpy, shapely and pyproj only: pandas and geopandas build the index
+    import geopandas as gpd
+    import pandas as pd
+    import pyproj
+
+    from geo.address import AddressIndex, AddressSettings
 
 #: Coordinate systems a caller may give (lon/lat degrees).
 LOOKUP_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
@@ -95,6 +101,8 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84", *,
         source = _lookup_crs(key)
         transformer = None
         if source is not None and source.crs is not None and source.crs.to_epsg() not in (4326, None):
+            import pyproj
+
             transformer = pyproj.Transformer.from_crs(source.crs.to_epsg(), 4326, always_xy=True)
         hit = (source, transformer)
         if cache is not None and source is not None and len(cache) < _CRS_CACHE_SIZE:
@@ -154,6 +162,8 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> None:
 
 def _text(values) -> np.ndarray:
     """Object array of str with None for missing/empty."""
+    import pandas as pd
+
     out = pd.Series(values, dtype=object).to_numpy(dtype=object, copy=True)
     missing = pd.isna(out)
     out[~missing] = [str(v) for v in out[~missing]]
@@ -176,6 +186,11 @@ class _Polygons:
     def of(cls, frame: gpd.GeoDataFrame) -> "_Polygons":
         ids = frame["id"].astype(str).to_numpy(dtype=object)
         geom = frame.geometry.to_numpy()
+        return cls.of_arrays(ids, geom)
+
+    @classmethod
+    def of_arrays(cls, ids: np.ndarray, geom: np.ndarray) -> "_Polygons":
+        """From ids (str) and WGS-84 polygons, aligned."""
         shapely.prepare(geom)
         return cls(ids=ids, geom=geom, rank=_rank(ids), tree=shapely.STRtree(geom))
 
@@ -185,11 +200,21 @@ class _Polygons:
             return np.full(len(x), -1, dtype=np.int64), np.zeros(len(x), dtype=np.int64)
         if len(x) > _SMALL_BATCH:
             return points_in_polygons(points, self.geom, tie_rank=self.rank, xy=(x, y))
-        cand = np.unique(self.tree.query(points)[1])
+        pi, gi = self.tree.query(points)  # few points: the prebuilt tree of the polygons gives the pairs
+        return best_polygons(pi, gi, x[pi], y[pi], self.geom, tie_rank=self.rank, n=len(x))
+
+    def cover_point(self, point, x: float, y: float) -> tuple[int, int]:
+        """:meth:`covering` of one point (a shapely Point at ``x``, ``y``): the polygon covering it (-1 for none)
+        and how many interiors hold it. The tree gives the polygons that cover it (``intersects``: the boundary
+        included); when only one does, it is the answer, else the tie rule of :func:`geo.inside.best_polygons`."""
+        cand = self.tree.query(point, predicate="intersects")
         if len(cand) == 0:
-            return np.full(len(x), -1, dtype=np.int64), np.zeros(len(x), dtype=np.int64)
-        best, interior = points_in_polygons(points, self.geom[cand], tie_rank=self.rank[cand], xy=(x, y))
-        return np.where(best >= 0, cand[np.maximum(best, 0)], -1), interior
+            return -1, 0
+        if len(cand) == 1:
+            return int(cand[0]), int(shapely.contains_xy(self.geom[cand[0]], x, y))
+        best, interior = best_polygons(np.zeros(len(cand), dtype=np.int64), cand, np.full(len(cand), x),
+                                       np.full(len(cand), y), self.geom, tie_rank=self.rank, n=1)
+        return int(best[0]), int(interior[0])
 
 
 @dataclass
@@ -205,8 +230,8 @@ class LookupIndex:
     worker_name: np.ndarray
     worker_phone: np.ndarray
     grid_metric_tree: shapely.STRtree
-    metric_crs: pyproj.CRS
-    to_metric: pyproj.Transformer
+    #: The CRS of distances (a pyproj CRS, or its text, e.g. ``EPSG:32648``).
+    metric_crs: "pyproj.CRS | str"
     buildings: _Polygons | None
     building_grid: np.ndarray
     building_estate: np.ndarray
@@ -226,10 +251,42 @@ class LookupIndex:
     bounds: tuple[float, float, float, float] = (np.nan, np.nan, np.nan, np.nan)
     #: Parsed ``crs`` spellings and their transformers (:func:`to_wgs84`), kept with the index.
     crs_cache: dict = field(default_factory=dict, repr=False)
+    #: The answer fields of each grid, building and estate as records, made on the first :func:`lookup_point`.
+    parts: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_grids(self) -> int:
         return len(self.grids.ids)
+
+    @property
+    def to_metric(self) -> "pyproj.Transformer":
+        """WGS-84 lon/lat to :attr:`metric_crs`, made on first use (only a point in no grid needs it)."""
+        hit = self.crs_cache.get(_METRIC)
+        if hit is None:
+            import pyproj
+
+            hit = self.crs_cache[_METRIC] = pyproj.Transformer.from_crs(4326, self.metric_crs, always_xy=True)
+        return hit
+
+
+#: Key of the metric transformer in :attr:`LookupIndex.crs_cache` (not a ``crs`` a caller can give).
+_METRIC = "\0metric"
+
+
+class LazyAddressIndex:
+    """Makes an :class:`geo.address.AddressIndex` on first use (thread-safe), so point lookups never pay for it."""
+
+    def __init__(self, build: Callable[[], "AddressIndex"]) -> None:
+        self._build = build
+        self._index: AddressIndex | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> "AddressIndex":
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self._build()
+        return self._index
 
 
 def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None = None,
@@ -260,6 +317,11 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
     metric_crs
         CRS of distances; the UTM zone holding the grids' centre by default (as the analysis).
     """
+    import pandas as pd
+
+    from geo.assign import building_grids
+    from geo.crs import local_metric_crs
+
     grids = grids.reset_index(drop=True)
     if len(grids) == 0:
         raise InputError("the grids layer is empty: nothing to look up", field="grids")
@@ -269,7 +331,6 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
     if metric_crs is None:
         x0, y0, x1, y1 = grids.total_bounds
         metric_crs = local_metric_crs((x0 + x1) / 2.0, (y0 + y1) / 2.0)
-    to_metric = pyproj.Transformer.from_crs(4326, metric_crs, always_xy=True)
     grids_m = grids.to_crs(metric_crs)
     metric_tree = shapely.STRtree(grids_m.geometry.to_numpy())
 
@@ -296,7 +357,7 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
         building_xy=_inner_points(buildings), estate_name=_column(estates, "name"), estate_xy=_inner_points(estates),
         worker_name=_text(grids["worker_name"]) if "worker_name" in grids else np.full(len(grids), None, object),
         worker_phone=_text(grids["worker_phone"]) if "worker_phone" in grids else np.full(len(grids), None, object),
-        grid_metric_tree=metric_tree, metric_crs=metric_crs, to_metric=to_metric,
+        grid_metric_tree=metric_tree, metric_crs=metric_crs,
         buildings=bp, building_grid=b_grid, building_estate=b_estate, estates=ep, estate_grid=e_grid,
         address=LazyAddressIndex(partial(_make_address_index, buildings=buildings, estates=estates,
                                          communities=communities, households=households, streets=streets,
@@ -306,6 +367,8 @@ def build_index(grids: gpd.GeoDataFrame, *, buildings: gpd.GeoDataFrame | None =
 def _area_names(community: np.ndarray, communities: gpd.GeoDataFrame | None,
                 streets: gpd.GeoDataFrame | None) -> dict[str, np.ndarray]:
     """Per grid (its ``community_id`` given): the street id and the community's and street's names."""
+    import pandas as pd
+
     c_frame = pd.DataFrame(communities.drop(columns=communities.geometry.name, errors="ignore")) \
         if communities is not None else pd.DataFrame({"id": []})
     c_index = pd.Index(c_frame["id"].astype(str))
@@ -350,6 +413,10 @@ def _make_address_index(*, buildings: gpd.GeoDataFrame | None, estates: gpd.GeoD
                         address_settings: AddressSettings | None):
     """The address index of :func:`build_index` (built on the first address lookup): known addresses of the
     households and buildings, settings inferred from them unless given."""
+    import pandas as pd
+
+    from geo.address import build_address_index, infer_settings
+
     if callable(households):
         households = households()
     known = pd.concat([s for s in (
@@ -371,6 +438,101 @@ def _make_address_index(*, buildings: gpd.GeoDataFrame | None, estates: gpd.GeoD
     return build_address_index(buildings=None if buildings is None else pd.DataFrame(buildings.drop(
         columns=buildings.geometry.name)), estates=None if estates is None else pd.DataFrame(
         estates.drop(columns=estates.geometry.name)), households=hh, settings=a_settings)
+
+
+#: Per-grid, per-building and per-estate text columns of a :class:`LookupIndex` (``None`` for none).
+_TEXT_FIELDS = ("grid_name", "grid_code", "community_id", "street_id", "worker_name", "worker_phone", "community_name",
+                "street_name", "building_name", "building_address", "estate_name")
+_INT_FIELDS = ("building_grid", "building_estate", "estate_grid")
+_LAYERS = ("grids", "buildings", "estates")
+
+
+def index_arrays(index: LookupIndex) -> dict[str, np.ndarray]:
+    """The whole index as plain arrays — numbers, fixed-width text, geometries as WKB bytes, no Python objects —
+    for :func:`index_of_arrays` to make it again, answering exactly as ``index`` does (the address index is
+    built first if it is not yet). A file written with ``numpy.savez`` and read with ``allow_pickle=False``
+    holds them.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> grids = gpd.GeoDataFrame({"id": ["G1"], "name": ["一网格"]}, geometry=[box(104.06, 30.65, 104.07, 30.66)],
+    ...                          crs=4326)
+    >>> again = index_of_arrays(index_arrays(build_index(grids, version=2)))
+    >>> lookup_points(again, [104.065], [30.655])["grid_name"], again.version
+    (array(['一网格'], dtype=object), 2)
+    """
+    out: dict[str, np.ndarray] = {"version": np.asarray(index.version), "bounds": np.asarray(index.bounds, float)}
+    crs = index.metric_crs
+    out["metric_crs"] = np.asarray(crs if isinstance(crs, str) else
+                                   f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.to_wkt())
+    for name in _TEXT_FIELDS:
+        out[name], out[name + "_none"] = _text_arrays(getattr(index, name))
+    for name in _INT_FIELDS:
+        out[name] = np.asarray(getattr(index, name), dtype=np.int64)
+    for name in _LAYERS:
+        layer = getattr(index, name)
+        if layer is not None:
+            out[name + "_ids"] = np.asarray(list(layer.ids), dtype=str).reshape(-1)
+            out[name + "_wkb"], out[name + "_wkb_at"] = _wkb_arrays(layer.geom)
+    out["grids_metric_wkb"], out["grids_metric_wkb_at"] = _wkb_arrays(index.grid_metric_tree.geometries)
+    out["building_x"], out["building_y"] = (np.asarray(v, dtype=float) for v in index.building_xy)
+    out["estate_x"], out["estate_y"] = (np.asarray(v, dtype=float) for v in index.estate_xy)
+    if index.address is not None:
+        from geo.address import address_index_arrays
+
+        out.update({"address_" + k: v for k, v in address_index_arrays(index.address.get()).items()})
+    return out
+
+
+def index_of_arrays(arrays: dict[str, np.ndarray]) -> LookupIndex:
+    """The :class:`LookupIndex` of :func:`index_arrays`' arrays (the trees are built again; the address index is
+    made on the first address lookup)."""
+    layers = {name: _Polygons.of_arrays(arrays[name + "_ids"].astype(object),
+                                        _of_wkb(arrays[name + "_wkb"], arrays[name + "_wkb_at"]))
+              if name + "_ids" in arrays else None for name in _LAYERS}
+    address = {k[len("address_"):]: arrays[k] for k in arrays if k.startswith("address_")}
+    return LookupIndex(
+        version=arrays["version"].item(), grids=layers["grids"], buildings=layers["buildings"],
+        estates=layers["estates"], bounds=tuple(float(v) for v in arrays["bounds"]),
+        grid_metric_tree=shapely.STRtree(_of_wkb(arrays["grids_metric_wkb"], arrays["grids_metric_wkb_at"])),
+        metric_crs=str(arrays["metric_crs"]),
+        **{name: _of_text(arrays[name], arrays[name + "_none"]) for name in _TEXT_FIELDS},
+        **{name: arrays[name].astype(np.int64) for name in _INT_FIELDS},
+        building_xy=(arrays["building_x"], arrays["building_y"]), estate_xy=(arrays["estate_x"], arrays["estate_y"]),
+        address=LazyAddressIndex(partial(_address_of_arrays, address)) if address else None)
+
+
+def _address_of_arrays(arrays: dict[str, np.ndarray]) -> "AddressIndex":
+    from geo.address import address_index_of_arrays
+
+    return address_index_of_arrays(arrays)
+
+
+def _text_arrays(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Text (``None`` → "") as a fixed-width array, and where it was ``None``."""
+    none = np.equal(values, None)
+    return np.asarray(np.where(none, "", values).tolist(), dtype=str).reshape(-1), np.asarray(none, dtype=bool)
+
+
+def _of_text(text: np.ndarray, none: np.ndarray) -> np.ndarray:
+    out = text.astype(object)
+    out[none] = None
+    return out
+
+
+def _wkb_arrays(geom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Geometries as one byte array of their WKB and the offsets where each starts (and the last ends)."""
+    wkb = shapely.to_wkb(geom)
+    at = np.zeros(len(wkb) + 1, dtype=np.int64)
+    at[1:] = np.cumsum(np.fromiter(map(len, wkb), dtype=np.int64, count=len(wkb)))
+    return np.frombuffer(b"".join(wkb), dtype=np.uint8), at
+
+
+def _of_wkb(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    raw = data.tobytes()
+    return shapely.from_wkb(np.array([raw[a:b] for a, b in zip(at[:-1].tolist(), at[1:].tolist())], dtype=object))
 
 
 def _grid_fields(index: LookupIndex, g: np.ndarray) -> dict[str, np.ndarray]:
@@ -415,7 +577,7 @@ def _with_messages(out: dict, problem: np.ndarray, **params) -> dict:
     outside = np.asarray(problem == "outside_grids", dtype=bool)
     distance = np.full(len(problem), None, dtype=object)
     distance[outside] = np.round(out["distance_m"][outside]).astype(np.int64).astype(str)
-    nearest = np.where(pd.isna(out["nearest_grid_name"]), out["nearest_grid_id"], out["nearest_grid_name"])
+    nearest = np.where(np.equal(out["nearest_grid_name"], None), out["nearest_grid_id"], out["nearest_grid_name"])
     zh, en = problem_messages(problem, {"nearest_grid": nearest, "distance_m": distance, **params})
     out["problem"], out["message"], out["message_en"] = problem, zh, en
     return out
@@ -432,6 +594,89 @@ def nearest_grids(index: LookupIndex, lon: np.ndarray, lat: np.ndarray) -> tuple
     best = _pick_min(pi, index.grids.rank[gi], gi, n)
     dist = shapely.distance(pts, index.grid_metric_tree.geometries[best])
     return best, np.round(dist, 1)
+
+
+def lookup_point(index: LookupIndex, lon: float, lat: float, *, crs: str = "wgs84") -> dict | None:
+    """The answer for one point, as the record :func:`lookup_points` gives for it, assembled from the grid's,
+    building's and estate's fields made once per index (a hotline's single lookup, without per-answer arrays);
+    a point in no grid gets the nearest grid and its problem from the functions :func:`lookup_points` uses.
+    ``None`` for a coordinate that is missing or out of range, which :func:`lookup_points` refuses, saying why.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> grids = gpd.GeoDataFrame({"id": ["G1"], "name": ["一网格"]}, geometry=[box(104.06, 30.65, 104.07, 30.66)],
+    ...                          crs=4326)
+    >>> index = build_index(grids, version=2)
+    >>> lookup_point(index, 104.065, 30.655) == columns_to_records(lookup_points(index, [104.065], [30.655]))[0]
+    True
+    >>> lookup_point(index, 104.08, 30.655)["nearest_grid_id"]  # in no grid
+    'G1'
+    >>> lookup_point(index, 30.655, 200.0) is None  # out of range: lookup_points says so
+    True
+    """
+    if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+        return None
+    xs, ys = to_wgs84(np.array([lon], dtype=float), np.array([lat], dtype=float), crs, cache=index.crs_cache)
+    x, y = float(xs[0]), float(ys[0])
+    point = shapely.Point(x, y)
+    b = e = -1
+    if index.buildings is not None:
+        b = index.buildings.cover_point(point, x, y)[0]
+    g = int(index.building_grid[b]) if b >= 0 else -1
+    method = "building"
+    if g < 0:
+        g, interior = index.grids.cover_point(point, x, y)
+        method = _GRID_METHOD.get(interior, "overlap")
+    if b >= 0 and index.estates is not None:
+        e = int(index.building_estate[b])
+    if e < 0 and index.estates is not None:
+        e = index.estates.cover_point(point, x, y)[0]
+    parts = _answer_parts(index)
+    record = {**parts["grid"][g], **parts["building"][b], **parts["estate"][e], "version": _plain(index.version),
+              "covered": True, "nearest_grid_id": None, "nearest_grid_name": None, "distance_m": None,
+              "method": method, "problem": None, "message": None, "message_en": None}
+    if g < 0:
+        record.update(_outside_fields(index, xs, ys, lon, lat))
+    record["lon_wgs84"], record["lat_wgs84"] = (float(v[0]) for v in (np.round(xs, 8), np.round(ys, 8)))
+    return record
+
+
+def _outside_fields(index: LookupIndex, x: np.ndarray, y: np.ndarray, lon: float, lat: float) -> dict:
+    """The fields of :func:`lookup_point`'s answer for a point in no grid (WGS-84 ``x``, ``y``; as given ``lon``,
+    ``lat``): the nearest grid and the problem, by the functions :func:`lookup_points` uses."""
+    out = _nearest_fields(index, np.ones(1, dtype=bool), x, y)
+    given = (np.array([lon]), np.array([lat]))
+    swapped = _looks_swapped(index, *given)
+    problem = np.where(swapped, "lonlat_swapped", "outside_grids").astype(object)
+    texts = [np.where(swapped, v.astype(str), None).astype(object) for v in given]
+    _with_messages(out, problem, lon=texts[0], lat=texts[1])
+    return {"covered": False, **{k: _plain(v[0]) for k, v in out.items()}, "method": "not_covered"}
+
+
+#: The method of a point in a grid but in no building, by how many grids' interiors hold it (2 or more: overlap).
+_GRID_METHOD = {0: "boundary", 1: "grid"}
+
+
+def _answer_parts(index: LookupIndex) -> dict[str, list[dict]]:
+    """Per grid, building and estate, its answer fields as a record (the last record of each: none)."""
+    parts = index.parts
+    if not parts:  # made whole, then set: another thread sees none or all of it
+        parts, none = {}, np.array([-1])
+        for name, layer, take in (("grid", index.grids, lambda pos: _grid_fields(index, pos)),
+                                  ("building", index.buildings, lambda pos: {
+                                      "building_id": _take_ids(index.buildings, pos),
+                                      "building_name": _take_values(index.building_name, pos),
+                                      "building_address": _take_values(index.building_address, pos)}),
+                                  ("estate", index.estates, lambda pos: {
+                                      "estate_id": _take_ids(index.estates, pos),
+                                      "estate_name": _take_values(index.estate_name, pos)})):
+            pos = np.r_[np.arange(0 if layer is None else len(layer.ids)), none]
+            columns = take(pos)
+            parts[name] = [{k: _plain(v[i]) for k, v in columns.items()} for i in range(len(pos))]
+        index.parts = parts
+    return parts
 
 
 def lookup_points(index: LookupIndex, lon: ArrayLike, lat: ArrayLike, *, crs: str = "wgs84") -> dict[str, np.ndarray]:
@@ -510,6 +755,10 @@ def lookup_addresses(index: LookupIndex, addresses: Iterable[str | None]) -> dic
     coordinate there is; a building number its estate lacks is answered for the estate with the warning
     ``building_not_found`` (naming the estate's buildings).
     """
+    import pandas as pd
+
+    from geo.address import match_addresses
+
     texts = [("" if a is None else str(a)) for a in addresses]
     n = len(texts)
     if index.address is None:
@@ -565,6 +814,8 @@ def _address_points(index: LookupIndex, building: np.ndarray, estate: np.ndarray
 def _address_candidates(index: LookupIndex, cand: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
     """The candidates of each ambiguous address as lists of records (``None`` elsewhere); where every candidate
     lies in one grid, that grid is written into ``grid`` (who is responsible is known, the building is not)."""
+    import pandas as pd
+
     candidates = np.full(len(grid), None, dtype=object)
     if len(cand) == 0:
         return candidates
@@ -609,6 +860,8 @@ def columns_to_records(columns: dict[str, np.ndarray]) -> list[dict]:
     """The answers as a list of JSON-ready dicts (NaN → None, numpy scalars → Python)."""
     if all(len(v) == 1 for v in columns.values()):  # a single answer: no frame needed
         return [{k: _plain(v[0]) for k, v in columns.items()}]
+    import pandas as pd
+
     frame = pd.DataFrame(columns)
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict("records")

@@ -7,8 +7,9 @@ address was not placed) or a warning beside a usable answer (``building_not_foun
 ``outside_grids``: the nearest grid is named). Errors that refuse a request (swapped lat/lon out of range)
 are :class:`ProblemError`, with the same code and messages.
 
-Templates name their fields ``{field}``; :func:`problem_messages` fills them for a whole batch with pandas'
-vectorised string concatenation, not a loop per answer.
+Templates name their fields ``{field}``; :func:`problem_messages` fills them for a whole batch with numpy's
+vectorised string concatenation, not a loop per answer (pandas groups the distinct fields of a large batch; a
+single answer never imports it).
 
 Examples
 --------
@@ -23,9 +24,11 @@ from __future__ import annotations
 import string
 
 import numpy as np
-import pandas as pd
 
 from geo.errors import InputError
+
+#: Below this many answers the fields are not grouped (each answer is written; pandas is not imported).
+_GROUP_FROM = 64
 
 #: code -> (Chinese message, English message); ``{field}`` is filled per answer.
 PROBLEMS: dict[str, tuple[str, str]] = {
@@ -106,14 +109,15 @@ def problem_messages(codes, params: dict | None = None) -> tuple[np.ndarray, np.
     >>> zh[0], en[1]
     ('该位置不在任何网格内（盲区），最近的网格是一网格，相距约40米', None)
     """
-    codes = pd.Series(list(codes), dtype=object)
+    codes = np.asarray(list(codes), dtype=object).reshape(-1)
     n = len(codes)
     out = (np.full(n, None, dtype=object), np.full(n, None, dtype=object))
     params = params or {}
-    for code in codes.dropna().unique():
+    given = ~_missing(codes)
+    for code in dict.fromkeys(codes[given].tolist()):  # the distinct codes, in order of appearance
         if code not in PROBLEMS:
             raise KeyError(f"unknown problem code {code!r}: add it to geo.problems.PROBLEMS")
-        rows = np.flatnonzero(codes.eq(code).to_numpy())
+        rows = np.flatnonzero(given & (codes == code))
         for lang, template in enumerate(PROBLEMS[code]):
             pieces = _fields(template)
             fields = {}
@@ -121,7 +125,7 @@ def problem_messages(codes, params: dict | None = None) -> tuple[np.ndarray, np.
                 if name is not None:
                     value = params[name][lang] if isinstance(params[name], tuple) else params[name]
                     part = np.asarray(value, dtype=object)[rows]
-                    fields[name] = np.where(pd.isna(part), "", part).astype(object)
+                    fields[name] = np.where(_missing(part), "", part).astype(object)
             # each distinct set of fields is written once (thousands of answers share a nearest grid and distance)
             group, first = _distinct(fields, len(rows))
             text = np.full(len(first), "", dtype=object)
@@ -137,9 +141,23 @@ def _distinct(fields: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.nda
     """For rows of field values: each row's group and the first row of each group."""
     if not fields:
         return np.zeros(n, dtype=np.int64), np.zeros(min(n, 1), dtype=np.int64)
+    if n < _GROUP_FROM:  # a few answers: each is written, no grouping (the same texts)
+        return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+    import pandas as pd
+
     group = pd.DataFrame(fields).groupby(list(fields), sort=False).ngroup().to_numpy()
     _, first = np.unique(group, return_index=True)
     return group, first
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Where an object array holds no value: ``None`` or NaN (pandas' ``isna`` for a large batch)."""
+    if len(values) >= _GROUP_FROM:
+        import pandas as pd
+
+        return pd.isna(values)
+    return np.fromiter((v is None or (isinstance(v, float) and v != v) for v in values), dtype=bool,
+                       count=len(values))
 
 
 class ProblemError(InputError):

@@ -210,6 +210,7 @@ def test_a_batch_is_answered_as_ndjson_or_csv_in_request_order(client):
     r = csv_batch(client, body, f="ndjson")
     assert r.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in r.text.splitlines()]
+    assert r.headers["x-lookup-count"] == "2" == str(len(lines))  # a cut answer has fewer lines than that
     assert [x["grid_id"] for x in lines] == ["G2", None] and lines[1]["nearest_grid_id"] == "G5"
     r = client.post("/lookup/batch", content=body.encode(), headers={**CSV, "Accept": "text/csv"})
     table = list(csv.DictReader(io.StringIO(r.text)))

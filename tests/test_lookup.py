@@ -8,7 +8,8 @@ import shapely
 
 from geo.assign import _rank, points_in_polygons
 from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
-from geo.lookup import build_index, lookup_addresses, lookup_points, columns_to_records
+from geo.lookup import (build_index, columns_to_records, index_arrays, index_of_arrays, lookup_addresses, lookup_point,
+                        lookup_points)
 from geo.errors import InputError
 from gridcover.store.blindspot_log import BlindSpotLog
 from lookup_data import layers, xy
@@ -177,6 +178,9 @@ def test_batch_answers_agree_with_postgis_st_covers_and_the_tie_rule(postgis_dsn
         theirs = _postgis_answers(postgis_dsn, grids, lon, lat)
         differ = [(i, lon[i], lat[i], ours[i], theirs[i]) for i in range(len(lon)) if ours[i] != theirs[i]]
         assert not differ, f"{len(differ)} of {len(lon)} points differ, e.g. {differ[:5]}"
+        single = [lookup_point(index, float(a), float(b))["grid_id"] for a, b in zip(lon, lat)]
+        differ = [(i, ours[i], single[i]) for i in range(len(lon)) if single[i] != theirs[i]]
+        assert not differ, f"{len(differ)} single lookups differ from PostGIS, e.g. {differ[:5]}"
         boundary = lookup_points(index, lon, lat)["method"] == "boundary"
         assert boundary.sum() >= 50  # the vertices and midpoints really are on boundaries
 
@@ -258,3 +262,66 @@ def test_an_ambiguous_address_lists_named_candidates(index):
     assert r["problem"] == "address_ambiguous" and r["message"].startswith("该地址与多个楼栋或小区相近")
     assert {(c["estate_name"], c["building_name"], c["grid_name"]) for c in r["candidates"]} == \
         {("锦华苑", "3栋", "G3网格"), ("锦华苑", "3栋", "G4网格")}
+
+
+# ---------------------------------------------------------------- one at a time, and saved
+def _overlapping_grids():
+    """A and Z overlap; the point (2, 1) is on A's east edge and inside Z; ten grids far away rank between."""
+    import geopandas as gpd
+
+    from lookup_data import box
+
+    rows = [("A", box(0, 0, 2, 2)), ("Z", box(1, 0, 4, 2))] + [(f"M{i}", box(20 + i, 0, 20.5 + i, 1)) for i in range(10)]
+    return gpd.GeoDataFrame({"id": [r[0] for r in rows], "name": [r[0] for r in rows]},
+                            geometry=[r[1] for r in rows], crs=4326)
+
+
+def test_a_point_on_one_grids_edge_and_inside_another_takes_the_one_holding_it_inside():
+    index = build_index(_overlapping_grids())
+    lon, lat = xy(2, 1)
+    many = lookup_points(index, np.full(3000, lon), np.full(3000, lat))  # a large batch: the other code path
+    assert lookup_point(index, lon, lat)["grid_id"] == "Z"
+    assert lookup_points(index, [lon], [lat])["grid_id"][0] == "Z" and set(many["grid_id"]) == {"Z"}
+    assert lookup_point(index, lon, lat)["method"] == "grid"
+
+
+def test_a_single_point_swapped_or_in_no_grid_is_answered_as_in_a_batch(index):
+    import geopandas as gpd
+
+    for lon, lat in (xy(12, 0.5), xy(7.5, 2.0), xy(-3, -3)):
+        one = lookup_point(index, lon, lat)
+        assert one == columns_to_records(lookup_points(index, [lon], [lat]))[0] and one["covered"] is False
+    xinjiang = build_index(gpd.GeoDataFrame({"id": ["G1"], "name": ["一网格"]},
+                                            geometry=[shapely.box(87.5, 43.7, 87.7, 43.9)], crs=4326))
+    one = lookup_point(xinjiang, 43.8, 87.6)
+    assert one == columns_to_records(lookup_points(xinjiang, [43.8], [87.6]))[0]
+    assert one["problem"] == "lonlat_swapped" and "43.8" in one["message_en"]
+
+
+@pytest.mark.parametrize("crs", ["wgs84", "gcj02"])
+def test_a_single_lookup_answers_exactly_as_the_batch_does(index, city, crs):
+    lon, lat = _test_points(city["grids"], 600, seed=3)
+    lon = np.r_[lon, shapely.get_coordinates(city["buildings"].geometry.to_numpy())[:, 0]]
+    lat = np.r_[lat, shapely.get_coordinates(city["buildings"].geometry.to_numpy())[:, 1]]
+    if crs == "gcj02":
+        lon, lat = wgs84_to_gcj02(lon, lat)
+    batch = columns_to_records(lookup_points(index, lon, lat, crs=crs))
+    covered = 0
+    for i in range(len(lon)):
+        one = lookup_point(index, float(lon[i]), float(lat[i]), crs=crs)
+        covered += one["covered"]
+        assert one == batch[i] and list(one) == list(batch[i])
+    assert 300 < covered < len(lon) and lookup_point(index, float("nan"), 30.5) is None
+
+
+def test_the_index_saved_as_arrays_answers_exactly_as_the_one_built(index, city):
+    again = index_of_arrays(index_arrays(index))
+    lon, lat = _test_points(city["grids"], 500, seed=4)
+    for crs in ("wgs84", "bd09", "cgcs2000"):
+        assert columns_to_records(lookup_points(again, lon, lat, crs=crs)) == \
+            columns_to_records(lookup_points(index, lon, lat, crs=crs))
+    asked = ["锦华苑三号楼2单元501", "红星路二段12号锦华苑3栋", "东大街5号 锦华苑 3栋", "锦华苑9栋", "玉林路8号翠苑A座",
+             "成都市锦江区督院街街道 红星路二段12号 锦华苑 5栋", "长春市朝阳区XX路1号", "火星路1号", ""]
+    assert columns_to_records(lookup_addresses(again, asked)) == columns_to_records(lookup_addresses(index, asked))
+    assert again.version == index.version == 7
+    assert all(np.asarray(v).dtype != object for v in index_arrays(index).values())  # nothing needs a pickle

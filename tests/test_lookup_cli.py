@@ -161,3 +161,46 @@ def test_swapped_lat_and_lon_are_one_clear_line(sample_analysis, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "lat and lon look swapped" in err
     assert "np.float64" not in err and "lat 104.0657" in err and "lon 30.6595" in err
+
+
+def _cli(folder, *args, check_pandas=False):
+    """``gridcover lookup`` in a fresh process, as a user runs it: its answer, and whether it imported pandas."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import json, sys; from gridcover.cli import main; code = main(sys.argv[1:]); "
+            "print(json.dumps({'pandas': 'pandas' in sys.modules}), file=sys.stderr); sys.exit(code)")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code, "lookup", str(folder), *args], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": f"{root}:{root / 'tests'}"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])["pandas"]
+
+
+def test_a_second_lookup_loads_the_saved_index_and_no_pandas(tmp_path):
+    from lookup_data import write_workspace
+
+    folder = write_workspace(tmp_path / "ws")
+    lon, lat = xy(0.3, 3.9)
+    first, _ = _cli(folder, "--lon", repr(lon), "--lat", repr(lat))
+    assert (folder / "lookup_index.npz").is_file()
+    second, pandas = _cli(folder, "--lon", repr(lon), "--lat", repr(lat))
+    assert second == first and first["grid_id"] == "G3" and not pandas
+    address, _ = _cli(folder, "--address", "锦华苑五号楼")
+    assert address["building_id"] == "B4"
+
+
+def test_a_lookup_after_the_workspace_is_replaced_answers_with_the_new_grids(tmp_path):
+    import os
+
+    from lookup_data import layers, write_workspace
+
+    folder = write_workspace(tmp_path / "ws")
+    lon, lat = xy(0.3, 3.9)
+    assert _cli(folder, "--lon", repr(lon), "--lat", repr(lat))[0]["worker_name"] == "李娜"
+    frames = layers()
+    frames["grids"].loc[frames["grids"]["id"] == "G3", "worker_name"] = "周杰"
+    new = write_workspace(tmp_path / "new", frames)
+    os.replace(new / "workspace.gpkg", folder / "workspace.gpkg")  # what a new analysis into the folder does
+    assert _cli(folder, "--lon", repr(lon), "--lat", repr(lat))[0]["worker_name"] == "周杰"

@@ -9,6 +9,10 @@ WORKSPACE defaults to ``out/sample`` (what ``gridcover analyze sample_geojson --
 ``$GRIDCOVER_WORKSPACE`` when set. Prints JSON (one answer, or ``{"count", "results": [...]}`` in the file's
 order; ``--format ndjson|csv`` for a batch). Errors are one line on stderr with exit status 2; a bad batch
 names all its bad rows (``gridcover.lookup_batch``, the same code as ``POST /lookup/batch``).
+
+A GeoPackage workspace's lookup index is kept beside it (``lookup_index.npz``, :mod:`gridcover.io.lookup_index`):
+the first call after an analysis or a redraw builds and saves it, every later one loads it and answers without
+opening the store (a point in no grid opens it, to count the blind spot). See docs/lookup.md.
 """
 
 from __future__ import annotations
@@ -26,7 +30,11 @@ DEFAULT_WORKSPACE = "out/sample"
 
 def cmd_lookup(args: argparse.Namespace) -> int:
     from gridcover.services.lookup import LookupService, parse_as_of
-    from gridcover.store import open_workspace
+
+    def open_workspace(*args, **kwargs):  # the store (and pandas) only when the prepared index cannot answer
+        from gridcover.store import open_workspace
+
+        return open_workspace(*args, **kwargs)
 
     given = [args.address is not None, args.batch is not None, args.lon is not None or args.lat is not None]
     if sum(given) != 1:
@@ -35,8 +43,14 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     path, environment = args.workspace, args.environment
     if path is None and not args.db:
         path = DEFAULT_WORKSPACE if environment.workspace is None else environment.workspace
-    service = LookupService(open_workspace(path, db=args.db, schema=args.schema, state_dir=environment.state_dir),
-                            city=environment.city)
+    if args.db:
+        service = LookupService(open_workspace(path, db=args.db, schema=args.schema, state_dir=environment.state_dir),
+                                city=environment.city)
+    else:
+        from gridcover.io.lookup_index import PreparedIndex
+
+        service = LookupService(lambda: open_workspace(path, state_dir=environment.state_dir), city=environment.city,
+                                prepared=PreparedIndex(path))
     if args.batch is not None:
         batch = Path(args.batch)
         if not batch.is_file():

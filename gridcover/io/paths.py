@@ -66,8 +66,8 @@ TEMP_KINDS = ("tmp", "old", "parts")
 #: Files gridcover adds to an output folder after writing it: the workspace's lock, the redraw drafts
 #: (gridcover.store.proposals.SQLiteProposalStore.FILE), the lookup blind-spot log
 #: (gridcover.store.blindspot_log.BlindSpotLog.FILE), the case store (gridcover.io.outputs.CASES_FILE) and its lock,
-#: their SQLite side files.
-LATER_FILES = ("workspace.gpkg.lock", "cases.sqlite.lock") + tuple(
+#: their SQLite side files, and the prepared lookup index (gridcover.io.lookup_index.FILE).
+LATER_FILES = ("workspace.gpkg.lock", "cases.sqlite.lock", "lookup_index.npz") + tuple(
     base + side for base in ("workspace.gpkg", "redraw_proposals.sqlite", "lookup_blind_spots.sqlite", "cases.sqlite")
     for side in ("", "-journal", "-wal", "-shm"))
 

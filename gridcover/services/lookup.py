@@ -5,6 +5,12 @@ makes its own). It builds the :class:`geo.lookup.LookupIndex` of the store's cur
 again after a new version (a new analysis or a redraw changes the store's tag), and that of the version in
 force on a date for ``as_of``. Points that no grid covers are counted in the store's blind-spot log.
 
+Given a prepared index (``prepared``: :class:`gridcover.io.lookup_index.PreparedIndex`, which the command line
+hands in), the current version's index is loaded from the file beside the workspace when it was built from the
+workspace as it is, else built and saved there; and given the store as a function that opens it, a lookup
+answered from the prepared index opens no store at all (nor loads pandas): the store is opened for a build, a
+date, a batch's blind spots or a point in no grid.
+
 Example
 -------
 >>> service = LookupService(open_workspace("out/sample"))  # doctest: +SKIP
@@ -15,16 +21,19 @@ Example
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
 
 from geo.errors import InputError
-from geo.lookup import LookupIndex, build_index, lookup_addresses, lookup_points, columns_to_records, to_wgs84
-from gridcover.lookup_batch import BatchPlan, answer_batch, charset_of, check_batch, write_answers
-from gridcover.store import Workspace
+from geo.lookup import (LookupIndex, build_index, columns_to_records, lookup_addresses, lookup_point, lookup_points,
+                        to_wgs84)
+
+if TYPE_CHECKING:  # a lookup answered from a prepared index imports neither the store nor the batch reader
+    from gridcover.lookup_batch import BatchPlan
+    from gridcover.store import Workspace
 
 AS_OF_NOTE = "answered with the grids in force on {date}: version {version} of {created}"
 AS_OF_BEFORE_NOTE = ("no grid version is recorded on or before {date}: answered with the first recorded, "
@@ -94,31 +103,63 @@ def build_store_index(workspace: Workspace, *, city: str | None = None, version:
                        version=workspace.version if version is None else version, city=city)
 
 
+class Prepared(Protocol):
+    """A saved index of the store's current version (:class:`gridcover.io.lookup_index.PreparedIndex`)."""
+
+    def identity(self) -> str | None: ...
+
+    def load(self, *, city: str | None) -> LookupIndex | None: ...
+
+    def save(self, index: LookupIndex, *, city: str | None, identity: str | None) -> bool: ...
+
+
 class LookupService:
     """Lookups of one store, with the index of each grid version it has built (thread-safe).
 
     Parameters
     ----------
     workspace
-        The store whose grids answer.
+        The store whose grids answer, or a function of no arguments opening it (called on first need).
     city
         The city addresses are read in when a lookup names none (the doors pass ``GRIDCOVER_CITY``,
         :class:`gridcover.environment.Environment`); else inferred from the data.
+    prepared
+        The store's prepared index (see the module docstring), or ``None`` to build the index in memory.
     """
 
-    def __init__(self, workspace: Workspace, *, city: str | None = None) -> None:
-        self.workspace = workspace
+    def __init__(self, workspace: "Workspace | Callable[[], Workspace]", *, city: str | None = None,
+                 prepared: Prepared | None = None) -> None:
+        self._workspace = workspace
+        self.prepared = prepared
         self.city = city or None
         # version (None: the current one) -> (store tag, city, index)
         self._indexes: dict[int | None, tuple[str, str | None, LookupIndex]] = {}
         self._lock = threading.Lock()
         self._build_locks: dict[int | None, threading.Lock] = {}
 
+    @property
+    def workspace(self) -> "Workspace":
+        """The store (opened now if it was given as a function)."""
+        if callable(self._workspace):
+            with self._lock:
+                if callable(self._workspace):
+                    self._workspace = self._workspace()
+        return self._workspace
+
+    def _prepared_index(self, city: str | None) -> LookupIndex:
+        """The current version's index from the prepared file, built and saved first when it is stale."""
+        index = self.prepared.load(city=city)
+        if index is None:
+            identity = self.prepared.identity()
+            index = build_store_index(self.workspace, city=city)
+            self.prepared.save(index, city=city, identity=identity)
+        return index
+
     def get_index(self, *, city: str | None = None, as_of: date | None = None) -> LookupIndex:
         """The lookup index of the store's current version, or of the version in force on ``as_of``.
 
         Built on first use and again once the store's tag or the city changes; for a date before every
-        recorded version, the first version's.
+        recorded version, the first version's. With a prepared index, the current version's comes from it.
 
         Parameters
         ----------
@@ -132,6 +173,8 @@ class LookupService:
         LookupIndex
         """
         city = city or self.city
+        if as_of is None and self.prepared is not None:
+            return self._prepared_index(city)
         workspace = self.workspace
         key: int | None = None
         tag = workspace.tag
@@ -187,10 +230,18 @@ class LookupService:
         if addresses is not None:
             return lookup_addresses(index, addresses)
         columns = lookup_points(index, lon, lat, crs=crs)
+        if not columns["covered"].all():  # the log (and the store) is opened for a point in no grid only
+            log = self.workspace.blind_spots()
+            if log is not None:
+                log.record(columns)
+        return columns
+
+    def _count_blind_spot(self, record: dict) -> None:
+        """Count a single point answer in no grid in the store's blind-spot log."""
         log = self.workspace.blind_spots()
         if log is not None:
-            log.record(columns)
-        return columns
+            log.record({"covered": np.zeros(1, dtype=bool), **{k: np.array([record[k]], dtype=object) for k in (
+                "lon_wgs84", "lat_wgs84", "version", "nearest_grid_id")}})
 
     def lookup(self, *, lon: Sequence[float] | None = None, lat: Sequence[float] | None = None,
                address: str | None = None, crs: str = "wgs84", city: str | None = None,
@@ -211,6 +262,12 @@ class LookupService:
         dict
             The fields of :data:`geo.lookup.ANSWER_FIELDS` and their companions.
         """
+        if address is None and as_of is None and lon is not None and lat is not None and len(lon) == len(lat) == 1:
+            record = lookup_point(self.get_index(city=city), float(lon[0]), float(lat[0]), crs=crs)
+            if record is not None:  # from the index's per-grid answers; a bad coordinate is refused as a batch
+                if record["covered"] is False:
+                    self._count_blind_spot(record)
+                return record
         if address is not None:
             columns = self.lookup_many(addresses=[address], city=city, as_of=as_of)
         else:
@@ -242,7 +299,7 @@ class LookupService:
 
     def run_batch(self, stream: BinaryIO, *, kind: str | None = None, content_type: str | None = None,
                   crs: str | None = None, city: str | None = None, as_of: date | None = None, fmt: str = "json",
-                  file: str | None = None) -> tuple[BatchPlan, Iterator[str]]:
+                  file: str | None = None) -> "tuple[BatchPlan, Iterator[str]]":
         """Check a whole batch, then the text pieces of its answer, computed chunk by chunk as they are taken.
 
         Parameters
@@ -267,6 +324,8 @@ class LookupService:
         gridcover.lookup_batch.BatchError
             Naming every bad row.
         """
+        from gridcover.lookup_batch import answer_batch, charset_of, check_batch, write_answers
+
         plan = check_batch(stream, kind=kind, content_type=content_type, encoding=charset_of(content_type), file=file)
         crs = plan.crs or crs or "wgs84"
         to_wgs84(np.zeros(0), np.zeros(0), crs)  # an unknown crs is refused before anything is answered
