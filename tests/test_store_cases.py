@@ -327,3 +327,23 @@ def test_several_processes_with_kept_connections_lose_no_case_while_analyses_rep
     assert {c[0] for c in sent} == {"P", "Q", "R"}
     kept = _ids_seen_by_another_process(folder)
     assert kept == set(sent), f"lost {len(set(sent) - kept)} of {len(sent)} cases"
+
+
+def test_one_case_is_stored_as_a_batch_of_it_is(ws):
+    store = ws.cases()
+    batch = cases(["A", "B"], urgency="urgent")
+    batch.loc[1, ["grid_id", "covered", "distance_m", "category"]] = [None, False, 12.5, "噪音扰民"]
+    batch["fingerprint"] = case_fingerprints(batch)
+    store.add(batch.iloc[[0]].reset_index(drop=True))
+    one = batch.iloc[1].to_dict()
+    one["distance_m"] = float(one["distance_m"])
+    assert store.add_one(one).stored == ("B",)
+    assert store.add_one(batch.iloc[0].to_dict()).duplicates == ("A",)  # the same case resent
+    with pytest.raises(CaseConflictError):
+        store.add_one(dict(batch.iloc[0].to_dict(), urgency="general", fingerprint="0"))
+    other = cases(["C"], urgency="urgent")  # the same case as B by the batch path, under another id
+    other.loc[0, ["grid_id", "covered", "distance_m", "category"]] = [None, False, 12.5, "噪音扰民"]
+    store.add(other)
+    stored = store.list().set_index("id").drop(columns=["fingerprint"])
+    assert stored.index.tolist() == ["A", "B", "C"] and ws.cases().count() == 3
+    pd.testing.assert_series_equal(stored.loc["B"], stored.loc["C"], check_names=False)

@@ -258,6 +258,30 @@ def _row(case: dict) -> tuple:
     return tuple(out)
 
 
+def add_one_sql(conn, table, case: dict) -> CaseIntake:
+    """:meth:`CaseStore.add_one` in PostGIS on an open psycopg connection (``table``: the cases table's
+    ``psycopg.sql`` identifier): one transaction, the table locked against other intakes as a batch locks it
+    (readers go on), the id's fingerprint checked (:func:`check_intake`), one ``INSERT``; the values those
+    :meth:`gridcover.store.postgis.PostGISCases.add` copies for a batch of that case (times as ``timestamptz``
+    to the second)."""
+    from psycopg import sql
+
+    row = list(_row(case))
+    for i, c in enumerate(CASE_COLUMNS):
+        if c in CASE_TIMES and row[i] is not None:
+            row[i] = case[c].astimezone(timezone.utc).replace(microsecond=0)
+    names = sql.SQL(", ").join(map(sql.Identifier, CASE_COLUMNS))
+    with conn.transaction():
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table))
+        held = conn.execute(sql.SQL("SELECT id, fingerprint FROM {} WHERE id = %s").format(table), [row[0]]).fetchall()
+        duplicates = check_intake(pd.DataFrame({"id": [row[0]], "fingerprint": [row[-1]]}),
+                                  pd.DataFrame(held, columns=["id", "fingerprint"])) if held else ()
+        if not duplicates:
+            conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                table, names, sql.SQL(", ").join([sql.Placeholder()] * len(CASE_COLUMNS))), row)
+    return CaseIntake(stored=() if duplicates else (row[0],), duplicates=duplicates)
+
+
 def _rows(cases: pd.DataFrame) -> list:
     """The batch as SQLite values, one object array per column of :data:`CASE_COLUMNS` (times as ISO text,
     missing as NULL), vectorised; ``id`` as text."""
