@@ -3,10 +3,11 @@
 In one run, on the sample district (``sample_geojson`` analysed once into a temporary folder; never in CI; see
 bench/README.md):
 
-1. single ``POST /cases`` through a real uvicorn process (one worker, as ``gridcover serve`` runs it) from 8
-   concurrent keep-alive clients, every case a new id at a random place of the district: p50/p95/p99, with the
-   same server's ``GET /conformance`` in the same run as the floor (what any request costs there). With wrk
-   (Debian's C load generator) when it is installed, else a Python client of 8 threads;
+1. single ``POST /cases`` through a real uvicorn server (one worker, as ``gridcover serve`` runs it, or
+   ``--workers N`` processes) from 8 concurrent keep-alive clients, every case a new id at a random place of the
+   district: p50/p95/p99, with the same server's ``GET /conformance`` in the same run as the floor (what any
+   request costs there); on the GeoPackage workspace, and on PostGIS with ``--db``. With wrk (Debian's C load
+   generator) when it is installed, else a Python client of 8 threads;
 2. a batch of 100,000 cases resolved (grid, worker, community, street, deadlines) and stored by
    :meth:`gridcover.services.cases.CasesService.intake`, on the GeoPackage workspace and on PostGIS (goal
    < 10 s), and over HTTP (one ``POST /cases`` of 100,000 JSON items, GeoPackage);
@@ -18,6 +19,7 @@ Example
 -------
     python bench/bench_cases.py                          # 8 clients for 20 s, a batch of 100,000
     python bench/bench_cases.py --seconds 5 --batch 10000   # a quick run
+    python bench/bench_cases.py --singles-only --workers 1 2 --db "$GRIDCOVER_TEST_PG"   # the single intakes only
 """
 
 from __future__ import annotations
@@ -55,8 +57,16 @@ import uvicorn
 from api.access import load_keys
 from api.app import create_app
 from gridcover.store import open_workspace
-app = create_app(open_workspace({ws!r}), keys=load_keys({keys!r}))
-uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning", access_log=False)
+
+
+def app():
+    store = open_workspace(db={db!r}, schema={schema!r}) if {db!r} else open_workspace({ws!r})
+    return create_app(store, keys=load_keys({keys!r}))
+
+
+if __name__ == "__main__":
+    uvicorn.run("bench_server:app", factory=True, app_dir={here!r}, host="127.0.0.1", port={port},
+                workers={workers}, log_level="warning", access_log=False)
 """
 
 
@@ -93,11 +103,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(ws: Path, port: int) -> subprocess.Popen:
+def start_server(ws: Path, port: int, *, workers: int = 1, db: str | None = None,
+                 schema: str | None = None) -> subprocess.Popen:
+    """uvicorn with ``workers`` processes (each its own app, as ``uvicorn --workers`` runs them) on the
+    GeoPackage workspace ``ws``, or on the PostGIS schema when ``db`` is given."""
     keys = ws / "bench-keys.json"
     keys.write_text(json.dumps({KEY: {"role": "case_intake", "name": "bench"}}), encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER.format(root=str(ROOT), ws=str(ws), keys=str(keys),
-                                                                 port=port)])
+    here = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    (here / "bench_server.py").write_text(SERVER.format(root=str(ROOT), ws=str(ws), keys=str(keys), port=port,
+                                                        workers=int(workers), db=db, schema=schema, here=str(here)),
+                                          encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(here / "bench_server.py")])
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -149,14 +165,15 @@ def python_clients(port: int, method: str, path: str, bodies, seconds: float) ->
 
 def wrk_clients(port: int, method: str, path: str, seconds: float, lon=None, lat=None,
                 reported: str = "") -> dict | None:
-    """wrk: 2 threads, 8 connections; for POST /cases each request a new id (thread number and counter) at one
+    """wrk: 2 threads, 8 connections; for POST /cases each request a new id (thread number and counter: the
+    thread number a global of each thread, so that the two threads never send the same id) at one
     of 20,000 places, reported a minute before the run (a case the hotline passes on now). ``None`` where wrk
     is not installed."""
     if shutil.which("wrk") is None:
         return None
     script = Path(tempfile.mkdtemp()) / "cases.lua"
     lines = [f'wrk.headers["X-API-Key"] = "{KEY}"', 'wrk.headers["Content-Type"] = "application/json"',
-             "local n = 0", "local thread_id = 0", "local counter = 1",
+             "local n = 0", "thread_id = 0", "local counter = 1",  # thread_id: a global, set per thread by setup
              "function setup(thread) counter = counter + 1; thread:set('thread_id', counter) end"]
     if method == "POST":
         pts = ",".join(f"{{{float(a)!r},{float(b)!r}}}" for a, b in zip(lon[:20000], lat[:20000]))
@@ -184,18 +201,36 @@ def wrk_clients(port: int, method: str, path: str, seconds: float, lon=None, lat
             "errors": int(errors), "client": "wrk"}
 
 
-def singles(ws: Path, seconds: float, seed: int) -> tuple[dict, dict]:
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children now alive (uvicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total
+
+
+def singles(ws: Path, seconds: float, seed: int, *, workers: int = 1, db: str | None = None,
+            schema: str | None = None) -> tuple[dict, dict]:
     """Single POST /cases and GET /conformance on one server, one after the other."""
     port = free_port()
-    proc = start_server(ws, port)
+    proc = start_server(ws, port, workers=workers, db=db, schema=schema)
     try:
         lon, lat = places(open_workspace(ws), 20000, seed)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        warm = json.dumps({"id": "warm-up", "reported_at": "2026-11-30 09:00", "urgency": "general",
-                           "lon": float(lon[0]), "lat": float(lat[0])}).encode()
-        status, body = call(conn, "POST", "/cases", warm)  # builds the lookup index before the timing
-        assert status in (200, 201), body[:300]
-        conn.close()
+        for k in range(4 * workers):  # every worker builds its lookup index before the timing
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            warm = json.dumps({"id": f"warm-up-{k}", "reported_at": "2026-11-30 09:00", "urgency": "general",
+                               "lon": float(lon[k]), "lat": float(lat[k])}).encode()
+            status, body = call(conn, "POST", "/cases", warm)
+            assert status in (200, 201), body[:300]
+            conn.close()
         run = uuid.uuid4().hex[:6]
         now = (pd.Timestamp.now(tz="Asia/Shanghai") - pd.Timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -204,10 +239,14 @@ def singles(ws: Path, seconds: float, seed: int) -> tuple[dict, dict]:
             return json.dumps({"id": f"p{run}-{k}-{j}", "reported_at": now, "urgency": "general",
                                "lon": float(lon[i]), "lat": float(lat[i])}).encode()
 
+        cpu = server_cpu_seconds(proc.pid)
         post = wrk_clients(port, "POST", "/cases", seconds, lon, lat, reported=now) or python_clients(port, "POST", "/cases",
                                                                                          body_of, seconds)
+        post["server_cpu_ms"] = (server_cpu_seconds(proc.pid) - cpu) * 1000 / max(post["n"], 1)
+        cpu = server_cpu_seconds(proc.pid)
         floor = wrk_clients(port, "GET", "/conformance", seconds) or python_clients(port, "GET", "/conformance",
                                                                                      None, seconds)
+        floor["server_cpu_ms"] = (server_cpu_seconds(proc.pid) - cpu) * 1000 / max(floor["n"], 1)
         return post, floor
     finally:
         proc.terminate()
@@ -299,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="seconds of load per single-request run")
     parser.add_argument("--batch", type=int, default=100_000, help="cases in the batch")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="uvicorn worker processes of the single-intake server, one run each (e.g. 1 2)")
+    parser.add_argument("--singles-only", action="store_true", help="measure the single intakes only")
     parser.add_argument("--db", default=os.environ.get("GRIDCOVER_TEST_PG"),
                         help="PostgreSQL URL for the PostGIS store and the peer (default $GRIDCOVER_TEST_PG)")
     args = parser.parse_args(argv)
@@ -309,16 +351,44 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def print_singles(post: dict, floor: dict, where: str) -> None:
+    print(f"POST /cases single, {CLIENTS} clients ({post['client']}), {where}: {post['n']:,} requests, "
+          f"{post['rps']:.0f}/s, p50 {post['p50']:.1f} ms, p95 {post['p95']:.1f} ms, p99 {post['p99']:.1f} ms, "
+          f"{post['errors']} errors (goal p95 < 20 ms: {'met' if post['p95'] < 20 else 'NOT met'}); "
+          f"server CPU {post['server_cpu_ms']:.2f} ms a request; load average {os.getloadavg()[0]:.2f}")
+    print(f"GET /conformance (the floor), same server ({floor['client']}): {floor['rps']:.0f}/s, "
+          f"p50 {floor['p50']:.1f} ms, p95 {floor['p95']:.1f} ms; server CPU {floor['server_cpu_ms']:.2f} ms a request")
+
+
+def pg_singles(args, root: Path, fresh) -> None:
+    """The single intakes on a PostGIS workspace (a schema of its own, dropped after)."""
+    import psycopg
+
+    from gridcover.store.postgis import load_gpkg
+
+    folder = fresh("pg-singles")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    load_gpkg(folder / "workspace.gpkg", args.db, schema=schema)
+    try:
+        for workers in args.workers:
+            post, floor = singles(folder, args.seconds, args.seed, workers=workers, db=args.db, schema=schema)
+            print_singles(post, floor, f"PostGIS, {workers} uvicorn worker{'s' if workers > 1 else ''}")
+    finally:
+        with psycopg.connect(args.db, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def run(args, root: Path) -> int:
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores")
     base = sample_workspace(root)
     fresh = lambda name: Path(shutil.copytree(base, root / name))  # noqa: E731 - a workspace with no cases
-    post, floor = singles(fresh("singles"), args.seconds, args.seed)
-    print(f"POST /cases single, {CLIENTS} clients ({post['client']}): {post['n']:,} requests, {post['rps']:.0f}/s, "
-          f"p50 {post['p50']:.1f} ms, p95 {post['p95']:.1f} ms, p99 {post['p99']:.1f} ms, {post['errors']} errors "
-          f"(goal p95 < 20 ms: {'met' if post['p95'] < 20 else 'NOT met'})")
-    print(f"GET /conformance (the floor), same server ({floor['client']}): {floor['rps']:.0f}/s, "
-          f"p50 {floor['p50']:.1f} ms, p95 {floor['p95']:.1f} ms")
+    for workers in args.workers:
+        post, floor = singles(fresh(f"singles-{workers}"), args.seconds, args.seed, workers=workers)
+        print_singles(post, floor, f"GeoPackage, {workers} uvicorn worker{'s' if workers > 1 else ''}")
+    if args.db:
+        pg_singles(args, root, fresh)
+    if args.singles_only:
+        return 0
     ws = open_workspace(fresh("batch"))
     lon, lat = places(ws, args.batch, args.seed + 1)
     items = batch_items(lon, lat, "b")

@@ -25,10 +25,11 @@ Example
 
 from __future__ import annotations
 
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from importlib import resources
 
 import geopandas as gpd
@@ -50,6 +51,7 @@ STATUSES = ("open", "accepted", "closed")
 DEFAULT_ZONE = "Asia/Shanghai"
 
 _DAY = np.timedelta64(1, "D")
+_ONE_DAY = timedelta(days=1)
 _NS_PER_DAY = 86_400 * 10**9
 _OFFSET = r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _KEYS = {"time_zone", "response_minutes", "closure_working_days", "calendar"}
@@ -153,6 +155,80 @@ class WorkCalendar:
         days = np.where(sd == ed, ws * (fe - fs), ws * (1.0 - fs) + between + we * fe)
         out[valid] = np.round(days, 6)
         return out
+
+    # ---------------------------------------------------------- one day, one case (the scalar path)
+    def working_day(self, day: date) -> bool:
+        """Whether one day is a working day (:meth:`is_working_day` for one ``date``).
+
+        Examples
+        --------
+        >>> WorkCalendar(holidays=frozenset({date(2026, 10, 1)}), workdays=frozenset()).working_day(date(2026, 10, 1))
+        False
+        """
+        return (day.weekday() < 5 and day not in self.holidays) or day in self.workdays
+
+    def add_working_days_one(self, start: datetime, n: int) -> datetime:
+        """:meth:`add_working_days` for one local wall time (naive ``datetime`` in, naive out): the same clock
+        time on the ``n``-th following working day; a start on a non-working day counts from 00:00 of the next
+        working day.
+
+        Examples
+        --------
+        >>> cal = WorkCalendar(holidays=frozenset(), workdays=frozenset())
+        >>> cal.add_working_days_one(datetime(2026, 11, 28, 10, 0), 1).strftime("%a %d %H:%M")
+        'Tue 01 00:00'
+        """
+        if n < 0:
+            raise ValueError("add_working_days: n must be 0 or more")
+        day = start.date()
+        clock = start - datetime.combine(day, time()) if self.working_day(day) else timedelta(0)
+        while not self.working_day(day):  # numpy's roll="forward"
+            day += _ONE_DAY
+        for _ in range(int(n)):
+            day += _ONE_DAY
+            while not self.working_day(day):
+                day += _ONE_DAY
+        return datetime.combine(day, time()) + clock
+
+    def working_days_count(self, first: date, last: date) -> int:
+        """Working days from ``first`` (included) to ``last`` (excluded), by counting weeks, not days
+        (``numpy.busday_count`` with this calendar).
+
+        Examples
+        --------
+        >>> WorkCalendar(holidays=frozenset(), workdays=frozenset()).working_days_count(date(2026, 11, 27), date(2026, 12, 1))
+        2
+        """
+        if last <= first:
+            return 0
+        days = (last - first).days
+        weeks, rest = divmod(days, 7)
+        count = weeks * 5 + sum((first.weekday() + k) % 7 < 5 for k in range(rest))
+        count -= sum(1 for h in self.holidays if first <= h < last and h.weekday() < 5)
+        count += sum(1 for w in self.workdays if first <= w < last and not (w.weekday() < 5 and w not in self.holidays))
+        return count
+
+    def working_days_between_one(self, start: datetime, end: datetime) -> float:
+        """:meth:`working_days_between` for one pair of local wall times (naive ``datetime``): the working days
+        elapsed, a working day counting 24 h (0 where ``end`` is not after ``start``), in the same float steps.
+
+        Examples
+        --------
+        >>> WorkCalendar(holidays=frozenset(), workdays=frozenset()).working_days_between_one(
+        ...     datetime(2026, 11, 27, 12, 0), datetime(2026, 11, 30, 12, 0))
+        1.0
+        """
+        end = max(end, start)
+        sd, ed = start.date(), end.date()
+        fs = _ns_of_day(start) / _NS_PER_DAY
+        fe = _ns_of_day(end) / _NS_PER_DAY
+        ws = 1.0 if self.working_day(sd) else 0.0
+        we = 1.0 if self.working_day(ed) else 0.0
+        if sd == ed:
+            days = ws * (fe - fs)
+        else:
+            days = ws * (1.0 - fs) + float(self.working_days_count(min(sd + _ONE_DAY, ed), ed)) + we * fe
+        return float(np.round(days, 6))
 
 
 @dataclass(frozen=True)
@@ -420,6 +496,159 @@ def _step_on_time(done: pd.Series, due: pd.Series, as_of: pd.Timestamp) -> pd.Se
     decided = done.notna() | decided_late | no_limit
     value = ~decided_late.to_numpy(bool) | no_limit.to_numpy(bool)
     return pd.Series(pd.array(value, dtype="boolean"), index=done.index).where(decided.to_numpy(bool), pd.NA)
+
+
+# ---------------------------------------------------------------------- one case: the same rules, scalars
+# The functions below are the rules above written for one case with ``datetime`` and plain Python values, for
+# the case API's single intake (a one-row frame costs a millisecond per call). tests/test_cases_one.py holds
+# each equal to its vectorised twin on the sample's case log and on edge cases.
+
+#: The plain forms :func:`case_time` reads: a date, or a date and a time (``T`` or a space; minutes, seconds
+#: and up to 6 decimals), with an optional ``Z`` or ``±HH[:MM]`` offset right after the time.
+_PLAIN_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
+                         r"(Z|[+-]\d{2}(?::?\d{2})?)?)?")
+
+
+def _ns_of_day(wall: datetime) -> int:
+    return ((wall.hour * 60 + wall.minute) * 60 + wall.second) * 10**9 + wall.microsecond * 1000
+
+
+def _wall(instant: datetime, zone: str) -> datetime:
+    """The local wall time (naive) of an aware instant in ``zone``."""
+    return instant.astimezone(zoneinfo.ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def _instant(wall: datetime, zone: str) -> datetime:
+    """The UTC instant of a local wall time; ``ValueError`` where the wall time is ambiguous or does not
+    exist in ``zone`` (a clock change), where pandas' ``tz_localize`` refuses it too."""
+    tz = zoneinfo.ZoneInfo(zone)
+    early, late = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if early.utcoffset() != late.utcoffset():
+        raise ValueError(f"{wall.isoformat()} is ambiguous or does not exist in {zone}")
+    return early.astimezone(timezone.utc)
+
+
+def urgency_of(value) -> str | None:
+    """One urgency as :func:`normalise_urgency` reads it: one of :data:`URGENCIES`, or ``None``.
+
+    Examples
+    --------
+    >>> urgency_of(" 紧急"), urgency_of("Cross-Department"), urgency_of("soon")
+    ('urgent', 'cross_department', None)
+    """
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    mapped = URGENCY_ALIASES.get(text, text).lower()
+    mapped = URGENCY_ALIASES.get(mapped, mapped)
+    return mapped if mapped in URGENCIES else None
+
+
+def case_time(value, *, zone: str = DEFAULT_ZONE) -> datetime | None:
+    """One case time as :func:`case_times` reads it, as an aware UTC ``datetime``, for the plain forms
+    (``2026-11-30``, ``2026-11-30 09:15``, ``2026-11-30T09:15:00.5+08:00``, ``…Z``); ``None`` for anything else
+    — empty, not a time, another ISO 8601 spelling, more than microseconds, a wall time a clock change makes
+    ambiguous — which only :func:`case_times` decides.
+
+    Examples
+    --------
+    >>> case_time("2026-11-30 09:15").isoformat(), case_time("2026-11-30T01:15:00Z").isoformat()
+    ('2026-11-30T01:15:00+00:00', '2026-11-30T01:15:00+00:00')
+    >>> case_time("30/11/2026") is None
+    True
+    """
+    if not isinstance(value, str):
+        return None
+    found = _PLAIN_TIME.fullmatch(value.strip())
+    if found is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = found.groups()
+    try:
+        wall = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                        int((fraction or "0").ljust(6, "0")))
+        if offset is None:
+            return _instant(wall, zone)
+    except ValueError:
+        return None
+    if offset == "Z":
+        return wall.replace(tzinfo=timezone.utc)
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    if shift >= timedelta(hours=24):
+        return None
+    return (wall - sign * shift).replace(tzinfo=timezone.utc)
+
+
+def case_deadline(reported: datetime, urgency: str, *, rules: CaseRules) -> tuple[datetime | None, datetime | None]:
+    """:func:`case_deadlines` for one case: ``(response_due, closure_due)`` as aware UTC ``datetime``
+    (``None`` where the urgency has no such limit). ``reported``: an aware instant.
+
+    Examples
+    --------
+    >>> rules = parse_case_rules({"response_minutes": {"urgent": 15}, "closure_working_days": {"urgent": 1}})
+    >>> due = case_deadline(case_time("2026-11-28 09:00"), "urgent", rules=rules)
+    >>> [d.astimezone(zoneinfo.ZoneInfo("Asia/Shanghai")).strftime("%a %d %H:%M") for d in due]
+    ['Sat 28 09:15', 'Tue 01 00:00']
+    """
+    reported = reported.astimezone(timezone.utc)
+    minutes = rules.response_minutes.get(urgency)
+    response = None if minutes is None else reported + timedelta(microseconds=round(float(minutes) * 60_000_000))
+    days = rules.closure_working_days.get(urgency)
+    closure = None
+    if days is not None:
+        due = rules.calendar.add_working_days_one(_wall(reported, rules.time_zone), int(days))
+        closure = _instant(due, rules.time_zone)
+    return response, closure
+
+
+def _one_step(done: datetime | None, due: datetime | None, as_of: datetime) -> bool | None:
+    """:func:`_step_on_time` for one step."""
+    if due is None:
+        return True
+    late = done > due if done is not None else due < as_of
+    return False if late else (True if done is not None else None)
+
+
+def evaluate_case(case: dict, *, rules: CaseRules, as_of: datetime) -> dict:
+    """:func:`evaluate_cases` for one case: ``case`` holds ``reported_at`` (an aware instant), ``urgency`` (one
+    of :data:`URGENCIES`) and optionally ``accepted_at``, ``closed_at`` (aware instants or ``None``); ``as_of``
+    an aware instant. Returns the added fields: ``response_due``, ``closure_due`` (aware UTC or ``None``),
+    ``response_min``, ``closure_working_days`` (float or ``None``), ``response_on_time``, ``closure_on_time``,
+    ``on_time`` (``True``/``False``/``None`` while undecided), ``overdue``, ``status``.
+
+    Examples
+    --------
+    >>> rules = parse_case_rules({"response_minutes": {"urgent": 15}, "closure_working_days": {"urgent": 1}})
+    >>> judged = evaluate_case({"reported_at": case_time("2026-11-30 09:00"), "urgency": "urgent",
+    ...                         "accepted_at": case_time("2026-11-30 09:10")}, rules=rules, as_of=case_time("2026-11-30 10:00"))
+    >>> judged["on_time"], judged["overdue"], judged["status"], judged["response_min"]
+    (None, False, 'accepted', 10.0)
+    """
+    reported = case["reported_at"]
+    accepted, closed = case.get("accepted_at"), case.get("closed_at")
+    accepted = accepted if accepted is not None and accepted <= as_of else None
+    closed = closed if closed is not None and closed <= as_of else None
+    answered = accepted if accepted is not None else closed
+    response_due, closure_due = case_deadline(reported, case["urgency"], rules=rules)
+    response_min = None
+    if answered is not None:
+        ns = (answered - reported) // timedelta(microseconds=1) * 1000
+        response_min = float(np.round(float(ns) / 1e9 / 60.0, 1))
+    closure_days = None
+    if closed is not None:
+        elapsed = rules.calendar.working_days_between_one(_wall(reported, rules.time_zone), _wall(closed, rules.time_zone))
+        closure_days = float(np.round(elapsed, 3))
+    response_on_time = _one_step(answered, response_due, as_of)
+    closure_on_time = _one_step(closed, closure_due, as_of)
+    on_time = False if False in (response_on_time, closure_on_time) else (
+        None if None in (response_on_time, closure_on_time) else True)
+    overdue = (answered is None and response_due is not None and response_due < as_of) or \
+        (closed is None and closure_due is not None and closure_due < as_of)
+    status = "closed" if closed is not None else ("accepted" if accepted is not None else "open")
+    return {"response_due": response_due, "closure_due": closure_due, "response_min": response_min,
+            "closure_working_days": closure_days, "response_on_time": response_on_time,
+            "closure_on_time": closure_on_time, "on_time": on_time, "overdue": bool(overdue), "status": status}
 
 
 #: How a case was placed: its own point, its household's point, its address (the lookup's matcher), or not.

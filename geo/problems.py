@@ -139,7 +139,7 @@ def problem_messages(codes, params: dict | None = None) -> tuple[np.ndarray, np.
 
 def _distinct(fields: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     """For rows of field values: each row's group and the first row of each group."""
-    if not fields:
+    if not fields or n == 1:  # one row is one group (a single lookup: no frame)
         return np.zeros(n, dtype=np.int64), np.zeros(min(n, 1), dtype=np.int64)
     if n < _GROUP_FROM:  # a few answers: each is written, no grouping (the same texts)
         return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)

@@ -223,3 +223,127 @@ def test_the_next_analysis_counts_the_stored_cases_and_a_stored_case_wins_over_t
     assert sorted(judged.index) == ["F1", "S1", "S2"] and judged.loc["S2", "urgency"] == "urgent"
     assert any("stored one is analysed" in w for w in analysis.data.warnings)
     assert sorted(open_workspace(folder).cases().list()["id"]) == ["S1", "S2"]  # and still stored
+
+
+def _swap(folder: Path) -> Path:
+    """Replace ``folder`` as an analysis does (gridcover/io/outputs.py): under the case lock, the store carried
+    into a new folder by SQLite's backup, then the folders swapped. Returns where the old folder went."""
+    import shutil
+    import uuid
+
+    from gridcover.io.outputs import CASES_FILE, carry_cases, cases_lock
+
+    tag = uuid.uuid4().hex[:8]
+    new, old = folder.parent / f"{folder.name}.new-{tag}", folder.parent / f"{folder.name}.old-{tag}"
+    shutil.copytree(folder, new, ignore=shutil.ignore_patterns(f"{CASES_FILE}*"))
+    with cases_lock(folder):
+        carry_cases(folder, new)
+        folder.rename(old)
+        new.rename(folder)
+    return old
+
+
+def _ids_seen_by_another_process(folder: Path) -> set[str]:
+    import subprocess
+    import sys
+
+    code = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+            "print(' '.join(r[0] for r in db.execute('SELECT id FROM cases ORDER BY id')))")
+    out = subprocess.run([sys.executable, "-c", code, str(folder / "cases.sqlite")], capture_output=True, text=True,
+                         check=True).stdout
+    return set(out.split())
+
+
+def test_a_kept_connection_let_go_after_the_folder_was_replaced_leaves_the_new_folders_log_alone(tiny_out, tmp_path):
+    import shutil
+    import sqlite3
+
+    from gridcover.store.cases import SQLiteCaseStore
+
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_out[1], folder)
+    server = SQLiteCaseStore(folder)  # a server's store: its connection kept between intakes
+    server.add_one(cases(["A"]).iloc[0].to_dict())
+    _swap(folder)
+    other = SQLiteCaseStore(folder)  # another worker process, already on the new folder: B only in its log
+    other.add_one(cases(["B"]).iloc[0].to_dict())
+    assert (folder / "cases.sqlite-wal").stat().st_size > 0
+    server.add_one(cases(["C"]).iloc[0].to_dict())  # notices the new file: closes the old connection, opens anew
+    assert server._kept[1][1] == (folder / "cases.sqlite").stat().st_ino
+    server.release()
+    assert _ids_seen_by_another_process(folder) == {"A", "B", "C"}
+    assert sorted(other.list()["id"]) == ["A", "B", "C"]
+
+    # what the kept connection relies on: a connection closed after its file was moved away (the last one on
+    # that file) neither checkpoints nor deletes the write-ahead log by its name, now the new folder's
+    other.release()
+    raw = sqlite3.connect(folder / "cases.sqlite", isolation_level=None)
+    raw.execute("SELECT count(*) FROM cases").fetchone()
+    old = _swap(folder)
+    third = SQLiteCaseStore(folder)
+    third.add_one(cases(["D"]).iloc[0].to_dict())
+    raw.close()
+    assert (folder / "cases.sqlite-wal").exists() and (old / "cases.sqlite-wal").exists()
+    assert _ids_seen_by_another_process(folder) == {"A", "B", "C", "D"}
+
+
+def _kept_intakes(folder: str, prefix: str, stop, stored) -> None:
+    """A server process: one kept store, one case at a time (add_one, as the single intake), until ``stop``."""
+    store = open_workspace(folder).cases()
+    i = 0
+    while not stop.is_set():
+        cid = f"{prefix}{i:05d}"
+        store.add_one(cases([cid]).iloc[0].to_dict())
+        stored.append(cid)
+        i += 1
+
+
+def test_several_processes_with_kept_connections_lose_no_case_while_analyses_replace_the_folder(tiny_out, tmp_path):
+    import shutil
+
+    data, _ = tiny_out
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_out[1], folder)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Manager() as manager:
+        stop, stored = manager.Event(), manager.list()
+        workers = [ctx.Process(target=_kept_intakes, args=(str(folder), p, stop, stored)) for p in ("P", "Q", "R")]
+        for w in workers:
+            w.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(stored) < 15 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            analysed(folder, data)  # a real analysis, then two swaps as quick as the lock allows
+            _swap(folder)
+            _swap(folder.parent / "ws")
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(30)
+        sent = list(stored)
+    assert all(w.exitcode == 0 for w in workers) and len(sent) > 30
+    assert {c[0] for c in sent} == {"P", "Q", "R"}
+    kept = _ids_seen_by_another_process(folder)
+    assert kept == set(sent), f"lost {len(set(sent) - kept)} of {len(sent)} cases"
+
+
+def test_one_case_is_stored_as_a_batch_of_it_is(ws):
+    store = ws.cases()
+    batch = cases(["A", "B"], urgency="urgent")
+    batch.loc[1, ["grid_id", "covered", "distance_m", "category"]] = [None, False, 12.5, "噪音扰民"]
+    batch["fingerprint"] = case_fingerprints(batch)
+    store.add(batch.iloc[[0]].reset_index(drop=True))
+    one = batch.iloc[1].to_dict()
+    one["distance_m"] = float(one["distance_m"])
+    assert store.add_one(one).stored == ("B",)
+    assert store.add_one(batch.iloc[0].to_dict()).duplicates == ("A",)  # the same case resent
+    with pytest.raises(CaseConflictError):
+        store.add_one(dict(batch.iloc[0].to_dict(), urgency="general", fingerprint="0"))
+    other = cases(["C"], urgency="urgent")  # the same case as B by the batch path, under another id
+    other.loc[0, ["grid_id", "covered", "distance_m", "category"]] = [None, False, 12.5, "噪音扰民"]
+    store.add(other)
+    stored = store.list().set_index("id").drop(columns=["fingerprint"])
+    assert stored.index.tolist() == ["A", "B", "C"] and ws.cases().count() == 3
+    pd.testing.assert_series_equal(stored.loc["B"], stored.loc["C"], check_names=False)

@@ -25,18 +25,20 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 
 import numpy as np
 import pandas as pd
 
-from geo.cases import URGENCIES, case_deadlines, case_rules, case_times, evaluate_cases, normalise_urgency
+from geo.cases import (URGENCIES, case_rules, case_time, case_times, evaluate_case, evaluate_cases,
+                       normalise_urgency, urgency_of)
+from geo.errors import InputError
 from geo.lookup import LOOKUP_CRS, lookup_addresses, lookup_points, nearest_grids, valid_lonlat
 from geo.risk import load_risk_config
 from gridcover.services.lookup import LookupService
 from gridcover.store import Workspace
-from gridcover.store.base import (CASE_COLUMNS, CaseError, CaseFilter, case_fingerprints, case_not_found,
-                                  case_records)
+from gridcover.store.base import (CASE_COLUMNS, CaseError, CaseFilter, case_fingerprint, case_fingerprints,
+                                  case_not_found, case_records)
 
 #: Fields a case may carry in an intake (others are ignored and named in the answer's ``ignored_fields``).
 INTAKE_FIELDS = ("id", "reported_at", "urgency", "lon", "lat", "crs", "address", "household_id", "category",
@@ -58,6 +60,10 @@ MAX_ROW_ERRORS = 100
 FUTURE_SLACK = pd.Timedelta(minutes=10)
 #: Rows resolved at a time.
 CHUNK_ROWS = 50_000
+#: The fields a single case may carry to take :meth:`CasesService.intake_one` (others: :meth:`CasesService.intake`).
+_SIMPLE_FIELDS = frozenset({"id", "reported_at", "urgency", "lon", "lat", "crs", "category", "source", "accepted_at",
+                            "closed_at"})
+_FUTURE_SLACK = FUTURE_SLACK.to_pytimedelta()
 
 
 @dataclass(frozen=True)
@@ -253,9 +259,9 @@ class CasesService:
         for step in ("accepted", "closed"):  # times a sender gives are recorded with the sender as author
             resolved[f"{step}_by"] = np.where(resolved[f"{step}_at"].notna().to_numpy(), viewer.name, None)
         resolved["fingerprint"] = case_fingerprints(resolved)
-        result = self.store.cases().add(resolved[list(CASE_COLUMNS)])
+        result = self.case_store.add(resolved[list(CASE_COLUMNS)])
         if result.duplicates:  # answered as stored the first time
-            stored = self.store.cases().list(CaseFilter(ids=frozenset(result.duplicates)))
+            stored = self.case_store.list(CaseFilter(ids=frozenset(result.duplicates)))
             kept = resolved.set_index("id")
             kept.update(stored.set_index("id"))
             resolved, judged = kept.reset_index(), None
@@ -274,60 +280,90 @@ class CasesService:
                 "ignored_fields": list(table.ignored), "cases": answers}
 
     def intake_one(self, item: dict, *, viewer: CaseViewer, now: pd.Timestamp | None = None) -> dict | None:
-        """The hot path of a single case given by a point (``POST /cases`` with one JSON object): the same rules,
-        index, deadlines and store as :meth:`intake`, without the batch machinery; ``None`` for anything
-        unusual (a field it does not check, a value in doubt, a deadline already passed, a resend), which
-        :meth:`intake` then answers with its checks and errors.
+        """The path of a single case given by a point (``POST /cases`` with one JSON object), without a frame:
+        the same checks, index, rules and store as :meth:`intake`, in their one-case forms
+        (:func:`geo.cases.case_time`, :func:`geo.cases.evaluate_case`,
+        :func:`gridcover.store.base.case_fingerprint`, :meth:`gridcover.store.CaseStore.add_one`); ``None`` for
+        anything else (a field it does not take, a value in doubt, a resend), which :meth:`intake` then answers
+        with its checks and errors.
 
         Returns
         -------
         dict or None
-            What :meth:`intake` answers for a batch of this one case.
+            What :meth:`intake` answers for a batch of this one case (tests/test_services_cases_one.py).
         """
-        now = (now or pd.Timestamp.now(tz="UTC")).floor("s")
-        case = _simple_case(item, zone=self.rules.time_zone, now=now)
+        at = _instant_now(now)
+        case = _simple_case(item, zone=self.rules.time_zone, now=at)
         if case is None:
             return None
         index = self.lookup.get_index()
-        found = lookup_points(index, [case["lon"]], [case["lat"]], crs=case["crs"])
-        answers = {name: found[name].astype(object) for name in ("grid_id", "grid_name", "community_id", "street_id",
-                                                                   "worker_name", "worker_phone", "covered",
-                                                                   "nearest_grid_id", "method")}
-        answers["distance_m"] = found["distance_m"].astype(float)
-        lon, lat = found["lon_wgs84"].astype(float), found["lat_wgs84"].astype(float)
-        self._nearest_for_uncovered(index, answers, lon, lat)
-        due = case_deadlines(pd.Series([case["reported_at"]]), pd.Series([case["urgency"]]), rules=self.rules)
-        response_due, closure_due = due["response_due"].iloc[0], due["closure_due"].iloc[0]
-        if any(pd.notna(d) and d < now for d in (response_due, closure_due)):
-            return None  # judged by evaluate_cases in the general path
-        row = {"id": case["id"], "reported_at": case["reported_at"], "urgency": case["urgency"],
-               "category": case["category"], "source": case["source"], "household_id": None, "address": None,
-               "location": "point", "input_crs": case["crs"], "lon": lon[0], "lat": lat[0],
-               **{name: values[0] for name, values in answers.items()}, "grid_version": str(index.version),
-               "response_due": response_due, "closure_due": closure_due, "accepted_at": pd.NaT, "accepted_by": None,
-               "closed_at": pd.NaT, "closed_by": None, "received_at": now, "received_by": viewer.name}
-        frame = pd.DataFrame([row])
-        frame["fingerprint"] = case_fingerprints(frame)
-        result = self.store.cases().add(frame[list(CASE_COLUMNS)])
+        try:
+            row = self._placed_one(index, case)
+        except InputError:
+            return None
+        row.update(received_at=at, received_by=viewer.name,
+                   accepted_by=viewer.name if row["accepted_at"] is not None else None,
+                   closed_by=viewer.name if row["closed_at"] is not None else None)
+        try:
+            judged = evaluate_case(row, rules=self.rules, as_of=at)  # the deadlines (geo.cases.case_deadline) and more
+        except ValueError:  # a deadline a clock change makes ambiguous: as the batch path answers it
+            return None
+        row["response_due"], row["closure_due"] = judged["response_due"], judged["closure_due"]
+        row["fingerprint"] = case_fingerprint(row)
+        result = self.case_store.add_one(row)
         if not result.stored:
             return None  # a resend: answered as stored the first time, by the general path
         if row["covered"] is False:
             log = self.store.blind_spots()
             if log is not None:
-                log.record({"covered": np.zeros(1, bool), "lon_wgs84": lon, "lat_wgs84": lat,
-                            "version": np.array([row["grid_version"]]),
+                log.record({"covered": np.zeros(1, bool), "lon_wgs84": np.array([row["lon"]]),
+                            "lat_wgs84": np.array([row["lat"]]), "version": np.array([row["grid_version"]]),
                             "nearest_grid_id": np.array([row["nearest_grid_id"]], dtype=object)},
                            reason="case_outside_grids")
         communities, streets = self._place_names()
-        response = True if pd.isna(response_due) else None  # a step without a limit is on time
-        closure = True if pd.isna(closure_due) else None
-        record = {**row, "stored": True, "status": "open", "overdue": False,
-                  "on_time": True if response and closure else None, "response_on_time": response,
-                  "closure_on_time": closure, "response_min": None, "closure_working_days": None,
-                  "community_name": communities.get(str(row["community_id"])),
-                  "street_name": streets.get(str(row["street_id"]))}
-        (answer,) = case_records(pd.DataFrame([{f: record[f] for f in INTAKE_ANSWER_FIELDS}]))
+        record = {**row, **judged, "stored": True, "community_name": _name(communities, row["community_id"]),
+                  "street_name": _name(streets, row["street_id"])}
+        answer = {f: _json_value(record.get(f)) for f in INTAKE_ANSWER_FIELDS if f in record}
         return {"count": 1, "stored": 1, "duplicates": 0, "ignored_fields": [], "cases": [answer]}
+
+    def _placed_one(self, index, case: dict) -> dict:
+        """One checked case with a point, placed as ``/lookup`` places it (:func:`geo.lookup.lookup_points`: its
+        grid, or outside every grid the nearest grid with its distance): a record of :data:`CASE_COLUMNS`."""
+        found = lookup_points(index, [case["lon"]], [case["lat"]], crs=case["crs"])
+        covered = bool(found["covered"][0])
+        fields = {name: found[name][0] for name in ("grid_id", "grid_name", "community_id", "street_id",
+                                                      "worker_name", "worker_phone", "method")}
+        nearest = found["nearest_grid_id"][0]
+        if not covered:  # its worker answers for it (首接负责)
+            g = self._grid_position(index, nearest)
+            fields.update(grid_id=index.grids.ids[g], grid_name=index.grid_name[g], community_id=index.community_id[g],
+                          street_id=index.street_id[g], worker_name=index.worker_name[g],
+                          worker_phone=index.worker_phone[g])
+        distance = float(found["distance_m"][0])
+        return {"id": case["id"], "reported_at": case["reported_at"], "urgency": case["urgency"],
+                "category": case["category"], "source": case["source"], "household_id": None, "address": None,
+                "location": "point", "input_crs": case["crs"], "lon": float(found["lon_wgs84"][0]),
+                "lat": float(found["lat_wgs84"][0]), **{k: _plain(v) for k, v in fields.items()},
+                "covered": covered, "nearest_grid_id": _plain(nearest),
+                "distance_m": None if distance != distance else distance, "grid_version": str(index.version),
+                "accepted_at": case["accepted_at"], "closed_at": case["closed_at"]}
+
+    def _grid_position(self, index, grid_id) -> int:
+        """The position of a grid in the lookup index (a map made once per index, kept with it here)."""
+        kept = self.__dict__.get("_grid_positions")
+        if kept is None or kept[0] is not index:
+            kept = (index, {str(g): i for i, g in enumerate(index.grids.ids)})
+            self._grid_positions = kept
+        return kept[1][str(grid_id)]
+
+    @property
+    def case_store(self):
+        """The store's cases (:meth:`gridcover.store.Workspace.cases`), one object kept by the service so that
+        the GeoPackage store keeps its connection between requests."""
+        kept = self.__dict__.get("_case_store")
+        if kept is None:
+            kept = self._case_store = self.store.cases()
+        return kept
 
     def _checked(self, table: CaseTable, *, now: pd.Timestamp) -> pd.DataFrame:
         """The batch's values checked together (one vectorised pass per rule); a ``CaseError`` naming every
@@ -485,9 +521,11 @@ class CasesService:
         out = np.flatnonzero(~covered & ~np.isnan(lon))
         if not len(out):
             return
-        near, dist = nearest_grids(index, lon[out], lat[out])
+        near = pd.Index(index.grids.ids).get_indexer(pd.Series(answers["nearest_grid_id"][out], dtype=object))
+        ask = near < 0  # the lookup's own nearest grid and distance where it gave them (/lookup's answer)
+        if ask.any():
+            near[ask], answers["distance_m"][out[ask]] = nearest_grids(index, lon[out[ask]], lat[out[ask]])
         answers["nearest_grid_id"][out] = index.grids.ids[near]
-        answers["distance_m"][out] = dist
         for name in ("grid_name", "community_id", "street_id", "worker_name", "worker_phone"):
             answers[name][out] = getattr(index, name)[near]
         answers["grid_id"][out] = index.grids.ids[near]
@@ -556,7 +594,7 @@ class CasesService:
 
     # -------------------------------------------------------------- accept, close, read
     def _visible(self, case_id: str, viewer: CaseViewer) -> None:
-        if not self.store.cases().count(CaseFilter(ids=frozenset([str(case_id)]), **viewer.scope())):
+        if not self.case_store.count(CaseFilter(ids=frozenset([str(case_id)]), **viewer.scope())):
             raise case_not_found(case_id)
 
     def _act(self, action: str, case_id: str, *, viewer: CaseViewer, at: str | None, now: pd.Timestamp | None):
@@ -565,7 +603,7 @@ class CasesService:
         when = parse_when(at, field_name="at", zone=self.rules.time_zone, end_of_day=False) or now
         if when > now + FUTURE_SLACK:
             raise CaseError("time_in_future", f"at {when.isoformat()} is in the future", "时间晚于当前时间")
-        store = self.store.cases()
+        store = self.case_store
         (store.accept if action == "accept" else store.close)(case_id, at=when, author=viewer.name)
         return self.get(case_id, viewer=viewer, now=now)
 
@@ -585,7 +623,7 @@ class CasesService:
         """One case the viewer may see (``CaseNotFoundError`` otherwise), judged at now or ``as_of``."""
         when = parse_when(as_of, field_name="as_of", zone=self.rules.time_zone) or \
             (now or pd.Timestamp.now(tz="UTC")).floor("s")
-        found = self.store.cases().list(CaseFilter(ids=frozenset([str(case_id)]), **viewer.scope()), limit=1)
+        found = self.case_store.list(CaseFilter(ids=frozenset([str(case_id)]), **viewer.scope()), limit=1)
         if not len(found):
             raise case_not_found(case_id)
         return self.answers(found, viewer=viewer, as_of=when)[0]
@@ -619,7 +657,7 @@ class CasesService:
         when = parse_when(as_of, field_name="as_of", zone=self.rules.time_zone) or current
         place = {key: (frozenset(s.strip() for s in str(v).split(",") if s.strip()) if v else None)
                  for key, v in (("grids", grid), ("communities", community), ("streets", street))}
-        store = self.store.cases()
+        store = self.case_store
         if as_of is None and overdue is not False:  # the store filters and pages
             filters = CaseFilter(status=wanted, overdue_at=current if overdue else None, **place, **viewer.scope())
             matched, page = store.count(filters), store.list(filters, limit=limit, offset=offset)
@@ -638,29 +676,65 @@ class CasesService:
                 "numberReturned": len(cases), "cases": cases}
 
 
-def _simple_case(item: dict, *, zone: str, now: pd.Timestamp) -> dict | None:
-    """A single case :meth:`CasesService.intake_one` takes: only a point and the plain fields, every value
-    beyond doubt (by the same rules as the batch checks); ``None`` otherwise."""
-    if not isinstance(item, dict) or not set(item) <= {"id", "reported_at", "urgency", "lon", "lat", "crs",
-                                                       "category", "source"}:
+def _instant_now(now) -> datetime:
+    """``now`` (default: the clock) as an aware UTC ``datetime`` to the second."""
+    at = pd.Timestamp(now).to_pydatetime() if now is not None else datetime.now(timezone.utc)
+    return at.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _simple_case(item: dict, *, zone: str, now: datetime) -> dict | None:
+    """A single case :meth:`CasesService.intake_one` takes: a point and the plain fields, every value beyond
+    doubt by the same rules as the batch checks (:meth:`CasesService._checked`), in their one-value forms
+    (:func:`geo.cases.urgency_of`, :func:`geo.cases.case_time`); ``None`` otherwise."""
+    if not isinstance(item, dict) or not set(item) <= _SIMPLE_FIELDS:
         return None
     cid, reported, urgency, lon, lat = (item.get(k) for k in ("id", "reported_at", "urgency", "lon", "lat"))
     crs = item.get("crs") or "wgs84"
     texts = [item.get("category"), item.get("source")]
-    if not (isinstance(cid, str) and 0 < len(cid.strip()) <= MAX_ID_CHARS and isinstance(reported, str)
-            and isinstance(urgency, str) and isinstance(crs, str) and crs.lower() in LOOKUP_CRS
+    if not (isinstance(cid, str) and 0 < len(cid.strip()) <= MAX_ID_CHARS and isinstance(crs, str)
+            and crs.lower() in LOOKUP_CRS
             and all(t is None or (isinstance(t, str) and len(t.strip()) <= MAX_TEXT_CHARS) for t in texts)):
         return None
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lon, lat)) or \
             not valid_lonlat(np.array([float(lon)]), np.array([float(lat)]))[0]:
         return None
-    normal = normalise_urgency(pd.Series([urgency])).iloc[0]
-    when = case_times(pd.Series([reported]), zone=zone).iloc[0]
-    if pd.isna(normal) or pd.isna(when) or when.floor("s") > now + FUTURE_SLACK:
+    normal, when = urgency_of(urgency), case_time(reported, zone=zone)
+    if normal is None or when is None or when.replace(microsecond=0) > now + _FUTURE_SLACK:
+        return None
+    times = {}
+    for name in ("accepted_at", "closed_at"):
+        value = item.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            times[name] = None
+            continue
+        t = case_time(value, zone=zone)
+        if t is None or t.replace(microsecond=0) > now + _FUTURE_SLACK or t.replace(microsecond=0) < when.replace(microsecond=0):
+            return None
+        times[name] = t.replace(microsecond=0)
+    if None not in times.values() and times["closed_at"] < times["accepted_at"]:
         return None
     blank = [None if t is None or not t.strip() else t.strip() for t in texts]
-    return {"id": cid.strip(), "reported_at": when.floor("s"), "urgency": str(normal), "lon": float(lon),
-            "lat": float(lat), "crs": crs.lower(), "category": blank[0], "source": blank[1]}
+    return {"id": cid.strip(), "reported_at": when.replace(microsecond=0), "urgency": normal, "lon": float(lon),
+            "lat": float(lat), "crs": crs.lower(), "category": blank[0], "source": blank[1], **times}
+
+
+def _plain(value):
+    """A numpy scalar or missing value of the lookup's answer as a plain Python value (``None`` for none)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _name(names: pd.Series, key) -> str | None:
+    return None if key is None else _plain(names.get(str(key)))
+
+
+def _json_value(value):
+    """A value of one answer as :func:`gridcover.store.base.case_records` writes it: times as ISO 8601 UTC text
+    to the second, NaN as ``None``."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _plain(value)
 
 
 def _spread(mask: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

@@ -518,6 +518,38 @@ def case_fingerprints(cases: pd.DataFrame) -> np.ndarray:
     return np.char.mod("%016x", hashed).astype(object)
 
 
+_U64 = (1 << 64) - 1
+
+
+def case_fingerprint(case: dict) -> str:
+    """:func:`case_fingerprints` of one case given as a record (times as aware ``datetime`` or ``Timestamp``),
+    without a frame: the same text of each field of :data:`CASE_IDENTITY` the record holds, hashed by pandas'
+    own element hash (``pd.util.hash_array``) and combined as ``hash_pandas_object`` combines a row's columns.
+
+    >>> case = {"id": "A", "reported_at": pd.Timestamp("2026-03-02T08:00Z"), "urgency": "urgent", "lon": 104.06}
+    >>> case_fingerprint(case) == case_fingerprints(pd.DataFrame([case]))[0]
+    True
+    """
+    present = [c for c in CASE_IDENTITY if c in case]
+    texts = np.empty(len(present), dtype=object)
+    for i, c in enumerate(present):
+        value = case[c]
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value) or value is pd.NaT:
+            texts[i] = ""
+        elif c in ("lon", "lat"):
+            texts[i] = str(float(np.round(np.float64(value), 7)))
+        elif c in CASE_TIMES:
+            texts[i] = pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            texts[i] = str(value)
+    hashed = pd.util.hash_array(texts, categorize=False) if len(present) else np.zeros(0, dtype=np.uint64)
+    out, mult, n = 0x345678, 1000003, len(present)  # pandas' combine_hash_arrays (CPython's tuple hash)
+    for i, h in enumerate(hashed.tolist()):
+        out = ((out ^ h) * mult) & _U64
+        mult = (mult + 82520 + 2 * (n - i)) & _U64
+    return f"{(out + 97531) & _U64:016x}"
+
+
 def _stamp(value) -> pd.Timestamp | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
@@ -628,6 +660,12 @@ class CaseStore(ABC):
     @abstractmethod
     def add(self, cases: pd.DataFrame) -> CaseIntake:
         """Store a batch of resolved cases (:data:`CASE_COLUMNS`) in one transaction."""
+
+    def add_one(self, case: dict) -> CaseIntake:
+        """Store one resolved case given as a record of :data:`CASE_COLUMNS` (times as aware ``datetime``, the
+        ``fingerprint`` made by :func:`case_fingerprint`): what :meth:`add` does with a batch of that one case.
+        A backend may store it without the frame (the single intake's path)."""
+        return self.add(pd.DataFrame([{c: case.get(c) for c in CASE_COLUMNS}]))
 
     @abstractmethod
     def _update(self, case_id: str, action: str, *, at, author: str) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import timezone
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +92,11 @@ class SQLiteCaseStore(CaseStore):
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / CASES_FILE
+        self._kept: tuple[sqlite3.Connection, tuple[int, int]] | None = None
 
     def _db(self) -> sqlite3.Connection:
         try:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")  # the carried copy is SQLite's backup
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a crash of the process, not of the machine
             db.execute(_schema())
@@ -102,19 +104,59 @@ class SQLiteCaseStore(CaseStore):
             raise WorkspaceError(f"cannot keep cases next to the workspace ({self.path}): {exc}") from None
         return db
 
+    def _writer(self) -> sqlite3.Connection:
+        """The connection writes go through, kept open between writes; called under the case lock only.
+
+        Opening a connection per write costs a checkpoint of the write-ahead log and a sync of the file when it
+        closes as the last one (about 20 ms here). The kept one is checked against the file now at the path on
+        every write: an analysis replacing the folder (it holds the same lock while it copies the store and
+        swaps the folders) leaves a new file there, and the kept connection is closed and a new one opened on
+        the new file. Closing a connection whose file was moved away neither checkpoints nor deletes the log by
+        its name, which is now the new folder's (SQLite checks that the file is unmoved; tested in
+        tests/test_store_cases.py).
+        """
+        try:
+            st = os.stat(self.path)
+            here = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            here = None
+        if self._kept is not None and self._kept[1] == here:
+            return self._kept[0]
+        self.release()
+        writer = self._db()
+        st = os.stat(self.path)
+        self._kept = (writer, (st.st_dev, st.st_ino))
+        return writer
+
+    def release(self) -> None:
+        """Close the kept connection (it closes by itself when the store is collected)."""
+        if self._kept is not None:
+            self._kept[0].close()
+            self._kept = None
+
     @property
     def stamp(self) -> str:
-        """The file's modification time and size (``0`` before the first case)."""
+        """The file's inode, modification time and size, and those of its write-ahead log with the log's index
+        header (``0`` before the first case). A commit through a kept connection changes only the log (the file
+        itself changes at a checkpoint); the index header's change counter and frame count change with every
+        commit (SQLite's WAL-index format), where a file time may not (a coarse clock)."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return "0"
-        return f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+        stamp = f"{st.st_ino:x}.{st.st_mtime_ns:x}.{st.st_size:x}"
+        try:
+            wal = os.stat(f"{self.path}-wal")
+            with open(f"{self.path}-shm", "rb") as shm:
+                header = shm.read(48)
+        except FileNotFoundError:
+            return stamp
+        return f"{stamp}.{wal.st_mtime_ns:x}.{wal.st_size:x}.{header.hex()}"
 
     def add(self, cases: pd.DataFrame) -> CaseIntake:
         rows = _rows(cases)
         with cases_lock(self.folder):
-            db = self._db()
+            db = self._writer()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_ids (id TEXT PRIMARY KEY)")
@@ -124,20 +166,36 @@ class SQLiteCaseStore(CaseStore):
                 duplicates = check_intake(pd.DataFrame({"id": rows[0], "fingerprint": rows[CASE_COLUMNS.index(
                     "fingerprint")]}), pd.DataFrame(held, columns=["id", "fingerprint"])) if held else ()
                 new = ~np.isin(rows[0], list(duplicates)) if duplicates else np.ones(len(rows[0]), dtype=bool)
-                db.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join('?' * len(CASE_COLUMNS))})",
-                               zip(*(column[new] for column in rows)))
+                db.executemany(_INSERT, zip(*(column[new] for column in rows)))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            finally:
-                db.close()
         return CaseIntake(stored=tuple(rows[0][new]), duplicates=duplicates)
+
+    def add_one(self, case: dict) -> CaseIntake:
+        """One case without a frame: the same row :meth:`add` writes for a batch of it (:func:`_row`)."""
+        row = _row(case)
+        with cases_lock(self.folder):
+            db = self._writer()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                held = db.execute("SELECT id, fingerprint FROM cases WHERE id = ?", (row[0],)).fetchall()
+                duplicates = check_intake(pd.DataFrame({"id": [row[0]], "fingerprint": [row[-1]]}),
+                                          pd.DataFrame(held, columns=["id", "fingerprint"])) if held else ()
+                if not duplicates:
+                    db.execute(_INSERT, row)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return CaseIntake(stored=() if duplicates else (row[0],), duplicates=duplicates)
 
     def _update(self, case_id: str, action: str, *, at, author: str) -> dict:
         with cases_lock(self.folder):
-            db = self._db()
+            db = self._writer()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 found = _read(db, "SELECT * FROM cases WHERE id = ?", [str(case_id)])
@@ -152,8 +210,6 @@ class SQLiteCaseStore(CaseStore):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            finally:
-                db.close()
         return change
 
     def list(self, filters: CaseFilter = CaseFilter(), *, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
@@ -183,6 +239,49 @@ def _text_time(value) -> str | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC").strftime(_TIME_FORMAT)
 
 
+def _row(case: dict) -> tuple:
+    """One case as the SQLite values :func:`_rows` gives for a batch of it: times as ISO text to the second (UTC),
+    missing values and NaN as NULL, ``id`` as text."""
+    out = []
+    for c in CASE_COLUMNS:
+        value = case.get(c)
+        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+            out.append(None)
+        elif c in CASE_TIMES:
+            out.append(value.astimezone(timezone.utc).strftime(_TIME_FORMAT))
+        elif isinstance(value, (bool, np.bool_)):
+            out.append(bool(value))
+        elif isinstance(value, (float, np.floating)):
+            out.append(float(value))
+        else:
+            out.append(str(value))
+    return tuple(out)
+
+
+def add_one_sql(conn, table, case: dict) -> CaseIntake:
+    """:meth:`CaseStore.add_one` in PostGIS on an open psycopg connection (``table``: the cases table's
+    ``psycopg.sql`` identifier): one transaction, the table locked against other intakes as a batch locks it
+    (readers go on), the id's fingerprint checked (:func:`check_intake`), one ``INSERT``; the values those
+    :meth:`gridcover.store.postgis.PostGISCases.add` copies for a batch of that case (times as ``timestamptz``
+    to the second)."""
+    from psycopg import sql
+
+    row = list(_row(case))
+    for i, c in enumerate(CASE_COLUMNS):
+        if c in CASE_TIMES and row[i] is not None:
+            row[i] = case[c].astimezone(timezone.utc).replace(microsecond=0)
+    names = sql.SQL(", ").join(map(sql.Identifier, CASE_COLUMNS))
+    with conn.transaction():
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table))
+        held = conn.execute(sql.SQL("SELECT id, fingerprint FROM {} WHERE id = %s").format(table), [row[0]]).fetchall()
+        duplicates = check_intake(pd.DataFrame({"id": [row[0]], "fingerprint": [row[-1]]}),
+                                  pd.DataFrame(held, columns=["id", "fingerprint"])) if held else ()
+        if not duplicates:
+            conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                table, names, sql.SQL(", ").join([sql.Placeholder()] * len(CASE_COLUMNS))), row)
+    return CaseIntake(stored=() if duplicates else (row[0],), duplicates=duplicates)
+
+
 def _rows(cases: pd.DataFrame) -> list:
     """The batch as SQLite values, one object array per column of :data:`CASE_COLUMNS` (times as ISO text,
     missing as NULL), vectorised; ``id`` as text."""
@@ -192,6 +291,9 @@ def _rows(cases: pd.DataFrame) -> list:
     columns = case_columns(frame)
     columns["id"] = frame["id"].astype(str).to_numpy(dtype=object)
     return [columns[c] for c in CASE_COLUMNS]
+
+
+_INSERT = f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join('?' * len(CASE_COLUMNS))})"
 
 
 def _read(db: sqlite3.Connection, query: str, args) -> pd.DataFrame:

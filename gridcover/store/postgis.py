@@ -59,7 +59,7 @@ from gridcover.store.base import (HISTORY_FIELDS, Change, GridVersion, ProposalS
                                   Workspace, WorkspaceError, check_conflict, new_version)
 from gridcover.store.base import (CASE_COLUMNS, CASE_TIMES, CaseFilter, CaseIntake, CaseStore, case_not_found,
                                   case_update, check_intake, normalise_cases)
-from gridcover.store.cases import case_where
+from gridcover.store.cases import add_one_sql, case_where
 from gridcover.store.gpkg import GeoPackageWorkspace
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -980,6 +980,10 @@ class PostGISCases(CaseStore):
                              .format(self._table(), names, names, self._table()))
         gone = set(duplicates)
         return CaseIntake(stored=tuple(i for i in rows["id"] if i not in gone), duplicates=duplicates)
+
+    def add_one(self, case: dict) -> CaseIntake:
+        with connect(self.workspace.dsn) as conn:  # one INSERT, no frame (gridcover/store/cases.py)
+            return add_one_sql(conn, self._table(), case)
 
     def _update(self, case_id: str, action: str, *, at, author: str) -> dict:
         from psycopg import sql
