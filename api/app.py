@@ -219,7 +219,7 @@ def header(scope, name: bytes) -> str | None:
 
 def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
                basemap: str | None = None, max_body_mb: float = DEFAULT_MAX_BODY_MB,
-               environment: Environment | None = None) -> FastAPI:
+               environment: Environment | None = None, tile_folder: str | None = None) -> FastAPI:
     """The gridcover server for one workspace.
 
     Parameters
@@ -237,6 +237,9 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     environment
         The environment variables (:class:`gridcover.environment.Environment`; read from this process's
         environment here, once, if not given): ``GRIDCOVER_CITY`` is the lookup's city.
+    tile_folder
+        A folder the tile cache also keeps its tiles in, shared by the server's processes (``serve --workers``);
+        memory only without it.
     """
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
@@ -250,7 +253,7 @@ def create_app(workspace: Workspace, *, keys: Keys | None = None, k: int = 5,
     app.state.tasks = TasksService(workspace)  # owns the walking network and the tours of the workspace's versions
     app.state.cases = CasesService(workspace, lookup=app.state.lookup)  # resolves cases with the lookup's index
     app.state.layer_cache = LayerCache()  # the workspace's layers, prepared once per version (layers/features.py)
-    app.state.tile_cache = TileCache()  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
+    app.state.tile_cache = TileCache(folder=tile_folder)  # tiles drawn, by workspace version (layers/tiles.py; api/tiles.py keys it)
     app.state.keys = keys or Keys()
     app.state.k = k
     app.state.basemap = basemap

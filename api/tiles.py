@@ -184,9 +184,10 @@ def build_router() -> APIRouter:
         layer = _tile_layer(layer_id)
         zi, xi, yi = tile_address(z, x, y)
         workspace, layer_cache = get_workspace(request), get_layer_cache(request)
-        k = _k(request)
+        k, tile_cache = _k(request), request.app.state.tile_cache
         return await _cached(request, "mvt", layer.id, zi, xi, yi,
-                             lambda: vector_tile(workspace, layer.id, zi, xi, yi, k=k, layer_cache=layer_cache),
+                             lambda: vector_tile(workspace, layer.id, zi, xi, yi, k=k, layer_cache=layer_cache,
+                                                 tile_cache=tile_cache),
                              MVT_TYPE)
 
     return router

@@ -5,17 +5,25 @@ wiggle), and the sample district's grids. For each: z13 and z15 vector tiles (co
 items page of 100 features with a bbox, 8 concurrent clients on loopback (a small asyncio HTTP/1.1
 keep-alive client: per-request latency from send to last byte; bounded request counts and time).
 
-Cold tiles: gridcover is restarted for every round, warmed only by one tile per zoom outside the measured
-set (reading the layer and simplifying it for that zoom happen once per workspace version; that first
-tile's time is printed separately), then every measured tile is asked for once. TiPg has no tile cache:
-each of its requests is cold. Cached: the same tiles again (gridcover answers from its cache).
+Cold tiles: gridcover is restarted for every round and every tile covering the layer at the zoom is asked
+for once, the first tile of the zoom included (``gridcover serve`` reads the tiled layers and simplifies
+them for every zoom before it answers: the time from start to the first answer is printed as "ready").
+TiPg has no tile cache: each of its requests is cold. Cached: the same tiles again (from gridcover's cache).
+Both servers run the same number of uvicorn processes (``--workers``, default 2 = the machine's cores);
+TiPg's SQL runs in PostgreSQL backend processes besides.
+
+Same tiles: after the timing, every measured tile is fetched once more from both servers and decoded
+(mapbox-vector-tile): the features (ids), their attributes (equal, except the special-group counts 1..k-1
+that gridcover withholds and TiPg shows), their areas (within 2 % for features over 1,000 tile units²) and
+vertex counts are compared and printed; TiPg is asked with the same buffer (TIPG_TILE_BUFFER=64 units of
+4096) and gives its tiles unsimplified, gridcover simplifies below z18 (4 units), so it has fewer vertices.
 
 TiPg (never a gridcover dependency) runs from its own venv (default /tmp/tipg-venv: ``python3 -m venv
 /tmp/tipg-venv && /tmp/tipg-venv/bin/pip install tipg uvicorn``) on a throwaway PostGIS cluster that
 ``.ci/postgis.sh`` starts in its own folder on a free port; both are skipped with a message where they
 cannot be had. Never run by CI.
 
-Usage: python bench/bench_server.py [--rounds 3] [--tipg-python /tmp/tipg-venv/bin/python]
+Usage: python bench/bench_server.py [--rounds 3] [--workers 2] [--tipg-python /tmp/tipg-venv/bin/python]
 """
 
 from __future__ import annotations
@@ -30,10 +38,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import geopandas as gpd
+import mapbox_vector_tile
 import numpy as np
 import pyogrio
 import shapely
@@ -42,12 +52,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gridcover.io.outputs import write_meta  # noqa: E402
+from layers.base import SPECIAL_GROUP_COUNTS  # noqa: E402
 
 CONCURRENCY = 8
 ORIGIN_UTM = (404000.0, 3390000.0)  # central Chengdu, UTM 48N
 FIELDS = ["id", "name", "community_id", "worker_name", "households", "persons", "workers",
           "households_per_worker", "basic_share", "elderly_alone", "child_in_difficulty", "mental_disorder",
           "migrant", "rental"]
+SPECIAL = set(SPECIAL_GROUP_COUNTS)
+#: Largest relative area difference of a feature (over 1,000 tile units²) between the two servers' tiles.
+AREA_TOLERANCE = 0.02
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -120,12 +134,15 @@ def wait_http(port: int, path: str, proc: subprocess.Popen, timeout: float = 60)
     raise RuntimeError(f"no answer on port {port} within {timeout} s")
 
 
-def start_gridcover(workspace: Path) -> tuple[subprocess.Popen, int]:
+def start_gridcover(workspace: Path, workers: int) -> tuple[subprocess.Popen, int, float]:
+    """The server on a free port, and the seconds it took from start to its first answer."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gridcover.cli", "serve", str(workspace), "--port", str(port)],
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "gridcover.cli", "serve", str(workspace), "--port", str(port),
+                             "--workers", str(workers)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_http(port, "/conformance", proc)
-    return proc, port
+    wait_http(port, "/conformance", proc, timeout=180)
+    return proc, port, time.perf_counter() - t0
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -172,15 +189,16 @@ def load_table(dsn: str, frame: gpd.GeoDataFrame, table: str) -> None:
         conn.execute(f"ANALYZE {table}")
 
 
-def start_tipg(python: str, dsn: str) -> tuple[subprocess.Popen | None, int]:
+def start_tipg(python: str, dsn: str, workers: int) -> tuple[subprocess.Popen | None, int]:
     if not Path(python).exists():
         print(f"TiPg: no Python at {python} (python3 -m venv /tmp/tipg-venv && /tmp/tipg-venv/bin/pip install tipg "
               "uvicorn): TiPg skipped")
         return None, 0
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=dsn, TIPG_NAME="tipg")
+    env = dict(os.environ, DATABASE_URL=dsn, TIPG_NAME="tipg", TIPG_TILE_BUFFER="64")
     proc = subprocess.Popen([python, "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"], env=env, stdout=subprocess.DEVNULL,
+                             "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env,
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
     try:
         wait_http(port, "/collections", proc)
@@ -281,38 +299,90 @@ def report(rows: list[tuple[str, str, dict]]) -> None:
             print(f"{case:<34} {server:<10}   (not measured)")
 
 
-def bench_dataset(label: str, frame: gpd.GeoDataFrame, workdir: Path, *, rounds: int, tipg_port: int | None,
-                  table: str) -> list[tuple[str, str, dict]]:
+def fetch(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as answer:
+        return answer.read()
+
+
+def _features(data: bytes, layer: str) -> dict:
+    """The decoded features of one tile layer by id: (properties, geometry)."""
+    if not data:
+        return {}
+    decoded = mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})
+    features = next(iter(decoded.values()))["features"] if decoded else []
+    return {str(f["properties"].get("id", f.get("id"))): (f["properties"], shapely.geometry.shape(f["geometry"]))
+            for f in features}
+
+
+def compare_tiles(ours: bytes, theirs: bytes, *, k: int = 5) -> dict:
+    """What differs between gridcover's and TiPg's decoding of one tile (see the module docstring)."""
+    a, b = _features(ours, "grids"), _features(theirs, "grids")
+    common = a.keys() & b.keys()
+    out = {"features": len(a), "peer_features": len(b), "only_ours": len(a.keys() - b.keys()),
+           "only_peer": len(b.keys() - a.keys()), "withheld": 0, "attribute_differences": 0,
+           "vertices": 0, "peer_vertices": 0, "worst_area": 0.0}
+    for fid in common:
+        (pa, ga), (pb, gb) = a[fid], b[fid]
+        for name, value in pb.items():
+            if name not in pa:
+                if name in SPECIAL and 0 < value < k:
+                    out["withheld"] += 1
+                else:
+                    out["attribute_differences"] += 1
+            elif not (pa[name] == value or isinstance(value, float) and math.isclose(pa[name], value, rel_tol=1e-9)):
+                out["attribute_differences"] += 1
+        out["vertices"] += int(shapely.get_num_coordinates(ga))
+        out["peer_vertices"] += int(shapely.get_num_coordinates(gb))
+        if gb.area > 1000:
+            out["worst_area"] = max(out["worst_area"], abs(ga.area - gb.area) / gb.area)
+    return out
+
+
+def _agreement(label: str, z: int, results: list[dict]) -> str:
+    total = {key: sum(r[key] for r in results) for key in results[0] if key != "worst_area"}
+    worst = max(r["worst_area"] for r in results)
+    ok = (total["only_ours"] == total["only_peer"] == 0 and total["attribute_differences"] == 0
+          and worst <= AREA_TOLERANCE and total["vertices"] <= total["peer_vertices"])
+    share = total["vertices"] / max(total["peer_vertices"], 1)
+    return (f"{label} z{z} same tiles as TiPg ({len(results)} tiles): {total['features']} / {total['peer_features']} "
+            f"features, {total['only_ours']} only in gridcover's, {total['only_peer']} only in TiPg's; attributes "
+            f"equal but {total['attribute_differences']} (+{total['withheld']} counts below k withheld); areas within "
+            f"{worst * 100:.2f}%; vertices {total['vertices']:,} / {total['peer_vertices']:,} = {share:.2f} "
+            f"(gridcover simplifies): {'agree' if ok else 'DIFFER'}")
+
+
+def bench_dataset(label: str, frame: gpd.GeoDataFrame, workdir: Path, *, rounds: int, workers: int,
+                  tipg_port: int | None, table: str) -> tuple[list[tuple[str, str, dict]], list[str]]:
     ws = write_workspace(frame, workdir / label)
     bounds = frame.total_bounds
-    rows = []
+    rows, notes = [], []
     field_list = ",".join(f for f in FIELDS if f in frame.columns)
     for z in (13, 15):
         tiles = tiles_covering(bounds, z)
-        warm, measured = tiles[0], tiles[1:] or tiles
-        cold, cached, first = [], [], []
-        for _ in range(rounds):
-            proc, port = start_gridcover(ws)
+        paths = [f"/tiles/grids/{t[0]}/{t[1]}/{t[2]}.mvt" for t in tiles]
+        tpaths = [f"/collections/public.{table}/tiles/WebMercatorQuad/{t[0]}/{t[1]}/{t[2]}?properties={field_list}"
+                  for t in tiles]
+        cold, cached, ready, same = [], [], [], []
+        for r in range(rounds):
+            proc, port, seconds = start_gridcover(ws, workers)
+            ready.append(seconds * 1000)
             try:
-                t0 = time.perf_counter()
-                measure(port, [f"/tiles/grids/{warm[0]}/{warm[1]}/{warm[2]}.mvt"])
-                first.append((time.perf_counter() - t0) * 1000)
-                paths = [f"/tiles/grids/{t[0]}/{t[1]}/{t[2]}.mvt" for t in measured]
                 cold.append(measure(port, paths))
                 cached.append(measure(port, paths * max(1, 2000 // len(paths)), time_limit=30))
+                if tipg_port and r == 0:
+                    same = [compare_tiles(fetch(port, p), fetch(tipg_port, tp)) for p, tp in zip(paths, tpaths)]
             finally:
                 stop(proc)
-        rows.append((f"{label} z{z} first tile (prepares zoom)", "gridcover",
-                     {"n": len(first), "p50": float(np.median(first)), "p95": float(np.max(first)), "rps": 0.0}))
-        rows.append((f"{label} z{z} tiles cold ({len(measured)} tiles)", "gridcover", _merge(cold)))
+        rows.append((f"{label} z{z} server ready (start to answer)", "gridcover",
+                     {"n": len(ready), "p50": float(np.median(ready)), "p95": float(np.max(ready)), "rps": 0.0}))
+        rows.append((f"{label} z{z} tiles cold ({len(tiles)} tiles)", "gridcover", _merge(cold)))
         rows.append((f"{label} z{z} tiles cached", "gridcover", _merge(cached)))
         if tipg_port:
-            tpaths = [f"/collections/public.{table}/tiles/WebMercatorQuad/{t[0]}/{t[1]}/{t[2]}?properties={field_list}"
-                      for t in measured]
             measure(tipg_port, tpaths[:2])  # TiPg's catalogue and connection pool warm
             rows.append((f"{label} z{z} tiles (no cache)", "TiPg", measure(tipg_port, tpaths * rounds)))
+            notes.append(_agreement(label, z, same))
     boxes = items_boxes(frame, 300)
-    proc, port = start_gridcover(ws)
+    proc, port, _ = start_gridcover(ws, workers)
     try:
         gpaths = [f"/collections/grids/items?limit=100&bbox={b[0]:.6f},{b[1]:.6f},{b[2]:.6f},{b[3]:.6f}" for b in boxes]
         measure(port, gpaths[:5])
@@ -324,7 +394,7 @@ def bench_dataset(label: str, frame: gpd.GeoDataFrame, workdir: Path, *, rounds:
                   for b in boxes]
         measure(tipg_port, tpaths[:5])
         rows.append((f"{label} items 100 + bbox", "TiPg", measure(tipg_port, tpaths)))
-    return rows
+    return rows, notes
 
 
 def _merge(results: list[dict]) -> dict:
@@ -342,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="server restarts for cold tiles (default 3)")
     parser.add_argument("--tipg-python", default="/tmp/tipg-venv/bin/python")
     parser.add_argument("--no-tipg", action="store_true")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn processes of each server (default 2)")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="gridcover-bench-server-"))
     synthetic = synthetic_grids()
@@ -355,22 +426,26 @@ def main(argv: list[str] | None = None) -> int:
     dsn, pg_env = (None, {}) if args.no_tipg else start_postgis()
     tipg_proc, tipg_port = None, None
     rows: list = []
+    notes: list[str] = []
     try:
         if dsn:
             load_table(dsn, synthetic, "synthetic_grids")
             load_table(dsn, sample[[c for c in sample.columns]].explode(index_parts=False), "sample_grids")
-            tipg_proc, tipg_port = start_tipg(args.tipg_python, dsn)
-        rows += bench_dataset("synthetic", synthetic, workdir, rounds=args.rounds, tipg_port=tipg_port,
-                              table="synthetic_grids")
-        rows += bench_dataset("sample", sample, workdir, rounds=args.rounds, tipg_port=tipg_port, table="sample_grids")
+            tipg_proc, tipg_port = start_tipg(args.tipg_python, dsn, args.workers)
+        for label, frame, table in (("synthetic", synthetic, "synthetic_grids"), ("sample", sample, "sample_grids")):
+            got, said = bench_dataset(label, frame, workdir, rounds=args.rounds, workers=args.workers,
+                                      tipg_port=tipg_port, table=table)
+            rows, notes = rows + got, notes + said
     finally:
         stop(tipg_proc)
         if dsn:
             subprocess.run(["bash", str(REPO / ".ci" / "postgis.sh"), "purge"], env=pg_env, capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
-    print()
+    print(f"\n{args.workers} uvicorn process(es) each; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     report(rows)
     print()
+    for note in notes:
+        print(note)
     for label in ("synthetic", "sample"):
         for z in (13, 15):
             g = next((r for c, s, r in rows if c.startswith(f"{label} z{z} tiles cold") and s == "gridcover"), None)

@@ -28,8 +28,10 @@ array([0])
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,7 @@ from geo.crs import transform_geometries, wgs84_to_gcj02
 from geo.errors import ParameterError
 from layers.base import MapLayer
 from layers.catalog import HEAT_DERIVED, LAYERS, find_layer as declared
+from layers.mvt import ValueTable
 
 if TYPE_CHECKING:
     from gridcover.store import Workspace
@@ -223,9 +226,11 @@ def lists_from_json(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 class PreparedLayer:
     """One declared layer of one workspace version, ready to answer queries and draw tiles."""
 
-    def __init__(self, layer: MapLayer, frame: gpd.GeoDataFrame, *, street_of: np.ndarray | None, tag: str) -> None:
+    def __init__(self, layer: MapLayer, frame: gpd.GeoDataFrame, *, street_of: np.ndarray | None, tag: str,
+                 workspace_path: str = "") -> None:
         self.layer = layer
         self.tag = tag
+        self.workspace_path = workspace_path
         extra = {}
         if layer.derived is not None:
             extra.update(layer.derived(frame))
@@ -248,6 +253,8 @@ class PreparedLayer:
         self._merc: np.ndarray | None = None
         self._merc_tree: shapely.STRtree | None = None
         self._simplified: dict[int, np.ndarray] = {}
+        self._zoom_locks: dict[int, threading.Lock] = {}
+        self._geometry_key: str | None = None
 
     # --- properties by caller -------------------------------------------------------------------
     def fields(self, view: View) -> list[str]:
@@ -289,6 +296,17 @@ class PreparedLayer:
             with self._lock:
                 self._props[key] = out
         return out
+
+    def value_table(self, view: View, fields: list[str]) -> ValueTable:
+        """The MVT keys and values of ``fields`` as ``view`` sees them, encoded once per view (every tile of the
+        layer picks its rows' codes from it)."""
+        key = ("mvt", view.key, tuple(fields))
+        table = self._props.get(key)
+        if table is None:
+            table = ValueTable(self.properties_cached(view, fields))
+            with self._lock:
+                self._props[key] = table
+        return table
 
     def visible_rows(self, view: View) -> np.ndarray | None:
         """Rows the view may see at all (``None``: every row); a street office sees its own streets."""
@@ -365,20 +383,74 @@ class PreparedLayer:
         _ = self.merc
         return self._merc_tree
 
-    def simplified(self, z: int, tolerance: float) -> np.ndarray:
-        """Web Mercator geometries simplified for zoom ``z`` (coverage-preserving for coverages)."""
+    def simplified(self, z: int, tolerance: float, *,
+                   shared: Callable[[Callable[[], bytes]], bytes | None] | None = None) -> np.ndarray | None:
+        """Web Mercator geometries simplified for zoom ``z`` (coverage-preserving for coverages), computed once
+        per zoom (one thread computes, the others wait for it).
+
+        ``shared`` hands the computation (as WKB bytes) to a store that several processes share: it returns the
+        bytes one of them made, or ``None`` when another is still making them (then so does this method).
+        """
         out = self._simplified.get(z)
-        if out is None:
-            merc = self.merc
-            if tolerance <= 0 or self.layer.geometry == "point":
-                out = merc
-            elif self.layer.coverage:
-                out = shapely.coverage_simplify(merc, tolerance, simplify_boundary=True)
+        if out is not None:
+            return out
+        with self._lock:
+            lock = self._zoom_locks.setdefault(z, threading.Lock())
+        with lock:
+            out = self._simplified.get(z)
+            if out is not None:
+                return out
+            if shared is None:
+                out = self._simplify(tolerance)
             else:
-                out = shapely.simplify(merc, tolerance, preserve_topology=True)
-            with self._lock:
-                self._simplified[z] = out
+                blob = shared(lambda: _wkb_blob(self._simplify(tolerance)))
+                if blob is None:
+                    return None
+                out = _from_wkb_blob(blob)
+            self._simplified[z] = out
         return out
+
+    def use_simplified(self, z: int, geoms: np.ndarray) -> None:
+        """Take ``geoms`` as the zoom's simplification (made for the same :attr:`geometry_key`)."""
+        self._simplified[z] = geoms
+
+    @property
+    def geometry_key(self) -> str:
+        """A digest of the layer's Web Mercator geometries and how they are simplified: two layers (or two
+        versions) with the same key have the same simplification at every zoom (the cases' counts are drawn
+        on the grids' geometries; a new case changes the counts, not the geometries)."""
+        if self._geometry_key is None:
+            digest = hashlib.blake2b(digest_size=16)
+            digest.update(f"{self.layer.geometry}:{self.layer.coverage}:".encode())
+            for wkb in shapely.to_wkb(self.merc):
+                digest.update(wkb or b"-")
+            self._geometry_key = digest.hexdigest()
+        return self._geometry_key
+
+    def _simplify(self, tolerance: float) -> np.ndarray:
+        merc = self.merc
+        if tolerance <= 0 or self.layer.geometry == "point":
+            return merc
+        if self.layer.coverage:
+            return shapely.coverage_simplify(merc, tolerance, simplify_boundary=True)
+        return shapely.simplify(merc, tolerance, preserve_topology=True)
+
+
+def _wkb_blob(geoms: np.ndarray) -> bytes:
+    """Geometries as one byte string: their count, each one's WKB length, then the WKB."""
+    wkb = [w if w is not None else b"" for w in shapely.to_wkb(geoms)]  # a missing geometry: length 0
+    lengths = np.array([len(w) for w in wkb], dtype=np.int64)
+    return np.int64(len(wkb)).tobytes() + lengths.tobytes() + b"".join(wkb)
+
+
+def _from_wkb_blob(blob: bytes) -> np.ndarray:
+    """The geometries :func:`_wkb_blob` wrote."""
+    n = int(np.frombuffer(blob, dtype=np.int64, count=1)[0])
+    lengths = np.frombuffer(blob, dtype=np.int64, count=n, offset=8)
+    ends = np.cumsum(lengths) + 8 * (n + 1)
+    view = memoryview(blob)
+    parts = [view[e - s:e].tobytes() if s else None for s, e in zip(lengths.tolist(), ends.tolist())]
+    return shapely.from_wkb(np.array(parts, dtype=object))
 
 
 def street_from(workspace, layer: MapLayer, columns) -> str | None:
@@ -487,7 +559,8 @@ class LayerCache:
         if hit is not None and hit.tag == tag:
             return hit
         frame = lists_from_json(layer.live.read(workspace) if layer.live is not None else workspace.read(layer.source))
-        out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag)
+        out = PreparedLayer(layer, frame, street_of=_street_of(workspace, layer, frame), tag=tag,
+                            workspace_path=str(workspace.path))
         with self._lock:
             self._items[key] = out
         return out

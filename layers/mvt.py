@@ -39,24 +39,31 @@ def varint_sizes(values: np.ndarray) -> np.ndarray:
     """Bytes each unsigned value takes as a protobuf varint."""
     v = np.asarray(values, dtype=np.uint64)
     sizes = np.ones(v.shape, dtype=np.int64)
-    for k in range(1, 10):
+    top = int(v.max()) if v.size else 0
+    k = 1
+    while k < 10 and top >= 1 << (7 * k):  # only as many passes as the largest value needs
         sizes += v >= np.uint64(1 << (7 * k))
+        k += 1
     return sizes
 
 
 def varints(values: np.ndarray) -> bytes:
-    """Protobuf varint encoding of an array of unsigned integers, in one pass per byte position."""
-    v = np.asarray(values, dtype=np.uint64)
+    """Protobuf varint encoding of an array of unsigned integers: one pass per byte position, each over only
+    the values that still have bytes left (most tile integers take one or two)."""
+    v = np.asarray(values, dtype=np.uint64).ravel()
     if v.size == 0:
         return b""
     sizes = varint_sizes(v)
     starts = np.cumsum(sizes) - sizes
     out = np.empty(int(sizes.sum()), dtype=np.uint8)
-    for k in range(int(sizes.max())):
-        m = sizes > k
-        byte = (v[m] >> np.uint64(7 * k)) & np.uint64(0x7F)
-        more = (sizes[m] > k + 1).astype(np.uint64) << np.uint64(7)
-        out[starts[m] + k] = (byte | more).astype(np.uint8)
+    out[starts] = (v & np.uint64(0x7F)).astype(np.uint8)
+    rest = np.flatnonzero(sizes > 1)
+    k = 1
+    while rest.size:
+        out[starts[rest] + k - 1] |= np.uint8(0x80)
+        out[starts[rest] + k] = ((v[rest] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        rest = rest[sizes[rest] > k + 1]
+        k += 1
     return out.tobytes()
 
 
@@ -81,11 +88,17 @@ def _segment_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return csum[ends] - csum[ends - counts]
 
 
-def _paths(geoms: np.ndarray, kind: str):
+def _quantised(coords: np.ndarray, origin: tuple[float, float], scale: tuple[float, float]) -> np.ndarray:
+    """Coordinates in whole tile units: ``round((coords - origin) * scale)``."""
+    return np.round((coords - origin) * scale).astype(np.int64)
+
+
+def _paths(geoms: np.ndarray, kind: str, origin: tuple[float, float] = (0.0, 0.0),
+           scale: tuple[float, float] = (1.0, 1.0)):
     """Quantised vertex paths of the geometries: (xy int64, path lengths, path's feature, path is exterior ring)."""
     if kind == "point":
         parts, feat = shapely.get_parts(geoms, return_index=True)
-        xy = np.round(shapely.get_coordinates(parts)).astype(np.int64)
+        xy = _quantised(shapely.get_coordinates(parts), origin, scale)
         return xy, np.ones(len(xy), dtype=np.int64), feat, None
     if kind == "line":
         parts, feat = shapely.get_parts(geoms, return_index=True)
@@ -99,7 +112,7 @@ def _paths(geoms: np.ndarray, kind: str):
         rfeat = feat[ring_part]
         ring_is_exterior = np.r_[True, ring_part[1:] != ring_part[:-1]] if len(ring_part) else np.zeros(0, bool)
     coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    xy = np.round(coords).astype(np.int64)
+    xy = _quantised(coords, origin, scale)
     n = np.bincount(ring_of, minlength=len(rings))
     first = np.cumsum(n) - n
     keep = np.ones(len(xy), dtype=bool)
@@ -191,83 +204,125 @@ def _value_message(value: object) -> bytes:
     return b"\x0a" + _varint(len(text)) + text
 
 
-def _tags(properties: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[bytes], list[str]]:
-    """Tag integers of each kept feature, their counts, the value messages and the keys."""
-    keys: list[str] = []
-    values: list[bytes] = []
-    matrix = np.full((len(rows), len(properties.columns)), -1, dtype=np.int64)
-    for j, column in enumerate(properties.columns):
-        series = properties[column].iloc[rows]
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        if len(uniques) == 0:
-            continue
-        matrix[:, len(keys)] = np.where(codes >= 0, codes + len(values), -1)
-        keys.append(str(column))
-        values.extend(_value_message(u) for u in uniques)
-    matrix = matrix[:, :len(keys)]
-    present = matrix >= 0
-    key_idx = np.broadcast_to(np.arange(len(keys)), matrix.shape)
-    pairs = np.stack([key_idx[present], matrix[present]], axis=1).ravel().astype(np.uint64)
-    return pairs, 2 * present.sum(axis=1), values, keys
+def _entry(tag: bytes, payload: bytes) -> bytes:
+    """One length-delimited protobuf field: its tag, the payload's length, the payload."""
+    return tag + _varint(len(payload)) + payload
 
 
-def encode_layer(name: str, geoms: np.ndarray, properties: pd.DataFrame, *, kind: str,
-                 extent: int = EXTENT) -> bytes:
-    """One MVT layer of ``geoms`` (already in tile units, y down) with their ``properties``, as tile bytes.
+class ValueTable:
+    """The properties of a whole layer as MVT keys and values, encoded once (per layer version and view).
+
+    Every field's distinct values get a code and their protobuf ``Layer.values`` entry (tag, length, message)
+    once; a tile then only picks the codes of its features' rows and copies the entries it uses (numpy
+    gathers, no Python call per value). Nulls are left out of a feature's tags.
+
+    >>> table = ValueTable(pd.DataFrame({"id": ["a", "b"], "n": [1, None]}))
+    >>> table.keys, table.codes.tolist()
+    (('id', 'n'), [[0, 2], [1, -1]])
+    """
+
+    def __init__(self, properties: pd.DataFrame) -> None:
+        self.keys = tuple(str(c) for c in properties.columns)
+        self.key_entries = [_entry(b"\x1a", k.encode("utf-8")) for k in self.keys]
+        self.codes = np.full((len(properties), len(self.keys)), -1, dtype=np.int64)
+        entries: list[bytes] = []
+        for j, column in enumerate(properties.columns):
+            codes, uniques = pd.factorize(properties[column], use_na_sentinel=True)
+            self.codes[:, j] = np.where(codes >= 0, codes + len(entries), -1)
+            entries.extend(_entry(b"\x22", _value_message(u)) for u in uniques)
+        sizes = np.array([len(e) for e in entries], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.blob = np.frombuffer(b"".join(entries), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def pick(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, bytes]:
+        """The tags of ``rows`` (key, value index pairs, flat), each row's tag count, and the keys and values
+        the tags point at as ``Layer`` fields 3 and 4 (only the keys and values these rows use)."""
+        sub = self.codes[rows]
+        present = sub >= 0
+        used_keys = present.any(axis=0)
+        key_index = np.cumsum(used_keys) - 1
+        used = np.unique(sub[present])
+        value_index = np.searchsorted(used, sub[present])
+        key_of = np.broadcast_to(key_index, sub.shape)[present]
+        pairs = np.stack([key_of, value_index], axis=1).ravel().astype(np.uint64)
+        starts, ends = self.offsets[used], self.offsets[used + 1]
+        lengths = ends - starts
+        gather = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+        keys = b"".join(e for e, u in zip(self.key_entries, used_keys) if u)
+        return pairs, 2 * present.sum(axis=1), keys + self.blob[gather].tobytes()
+
+
+def encode_layer(name: str, geoms: np.ndarray, properties: pd.DataFrame | ValueTable, *, kind: str,
+                 rows: np.ndarray | None = None, origin: tuple[float, float] = (0.0, 0.0),
+                 scale: tuple[float, float] = (1.0, 1.0), extent: int = EXTENT) -> bytes:
+    """One MVT layer of ``geoms`` with their ``properties``, as tile bytes.
 
     Parameters
     ----------
     name
         The layer's name in the tile.
     geoms
-        Shapely geometries in tile coordinates (0..extent, y downwards); empty or degenerate ones are left out.
+        Shapely geometries; ``(coordinate - origin) * scale`` puts them in tile units (0..extent, y down).
+        Empty or degenerate ones (at tile resolution) are left out.
     properties
-        One row per geometry; nulls are left out of a feature's tags.
+        One row per geometry (nulls are left out of a feature's tags), or the :class:`ValueTable` of a whole
+        layer with ``rows`` naming each geometry's row in it.
     kind
         ``polygon``, ``line`` or ``point``.
+    rows
+        The row of each geometry in ``properties`` (default: the geometries are its rows, in order).
+    origin, scale
+        The affine step from the geometries' coordinates to tile units (default: they are already).
     """
     geoms = np.asarray(geoms, dtype=object)
-    xy, lengths, path_feat, _ = _paths(geoms, kind)
+    table = properties if isinstance(properties, ValueTable) else ValueTable(properties)
+    rows = np.arange(len(geoms)) if rows is None else np.asarray(rows)
+    xy, lengths, path_feat, _ = _paths(geoms, kind, origin, scale)
     feats = np.unique(path_feat)
     if len(feats) == 0:
         return b""
     commands = _geometry_commands(xy, lengths, path_feat, kind)
-    # per-feature counts of command integers
     if kind == "point":
-        per_path = np.ones(len(lengths), dtype=np.int64) * 0
         _, pcount = np.unique(path_feat, return_counts=True)
         geom_counts = 1 + 2 * pcount
     else:
         per_path = 2 * lengths + 2 + (1 if kind == "polygon" else 0)
         geom_counts = np.bincount(np.searchsorted(feats, path_feat), weights=per_path).astype(np.int64)
-    tags, tag_counts, value_msgs, keys = _tags(properties, feats)
+    tags, tag_counts, keys_and_values = table.pick(rows[feats])
+    stream = _feature_stream(commands, geom_counts, tags, tag_counts, kind)
+    name_b = name.encode("utf-8")
+    body = b"".join([b"\x78\x02", _entry(b"\x0a", name_b), varints(stream), keys_and_values,
+                     b"\x28", _varint(extent)])
+    return _entry(b"\x1a", body)
+
+
+def _feature_stream(commands: np.ndarray, geom_counts: np.ndarray, tags: np.ndarray, tag_counts: np.ndarray,
+                    kind: str) -> np.ndarray:
+    """The integers of every ``Layer.features`` entry (field tags, lengths, tags, type, geometry), in order."""
     geom_bytes = _segment_sums(varint_sizes(commands), geom_counts)
     tag_bytes = _segment_sums(varint_sizes(tags), tag_counts)
     feat_bytes = 1 + varint_sizes(tag_bytes) + tag_bytes + 2 + 1 + varint_sizes(geom_bytes) + geom_bytes
     block = 2 + 2 + tag_counts + 2 + 2 + geom_counts
     start = np.cumsum(block) - block
     stream = np.empty(int(block.sum()), dtype=np.uint64)
-    gtype = {"point": _POINT, "line": _LINESTRING, "polygon": _POLYGON}[kind]
     stream[start] = 0x12
     stream[start + 1] = feat_bytes
     stream[start + 2] = 0x12
     stream[start + 3] = tag_bytes
-    tag_pos = np.repeat(start + 4, tag_counts) + (np.arange(int(tag_counts.sum())) - np.repeat(np.cumsum(tag_counts) - tag_counts, tag_counts))
-    stream[tag_pos] = tags
+    stream[_spread(start + 4, tag_counts)] = tags
     after = start + 4 + tag_counts
     stream[after] = 0x18
-    stream[after + 1] = gtype
+    stream[after + 1] = {"point": _POINT, "line": _LINESTRING, "polygon": _POLYGON}[kind]
     stream[after + 2] = 0x22
     stream[after + 3] = geom_bytes
-    geom_pos = np.repeat(after + 4, geom_counts) + (np.arange(int(geom_counts.sum())) - np.repeat(np.cumsum(geom_counts) - geom_counts, geom_counts))
-    stream[geom_pos] = commands
-    name_b = name.encode("utf-8")
-    parts = [b"\x78\x02", b"\x0a", _varint(len(name_b)), name_b, varints(stream)]
-    for key in keys:
-        kb = key.encode("utf-8")
-        parts += [b"\x1a", _varint(len(kb)), kb]
-    for msg in value_msgs:
-        parts += [b"\x22", _varint(len(msg)), msg]
-    parts += [b"\x28", _varint(extent)]
-    body = b"".join(parts)
-    return b"\x1a" + _varint(len(body)) + body
+    stream[_spread(after + 4, geom_counts)] = commands
+    return stream
+
+
+def _spread(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i], starts[i] + 1, … starts[i] + counts[i] - 1`` for every i, in order."""
+    total = int(counts.sum())
+    return np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)

@@ -64,7 +64,8 @@ class ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.first_line = self.process.stdout.readline()
-        deadline = time.monotonic() + 30
+        # it prepares every tiled layer for every zoom before it answers: seconds, more on a busy 2-core machine
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 msg = f"gridcover serve exited with {self.process.returncode}: {self.process.stderr.read()}"
@@ -75,7 +76,7 @@ class ServerProcess:
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("gridcover serve did not answer within 30 s")
+        raise RuntimeError("gridcover serve did not answer within 120 s")
 
     def stop(self) -> None:
         if self.process.poll() is None:

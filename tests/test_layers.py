@@ -194,3 +194,21 @@ def test_the_visit_records_are_no_map_layer_and_households_stay_with_street_offi
         find_layer("visits")
     assert all(layer.source != "visits" for layer in LAYERS)
     assert find_layer("households").role == "street_office"  # their visit columns go where the households go
+
+
+def test_a_layer_value_table_encoded_once_gives_each_tile_the_same_bytes_as_its_own_rows():
+    from layers.mvt import ValueTable
+
+    polys = np.array([shapely.box(100 * i, 0, 100 * i + 90, 90) for i in range(6)], dtype=object)
+    props = pd.DataFrame({"id": list("abcdef"), "n": [1, 2, None, 2, 5, 1], "name": ["甲", None, "乙", "甲", "丙", None],
+                          "flag": [True, False, True, True, False, None]})
+    table = ValueTable(props)
+    rows = np.array([1, 3, 4])
+    # the same geometries in metres, which the encoder moves into tile units itself ((c - origin) * scale, y down)
+    shifted = shapely.transform(polys[rows], lambda c: c / (2.0, -2.0) + (1000.0, -500.0))
+    from_table = encode_layer("grids", shifted, table, rows=rows, kind="polygon", origin=(1000.0, -500.0),
+                              scale=(2.0, -2.0))
+    by_hand = encode_layer("grids", polys[rows], props.iloc[rows].reset_index(drop=True), kind="polygon")
+    decode = mapbox_vector_tile.decode
+    assert decode(from_table, default_options={"y_coord_down": True}) == decode(by_hand, default_options={"y_coord_down": True})
+    assert decode(from_table)["grids"]["features"][1]["properties"] == {"id": "d", "n": 2, "name": "甲", "flag": True}

@@ -214,3 +214,79 @@ def test_tiles_answer_head_with_the_headers_of_get_and_no_body(client, workspace
             assert (head.status_code, head.content) == (200, b""), path
             assert head.headers["content-type"] == get.headers["content-type"], path
             assert head.headers.get("etag") == get.headers.get("etag"), path
+
+
+def _tiles_around(workspace, zooms=(12, 13, 15, 17)) -> list[tuple[int, int, int]]:
+    c = workspace.read("grids").union_all().centroid
+    out = []
+    for z in zooms:
+        x, y = tile_of(c.x, c.y, z)
+        out += [(z, x, y), (z, x + 1, y), (z, x, y - 1)]
+    return out
+
+
+def test_tiles_prepared_before_the_first_request_are_the_tiles_drawn_on_demand(workspace):
+    from layers.features import LayerCache
+    from layers.tiles import TileCache, prepare_tiles, vector_tile
+
+    prepared_layers, prepared_tiles = LayerCache(), TileCache()
+    done = prepare_tiles(workspace, k=5, layer_cache=prepared_layers, tile_cache=prepared_tiles)
+    assert {"grids", "buildings", "cases"} <= set(done) and "households" not in done
+    fresh = LayerCache()
+    for layer in ("grids", "buildings", "cases", "blindspots"):
+        for z, x, y in _tiles_around(workspace):
+            ready = vector_tile(workspace, layer, z, x, y, k=5, layer_cache=prepared_layers, tile_cache=prepared_tiles)
+            assert ready == vector_tile(workspace, layer, z, x, y, k=5, layer_cache=fresh), (layer, z, x, y)
+    # the public counts of cases per grid are drawn on the grids' geometries: simplified once, not twice
+    grids, cases = prepared_layers.prepare(workspace, "grids"), prepared_layers.prepare(workspace, "cases")
+    assert grids.geometry_key == cases.geometry_key
+    assert grids.simplified(13, 1.0) is cases.simplified(13, 1.0)
+
+
+def test_processes_sharing_a_tile_folder_draw_each_tile_and_each_zoom_once(tmp_path, workspace):
+    from layers.tiles import TileCache
+
+    one, other = TileCache(folder=tmp_path), TileCache(folder=tmp_path)
+    key = (str(workspace.path), "v1-a", 5, "mvt", "grids", 13, 1, 2)
+    one.put(key, b"tile bytes")
+    assert other.get(key) == b"tile bytes"  # drawn by one process, answered by the other
+    assert not list(tmp_path.rglob(".tmp-*"))  # written through a temporary file moved into place
+    made = []
+    shared_key = (f"{workspace.path}#simplified-grids", "abc", 13)
+    assert one.shared(shared_key, lambda: made.append(1) or b"simplified") == b"simplified"
+    assert other.shared(shared_key, lambda: made.append(2) or b"again") == b"simplified" and made == [1]
+    # a new workspace version: its tiles in a folder of their own, the old version's folder removed
+    newer = (str(workspace.path), "v2-b", 5, "mvt", "grids", 13, 1, 2)
+    assert other.get(newer) is None
+    other.put(newer, b"new bytes")
+    assert one.get(newer) == b"new bytes" and TileCache(folder=tmp_path).get(key) is None
+
+
+def test_tiles_through_a_shared_folder_are_the_same_tiles(tmp_path, workspace):
+    client = TestClient(create_app(workspace, k=30, tile_folder=str(tmp_path)))
+    plain = TestClient(create_app(workspace, k=30))
+    for z, x, y in _tiles_around(workspace, zooms=(13, 15)):
+        path = f"/tiles/grids/{z}/{x}/{y}.mvt"
+        assert client.get(path).content == plain.get(path).content, path
+    other = TestClient(create_app(workspace, k=30, tile_folder=str(tmp_path)))  # a second process, in effect
+    z, x, y = _tiles_around(workspace, zooms=(13,))[0]
+    assert other.app.state.tile_cache.get(
+        (str(workspace.path), *_key_tail(workspace, z, x, y))) == plain.get(f"/tiles/grids/{z}/{x}/{y}.mvt").content
+
+
+def _key_tail(workspace, z, x, y):
+    from layers.features import layer_version
+
+    return (layer_version(workspace, "grids"), 30, "mvt", "grids", z, x, y)
+
+
+def test_what_a_tile_holds_is_named_once_for_every_backend():
+    from layers.catalog import find_layer
+    from layers.tiles import EXTENT, TILE_BUFFER, simplify_tolerance, tile_fields, tile_zooms
+
+    grids = find_layer("grids")
+    assert (EXTENT, TILE_BUFFER) == (4096, 64)
+    assert simplify_tolerance(grids, 15) == pytest.approx(2 * 20037508.342789244 / 2 ** 15 / 4096 * 4)
+    assert simplify_tolerance(grids, grids.maxzoom) == 0 and simplify_tolerance(find_layer("facilities"), 13) == 0
+    assert list(tile_zooms(grids)) == list(range(grids.minzoom, grids.maxzoom))
+    assert tile_fields(grids, ["households", "id", "worker_phone", "name"]) == ["id", "name", "households"]
