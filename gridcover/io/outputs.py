@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyogrio
 
 from geo.schema import LAYERS, TABLE
+from gridcover.io.geojson import write_point_geojson
 from gridcover.io.history import earlier_history, write_history
 from gridcover.io.paths import prepare_output_folder, temp_dir
 
@@ -75,9 +76,14 @@ def _plain(frame: gpd.GeoDataFrame, *, lists: str = "python") -> gpd.GeoDataFram
 
 
 def _write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """One GeoJSON output layer (RFC 7946, 7 decimals): a point layer by :func:`gridcover.io.geojson.write_point_geojson`
+    (GDAL's bytes, ~10× faster), any other through GDAL."""
+    wgs84 = frame.to_crs(_WGS84)
+    if write_point_geojson(wgs84, path):
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pyogrio.write_dataframe(_plain(frame.to_crs(_WGS84)), path, driver="GeoJSON",
+        pyogrio.write_dataframe(_plain(wgs84), path, driver="GeoJSON",
                                 layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": 7, "WRITE_NAME": "NO"})
 
 
