@@ -174,22 +174,24 @@ def reach_shares(groups: dict[str, np.ndarray], reach: pd.DataFrame, *, persons:
         ok = keys.notna().to_numpy()
         if not ok.any():
             continue
-        k = keys[ok].astype(str).to_numpy()
-        base = pd.DataFrame({"id": k, "one": 1.0, "persons": w_persons[ok]})
-        for grp in SPECIAL_GROUPS:
-            base[grp] = special[grp].to_numpy()[ok].astype(float)
-        denom = base.groupby("id").sum()
+        # one factorisation per level, then sums per group with bincount (the weights are whole numbers:
+        # the sums are exact, as pandas' groupby gave them)
+        codes, ids = pd.factorize(keys[ok].astype(str).to_numpy(), sort=True)
+        ids = pd.Index(ids, name="id")
+        weights = {"one": np.ones(len(codes)), "persons": w_persons[ok],
+                   **{grp: special[grp].to_numpy()[ok].astype(float) for grp in SPECIAL_GROUPS}}
+        denom = {name: np.bincount(codes, weights=w, minlength=len(ids)) for name, w in weights.items()}
         for cat, hit in cols.items():
             h = hit[ok].astype(float)
-            num = pd.DataFrame({"id": k, "one": h, "persons": w_persons[ok] * h,
-                                **{grp: special[grp].to_numpy()[ok].astype(float) * h for grp in SPECIAL_GROUPS}}).groupby("id").sum()
             with np.errstate(divide="ignore", invalid="ignore"):
-                share = (num / denom.replace(0, np.nan)).round(4)
+                share = {name: np.round(np.bincount(codes, weights=w * h, minlength=len(ids)) /
+                                        np.where(denom[name] == 0, np.nan, denom[name]), 4)
+                         for name, w in weights.items()}
             part = pd.DataFrame({
-                "level": level, "id": denom.index, "category": cat, "tier": tiers[cat],
-                "households": denom["one"].astype(int).to_numpy(),
-                "households_share": share["one"].to_numpy(), "persons_share": share["persons"].to_numpy(),
-                **{f"{grp}_share": share[grp].to_numpy() for grp in SPECIAL_GROUPS},
+                "level": level, "id": ids, "category": cat, "tier": tiers[cat],
+                "households": denom["one"].astype(int),
+                "households_share": share["one"], "persons_share": share["persons"],
+                **{f"{grp}_share": share[grp] for grp in SPECIAL_GROUPS},
             })
             rows.append(part)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

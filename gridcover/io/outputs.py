@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyogrio
 
 from geo.schema import LAYERS, TABLE
+from gridcover.io.geojson import write_point_geojson
 from gridcover.io.history import earlier_history, write_history
 from gridcover.io.paths import prepare_output_folder, temp_dir
 
@@ -75,20 +76,32 @@ def _plain(frame: gpd.GeoDataFrame, *, lists: str = "python") -> gpd.GeoDataFram
 
 
 def _write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """One GeoJSON output layer (RFC 7946, 7 decimals): a point layer by :func:`gridcover.io.geojson.write_point_geojson`
+    (GDAL's bytes, ~10× faster), any other through GDAL."""
+    wgs84 = frame.to_crs(_WGS84)
+    if write_point_geojson(wgs84, path):
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pyogrio.write_dataframe(_plain(frame.to_crs(_WGS84)), path, driver="GeoJSON",
+        pyogrio.write_dataframe(_plain(wgs84), path, driver="GeoJSON",
                                 layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": 7, "WRITE_NAME": "NO"})
 
 
 def _write_gpkg_layer(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
-    """One layer into the GeoPackage; a table layer of the data model (``visits``) as an attribute table."""
+    """One layer into the GeoPackage; a table layer of the data model (``visits``) as an attribute table.
+
+    Written through GDAL's arrow stream (half the time of pyogrio's per-feature path: the same fields, types and
+    rows); a frame arrow cannot convert goes the per-feature way."""
     plain = _plain(frame.to_crs(_WGS84), lists="json")
     if layer in LAYERS and LAYERS[layer].geometry == TABLE:
         plain = pd.DataFrame(plain.drop(columns=plain.geometry.name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pyogrio.write_dataframe(plain, path, layer=layer, driver="GPKG", append=path.exists())
+        append = path.exists()
+        try:
+            pyogrio.write_dataframe(plain, path, layer=layer, driver="GPKG", append=append, use_arrow=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # raised before GDAL writes
+            pyogrio.write_dataframe(plain, path, layer=layer, driver="GPKG", append=append)
 
 
 def _json_default(value):
