@@ -9,13 +9,17 @@ The steps, each a function over arrays:
    cells, clipped to the community, tile it, and the cells of one unit are the area nearest to it — between
    two estates that is the centre line of the street between them. The Delaunay triangulation of the same
    points gives which units touch (and whether the touching crosses a road).
-3. :func:`partition_units` — region growing along a Hilbert sweep: each grid grows from the first unassigned
-   unit of the sweep, adding the nearest touching unit (a road crossing counts as ``road_penalty_m`` more
-   distance) until it reaches the floor, the last unit chosen among the nearest few to land as close to the
-   floor as possible (so the band allows as many grids as it can); pockets cut off from the rest are
-   absorbed. Repair steps then bring every grid into the band (steal a boundary unit from a neighbour with
-   room, else merge with or dissolve into neighbours, split a grid above the ceiling) and a compactness
-   pass hands boundary units to the neighbour they are nearer to, always keeping every grid contiguous.
+3. :func:`partition_units` — the most grids in the band: solved exactly where the community's connected
+   candidate sets are few enough (:func:`geo.regions.exact_regions`: an integer program over connected sets of
+   units, the most grids in the band, then the least spread with a cost per road crossed inside a grid);
+   otherwise region growing along a Hilbert sweep: each grid grows from the first unassigned unit of the sweep,
+   adding the nearest touching unit (a road crossing counts as ``road_penalty_m`` more distance) until it
+   reaches the floor, the last unit chosen among the nearest few to land as close to the floor as possible;
+   pockets cut off from the rest are absorbed. Repair steps then bring every grid into the band (steal a
+   boundary unit from a neighbour with room, else merge with or dissolve into neighbours, split a grid above
+   the ceiling), a local search solves each grid with its neighbours exactly again
+   (:func:`geo.regions.improve_regions`), and a compactness pass hands boundary units to the neighbour they
+   are nearer to, always keeping every grid contiguous.
    With ``keep_current`` the current grids are the start and only the repair steps run (least change).
 4. :func:`grid_polygons` — the Voronoi cells dissolved per grid, their shared edges simplified as a
    coverage (``simplify_m``; the community's outline is kept), then every unit footprint is given to its
@@ -55,6 +59,7 @@ from scipy.spatial import Delaunay
 from geo.diagnose import polygonal_parts
 from geo.errors import GridcoverError
 from geo.gridcodes import STANDARD, CodePattern, assign_codes
+from geo.regions import MAX_STEPS, exact_regions, improve_regions
 from geo.workload import workload_band
 
 #: Default band of households per grid: a grid of one full-time worker within the workload rule (geo.workload:
@@ -407,8 +412,15 @@ def _hilbert_order(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def partition_units(weights: np.ndarray, x: np.ndarray, y: np.ndarray, pairs: np.ndarray, *,
                     band: tuple[int, int] = DEFAULT_BAND, road_share: np.ndarray | None = None,
                     road_penalty_m: float = 60.0, start: np.ndarray | None = None, lookahead: int = 6,
-                    compact_passes: int = 3) -> np.ndarray:
+                    compact_passes: int = 3, exact_steps: int = MAX_STEPS,
+                    contact: np.ndarray | None = None) -> np.ndarray:
     """Grid of each unit: contiguous groups with households in ``band``, as many as the band allows.
+
+    Without ``start`` the division is solved exactly (:func:`geo.regions.exact_regions`: the most grids in the
+    band, then the least spread) when the community's connected candidate sets are few enough (``exact_steps``
+    enumeration steps, 0 never); otherwise, or when the program gives fewer grids in the band than the greedy,
+    grids grow along a Hilbert sweep, are repaired into the band and improved by solving each grid with its
+    neighbours exactly (:func:`geo.regions.improve_regions`).
 
     Parameters
     ----------
@@ -417,27 +429,46 @@ def partition_units(weights: np.ndarray, x: np.ndarray, y: np.ndarray, pairs: np
     pairs
         ``(m, 2)`` units that touch.
     road_share
-        Share of each pair's contact crossing a road: growing across it costs ``road_penalty_m`` more.
+        Share of each pair's contact crossing a road: growing across it (or keeping it inside a grid) costs
+        ``road_penalty_m`` more.
     start
         Current grid of each unit (-1: none): keep it and only repair (least change).
+    contact
+        Length of cell boundary each pair shares (m): units without households go with the neighbour they share
+        most with in the exact division.
     """
     lo, hi = band
     w = np.asarray(weights, dtype=np.int64)
     n = len(w)
     dist = np.hypot(x[pairs[:, 0]] - x[pairs[:, 1]], y[pairs[:, 0]] - y[pairs[:, 1]]) if len(pairs) else np.zeros(0)
-    cost = dist + (road_penalty_m * road_share if road_share is not None else 0.0)
-    graph = _Graph(n, pairs, cost)
-    if start is None:
-        region = _grow(w, x, y, graph, lo, hi, lookahead)
-    else:
+    extra = road_penalty_m * road_share if road_share is not None else np.zeros(len(pairs))
+    graph = _Graph(n, pairs, dist + extra)
+    if start is not None:
         region = np.asarray(start, dtype=np.int64).copy()
         # units without a current grid join a touching grid (or start their own)
         region = _fill_unassigned(region, graph)
         region = _split_disconnected(region, graph)
-    region = _repair(region, w, x, y, graph, lo, hi)
-    region = _compact(region, w, x, y, graph, lo, hi, passes=compact_passes)
+        region = _repair(region, w, x, y, graph, lo, hi)
+        region = _compact(region, w, x, y, graph, lo, hi, passes=compact_passes)
+    else:
+        solved = exact_regions(w, pairs, band=band, x=x, y=y, pair_cost=extra, contact=contact,
+                               max_steps=exact_steps) \
+            if exact_steps > 0 else None
+        region = solved.labels if solved is not None and solved.feasible else None
+        if region is None or not solved.optimal:
+            greedy = _repair(_grow(w, x, y, graph, lo, hi, lookahead), w, x, y, graph, lo, hi)
+            greedy = improve_regions(greedy, w, pairs, band=band, x=x, y=y)
+            greedy = _compact(greedy, w, x, y, graph, lo, hi, passes=compact_passes)
+            if region is None or _grids_in_band(greedy, w, band) > _grids_in_band(region, w, band):
+                region = greedy
     _, region = np.unique(region, return_inverse=True)
     return region
+
+
+def _grids_in_band(region: np.ndarray, w: np.ndarray, band: tuple[int, int]) -> int:
+    """How many grids of a division hold households within the band."""
+    totals = np.bincount(region, weights=w)
+    return int(((totals >= band[0]) & (totals <= band[1])).sum())
 
 
 def _grow(w, x, y, graph: _Graph, lo: int, hi: int, lookahead: int) -> np.ndarray:
@@ -799,7 +830,9 @@ def grid_polygons(community: shapely.Geometry, tess: Tessellation, unit_grid: np
                 e = shapely.difference(e, taken, grid_size=precision_m)
                 own[g] = shapely.union(b_, e, grid_size=precision_m)
                 taken = shapely.union(taken, own[g], grid_size=precision_m)
-    out = shapely.union(shapely.difference(raw, all_fp, grid_size=precision_m), own, grid_size=precision_m)
+    # overlays may leave lines beside the polygons (GEOS refuses a mixed-dimension input): polygons only
+    out = shapely.union(polygonal_parts(shapely.difference(raw, all_fp, grid_size=precision_m)),
+                        polygonal_parts(own), grid_size=precision_m)
     out = polygonal_parts(out)
     out = _reattach_crumbs(out, own, precision_m)
     return exact_coverage(_fill_gaps(out, community, precision_m), community, precision_m=precision_m)
@@ -947,7 +980,7 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
                   current_grids: gpd.GeoDataFrame | None = None, keep_current: bool = False,
                   roads: gpd.GeoDataFrame | None = None, spacing_m: float = 10.0, simplify_m: float = 5.0,
                   road_penalty_m: float = 60.0, precision_m: float = 0.01, code_pattern: CodePattern = STANDARD,
-                  taken_codes=()) -> Proposal:
+                  taken_codes=(), exact_steps: int = MAX_STEPS) -> Proposal:
     """Balanced grids for one community (all inputs in one metric CRS).
 
     Parameters
@@ -969,6 +1002,9 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
         in reading order, after every code in ``taken_codes``, e.g. those of the grid history, so a retired code
         is never reused); a grid keeping a current grid's id keeps its code. Without a community code new grids
         are ``<community>-N01`` … and a note says so.
+    exact_steps
+        Enumeration steps allowed for the exact division (:func:`partition_units`); 0 uses only the greedy
+        growth, repairs and local search.
     """
     import time
 
@@ -996,7 +1032,8 @@ def propose_grids(community: gpd.GeoSeries | gpd.GeoDataFrame, buildings: gpd.Ge
         notes.append(f"the community holds {total} households, fewer than the floor {lo}: one grid")
     else:
         unit_grid = partition_units(units.households, units.x, units.y, tess.pairs, band=(lo, hi),
-                                    road_share=tess.road_share, road_penalty_m=road_penalty_m, start=start)
+                                    road_share=tess.road_share, road_penalty_m=road_penalty_m, start=start,
+                                    exact_steps=exact_steps, contact=tess.contact)
     n_grids = int(unit_grid.max()) + 1
     t3 = time.perf_counter()
     polys = grid_polygons(cgeom, tess, unit_grid, n_grids, units, simplify_m=simplify_m, precision_m=precision_m)

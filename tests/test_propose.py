@@ -8,7 +8,9 @@ import pytest
 import shapely
 
 from geo.assign import building_grids
-from geo.propose import ProposalError, parse_band, partition_units, polsby_popper, propose_grids
+from geo.propose import ProposalError, parse_band, partition_units, polsby_popper, propose_grids, tessellate
+from geo.regions import exact_regions, region_bound
+from geo.workload import workload_band
 from redraw_data import community_frames
 
 
@@ -59,6 +61,37 @@ def test_an_estate_above_the_ceiling_is_split_along_building_lines(community):
     assert big in p.units.split_estates
     assert not building_grids(buildings, p.grids)["split"].any()
     assert p.grids["households"].between(300, 500).all()
+
+
+@pytest.fixture(scope="module")
+def workload_proposal(community):
+    comm, buildings, estates, hh = community
+    return propose_grids(comm, buildings, estates, hh, band=workload_band(1))
+
+
+def test_with_the_workload_rule_the_grids_are_as_many_as_whole_estates_allow(workload_proposal, community):
+    # 150-300 households per one-worker grid: estates of ~100 households pair up, so households // 150 is out of
+    # reach; the exact optimum over the same units (geo.regions) is what a division into whole estates can make
+    comm, buildings, estates, _ = community
+    p = workload_proposal
+    assert p.grids["households"].between(150, 300).all()
+    cgeom = shapely.make_valid(shapely.set_precision(comm.geometry.iloc[0], 0.01))
+    tess = tessellate(cgeom, p.units.piece_geom, p.units.piece_unit)
+    best = exact_regions(p.units.households, tess.pairs, band=(150, 300))
+    assert best.optimal and len(p.grids) == best.count
+    assert best.count <= region_bound(p.units.households, band=(150, 300)) < 0.95 * p.maximum
+    assert not building_grids(buildings, p.grids)["split"].any()
+    assert not building_grids(estates, p.grids)["split"].any()
+    assert (shapely.get_num_geometries(p.grids.geometry.to_numpy()) == 1).all()
+    assert shapely.coverage_is_valid(shapely.set_precision(p.grids.geometry.to_numpy(), 0.01), gap_width=1.0)
+
+
+def test_without_the_exact_division_the_greedy_and_local_search_stay_in_band_near_the_optimum(workload_proposal,
+                                                                                              community):
+    comm, buildings, estates, hh = community
+    greedy = propose_grids(comm, buildings, estates, hh, band=workload_band(1), exact_steps=0)
+    assert greedy.grids["households"].between(150, 300).all()
+    assert len(greedy.grids) >= 0.95 * len(workload_proposal.grids)
 
 
 def test_keeping_current_grids_that_are_in_band_changes_nothing():
