@@ -78,8 +78,15 @@ def run(data: Path, engine: str, *, limit_gib: float, out_root: Path) -> dict:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     ps = psutil.Process(proc.pid)
     peak, killed, peaks = 0, False, {}
+    shown = time.perf_counter()
     while proc.poll() is None:
         rss = sample_peaks(ps, peaks)
+        if time.perf_counter() - shown > 120:  # a long run says how far its peaks have got
+            shown = time.perf_counter()
+            others = sorted((v / GIB for k, v in peaks.items() if k != proc.pid), reverse=True)[:4]
+            print(f"  … {shown - started:7.0f} s: tree {rss / GIB:.2f} GiB now, peak {max(peak, rss) / GIB:.2f}; "
+                  f"driver peak {peaks.get(proc.pid, 0) / GIB:.2f}, children {[round(v, 2) for v in others]} GiB; "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
         peak = max(peak, rss)
         if rss > limit_gib * GIB:
             killed = True
