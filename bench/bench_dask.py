@@ -14,6 +14,13 @@ in bench/data/. Never run in CI.
 
     python bench/bench_dask.py                                  # 1M, 2M, 5M households
     python bench/bench_dask.py --sizes 200000 --engines single dask   # a quick run
+
+Besides the whole tree it keeps each process's own peak: the command's process is the driver (a LocalCluster's
+scheduler and nannies run inside it), its child processes are the workers. Where both engines finish at a size,
+the two output folders are compared as tests/test_dask.py compares them (households by id, every feature and
+field, summary.json but its timings, the scorecard byte for byte, the workspace's layers). The Dask run
+assembles the single-file outputs up to 1,000,000 households and writes partitioned GeoParquet above
+(``gridcover analyze --engine dask`` without ``--assemble``), so at 5,000,000 it is compared with nothing.
 """
 
 from __future__ import annotations
@@ -50,14 +57,16 @@ def city(households: int, seed: int = 0) -> Path:
     return folder
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    """Resident bytes of a process and all its descendants."""
+def sample_peaks(proc: psutil.Process, peaks: dict[int, int]) -> int:
+    """Resident bytes of the tree now; ``peaks`` keeps each process's own peak (pid -> bytes)."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            rss = p.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+            continue
+        total += rss
+        peaks[p.pid] = max(peaks.get(p.pid, 0), rss)
     return total
 
 
@@ -68,9 +77,16 @@ def run(data: Path, engine: str, *, limit_gib: float, out_root: Path) -> dict:
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     ps = psutil.Process(proc.pid)
-    peak, killed = 0, False
+    peak, killed, peaks = 0, False, {}
+    shown = time.perf_counter()
     while proc.poll() is None:
-        rss = tree_rss(ps)
+        rss = sample_peaks(ps, peaks)
+        if time.perf_counter() - shown > 120:  # a long run says how far its peaks have got
+            shown = time.perf_counter()
+            others = sorted((v / GIB for k, v in peaks.items() if k != proc.pid), reverse=True)[:4]
+            print(f"  … {shown - started:7.0f} s: tree {rss / GIB:.2f} GiB now, peak {max(peak, rss) / GIB:.2f}; "
+                  f"driver peak {peaks.get(proc.pid, 0) / GIB:.2f}, children {[round(v, 2) for v in others]} GiB; "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
         peak = max(peak, rss)
         if rss > limit_gib * GIB:
             killed = True
@@ -85,9 +101,23 @@ def run(data: Path, engine: str, *, limit_gib: float, out_root: Path) -> dict:
                                                                       f"failed ({proc.returncode})")
     if proc.returncode not in (0, None) and not killed:
         print(stderr[-2000:], file=sys.stderr)
+    # the command's own process is the driver; the Dask workers are its child processes (the LocalCluster's
+    # scheduler and nannies run inside the driver); the largest children are the workers
+    children = sorted((v for k, v in peaks.items() if k != proc.pid), reverse=True)
     return {"households": int(data.name.split("-h")[1].split("-")[0]), "engine": engine, "status": status,
             "seconds": round(seconds, 1), "peak_gib": round(peak / GIB, 2), "out": str(out),
+            "driver_peak_gib": round(peaks.get(proc.pid, 0) / GIB, 2),
+            "worker_peaks_gib": [round(v / GIB, 2) for v in children[:8] if v > 200 * 1024 ** 2],
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "last_line": stdout.strip().splitlines()[-1] if stdout.strip() else ""}
+
+
+def compare(single: Path, dask: Path) -> list[str]:
+    """Every difference of two output folders, as the tests compare them (tests/test_dask.py)."""
+    sys.path.insert(0, str(ROOT.parent))
+    from tests.test_dask import _differences
+
+    return _differences(single, dask)
 
 
 def fit(rows: list[dict]) -> tuple[float, float] | None:
@@ -118,20 +148,33 @@ def main(argv: list[str] | None = None) -> int:
         for engine in args.engines:
             row = run(data, engine, limit_gib=args.limit_gib, out_root=args.out)
             rows.append(row)
-            print(f"{n:>11,} {engine:>6}: {row['status']:<36} {row['seconds']:>8.1f} s  peak {row['peak_gib']:6.2f} GiB",
+            print(f"{n:>11,} {engine:>6}: {row['status']:<36} {row['seconds']:>8.1f} s  peak {row['peak_gib']:6.2f} GiB"
+                  f" (driver {row['driver_peak_gib']:.2f} GiB, workers {row['worker_peaks_gib']} GiB; "
+                  f"load average at the end {row['load_average']})", flush=True)
+        done = [r for r in rows if r["households"] == n and r["status"] == "ok"]
+        if len(done) == 2:  # both engines finished: are the outputs the same?
+            differences = compare(Path(done[0]["out"]), Path(done[1]["out"]))
+            for r in done:
+                r["differences"] = differences
+            print(f"{n:>11,} outputs single vs dask: " + ("identical" if not differences else
+                                                          f"{len(differences)} differences: {differences[:5]}"),
                   flush=True)
-            if not args.keep:
-                subprocess.run(["rm", "-rf", row["out"]])
+        if not args.keep:
+            for r in rows:
+                if r["households"] == n:
+                    subprocess.run(["rm", "-rf", r["out"]])
     print()
     print(f"machine: {os.cpu_count()} cores, {MACHINE_GIB:.1f} GiB; limit {args.limit_gib:.1f} GiB")
-    print(f"{'households':>11} | {'single s':>9} | {'single GiB':>10} | {'dask s':>8} | {'dask GiB':>8} | time dask/single")
+    print(f"{'households':>11} | {'single s':>9} | {'single GiB':>10} | {'dask s':>8} | {'dask GiB':>8} | "
+          f"{'driver GiB':>10} | {'workers GiB':>14} | time dask/single")
     for n in args.sizes:
         s = next((r for r in rows if r["households"] == n and r["engine"] == "single"), None)
         d = next((r for r in rows if r["households"] == n and r["engine"] == "dask"), None)
         cell = lambda r, k: (f"{r[k]:.1f}" if r and r["status"] == "ok" else ("OOM" if r and "memory" in r["status"] else "-"))
         ratio = f"{d['seconds'] / s['seconds']:.2f}" if s and d and s["status"] == d["status"] == "ok" else "-"
+        workers = ", ".join(f"{w:.2f}" for w in d["worker_peaks_gib"]) if d and d["status"] == "ok" else "-"
         print(f"{n:>11,} | {cell(s, 'seconds'):>9} | {cell(s, 'peak_gib'):>10} | {cell(d, 'seconds'):>8} | "
-              f"{cell(d, 'peak_gib'):>8} | {ratio}")
+              f"{cell(d, 'peak_gib'):>8} | {cell(d, 'driver_peak_gib'):>10} | {workers:>14} | {ratio}")
     projection = {}
     for engine in args.engines:
         f = fit([r for r in rows if r["engine"] == engine])
@@ -144,6 +187,15 @@ def main(argv: list[str] | None = None) -> int:
                               f"peak_gib_at_{args.project}": round(a + b * args.project, 1)}
         print(f"{engine}: peak ≈ {a:.2f} GiB + {b * 1e6:.3f} GiB per million households; reaches {MACHINE_GIB:.0f} GiB "
               f"at ≈ {at / 1e6:.1f} M households; at {args.project / 1e6:.0f} M: ≈ {a + b * args.project:.1f} GiB")
+    dask_rows = [dict(r, peak_gib=r["driver_peak_gib"]) for r in rows if r["engine"] == "dask"]
+    f = fit(dask_rows)
+    if f is not None:
+        a, b = f
+        projection["dask_driver"] = {"intercept_gib": round(a, 3), "gib_per_million": round(b * 1e6, 3),
+                                     f"peak_gib_at_{args.project}": round(a + b * args.project, 1)}
+        print(f"dask driver alone: peak ≈ {a:.2f} GiB + {b * 1e6:.3f} GiB per million households; "
+              f"at {args.project / 1e6:.0f} M: ≈ {a + b * args.project:.1f} GiB")
+    print(f"load average at the end: {os.getloadavg()}")
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"dask-{stamp}.json").write_text(json.dumps({"runs": rows, "projection": projection,

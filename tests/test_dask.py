@@ -28,9 +28,9 @@ def _features(folder: Path, name: str) -> pd.DataFrame:
                           "geometry": json.dumps(f["geometry"])} for f in doc["features"]])
 
 
-def _differences(single: Path, dask: Path) -> list[str]:
+def _differences(single: Path, dask: Path, *, summary_ignore: tuple = ()) -> list[str]:
     """Every difference between two output folders (households compared by id: the Dask run writes them street
-    by street; timings left out)."""
+    by street; timings and the summary's ``summary_ignore`` keys left out)."""
     out = []
     for name in LAYERS:
         if not (single / f"{name}.geojson").exists() and not (dask / f"{name}.geojson").exists():
@@ -48,7 +48,8 @@ def _differences(single: Path, dask: Path) -> list[str]:
                 out.append(f"{name}.{column}: {int(differ.sum())} rows differ, e.g. {a[column][i][:60]} vs {b[column][i][:60]}")
     sa, sb = (json.loads((f / "summary.json").read_text(encoding="utf-8")) for f in (single, dask))
     for s in (sa, sb):
-        s.pop("timings_s")
+        for key in ("timings_s", *summary_ignore):
+            s.pop(key, None)
     for key in sorted(set(sa) | set(sb)):
         if sa.get(key) != sb.get(key):
             out.append(f"summary.json {key}: {str(sa.get(key))[:120]} vs {str(sb.get(key))[:120]}")
@@ -95,8 +96,14 @@ def test_the_dask_run_of_the_sample_writes_the_single_process_outputs(sample_ana
     assert _differences(Path(single), out) == []
 
 
-def test_a_city_of_six_streets_gives_the_same_outputs_on_dask(city, cluster, tmp_path):
-    single = write_outputs(analyze(city, reference_date=AS_OF), tmp_path / "single")
+@pytest.fixture(scope="module")
+def city_single(city, tmp_path_factory):
+    """The six streets' single-process output folder."""
+    return write_outputs(analyze(city, reference_date=AS_OF), tmp_path_factory.mktemp("single") / "out")
+
+
+def test_a_city_of_six_streets_gives_the_same_outputs_on_dask(city, city_single, cluster, tmp_path):
+    single = city_single
     analysis, out = analyze_dask(city, tmp_path / "dask", reference_date=AS_OF, scheduler=cluster)
     assert analysis.summary["households"] == 20_000 and len(analysis.summary["per_street"]) == 6
     assert analysis.summary["reach"]["method"] == "network"
@@ -203,3 +210,97 @@ def test_cases_are_placed_and_judged_as_in_one_process(city, cluster, tmp_path):
     assert c["judged"] + c["reported_after_as_of"] == n and c["outside_grids"] >= 5 and c["not_located"] < n // 10
     assert set(c["located_by"]) == {"point", "household", "address", "none"} and c["located_by"]["address"] > 100
     assert _differences(single, out) == []  # cases.geojson, the grids' case columns, summary, scorecard, workspace
+
+
+def test_without_assembly_the_workers_write_the_households_as_geoparquet_by_street(city, city_single, cluster,
+                                                                                   tmp_path):
+    """``--no-assemble``: no households.geojson; each street's households in OUT/parts/households/street=<id>/
+    as GeoParquet (GeoPandas reads the folder), the same rows and values as the single-process run's."""
+    import shutil
+
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    from gridcover.io.outputs import _write_geojson
+
+    analysis, out = analyze_dask(city, tmp_path / "parted", reference_date=AS_OF, scheduler=cluster, assemble=False)
+    assert not (out / "households.geojson").exists()
+    files = sorted((out / "parts" / "households").glob("street=*/part.parquet"))
+    streets = sorted(str(s) for s in analysis.data.layers["streets"]["id"])
+    assert [f.parent.name for f in files] == [f"street={s}" for s in streets]
+    geo = json.loads(pq.read_schema(files[0]).metadata[b"geo"])
+    assert geo["primary_column"] == "geometry" and geo["columns"]["geometry"]["encoding"] == "WKB"
+    whole = gpd.read_parquet(out / "parts" / "households")  # the folder as one dataset (street: Hive's column)
+    assert len(whole) == 20_000 and whole["id"].is_unique and whole.crs.to_epsg() == 4326
+    kept = {str(r[0]) for r in pyogrio.list_layers(out / "workspace.gpkg")}  # the city-wide layers, not the big ones
+    assert {"grids", "h3_reach", "blindspots", "streets"} <= kept and not kept & {"households", "input_households"}
+    # the values: the parts written as households.geojson by the same writer equal the single run's file
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(out, rebuilt)
+    frame = pd.concat([gpd.read_parquet(f) for f in files], ignore_index=True)
+    for column in frame.columns:  # lists come back as arrays
+        if frame[column].dtype == object and any(isinstance(v, np.ndarray) for v in frame[column].head(100)):
+            frame[column] = [None if v is None else list(v) for v in frame[column]]
+    _write_geojson(gpd.GeoDataFrame(frame, geometry="geometry", crs=4326), rebuilt / "households.geojson")
+    differences = _differences(city_single, rebuilt, summary_ignore=("outputs",))
+    assert [d for d in differences if not d.startswith("workspace.gpkg layers differ")] == []
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert "parts" in summary["outputs"] and "households.geojson" not in summary["outputs"]
+
+
+@pytest.fixture
+def cluster_elsewhere(tmp_path):
+    """A scheduler and two workers started apart, as a user's cluster is (``dask scheduler``, ``dask worker``),
+    each in a folder of its own that holds no data."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from dask.distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    (tmp_path / "scheduler").mkdir()
+    (tmp_path / "workers").mkdir()
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], cwd=tmp_path / "scheduler", env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard", "--memory-limit", "2GiB"],
+                                      cwd=tmp_path / "workers", env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(2, timeout=180)
+            assert {Path(d) for d in client.run(os.getcwd).values()} == {tmp_path / "workers"}
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_a_cluster_started_in_another_folder_reads_a_relative_data_path(sample_analysis, cluster_elsewhere,
+                                                                         tmp_path, monkeypatch, capsys):
+    """``gridcover analyze sample_geojson --engine dask --scheduler tcp://…`` from the checkout, the workers
+    running in another folder: the driver resolves the data path (and the output's) before the workers see
+    them, and the outputs are the single-process run's, the files named as the user named them."""
+    import os
+
+    _, single = sample_analysis
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    out = os.path.relpath(tmp_path / "out")
+    assert main(["analyze", "sample_geojson", "--out", out, "--engine", "dask", "--scheduler", cluster_elsewhere,
+                 "--as-of", "2026-11-29", "--quiet"]) == 0, capsys.readouterr().err
+    assert _differences(Path(single), tmp_path / "out", summary_ignore=("outputs",)) == []  # and a report.html
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["sources"]["households"].startswith("sample_geojson")

@@ -36,6 +36,11 @@ def register(subparsers) -> None:
     analyze.add_argument("--scheduler", metavar="ADDRESS",
                          help="with --engine dask: a dask.distributed scheduler (e.g. tcp://host:8786); "
                               "default: a local cluster of this machine's cores")
+    analyze.add_argument("--assemble", action=argparse.BooleanOptionalAction, default=None,
+                         help="with --engine dask: write households.geojson and the workspace's household layers as "
+                              "single files (the single-process run's folder); --no-assemble: the households as "
+                              "partitioned GeoParquet in OUT/parts instead; default: assemble up to 1,000,000 "
+                              "households (docs/dask.md)")
     analyze.add_argument("--skip-invalid", action="store_true",
                          help="leave out features that cannot be used (listed in OUT/rejects.geojson, counted in "
                               "summary.json) instead of stopping; streets, communities and grids always stop the run")
@@ -121,6 +126,10 @@ def _check_before_running(args: argparse.Namespace):
                                   state_dir=args.environment.state_dir)
     if args.scheduler and args.engine != "dask":
         raise GridcoverError("--scheduler needs --engine dask")
+    if args.assemble is not None and args.engine != "dask":
+        raise GridcoverError("--assemble / --no-assemble need --engine dask (one process always writes single files)")
+    if args.assemble is False and args.db:
+        raise GridcoverError("--no-assemble cannot go with --db: the PostGIS workspace needs the households whole")
     if args.skip_invalid and scratch is not None:
         raise ConfigError("--skip-invalid with --db needs --out OUT_DIR too: rejects.geojson is written there")
     if args.skip_invalid and args.engine == "dask":
@@ -198,7 +207,7 @@ def _run_engine(args: argparse.Namespace, *, settings, progress, history=None, s
                             h3_resolution=args.h3_resolution, reference_date=args.as_of,
                             scheduler=args.scheduler, progress=progress, extra=report,
                             window_weeks=args.window_weeks, history=history,
-                            stored_cases=stored_cases)
+                            stored_cases=stored_cases, assemble=True if args.db else args.assemble)
     from gridcover.engines.single import analyze_single
 
     return analyze_single(args.data_dir, args.out, crs=args.crs, settings=settings,

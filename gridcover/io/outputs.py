@@ -43,6 +43,8 @@ from gridcover.io.paths import prepare_output_folder, temp_dir
 _WGS84 = "EPSG:4326"
 #: Output layers written as GeoJSON and into the workspace, in order.
 OUTPUT_LAYERS = ("households", "grids", "coverage_issues", "h3_reach", "blindspots", "cases")
+#: The folder of a partitioned output (``analyze --engine dask --no-assemble``): ``parts/<layer>/street=<id>/``.
+PARTS_FOLDER = "parts"
 
 
 def _plain(frame: gpd.GeoDataFrame, *, lists: str = "python") -> gpd.GeoDataFrame:
@@ -85,6 +87,15 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
         warnings.simplefilter("ignore")
         pyogrio.write_dataframe(_plain(wgs84), path, driver="GeoJSON",
                                 layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": 7, "WRITE_NAME": "NO"})
+
+
+def write_geoparquet(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """One GeoParquet file of a layer (WGS-84, WKB geometry, the GeoParquet ``geo`` metadata), its parent folders
+    made; the GeoJSON writer's values in Arrow types (nullable integers and booleans kept, lists as lists of text,
+    which pandas reads back as arrays)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _plain(frame.to_crs(_WGS84)).to_parquet(path, index=False, compression="zstd")
 
 
 def _write_gpkg_layer(frame: gpd.GeoDataFrame, path: Path, layer: str) -> None:
