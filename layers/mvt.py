@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 
+import json
 import struct
 
 import numpy as np
@@ -204,6 +205,13 @@ def _value_message(value: object) -> bytes:
     return b"\x0a" + _varint(len(text)) + text
 
 
+def _hashable(values: pd.Series) -> pd.Series:
+    """A column as tiles carry it: a list field (the reasons …) as the JSON text the workspace stores."""
+    if values.dtype != object or not values.map(lambda v: isinstance(v, (list, tuple))).any():
+        return values
+    return values.map(lambda v: json.dumps(list(v), ensure_ascii=False) if isinstance(v, (list, tuple)) else v)
+
+
 def _entry(tag: bytes, payload: bytes) -> bytes:
     """One length-delimited protobuf field: its tag, the payload's length, the payload."""
     return tag + _varint(len(payload)) + payload
@@ -227,7 +235,7 @@ class ValueTable:
         self.codes = np.full((len(properties), len(self.keys)), -1, dtype=np.int64)
         entries: list[bytes] = []
         for j, column in enumerate(properties.columns):
-            codes, uniques = pd.factorize(properties[column], use_na_sentinel=True)
+            codes, uniques = pd.factorize(_hashable(properties[column]), use_na_sentinel=True)
             self.codes[:, j] = np.where(codes >= 0, codes + len(entries), -1)
             entries.extend(_entry(b"\x22", _value_message(u)) for u in uniques)
         sizes = np.array([len(e) for e in entries], dtype=np.int64)
